@@ -1,0 +1,34 @@
+"""One error shape for the whole API: DRF's {"detail", "code"} or {field: [messages]}, never a 500 for bad input."""
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.http import Http404
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from imagestudio.common.errors import Conflict, DomainError, NotFound, ServiceUnavailable
+
+_STATUS = {Conflict: status.HTTP_409_CONFLICT, NotFound: status.HTTP_404_NOT_FOUND,
+           ServiceUnavailable: status.HTTP_503_SERVICE_UNAVAILABLE}
+
+
+def _domain_response(exc):
+    code = next((value for kind, value in _STATUS.items() if isinstance(exc, kind)), status.HTTP_400_BAD_REQUEST)
+    if exc.field and code == status.HTTP_400_BAD_REQUEST:
+        return Response({exc.field: [exc.message]}, status=code)
+    headers = {"Retry-After": "30"} if code == status.HTTP_503_SERVICE_UNAVAILABLE else None
+    return Response({"detail": exc.message, "code": exc.code}, status=code, headers=headers)
+
+
+def exception_handler(exc, context):
+    if isinstance(exc, DomainError):
+        return _domain_response(exc)
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied()
+    response = drf_exception_handler(exc, context)
+    if response is not None and isinstance(response.data, dict) and "detail" in response.data:
+        codes = exc.get_codes() if isinstance(exc, exceptions.APIException) else None
+        response.data["code"] = codes if isinstance(codes, str) else getattr(exc, "default_code", "error")
+    return response

@@ -1,0 +1,104 @@
+from django.contrib.auth import get_user_model
+from rest_framework import serializers
+
+from imagestudio.datasets.models import Dataset, DatasetMembership, LabelClass, Role, Split
+
+NAME_MAX = 100
+
+
+class LabelClassSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = LabelClass
+        fields = ["id", "name", "description", "created_at"]
+        read_only_fields = ["id", "created_at"]
+
+
+class SplitCountsSerializer(serializers.Serializer):
+    train = serializers.IntegerField()
+    dev = serializers.IntegerField()
+    valid = serializers.IntegerField()
+    test = serializers.IntegerField()
+
+
+class DatasetSerializer(serializers.ModelSerializer):
+    classes = LabelClassSerializer(many=True, read_only=True)
+    split_counts = SplitCountsSerializer(read_only=True)
+    sample_count = serializers.SerializerMethodField()
+    role = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Dataset
+        fields = ["id", "name", "description", "classes", "split_counts", "sample_count", "role",
+                  "created_at", "updated_at"]
+        read_only_fields = ["id", "created_at", "updated_at"]
+
+    def get_sample_count(self, dataset) -> int:
+        return sum(dataset.split_counts.values())
+
+    def get_role(self, dataset) -> str | None:
+        """The caller's role on the dataset (superusers act as owners)."""
+        if self.context.get("is_superuser"):
+            return Role.OWNER
+        return self.context.get("roles", {}).get(dataset.id)
+
+
+class DatasetCreateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200)
+    description = serializers.CharField(required=False, allow_blank=True, default="", max_length=10_000)
+    classes = serializers.ListField(
+        child=serializers.CharField(max_length=NAME_MAX), required=False, default=list, max_length=1000,
+        help_text="Names of the dataset's first label classes.",
+    )
+
+
+class DatasetUpdateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200, required=False)
+    description = serializers.CharField(required=False, allow_blank=True, max_length=10_000)
+
+
+class MembershipSerializer(serializers.ModelSerializer):
+    username = serializers.SlugRelatedField(
+        source="user", slug_field="username", queryset=get_user_model().objects.all()
+    )
+    role = serializers.ChoiceField(choices=Role.choices)
+
+    class Meta:
+        model = DatasetMembership
+        fields = ["id", "username", "role", "created_at"]
+        read_only_fields = ["id", "created_at"]
+
+
+class MembershipUpdateSerializer(serializers.Serializer):
+    role = serializers.ChoiceField(choices=Role.choices)
+
+
+class ResampleRequestSerializer(serializers.Serializer):
+    split = serializers.ChoiceField(choices=Split.choices)
+    sample_size = serializers.IntegerField(min_value=1, max_value=10_000_000)
+    max_labeled = serializers.IntegerField(min_value=0, max_value=10_000_000, required=False, allow_null=True,
+                                           default=None)
+    min_per_class = serializers.IntegerField(min_value=0, max_value=1_000_000, required=False, default=0)
+    seed = serializers.IntegerField(min_value=0, max_value=2**63 - 1, required=False, default=0)
+
+
+class ClassCountsSerializer(serializers.Serializer):
+    present = serializers.IntegerField()
+    absent = serializers.IntegerField()
+
+
+class RealizedSerializer(serializers.Serializer):
+    available = serializers.IntegerField(help_text="Samples in the split.")
+    total = serializers.IntegerField()
+    labeled = serializers.IntegerField()
+    unlabeled = serializers.IntegerField()
+    per_class = serializers.DictField(child=ClassCountsSerializer())
+
+
+class ResampleSerializer(serializers.Serializer):
+    split = serializers.ChoiceField(choices=Split.choices)
+    sample_size = serializers.IntegerField()
+    max_labeled = serializers.IntegerField(allow_null=True)
+    min_per_class = serializers.IntegerField()
+    seed = serializers.IntegerField()
+    realized = RealizedSerializer()
+    created_at = serializers.DateTimeField()

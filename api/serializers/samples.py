@@ -1,0 +1,185 @@
+import json
+
+from django.urls import reverse
+from rest_framework import serializers
+
+from imagestudio.annotations.models import GroundTruthValue
+from imagestudio.datasets.models import Sample, Split
+from imagestudio.datasets.selectors import GT_ANY, SAMPLE_ORDERINGS, SampleFilter
+
+MAX_SEARCH = 200
+MAX_FILTER_IDS = 10_000
+GT_WORDS = [*GroundTruthValue.values, GT_ANY]
+
+
+def _split_commas(values):
+    return [item.strip() for value in values for item in value.split(",") if item.strip()]
+
+
+class SampleQuerySerializer(serializers.Serializer):
+    """Query parameters of the samples list: the same filter language bulk actions take as `filter`."""
+
+    split = serializers.ChoiceField(choices=Split.choices, required=False)
+    tag = serializers.ListField(
+        child=serializers.CharField(max_length=100), required=False, default=list,
+        help_text="Tag name or id; repeat (or separate with commas) to require several.",
+    )
+    search = serializers.CharField(required=False, max_length=MAX_SEARCH, help_text="Substring of any metadata value.")
+    gt = serializers.ListField(
+        child=serializers.CharField(max_length=120), required=False, default=list,
+        help_text="Ground-truth condition `<class name or id>:<PRESENT|ABSENT|ABSTAIN|LABELED>`; ABSTAIN means "
+        "no label, LABELED any label. Repeat to require several.",
+    )
+    in_sample = serializers.BooleanField(required=False, default=False,
+                                         help_text="Only samples of the active resample.")
+    ids = serializers.ListField(child=serializers.IntegerField(min_value=1), required=False, allow_null=True,
+                                default=None, max_length=MAX_FILTER_IDS)
+
+    def to_internal_value(self, data):
+        if hasattr(data, "getlist"):  # query string: repeated or comma-separated values
+            plain = {key: data.get(key) for key in data}
+            for key in ("tag", "gt", "ids"):
+                if key in data:
+                    plain[key] = _split_commas(data.getlist(key))
+            data = plain
+        return super().to_internal_value(data)
+
+    def to_filter(self, dataset):
+        """Resolve names against the dataset: unknown classes or tags are a 400, not an empty page."""
+        values = self.validated_data
+        classes = {str(c.id): c.id for c in dataset.classes.all()} | {c.name: c.id for c in dataset.classes.all()}
+        tags = {str(t.id): t.id for t in dataset.tags.all()} | {t.name: t.id for t in dataset.tags.all()}
+        tag_ids = []
+        for tag in values.get("tag", []):
+            if tag not in tags:
+                raise serializers.ValidationError({"tag": [f"The dataset has no tag {tag!r}."]})
+            tag_ids.append(tags[tag])
+        ground_truth = []
+        for condition in values.get("gt", []):
+            name, _, word = condition.rpartition(":")
+            word = word.upper()
+            if not name or word not in GT_WORDS:
+                raise serializers.ValidationError(
+                    {"gt": [f"{condition!r} must read <class>:<{'|'.join(GT_WORDS)}>."]}
+                )
+            if name not in classes:
+                raise serializers.ValidationError({"gt": [f"The dataset has no class {name!r}."]})
+            ground_truth.append((classes[name], word))
+        return SampleFilter(
+            split=values.get("split"), tag_ids=tag_ids, search=values.get("search"), ground_truth=ground_truth,
+            in_sample=values.get("in_sample", False), ids=values.get("ids"),
+        )
+
+
+class SampleListQuerySerializer(SampleQuerySerializer):
+    fields = serializers.CharField(
+        required=False, allow_blank=True, max_length=2000,
+        help_text="Comma-separated metadata fields to return; empty returns none; absent returns all.",
+    )
+    ordering = serializers.ChoiceField(choices=[*SAMPLE_ORDERINGS, *(f"-{o}" for o in SAMPLE_ORDERINGS)],
+                                       required=False, default="id")
+
+
+class SampleSerializer(serializers.ModelSerializer):
+    """A sample in the grid and data views."""
+
+    ground_truth = serializers.SerializerMethodField(help_text="Class name -> PRESENT or ABSENT (absent = ABSTAIN).")
+    tags = serializers.SerializerMethodField()
+    metadata = serializers.SerializerMethodField()
+    image_url = serializers.SerializerMethodField()
+    thumbnail_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Sample
+        fields = ["id", "split", "external_id", "file_name", "width", "height", "format", "bytes", "metadata",
+                  "ground_truth", "tags", "image_url", "thumbnail_url", "created_at"]
+        read_only_fields = fields
+
+    def get_ground_truth(self, sample) -> dict[str, str]:
+        return {a.label_class.name: a.value for a in sample.annotations.all()}
+
+    def get_tags(self, sample) -> list[str]:
+        return [tag.name for tag in sample.tags.all()]
+
+    def get_metadata(self, sample) -> dict:
+        wanted = self.context.get("fields")
+        if wanted is None:
+            return sample.metadata
+        return {key: sample.metadata[key] for key in wanted if key in sample.metadata}
+
+    def _url(self, name, sample):
+        return reverse(name, kwargs={"dataset_id": sample.dataset_id, "pk": sample.pk})
+
+    def get_image_url(self, sample) -> str:
+        return self._url("sample-image", sample)
+
+    def get_thumbnail_url(self, sample) -> str:
+        return self._url("sample-thumbnail", sample)
+
+
+class CommentSerializer(serializers.Serializer):
+    id = serializers.IntegerField(read_only=True)
+    author = serializers.CharField(source="author.username", read_only=True, allow_null=True)
+    body = serializers.CharField(max_length=10_000)
+    created_at = serializers.DateTimeField(read_only=True)
+    updated_at = serializers.DateTimeField(read_only=True)
+
+
+class GroundTruthEntrySerializer(serializers.Serializer):
+    class_id = serializers.IntegerField(source="label_class_id")
+    class_name = serializers.CharField(source="label_class.name")
+    value = serializers.ChoiceField(choices=GroundTruthValue.choices)
+    version = serializers.IntegerField()
+    updated_by = serializers.CharField(source="updated_by.username", allow_null=True)
+    updated_at = serializers.DateTimeField()
+
+
+class SampleDetailSerializer(SampleSerializer):
+    """The image view: everything about one sample."""
+
+    annotations = GroundTruthEntrySerializer(many=True, read_only=True)
+    comments = CommentSerializer(many=True, read_only=True)
+
+    class Meta(SampleSerializer.Meta):
+        fields = [*SampleSerializer.Meta.fields, "sha256", "annotations", "comments"]
+        read_only_fields = fields
+
+
+class SampleUpdateSerializer(serializers.Serializer):
+    split = serializers.ChoiceField(choices=Split.choices, required=False)
+    metadata = serializers.DictField(required=False, help_text="Replaces the sample's metadata.")
+
+
+class ImportRequestSerializer(serializers.Serializer):
+    """Exactly one of `files`, `archive` or `path`."""
+
+    files = serializers.ListField(child=serializers.FileField(allow_empty_file=True), required=False,
+                                  help_text="Image files (also accepted as `files[]`).")
+    archive = serializers.FileField(required=False, allow_empty_file=True, help_text="A zip or tar archive.")
+    path = serializers.CharField(required=False, max_length=1000,
+                                 help_text="A directory or manifest below the server's import root.")
+    manifest = serializers.FileField(required=False, help_text="CSV or JSONL: file, split, external_id, "
+                                     "gt:<class> columns, any metadata columns.")
+    split = serializers.ChoiceField(choices=Split.choices, default=Split.TRAIN,
+                                    help_text="Split of files the manifest does not place.")
+    metadata = serializers.CharField(required=False, max_length=10_000_000,
+                                     help_text="JSON object: file name -> metadata object.")
+
+    def validate_metadata(self, value):
+        try:
+            parsed = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise serializers.ValidationError(f"not JSON: {exc.msg}") from None
+        if not isinstance(parsed, dict) or not all(isinstance(v, dict) for v in parsed.values()):
+            raise serializers.ValidationError("must be a JSON object mapping file names to metadata objects")
+        return parsed
+
+    def validate(self, attrs):
+        given = [key for key in ("files", "archive", "path") if attrs.get(key)]
+        if len(given) != 1:
+            raise serializers.ValidationError(
+                {"non_field_errors": ["Send exactly one of 'files', 'archive' or 'path'."]}
+            )
+        if attrs.get("metadata") and not attrs.get("files"):
+            raise serializers.ValidationError({"metadata": ["'metadata' goes with 'files'; archives use a manifest."]})
+        return attrs

@@ -1,0 +1,33 @@
+from django.contrib.auth import authenticate
+from drf_spectacular.utils import extend_schema
+from rest_framework import status
+from rest_framework.authtoken.models import Token
+from rest_framework.exceptions import AuthenticationFailed
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.throttling import AnonRateThrottle
+from rest_framework.views import APIView
+
+from api.serializers.auth import TokenRequestSerializer, TokenSerializer
+
+
+class TokenThrottle(AnonRateThrottle):
+    rate = "30/minute"
+
+
+class ObtainTokenView(APIView):
+    """Exchange a username and password for an API token (`Authorization: Token <key>`)."""
+
+    authentication_classes = []
+    permission_classes = [AllowAny]
+    throttle_classes = [TokenThrottle]
+
+    @extend_schema(request=TokenRequestSerializer, responses={200: TokenSerializer}, auth=[])
+    def post(self, request):
+        serializer = TokenRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        user = authenticate(request=request, **serializer.validated_data)
+        if user is None or not user.is_active:
+            raise AuthenticationFailed("Wrong username or password.")
+        token, _ = Token.objects.get_or_create(user=user)
+        return Response({"token": token.key}, status=status.HTTP_200_OK)

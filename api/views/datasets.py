@@ -1,0 +1,130 @@
+from django.db.models import Prefetch
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, status, viewsets
+from rest_framework.exceptions import NotFound, PermissionDenied
+from rest_framework.response import Response
+
+from api.scoping import DatasetScopedMixin
+from api.serializers.datasets import (
+    DatasetCreateSerializer,
+    DatasetSerializer,
+    DatasetUpdateSerializer,
+    LabelClassSerializer,
+    MembershipSerializer,
+    MembershipUpdateSerializer,
+)
+from imagestudio.datasets import services
+from imagestudio.datasets.models import Dataset, DatasetMembership, LabelClass, Role, role_at_least
+from imagestudio.datasets.selectors import dataset_role, datasets_for_user
+
+
+class DatasetViewSet(viewsets.ModelViewSet):
+    """Datasets you are a member of. Creating one makes you its owner."""
+
+    serializer_class = DatasetSerializer
+    queryset = Dataset.objects.none()
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+    required_roles = {"partial_update": Role.EDITOR, "destroy": Role.OWNER}
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return Dataset.objects.none()
+        return datasets_for_user(user=self.request.user).prefetch_related(
+            Prefetch("classes", queryset=LabelClass.objects.order_by("id"))
+        ).order_by("id")
+
+    def get_serializer_context(self):
+        context = super().get_serializer_context()
+        if not getattr(self, "swagger_fake_view", False) and self.request.user.is_authenticated:
+            context["roles"] = dict(
+                DatasetMembership.objects.filter(user=self.request.user).values_list("dataset_id", "role")
+            )
+            context["is_superuser"] = self.request.user.is_superuser
+        return context
+
+    def get_object(self):
+        dataset = super().get_object()
+        required = self.required_roles.get(self.action)
+        role = dataset_role(user=self.request.user, dataset=dataset)
+        if required and not role_at_least(role, required):
+            raise PermissionDenied(f"This needs the {required} role on the dataset; you are {role}.")
+        return dataset
+
+    @extend_schema(request=DatasetCreateSerializer, responses={201: DatasetSerializer})
+    def create(self, request):
+        serializer = DatasetCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        dataset = services.dataset_create(user=request.user, **serializer.validated_data)
+        return Response(self._render(dataset), status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=DatasetUpdateSerializer, responses={200: DatasetSerializer})
+    def partial_update(self, request, pk=None):
+        dataset = self.get_object()
+        serializer = DatasetUpdateSerializer(data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        services.dataset_update(dataset=dataset, **serializer.validated_data)
+        return Response(self._render(dataset))
+
+    def destroy(self, request, pk=None):
+        services.dataset_delete(dataset=self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    def _render(self, dataset):
+        dataset = self.get_queryset().get(pk=dataset.pk)
+        return DatasetSerializer(dataset, context=self.get_serializer_context()).data
+
+
+class LabelClassViewSet(DatasetScopedMixin, viewsets.ModelViewSet):
+    """Label classes of a dataset (multi-label: a sample can be PRESENT for several)."""
+
+    serializer_class = LabelClassSerializer
+    queryset = LabelClass.objects.none()
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+
+    def get_queryset(self):
+        return LabelClass.objects.filter(dataset=self.dataset).order_by("id")
+
+    def perform_create(self, serializer):
+        serializer.instance = services.label_class_create(dataset=self.dataset, **serializer.validated_data)
+
+    def perform_update(self, serializer):
+        services.label_class_update(label_class=serializer.instance, **serializer.validated_data)
+
+
+class MembershipViewSet(DatasetScopedMixin, mixins.ListModelMixin, mixins.CreateModelMixin,
+                        mixins.DestroyModelMixin, viewsets.GenericViewSet):
+    """Who may use the dataset, and as what: viewer < annotator < editor < owner. Owners manage members."""
+
+    serializer_class = MembershipSerializer
+    queryset = DatasetMembership.objects.none()
+    write_role = Role.OWNER
+
+    def get_queryset(self):
+        return DatasetMembership.objects.filter(dataset=self.dataset).select_related("user").order_by("id")
+
+    def create(self, request, dataset_id=None):
+        serializer = MembershipSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        membership, created = services.membership_set(
+            dataset=self.dataset, user=serializer.validated_data["user"], role=serializer.validated_data["role"]
+        )
+        return Response(MembershipSerializer(membership).data,
+                        status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+    @extend_schema(request=MembershipUpdateSerializer, responses={200: MembershipSerializer})
+    def partial_update(self, request, dataset_id=None, pk=None):
+        membership = self.get_object()
+        serializer = MembershipUpdateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        membership, _ = services.membership_set(dataset=self.dataset, user=membership.user,
+                                                role=serializer.validated_data["role"])
+        return Response(MembershipSerializer(membership).data)
+
+    def perform_destroy(self, membership):
+        services.membership_remove(membership=membership)
+
+    def get_object(self):
+        try:
+            return super().get_object()
+        except NotFound:
+            raise NotFound("No such member of this dataset.") from None

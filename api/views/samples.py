@@ -1,0 +1,157 @@
+from django.core.files.storage import default_storage
+from django.db import transaction
+from django.http import FileResponse, HttpResponseNotModified
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from api.scoping import DatasetScopedMixin
+from api.serializers.datasets import ResampleRequestSerializer, ResampleSerializer
+from api.serializers.jobs import JobSerializer
+from api.serializers.samples import (
+    ImportRequestSerializer,
+    SampleDetailSerializer,
+    SampleListQuerySerializer,
+    SampleSerializer,
+    SampleUpdateSerializer,
+)
+from api.views.jobs import accepted
+from imagestudio.datasets import ingest, services
+from imagestudio.datasets.imaging import mime_for_format
+from imagestudio.datasets.models import Resample, Role, Sample, Split
+from imagestudio.datasets.selectors import sample_detail, sample_list
+
+IMMUTABLE_CACHE = "private, max-age=31536000, immutable"
+
+
+class SampleViewSet(DatasetScopedMixin, viewsets.GenericViewSet):
+    """Samples of a dataset: the grid and data views (list), the image view (detail) and the image bytes."""
+
+    serializer_class = SampleSerializer
+    queryset = Sample.objects.none()
+    required_roles = {"partial_update": Role.EDITOR, "resample": Role.VIEWER}
+
+    @extend_schema(parameters=[SampleListQuerySerializer], responses={200: SampleSerializer(many=True)})
+    def list(self, request, dataset_id=None):
+        query = SampleListQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        spec = query.to_filter(self.dataset)
+        fields = query.validated_data.get("fields")
+        context = {"fields": None if fields is None else [f.strip() for f in fields.split(",") if f.strip()]}
+        queryset = sample_list(dataset=self.dataset, spec=spec, ordering=query.validated_data["ordering"])
+        page = self.paginate_queryset(queryset)
+        return self.get_paginated_response(SampleSerializer(page, many=True, context=context).data)
+
+    def _sample(self, pk):
+        sample = sample_detail(dataset=self.dataset, sample_id=pk)
+        if sample is None:
+            raise NotFound("No sample with this id in this dataset.")
+        return sample
+
+    @extend_schema(responses={200: SampleDetailSerializer})
+    def retrieve(self, request, dataset_id=None, pk=None):
+        return Response(SampleDetailSerializer(self._sample(pk)).data)
+
+    @extend_schema(request=SampleUpdateSerializer, responses={200: SampleDetailSerializer})
+    def partial_update(self, request, dataset_id=None, pk=None):
+        sample = self._sample(pk)
+        serializer = SampleUpdateSerializer(data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        services.sample_update(sample=sample, **serializer.validated_data)
+        return Response(SampleDetailSerializer(self._sample(pk)).data)
+
+    def _file(self, request, key, content_type, etag):
+        if request.headers.get("If-None-Match") == etag:
+            response = HttpResponseNotModified()
+        else:
+            try:
+                stream = default_storage.open(key, "rb")
+            except FileNotFoundError:
+                raise NotFound("The stored file is missing.") from None
+            response = FileResponse(stream, content_type=content_type)
+        response["ETag"] = etag
+        response["Cache-Control"] = IMMUTABLE_CACHE
+        return response
+
+    @extend_schema(responses={(200, "image/*"): OpenApiResponse(OpenApiTypes.BINARY, description="The original bytes.")})
+    @action(detail=True, methods=["get"])
+    def image(self, request, dataset_id=None, pk=None):
+        sample = self._sample(pk)
+        return self._file(request, sample.original, mime_for_format(sample.format), f'"{sample.sha256}"')
+
+    @extend_schema(responses={(200, "image/jpeg"): OpenApiResponse(OpenApiTypes.BINARY, description="A JPEG thumbnail.")})
+    @action(detail=True, methods=["get"])
+    def thumbnail(self, request, dataset_id=None, pk=None):
+        sample = self._sample(pk)
+        return self._file(request, sample.thumbnail, "image/jpeg", f'"{sample.sha256}-thumb"')
+
+
+class ResampleView(DatasetScopedMixin, APIView):
+    """The active sample of a split: choose it (POST), read it (GET ?split=) or drop it (DELETE ?split=)."""
+
+    required_roles = {"GET": Role.VIEWER, "POST": Role.ANNOTATOR, "DELETE": Role.ANNOTATOR}
+
+    @extend_schema(request=ResampleRequestSerializer, responses={200: ResampleSerializer})
+    def post(self, request, dataset_id=None):
+        serializer = ResampleRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        resample, _ = services.resample_create(dataset=self.dataset, user=request.user, **serializer.validated_data)
+        return Response(ResampleSerializer(resample).data)
+
+    def _split(self, request):
+        split = request.query_params.get("split")
+        if split not in Split.values:
+            raise ValidationError({"split": [f"Give ?split= one of {', '.join(Split.values)}."]})
+        return split
+
+    @extend_schema(parameters=[OpenApiParameter("split", str, enum=Split.values, required=True)],
+                   responses={200: ResampleSerializer})
+    def get(self, request, dataset_id=None):
+        resample = Resample.objects.filter(dataset=self.dataset, split=self._split(request)).first()
+        if resample is None:
+            raise NotFound("This split has no active resample.")
+        return Response(ResampleSerializer(resample).data)
+
+    @extend_schema(parameters=[OpenApiParameter("split", str, enum=Split.values, required=True)],
+                   responses={204: None})
+    def delete(self, request, dataset_id=None):
+        if not services.resample_clear(dataset=self.dataset, split=self._split(request)):
+            raise NotFound("This split has no active resample.")
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ImportView(DatasetScopedMixin, APIView):
+    """Ingest images: uploaded files, an archive (zip / tar, optional manifest) or a server-side path.
+
+    Answers 202 with the import Job; its result lists created, duplicate and refused files with reasons.
+    """
+
+    parser_classes = [MultiPartParser, FormParser]
+    write_role = Role.EDITOR
+
+    @extend_schema(request={"multipart/form-data": ImportRequestSerializer},
+                   responses={202: JobSerializer})
+    def post(self, request, dataset_id=None):
+        data = request.data.copy()
+        if "files[]" in request.FILES:
+            data.setlist("files", request.FILES.getlist("files[]"))
+        serializer = ImportRequestSerializer(data=data)
+        serializer.is_valid(raise_exception=True)
+        values = serializer.validated_data
+        common = {"dataset": self.dataset, "user": request.user, "split": values["split"]}
+        with transaction.atomic():
+            if values.get("files"):
+                job = ingest.import_start_upload(files=values["files"], metadata=values.get("metadata"),
+                                                 manifest=values.get("manifest"), **common)
+            elif values.get("archive"):
+                job = ingest.import_start_archive(archive=values["archive"], manifest=values.get("manifest"),
+                                                  **common)
+            else:
+                job = ingest.import_start_server(path=values["path"], **common)
+        job.refresh_from_db()
+        return accepted(job)

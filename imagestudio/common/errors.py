@@ -1,0 +1,30 @@
+"""Domain errors. The API layer maps them to HTTP statuses; the domain knows nothing of HTTP."""
+
+
+class DomainError(Exception):
+    """A request the domain refuses; `code` is a stable machine-readable word."""
+
+    code = "invalid"
+
+    def __init__(self, message, *, code=None, field=None):
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        if code is not None:
+            self.code = code
+
+
+class ValidationFailed(DomainError):
+    code = "invalid"
+
+
+class NotFound(DomainError):
+    code = "not_found"
+
+
+class Conflict(DomainError):
+    code = "conflict"
+
+
+class ServiceUnavailable(DomainError):
+    code = "service_unavailable"

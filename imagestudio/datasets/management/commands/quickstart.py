@@ -1,0 +1,52 @@
+"""Set up the embedded default and serve it: migrate, a demo user with a token, a demo dataset, runserver."""
+
+import secrets
+
+from django.contrib.auth import get_user_model
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.management import call_command
+from django.core.management.base import BaseCommand
+from rest_framework.authtoken.models import Token
+
+from imagestudio.datasets.demo import DEMO_CLASSES, demo_archive
+from imagestudio.datasets.ingest import import_start_archive
+from imagestudio.datasets.models import Dataset
+from imagestudio.datasets.services import dataset_create
+
+DEMO_NAME = "Demo shapes"
+
+
+class Command(BaseCommand):
+    help = "Migrate, create the demo user and dataset, print a token, and run the development server."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--addrport", default="127.0.0.1:8000")
+        parser.add_argument("--no-serve", action="store_true", help="Set up and exit without serving.")
+
+    def handle(self, *args, addrport, no_serve, **options):
+        call_command("migrate", interactive=False, verbosity=0)
+        user, created = get_user_model().objects.get_or_create(username="demo", defaults={"is_staff": True,
+                                                                                           "is_superuser": True})
+        password = None
+        if created:
+            password = secrets.token_urlsafe(12)
+            user.set_password(password)
+            user.save()
+        token, _ = Token.objects.get_or_create(user=user)
+        dataset = Dataset.objects.filter(name=DEMO_NAME, created_by=user).first()
+        if dataset is None:
+            dataset = dataset_create(user=user, name=DEMO_NAME, description="Shapes drawn with Pillow.",
+                                     classes=DEMO_CLASSES)
+            archive = SimpleUploadedFile("demo.zip", demo_archive(), content_type="application/zip")
+            job = import_start_archive(dataset=dataset, user=user, archive=archive, split="train")
+            job.refresh_from_db()
+            self.stdout.write(f"Demo dataset imported: job {job.status}, {job.result.get('created', 0)} images.")
+        base = f"http://{addrport}"
+        self.stdout.write(self.style.SUCCESS("Image Studio is set up (embedded: SQLite, in-process tasks, local media)."))
+        self.stdout.write(f"  API:      {base}/api/")
+        self.stdout.write(f"  Docs:     {base}/api/docs/")
+        self.stdout.write(f"  Admin:    {base}/admin/  (user demo{', password ' + password if password else ''})")
+        self.stdout.write(f"  Token:    {token.key}")
+        self.stdout.write(f"  Try:      curl -H 'Authorization: Token {token.key}' {base}/api/datasets/{dataset.id}/samples/")
+        if not no_serve:
+            call_command("runserver", addrport, use_reloader=False)

@@ -1,0 +1,174 @@
+"""Writes on datasets, classes, members, tags, comments and resamples."""
+
+import contextlib
+import shutil
+
+import numpy as np
+from django.core.files.storage import default_storage
+from django.db import IntegrityError, transaction
+
+from imagestudio.annotations.models import Annotation, GroundTruthValue
+from imagestudio.common.errors import Conflict, ValidationFailed
+
+from .models import Dataset, DatasetMembership, LabelClass, Resample, ResampleMember, Role, Sample
+from .resampling import ResampleError, ResampleRequest, choose_sample, realized_counts
+
+
+def dataset_create(*, user, name, description="", classes=()):
+    """A dataset owned by its creator, with its first classes."""
+    with transaction.atomic():
+        dataset = Dataset.objects.create(name=name, description=description, created_by=user)
+        DatasetMembership.objects.create(dataset=dataset, user=user, role=Role.OWNER)
+        for class_name in dict.fromkeys(classes):
+            LabelClass.objects.create(dataset=dataset, name=class_name)
+    return dataset
+
+
+def dataset_update(*, dataset, **fields):
+    for name, value in fields.items():
+        setattr(dataset, name, value)
+    dataset.save(update_fields=[*fields, "updated_at"])
+    return dataset
+
+
+def dataset_delete(*, dataset):
+    """Delete the dataset's rows, then its blobs once the deletion is committed."""
+    folder = f"datasets/{dataset.id}"
+
+    def remove_blobs():
+        with contextlib.suppress(NotImplementedError, FileNotFoundError):
+            shutil.rmtree(default_storage.path(folder), ignore_errors=True)
+
+    with transaction.atomic():
+        dataset.delete()
+        transaction.on_commit(remove_blobs)
+
+
+def label_class_create(*, dataset, name, description=""):
+    try:
+        with transaction.atomic():
+            return LabelClass.objects.create(dataset=dataset, name=name, description=description)
+    except IntegrityError:
+        raise Conflict(f"The dataset already has a class named {name!r}.", code="duplicate_name",
+                       field="name") from None
+
+
+def label_class_update(*, label_class, **fields):
+    try:
+        with transaction.atomic():
+            for name, value in fields.items():
+                setattr(label_class, name, value)
+            label_class.save(update_fields=list(fields))
+    except IntegrityError:
+        raise Conflict(f"The dataset already has a class named {fields.get('name')!r}.", code="duplicate_name",
+                       field="name") from None
+    return label_class
+
+
+def membership_set(*, dataset, user, role):
+    """Add a member or change a member's role; the last owner cannot be demoted."""
+    with transaction.atomic():
+        membership = DatasetMembership.objects.select_for_update().filter(dataset=dataset, user=user).first()
+        if membership is None:
+            return DatasetMembership.objects.create(dataset=dataset, user=user, role=role), True
+        if membership.role == Role.OWNER and role != Role.OWNER:
+            _refuse_last_owner(dataset, membership)
+        membership.role = role
+        membership.save(update_fields=["role"])
+        return membership, False
+
+
+def membership_remove(*, membership):
+    with transaction.atomic():
+        if membership.role == Role.OWNER:
+            _refuse_last_owner(membership.dataset, membership)
+        membership.delete()
+
+
+def _refuse_last_owner(dataset, membership):
+    owners = DatasetMembership.objects.select_for_update().filter(dataset=dataset, role=Role.OWNER)
+    if not owners.exclude(pk=membership.pk).exists():
+        raise Conflict("A dataset keeps at least one owner; make someone else owner first.", code="last_owner")
+
+
+def _split_arrays(dataset, split, classes):
+    """ids, labeled, present and absent matrices for one split, from two narrow queries."""
+    ids = np.fromiter(
+        Sample.objects.filter(dataset=dataset, split=split).order_by("id").values_list("id", flat=True),
+        dtype=np.int64,
+    )
+    position = {int(sample_id): i for i, sample_id in enumerate(ids)}
+    column = {c.id: k for k, c in enumerate(classes)}
+    present = np.zeros((len(ids), len(classes)), dtype=bool)
+    absent = np.zeros_like(present)
+    rows = Annotation.objects.filter(sample__dataset=dataset, sample__split=split).values_list(
+        "sample_id", "label_class_id", "value"
+    )
+    for sample_id, class_id, value in rows.iterator(chunk_size=10_000):
+        target = present if value == GroundTruthValue.PRESENT else absent
+        target[position[sample_id], column[class_id]] = True
+    labeled = present.any(axis=1) | absent.any(axis=1)
+    return ids, labeled, present, absent
+
+
+def resample_create(*, dataset, user, split, sample_size, max_labeled=None, min_per_class=0, seed=0):
+    """Choose and persist the active sample of a split (replacing the previous one)."""
+    classes = list(LabelClass.objects.filter(dataset=dataset).order_by("id"))
+    ids, labeled, present, absent = _split_arrays(dataset, split, classes)
+    request = ResampleRequest(sample_size=sample_size, max_labeled=max_labeled, min_per_class=min_per_class,
+                              seed=seed)
+    try:
+        chosen_ids = choose_sample(ids, labeled, present, request)
+    except ResampleError as exc:
+        raise ValidationFailed(str(exc), field="min_per_class") from None
+    chosen = np.isin(ids, chosen_ids)
+    realized = realized_counts(chosen, labeled, present, absent, [c.name for c in classes])
+    realized["available"] = int(len(ids))
+    with transaction.atomic():
+        Resample.objects.filter(dataset=dataset, split=split).delete()
+        resample = Resample.objects.create(
+            dataset=dataset, split=split, sample_size=sample_size, max_labeled=max_labeled,
+            min_per_class=min_per_class, seed=seed, realized=realized, created_by=user,
+        )
+        ResampleMember.objects.bulk_create(
+            (ResampleMember(resample=resample, sample_id=int(i)) for i in chosen_ids), batch_size=10_000
+        )
+    return resample, chosen_ids
+
+
+def resample_clear(*, dataset, split):
+    return Resample.objects.filter(dataset=dataset, split=split).delete()[0] > 0
+
+
+def sample_update(*, sample, split=None, metadata=None):
+    """Move a sample to another split and / or replace its metadata."""
+    with transaction.atomic():
+        fields = []
+        if split is not None and split != sample.split:
+            dataset_add_counts(dataset_id=sample.dataset_id, counts={sample.split: -1, split: 1})
+            ResampleMember.objects.filter(sample=sample).delete()
+            sample.split = split
+            fields.append("split")
+        if metadata is not None:
+            sample.metadata = metadata
+            sample.search_text = search_text(sample.external_id, sample.file_name, metadata)
+            fields += ["metadata", "search_text"]
+        if fields:
+            sample.save(update_fields=fields)
+    return sample
+
+
+def search_text(external_id, file_name, metadata):
+    """The lower-cased text the metadata search matches against."""
+    values = [external_id, file_name] + [str(v) for v in metadata.values() if v is not None]
+    return " ".join(values).lower()
+
+
+def dataset_add_counts(*, dataset_id, counts):
+    """Add to the per-split sample counts under a row lock (concurrent imports add up correctly)."""
+    with transaction.atomic():
+        dataset = Dataset.objects.select_for_update().only("split_counts").get(pk=dataset_id)
+        merged = dict(dataset.split_counts)
+        for split, delta in counts.items():
+            merged[split] = merged.get(split, 0) + delta
+        Dataset.objects.filter(pk=dataset_id).update(split_counts=merged)

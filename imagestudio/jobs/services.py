@@ -1,0 +1,155 @@
+"""Job lifecycle. Services create a Job and enqueue its task by name on commit; workers move it along.
+
+A worker first claims the job (queued or running -> running, counting attempts); a job redelivered
+after its worker died is claimed again and resumes, because every task only does missing work.
+Cancelling is cooperative: the task checks `job_should_stop` between batches.
+"""
+
+import logging
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+from kombu.exceptions import OperationalError as KombuOperationalError
+
+from imagestudio.common.errors import Conflict, ServiceUnavailable
+
+from .models import ACTIVE_STATUSES, Job, JobStatus
+
+logger = logging.getLogger(__name__)
+
+
+class JobCancelled(Exception):
+    """Raised inside a task when its job was cancelled; the task stops cleanly."""
+
+
+def _send(task_name, job_id):
+    from imagestudio.celery import app
+
+    try:
+        app.send_task(task_name, args=[str(job_id)])
+    except KombuOperationalError as exc:
+        logger.error("could not enqueue %s for job %s: %s", task_name, job_id, exc)
+        Job.objects.filter(pk=job_id, status=JobStatus.QUEUED).update(
+            status=JobStatus.FAILED, error=f"the task queue is unreachable: {exc}", finished_at=timezone.now()
+        )
+
+
+def _run_eagerly(task_name, job_id):
+    from imagestudio.celery import app
+
+    app.loader.import_default_modules()  # task modules are discovered lazily
+    app.tasks[task_name].apply(args=[str(job_id)])
+
+
+def job_enqueue(*, kind, task_name, dataset=None, creator=None, params=None, dedupe_key=""):
+    """Create a Job (or return the active one with the same dedupe key) and enqueue it on commit."""
+    from imagestudio.celery import app
+
+    queue_check()
+    with transaction.atomic():
+        if dedupe_key:
+            existing = (
+                Job.objects.select_for_update()
+                .filter(dataset=dataset, kind=kind, dedupe_key=dedupe_key, status__in=ACTIVE_STATUSES)
+                .first()
+            )
+            if existing is not None:
+                return existing, False
+        job = Job.objects.create(
+            kind=kind, dataset=dataset, creator=creator, params=params or {}, dedupe_key=dedupe_key
+        )
+        send = _run_eagerly if app.conf.task_always_eager else _send
+        transaction.on_commit(lambda: send(task_name, job.id))
+    return job, True
+
+
+def queue_check():
+    """Refuse async work early, with a clear error, when the broker cannot be reached."""
+    from imagestudio.celery import app
+
+    if app.conf.task_always_eager:
+        return
+    try:
+        with app.connection_for_write() as connection:
+            connection.ensure_connection(max_retries=1, timeout=2)
+    except Exception as exc:  # kombu raises several families of errors here
+        raise ServiceUnavailable(
+            "The task queue (Redis) is unreachable; async work cannot be accepted now. Retry later.",
+            code="broker_unavailable",
+        ) from exc
+
+
+def job_claim(*, job_id):
+    """Mark the job running for this delivery. Returns the job, or None when it must not run."""
+    now = timezone.now()
+    claimed = Job.objects.filter(pk=job_id, status__in=ACTIVE_STATUSES).update(
+        status=JobStatus.RUNNING, attempts=F("attempts") + 1, updated_at=now
+    )
+    if not claimed:
+        return None
+    Job.objects.filter(pk=job_id, started_at__isnull=True).update(started_at=now)
+    return Job.objects.get(pk=job_id)
+
+
+def job_should_stop(*, job_id):
+    return Job.objects.filter(pk=job_id).values_list("status", flat=True).first() != JobStatus.RUNNING
+
+
+def job_progress(*, job_id, progress, message=""):
+    """Record progress; raise JobCancelled when the job was cancelled meanwhile."""
+    updated = Job.objects.filter(pk=job_id, status=JobStatus.RUNNING).update(
+        progress=max(0.0, min(1.0, progress)), message=message[:500], updated_at=timezone.now()
+    )
+    if not updated:
+        raise JobCancelled(job_id)
+
+
+def job_succeed(*, job_id, result, message="done"):
+    Job.objects.filter(pk=job_id, status=JobStatus.RUNNING).update(
+        status=JobStatus.SUCCEEDED,
+        progress=1.0,
+        result=result,
+        message=message[:500],
+        finished_at=timezone.now(),
+    )
+
+
+def job_fail(*, job_id, error, result=None):
+    updates = {"status": JobStatus.FAILED, "error": str(error), "finished_at": timezone.now()}
+    if result is not None:
+        updates["result"] = result
+    Job.objects.filter(pk=job_id, status__in=ACTIVE_STATUSES).update(**updates)
+
+
+def job_cancel(*, job):
+    """Cancel a queued or running job; a finished one cannot be cancelled."""
+    updated = Job.objects.filter(pk=job.pk, status__in=ACTIVE_STATUSES).update(
+        status=JobStatus.CANCELLED, finished_at=timezone.now(), message="cancelled"
+    )
+    job.refresh_from_db()
+    if not updated:
+        raise Conflict(f"The job is already {job.status}; only queued or running jobs can be cancelled.",
+                       code="job_finished")
+    return job
+
+
+def run_job(job_id, work):
+    """The common body of every task: claim, run `work(job)`, record success, failure or cancellation.
+
+    `work` returns the result dict. Unexpected errors are recorded on the job and not re-raised, so
+    the broker does not redeliver a job that failed for a reason a retry would not fix.
+    """
+    job = job_claim(job_id=job_id)
+    if job is None:
+        logger.info("job %s is not runnable (finished, cancelled or unknown); skipping", job_id)
+        return
+    try:
+        result = work(job)
+    except JobCancelled:
+        logger.info("job %s cancelled", job_id)
+    except Exception as exc:
+        logger.exception("job %s failed", job_id)
+        job_fail(job_id=job_id, error=f"{type(exc).__name__}: {exc}")
+    else:
+        job_succeed(job_id=job_id, result=result)
