@@ -1,0 +1,90 @@
+import io
+import zipfile
+
+import pytest
+from django.contrib.auth import get_user_model
+from PIL import Image
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from imagestudio.celery import app as celery_app
+from imagestudio.datasets.models import Role
+from imagestudio.datasets.services import dataset_create, membership_set
+
+
+@pytest.fixture(autouse=True)
+def _isolated_media(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "media"
+    settings.IMPORT_ROOT = None
+
+
+@pytest.fixture(autouse=True)
+def _tasks_in_process():
+    """Unit and API tests run tasks in-process; the integration tests switch to a real worker."""
+    previous = celery_app.conf.task_always_eager
+    celery_app.conf.task_always_eager = True
+    yield
+    celery_app.conf.task_always_eager = previous
+
+
+def png_bytes(colour=(200, 30, 30), size=(64, 48), mode="RGB", image_format="PNG", **save_args):
+    image = Image.new(mode, size, colour)
+    out = io.BytesIO()
+    image.save(out, format=image_format, **save_args)
+    return out.getvalue()
+
+
+def zip_bytes(members):
+    """members: {name: bytes}."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return out.getvalue()
+
+
+def make_user(username):
+    return get_user_model().objects.create_user(username=username, password=f"{username}-password-123")
+
+
+def client_for(user):
+    client = APIClient()
+    if user is not None:
+        token, _ = Token.objects.get_or_create(user=user)
+        client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    return client
+
+
+@pytest.fixture
+def owner(db):
+    return make_user("olivia")
+
+
+@pytest.fixture
+def stranger(db):
+    return make_user("sam")
+
+
+@pytest.fixture
+def api(owner):
+    return client_for(owner)
+
+
+@pytest.fixture
+def dataset(owner):
+    return dataset_create(user=owner, name="Pets", classes=["cat", "dog"])
+
+
+@pytest.fixture
+def member_client(dataset):
+    """A client for a new member of `dataset` with the given role."""
+
+    def make(role):
+        user = make_user(f"user-{role}")
+        membership_set(dataset=dataset, user=user, role=role)
+        return client_for(user)
+
+    return make
+
+
+ROLES = [Role.VIEWER, Role.ANNOTATOR, Role.EDITOR, Role.OWNER]
