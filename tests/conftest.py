@@ -16,6 +16,7 @@ from imagestudio.datasets.services import dataset_create, membership_set
 def _isolated_media(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path / "media"
     settings.IMPORT_ROOT = None
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # speed, tests only
 
 
 @pytest.fixture(autouse=True)
@@ -37,7 +38,7 @@ def png_bytes(colour=(200, 30, 30), size=(64, 48), mode="RGB", image_format="PNG
 def zip_bytes(members):
     """members: {name: bytes}."""
     out = io.BytesIO()
-    with zipfile.ZipFile(out, "w") as archive:
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
         for name, data in members.items():
             archive.writestr(name, data)
     return out.getvalue()

@@ -22,6 +22,9 @@ class ObtainTokenView(APIView):
     permission_classes = [AllowAny]
     throttle_classes = [TokenThrottle]
 
+    def get_authenticate_header(self, request):
+        return "Token"  # wrong credentials are a 401, like any failed authentication
+
     @extend_schema(request=TokenRequestSerializer, responses={200: TokenSerializer}, auth=[])
     def post(self, request):
         serializer = TokenRequestSerializer(data=request.data)

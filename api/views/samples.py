@@ -137,9 +137,11 @@ class ImportView(DatasetScopedMixin, APIView):
     @extend_schema(request={"multipart/form-data": ImportRequestSerializer},
                    responses={202: JobSerializer})
     def post(self, request, dataset_id=None):
-        data = request.data.copy()
-        if "files[]" in request.FILES:
-            data.setlist("files", request.FILES.getlist("files[]"))
+        # A plain dict, not QueryDict.copy(): that deep-copies, and large uploads are open temp files.
+        data = {key: value for key, value in request.data.items() if key not in ("files", "files[]")}
+        files = request.FILES.getlist("files") or request.FILES.getlist("files[]")
+        if files:
+            data["files"] = files
         serializer = ImportRequestSerializer(data=data)
         serializer.is_valid(raise_exception=True)
         values = serializer.validated_data

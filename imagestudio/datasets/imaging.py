@@ -8,8 +8,9 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-# Formats we accept as originals: the ones browsers and Pillow both handle well.
-ACCEPTED_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF", "MPO")
+# Formats we accept as originals: the ones browsers and Pillow both handle well. (Pillow opens
+# multi-picture JPEGs through the JPEG plugin and reports them as MPO.)
+ACCEPTED_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF")
 # EXIF orientations that swap width and height.
 _TRANSPOSING_ORIENTATIONS = {5, 6, 7, 8}
 _EXIF_ORIENTATION_TAG = 0x0112
@@ -65,12 +66,12 @@ def validate_image(data, *, max_bytes, max_pixels, thumbnail_size):
             image = Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS)
         except UnidentifiedImageError:
             raise InvalidImage(
-                f"not an image in an accepted format ({', '.join(f for f in ACCEPTED_FORMATS if f != 'MPO')})"
+                f"not an image in an accepted format ({', '.join(ACCEPTED_FORMATS)})"
             ) from None
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
             raise InvalidImage(f"decompression bomb refused: {exc}") from None
         except (OSError, ValueError, SyntaxError) as exc:
-            raise InvalidImage(f"unreadable image header: {exc}") from None
+            raise InvalidImage(f"corrupt or truncated image header: {exc}") from None
         with image:
             width, height = image.size
             if width <= 0 or height <= 0:

@@ -1,0 +1,238 @@
+"""Ingestion through the HTTP API: uploads, archives, server paths; every refusal has a per-file reason."""
+
+import io
+import json
+import os
+import tarfile
+
+import pytest
+from django.core.files.storage import default_storage
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from imagestudio.annotations.models import Annotation, AnnotationEvent
+from imagestudio.datasets.models import Dataset, Role, Sample
+from tests.conftest import png_bytes, zip_bytes
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def upload(name, data, content_type="image/png"):
+    return SimpleUploadedFile(name, data, content_type=content_type)
+
+
+def post_import(client, dataset, **data):
+    return client.post(f"/api/datasets/{dataset.id}/imports/", data, format="multipart")
+
+
+def finished(client, response):
+    assert response.status_code == 202, response.content
+    assert response["Location"] == f"/api/jobs/{response.json()['id']}/"
+    job = client.get(response["Location"]).json()
+    assert job["status"] == "succeeded", job
+    return job["result"]
+
+
+def stored_files():
+    root = default_storage.path("datasets")
+    return sorted(os.path.relpath(os.path.join(d, f), root) for d, _, files in os.walk(root) for f in files)
+
+
+def test_upload_files_with_split_and_metadata(api, dataset):
+    response = post_import(api, dataset, files=[upload("red.png", png_bytes((255, 0, 0))),
+                                                upload("blue.png", png_bytes((0, 0, 255)))],
+                           split="dev", metadata=json.dumps({"red.png": {"caption": "A red one", "n": 3}}))
+    result = finished(api, response)
+    assert (result["total"], result["created"], result["errors"], result["duplicates"]) == (2, 2, 0, 0)
+    red = Sample.objects.get(external_id="red.png")
+    assert red.split == "dev" and red.metadata == {"caption": "A red one", "n": 3}
+    assert (red.width, red.height, red.format) == (64, 48, "PNG")
+    assert Dataset.objects.get(pk=dataset.pk).split_counts["dev"] == 2
+    assert len(stored_files()) == 4  # two originals, two thumbnails
+    assert not default_storage.listdir("staging")[1]  # staging emptied
+
+
+def test_files_brackets_name_is_accepted(api, dataset):
+    response = api.post(f"/api/datasets/{dataset.id}/imports/",
+                        {"files[]": [upload("a.png", png_bytes())]}, format="multipart")
+    assert finished(api, response)["created"] == 1
+
+
+def test_bad_files_are_reported_and_leave_nothing(api, dataset):
+    good = png_bytes((1, 2, 3))
+    truncated = png_bytes((9, 9, 9), size=(300, 300), image_format="JPEG")[:400]
+    response = post_import(api, dataset, files=[
+        upload("good.png", good),
+        upload("empty.png", b""),
+        upload("notes.txt", b"hello", "text/plain"),
+        upload("cut.jpg", truncated, "image/jpeg"),
+        upload("vector.svg", b"<svg xmlns='http://www.w3.org/2000/svg'></svg>", "image/svg+xml"),
+    ])
+    result = finished(api, response)
+    assert result["created"] == 1 and result["errors"] == 4
+    reasons = {entry["file"]: entry["reason"] for entry in result["error_files"]}
+    assert "empty" in reasons["empty.png"]
+    assert "not an image" in reasons["notes.txt"] and "not an image" in reasons["vector.svg"]
+    assert "truncated" in reasons["cut.jpg"] or "corrupt" in reasons["cut.jpg"]
+    assert Sample.objects.count() == 1
+    assert len(stored_files()) == 2
+
+
+def test_same_import_twice_adds_nothing(api, dataset):
+    files = lambda: [upload("a.png", png_bytes((1, 1, 1))), upload("b.png", png_bytes((2, 2, 2)))]  # noqa: E731
+    finished(api, post_import(api, dataset, files=files()))
+    again = finished(api, post_import(api, dataset, files=files()))
+    assert (again["created"], again["duplicates"]) == (0, 2)
+    assert {d["reason"] for d in again["duplicate_files"]} == {"the same image is already in the dataset"}
+    assert Sample.objects.count() == 2
+    assert Dataset.objects.get(pk=dataset.pk).split_counts["train"] == 2
+
+
+def test_duplicate_inside_one_upload_and_external_id_clash(api, dataset):
+    data = png_bytes((5, 5, 5))
+    result = finished(api, post_import(api, dataset, files=[upload("x.png", data), upload("y.png", data)]))
+    assert (result["created"], result["duplicates"]) == (1, 1)
+    clash = finished(api, post_import(api, dataset, files=[upload("x.png", png_bytes((6, 6, 6)))]))
+    assert clash["errors"] == 1 and "external_id" in clash["error_files"][0]["reason"]
+
+
+def test_archive_with_manifest_metadata_and_ground_truth(api, dataset, owner):
+    manifest = ("file,split,external_id,caption,weight,gt:cat,gt:dog\n"
+                "imgs/a.png,valid,A,a cat on a mat,4.5,PRESENT,ABSENT\n"
+                "imgs/b.png,,B,a dog,,ABSENT,PRESENT\n"
+                "imgs/missing.png,,C,,,,\n"
+                "imgs/c.png,nowhere,D,,,,\n")
+    archive = zip_bytes({"manifest.csv": manifest.encode(), "imgs/a.png": png_bytes((1, 0, 0)),
+                         "imgs/b.png": png_bytes((0, 1, 0)), "imgs/c.png": png_bytes((0, 0, 1)),
+                         "imgs/unlisted.png": png_bytes((3, 3, 3))})
+    result = finished(api, post_import(api, dataset, archive=upload("set.zip", archive, "application/zip"),
+                                       split="test"))
+    assert result["created"] == 2 and result["annotations"] == 4
+    reasons = {entry["file"]: entry["reason"] for entry in result["error_files"]}
+    assert "no such file" in reasons["imgs/missing.png"] and "nowhere" in reasons["imgs/c.png"]
+    a, b = Sample.objects.get(external_id="A"), Sample.objects.get(external_id="B")
+    assert a.split == "valid" and b.split == "test"
+    assert a.metadata == {"caption": "a cat on a mat", "weight": 4.5}
+    values = dict(Annotation.objects.filter(sample=a).values_list("label_class__name", "value"))
+    assert values == {"cat": "PRESENT", "dog": "ABSENT"}
+    event = AnnotationEvent.objects.filter(sample=a).first()
+    assert event.user == owner and event.source == "import" and event.old_value == "ABSTAIN"
+
+
+def test_manifest_naming_unknown_class_fails_the_job_before_writing(api, dataset):
+    archive = zip_bytes({"manifest.csv": b"file,gt:unicorn\na.png,PRESENT\n", "a.png": png_bytes()})
+    response = post_import(api, dataset, archive=upload("set.zip", archive, "application/zip"))
+    job = api.get(response["Location"]).json()
+    assert job["status"] == "failed" and "unicorn" in job["error"]
+    assert Sample.objects.count() == 0 and stored_files() == []
+
+
+def test_jsonl_manifest_beside_a_tar_archive(api, dataset):
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        for name, data in {"p/1.png": png_bytes((10, 0, 0)), "p/2.png": png_bytes((20, 0, 0))}.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+        link = tarfile.TarInfo("p/link.png")
+        link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
+        archive.addfile(link)
+    manifest = b'{"file": "p/1.png", "external_id": "one", "metadata": {"k": "v"}, "ground_truth": {"cat": "PRESENT"}}\n'
+    result = finished(api, post_import(api, dataset, archive=upload("set.tgz", buffer.getvalue(), "application/gzip"),
+                                       manifest=upload("m.jsonl", manifest, "application/json")))
+    assert result["created"] == 1 and Sample.objects.get().metadata == {"k": "v"}
+    assert any("links" in entry["reason"] for entry in result["error_files"])
+
+
+def test_archive_without_manifest_imports_every_file_with_path_as_id(api, dataset):
+    archive = zip_bytes({"a/x.png": png_bytes((1, 1, 9)), "../evil.png": png_bytes((2, 2, 9)),
+                         "/abs.png": png_bytes((3, 3, 9))})
+    result = finished(api, post_import(api, dataset, archive=upload("s.zip", archive, "application/zip")))
+    assert result["created"] == 1 and Sample.objects.get().external_id == "a/x.png"
+    assert result["errors"] == 2
+
+
+def test_corrupt_archive_fails_with_reason(api, dataset):
+    response = post_import(api, dataset, archive=upload("s.zip", b"PK\x03\x04 broken", "application/zip"))
+    job = api.get(response["Location"]).json()
+    assert job["status"] == "failed" and "archive" in job["error"]
+
+
+def test_zip_bomb_member_is_refused(api, dataset, settings):
+    settings.MAX_IMAGE_BYTES = 1_000_000
+    archive = zip_bytes({"bomb.png": b"\0" * 20_000_000, "ok.png": png_bytes()})
+    result = finished(api, post_import(api, dataset, archive=upload("b.zip", archive, "application/zip")))
+    assert result["created"] == 1
+    assert "limit" in result["error_files"][0]["reason"]
+
+
+def test_decompression_bomb_image_is_refused(api, dataset, settings):
+    settings.MAX_IMAGE_PIXELS = 1_000_000
+    bomb = png_bytes(colour=0, size=(4000, 4000), mode="1")
+    result = finished(api, post_import(api, dataset, files=[upload("bomb.png", bomb)]))
+    assert result["errors"] == 1 and "pixels" in result["error_files"][0]["reason"]
+
+
+def test_server_side_directory_and_manifest(api, dataset, settings, tmp_path):
+    root = tmp_path / "imports"
+    (root / "batch").mkdir(parents=True)
+    (root / "batch" / "a.png").write_bytes(png_bytes((7, 0, 0)))
+    (root / "batch" / "b.png").write_bytes(png_bytes((8, 0, 0)))
+    (root / "batch" / "list.csv").write_text("file,caption\na.png,from manifest\n")
+    settings.IMPORT_ROOT = str(root)
+    by_manifest = finished(api, api.post(f"/api/datasets/{dataset.id}/imports/", {"path": "batch/list.csv"},
+                                         format="multipart"))
+    assert by_manifest["created"] == 1 and Sample.objects.get().metadata == {"caption": "from manifest"}
+    whole = finished(api, api.post(f"/api/datasets/{dataset.id}/imports/", {"path": "batch"}, format="multipart"))
+    assert (whole["created"], whole["duplicates"]) == (1, 1)
+
+
+def test_server_side_paths_are_confined(api, dataset, settings, tmp_path):
+    url = f"/api/datasets/{dataset.id}/imports/"
+    disabled = api.post(url, {"path": "x"}, format="multipart")
+    assert disabled.status_code == 400 and "IMPORT_ROOT" in disabled.json()["path"][0]
+    settings.IMPORT_ROOT = str(tmp_path / "root")
+    (tmp_path / "root").mkdir()
+    for path in ("../", "/etc", "../../etc/passwd", "nothing-here"):
+        response = api.post(url, {"path": path}, format="multipart")
+        assert response.status_code == 400, path
+
+
+@pytest.mark.parametrize("data, field", [
+    ({}, "non_field_errors"),
+    ({"path": "a", "split": "holdout"}, "split"),
+    ({"files": [upload("a.png", b"x")], "metadata": "{not json"}, "metadata"),
+    ({"files": [upload("a.png", b"x")], "metadata": json.dumps({"other.png": {}})}, "metadata"),
+    ({"files": [upload("a.png", b"x")], "manifest": upload("m.txt", b"file\n", "text/plain")}, "manifest"),
+])
+def test_bad_import_requests_are_400(api, dataset, data, field):
+    response = post_import(api, dataset, **data)
+    assert response.status_code == 400 and field in response.json(), response.content
+    assert Sample.objects.count() == 0
+
+
+def test_too_many_files_and_too_large_archive(api, dataset, settings):
+    settings.MAX_UPLOAD_FILES = 2
+    response = post_import(api, dataset, files=[upload(f"{i}.png", png_bytes((i, 0, 0))) for i in range(3)])
+    assert response.status_code == 400 and "files" in response.json()
+    settings.MAX_ARCHIVE_BYTES = 10
+    response = post_import(api, dataset, archive=upload("a.zip", zip_bytes({"a.png": png_bytes()}), "application/zip"))
+    assert response.status_code == 400 and "archive" in response.json()
+
+
+def test_roles_for_imports(dataset, member_client):
+    for role, expected in ((Role.VIEWER, 403), (Role.ANNOTATOR, 403), (Role.EDITOR, 202)):
+        client = member_client(role)
+        response = post_import(client, dataset, files=[upload(f"{role}.png", png_bytes((len(role), 1, 1)))])
+        assert response.status_code == expected, role
+
+
+def test_large_upload_spooled_to_disk_is_accepted(api, dataset, settings):
+    settings.FILE_UPLOAD_MAX_MEMORY_SIZE = 1000  # every upload becomes a temporary file
+    from PIL import Image
+
+    noisy = io.BytesIO()
+    Image.frombytes("RGB", (100, 100), os.urandom(30_000)).save(noisy, format="PNG")
+    assert len(noisy.getvalue()) > 10_000
+    result = finished(api, post_import(api, dataset, files=[upload("a.png", noisy.getvalue())],
+                                       metadata=json.dumps({"a.png": {"k": 1}})))
+    assert result["created"] == 1
