@@ -1,0 +1,202 @@
+"""Exploration: the samples list (grid / data views), the image view, image bytes and resampling."""
+
+import hashlib
+
+import pytest
+
+from imagestudio.annotations.models import Annotation
+from imagestudio.datasets.models import Dataset, Role, Sample, Tag
+from imagestudio.datasets.services import dataset_create, search_text
+from tests.conftest import client_for
+
+pytestmark = pytest.mark.django_db
+
+
+def make_samples(dataset, specs):
+    """specs: list of dicts with split / metadata / gt {class: value} / tags [names]."""
+    classes = {c.name: c for c in dataset.classes.all()}
+    samples = []
+    for index, spec in enumerate(specs):
+        metadata = spec.get("metadata", {})
+        sample = Sample.objects.create(
+            dataset=dataset, split=spec.get("split", "train"), external_id=f"s{index}", file_name=f"s{index}.png",
+            original="x", thumbnail="x", width=10 + index, height=10, format="PNG", bytes=10_000 - index,
+            sha256=hashlib.sha256(f"{dataset.id}-{index}".encode()).hexdigest(), metadata=metadata,
+            search_text=search_text(f"s{index}", f"s{index}.png", metadata),
+        )
+        for name, value in spec.get("gt", {}).items():
+            Annotation.objects.create(sample=sample, label_class=classes[name], value=value)
+        for tag in spec.get("tags", []):
+            sample.tags.add(Tag.objects.get_or_create(dataset=dataset, name=tag)[0])
+        samples.append(sample)
+    return samples
+
+
+@pytest.fixture
+def samples(dataset):
+    return make_samples(dataset, [
+        {"split": "train", "metadata": {"caption": "A Tabby cat", "n": 1}, "gt": {"cat": "PRESENT", "dog": "ABSENT"},
+         "tags": ["blurry"]},
+        {"split": "train", "metadata": {"caption": "a dog in the park", "n": 2}, "gt": {"dog": "PRESENT"}},
+        {"split": "dev", "metadata": {"caption": "cat and dog", "n": 3}, "gt": {"cat": "PRESENT", "dog": "PRESENT"},
+         "tags": ["blurry", "dark"]},
+        {"split": "dev", "metadata": {"caption": "empty room"}},
+        {"split": "test", "metadata": {}, "gt": {"cat": "ABSENT"}},
+    ])
+
+
+def ids(response):
+    assert response.status_code == 200, response.content
+    return [s["external_id"] for s in response.json()["results"]]
+
+
+def test_list_shows_grid_fields_and_ground_truth(api, dataset, samples):
+    body = api.get(f"/api/datasets/{dataset.id}/samples/").json()
+    assert body["count"] == 5
+    first = body["results"][0]
+    assert first["ground_truth"] == {"cat": "PRESENT", "dog": "ABSENT"}
+    assert first["tags"] == ["blurry"]
+    assert first["thumbnail_url"] == f"/api/datasets/{dataset.id}/samples/{samples[0].id}/thumbnail/"
+    assert first["metadata"] == {"caption": "A Tabby cat", "n": 1}
+
+
+@pytest.mark.parametrize("query, expected", [
+    ("split=dev", ["s2", "s3"]),
+    ("tag=blurry", ["s0", "s2"]),
+    ("tag=blurry&tag=dark", ["s2"]),
+    ("tag=blurry,dark", ["s2"]),
+    ("search=tabby", ["s0"]),
+    ("search=DOG", ["s1", "s2"]),
+    ("gt=cat:PRESENT", ["s0", "s2"]),
+    ("gt=cat:absent", ["s4"]),
+    ("gt=cat:ABSTAIN", ["s1", "s3"]),
+    ("gt=dog:LABELED", ["s0", "s1", "s2"]),
+    ("gt=cat:PRESENT&gt=dog:PRESENT", ["s2"]),
+    ("split=train&gt=dog:PRESENT", ["s1"]),
+    ("ordering=-bytes", ["s0", "s1", "s2", "s3", "s4"]),
+    ("ordering=-width", ["s4", "s3", "s2", "s1", "s0"]),
+    ("search=nothing-matches-this", []),
+])
+def test_filters_and_ordering(api, dataset, samples, query, expected):
+    assert ids(api.get(f"/api/datasets/{dataset.id}/samples/?{query}")) == expected
+
+
+def test_filter_by_class_id(api, dataset, samples):
+    cat = dataset.classes.get(name="cat")
+    assert ids(api.get(f"/api/datasets/{dataset.id}/samples/?gt={cat.id}:PRESENT")) == ["s0", "s2"]
+
+
+@pytest.mark.parametrize("query, field", [
+    ("split=holdout", "split"),
+    ("gt=unicorn:PRESENT", "gt"),
+    ("gt=cat:MAYBE", "gt"),
+    ("gt=cat", "gt"),
+    ("tag=nope", "tag"),
+    ("ordering=sha256", "ordering"),
+    ("in_sample=perhaps", "in_sample"),
+    ("search=" + "x" * 201, "search"),
+    ("ids=abc", "ids"),
+])
+def test_bad_filters_are_400(api, dataset, samples, query, field):
+    response = api.get(f"/api/datasets/{dataset.id}/samples/?{query}")
+    assert response.status_code == 400 and field in response.json(), response.content
+
+
+def test_fields_select_metadata(api, dataset, samples):
+    results = api.get(f"/api/datasets/{dataset.id}/samples/?fields=n").json()["results"]
+    assert [r["metadata"] for r in results] == [{"n": 1}, {"n": 2}, {"n": 3}, {}, {}]
+    none = api.get(f"/api/datasets/{dataset.id}/samples/?fields=").json()["results"]
+    assert all(r["metadata"] == {} for r in none)
+
+
+def test_page_size_is_capped(api, dataset):
+    make_samples(dataset, [{} for _ in range(510)])
+    body = api.get(f"/api/datasets/{dataset.id}/samples/?limit=10000").json()
+    assert body["count"] == 510 and len(body["results"]) == 500
+    deep = api.get(f"/api/datasets/{dataset.id}/samples/?limit=5&offset=505").json()
+    assert [r["external_id"] for r in deep["results"]] == [f"s{i}" for i in range(505, 510)]
+
+
+def test_another_dataset_sample_is_404(api, owner, dataset, samples):
+    other = dataset_create(user=owner, name="Other")
+    assert api.get(f"/api/datasets/{other.id}/samples/{samples[0].id}/").status_code == 404
+    assert api.get(f"/api/datasets/{other.id}/samples/{samples[0].id}/image/").status_code == 404
+    assert api.get(f"/api/datasets/{dataset.id}/samples/999999/").status_code == 404
+
+
+def test_detail_and_patch(api, dataset, samples):
+    url = f"/api/datasets/{dataset.id}/samples/{samples[0].id}/"
+    detail = api.get(url).json()
+    assert detail["sha256"] == samples[0].sha256
+    assert {a["class_name"]: a["value"] for a in detail["annotations"]} == {"cat": "PRESENT", "dog": "ABSENT"}
+    assert detail["comments"] == []
+    moved = api.patch(url, {"split": "valid", "metadata": {"caption": "Renamed"}}, format="json")
+    assert moved.status_code == 200 and moved.json()["split"] == "valid"
+    assert ids(api.get(f"/api/datasets/{dataset.id}/samples/?search=renamed")) == ["s0"]
+    assert api.patch(url, {"split": "nowhere"}, format="json").status_code == 400
+    assert api.patch(url, {"metadata": "text"}, format="json").status_code == 400
+
+
+def test_patch_keeps_split_counts(api, owner):
+    dataset = dataset_create(user=owner, name="Counts", classes=["cat"])
+    sample = make_samples(dataset, [{"split": "train"}])[0]
+    Dataset.objects.filter(pk=dataset.pk).update(split_counts={"train": 1, "dev": 0, "valid": 0, "test": 0})
+    api.patch(f"/api/datasets/{dataset.id}/samples/{sample.id}/", {"split": "dev"}, format="json")
+    assert api.get(f"/api/datasets/{dataset.id}/").json()["split_counts"] == {"train": 0, "dev": 1, "valid": 0,
+                                                                              "test": 0}
+
+
+def test_viewer_reads_but_cannot_patch(dataset, samples, member_client):
+    viewer = member_client(Role.VIEWER)
+    url = f"/api/datasets/{dataset.id}/samples/{samples[0].id}/"
+    assert viewer.get(url).status_code == 200
+    assert viewer.patch(url, {"split": "dev"}, format="json").status_code == 403
+
+
+def test_stranger_sees_nothing(dataset, samples, stranger):
+    other = client_for(stranger)
+    assert other.get(f"/api/datasets/{dataset.id}/samples/").status_code == 404
+    assert other.get(f"/api/datasets/{dataset.id}/samples/{samples[0].id}/thumbnail/").status_code == 404
+
+
+def test_resample_is_deterministic_and_restricts_views(api, dataset):
+    make_samples(dataset, [{"split": "train", "gt": {"cat": "PRESENT"} if i % 4 == 0 else {}} for i in range(40)])
+    url = f"/api/datasets/{dataset.id}/samples/resample/"
+    body = {"split": "train", "sample_size": 12, "max_labeled": 4, "min_per_class": 2, "seed": 5}
+    first = api.post(url, body, format="json")
+    assert first.status_code == 200, first.content
+    realized = first.json()["realized"]
+    assert realized["total"] == 12 and realized["labeled"] <= 4 and realized["per_class"]["cat"]["present"] >= 2
+    assert realized["available"] == 40
+    chosen = ids(api.get(f"/api/datasets/{dataset.id}/samples/?in_sample=true&split=train&limit=100"))
+    assert len(chosen) == 12
+    api.post(url, {**body, "seed": 6}, format="json")
+    assert ids(api.get(f"/api/datasets/{dataset.id}/samples/?in_sample=true&limit=100")) != chosen
+    api.post(url, body, format="json")
+    assert ids(api.get(f"/api/datasets/{dataset.id}/samples/?in_sample=true&limit=100")) == chosen
+    assert api.get(url + "?split=train").json()["seed"] == 5
+    assert api.delete(url + "?split=train").status_code == 204
+    assert api.get(url + "?split=train").status_code == 404
+    assert ids(api.get(f"/api/datasets/{dataset.id}/samples/?in_sample=true")) == []
+
+
+@pytest.mark.parametrize("body, field", [
+    ({"sample_size": 10}, "split"),
+    ({"split": "train"}, "sample_size"),
+    ({"split": "train", "sample_size": 0}, "sample_size"),
+    ({"split": "train", "sample_size": 10**12}, "sample_size"),
+    ({"split": "train", "sample_size": 10, "seed": -1}, "seed"),
+    ({"split": "train", "sample_size": "ten"}, "sample_size"),
+    ({"split": "train", "sample_size": 5, "max_labeled": 1, "min_per_class": 3}, "min_per_class"),
+])
+def test_resample_bad_input(api, dataset, body, field):
+    make_samples(dataset, [{"gt": {"cat": "PRESENT", "dog": "PRESENT"}} for _ in range(10)])
+    response = api.post(f"/api/datasets/{dataset.id}/samples/resample/", body, format="json")
+    assert response.status_code == 400 and field in response.json(), response.content
+
+
+def test_resample_roles(dataset, member_client):
+    body = {"split": "train", "sample_size": 1}
+    url = f"/api/datasets/{dataset.id}/samples/resample/"
+    assert member_client(Role.VIEWER).post(url, body, format="json").status_code == 403
+    assert member_client(Role.ANNOTATOR).post(url, body, format="json").status_code == 200
