@@ -2,10 +2,12 @@ from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
+from api.views.annotations import AnnotationBulkView, AnnotationHistoryView, AnnotationUndoView, AnnotationView
 from api.views.auth import ObtainTokenView
 from api.views.datasets import DatasetViewSet, LabelClassViewSet, MembershipViewSet
 from api.views.jobs import JobViewSet
 from api.views.samples import ImportView, ResampleView, SampleViewSet
+from api.views.tags import CommentViewSet, TagViewSet
 
 DATASET = r"datasets/(?P<dataset_id>[0-9]+)"
 
@@ -15,6 +17,8 @@ router.register("datasets", DatasetViewSet, basename="dataset")
 router.register(f"{DATASET}/classes", LabelClassViewSet, basename="class")
 router.register(f"{DATASET}/members", MembershipViewSet, basename="member")
 router.register(f"{DATASET}/samples", SampleViewSet, basename="sample")
+router.register(f"{DATASET}/samples/(?P<sample_id>[0-9]+)/comments", CommentViewSet, basename="comment")
+router.register(f"{DATASET}/tags", TagViewSet, basename="tag")
 
 urlpatterns = [
     path("auth/token/", ObtainTokenView.as_view(), name="auth-token"),
@@ -22,5 +26,9 @@ urlpatterns = [
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("datasets/<int:dataset_id>/samples/resample/", ResampleView.as_view(), name="sample-resample"),
     path("datasets/<int:dataset_id>/imports/", ImportView.as_view(), name="dataset-imports"),
+    path("datasets/<int:dataset_id>/annotations/", AnnotationView.as_view(), name="annotations"),
+    path("datasets/<int:dataset_id>/annotations/bulk/", AnnotationBulkView.as_view(), name="annotations-bulk"),
+    path("datasets/<int:dataset_id>/annotations/bulk/undo/", AnnotationUndoView.as_view(), name="annotations-undo"),
+    path("datasets/<int:dataset_id>/annotations/history/", AnnotationHistoryView.as_view(), name="annotations-history"),
     *router.urls,
 ]

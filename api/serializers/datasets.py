@@ -1,4 +1,5 @@
 from django.contrib.auth import get_user_model
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from imagestudio.datasets.models import Dataset, DatasetMembership, LabelClass, Role, Split
@@ -6,11 +7,30 @@ from imagestudio.datasets.models import Dataset, DatasetMembership, LabelClass, 
 NAME_MAX = 100
 
 
+class GroundTruthCountsSerializer(serializers.Serializer):
+    present = serializers.IntegerField()
+    absent = serializers.IntegerField()
+    unlabeled = serializers.IntegerField()
+
+
 class LabelClassSerializer(serializers.ModelSerializer):
+    counts = serializers.SerializerMethodField(help_text="Ground truth per split: present, absent, unlabeled.")
+
     class Meta:
         model = LabelClass
-        fields = ["id", "name", "description", "created_at"]
-        read_only_fields = ["id", "created_at"]
+        fields = ["id", "name", "description", "counts", "created_at"]
+        read_only_fields = ["id", "counts", "created_at"]
+
+    @extend_schema_field(serializers.DictField(child=GroundTruthCountsSerializer()))
+    def get_counts(self, label_class):
+        # Served from the counters the annotation services keep, never from a scan of the samples.
+        rows = {row.split: row for row in label_class.counts.all()}
+        counts = {}
+        for split, total in label_class.dataset.split_counts.items():
+            row = rows.get(split)
+            present, absent = (row.present, row.absent) if row else (0, 0)
+            counts[split] = {"present": present, "absent": absent, "unlabeled": total - present - absent}
+        return counts
 
 
 class SplitCountsSerializer(serializers.Serializer):

@@ -5,7 +5,7 @@ from rest_framework import serializers
 
 from imagestudio.annotations.models import GroundTruthValue
 from imagestudio.datasets.models import Sample, Split
-from imagestudio.datasets.selectors import GT_ANY, SAMPLE_ORDERINGS, SampleFilter
+from imagestudio.datasets.selectors import GT_ANY, SAMPLE_ORDERINGS, SampleFilter, sample_filter
 
 MAX_SEARCH = 200
 MAX_FILTER_IDS = 10_000
@@ -45,30 +45,56 @@ class SampleQuerySerializer(serializers.Serializer):
         return super().to_internal_value(data)
 
     def to_filter(self, dataset):
-        """Resolve names against the dataset: unknown classes or tags are a 400, not an empty page."""
+        return sample_filter_from(self.validated_data, dataset)
+
+
+def sample_filter_from(values, dataset):
+    """Resolve names against the dataset: unknown classes or tags are a 400, not an empty page."""
+    classes = {str(c.id): c.id for c in dataset.classes.all()} | {c.name: c.id for c in dataset.classes.all()}
+    tags = {str(t.id): t.id for t in dataset.tags.all()} | {t.name: t.id for t in dataset.tags.all()}
+    tag_ids = []
+    for tag in values.get("tag", []):
+        if tag not in tags:
+            raise serializers.ValidationError({"tag": [f"The dataset has no tag {tag!r}."]})
+        tag_ids.append(tags[tag])
+    ground_truth = []
+    for condition in values.get("gt", []):
+        name, _, word = condition.rpartition(":")
+        word = word.upper()
+        if not name or word not in GT_WORDS:
+            raise serializers.ValidationError({"gt": [f"{condition!r} must read <class>:<{'|'.join(GT_WORDS)}>."]})
+        if name not in classes:
+            raise serializers.ValidationError({"gt": [f"The dataset has no class {name!r}."]})
+        ground_truth.append((classes[name], word))
+    return SampleFilter(
+        split=values.get("split"), tag_ids=tag_ids, search=values.get("search"), ground_truth=ground_truth,
+        in_sample=values.get("in_sample", False), ids=values.get("ids"),
+    )
+
+
+class SampleSelectionSerializer(serializers.Serializer):
+    """Which samples a bulk action touches: explicit ids, or a samples-list filter."""
+
+    sample_ids = serializers.ListField(child=serializers.IntegerField(min_value=1), required=False, allow_empty=False,
+                                       max_length=MAX_FILTER_IDS, help_text=f"At most {MAX_FILTER_IDS} ids.")
+    filter = SampleQuerySerializer(required=False, help_text="The samples-list filter language, as an object.")
+
+    def validate(self, attrs):
+        if ("sample_ids" in attrs) == ("filter" in attrs):
+            raise serializers.ValidationError({"non_field_errors": ["Give exactly one of 'sample_ids' or 'filter'."]})
+        return attrs
+
+    def samples(self, dataset):
+        """The chosen samples as a queryset; ids outside the dataset are a 400, not silently dropped."""
         values = self.validated_data
-        classes = {str(c.id): c.id for c in dataset.classes.all()} | {c.name: c.id for c in dataset.classes.all()}
-        tags = {str(t.id): t.id for t in dataset.tags.all()} | {t.name: t.id for t in dataset.tags.all()}
-        tag_ids = []
-        for tag in values.get("tag", []):
-            if tag not in tags:
-                raise serializers.ValidationError({"tag": [f"The dataset has no tag {tag!r}."]})
-            tag_ids.append(tags[tag])
-        ground_truth = []
-        for condition in values.get("gt", []):
-            name, _, word = condition.rpartition(":")
-            word = word.upper()
-            if not name or word not in GT_WORDS:
-                raise serializers.ValidationError(
-                    {"gt": [f"{condition!r} must read <class>:<{'|'.join(GT_WORDS)}>."]}
-                )
-            if name not in classes:
-                raise serializers.ValidationError({"gt": [f"The dataset has no class {name!r}."]})
-            ground_truth.append((classes[name], word))
-        return SampleFilter(
-            split=values.get("split"), tag_ids=tag_ids, search=values.get("search"), ground_truth=ground_truth,
-            in_sample=values.get("in_sample", False), ids=values.get("ids"),
-        )
+        if "filter" in values:
+            return sample_filter(dataset=dataset, spec=sample_filter_from(values["filter"], dataset))
+        ids = set(values["sample_ids"])
+        samples = Sample.objects.filter(dataset=dataset, id__in=ids)
+        missing = ids - set(samples.values_list("id", flat=True))
+        if missing:
+            raise serializers.ValidationError({"sample_ids": [f"Not samples of this dataset: {sorted(missing)[:10]}."]})
+        return samples
 
 
 class SampleListQuerySerializer(SampleQuerySerializer):
@@ -96,7 +122,7 @@ class SampleSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
     def get_ground_truth(self, sample) -> dict[str, str]:
-        return {a.label_class.name: a.value for a in sample.annotations.all()}
+        return {a.label_class.name: a.value for a in sample.annotations.all() if a.value != GroundTruthValue.ABSTAIN}
 
     def get_tags(self, sample) -> list[str]:
         return [tag.name for tag in sample.tags.all()]

@@ -30,7 +30,8 @@ class DatasetViewSet(viewsets.ModelViewSet):
         if getattr(self, "swagger_fake_view", False):
             return Dataset.objects.none()
         return datasets_for_user(user=self.request.user).prefetch_related(
-            Prefetch("classes", queryset=LabelClass.objects.order_by("id"))
+            Prefetch("classes", queryset=LabelClass.objects.select_related("dataset").prefetch_related("counts")
+                     .order_by("id"))
         ).order_by("id")
 
     def get_serializer_context(self):
@@ -82,7 +83,8 @@ class LabelClassViewSet(DatasetScopedMixin, viewsets.ModelViewSet):
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
 
     def get_queryset(self):
-        return LabelClass.objects.filter(dataset=self.dataset).order_by("id")
+        return (LabelClass.objects.filter(dataset=self.dataset).select_related("dataset").prefetch_related("counts")
+                .order_by("id"))
 
     def perform_create(self, serializer):
         serializer.instance = services.label_class_create(dataset=self.dataset, **serializer.validated_data)

@@ -8,14 +8,19 @@ class GroundTruthValue(models.TextChoices):
     ABSTAIN = "ABSTAIN"
 
 
+LABEL_VALUES = (GroundTruthValue.PRESENT, GroundTruthValue.ABSENT)
+
+
 class Annotation(models.Model):
-    """Ground truth of one (sample, class). No row means ABSTAIN (no label)."""
+    """Ground truth of one (sample, class): PRESENT, ABSENT, or ABSTAIN (no label).
+
+    No row also means ABSTAIN. A cleared label keeps its row (value ABSTAIN) so that `version` only
+    ever grows: a writer holding an old version always gets a conflict, never a silent overwrite.
+    """
 
     sample = models.ForeignKey("datasets.Sample", on_delete=models.CASCADE, related_name="annotations")
     label_class = models.ForeignKey("datasets.LabelClass", on_delete=models.CASCADE, related_name="annotations")
-    value = models.CharField(
-        max_length=8, choices=[(GroundTruthValue.PRESENT, "Present"), (GroundTruthValue.ABSENT, "Absent")]
-    )
+    value = models.CharField(max_length=8, choices=GroundTruthValue.choices)
     version = models.PositiveIntegerField(default=1)
     updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     updated_at = models.DateTimeField(auto_now=True)
@@ -24,6 +29,34 @@ class Annotation(models.Model):
         ordering = ["id"]
         constraints = [models.UniqueConstraint(fields=["sample", "label_class"], name="unique_annotation")]
         indexes = [models.Index(fields=["label_class", "value", "sample"], name="annotation_class_value")]
+
+
+class GroundTruthCount(models.Model):
+    """PRESENT and ABSENT counts per (class, split), kept current by every write, so counts never scan samples."""
+
+    label_class = models.ForeignKey("datasets.LabelClass", on_delete=models.CASCADE, related_name="counts")
+    split = models.CharField(max_length=8)
+    present = models.BigIntegerField(default=0)
+    absent = models.BigIntegerField(default=0)
+
+    class Meta:
+        ordering = ["label_class", "split"]
+        constraints = [models.UniqueConstraint(fields=["label_class", "split"], name="unique_count_per_class_split")]
+
+
+class AnnotationBatch(models.Model):
+    """One bulk action, so that a user can undo their last one."""
+
+    id = models.UUIDField(primary_key=True)
+    dataset = models.ForeignKey("datasets.Dataset", on_delete=models.CASCADE, related_name="+")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    value = models.CharField(max_length=8, choices=GroundTruthValue.choices)
+    changed = models.PositiveIntegerField(default=0)
+    undone_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
 
 
 class AnnotationSource(models.TextChoices):
@@ -43,9 +76,12 @@ class AnnotationEvent(models.Model):
     new_value = models.CharField(max_length=8, choices=GroundTruthValue.choices)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     source = models.CharField(max_length=8, choices=AnnotationSource.choices)
-    batch = models.UUIDField(null=True, blank=True, db_index=True)
+    batch = models.ForeignKey(AnnotationBatch, null=True, blank=True, on_delete=models.CASCADE, related_name="events")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["id"]
-        indexes = [models.Index(fields=["dataset", "id"], name="annotation_event_dataset")]
+        indexes = [
+            models.Index(fields=["dataset", "id"], name="annotation_event_dataset"),
+            models.Index(fields=["sample", "id"], name="annotation_event_sample"),
+        ]

@@ -1,26 +1,249 @@
-"""Writes of ground truth. Every change leaves an AnnotationEvent (who, when, old -> new)."""
+"""Writes of ground truth. Every change leaves an AnnotationEvent (who, when, old -> new) and moves the
+per-(class, split) counts in the same transaction, so counts are exact and never need a scan.
+"""
 
-from .models import Annotation, AnnotationEvent, AnnotationSource, GroundTruthValue
+import uuid
+from collections import Counter
+from dataclasses import dataclass
+
+from django.db import IntegrityError, transaction
+from django.db.models import Count, F, Q
+from django.utils import timezone
+
+from imagestudio.common.errors import Conflict, NotFound, ValidationFailed
+
+from .models import (
+    LABEL_VALUES,
+    Annotation,
+    AnnotationBatch,
+    AnnotationEvent,
+    AnnotationSource,
+    GroundTruthCount,
+    GroundTruthValue,
+)
+
+MAX_BULK_SAMPLES = 1_000_000  # samples a bulk filter may match
+_CHUNK = 5_000  # ids per IN (...) list
+_RETRIES = 3
+
+
+@dataclass(frozen=True)
+class Change:
+    sample_id: int
+    class_id: int
+    split: str
+    old: str
+    new: str
+
+
+def _chunks(items, size=_CHUNK):
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def _count_deltas(changes):
+    deltas = Counter()
+    for change in changes:
+        for value, sign in ((change.old, -1), (change.new, 1)):
+            if value in LABEL_VALUES:
+                deltas[(change.class_id, change.split, value)] += sign
+    return deltas
+
+
+def _apply_counts(deltas):
+    """Move the counters; rows are touched in a fixed order so concurrent writers cannot deadlock."""
+    keys = sorted({(class_id, split) for class_id, split, _ in deltas})
+    if not keys:
+        return
+    GroundTruthCount.objects.bulk_create(
+        [GroundTruthCount(label_class_id=class_id, split=split) for class_id, split in keys], ignore_conflicts=True
+    )
+    for class_id, split in keys:
+        present = deltas.get((class_id, split, GroundTruthValue.PRESENT), 0)
+        absent = deltas.get((class_id, split, GroundTruthValue.ABSENT), 0)
+        if present or absent:
+            GroundTruthCount.objects.filter(label_class_id=class_id, split=split).update(
+                present=F("present") + present, absent=F("absent") + absent
+            )
+
+
+def _record(dataset, user, source, changes, batch=None):
+    AnnotationEvent.objects.bulk_create(
+        (AnnotationEvent(dataset=dataset, sample_id=c.sample_id, label_class_id=c.class_id, old_value=c.old,
+                         new_value=c.new, user=user, source=source, batch=batch) for c in changes),
+        batch_size=_CHUNK,
+    )
+    _apply_counts(_count_deltas(changes))
 
 
 def annotations_import(*, dataset, user, rows):
-    """Ground truth that arrives with newly imported samples: (sample_id, label_class, value) triples.
+    """Ground truth arriving with newly imported samples: (sample_id, split, label_class, value) tuples.
 
-    The samples are new, so there is nothing to overwrite; called inside the import's transaction.
-    Returns the number of annotations written.
+    The samples are new, so nothing is overwritten; runs inside the import's transaction. Returns the
+    number of annotations written.
     """
-    rows = [(sample_id, label_class, value) for sample_id, label_class, value in rows
-            if value in (GroundTruthValue.PRESENT, GroundTruthValue.ABSENT)]
+    rows = [row for row in rows if row[3] in LABEL_VALUES]
     if not rows:
         return 0
     Annotation.objects.bulk_create(
         [Annotation(sample_id=sample_id, label_class=label_class, value=value, updated_by=user)
-         for sample_id, label_class, value in rows]
+         for sample_id, _, label_class, value in rows]
     )
-    AnnotationEvent.objects.bulk_create(
-        [AnnotationEvent(dataset=dataset, sample_id=sample_id, label_class=label_class,
-                         old_value=GroundTruthValue.ABSTAIN, new_value=value, user=user,
-                         source=AnnotationSource.IMPORT)
-         for sample_id, label_class, value in rows]
-    )
+    _record(dataset, user, AnnotationSource.IMPORT,
+            [Change(sample_id, label_class.id, split, GroundTruthValue.ABSTAIN, value)
+             for sample_id, split, label_class, value in rows])
     return len(rows)
+
+
+def annotation_set(*, dataset, user, sample, label_class, value, expected_version=None):
+    """Set (PRESENT / ABSENT) or clear (ABSTAIN) one ground truth.
+
+    `expected_version` is the version the caller last saw (0 when never annotated); a mismatch is a
+    409, so a stale client cannot silently overwrite someone else's label. Returns (annotation, changed).
+    """
+    try:
+        with transaction.atomic():
+            row = Annotation.objects.select_for_update().filter(sample=sample, label_class=label_class).first()
+            current = row.version if row else 0
+            if expected_version is not None and expected_version != current:
+                raise Conflict(
+                    f"The label changed since version {expected_version}; it is now version {current} "
+                    f"({row.value if row else GroundTruthValue.ABSTAIN}). Reload and retry.",
+                    code="version_conflict",
+                )
+            old = row.value if row else GroundTruthValue.ABSTAIN
+            if old == value:
+                return row, False
+            if row is None:
+                row = Annotation.objects.create(sample=sample, label_class=label_class, value=value, updated_by=user)
+            else:
+                row.value, row.version, row.updated_by = value, row.version + 1, user
+                row.save(update_fields=["value", "version", "updated_by", "updated_at"])
+            _record(dataset, user, AnnotationSource.API, [Change(sample.id, label_class.id, sample.split, old, value)])
+            return row, True
+    except IntegrityError:
+        raise Conflict("Another writer created this label at the same moment. Reload and retry.",
+                       code="version_conflict") from None
+
+
+def annotations_bulk_set(*, dataset, user, samples, classes, value):
+    """Give every (sample, class) pair one value, in one transaction.
+
+    `samples` is a queryset of the dataset's samples (ids or a filter, resolved by the caller).
+    Returns counts: samples, changed and unchanged (sample, class) pairs, and the batch id for undo.
+    """
+    targets = list(samples.order_by("id").values_list("id", "split")[:MAX_BULK_SAMPLES + 1])
+    if len(targets) > MAX_BULK_SAMPLES:
+        raise ValidationFailed(f"The filter matches more than {MAX_BULK_SAMPLES} samples; narrow it.",
+                               field="filter")
+    if not targets:
+        return {"samples": 0, "changed": 0, "unchanged": 0, "batch": None}
+    for attempt in range(_RETRIES):
+        try:
+            with transaction.atomic():
+                return _bulk_once(dataset, user, targets, [c.id for c in classes], value)
+        except IntegrityError:
+            if attempt == _RETRIES - 1:
+                raise Conflict("Concurrent writers kept creating the same labels; retry.",
+                               code="concurrent_write") from None
+    raise AssertionError("unreachable")
+
+
+def _bulk_once(dataset, user, targets, class_ids, value):
+    split_of = dict(targets)
+    sample_ids = [sample_id for sample_id, _ in targets]
+    existing = {}
+    for chunk in _chunks(sample_ids):
+        rows = (Annotation.objects.select_for_update()
+                .filter(sample_id__in=chunk, label_class_id__in=class_ids)
+                .order_by("id").values_list("id", "sample_id", "label_class_id", "value"))
+        for row_id, sample_id, class_id, old in rows:
+            existing[(sample_id, class_id)] = (row_id, old)
+    changes, to_update, to_create = [], [], []
+    for sample_id in sample_ids:
+        for class_id in class_ids:
+            row_id, old = existing.get((sample_id, class_id), (None, GroundTruthValue.ABSTAIN))
+            if old == value:
+                continue
+            changes.append(Change(sample_id, class_id, split_of[sample_id], old, value))
+            if row_id is None:
+                to_create.append(Annotation(sample_id=sample_id, label_class_id=class_id, value=value, updated_by=user))
+            else:
+                to_update.append(row_id)
+    now = timezone.now()
+    for chunk in _chunks(to_update):
+        Annotation.objects.filter(id__in=chunk).update(value=value, version=F("version") + 1, updated_by=user,
+                                                       updated_at=now)
+    Annotation.objects.bulk_create(to_create, batch_size=_CHUNK)
+    batch = None
+    if changes:
+        batch = AnnotationBatch.objects.create(id=uuid.uuid4(), dataset=dataset, user=user, value=value,
+                                               changed=len(changes))
+        _record(dataset, user, AnnotationSource.BULK, changes, batch=batch)
+    total = len(sample_ids) * len(class_ids)
+    return {"samples": len(sample_ids), "changed": len(changes), "unchanged": total - len(changes),
+            "batch": batch.id if batch else None}
+
+
+def annotations_undo_last_bulk(*, dataset, user):
+    """Revert the user's most recent bulk action not undone yet.
+
+    A label changed again since that action is left alone and counted as skipped.
+    """
+    with transaction.atomic():
+        batch = (AnnotationBatch.objects.select_for_update()
+                 .filter(dataset=dataset, user=user, undone_at__isnull=True).order_by("-created_at").first())
+        if batch is None:
+            raise NotFound("You have no bulk action on this dataset left to undo.", code="nothing_to_undo")
+        events = list(batch.events.values_list("sample_id", "label_class_id", "old_value", "new_value",
+                                               "sample__split"))
+        current = {}
+        for chunk in _chunks(events):
+            pairs = {(e[0], e[1]) for e in chunk}
+            rows = (Annotation.objects.select_for_update()
+                    .filter(sample_id__in={p[0] for p in pairs}, label_class_id__in={p[1] for p in pairs})
+                    .order_by("id").values_list("id", "sample_id", "label_class_id", "value"))
+            for row_id, sample_id, class_id, value in rows:
+                if (sample_id, class_id) in pairs:
+                    current[(sample_id, class_id)] = (row_id, value)
+        changes, by_target, skipped = [], {}, 0
+        for sample_id, class_id, old, new, split in events:
+            row_id, value = current.get((sample_id, class_id), (None, GroundTruthValue.ABSTAIN))
+            if row_id is None or value != new:
+                skipped += 1
+                continue
+            changes.append(Change(sample_id, class_id, split, new, old))
+            by_target.setdefault(old, []).append(row_id)
+        now = timezone.now()
+        for target, row_ids in by_target.items():
+            for chunk in _chunks(row_ids):
+                Annotation.objects.filter(id__in=chunk).update(value=target, version=F("version") + 1,
+                                                               updated_by=user, updated_at=now)
+        _record(dataset, user, AnnotationSource.UNDO, changes)
+        batch.undone_at = now
+        batch.save(update_fields=["undone_at"])
+    return {"batch": batch.id, "reverted": len(changes), "skipped": skipped}
+
+
+def counts_move_sample(*, sample, old_split, new_split):
+    """A sample changed split: its labels move between the per-split counters."""
+    values = Annotation.objects.filter(sample=sample, value__in=LABEL_VALUES).values_list("label_class_id", "value")
+    deltas = Counter()
+    for class_id, value in values:
+        deltas[(class_id, old_split, value)] -= 1
+        deltas[(class_id, new_split, value)] += 1
+    _apply_counts(deltas)
+
+
+def counts_rebuild(*, dataset):
+    """Recompute the counters of a dataset from the annotations (a repair tool; writes keep them exact)."""
+    with transaction.atomic():
+        GroundTruthCount.objects.filter(label_class__dataset=dataset).delete()
+        rows = (Annotation.objects.filter(label_class__dataset=dataset, value__in=LABEL_VALUES)
+                .values("label_class_id", "sample__split")
+                .annotate(present=Count("id", filter=Q(value=GroundTruthValue.PRESENT)),
+                          absent=Count("id", filter=Q(value=GroundTruthValue.ABSENT))))
+        GroundTruthCount.objects.bulk_create(
+            GroundTruthCount(label_class_id=r["label_class_id"], split=r["sample__split"], present=r["present"],
+                             absent=r["absent"]) for r in rows
+        )

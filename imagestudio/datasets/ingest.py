@@ -401,7 +401,7 @@ def _write_batch(job, dataset, batch, classes_by_name, report, seen):
                 for s in created:
                     s.pk = by_sha[s.sha256]
             ground_truth = [
-                (sample.pk, classes_by_name[name], value)
+                (sample.pk, sample.split, classes_by_name[name], value)
                 for sample, (item, _, _) in zip(created, fresh, strict=True)
                 for name, value in item.ground_truth.items()
             ]

@@ -4,7 +4,7 @@ from dataclasses import dataclass, field
 
 from django.db.models import Exists, OuterRef, Prefetch
 
-from imagestudio.annotations.models import Annotation, GroundTruthValue
+from imagestudio.annotations.models import LABEL_VALUES, Annotation, GroundTruthValue
 
 from .models import Dataset, DatasetMembership, ResampleMember, Role, Sample
 
@@ -23,6 +23,15 @@ def dataset_role(*, user, dataset):
     if user.is_superuser:
         return Role.OWNER
     return DatasetMembership.objects.filter(dataset=dataset, user=user).values_list("role", flat=True).first()
+
+
+def label_class_by_ref(*, dataset, ref):
+    """A class of the dataset by name or id, or None."""
+    classes = dataset.classes.all()
+    by_name = next((c for c in classes if c.name == ref), None)
+    if by_name is not None or not str(ref).isdigit():
+        return by_name
+    return next((c for c in classes if c.id == int(ref)), None)
 
 
 @dataclass
@@ -55,9 +64,9 @@ def sample_filter(*, dataset, spec: SampleFilter):
         if word in (GroundTruthValue.PRESENT, GroundTruthValue.ABSENT):
             queryset = queryset.filter(Exists(annotations.filter(value=word)))
         elif word == GroundTruthValue.ABSTAIN:
-            queryset = queryset.filter(~Exists(annotations))
+            queryset = queryset.filter(~Exists(annotations.filter(value__in=LABEL_VALUES)))
         else:
-            queryset = queryset.filter(Exists(annotations))
+            queryset = queryset.filter(Exists(annotations.filter(value__in=LABEL_VALUES)))
     if spec.in_sample:
         members = ResampleMember.objects.filter(sample_id=OuterRef("pk"), resample__dataset=dataset)
         if spec.split:
@@ -71,7 +80,8 @@ def sample_list(*, dataset, spec: SampleFilter, ordering="id"):
     key = ordering.lstrip("-")
     order = [ordering] if key == "id" else [ordering, "-id" if ordering.startswith("-") else "id"]
     return sample_filter(dataset=dataset, spec=spec).order_by(*order).prefetch_related(
-        Prefetch("annotations", queryset=Annotation.objects.select_related("label_class").order_by("label_class_id")),
+        Prefetch("annotations", queryset=Annotation.objects.filter(value__in=LABEL_VALUES)
+                 .select_related("label_class").order_by("label_class_id")),
         "tags",
     )
 

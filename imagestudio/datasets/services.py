@@ -7,10 +7,11 @@ import numpy as np
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 
-from imagestudio.annotations.models import Annotation, GroundTruthValue
+from imagestudio.annotations.models import LABEL_VALUES, Annotation, GroundTruthValue
+from imagestudio.annotations.services import counts_move_sample
 from imagestudio.common.errors import Conflict, ValidationFailed
 
-from .models import Dataset, DatasetMembership, LabelClass, Resample, ResampleMember, Role, Sample
+from .models import Comment, Dataset, DatasetMembership, LabelClass, Resample, ResampleMember, Role, Sample, Tag
 from .resampling import ResampleError, ResampleRequest, choose_sample, realized_counts
 
 
@@ -101,7 +102,7 @@ def _split_arrays(dataset, split, classes):
     column = {c.id: k for k, c in enumerate(classes)}
     present = np.zeros((len(ids), len(classes)), dtype=bool)
     absent = np.zeros_like(present)
-    rows = Annotation.objects.filter(sample__dataset=dataset, sample__split=split).values_list(
+    rows = Annotation.objects.filter(sample__dataset=dataset, sample__split=split, value__in=LABEL_VALUES).values_list(
         "sample_id", "label_class_id", "value"
     )
     for sample_id, class_id, value in rows.iterator(chunk_size=10_000):
@@ -146,6 +147,7 @@ def sample_update(*, sample, split=None, metadata=None):
         fields = []
         if split is not None and split != sample.split:
             dataset_add_counts(dataset_id=sample.dataset_id, counts={sample.split: -1, split: 1})
+            counts_move_sample(sample=sample, old_split=sample.split, new_split=split)
             ResampleMember.objects.filter(sample=sample).delete()
             sample.split = split
             fields.append("split")
@@ -172,3 +174,48 @@ def dataset_add_counts(*, dataset_id, counts):
         for split, delta in counts.items():
             merged[split] = merged.get(split, 0) + delta
         Dataset.objects.filter(pk=dataset_id).update(split_counts=merged)
+
+
+def tag_create(*, dataset, name):
+    try:
+        with transaction.atomic():
+            return Tag.objects.create(dataset=dataset, name=name)
+    except IntegrityError:
+        raise Conflict(f"The dataset already has a tag named {name!r}.", code="duplicate_name", field="name") from None
+
+
+def tag_rename(*, tag, name):
+    try:
+        with transaction.atomic():
+            tag.name = name
+            tag.save(update_fields=["name"])
+    except IntegrityError:
+        raise Conflict(f"The dataset already has a tag named {name!r}.", code="duplicate_name", field="name") from None
+    return tag
+
+
+def tag_apply(*, tag, samples):
+    """Put the tag on the samples (a queryset of the tag's dataset). Returns how many gained it."""
+    through = Sample.tags.through
+    with transaction.atomic():
+        ids = list(samples.exclude(tags=tag).values_list("id", flat=True))
+        through.objects.bulk_create([through(sample_id=i, tag_id=tag.id) for i in ids], batch_size=10_000,
+                                    ignore_conflicts=True)
+    return len(ids)
+
+
+def tag_remove(*, tag, samples):
+    """Take the tag off the samples. Returns how many lost it."""
+    through = Sample.tags.through
+    deleted, _ = through.objects.filter(tag=tag, sample_id__in=samples.values("id")).delete()
+    return deleted
+
+
+def comment_create(*, sample, author, body):
+    return Comment.objects.create(sample=sample, author=author, body=body)
+
+
+def comment_update(*, comment, body):
+    comment.body = body
+    comment.save(update_fields=["body", "updated_at"])
+    return comment

@@ -1,0 +1,91 @@
+from rest_framework import serializers
+
+from api.serializers.samples import SampleSelectionSerializer
+from imagestudio.annotations.models import Annotation, AnnotationEvent, AnnotationSource, GroundTruthValue
+
+MAX_BULK_CLASSES = 100
+
+
+class ClassRefField(serializers.CharField):
+    """A class of the dataset, by name or id (resolved by the view, so unknown classes are a 400)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(max_length=120, **kwargs)
+
+
+class AnnotationSerializer(serializers.ModelSerializer):
+    sample = serializers.IntegerField(source="sample_id", read_only=True)
+    class_id = serializers.IntegerField(source="label_class_id", read_only=True)
+    class_name = serializers.CharField(source="label_class.name", read_only=True)
+    value = serializers.ChoiceField(choices=GroundTruthValue.choices, read_only=True)
+    updated_by = serializers.CharField(source="updated_by.username", read_only=True, allow_null=True)
+
+    class Meta:
+        model = Annotation
+        fields = ["id", "sample", "class_id", "class_name", "value", "version", "updated_by", "updated_at"]
+        read_only_fields = fields
+
+
+class AnnotationQuerySerializer(serializers.Serializer):
+    sample = serializers.IntegerField(required=False, min_value=1)
+    label_class = ClassRefField(required=False, help_text="Class name or id.")
+    value = serializers.ChoiceField(choices=GroundTruthValue.choices, required=False)
+
+
+class AnnotationWriteSerializer(serializers.Serializer):
+    sample = serializers.IntegerField(min_value=1)
+    label_class = ClassRefField(help_text="Class name or id.")
+    value = serializers.ChoiceField(choices=GroundTruthValue.choices, help_text="ABSTAIN clears the label.")
+    version = serializers.IntegerField(
+        required=False, min_value=0,
+        help_text="The version you last saw (0: never labeled). A mismatch is a 409. The If-Match header works too.",
+    )
+
+
+class AnnotationWriteResultSerializer(serializers.Serializer):
+    changed = serializers.BooleanField()
+    annotation = AnnotationSerializer()
+
+
+class BulkAnnotationSerializer(SampleSelectionSerializer):
+    classes = serializers.ListField(child=ClassRefField(), min_length=1, max_length=MAX_BULK_CLASSES,
+                                    help_text="Class names or ids.")
+    value = serializers.ChoiceField(choices=GroundTruthValue.choices)
+
+
+class BulkResultSerializer(serializers.Serializer):
+    samples = serializers.IntegerField()
+    changed = serializers.IntegerField(help_text="(sample, class) pairs whose value changed.")
+    unchanged = serializers.IntegerField()
+    batch = serializers.UUIDField(allow_null=True, help_text="The bulk action's id (undo reverts it).")
+
+
+class UndoResultSerializer(serializers.Serializer):
+    batch = serializers.UUIDField()
+    reverted = serializers.IntegerField()
+    skipped = serializers.IntegerField(help_text="Labels changed again since, left as they are.")
+
+
+class AnnotationEventSerializer(serializers.ModelSerializer):
+    sample = serializers.IntegerField(source="sample_id", read_only=True)
+    class_id = serializers.IntegerField(source="label_class_id", read_only=True)
+    class_name = serializers.CharField(source="label_class.name", read_only=True)
+    user = serializers.CharField(source="user.username", read_only=True, allow_null=True)
+    old_value = serializers.ChoiceField(choices=GroundTruthValue.choices, read_only=True)
+    new_value = serializers.ChoiceField(choices=GroundTruthValue.choices, read_only=True)
+    source = serializers.ChoiceField(choices=AnnotationSource.choices, read_only=True)
+    batch = serializers.UUIDField(source="batch_id", read_only=True, allow_null=True)
+
+    class Meta:
+        model = AnnotationEvent
+        fields = ["id", "sample", "class_id", "class_name", "old_value", "new_value", "user", "source", "batch",
+                  "created_at"]
+        read_only_fields = fields
+
+
+class HistoryQuerySerializer(serializers.Serializer):
+    sample = serializers.IntegerField(required=False, min_value=1)
+    label_class = ClassRefField(required=False)
+    user = serializers.CharField(required=False, max_length=150, help_text="Username.")
+    source = serializers.ChoiceField(choices=AnnotationSource.choices, required=False)
+    batch = serializers.UUIDField(required=False)

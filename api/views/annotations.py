@@ -1,0 +1,142 @@
+from django.contrib.auth import get_user_model
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework.exceptions import ValidationError
+from rest_framework.generics import GenericAPIView
+from rest_framework.response import Response
+
+from api.scoping import DatasetScopedMixin
+from api.serializers.annotations import (
+    AnnotationEventSerializer,
+    AnnotationQuerySerializer,
+    AnnotationSerializer,
+    AnnotationWriteResultSerializer,
+    AnnotationWriteSerializer,
+    BulkAnnotationSerializer,
+    BulkResultSerializer,
+    HistoryQuerySerializer,
+    UndoResultSerializer,
+)
+from imagestudio.annotations import services
+from imagestudio.annotations.models import Annotation, AnnotationEvent
+from imagestudio.datasets.models import Role, Sample
+from imagestudio.datasets.selectors import label_class_by_ref
+
+IF_MATCH = OpenApiParameter("If-Match", str, OpenApiParameter.HEADER, required=False,
+                            description="The annotation version you last saw (same as the `version` field).")
+
+
+def resolve_class(dataset, ref, field="label_class"):
+    label_class = label_class_by_ref(dataset=dataset, ref=ref)
+    if label_class is None:
+        raise ValidationError({field: [f"The dataset has no class {ref!r}."]})
+    return label_class
+
+
+def _validated(serializer_class, data):
+    serializer = serializer_class(data=data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+class AnnotationView(DatasetScopedMixin, GenericAPIView):
+    """Ground truth per (sample, class). GET lists labels (filter by sample, class, value); PUT sets one.
+
+    PUT with value ABSTAIN clears the label. Send the `version` you last saw (or If-Match) to get a 409
+    instead of overwriting someone else's change.
+    """
+
+    serializer_class = AnnotationSerializer
+    queryset = Annotation.objects.none()
+    required_roles = {"GET": Role.VIEWER, "PUT": Role.ANNOTATOR}
+
+    @extend_schema(parameters=[AnnotationQuerySerializer], responses={200: AnnotationSerializer(many=True)})
+    def get(self, request, dataset_id=None):
+        query = _validated(AnnotationQuerySerializer, request.query_params)
+        queryset = Annotation.objects.filter(sample__dataset=self.dataset).select_related("label_class", "updated_by")
+        if "sample" in query:
+            queryset = queryset.filter(sample_id=query["sample"])
+        if "label_class" in query:
+            queryset = queryset.filter(label_class=resolve_class(self.dataset, query["label_class"]))
+        if "value" in query:
+            queryset = queryset.filter(value=query["value"])
+        page = self.paginate_queryset(queryset.order_by("id"))
+        return self.get_paginated_response(AnnotationSerializer(page, many=True).data)
+
+    @extend_schema(request=AnnotationWriteSerializer, parameters=[IF_MATCH],
+                   responses={200: AnnotationWriteResultSerializer})
+    def put(self, request, dataset_id=None):
+        data = _validated(AnnotationWriteSerializer, request.data)
+        expected = data.get("version")
+        if_match = request.headers.get("If-Match")
+        if if_match is not None:
+            try:
+                expected = int(if_match.strip().strip('"').removeprefix('W/"').strip('"'))
+            except ValueError:
+                raise ValidationError({"If-Match": ["Give the annotation version, e.g. If-Match: \"3\"."]}) from None
+        sample = Sample.objects.filter(dataset=self.dataset, pk=data["sample"]).first()
+        if sample is None:
+            raise ValidationError({"sample": ["No sample with this id in this dataset."]})
+        label_class = resolve_class(self.dataset, data["label_class"])
+        annotation, changed = services.annotation_set(dataset=self.dataset, user=request.user, sample=sample,
+                                                      label_class=label_class, value=data["value"],
+                                                      expected_version=expected)
+        if annotation is None:  # clearing a label that never existed
+            annotation = Annotation(sample=sample, label_class=label_class, value=data["value"], version=0)
+        response = Response({"changed": changed, "annotation": AnnotationSerializer(annotation).data})
+        response["ETag"] = f'"{annotation.version}"'
+        return response
+
+
+class AnnotationBulkView(DatasetScopedMixin, GenericAPIView):
+    """One value for many (sample, class) pairs in one transaction: by sample ids or by a samples-list filter."""
+
+    serializer_class = BulkAnnotationSerializer
+    required_roles = {"POST": Role.ANNOTATOR}
+
+    @extend_schema(request=BulkAnnotationSerializer, responses={200: BulkResultSerializer})
+    def post(self, request, dataset_id=None):
+        serializer = BulkAnnotationSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        classes = [resolve_class(self.dataset, ref, field="classes") for ref in dict.fromkeys(data["classes"])]
+        samples = serializer.samples(self.dataset)
+        result = services.annotations_bulk_set(dataset=self.dataset, user=request.user, samples=samples,
+                                               classes=classes, value=data["value"])
+        return Response(result)
+
+
+class AnnotationUndoView(DatasetScopedMixin, GenericAPIView):
+    """Undo your most recent bulk action on this dataset (labels changed since are left alone)."""
+
+    required_roles = {"POST": Role.ANNOTATOR}
+
+    @extend_schema(request=None, responses={200: UndoResultSerializer})
+    def post(self, request, dataset_id=None):
+        return Response(services.annotations_undo_last_bulk(dataset=self.dataset, user=request.user))
+
+
+class AnnotationHistoryView(DatasetScopedMixin, GenericAPIView):
+    """Every change of ground truth: who, when, old -> new, newest first. Filter by sample, class, user, source."""
+
+    serializer_class = AnnotationEventSerializer
+    queryset = AnnotationEvent.objects.none()
+
+    @extend_schema(parameters=[HistoryQuerySerializer], responses={200: AnnotationEventSerializer(many=True)})
+    def get(self, request, dataset_id=None):
+        query = _validated(HistoryQuerySerializer, request.query_params)
+        queryset = AnnotationEvent.objects.filter(dataset=self.dataset).select_related("label_class", "user")
+        if "sample" in query:
+            queryset = queryset.filter(sample_id=query["sample"])
+        if "label_class" in query:
+            queryset = queryset.filter(label_class=resolve_class(self.dataset, query["label_class"]))
+        if "user" in query:
+            user = get_user_model().objects.filter(username=query["user"]).first()
+            if user is None:
+                raise ValidationError({"user": [f"No user named {query['user']!r}."]})
+            queryset = queryset.filter(user=user)
+        for name in ("source", "batch"):
+            if name in query:
+                queryset = queryset.filter(**{name: query[name]})
+        page = self.paginate_queryset(queryset.order_by("-id"))
+        return self.get_paginated_response(AnnotationEventSerializer(page, many=True).data)
+

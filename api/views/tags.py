@@ -1,0 +1,95 @@
+from django.db.models import Count
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound, PermissionDenied
+from rest_framework.response import Response
+
+from api.scoping import DatasetScopedMixin
+from api.serializers.samples import CommentSerializer
+from api.serializers.tags import CommentWriteSerializer, TagApplyResultSerializer, TagApplySerializer, TagSerializer
+from imagestudio.datasets import services
+from imagestudio.datasets.models import Comment, Role, Sample, Tag
+
+
+class TagViewSet(DatasetScopedMixin, viewsets.ModelViewSet):
+    """Tags of a dataset: create, rename, delete, and apply to or remove from many samples at once."""
+
+    serializer_class = TagSerializer
+    queryset = Tag.objects.none()
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+    write_role = Role.ANNOTATOR
+
+    def get_queryset(self):
+        return Tag.objects.filter(dataset=self.dataset).annotate(sample_count=Count("samples")).order_by("id")
+
+    def create(self, request, dataset_id=None):
+        serializer = TagSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        tag = services.tag_create(dataset=self.dataset, name=serializer.validated_data["name"])
+        return Response(TagSerializer(self.get_queryset().get(pk=tag.pk)).data, status=status.HTTP_201_CREATED)
+
+    def partial_update(self, request, dataset_id=None, pk=None):
+        tag = self.get_object()
+        serializer = TagSerializer(tag, data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        services.tag_rename(tag=tag, name=serializer.validated_data.get("name", tag.name))
+        return Response(TagSerializer(self.get_queryset().get(pk=tag.pk)).data)
+
+    def _bulk(self, request, operation):
+        tag = self.get_object()
+        serializer = TagApplySerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        return Response({"changed": operation(tag=tag, samples=serializer.samples(self.dataset))})
+
+    @extend_schema(request=TagApplySerializer, responses={200: TagApplyResultSerializer})
+    @action(detail=True, methods=["post"])
+    def apply(self, request, dataset_id=None, pk=None):
+        """Put the tag on samples given by ids or by a samples-list filter."""
+        return self._bulk(request, services.tag_apply)
+
+    @extend_schema(request=TagApplySerializer, responses={200: TagApplyResultSerializer})
+    @action(detail=True, methods=["post"])
+    def remove(self, request, dataset_id=None, pk=None):
+        """Take the tag off samples given by ids or by a samples-list filter."""
+        return self._bulk(request, services.tag_remove)
+
+
+class CommentViewSet(DatasetScopedMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Comments on a sample. Annotators and above comment; only the author or an owner edits or deletes."""
+
+    serializer_class = CommentSerializer
+    queryset = Comment.objects.none()
+    write_role = Role.ANNOTATOR
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        self.sample = Sample.objects.filter(dataset=self.dataset, pk=self.kwargs["sample_id"]).first()
+        if self.sample is None:
+            raise NotFound("No sample with this id in this dataset.")
+
+    def get_queryset(self):
+        return Comment.objects.filter(sample=self.sample).select_related("author").order_by("id")
+
+    @extend_schema(request=CommentWriteSerializer, responses={201: CommentSerializer})
+    def create(self, request, dataset_id=None, sample_id=None):
+        serializer = CommentWriteSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        comment = services.comment_create(sample=self.sample, author=request.user, body=serializer.validated_data["body"])
+        return Response(CommentSerializer(comment).data, status=status.HTTP_201_CREATED)
+
+    def _own(self, comment):
+        if comment.author_id != self.request.user.id and self.role != Role.OWNER:
+            raise PermissionDenied("Only the comment's author or a dataset owner may change it.")
+        return comment
+
+    @extend_schema(request=CommentWriteSerializer, responses={200: CommentSerializer})
+    def partial_update(self, request, dataset_id=None, sample_id=None, pk=None):
+        comment = self._own(self.get_object())
+        serializer = CommentWriteSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        return Response(CommentSerializer(services.comment_update(comment=comment, **serializer.validated_data)).data)
+
+    def destroy(self, request, dataset_id=None, sample_id=None, pk=None):
+        self._own(self.get_object()).delete()
+        return Response(status=status.HTTP_204_NO_CONTENT)
