@@ -18,6 +18,7 @@ from api.serializers.annotations import (
 )
 from imagestudio.annotations import services
 from imagestudio.annotations.models import Annotation, AnnotationEvent
+from imagestudio.annotations.selectors import annotation_history, annotation_list
 from imagestudio.datasets.models import Role, Sample
 from imagestudio.datasets.selectors import label_class_by_ref
 
@@ -32,13 +33,18 @@ def resolve_class(dataset, ref, field="label_class"):
     return label_class
 
 
+class AnnotationScopedMixin(DatasetScopedMixin):
+    def _class(self, query):
+        return resolve_class(self.dataset, query["label_class"]) if "label_class" in query else None
+
+
 def _validated(serializer_class, data):
     serializer = serializer_class(data=data)
     serializer.is_valid(raise_exception=True)
     return serializer.validated_data
 
 
-class AnnotationView(DatasetScopedMixin, GenericAPIView):
+class AnnotationView(AnnotationScopedMixin, GenericAPIView):
     """Ground truth per (sample, class). GET lists labels (filter by sample, class, value); PUT sets one.
 
     PUT with value ABSTAIN clears the label. Send the `version` you last saw (or If-Match) to get a 409
@@ -52,14 +58,9 @@ class AnnotationView(DatasetScopedMixin, GenericAPIView):
     @extend_schema(parameters=[AnnotationQuerySerializer], responses={200: AnnotationSerializer(many=True)})
     def get(self, request, dataset_id=None):
         query = _validated(AnnotationQuerySerializer, request.query_params)
-        queryset = Annotation.objects.filter(sample__dataset=self.dataset).select_related("label_class", "updated_by")
-        if "sample" in query:
-            queryset = queryset.filter(sample_id=query["sample"])
-        if "label_class" in query:
-            queryset = queryset.filter(label_class=resolve_class(self.dataset, query["label_class"]))
-        if "value" in query:
-            queryset = queryset.filter(value=query["value"])
-        page = self.paginate_queryset(queryset.order_by("id"))
+        queryset = annotation_list(dataset=self.dataset, sample_id=query.get("sample"),
+                                   label_class=self._class(query), value=query.get("value"))
+        page = self.paginate_queryset(queryset)
         return self.get_paginated_response(AnnotationSerializer(page, many=True).data)
 
     @extend_schema(request=AnnotationWriteSerializer, parameters=[IF_MATCH],
@@ -115,7 +116,7 @@ class AnnotationUndoView(DatasetScopedMixin, GenericAPIView):
         return Response(services.annotations_undo_last_bulk(dataset=self.dataset, user=request.user))
 
 
-class AnnotationHistoryView(DatasetScopedMixin, GenericAPIView):
+class AnnotationHistoryView(AnnotationScopedMixin, GenericAPIView):
     """Every change of ground truth: who, when, old -> new, newest first. Filter by sample, class, user, source."""
 
     serializer_class = AnnotationEventSerializer
@@ -124,19 +125,14 @@ class AnnotationHistoryView(DatasetScopedMixin, GenericAPIView):
     @extend_schema(parameters=[HistoryQuerySerializer], responses={200: AnnotationEventSerializer(many=True)})
     def get(self, request, dataset_id=None):
         query = _validated(HistoryQuerySerializer, request.query_params)
-        queryset = AnnotationEvent.objects.filter(dataset=self.dataset).select_related("label_class", "user")
-        if "sample" in query:
-            queryset = queryset.filter(sample_id=query["sample"])
-        if "label_class" in query:
-            queryset = queryset.filter(label_class=resolve_class(self.dataset, query["label_class"]))
+        user = None
         if "user" in query:
             user = get_user_model().objects.filter(username=query["user"]).first()
             if user is None:
                 raise ValidationError({"user": [f"No user named {query['user']!r}."]})
-            queryset = queryset.filter(user=user)
-        for name in ("source", "batch"):
-            if name in query:
-                queryset = queryset.filter(**{name: query[name]})
-        page = self.paginate_queryset(queryset.order_by("-id"))
+        queryset = annotation_history(dataset=self.dataset, sample_id=query.get("sample"),
+                                      label_class=self._class(query), user=user, source=query.get("source"),
+                                      batch=query.get("batch"))
+        page = self.paginate_queryset(queryset)
         return self.get_paginated_response(AnnotationEventSerializer(page, many=True).data)
 
