@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
@@ -22,6 +22,7 @@ router.register(f"{DATASET}/tags", TagViewSet, basename="tag")
 
 urlpatterns = [
     path("auth/token/", ObtainTokenView.as_view(), name="auth-token"),
+    path("auth/", include("rest_framework.urls")),  # session login for the browsable API
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("datasets/<int:dataset_id>/samples/resample/", ResampleView.as_view(), name="sample-resample"),

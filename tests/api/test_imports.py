@@ -116,6 +116,10 @@ def test_archive_with_manifest_metadata_and_ground_truth(api, dataset, owner):
     assert values == {"cat": "PRESENT", "dog": "ABSENT"}
     event = AnnotationEvent.objects.filter(sample=a).first()
     assert event.user == owner and event.source == "import" and event.old_value == "ABSTAIN"
+    counts = {c["name"]: c["counts"] for c in api.get(f"/api/datasets/{dataset.id}/classes/").json()["results"]}
+    assert counts["cat"]["valid"] == {"present": 1, "absent": 0, "unlabeled": 0}
+    assert counts["cat"]["test"] == {"present": 0, "absent": 1, "unlabeled": 0}
+    assert counts["dog"]["test"] == {"present": 1, "absent": 0, "unlabeled": 0}
 
 
 def test_manifest_naming_unknown_class_fails_the_job_before_writing(api, dataset):
