@@ -13,3 +13,47 @@ class AutoSchema(SpectacularAutoSchema):
                 *parameters,
             ]
         return parameters
+
+
+ERROR_SCHEMA = {
+    "type": "object",
+    "description": "An error: a human-readable `detail` and a stable machine-readable `code`.",
+    "properties": {"detail": {"type": "string"}, "code": {"type": "string"}},
+    "required": ["detail", "code"],
+}
+VALIDATION_ERROR_SCHEMA = {
+    "type": "object",
+    "description": "Bad input: messages per field (`non_field_errors` for the request as a whole), "
+    "or `detail` and `code`.",
+    "additionalProperties": {},
+}
+STANDARD_ERRORS = {
+    "400": ("ValidationError", "Bad input."),
+    "401": ("Error", "Missing or invalid credentials (or, for auth/token/, a wrong password)."),
+    "403": ("Error", "Your role on the dataset is too low."),
+    "404": ("Error", "Not found, or not visible to you."),
+}
+
+
+def add_error_responses(result, generator, request, public):
+    """Document the error shape on every operation, so generated clients parse errors too."""
+    schemas = result.setdefault("components", {}).setdefault("schemas", {})
+    schemas["Error"] = ERROR_SCHEMA
+    schemas["ValidationError"] = VALIDATION_ERROR_SCHEMA
+    for path, operations in result.get("paths", {}).items():
+        public = path.endswith("/auth/token/")  # the one operation that needs no credentials
+        for method, operation in operations.items():
+            responses = operation.setdefault("responses", {})
+            for status, (component, description) in STANDARD_ERRORS.items():
+                if public and status in ("403", "404"):
+                    continue
+                responses.setdefault(status, {
+                    "description": description,
+                    "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{component}"}}},
+                })
+            if method in ("post", "put", "patch", "delete"):
+                responses.setdefault("409", {
+                    "description": "Conflict with the current state (a version, a budget, a missing prerequisite).",
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+                })
+    return result

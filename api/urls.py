@@ -5,6 +5,7 @@ from rest_framework.routers import SimpleRouter
 from api.views.annotations import AnnotationBulkView, AnnotationHistoryView, AnnotationUndoView, AnnotationView
 from api.views.auth import ObtainTokenView
 from api.views.datasets import DatasetViewSet, LabelClassViewSet, MembershipViewSet
+from api.views.embeddings import EmbeddingsView, ResourcesView, SimilaritySearchView
 from api.views.jobs import JobViewSet
 from api.views.samples import ImportView, ResampleView, SampleViewSet
 from api.views.tags import CommentViewSet, TagViewSet
@@ -27,6 +28,9 @@ urlpatterns = [
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("datasets/<int:dataset_id>/samples/resample/", ResampleView.as_view(), name="sample-resample"),
     path("datasets/<int:dataset_id>/imports/", ImportView.as_view(), name="dataset-imports"),
+    path("datasets/<int:dataset_id>/embeddings/", EmbeddingsView.as_view(), name="embeddings"),
+    path("datasets/<int:dataset_id>/embeddings/search/", SimilaritySearchView.as_view(), name="embeddings-search"),
+    path("datasets/<int:dataset_id>/resources/", ResourcesView.as_view(), name="resources"),
     path("datasets/<int:dataset_id>/annotations/", AnnotationView.as_view(), name="annotations"),
     path("datasets/<int:dataset_id>/annotations/bulk/", AnnotationBulkView.as_view(), name="annotations-bulk"),
     path("datasets/<int:dataset_id>/annotations/bulk/undo/", AnnotationUndoView.as_view(), name="annotations-undo"),

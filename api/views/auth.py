@@ -8,7 +8,7 @@ from rest_framework.response import Response
 from rest_framework.throttling import AnonRateThrottle
 from rest_framework.views import APIView
 
-from api.serializers.auth import TokenRequestSerializer, TokenSerializer
+from api.serializers.auth import CredentialsSerializer, TokenSerializer
 
 
 class TokenThrottle(AnonRateThrottle):
@@ -25,9 +25,9 @@ class ObtainTokenView(APIView):
     def get_authenticate_header(self, request):
         return "Token"  # wrong credentials are a 401, like any failed authentication
 
-    @extend_schema(request=TokenRequestSerializer, responses={200: TokenSerializer}, auth=[])
+    @extend_schema(request=CredentialsSerializer, responses={200: TokenSerializer}, auth=[])
     def post(self, request):
-        serializer = TokenRequestSerializer(data=request.data)
+        serializer = CredentialsSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         user = authenticate(request=request, **serializer.validated_data)
         if user is None or not user.is_active:

@@ -1,5 +1,5 @@
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import PermissionDenied
@@ -8,7 +8,7 @@ from rest_framework.response import Response
 from api.serializers.jobs import JobSerializer
 from imagestudio.datasets.models import Role, role_at_least
 from imagestudio.datasets.selectors import dataset_role
-from imagestudio.jobs.models import Job
+from imagestudio.jobs.models import Job, JobStatus
 from imagestudio.jobs.selectors import job_list_visible
 from imagestudio.jobs.services import job_cancel
 
@@ -30,6 +30,14 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
                     return Job.objects.none()
                 queryset = queryset.filter(**{name: value})
         return queryset
+
+    @extend_schema(parameters=[
+        OpenApiParameter("dataset", int, description="Only jobs of this dataset."),
+        OpenApiParameter("status", str, enum=JobStatus.values),
+        OpenApiParameter("kind", str, description="import, embeddings, ..."),
+    ])
+    def list(self, request, *args, **kwargs):
+        return super().list(request, *args, **kwargs)
 
     @extend_schema(request=None, responses={200: JobSerializer})
     @action(detail=True, methods=["post"])

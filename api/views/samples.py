@@ -11,10 +11,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from api.scoping import DatasetScopedMixin
-from api.serializers.datasets import ResampleRequestSerializer, ResampleSerializer
+from api.serializers.datasets import ResampleParamsSerializer, ResampleSerializer
 from api.serializers.jobs import JobSerializer
 from api.serializers.samples import (
-    ImportRequestSerializer,
+    ImportSerializer,
     SampleDetailSerializer,
     SampleListQuerySerializer,
     SampleSerializer,
@@ -96,9 +96,9 @@ class ResampleView(DatasetScopedMixin, APIView):
 
     required_roles = {"GET": Role.VIEWER, "POST": Role.ANNOTATOR, "DELETE": Role.ANNOTATOR}
 
-    @extend_schema(request=ResampleRequestSerializer, responses={200: ResampleSerializer})
+    @extend_schema(request=ResampleParamsSerializer, responses={200: ResampleSerializer})
     def post(self, request, dataset_id=None):
-        serializer = ResampleRequestSerializer(data=request.data)
+        serializer = ResampleParamsSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         resample, _ = services.resample_create(dataset=self.dataset, user=request.user, **serializer.validated_data)
         return Response(ResampleSerializer(resample).data)
@@ -134,7 +134,7 @@ class ImportView(DatasetScopedMixin, APIView):
     parser_classes = [MultiPartParser, FormParser]
     write_role = Role.EDITOR
 
-    @extend_schema(request={"multipart/form-data": ImportRequestSerializer},
+    @extend_schema(request={"multipart/form-data": ImportSerializer},
                    responses={202: JobSerializer})
     def post(self, request, dataset_id=None):
         # A plain dict, not QueryDict.copy(): that deep-copies, and large uploads are open temp files.
@@ -142,7 +142,7 @@ class ImportView(DatasetScopedMixin, APIView):
         files = request.FILES.getlist("files") or request.FILES.getlist("files[]")
         if files:
             data["files"] = files
-        serializer = ImportRequestSerializer(data=data)
+        serializer = ImportSerializer(data=data)
         serializer.is_valid(raise_exception=True)
         values = serializer.validated_data
         common = {"dataset": self.dataset, "user": request.user, "split": values["split"]}

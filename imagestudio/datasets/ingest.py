@@ -23,6 +23,7 @@ from django.db import IntegrityError, transaction
 
 from imagestudio.annotations.services import annotations_import
 from imagestudio.common.errors import ValidationFailed
+from imagestudio.embeddings.services import embeddings_start
 from imagestudio.jobs.services import job_enqueue, job_progress, queue_check
 
 from .imaging import InvalidImage, ValidatedImage, validate_image
@@ -489,6 +490,8 @@ def import_run(job):
         _cleanup_staging(job)
     result = report.as_dict(total)
     result["seconds"] = round(time.monotonic() - started, 3)
+    if report.created and dataset.auto_embed:
+        result["auto_embed_job"] = str(embeddings_start(dataset=dataset, user=job.creator).id)
     return result
 
 

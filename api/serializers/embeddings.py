@@ -1,0 +1,85 @@
+from rest_framework import serializers
+
+from imagestudio.datasets.models import Split
+from imagestudio.embeddings.encoders import ENCODER_KEYS
+from imagestudio.embeddings.models import EmbeddingSet, ResourceAllocation
+
+MAX_SEARCH_LIMIT = 1000
+
+
+class EmbeddingCoverageSerializer(serializers.ModelSerializer):
+    encoder = serializers.CharField(source="encoder.key")
+    identity = serializers.CharField(source="encoder.identity")
+    dim = serializers.IntegerField(source="encoder.dim")
+    samples = serializers.SerializerMethodField(help_text="Samples in the dataset.")
+    coverage = serializers.SerializerMethodField(help_text="Share of the dataset's samples with a vector.")
+
+    class Meta:
+        model = EmbeddingSet
+        fields = ["encoder", "identity", "dim", "count", "samples", "coverage", "version", "updated_at"]
+        read_only_fields = fields
+
+    def get_samples(self, state) -> int:
+        return sum(state.dataset.split_counts.values())
+
+    def get_coverage(self, state) -> float:
+        total = self.get_samples(state)
+        return round(state.count / total, 6) if total else 0.0
+
+
+class EmbeddingComputeSerializer(serializers.Serializer):
+    encoder = serializers.ChoiceField(choices=ENCODER_KEYS, required=False,
+                                      help_text="Defaults to the server's EMBEDDING_DEFAULT_ENCODER.")
+    split = serializers.ChoiceField(choices=Split.choices, required=False, help_text="Only this split.")
+
+
+class BoxField(serializers.ListField):
+    child = serializers.IntegerField(min_value=0, max_value=1_000_000)
+
+    def __init__(self, **kwargs):
+        super().__init__(min_length=4, max_length=4, **kwargs)
+
+
+class SimilaritySearchSerializer(serializers.Serializer):
+    """Exactly one query: a text, or a dataset image (`sample_id`), optionally cropped by `box`."""
+
+    text = serializers.CharField(required=False, max_length=100_000, trim_whitespace=False)
+    sample_id = serializers.IntegerField(required=False, min_value=1)
+    box = BoxField(required=False, help_text="[x0, y0, x1, y1] in pixels of the (EXIF-oriented) image.")
+    encoder = serializers.ChoiceField(choices=ENCODER_KEYS, required=False)
+    split = serializers.ChoiceField(choices=Split.choices, required=False)
+    in_sample = serializers.BooleanField(required=False, default=False)
+    limit = serializers.IntegerField(required=False, default=50, min_value=1, max_value=MAX_SEARCH_LIMIT)
+
+    def validate(self, attrs):
+        if ("text" in attrs) == ("sample_id" in attrs):
+            raise serializers.ValidationError({"non_field_errors": ["Give exactly one of 'text' or 'sample_id'."]})
+        if "box" in attrs and "sample_id" not in attrs:
+            raise serializers.ValidationError({"box": ["A box crops a dataset image: give 'sample_id' too."]})
+        return attrs
+
+
+class SearchHitSerializer(serializers.Serializer):
+    sample_id = serializers.IntegerField()
+    score = serializers.FloatField()
+
+
+class SimilaritySearchResultSerializer(serializers.Serializer):
+    encoder = serializers.CharField()
+    truncated = serializers.BooleanField(required=False)
+    message = serializers.CharField(required=False)
+    searched = serializers.IntegerField()
+    results = SearchHitSerializer(many=True)
+
+
+class ResourceSerializer(serializers.ModelSerializer):
+    encoder = serializers.CharField(source="encoder.identity")
+
+    class Meta:
+        model = ResourceAllocation
+        fields = ["id", "encoder", "bytes", "created_at", "last_used_at"]
+        read_only_fields = fields
+
+
+class ResourceAllocateSerializer(serializers.Serializer):
+    encoder = serializers.ChoiceField(choices=ENCODER_KEYS, required=False)

@@ -1,0 +1,80 @@
+"""Embedding matrices in memory: one contiguous float16 tensor per (dataset, encoder), and a per-process
+LRU cache whose pinned entries (dedicated resources) are never evicted. Pure numpy / torch, no Django.
+"""
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+
+@dataclass
+class Matrix:
+    sample_ids: np.ndarray  # int64, ascending
+    splits: np.ndarray  # small ints, see SPLIT_CODES in store.py
+    vectors: torch.Tensor  # (n, dim) float16, contiguous, L2-normalised rows
+    version: int
+
+    @property
+    def nbytes(self):
+        return int(self.vectors.element_size() * self.vectors.nelement() + self.sample_ids.nbytes + self.splits.nbytes)
+
+    def rows_of(self, sample_ids):
+        """Row indices of the given sample ids (ids without a vector are dropped)."""
+        sample_ids = np.asarray(sample_ids, dtype=np.int64)
+        rows = np.searchsorted(self.sample_ids, sample_ids)
+        rows = np.clip(rows, 0, max(len(self.sample_ids) - 1, 0))
+        found = self.sample_ids[rows] == sample_ids if len(self.sample_ids) else np.zeros(len(sample_ids), bool)
+        return rows[found]
+
+
+def score(vectors, query):
+    """Cosine similarity of every row with one unit query vector: one matrix-vector product, float32 out."""
+    q = torch.as_tensor(np.asarray(query), dtype=vectors.dtype)
+    return torch.mv(vectors, q).float().numpy()
+
+
+class MatrixCache:
+    def __init__(self, max_bytes):
+        self.max_bytes = max_bytes
+        self._entries = OrderedDict()
+        self._lock = threading.Lock()
+        self._loading = {}
+
+    def get(self, key, version, load, pinned_keys=()):
+        """The matrix for `key` at `version`, loading it with `load()` when missing or stale."""
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None and entry.version == version:
+                self._entries.move_to_end(key)
+                return entry
+            gate = self._loading.setdefault(key, threading.Lock())
+        with gate:  # one loader per key; others wait for its result
+            with self._lock:
+                entry = self._entries.get(key)
+                if entry is not None and entry.version == version:
+                    return entry
+            entry = load()
+            with self._lock:
+                self._entries[key] = entry
+                self._entries.move_to_end(key)
+                self._evict(set(pinned_keys) | {key})
+            return entry
+
+    def _evict(self, keep):
+        total = sum(e.nbytes for e in self._entries.values())
+        for key in list(self._entries):
+            if total <= self.max_bytes:
+                break
+            if key not in keep:
+                total -= self._entries.pop(key).nbytes
+
+    def drop(self, key):
+        with self._lock:
+            self._entries.pop(key, None)
+
+    def held(self):
+        with self._lock:
+            return {key: entry.nbytes for key, entry in self._entries.items()}

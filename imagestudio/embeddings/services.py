@@ -1,0 +1,288 @@
+"""Computing embeddings (a Job on the `embeddings` queue), querying them, and dedicated resources."""
+
+import io
+import queue
+import threading
+import time
+from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+from django.conf import settings
+from django.core.files.storage import default_storage
+from django.db import transaction
+from django.db.models import Exists, OuterRef, Sum
+from django.utils import timezone
+from PIL import Image, ImageOps
+
+from imagestudio.common.errors import Conflict, NotFound, ValidationFailed
+from imagestudio.datasets.models import ResampleMember, Sample
+from imagestudio.jobs.services import job_enqueue, job_progress
+
+from .matrix import score
+from .models import Embedding, EmbeddingSet, ResourceAllocation
+from .store import (
+    SPLIT_CODES,
+    allocation_touch,
+    cache_drop,
+    check_encoder_settings,
+    encoder_for,
+    matrix_get,
+    vectors_add,
+)
+
+EMBED_TASK = "workers.tasks.embeddings.compute_embeddings"
+MAX_QUERY_TEXT = 10_000  # characters; the tokenizer truncates further and says so
+
+
+# ---------------------------------------------------------------- computing
+
+
+def embeddings_start(*, dataset, user, encoder=None, split=None):
+    """Queue the computation of missing vectors (or return the same job already in flight)."""
+    config = check_encoder_settings(encoder)
+    samples = Sample.objects.filter(dataset=dataset)
+    if split:
+        samples = samples.filter(split=split)
+    if not samples.exists():
+        raise ValidationFailed(
+            f"The dataset has no images{' in split ' + split if split else ''} to embed; import some first.",
+            code="no_samples",
+        )
+    job, _ = job_enqueue(kind="embeddings", task_name=EMBED_TASK, dataset=dataset, creator=user,
+                         params={"encoder": config.key, "split": split}, dedupe_key=f"{config.key}:{split or '*'}")
+    return job
+
+
+def _missing(dataset, record, split):
+    samples = Sample.objects.filter(dataset=dataset)
+    if split:
+        samples = samples.filter(split=split)
+    has_vector = Embedding.objects.filter(sample_id=OuterRef("pk"), encoder=record)
+    return list(samples.filter(~Exists(has_vector)).order_by("id").values_list("id", "original"))
+
+
+def _decode(encoder, key):
+    """Read and preprocess one stored original; returns a tensor or the reason it failed."""
+    try:
+        with default_storage.open(key, "rb") as stream:
+            image = Image.open(io.BytesIO(stream.read()))
+            image.draft("RGB", (512, 512))  # JPEG decodes at reduced scale, the encoder needs ~224 px
+            return encoder.preprocess(ImageOps.exif_transpose(image))
+    except Exception as exc:  # a blob gone missing or damaged since import
+        return f"{type(exc).__name__}: {exc}"
+
+
+def _batches(encoder, todo, batch_size, pool):
+    """Yield (ids, tensor batch, failures) while the next batches decode in the background.
+
+    Decoding runs on a thread pool one or two batches ahead of the forward pass, so the model
+    rarely waits for Pillow.
+    """
+    import torch
+
+    ready = queue.Queue(maxsize=2)
+    stop = threading.Event()
+
+    def produce():
+        try:
+            for start in range(0, len(todo), batch_size):
+                if stop.is_set():
+                    return
+                chunk = todo[start:start + batch_size]
+                decoded = list(pool.map(lambda row: _decode(encoder, row[1]), chunk))
+                ids, tensors, failures = [], [], []
+                for (sample_id, _), item in zip(chunk, decoded, strict=True):
+                    if isinstance(item, str):
+                        failures.append({"sample_id": sample_id, "reason": item})
+                    else:
+                        ids.append(sample_id)
+                        tensors.append(item)
+                ready.put((ids, torch.stack(tensors) if tensors else None, failures))
+        except BaseException as exc:  # surfaced in the consumer
+            ready.put(exc)
+        finally:
+            ready.put(None)
+
+    producer = threading.Thread(target=produce, daemon=True)
+    producer.start()
+    try:
+        while (item := ready.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while producer.is_alive():  # unblock the producer if it waits on a full queue
+            try:
+                ready.get_nowait()
+            except queue.Empty:
+                time.sleep(0.01)
+
+
+def embeddings_run(job, progress=None):
+    """The embeddings job's body: vectors for every sample that has none under this encoder."""
+    params = job.params
+    encoder, record = encoder_for(params.get("encoder"))
+    todo = _missing(job.dataset, record, params.get("split"))
+    total, done, computed, failed = len(todo), 0, 0, []
+    started = time.monotonic()
+    report = progress or (lambda fraction, message: job_progress(job_id=job.id, progress=fraction, message=message))
+    with ThreadPoolExecutor(max_workers=max(1, settings.INGEST_THREADS)) as pool:
+        for ids, batch, failures in _batches(encoder, todo, settings.EMBEDDING_BATCH_SIZE, pool):
+            if batch is not None:
+                vectors = encoder.encode_image_batch(batch)
+                computed += vectors_add(dataset=job.dataset, record=record, sample_ids=ids, vectors=vectors)
+            failed += failures
+            done += len(ids) + len(failures)
+            rate = done / max(time.monotonic() - started, 1e-6)
+            report(done / max(total, 1), f"{done}/{total} images, {rate:.1f} images/s")
+    elapsed = time.monotonic() - started
+    return {
+        "encoder": record.key,
+        "identity": record.identity,
+        "dim": record.dim,
+        "device": str(encoder.device),
+        "missing_before": total,
+        "computed": computed,
+        "failed": len(failed),
+        "failures": failed[:1000],
+        "seconds": round(elapsed, 3),
+        "images_per_second": round(done / elapsed, 2) if elapsed > 0 else None,
+    }
+
+
+# ---------------------------------------------------------------- querying
+
+
+_text_cache = OrderedDict()
+_text_lock = threading.Lock()
+TEXT_CACHE_SIZE = 4096
+
+
+def _text_vector(encoder, identity, text):
+    """A text's vector, cached per process: the same query text is embedded once."""
+    key = (identity, text)
+    with _text_lock:
+        if key in _text_cache:
+            _text_cache.move_to_end(key)
+            return _text_cache[key]
+    vectors, truncated = encoder.encode_texts([text])
+    with _text_lock:
+        _text_cache[key] = (vectors[0], truncated[0])
+        while len(_text_cache) > TEXT_CACHE_SIZE:
+            _text_cache.popitem(last=False)
+    return vectors[0], truncated[0]
+
+
+def _crop(image, box):
+    x0, y0, x1, y1 = box
+    width, height = image.size
+    if not (0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height):
+        raise ValidationFailed(
+            f"The box {list(box)} must satisfy 0 <= x0 < x1 <= {width} and 0 <= y0 < y1 <= {height} "
+            "(pixels of the oriented image).", field="box")
+    return image.crop((x0, y0, x1, y1))
+
+
+def query_vector(*, dataset, encoder=None, text=None, sample_id=None, box=None):
+    """The unit vector of a text, a dataset image or a crop of one, and notes (e.g. truncation)."""
+    loaded, record = encoder_for(encoder)
+    notes = {"encoder": record.identity}
+    if text is not None:
+        if not text.strip():
+            raise ValidationFailed("The text is empty.", field="text")
+        vector, truncated = _text_vector(loaded, record.identity, text[:MAX_QUERY_TEXT])
+        notes["truncated"] = bool(truncated or len(text) > MAX_QUERY_TEXT)
+        if notes["truncated"]:
+            notes["message"] = f"The text was truncated to the encoder's {loaded.max_text_tokens} tokens."
+        return np.array(vector), record, notes
+    sample = Sample.objects.filter(dataset=dataset, pk=sample_id).first()
+    if sample is None:
+        raise ValidationFailed("No sample with this id in this dataset.", field="sample_id")
+    if box is None:
+        stored = Embedding.objects.filter(sample=sample, encoder=record).values_list("vector", flat=True).first()
+        if stored is not None:
+            return np.frombuffer(stored, dtype=np.float16).astype(np.float32), record, notes
+    with default_storage.open(sample.original, "rb") as stream:
+        image = ImageOps.exif_transpose(Image.open(io.BytesIO(stream.read())))
+    if box is not None:
+        image = _crop(image, box)
+    return loaded.encode_image_batch(loaded.preprocess(image).unsqueeze(0))[0], record, notes
+
+
+def scores_for(*, dataset, record, vector, split=None, in_sample=False):
+    """(sample ids, scores) of every embedded sample of the split (or its active resample): one product."""
+    matrix = matrix_get(dataset=dataset, record=record)
+    allocation_touch(dataset=dataset, record=record)
+    scores = score(matrix.vectors, vector)
+    rows = np.ones(len(matrix.sample_ids), dtype=bool)
+    if split:
+        rows &= matrix.splits == SPLIT_CODES[split]
+    if in_sample:
+        members = ResampleMember.objects.filter(resample__dataset=dataset)
+        if split:
+            members = members.filter(resample__split=split)
+        chosen = np.fromiter(members.values_list("sample_id", flat=True), dtype=np.int64)
+        rows &= np.isin(matrix.sample_ids, chosen)
+    if rows.all():
+        return matrix.sample_ids, scores
+    return matrix.sample_ids[rows], scores[rows]
+
+
+def embeddings_search(*, dataset, encoder=None, text=None, sample_id=None, box=None, split=None, in_sample=False,
+                      limit=50):
+    """The samples most similar to a text, an image or a crop, best first."""
+    vector, record, notes = query_vector(dataset=dataset, encoder=encoder, text=text, sample_id=sample_id, box=box)
+    ids, scores = scores_for(dataset=dataset, record=record, vector=vector, split=split, in_sample=in_sample)
+    top = np.argsort(-scores, kind="stable")[:limit]
+    return {**notes, "searched": int(len(ids)),
+            "results": [{"sample_id": int(ids[i]), "score": float(scores[i])} for i in top]}
+
+
+# ---------------------------------------------------------------- dedicated resources
+
+
+def resources_expire():
+    """Release allocations idle longer than RESOURCE_IDLE_SECONDS."""
+    cutoff = timezone.now() - timezone.timedelta(seconds=settings.RESOURCE_IDLE_SECONDS)
+    for dataset_id, encoder_id in ResourceAllocation.objects.filter(last_used_at__lt=cutoff).values_list(
+            "dataset_id", "encoder_id"):
+        cache_drop(dataset_id=dataset_id, encoder_id=encoder_id)
+    ResourceAllocation.objects.filter(last_used_at__lt=cutoff).delete()
+
+
+def resource_allocate(*, dataset, user, encoder=None):
+    """Pin the dataset's matrix in memory within the server-wide budget (409 when it is exhausted)."""
+    _, record = encoder_for(encoder)
+    state = EmbeddingSet.objects.filter(dataset=dataset, encoder=record).first()
+    if state is None or state.count == 0:
+        raise Conflict(f"Dataset {dataset.id} has no embeddings for {record.identity}; compute them first "
+                       f"(POST /api/datasets/{dataset.id}/embeddings/).", code="embeddings_missing")
+    needed = state.count * (record.dim * 2 + 9)
+    resources_expire()
+    with transaction.atomic():
+        list(ResourceAllocation.objects.select_for_update().all())  # serialise budget decisions
+        existing = ResourceAllocation.objects.filter(dataset=dataset, encoder=record).first()
+        in_use = (ResourceAllocation.objects.exclude(pk=getattr(existing, "pk", None))
+                  .aggregate(total=Sum("bytes"))["total"] or 0)
+        budget = settings.RESOURCE_MEMORY_BUDGET_BYTES
+        if in_use + needed > budget:
+            raise Conflict(f"The server's resource budget is exhausted: {in_use} of {budget} bytes are allocated "
+                           f"and this dataset needs {needed}. Release another allocation or wait for one to idle out.",
+                           code="budget_exhausted")
+        allocation, _ = ResourceAllocation.objects.update_or_create(
+            dataset=dataset, encoder=record,
+            defaults={"bytes": needed, "created_by": user, "last_used_at": timezone.now()},
+        )
+    matrix_get(dataset=dataset, record=record)  # load it now, so the first preview is instant
+    return allocation
+
+
+def resource_release(*, dataset):
+    allocations = list(ResourceAllocation.objects.filter(dataset=dataset))
+    if not allocations:
+        raise NotFound("This dataset holds no dedicated resources.", code="not_allocated")
+    for allocation in allocations:
+        cache_drop(dataset_id=dataset.id, encoder_id=allocation.encoder_id)
+        allocation.delete()

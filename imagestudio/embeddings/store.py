@@ -1,0 +1,121 @@
+"""Where vectors live: rows in the database (durable, shared by web and workers on every machine),
+loaded into one contiguous float16 matrix per (dataset, encoder) and cached per process.
+"""
+
+import os
+
+import numpy as np
+import torch
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from imagestudio.common.errors import Conflict, ValidationFailed
+from imagestudio.datasets.models import Split
+
+from .encoders import ENCODER_KEYS, EncoderConfig, EncoderUnavailable, load_encoder
+from .matrix import Matrix, MatrixCache
+from .models import Embedding, EmbeddingSet, EncoderRecord, ResourceAllocation
+
+SPLIT_CODES = {split: code for code, split in enumerate(Split.values)}
+VECTOR_DTYPE = np.float16
+
+_cache = MatrixCache(max_bytes=settings.EMBEDDING_CACHE_BYTES)
+
+
+def encoder_config(key=None):
+    key = key or settings.EMBEDDING_DEFAULT_ENCODER
+    if key not in ENCODER_KEYS:
+        raise ValidationFailed(f"Unknown encoder {key!r}; choose one of {', '.join(ENCODER_KEYS)}.", field="encoder")
+    return EncoderConfig(key=key, device=settings.EMBEDDING_DEVICE, clip_model=settings.CLIP_MODEL,
+                         clip_pretrained=settings.CLIP_PRETRAINED, clip_checkpoint=settings.CLIP_CHECKPOINT,
+                         clip_model_config=settings.CLIP_MODEL_CONFIG)
+
+
+def check_encoder_settings(key=None):
+    """Refuse at request time what is sure to fail in the worker (a missing checkpoint file)."""
+    config = encoder_config(key)
+    if config.key == "open_clip" and config.clip_checkpoint and not os.path.isfile(config.clip_checkpoint):
+        raise ValidationFailed(f"The configured CLIP checkpoint {config.clip_checkpoint!r} does not exist.",
+                               field="encoder")
+    return config
+
+
+def encoder_for(key=None):
+    """(loaded encoder, its EncoderRecord). Raises ValidationFailed when the encoder cannot load."""
+    try:
+        encoder = load_encoder(encoder_config(key))
+    except EncoderUnavailable as exc:
+        raise ValidationFailed(str(exc), field="encoder", code="encoder_unavailable") from None
+    record, _ = EncoderRecord.objects.get_or_create(identity=encoder.identity,
+                                                    defaults={"key": encoder.key, "dim": encoder.dim})
+    return encoder, record
+
+
+def vectors_add(*, dataset, record, sample_ids, vectors):
+    """Store vectors (ignoring samples that already have one) and bump the set's version."""
+    vectors = np.asarray(vectors, dtype=VECTOR_DTYPE)
+    with transaction.atomic():
+        created = Embedding.objects.bulk_create(
+            [Embedding(sample_id=int(i), encoder=record, vector=v.tobytes()) for i, v in zip(sample_ids, vectors,
+                                                                                                  strict=True)],
+            ignore_conflicts=True,
+        )
+        EmbeddingSet.objects.get_or_create(dataset=dataset, encoder=record)
+        # Recount rather than add: ignore_conflicts hides how many rows were really new.
+        count = Embedding.objects.filter(encoder=record, sample__dataset=dataset).count()
+        EmbeddingSet.objects.filter(dataset=dataset, encoder=record).update(count=count, version=F("version") + 1)
+    return len(created)
+
+
+def _load(dataset_id, record, expected):
+    ids = np.empty(expected, dtype=np.int64)
+    splits = np.empty(expected, dtype=np.int8)
+    vectors = np.empty((expected, record.dim), dtype=VECTOR_DTYPE)
+    rows = (Embedding.objects.filter(encoder=record, sample__dataset_id=dataset_id).order_by("sample_id")
+            .values_list("sample_id", "sample__split", "vector").iterator(chunk_size=20_000))
+    n = 0
+    for sample_id, split, vector in rows:
+        if n == len(ids):  # rows arrived since the count was read
+            ids, splits = np.resize(ids, 2 * n + 1), np.resize(splits, 2 * n + 1)
+            vectors = np.resize(vectors, (2 * n + 1, record.dim))
+        ids[n], splits[n] = sample_id, SPLIT_CODES[split]
+        vectors[n] = np.frombuffer(vector, dtype=VECTOR_DTYPE)
+        n += 1
+    return ids[:n].copy(), splits[:n].copy(), np.ascontiguousarray(vectors[:n])
+
+
+def matrix_get(*, dataset, record):
+    """The cached matrix of a dataset's vectors under an encoder; reloaded only when vectors were added."""
+    state = EmbeddingSet.objects.filter(dataset=dataset, encoder=record).values_list("version", "count").first()
+    if state is None or state[1] == 0:
+        raise Conflict(
+            f"Dataset {dataset.id} has no embeddings for encoder {record.identity}. "
+            f"Compute them first: POST /api/datasets/{dataset.id}/embeddings/.",
+            code="embeddings_missing",
+        )
+    version, count = state
+
+    def load():
+        ids, splits, vectors = _load(dataset.id, record, count)
+        return Matrix(sample_ids=ids, splits=splits, vectors=torch.from_numpy(vectors), version=version)
+
+    pinned = [(a, e) for a, e in ResourceAllocation.objects.values_list("dataset_id", "encoder_id")]
+    return _cache.get((dataset.id, record.id), version, load, pinned_keys=pinned)
+
+
+def cache_held():
+    return _cache.held()
+
+
+def cache_drop(*, dataset_id, encoder_id):
+    _cache.drop((dataset_id, encoder_id))
+
+
+def allocation_touch(*, dataset, record):
+    """Mark an allocation used (at most once a minute), so idle release does not take a busy one."""
+    cutoff = timezone.now() - timezone.timedelta(seconds=60)
+    ResourceAllocation.objects.filter(dataset=dataset, encoder=record, last_used_at__lt=cutoff).update(
+        last_used_at=timezone.now()
+    )

@@ -1,0 +1,182 @@
+"""Embeddings through the HTTP API with the real open_clip path (tiny random weights)."""
+
+import numpy as np
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from imagestudio.datasets.models import Role, Sample
+from imagestudio.embeddings.models import Embedding, EmbeddingSet
+from imagestudio.embeddings.store import encoder_for
+from tests.conftest import png_bytes
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def ingest(client, dataset, colours, split="train", size=(80, 60)):
+    files = [SimpleUploadedFile(f"{split}-{'-'.join(map(str, c))}.png", png_bytes(c, size=size),
+                                content_type="image/png") for c in colours]
+    response = client.post(f"/api/datasets/{dataset.id}/imports/", {"files": files, "split": split},
+                           format="multipart")
+    assert client.get(response["Location"]).json()["status"] == "succeeded"
+
+
+def embed(client, dataset, **body):
+    response = client.post(f"/api/datasets/{dataset.id}/embeddings/", body, format="json")
+    assert response.status_code == 202, response.content
+    return client.get(response["Location"]).json()
+
+
+COLOURS = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (250, 10, 10), (10, 10, 10), (200, 200, 0)]
+
+
+def test_compute_coverage_and_rerun_only_missing(api, dataset, tiny_clip):
+    ingest(api, dataset, COLOURS[:4])
+    ingest(api, dataset, COLOURS[4:], split="dev")
+    job = embed(api, dataset)
+    assert job["status"] == "succeeded", job
+    assert job["kind"] == "embeddings" and job["result"]["computed"] == 6 and job["result"]["dim"] == 32
+    assert job["result"]["identity"].startswith("open_clip:tiny-clip:")
+    coverage = api.get(f"/api/datasets/{dataset.id}/embeddings/").json()["results"]
+    assert coverage == [{**coverage[0], "encoder": "open_clip", "count": 6, "samples": 6, "coverage": 1.0}]
+    again = embed(api, dataset)
+    assert (again["result"]["missing_before"], again["result"]["computed"]) == (0, 0)
+    assert Embedding.objects.count() == 6
+    ingest(api, dataset, [(1, 2, 3)])
+    assert embed(api, dataset, split="train")["result"]["computed"] == 1
+    assert Embedding.objects.count() == 7
+
+
+def test_stored_vectors_equal_a_fresh_encoding(api, dataset, tiny_clip):
+    ingest(api, dataset, COLOURS[:2])
+    embed(api, dataset)
+    encoder, record = encoder_for("open_clip")
+    from django.core.files.storage import default_storage
+    from PIL import Image
+
+    sample = Sample.objects.order_by("id").first()
+    with default_storage.open(sample.original, "rb") as stream:
+        fresh = encoder.encode_image_batch(encoder.preprocess(Image.open(stream)).unsqueeze(0))[0]
+    stored = np.frombuffer(Embedding.objects.get(sample=sample).vector, dtype=np.float16).astype(np.float32)
+    assert np.allclose(stored, fresh, atol=2e-3)
+
+
+def test_search_by_text_image_and_crop(api, dataset, tiny_clip):
+    ingest(api, dataset, COLOURS)
+    embed(api, dataset)
+    url = f"/api/datasets/{dataset.id}/embeddings/search/"
+    first = Sample.objects.order_by("id").first()
+    by_image = api.post(url, {"sample_id": first.id, "limit": 6}, format="json").json()
+    assert by_image["searched"] == 6 and len(by_image["results"]) == 6
+    scores = [hit["score"] for hit in by_image["results"]]
+    assert scores == sorted(scores, reverse=True)
+    own = next(hit["score"] for hit in by_image["results"] if hit["sample_id"] == first.id)
+    assert own == pytest.approx(1, abs=2e-3) and own >= scores[0] - 2e-3  # an image is most similar to itself
+    assert len(api.post(url, {"sample_id": first.id, "limit": 3}, format="json").json()["results"]) == 3
+    by_crop = api.post(url, {"sample_id": first.id, "box": [0, 0, 40, 30]}, format="json").json()
+    assert len(by_crop["results"]) == 6
+    by_text = api.post(url, {"text": "a red square", "split": "train"}, format="json").json()
+    assert by_text["truncated"] is False and by_text["searched"] == 6
+    long = api.post(url, {"text": "red " * 400}, format="json").json()
+    assert long["truncated"] is True and "truncated" in long["message"]
+    api.post(f"/api/datasets/{dataset.id}/samples/resample/", {"split": "train", "sample_size": 2, "seed": 1},
+             format="json")
+    assert api.post(url, {"text": "red", "in_sample": True}, format="json").json()["searched"] == 2
+
+
+@pytest.mark.parametrize("body, field", [
+    ({}, "non_field_errors"),
+    ({"text": "a", "sample_id": 1}, "non_field_errors"),
+    ({"text": "a", "box": [0, 0, 1, 1]}, "box"),
+    ({"sample_id": "SAMPLE", "box": [0, 0, 10]}, "box"),
+    ({"sample_id": "SAMPLE", "box": [10, 10, 5, 20]}, "box"),
+    ({"sample_id": "SAMPLE", "box": [0, 0, 81, 60]}, "box"),
+    ({"sample_id": "SAMPLE", "box": [5, 5, 5, 10]}, "box"),
+    ({"sample_id": "SAMPLE", "box": [-1, 0, 5, 5]}, "box"),
+    ({"sample_id": 99999999}, "sample_id"),
+    ({"text": "   "}, "text"),
+    ({"text": "a", "encoder": "dall-e"}, "encoder"),
+    ({"text": "a", "limit": 0}, "limit"),
+    ({"text": "a", "split": "holdout"}, "split"),
+])
+def test_search_bad_input(api, dataset, tiny_clip, body, field):
+    ingest(api, dataset, COLOURS[:1])
+    embed(api, dataset)
+    sample = Sample.objects.get()
+    body = {k: sample.id if v == "SAMPLE" else v for k, v in body.items()}
+    response = api.post(f"/api/datasets/{dataset.id}/embeddings/search/", body, format="json")
+    assert response.status_code == 400 and field in response.json(), response.content
+
+
+def test_search_without_embeddings_is_409_with_hint(api, dataset, tiny_clip):
+    ingest(api, dataset, COLOURS[:1])
+    response = api.post(f"/api/datasets/{dataset.id}/embeddings/search/", {"text": "red"}, format="json")
+    assert response.status_code == 409 and response.json()["code"] == "embeddings_missing"
+    assert f"/api/datasets/{dataset.id}/embeddings/" in response.json()["detail"]
+
+
+def test_compute_bad_input(api, dataset, tiny_clip, settings, tmp_path):
+    url = f"/api/datasets/{dataset.id}/embeddings/"
+    empty = api.post(url, {}, format="json")
+    assert empty.status_code == 400 and empty.json()["code"] == "no_samples"
+    ingest(api, dataset, COLOURS[:1])
+    assert api.post(url, {"encoder": "nope"}, format="json").status_code == 400
+    assert api.post(url, {"split": "dev"}, format="json").json()["code"] == "no_samples"
+    settings.CLIP_CHECKPOINT = str(tmp_path / "missing.pt")
+    missing = api.post(url, {"encoder": "open_clip"}, format="json")
+    assert missing.status_code == 400 and "does not exist" in missing.json()["encoder"][0]
+
+
+def test_mismatched_checkpoint_fails_the_job_with_reason(api, dataset, tiny_clip, settings, tmp_path):
+    import torch
+
+    ingest(api, dataset, COLOURS[:1])
+    wrong = tmp_path / "wrong.pt"
+    torch.save({"unrelated": torch.zeros(2)}, wrong)
+    settings.CLIP_CHECKPOINT = str(wrong)
+    job = embed(api, dataset)
+    assert job["status"] == "failed" and "do not match" in job["error"]
+    assert not Embedding.objects.exists()
+
+
+def test_auto_embed_after_import(api, owner, tiny_clip):
+    created = api.post("/api/datasets/", {"name": "Auto", "classes": ["x"], "auto_embed": True}, format="json").json()
+    assert created["auto_embed"] is True
+    from imagestudio.datasets.models import Dataset
+
+    dataset = Dataset.objects.get(pk=created["id"])
+    ingest(api, dataset, COLOURS[:3])
+    import_job = api.get(f"/api/jobs/?dataset={dataset.id}&kind=import").json()["results"][0]
+    follow_up = api.get(f"/api/jobs/{import_job['result']['auto_embed_job']}/").json()
+    assert follow_up["kind"] == "embeddings" and follow_up["status"] == "succeeded"
+    assert EmbeddingSet.objects.get(dataset=dataset).count == 3
+
+
+def test_resources_allocate_list_release_and_budget(api, owner, dataset, tiny_clip, settings, member_client):
+    url = f"/api/datasets/{dataset.id}/resources/"
+    ingest(api, dataset, COLOURS[:2])
+    before = api.post(url, {}, format="json")
+    assert before.status_code == 409 and before.json()["code"] == "embeddings_missing"
+    embed(api, dataset)
+    allocated = api.post(url, {}, format="json")
+    assert allocated.status_code == 201 and allocated.json()["bytes"] == 2 * (32 * 2 + 9)
+    assert api.get(url).json()["count"] == 1
+    assert member_client(Role.VIEWER).post(url, {}, format="json").status_code == 403
+    settings.RESOURCE_MEMORY_BUDGET_BYTES = 200
+    from imagestudio.datasets.services import dataset_create
+
+    other = dataset_create(user=owner, name="Other")
+    ingest(api, other, COLOURS[2:4])
+    embed(api, other)
+    exhausted = api.post(f"/api/datasets/{other.id}/resources/", {}, format="json")
+    assert exhausted.status_code == 409 and exhausted.json()["code"] == "budget_exhausted"
+    assert api.delete(url).status_code == 204
+    assert api.delete(url).status_code == 404
+    assert api.post(f"/api/datasets/{other.id}/resources/", {}, format="json").status_code == 201
+
+
+def test_idle_allocations_are_released(api, dataset, tiny_clip, settings):
+    ingest(api, dataset, COLOURS[:1])
+    embed(api, dataset)
+    api.post(f"/api/datasets/{dataset.id}/resources/", {}, format="json")
+    settings.RESOURCE_IDLE_SECONDS = -1
+    assert api.get(f"/api/datasets/{dataset.id}/resources/").json()["count"] == 0
