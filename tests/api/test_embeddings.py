@@ -180,3 +180,16 @@ def test_idle_allocations_are_released(api, dataset, tiny_clip, settings):
     api.post(f"/api/datasets/{dataset.id}/resources/", {}, format="json")
     settings.RESOURCE_IDLE_SECONDS = -1
     assert api.get(f"/api/datasets/{dataset.id}/resources/").json()["count"] == 0
+
+
+def test_management_command_embeds_with_progress(api, dataset, tiny_clip, capsys):
+    from django.core.management import call_command
+
+    ingest(api, dataset, COLOURS[:3])
+    call_command("embed_dataset", str(dataset.id), "--encoder", "open_clip")
+    captured = capsys.readouterr()
+    assert "100.0%" in captured.err and "3 vectors computed" in captured.out
+    assert Embedding.objects.count() == 3
+    from imagestudio.jobs.models import Job
+
+    assert Job.objects.filter(kind="embeddings", status="succeeded").count() == 1

@@ -58,11 +58,11 @@ def _database_url():
 class Worker:
     """A `celery worker` subprocess sharing the test database and media directory."""
 
-    def __init__(self, media_root, log_path, queues="default,embeddings,training"):
+    def __init__(self, media_root, log_path, queues="default,embeddings,training", env=None):
         self.log_path = log_path
         env = {**os.environ, "DATABASE_URL": _database_url(), "MEDIA_ROOT": str(media_root),
                "CELERY_BROKER_URL": celery_app.conf.broker_url, "CELERY_TASK_ALWAYS_EAGER": "0",
-               "PYTHONPATH": str(ROOT)}
+               "PYTHONPATH": str(ROOT), **(env or {})}
         self.log = open(log_path, "w")  # noqa: SIM115  (closed in stop)
         self.process = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "imagestudio", "worker", "-Q", queues, "-c", "1",
