@@ -1,0 +1,109 @@
+"""LF numbers checked against independent computations (scikit-learn, brute force, statsmodels' formula)."""
+
+import numpy as np
+import pytest
+from sklearn.metrics import f1_score, precision_score, recall_score
+
+from imagestudio.labeling.metrics import (
+    histogram,
+    suggest_thresholds,
+    top_k,
+    vote_quality,
+    votes_from_scores,
+    wilson_interval,
+)
+
+
+@pytest.fixture
+def data():
+    rng = np.random.default_rng(3)
+    n = 2000
+    truth = rng.random(n) < 0.3
+    scores = np.where(truth, rng.normal(0.6, 0.15, n), rng.normal(0.3, 0.15, n)).astype(np.float32)
+    gt = np.where(rng.random(n) < 0.4, np.where(truth, 1, -1), 0).astype(np.int8)
+    return scores, gt
+
+
+def test_votes_two_sided_one_sided_and_inverted():
+    scores = np.array([0.1, 0.3, 0.5, 0.7, 0.9, np.nan])
+    assert votes_from_scores(scores, 0.3, 0.7).tolist() == [-1, -1, 0, 1, 1, 0]
+    assert votes_from_scores(scores, None, 0.7).tolist() == [0, 0, 0, 1, 1, 0]
+    assert votes_from_scores(scores, 0.3, None).tolist() == [-1, -1, 0, 0, 0, 0]
+    assert votes_from_scores(scores, 0.3, 0.7, invert=True).tolist() == [1, 1, 0, -1, -1, 0]
+
+
+def test_precision_recall_match_sklearn(data):
+    scores, gt = data
+    votes = votes_from_scores(scores, 0.35, 0.55)
+    quality = vote_quality(votes, gt)
+    for name, side in (("present", 1), ("absent", -1)):
+        voted = (votes == side) & (gt != 0)
+        expected_precision = precision_score(gt[voted] == side, np.ones(voted.sum(), bool))
+        labeled = gt != 0
+        expected_recall = recall_score(gt[labeled] == side, votes[labeled] == side)
+        assert quality[name]["precision"]["value"] == pytest.approx(expected_precision)
+        assert quality[name]["recall"]["value"] == pytest.approx(expected_recall)
+    assert quality["coverage"]["value"] == pytest.approx((votes != 0).mean())
+    assert sum(quality["votes"].values()) == len(votes)
+
+
+def test_rates_without_ground_truth_are_null_not_errors():
+    quality = vote_quality(np.array([1, 0, -1], np.int8), np.zeros(3, np.int8))
+    assert quality["present"]["precision"] == {"value": None, "successes": 0, "trials": 0, "interval": None}
+    assert quality["labeled"] == 0
+
+
+def test_wilson_interval_known_values():
+    low, high = wilson_interval(8, 10)
+    assert low == pytest.approx(0.4902, abs=1e-4) and high == pytest.approx(0.9433, abs=1e-4)
+    assert wilson_interval(0, 0) is None
+    assert wilson_interval(0, 5)[0] == 0.0 and wilson_interval(5, 5)[1] == 1.0
+
+
+def test_histogram_counts_add_up(data):
+    scores, gt = data
+    result = histogram(scores, gt, bins=20)
+    assert len(result["edges"]) == 21
+    assert sum(result["counts"]["present"]) == (gt == 1).sum()
+    assert sum(result["counts"]["absent"]) == (gt == -1).sum()
+    assert sum(result["counts"]["unlabeled"]) == (gt == 0).sum()
+    single = histogram(np.ones(4), np.zeros(4, np.int8), bins=4)
+    assert sum(single["counts"]["unlabeled"]) == 4
+
+
+def test_suggested_high_threshold_is_the_brute_force_best_f1(data):
+    scores, gt = data
+    labeled = gt != 0
+    best = max((f1_score(gt[labeled] == 1, scores[labeled] >= t), t) for t in np.unique(scores[labeled]))
+    suggestion = suggest_thresholds(scores, gt)["high"]["best_f1"]
+    assert suggestion["f1"] == pytest.approx(best[0])
+    assert f1_score(gt[labeled] == 1, scores[labeled] >= suggestion["threshold"]) == pytest.approx(best[0])
+
+
+def test_recall_at_min_precision_holds_the_precision(data):
+    scores, gt = data
+    for invert in (False, True):
+        suggestions = suggest_thresholds(scores, gt, invert=invert, min_precision=0.8)
+        for name in ("high", "low"):
+            pick = suggestions[name]["best_recall_at_precision"]
+            if pick is None:
+                continue
+            votes = votes_from_scores(scores, pick["threshold"] if name == "low" else None,
+                                      pick["threshold"] if name == "high" else None, invert=invert)
+            side = votes[votes != 0][0]
+            labeled = (votes == side) & (gt != 0)
+            assert (gt[labeled] == side).mean() >= 0.8 - 1e-9
+            assert (gt[labeled] == side).mean() == pytest.approx(pick["precision"])
+
+
+def test_suggestions_without_positives():
+    result = suggest_thresholds(np.array([0.1, 0.2]), np.array([-1, -1], np.int8))
+    assert result["high"] == {"best_f1": None, "best_recall_at_precision": None}
+    assert result["low"]["best_f1"]["precision"] == 1.0
+
+
+def test_top_k_orders_and_skips_nan():
+    scores = np.array([0.2, np.nan, 0.9, 0.5, 0.9])
+    assert top_k(scores, 3).tolist() == [2, 4, 3]
+    assert top_k(scores, 2, descending=False).tolist() == [0, 3]
+    assert top_k(np.array([np.nan]), 5).tolist() == []
