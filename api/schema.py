@@ -14,6 +14,12 @@ class AutoSchema(SpectacularAutoSchema):
             ]
         return parameters
 
+    def _is_list_view(self, serializer=None):
+        # A list that shapes its own page (count, links, results) answers one object, not an array.
+        if getattr(self.view, "pages_itself", False):
+            return False
+        return super()._is_list_view(serializer)
+
 
 ERROR_SCHEMA = {
     "type": "object",

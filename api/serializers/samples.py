@@ -8,6 +8,7 @@ from imagestudio.datasets.models import Sample, Split
 from imagestudio.datasets.selectors import GT_ANY, SAMPLE_ORDERINGS, SampleFilter, sample_filter
 
 MAX_SEARCH = 200
+MAX_PAGE = 500
 MAX_FILTER_IDS = 10_000
 GT_WORDS = [*GroundTruthValue.values, GT_ANY]
 
@@ -50,8 +51,12 @@ class SampleQuerySerializer(serializers.Serializer):
 
 def sample_filter_from(values, dataset):
     """Resolve names against the dataset: unknown classes or tags are a 400, not an empty page."""
-    classes = {str(c.id): c.id for c in dataset.classes.all()} | {c.name: c.id for c in dataset.classes.all()}
-    tags = {str(t.id): t.id for t in dataset.tags.all()} | {t.name: t.id for t in dataset.tags.all()}
+    classes, tags = {}, {}
+    for label_class in dataset.classes.all():
+        classes[str(label_class.id)] = classes[label_class.name] = label_class.id
+    if values.get("tag"):
+        for tag in dataset.tags.all():
+            tags[str(tag.id)] = tags[tag.name] = tag.id
     tag_ids = []
     for tag in values.get("tag", []):
         if tag not in tags:
@@ -98,12 +103,26 @@ class SampleSelectionSerializer(serializers.Serializer):
 
 
 class SampleListQuerySerializer(SampleQuerySerializer):
+    limit = serializers.IntegerField(required=False, default=50, min_value=1,
+                                     help_text=f"Page size, at most {MAX_PAGE} (larger values are capped).")
+    offset = serializers.IntegerField(required=False, default=0, min_value=0, max_value=10_000_000)
+    after = serializers.IntegerField(
+        required=False, min_value=0,
+        help_text="Keyset paging for `ordering=id` / `-id`: the samples after this id. `next` links use it, "
+                  "so deep pages cost the same as the first.",
+    )
     fields = serializers.CharField(
         required=False, allow_blank=True, max_length=2000,
         help_text="Comma-separated metadata fields to return; empty returns none; absent returns all.",
     )
     ordering = serializers.ChoiceField(choices=[*SAMPLE_ORDERINGS, *(f"-{o}" for o in SAMPLE_ORDERINGS)],
                                        required=False, default="id")
+
+    def validate(self, attrs):
+        if "after" in attrs and attrs["ordering"].lstrip("-") != "id":
+            raise serializers.ValidationError({"after": ["'after' pages by id: use it with ordering=id or -id."]})
+        attrs["limit"] = min(attrs["limit"], MAX_PAGE)
+        return attrs
 
 
 class SampleSerializer(serializers.ModelSerializer):
@@ -133,14 +152,27 @@ class SampleSerializer(serializers.ModelSerializer):
             return sample.metadata
         return {key: sample.metadata[key] for key in wanted if key in sample.metadata}
 
-    def _url(self, name, sample):
-        return reverse(name, kwargs={"dataset_id": sample.dataset_id, "pk": sample.pk})
+    def _url(self, sample, suffix):
+        # One reverse() per dataset rather than two per row: URLs are a hot spot of the grid view.
+        prefixes = self.__dict__.setdefault("_prefixes", {})
+        if sample.dataset_id not in prefixes:
+            prefixes[sample.dataset_id] = reverse("sample-list", kwargs={"dataset_id": sample.dataset_id})
+        return f"{prefixes[sample.dataset_id]}{sample.pk}/{suffix}/"
 
     def get_image_url(self, sample) -> str:
-        return self._url("sample-image", sample)
+        return self._url(sample, "image")
 
     def get_thumbnail_url(self, sample) -> str:
-        return self._url("sample-thumbnail", sample)
+        return self._url(sample, "thumbnail")
+
+
+class SamplePageSerializer(serializers.Serializer):
+    count = serializers.IntegerField(help_text="Matching samples; a lower bound when count_exact is false.")
+    count_exact = serializers.BooleanField(help_text="False when a filtered list matches more samples than are "
+                                                     "counted exactly (10,000).")
+    next = serializers.CharField(allow_null=True)
+    previous = serializers.CharField(allow_null=True)
+    results = SampleSerializer(many=True)
 
 
 class CommentSerializer(serializers.Serializer):

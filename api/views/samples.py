@@ -8,6 +8,7 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
+from rest_framework.utils.urls import remove_query_param, replace_query_param
 from rest_framework.views import APIView
 
 from api.scoping import DatasetScopedMixin
@@ -17,6 +18,7 @@ from api.serializers.samples import (
     ImportSerializer,
     SampleDetailSerializer,
     SampleListQuerySerializer,
+    SamplePageSerializer,
     SampleSerializer,
     SampleUpdateSerializer,
 )
@@ -24,7 +26,7 @@ from api.views.jobs import accepted
 from imagestudio.datasets import ingest, services
 from imagestudio.datasets.imaging import mime_for_format
 from imagestudio.datasets.models import Resample, Role, Sample, Split
-from imagestudio.datasets.selectors import sample_detail, sample_list
+from imagestudio.datasets.selectors import sample_detail, sample_page
 
 IMMUTABLE_CACHE = "private, max-age=31536000, immutable"
 
@@ -34,18 +36,42 @@ class SampleViewSet(DatasetScopedMixin, viewsets.GenericViewSet):
 
     serializer_class = SampleSerializer
     queryset = Sample.objects.none()
+    pagination_class = None
+    pages_itself = True  # the list builds its page (counters, keyset links), see sample_page
     required_roles = {"partial_update": Role.EDITOR, "resample": Role.VIEWER}
 
-    @extend_schema(parameters=[SampleListQuerySerializer], responses={200: SampleSerializer(many=True)})
+    @extend_schema(parameters=[SampleListQuerySerializer], responses={200: SamplePageSerializer},
+                   operation_id="datasets_samples_list")
     def list(self, request, dataset_id=None):
         query = SampleListQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
-        spec = query.to_filter(self.dataset)
-        fields = query.validated_data.get("fields")
+        values = query.validated_data
+        fields = values.get("fields")
         context = {"fields": None if fields is None else [f.strip() for f in fields.split(",") if f.strip()]}
-        queryset = sample_list(dataset=self.dataset, spec=spec, ordering=query.validated_data["ordering"])
-        page = self.paginate_queryset(queryset)
-        return self.get_paginated_response(SampleSerializer(page, many=True, context=context).data)
+        page = sample_page(dataset=self.dataset, spec=query.to_filter(self.dataset), ordering=values["ordering"],
+                           limit=values["limit"], offset=values["offset"], after=values.get("after"))
+        return Response({
+            "count": page.count,
+            "count_exact": page.count_exact,
+            "next": self._next_link(request, values, page),
+            "previous": self._previous_link(request, values),
+            "results": SampleSerializer(page.samples, many=True, context=context).data,
+        })
+
+    def _next_link(self, request, values, page):
+        if not page.has_more:
+            return None
+        url = request.build_absolute_uri()
+        if values["ordering"].lstrip("-") == "id":
+            return replace_query_param(remove_query_param(url, "offset"), "after", page.samples[-1].pk)
+        return replace_query_param(url, "offset", values["offset"] + values["limit"])
+
+    def _previous_link(self, request, values):
+        if "after" in values or values["offset"] == 0:
+            return None
+        url = request.build_absolute_uri()
+        previous = values["offset"] - values["limit"]
+        return remove_query_param(url, "offset") if previous <= 0 else replace_query_param(url, "offset", previous)
 
     def _sample(self, pk):
         sample = sample_detail(dataset=self.dataset, sample_id=pk)

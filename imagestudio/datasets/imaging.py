@@ -16,6 +16,9 @@ _TRANSPOSING_ORIENTATIONS = {5, 6, 7, 8}
 _EXIF_ORIENTATION_TAG = 0x0112
 
 
+warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+
+
 class InvalidImage(Exception):
     """The file is not an image we accept; the message is the reason shown to the user."""
 
@@ -60,43 +63,41 @@ def validate_image(data, *, max_bytes, max_pixels, thumbnail_size):
         raise InvalidImage("the file is empty (0 bytes)")
     if len(data) > max_bytes:
         raise InvalidImage(f"the file has {len(data)} bytes, more than the limit of {max_bytes}")
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
-        try:
-            image = Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS)
-        except UnidentifiedImageError:
+    # Our own pixel check below refuses bombs deterministically; Pillow's warning for images between
+    # its limit and twice it is noise (and warnings filters are not thread-safe).
+    try:
+        image = Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS)
+    except UnidentifiedImageError:
+        raise InvalidImage(f"not an image in an accepted format ({', '.join(ACCEPTED_FORMATS)})") from None
+    except Image.DecompressionBombError as exc:
+        raise InvalidImage(f"decompression bomb refused: {exc}") from None
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise InvalidImage(f"corrupt or truncated image header: {exc}") from None
+    with image:
+        width, height = image.size
+        if width <= 0 or height <= 0:
+            raise InvalidImage("the image has no pixels")
+        if width * height > max_pixels:
             raise InvalidImage(
-                f"not an image in an accepted format ({', '.join(ACCEPTED_FORMATS)})"
-            ) from None
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+                f"the image has {width}x{height} = {width * height} pixels, more than the limit of {max_pixels}"
+            )
+        image_format = image.format
+        try:
+            orientation = image.getexif().get(_EXIF_ORIENTATION_TAG, 1)
+        except Exception:  # a broken EXIF block is not a reason to refuse the pixels
+            orientation = 1
+        try:
+            # draft() lets JPEG decode at a reduced scale; the whole bitstream is still read,
+            # so truncation is still detected by load().
+            image.draft("RGB", (thumbnail_size * 2, thumbnail_size * 2))
+            image.load()
+            oriented = ImageOps.exif_transpose(image) if orientation != 1 else image
+            thumb = _to_rgb(oriented)
+            thumb.thumbnail((thumbnail_size, thumbnail_size))
+        except Image.DecompressionBombError as exc:
             raise InvalidImage(f"decompression bomb refused: {exc}") from None
-        except (OSError, ValueError, SyntaxError) as exc:
-            raise InvalidImage(f"corrupt or truncated image header: {exc}") from None
-        with image:
-            width, height = image.size
-            if width <= 0 or height <= 0:
-                raise InvalidImage("the image has no pixels")
-            if width * height > max_pixels:
-                raise InvalidImage(
-                    f"the image has {width}x{height} = {width * height} pixels, more than the limit of {max_pixels}"
-                )
-            image_format = image.format
-            try:
-                orientation = image.getexif().get(_EXIF_ORIENTATION_TAG, 1)
-            except Exception:  # a broken EXIF block is not a reason to refuse the pixels
-                orientation = 1
-            try:
-                # draft() lets JPEG decode at a reduced scale; the whole bitstream is still read,
-                # so truncation is still detected by load().
-                image.draft("RGB", (thumbnail_size * 2, thumbnail_size * 2))
-                image.load()
-                oriented = ImageOps.exif_transpose(image)
-                thumb = _to_rgb(oriented)
-                thumb.thumbnail((thumbnail_size, thumbnail_size))
-            except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-                raise InvalidImage(f"decompression bomb refused: {exc}") from None
-            except (OSError, ValueError, SyntaxError, MemoryError) as exc:
-                raise InvalidImage(f"corrupt or truncated image: {exc}") from None
+        except (OSError, ValueError, SyntaxError, MemoryError) as exc:
+            raise InvalidImage(f"corrupt or truncated image: {exc}") from None
     if orientation in _TRANSPOSING_ORIENTATIONS:
         width, height = height, width
     out = io.BytesIO()

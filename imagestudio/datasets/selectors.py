@@ -4,7 +4,7 @@ from dataclasses import dataclass, field
 
 from django.db.models import Exists, OuterRef, Prefetch
 
-from imagestudio.annotations.models import LABEL_VALUES, Annotation, GroundTruthValue
+from imagestudio.annotations.models import LABEL_VALUES, Annotation, GroundTruthCount, GroundTruthValue
 
 from .models import Dataset, DatasetMembership, ResampleMember, Role, Sample
 
@@ -75,15 +75,64 @@ def sample_filter(*, dataset, spec: SampleFilter):
     return queryset
 
 
-def sample_list(*, dataset, spec: SampleFilter, ordering="id"):
-    """Filtered, ordered samples with what a grid or data view shows (ground truth and tags prefetched)."""
-    key = ordering.lstrip("-")
-    order = [ordering] if key == "id" else [ordering, "-id" if ordering.startswith("-") else "id"]
-    return sample_filter(dataset=dataset, spec=spec).order_by(*order).prefetch_related(
+COUNT_CAP = 10_000  # filtered lists count exactly up to here; beyond it the count is a lower bound
+# Columns a grid or data view never shows: left in the database.
+_LIST_DEFERRED = ("search_text", "sha256", "original", "thumbnail", "import_job")
+
+
+@dataclass
+class SamplePage:
+    samples: list
+    count: int
+    count_exact: bool
+    has_more: bool
+
+
+def _order(ordering, spec):
+    """The ORDER BY; for id orderings, led by the columns of the (dataset, split, id) index so deep pages
+    walk the index instead of the primary key."""
+    key, descending = ordering.lstrip("-"), ordering.startswith("-")
+    if key == "id":
+        lead = ["dataset_id", "split"] if spec.split else ["dataset_id"]
+        return [f"-{c}" if descending else c for c in [*lead, "id"]]
+    return [ordering, "-id" if descending else "id"]
+
+
+def sample_count(*, dataset, spec: SampleFilter):
+    """(count, exact). Served from the maintained counters when the filter allows, else counted up to COUNT_CAP."""
+    plain = not (spec.tag_ids or spec.search or spec.in_sample or spec.ids is not None)
+    splits = [spec.split] if spec.split else list(dataset.split_counts)
+    if plain and not spec.ground_truth:
+        return sum(dataset.split_counts.get(split, 0) for split in splits), True
+    if plain and len(spec.ground_truth) == 1:
+        class_id, word = spec.ground_truth[0]
+        rows = GroundTruthCount.objects.filter(label_class_id=class_id, split__in=splits)
+        present = sum(r.present for r in rows)
+        absent = sum(r.absent for r in rows)
+        total = sum(dataset.split_counts.get(split, 0) for split in splits)
+        return {GroundTruthValue.PRESENT: present, GroundTruthValue.ABSENT: absent, GT_ANY: present + absent,
+                GroundTruthValue.ABSTAIN: total - present - absent}[word], True
+    counted = sample_filter(dataset=dataset, spec=spec).values("id")[:COUNT_CAP + 1].count()
+    return min(counted, COUNT_CAP), counted <= COUNT_CAP
+
+
+def sample_page(*, dataset, spec: SampleFilter, ordering="id", limit=50, offset=0, after=None):
+    """One page of the grid / data view: ids from the index first, then only those rows, with their
+    ground truth and tags. `after` (an id, for id orderings) pages by key, at any depth in constant time."""
+    queryset = sample_filter(dataset=dataset, spec=spec).order_by(*_order(ordering, spec))
+    if after is not None:
+        queryset = queryset.filter(id__lt=after) if ordering.startswith("-") else queryset.filter(id__gt=after)
+        offset = 0
+    ids = list(queryset.values_list("id", flat=True)[offset:offset + limit + 1])
+    has_more = len(ids) > limit
+    ids = ids[:limit]
+    rows = Sample.objects.filter(id__in=ids).defer(*_LIST_DEFERRED).prefetch_related(
         Prefetch("annotations", queryset=Annotation.objects.filter(value__in=LABEL_VALUES)
                  .select_related("label_class").order_by("label_class_id")),
         "tags",
-    )
+    ).in_bulk()
+    count, exact = sample_count(dataset=dataset, spec=spec)
+    return SamplePage(samples=[rows[i] for i in ids], count=count, count_exact=exact, has_more=has_more)
 
 
 def sample_detail(*, dataset, sample_id):

@@ -9,6 +9,7 @@ import os
 import posixpath
 import stat
 import tarfile
+import threading
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -67,6 +68,8 @@ class ArchiveSource:
         self.max_total_bytes = max_total_bytes
         self.total_read = 0
         self.refused = []  # (name, reason) for members refused while listing
+        # Reads come from a thread pool: tar streams share one file position, and the byte budget is shared.
+        self._read_lock = threading.Lock()
         self._zip = None
         self._tar = None
         self._members = {}
@@ -146,6 +149,10 @@ class ArchiveSource:
         return listed
 
     def read(self, name):
+        with self._read_lock:
+            return self._read(name)
+
+    def _read(self, name):
         original = self._members.get(name)
         if original is None:
             raise SourceError("no such file in the archive")

@@ -38,7 +38,8 @@ def _send(task_name, job_id):
 def _run_eagerly(task_name, job_id):
     from imagestudio.celery import app
 
-    app.loader.import_default_modules()  # task modules are discovered lazily
+    if task_name not in app.tasks:
+        app.loader.import_default_modules()  # task modules are discovered lazily, once
     app.tasks[task_name].apply(args=[str(job_id)])
 
 

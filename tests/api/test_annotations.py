@@ -4,7 +4,7 @@ import pytest
 
 from imagestudio.annotations.models import Annotation, AnnotationEvent, GroundTruthCount
 from imagestudio.annotations.services import counts_rebuild
-from imagestudio.datasets.models import Dataset, Role
+from imagestudio.datasets.models import Role
 from imagestudio.datasets.services import dataset_create
 from tests.api.test_samples import make_samples
 from tests.conftest import client_for
@@ -16,8 +16,6 @@ pytestmark = pytest.mark.django_db
 def samples(dataset):
     specs = [{"split": "train"}] * 6 + [{"split": "dev", "tags": ["blurry"]}] * 3 + [{"split": "test"}]
     made = make_samples(dataset, specs)
-    Dataset.objects.filter(pk=dataset.pk).update(split_counts={"train": 6, "dev": 3, "valid": 0, "test": 1})
-    dataset.refresh_from_db()
     return made
 
 

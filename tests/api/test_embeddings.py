@@ -193,3 +193,38 @@ def test_management_command_embeds_with_progress(api, dataset, tiny_clip, capsys
     from imagestudio.jobs.models import Job
 
     assert Job.objects.filter(kind="embeddings", status="succeeded").count() == 1
+
+
+def test_conse_offline_search_finds_the_cat_and_the_coffee(api, dataset, settings):
+    """Real semantics with no download: scikit-image's cat and coffee photos, found by text."""
+    import io
+
+    from PIL import Image
+    from skimage import data as photos
+
+    settings.EMBEDDING_DEFAULT_ENCODER = "conse-offline"
+    files = []
+    for name, array in (("chelsea.jpg", photos.chelsea()), ("coffee.jpg", photos.coffee()),
+                        ("astronaut.jpg", photos.astronaut())):
+        out = io.BytesIO()
+        Image.fromarray(array).save(out, format="JPEG")
+        files.append(SimpleUploadedFile(name, out.getvalue(), content_type="image/jpeg"))
+    api.post(f"/api/datasets/{dataset.id}/imports/", {"files": files}, format="multipart")
+    job = embed(api, dataset)
+    assert job["status"] == "succeeded" and job["result"]["identity"].startswith("conse-offline:"), job
+    url = f"/api/datasets/{dataset.id}/embeddings/search/"
+    names = dict(Sample.objects.values_list("id", "external_id"))
+    cat = api.post(url, {"text": "a photo of a cat"}, format="json").json()["results"]
+    coffee = api.post(url, {"text": "a cup of coffee"}, format="json").json()["results"]
+    assert names[cat[0]["sample_id"]] == "chelsea.jpg"
+    assert names[coffee[0]["sample_id"]] == "coffee.jpg"
+
+
+def test_quickstart_sets_up_the_demo(settings, capsys):
+    from django.core.management import call_command
+
+    call_command("quickstart", "--no-serve")
+    out = capsys.readouterr().out
+    assert "60 images" in out and "60 vectors" in out and "Token:" in out and "conse-offline" in out
+    call_command("quickstart", "--no-serve")  # a second run reuses what is there
+    assert Sample.objects.count() == 60

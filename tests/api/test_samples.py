@@ -5,8 +5,9 @@ import hashlib
 import pytest
 
 from imagestudio.annotations.models import Annotation
-from imagestudio.datasets.models import Dataset, Role, Sample, Tag
-from imagestudio.datasets.services import dataset_create, search_text
+from imagestudio.annotations.services import counts_rebuild
+from imagestudio.datasets.models import Role, Sample, Tag
+from imagestudio.datasets.services import dataset_add_counts, dataset_create, search_text
 from tests.conftest import client_for
 
 pytestmark = pytest.mark.django_db
@@ -29,6 +30,13 @@ def make_samples(dataset, specs):
         for tag in spec.get("tags", []):
             sample.tags.add(Tag.objects.get_or_create(dataset=dataset, name=tag)[0])
         samples.append(sample)
+    # Written past the services, so bring the maintained counters up to date as the services would.
+    splits = {}
+    for sample in samples:
+        splits[sample.split] = splits.get(sample.split, 0) + 1
+    dataset_add_counts(dataset_id=dataset.id, counts=splits)
+    counts_rebuild(dataset=dataset)
+    dataset.refresh_from_db()
     return samples
 
 
@@ -140,7 +148,6 @@ def test_detail_and_patch(api, dataset, samples):
 def test_patch_keeps_split_counts(api, owner):
     dataset = dataset_create(user=owner, name="Counts", classes=["cat"])
     sample = make_samples(dataset, [{"split": "train"}])[0]
-    Dataset.objects.filter(pk=dataset.pk).update(split_counts={"train": 1, "dev": 0, "valid": 0, "test": 0})
     api.patch(f"/api/datasets/{dataset.id}/samples/{sample.id}/", {"split": "dev"}, format="json")
     assert api.get(f"/api/datasets/{dataset.id}/").json()["split_counts"] == {"train": 0, "dev": 1, "valid": 0,
                                                                               "test": 0}
@@ -200,3 +207,41 @@ def test_resample_roles(dataset, member_client):
     url = f"/api/datasets/{dataset.id}/samples/resample/"
     assert member_client(Role.VIEWER).post(url, body, format="json").status_code == 403
     assert member_client(Role.ANNOTATOR).post(url, body, format="json").status_code == 200
+
+
+def test_keyset_next_links_walk_every_sample_once(api, dataset):
+    make_samples(dataset, [{"split": "dev" if i % 3 else "train"} for i in range(23)])
+    for ordering in ("id", "-id"):
+        url, seen = f"/api/datasets/{dataset.id}/samples/?split=dev&limit=5&ordering={ordering}", []
+        while url:
+            body = api.get(url).json()
+            assert body["count"] == 15 and body["count_exact"] is True
+            seen += [r["id"] for r in body["results"]]
+            url = body["next"]
+            assert url is None or "after=" in url
+        assert len(seen) == 15 == len(set(seen))
+        assert seen == sorted(seen, reverse=ordering == "-id")
+
+
+def test_offset_links_for_other_orderings_and_previous(api, dataset):
+    make_samples(dataset, [{} for _ in range(12)])
+    page = api.get(f"/api/datasets/{dataset.id}/samples/?ordering=-bytes&limit=5&offset=5").json()
+    assert [r["external_id"] for r in page["results"]] == [f"s{i}" for i in range(5, 10)]
+    assert "offset=10" in page["next"] and "offset" not in page["previous"]
+    assert api.get(f"/api/datasets/{dataset.id}/samples/?ordering=bytes&after=3").status_code == 400
+
+
+def test_counts_come_from_counters_and_are_capped_for_free_filters(api, dataset, monkeypatch):
+    from imagestudio.datasets import selectors
+
+    make_samples(dataset, [{"gt": {"cat": "PRESENT"} if i < 4 else {}, "metadata": {"caption": "zebra"}}
+                           for i in range(9)])
+    base = f"/api/datasets/{dataset.id}/samples/"
+    assert api.get(f"{base}?gt=cat:PRESENT").json()["count"] == 4
+    assert api.get(f"{base}?gt=cat:ABSTAIN").json()["count"] == 5
+    assert api.get(f"{base}?gt=cat:LABELED&split=train").json()["count"] == 4
+    monkeypatch.setattr(selectors, "COUNT_CAP", 3)
+    capped = api.get(f"{base}?search=zebra&limit=2").json()
+    assert (capped["count"], capped["count_exact"]) == (3, False) and capped["next"]
+    exact = api.get(f"{base}?search=zebra&gt=cat:PRESENT&split=train").json()
+    assert (exact["count"], exact["count_exact"]) == (3, False)  # four match; three are counted

@@ -7,7 +7,6 @@ from django.db import connection, connections
 
 from imagestudio.annotations.models import Annotation, AnnotationEvent, GroundTruthCount
 from imagestudio.annotations.services import counts_rebuild
-from imagestudio.datasets.models import Dataset
 from tests.api.test_samples import make_samples
 from tests.conftest import client_for
 
@@ -42,7 +41,6 @@ def run_together(*calls):
 
 def test_two_bulk_writers_on_overlapping_samples(postgres_only, owner, dataset, member_client):
     samples = make_samples(dataset, [{"split": "train"} for _ in range(400)])
-    Dataset.objects.filter(pk=dataset.pk).update(split_counts={"train": 400, "dev": 0, "valid": 0, "test": 0})
     ids = [s.id for s in samples]
     first, second = client_for(owner), member_client("annotator")
     url = f"/api/datasets/{dataset.id}/annotations/bulk/"

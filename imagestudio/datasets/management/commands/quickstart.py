@@ -2,6 +2,7 @@
 
 import secrets
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
@@ -12,6 +13,8 @@ from imagestudio.datasets.demo import DEMO_CLASSES, demo_archive
 from imagestudio.datasets.ingest import import_start_archive
 from imagestudio.datasets.models import Dataset
 from imagestudio.datasets.services import dataset_create
+from imagestudio.embeddings.models import EmbeddingSet
+from imagestudio.embeddings.services import embeddings_start
 
 DEMO_NAME = "Demo shapes"
 
@@ -41,6 +44,14 @@ class Command(BaseCommand):
             job = import_start_archive(dataset=dataset, user=user, archive=archive, split="train")
             job.refresh_from_db()
             self.stdout.write(f"Demo dataset imported: job {job.status}, {job.result.get('created', 0)} images.")
+        if not EmbeddingSet.objects.filter(dataset=dataset, count__gt=0).exists():
+            job = embeddings_start(dataset=dataset, user=user)
+            job.refresh_from_db()
+            self.stdout.write(f"Demo embeddings: job {job.status}, {job.result.get('computed', 0)} vectors "
+                              f"with {job.result.get('identity', job.error)}.")
+        if settings.EMBEDDING_DEFAULT_ENCODER == "conse-offline":
+            self.stdout.write("  Encoder:  conse-offline (EfficientNet-Lite0 + MiniLM, offline). No CLIP checkpoint is "
+                              "configured; set CLIP_CHECKPOINT (and CLIP_MODEL) to use open_clip.")
         base = f"http://{addrport}"
         self.stdout.write(self.style.SUCCESS("Image Studio is set up (embedded: SQLite, in-process tasks, local media)."))
         self.stdout.write(f"  API:      {base}/api/")
