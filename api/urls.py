@@ -7,6 +7,7 @@ from api.views.auth import ObtainTokenView
 from api.views.datasets import DatasetViewSet, LabelClassViewSet, MembershipViewSet
 from api.views.embeddings import EmbeddingsView, ResourcesView, SimilaritySearchView
 from api.views.jobs import JobViewSet
+from api.views.labeling import LabelingFunctionViewSet
 from api.views.samples import ImportView, ResampleView, SampleViewSet
 from api.views.tags import CommentViewSet, TagViewSet
 
@@ -20,6 +21,7 @@ router.register(f"{DATASET}/members", MembershipViewSet, basename="member")
 router.register(f"{DATASET}/samples", SampleViewSet, basename="sample")
 router.register(f"{DATASET}/samples/(?P<sample_id>[0-9]+)/comments", CommentViewSet, basename="comment")
 router.register(f"{DATASET}/tags", TagViewSet, basename="tag")
+router.register(f"{DATASET}/lfs", LabelingFunctionViewSet, basename="lf")
 
 urlpatterns = [
     path("auth/token/", ObtainTokenView.as_view(), name="auth-token"),

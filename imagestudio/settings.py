@@ -71,6 +71,7 @@ INSTALLED_APPS = [
     "imagestudio.datasets",
     "imagestudio.annotations",
     "imagestudio.embeddings",
+    "imagestudio.labeling",
 ]
 
 MIDDLEWARE = [

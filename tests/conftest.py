@@ -21,6 +21,16 @@ def _isolated_media(settings, tmp_path):
 
 
 @pytest.fixture(autouse=True)
+def _fresh_process_caches():
+    """Process caches key on database ids and versions, which a rolled-back test database reuses."""
+    from imagestudio.embeddings.store import cache_clear
+    from imagestudio.labeling.columns import clear_caches
+
+    cache_clear()
+    clear_caches()
+
+
+@pytest.fixture(autouse=True)
 def _tasks_in_process():
     """Unit and API tests run tasks in-process; the integration tests switch to a real worker."""
     previous = celery_app.conf.task_always_eager

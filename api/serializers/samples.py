@@ -33,13 +33,21 @@ class SampleQuerySerializer(serializers.Serializer):
     )
     in_sample = serializers.BooleanField(required=False, default=False,
                                          help_text="Only samples of the active resample.")
+    lf_vote = serializers.ListField(
+        child=serializers.CharField(max_length=40), required=False, default=list,
+        help_text="LF vote condition `<lf id>:<PRESENT|ABSENT|ABSTAIN>`; repeat to require several.",
+    )
+    lf_conflict = serializers.ListField(
+        child=serializers.CharField(max_length=120), required=False, default=list,
+        help_text="Class name or id: samples on which the class's active LFs disagree.",
+    )
     ids = serializers.ListField(child=serializers.IntegerField(min_value=1), required=False, allow_null=True,
                                 default=None, max_length=MAX_FILTER_IDS)
 
     def to_internal_value(self, data):
         if hasattr(data, "getlist"):  # query string: repeated or comma-separated values
             plain = {key: data.get(key) for key in data}
-            for key in ("tag", "gt", "ids"):
+            for key in ("tag", "gt", "ids", "lf_vote", "lf_conflict"):
                 if key in data:
                     plain[key] = _split_commas(data.getlist(key))
             data = plain
@@ -71,9 +79,23 @@ def sample_filter_from(values, dataset):
         if name not in classes:
             raise serializers.ValidationError({"gt": [f"The dataset has no class {name!r}."]})
         ground_truth.append((classes[name], word))
+    lf_ids = set(dataset.lfs.values_list("id", flat=True)) if values.get("lf_vote") else set()
+    lf_votes = []
+    for condition in values.get("lf_vote", []):
+        lf, _, word = condition.rpartition(":")
+        if not lf.isdigit() or word.upper() not in ("PRESENT", "ABSENT", "ABSTAIN"):
+            raise serializers.ValidationError({"lf_vote": [f"{condition!r} must read <lf id>:<PRESENT|ABSENT|ABSTAIN>."]})
+        if int(lf) not in lf_ids:
+            raise serializers.ValidationError({"lf_vote": [f"The dataset has no LF {lf}."]})
+        lf_votes.append((int(lf), word.upper()))
+    conflicts = []
+    for name in values.get("lf_conflict", []):
+        if name not in classes:
+            raise serializers.ValidationError({"lf_conflict": [f"The dataset has no class {name!r}."]})
+        conflicts.append(classes[name])
     return SampleFilter(
         split=values.get("split"), tag_ids=tag_ids, search=values.get("search"), ground_truth=ground_truth,
-        in_sample=values.get("in_sample", False), ids=values.get("ids"),
+        in_sample=values.get("in_sample", False), ids=values.get("ids"), lf_votes=lf_votes, lf_conflicts=conflicts,
     )
 
 
@@ -192,14 +214,25 @@ class GroundTruthEntrySerializer(serializers.Serializer):
     updated_at = serializers.DateTimeField()
 
 
+class SampleVoteSerializer(serializers.Serializer):
+    lf = serializers.IntegerField(source="lf_id")
+    name = serializers.CharField(source="lf.name")
+    label_class = serializers.CharField(source="lf.label_class.name")
+    vote = serializers.SerializerMethodField()
+
+    def get_vote(self, row) -> str:
+        return "PRESENT" if row.vote == 1 else "ABSENT"
+
+
 class SampleDetailSerializer(SampleSerializer):
-    """The image view: everything about one sample."""
+    """The image view: everything about one sample, with the LF votes it received (abstentions omitted)."""
 
     annotations = GroundTruthEntrySerializer(many=True, read_only=True)
     comments = CommentSerializer(many=True, read_only=True)
+    votes = SampleVoteSerializer(source="lf_votes", many=True, read_only=True)
 
     class Meta(SampleSerializer.Meta):
-        fields = [*SampleSerializer.Meta.fields, "sha256", "annotations", "comments"]
+        fields = [*SampleSerializer.Meta.fields, "sha256", "annotations", "comments", "votes"]
         read_only_fields = fields
 
 

@@ -4,6 +4,7 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
 
+from api.headers import if_match_version
 from api.scoping import DatasetScopedMixin
 from api.serializers.annotations import (
     AnnotationEventSerializer,
@@ -67,13 +68,9 @@ class AnnotationView(AnnotationScopedMixin, GenericAPIView):
                    responses={200: AnnotationWriteResultSerializer})
     def put(self, request, dataset_id=None):
         data = _validated(AnnotationWriteSerializer, request.data)
-        expected = data.get("version")
-        if_match = request.headers.get("If-Match")
-        if if_match is not None:
-            try:
-                expected = int(if_match.strip().strip('"').removeprefix('W/"').strip('"'))
-            except ValueError:
-                raise ValidationError({"If-Match": ["Give the annotation version, e.g. If-Match: \"3\"."]}) from None
+        expected = if_match_version(request)
+        if expected is None:
+            expected = data.get("version")
         sample = Sample.objects.filter(dataset=self.dataset, pk=data["sample"]).first()
         if sample is None:
             raise ValidationError({"sample": ["No sample with this id in this dataset."]})

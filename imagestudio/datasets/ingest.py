@@ -492,6 +492,12 @@ def import_run(job):
     result["seconds"] = round(time.monotonic() - started, 3)
     if report.created and dataset.auto_embed:
         result["auto_embed_job"] = str(embeddings_start(dataset=dataset, user=job.creator).id)
+    if report.created:
+        from imagestudio.labeling.services import lfs_refresh_start  # labeling builds on datasets
+
+        refresh = lfs_refresh_start(dataset=dataset, user=job.creator)
+        if refresh is not None:
+            result["lf_refresh_job"] = str(refresh.id)
     return result
 
 

@@ -35,6 +35,8 @@ class Dataset(models.Model):
     )
     # Samples per split, kept current by the services that add or remove samples.
     split_counts = models.JSONField(default=empty_split_counts)
+    # Grows whenever samples are added or their split / metadata change (key of per-process column caches).
+    samples_version = models.PositiveIntegerField(default=0)
     # Embed newly imported images automatically (a follow-up job after each import).
     auto_embed = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)

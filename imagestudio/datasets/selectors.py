@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from django.db.models import Exists, OuterRef, Prefetch
 
 from imagestudio.annotations.models import LABEL_VALUES, Annotation, GroundTruthCount, GroundTruthValue
+from imagestudio.labeling.models import LFVote
 
 from .models import Dataset, DatasetMembership, ResampleMember, Role, Sample
 
@@ -45,6 +46,10 @@ class SampleFilter:
     ground_truth: list = field(default_factory=list)
     in_sample: bool = False
     ids: list | None = None
+    # (lf_id, word) pairs: the LF voted PRESENT / ABSENT, or ABSTAIN (no vote).
+    lf_votes: list = field(default_factory=list)
+    # Class ids whose LFs disagree on the sample (one voted PRESENT, another ABSENT).
+    lf_conflicts: list = field(default_factory=list)
 
 
 def sample_filter(*, dataset, spec: SampleFilter):
@@ -67,6 +72,15 @@ def sample_filter(*, dataset, spec: SampleFilter):
             queryset = queryset.filter(~Exists(annotations.filter(value__in=LABEL_VALUES)))
         else:
             queryset = queryset.filter(Exists(annotations.filter(value__in=LABEL_VALUES)))
+    for lf_id, word in spec.lf_votes:
+        votes = LFVote.objects.filter(sample_id=OuterRef("pk"), lf_id=lf_id)
+        if word == GroundTruthValue.ABSTAIN:
+            queryset = queryset.filter(~Exists(votes))
+        else:
+            queryset = queryset.filter(Exists(votes.filter(vote=1 if word == GroundTruthValue.PRESENT else -1)))
+    for class_id in spec.lf_conflicts:
+        votes = LFVote.objects.filter(sample_id=OuterRef("pk"), lf__label_class_id=class_id, lf__active=True)
+        queryset = queryset.filter(Exists(votes.filter(vote=1)), Exists(votes.filter(vote=-1)))
     if spec.in_sample:
         members = ResampleMember.objects.filter(sample_id=OuterRef("pk"), resample__dataset=dataset)
         if spec.split:
@@ -100,7 +114,8 @@ def _order(ordering, spec):
 
 def sample_count(*, dataset, spec: SampleFilter):
     """(count, exact). Served from the maintained counters when the filter allows, else counted up to COUNT_CAP."""
-    plain = not (spec.tag_ids or spec.search or spec.in_sample or spec.ids is not None)
+    plain = not (spec.tag_ids or spec.search or spec.in_sample or spec.ids is not None or spec.lf_votes
+                 or spec.lf_conflicts)
     splits = [spec.split] if spec.split else list(dataset.split_counts)
     if plain and not spec.ground_truth:
         return sum(dataset.split_counts.get(split, 0) for split in splits), True
@@ -143,6 +158,7 @@ def sample_detail(*, dataset, sample_id):
                      queryset=Annotation.objects.select_related("label_class", "updated_by").order_by("label_class_id")),
             "tags",
             "comments__author",
+            Prefetch("lf_votes", queryset=LFVote.objects.select_related("lf__label_class").order_by("lf_id")),
         )
         .first()
     )

@@ -6,6 +6,7 @@ import shutil
 import numpy as np
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
+from django.db.models import F
 
 from imagestudio.annotations.models import LABEL_VALUES, Annotation, GroundTruthValue
 from imagestudio.annotations.services import counts_move_sample
@@ -155,6 +156,7 @@ def sample_update(*, sample, split=None, metadata=None):
             sample.metadata = metadata
             sample.search_text = search_text(sample.external_id, sample.file_name, metadata)
             fields += ["metadata", "search_text"]
+            Dataset.objects.filter(pk=sample.dataset_id).update(samples_version=F("samples_version") + 1)
         if fields:
             sample.save(update_fields=fields)
     return sample
@@ -173,7 +175,7 @@ def dataset_add_counts(*, dataset_id, counts):
         merged = dict(dataset.split_counts)
         for split, delta in counts.items():
             merged[split] = merged.get(split, 0) + delta
-        Dataset.objects.filter(pk=dataset_id).update(split_counts=merged)
+        Dataset.objects.filter(pk=dataset_id).update(split_counts=merged, samples_version=F("samples_version") + 1)
 
 
 def tag_create(*, dataset, name):

@@ -138,6 +138,10 @@ def embeddings_run(job, progress=None):
             rate = done / max(time.monotonic() - started, 1e-6)
             report(done / max(total, 1), f"{done}/{total} images, {rate:.1f} images/s")
     elapsed = time.monotonic() - started
+    if computed:
+        from imagestudio.labeling.services import lfs_refresh_start  # labeling builds on embeddings
+
+        lfs_refresh_start(dataset=job.dataset, user=job.creator)
     return {
         "encoder": record.key,
         "identity": record.identity,

@@ -119,3 +119,9 @@ def allocation_touch(*, dataset, record):
     ResourceAllocation.objects.filter(dataset=dataset, encoder=record, last_used_at__lt=cutoff).update(
         last_used_at=timezone.now()
     )
+
+
+def cache_clear():
+    """Forget every cached matrix (tests roll databases back under the cache's feet)."""
+    for dataset_id, encoder_id in list(_cache.held()):
+        _cache.drop((dataset_id, encoder_id))

@@ -1,0 +1,176 @@
+from rest_framework import serializers
+
+from imagestudio.datasets.models import Split
+from imagestudio.labeling.models import LabelingFunction, LFType
+from imagestudio.labeling.services import MAX_BINS, MAX_TOP
+
+CONFIG_HELP = (
+    "similarity_text: {text}; similarity_image: {sample_id}; similarity_patch: {sample_id, box: [x0, y0, x1, y1]} "
+    "(each may add encoder: open_clip | conse-offline); pattern: {field, builder: keyword {words, mode any|all, "
+    "case_sensitive, whole_word} | regex {pattern, case_sensitive} | numeric {op, value} | length {op, value} | "
+    "empty}, op one of < <= = >= > between (value [low, high]); model: {model_id}."
+)
+
+
+class LFSerializer(serializers.ModelSerializer):
+    label_class = serializers.CharField(source="label_class.name", read_only=True)
+    class_id = serializers.IntegerField(source="label_class_id", read_only=True)
+    type = serializers.ChoiceField(choices=LFType.choices, read_only=True)
+    author = serializers.CharField(source="author.username", read_only=True, allow_null=True)
+    votes = serializers.SerializerMethodField()
+
+    class Meta:
+        model = LabelingFunction
+        fields = ["id", "name", "label_class", "class_id", "type", "config", "low", "high", "invert", "active",
+                  "version", "encoder", "votes", "votes_updated_at", "author", "created_at", "updated_at"]
+        read_only_fields = fields
+
+    def get_votes(self, lf) -> dict[str, int]:
+        return {"present": len(bytes(lf.votes_present)) // 8, "absent": len(bytes(lf.votes_absent)) // 8}
+
+
+class RuleSerializer(serializers.Serializer):
+    label_class = serializers.CharField(max_length=120, help_text="Class name or id.")
+    type = serializers.ChoiceField(choices=LFType.choices)
+    config = serializers.DictField(help_text=CONFIG_HELP)
+    low = serializers.FloatField(required=False, allow_null=True, default=None,
+                                 help_text="score <= low votes ABSENT (PRESENT when inverted).")
+    high = serializers.FloatField(required=False, allow_null=True, default=None,
+                                  help_text="score >= high votes PRESENT (ABSENT when inverted).")
+    invert = serializers.BooleanField(required=False, default=False)
+
+
+class LFCreateSerializer(RuleSerializer):
+    name = serializers.CharField(max_length=200)
+    active = serializers.BooleanField(required=False, default=True)
+
+
+class LFUpdateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200, required=False)
+    label_class = serializers.CharField(max_length=120, required=False)
+    type = serializers.ChoiceField(choices=LFType.choices, required=False)
+    config = serializers.DictField(required=False, help_text=CONFIG_HELP)
+    low = serializers.FloatField(required=False, allow_null=True)
+    high = serializers.FloatField(required=False, allow_null=True)
+    invert = serializers.BooleanField(required=False)
+    active = serializers.BooleanField(required=False)
+    version = serializers.IntegerField(required=False, min_value=1,
+                                       help_text="The version you edited; a newer one on the server is a 409.")
+
+
+class PreviewSerializer(RuleSerializer):
+    split = serializers.ChoiceField(choices=Split.choices, required=False, allow_null=True, default=None)
+    in_sample = serializers.BooleanField(required=False, default=False, help_text="Only the active resample.")
+    bins = serializers.IntegerField(required=False, default=40, min_value=1, max_value=MAX_BINS)
+    top = serializers.IntegerField(required=False, default=50, min_value=0, max_value=MAX_TOP,
+                                   help_text="How many best-scored samples to return for the grid.")
+    min_precision = serializers.FloatField(required=False, default=0.9, min_value=0, max_value=1,
+                                           help_text="For the suggested best-recall-at-precision thresholds.")
+
+
+class RateSerializer(serializers.Serializer):
+    value = serializers.FloatField(allow_null=True)
+    successes = serializers.IntegerField()
+    trials = serializers.IntegerField()
+    interval = serializers.ListField(child=serializers.FloatField(), allow_null=True,
+                                     help_text="Wilson 95% interval.")
+
+
+class PrecisionRecallSerializer(serializers.Serializer):
+    precision = RateSerializer()
+    recall = RateSerializer()
+
+
+class VoteCountsSerializer(serializers.Serializer):
+    present = serializers.IntegerField()
+    absent = serializers.IntegerField()
+    abstain = serializers.IntegerField()
+
+
+class PreviewMetricsSerializer(serializers.Serializer):
+    votes = VoteCountsSerializer()
+    coverage = RateSerializer()
+    labeled = serializers.IntegerField()
+    present = PrecisionRecallSerializer()
+    absent = PrecisionRecallSerializer()
+    reason = serializers.CharField(required=False, help_text="Why rates are null (no ground truth).")
+
+
+class HistogramCountsSerializer(serializers.Serializer):
+    present = serializers.ListField(child=serializers.IntegerField())
+    absent = serializers.ListField(child=serializers.IntegerField())
+    unlabeled = serializers.ListField(child=serializers.IntegerField())
+
+
+class HistogramSerializer(serializers.Serializer):
+    edges = serializers.ListField(child=serializers.FloatField())
+    counts = HistogramCountsSerializer()
+
+
+class CutSerializer(serializers.Serializer):
+    threshold = serializers.FloatField()
+    precision = serializers.FloatField()
+    recall = serializers.FloatField()
+    f1 = serializers.FloatField()
+
+
+class SideSuggestionSerializer(serializers.Serializer):
+    best_f1 = CutSerializer(allow_null=True)
+    best_recall_at_precision = CutSerializer(allow_null=True)
+
+
+class SuggestionsSerializer(serializers.Serializer):
+    high = SideSuggestionSerializer()
+    low = SideSuggestionSerializer()
+    min_precision = serializers.FloatField()
+
+
+class TopSampleSerializer(serializers.Serializer):
+    sample_id = serializers.IntegerField()
+    score = serializers.FloatField()
+    ground_truth = serializers.CharField()
+    vote = serializers.CharField()
+
+
+class PreviewResultSerializer(serializers.Serializer):
+    encoder = serializers.CharField(required=False)
+    truncated = serializers.BooleanField(required=False)
+    message = serializers.CharField(required=False)
+    population = serializers.IntegerField(help_text="Samples scored.")
+    score_range = serializers.ListField(child=serializers.FloatField(), allow_null=True)
+    histogram = HistogramSerializer()
+    metrics = PreviewMetricsSerializer()
+    suggested = SuggestionsSerializer()
+    top = TopSampleSerializer(many=True)
+    seconds = serializers.FloatField(help_text="Server-side compute time.")
+
+
+class SummaryQuerySerializer(serializers.Serializer):
+    split = serializers.ChoiceField(choices=Split.choices, required=False)
+    label_class = serializers.CharField(max_length=120, required=False)
+    active = serializers.BooleanField(required=False, default=False, help_text="Only active LFs.")
+
+
+class SummaryRowSerializer(serializers.Serializer):
+    lf = serializers.IntegerField()
+    name = serializers.CharField()
+    label_class = serializers.CharField()
+    type = serializers.CharField()
+    active = serializers.BooleanField()
+    polarity = serializers.ListField(child=serializers.CharField())
+    coverage = RateSerializer()
+    overlaps = RateSerializer()
+    conflicts = RateSerializer()
+    precision = RateSerializer(help_text="Against ground truth, with its Wilson interval.")
+    votes = serializers.DictField(child=serializers.IntegerField())
+
+
+class SummarySerializer(serializers.Serializer):
+    split = serializers.CharField(allow_null=True)
+    samples = serializers.IntegerField()
+    lfs = SummaryRowSerializer(many=True)
+
+
+class LFQuerySerializer(serializers.Serializer):
+    label_class = serializers.CharField(max_length=120, required=False)
+    active = serializers.BooleanField(required=False, allow_null=True, default=None)

@@ -1,0 +1,98 @@
+from drf_spectacular.utils import extend_schema
+from rest_framework import status, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from api.headers import if_match_version
+from api.scoping import DatasetScopedMixin
+from api.serializers.labeling import (
+    LFCreateSerializer,
+    LFQuerySerializer,
+    LFSerializer,
+    LFUpdateSerializer,
+    PreviewResultSerializer,
+    PreviewSerializer,
+    SummaryQuerySerializer,
+    SummarySerializer,
+)
+from api.views.annotations import IF_MATCH, resolve_class
+from imagestudio.datasets.models import Role
+from imagestudio.labeling import services
+from imagestudio.labeling.models import LabelingFunction
+
+
+def _validated(serializer_class, data):
+    serializer = serializer_class(data=data)
+    serializer.is_valid(raise_exception=True)
+    return dict(serializer.validated_data)
+
+
+class LabelingFunctionViewSet(DatasetScopedMixin, viewsets.ModelViewSet):
+    """Labeling functions: tune one on `preview`, save it (its votes are materialized), activate or
+    deactivate it with PATCH `active`, compare them on `summary`."""
+
+    serializer_class = LFSerializer
+    queryset = LabelingFunction.objects.none()
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+    write_role = Role.ANNOTATOR
+    required_roles = {"preview": Role.VIEWER}
+
+    def get_queryset(self):
+        return (LabelingFunction.objects.filter(dataset=self.dataset).select_related("label_class", "author")
+                .order_by("id"))
+
+    @extend_schema(parameters=[LFQuerySerializer])
+    def list(self, request, dataset_id=None):
+        query = _validated(LFQuerySerializer, request.query_params)
+        queryset = self.get_queryset()
+        if "label_class" in query:
+            queryset = queryset.filter(label_class=resolve_class(self.dataset, query["label_class"]))
+        if query.get("active") is not None:
+            queryset = queryset.filter(active=query["active"])
+        page = self.paginate_queryset(queryset)
+        return self.get_paginated_response(LFSerializer(page, many=True).data)
+
+    @extend_schema(request=LFCreateSerializer, responses={201: LFSerializer})
+    def create(self, request, dataset_id=None):
+        data = _validated(LFCreateSerializer, request.data)
+        data["label_class"] = resolve_class(self.dataset, data["label_class"])
+        lf = services.lf_create(dataset=self.dataset, user=request.user, **data)
+        return Response(LFSerializer(lf).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=LFUpdateSerializer, parameters=[IF_MATCH], responses={200: LFSerializer})
+    def partial_update(self, request, dataset_id=None, pk=None):
+        lf = self.get_object()
+        data = _validated(LFUpdateSerializer, request.data)
+        expected = data.pop("version", None)
+        if (header := if_match_version(request)) is not None:
+            expected = header
+        if "label_class" in data:
+            data["label_class"] = resolve_class(self.dataset, data["label_class"])
+        lf = services.lf_update(lf=lf, expected_version=expected, **data)
+        response = Response(LFSerializer(lf).data)
+        response["ETag"] = f'"{lf.version}"'
+        return response
+
+    @extend_schema(request=PreviewSerializer, responses={200: PreviewResultSerializer})
+    @action(detail=False, methods=["post"])
+    def preview(self, request, dataset_id=None):
+        """Score a rule on a split: histogram by ground truth, precision / recall with Wilson intervals,
+        coverage, suggested thresholds and the top samples. Nothing is saved."""
+        data = _validated(PreviewSerializer, request.data)
+        label_class = resolve_class(self.dataset, data.pop("label_class"))
+        config = services.validate_rule(dataset=self.dataset, label_class=label_class, type=data["type"],
+                                        config=data["config"], low=data["low"], high=data["high"])
+        rule = services.Rule(label_class=label_class, type=data["type"], config=config, low=data["low"],
+                             high=data["high"], invert=data["invert"])
+        return Response(services.lf_preview(dataset=self.dataset, rule=rule, split=data["split"],
+                                            in_sample=data["in_sample"], bins=data["bins"], top=data["top"],
+                                            min_precision=data["min_precision"]))
+
+    @extend_schema(parameters=[SummaryQuerySerializer], responses={200: SummarySerializer})
+    @action(detail=False, methods=["get"])
+    def summary(self, request, dataset_id=None):
+        """Per LF: polarity, coverage, overlaps, conflicts and precision against ground truth, on a split."""
+        query = _validated(SummaryQuerySerializer, request.query_params)
+        label_class = resolve_class(self.dataset, query["label_class"]) if "label_class" in query else None
+        return Response(services.lf_summary(dataset=self.dataset, split=query.get("split"), label_class=label_class,
+                                            active_only=query["active"]))

@@ -1,0 +1,160 @@
+"""Pattern labeling functions on one metadata field: keyword, regex, numeric comparison, length, empty.
+
+A match scores 1 and a miss 0, so the LF's thresholds decide whether a miss votes ABSENT. Pure Python /
+numpy, no Django. Regexes run with the `regex` module's timeout, so a catastrophic pattern is refused
+instead of hanging a worker.
+"""
+
+import math
+import time
+
+import numpy as np
+import regex
+
+BUILDERS = ("keyword", "regex", "numeric", "length", "empty")
+OPERATORS = ("<", "<=", "=", ">=", ">", "between")
+MAX_PATTERN = 1000
+MAX_WORDS = 100
+MAX_FIELD = 100
+REGEX_BUDGET_SECONDS = 1.5  # for one evaluation over a whole split
+
+
+class PatternError(ValueError):
+    """The pattern config is unusable; `field` names the config key at fault."""
+
+    def __init__(self, message, field="config"):
+        super().__init__(message)
+        self.field = field
+
+
+def _require(config, key, kind, message):
+    value = config.get(key)
+    if not isinstance(value, kind):
+        raise PatternError(message, field=key)
+    return value
+
+
+def _number(value, key):
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise PatternError(f"'{key}' must be a finite number", field=key)
+    return float(value)
+
+
+def validate_pattern(config):
+    """A normalized copy of a pattern config, or PatternError."""
+    if not isinstance(config, dict):
+        raise PatternError("the config must be an object")
+    field = _require(config, "field", str, "'field' must name a metadata field")
+    if not field or len(field) > MAX_FIELD:
+        raise PatternError(f"'field' must have 1 to {MAX_FIELD} characters", field="field")
+    builder = config.get("builder")
+    if builder not in BUILDERS:
+        raise PatternError(f"'builder' must be one of {', '.join(BUILDERS)}", field="builder")
+    clean = {"field": field, "builder": builder}
+    if builder == "keyword":
+        words = config.get("words")
+        if not isinstance(words, list) or not words or len(words) > MAX_WORDS or not all(
+                isinstance(w, str) and w.strip() for w in words):
+            raise PatternError(f"'words' must be a list of 1 to {MAX_WORDS} non-empty strings", field="words")
+        mode = config.get("mode", "any")
+        if mode not in ("any", "all"):
+            raise PatternError("'mode' must be any or all", field="mode")
+        clean.update(words=[w.strip() for w in words], mode=mode,
+                     case_sensitive=bool(config.get("case_sensitive", False)),
+                     whole_word=bool(config.get("whole_word", True)))
+    elif builder == "regex":
+        pattern = _require(config, "pattern", str, "'pattern' must be a regular expression")
+        if not pattern or len(pattern) > MAX_PATTERN:
+            raise PatternError(f"'pattern' must have 1 to {MAX_PATTERN} characters", field="pattern")
+        clean.update(pattern=pattern, case_sensitive=bool(config.get("case_sensitive", False)))
+        compile_regex(clean)
+    elif builder in ("numeric", "length"):
+        op = config.get("op")
+        if op not in OPERATORS:
+            raise PatternError(f"'op' must be one of {' '.join(OPERATORS)}", field="op")
+        if op == "between":
+            values = config.get("value")
+            if not isinstance(values, list) or len(values) != 2:
+                raise PatternError("'value' must be [low, high] for between", field="value")
+            low, high = (_number(v, "value") for v in values)
+            if low > high:
+                raise PatternError("'value' must be [low, high] with low <= high", field="value")
+            clean.update(op=op, value=[low, high])
+        else:
+            clean.update(op=op, value=_number(config.get("value"), "value"))
+    return clean
+
+
+def compile_regex(config):
+    flags = regex.VERSION1 | (0 if config.get("case_sensitive") else regex.IGNORECASE)
+    try:
+        return regex.compile(config["pattern"], flags)
+    except regex.error as exc:
+        raise PatternError(f"the regular expression does not compile: {exc}", field="pattern") from None
+
+
+def _keyword_regex(config):
+    flags = 0 if config["case_sensitive"] else regex.IGNORECASE
+    escaped = [regex.escape(word) for word in config["words"]]
+    wrap = (lambda w: rf"\b{w}\b") if config["whole_word"] else (lambda w: w)
+    if config["mode"] == "any":
+        return [regex.compile(wrap("(?:" + "|".join(escaped) + ")"), flags)]
+    return [regex.compile(wrap(word), flags) for word in escaped]
+
+
+def _compare(numbers, op, value):
+    with np.errstate(invalid="ignore"):
+        if op == "between":
+            return (numbers >= value[0]) & (numbers <= value[1])
+        return {"<": numbers < value, "<=": numbers <= value, "=": numbers == value, ">=": numbers >= value,
+                ">": numbers > value}[op]
+
+
+def _as_number(value):
+    if isinstance(value, bool) or value is None:
+        return math.nan
+    if isinstance(value, int | float):
+        return float(value)
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _texts(values):
+    return ["" if v is None else v if isinstance(v, str) else str(v) for v in values]
+
+
+def pattern_scores(values, config, budget=REGEX_BUDGET_SECONDS):
+    """1.0 where the pattern matches the field value, 0.0 where it does not (a missing field is a miss,
+    except for `empty`, which it matches)."""
+    builder = config["builder"]
+    if builder == "empty":
+        return np.array([v is None or (isinstance(v, str) and not v.strip()) for v in values], dtype=np.float32)
+    if builder == "numeric":
+        numbers = np.fromiter((_as_number(v) for v in values), dtype=np.float64, count=len(values))
+        return _compare(numbers, config["op"], config["value"]).astype(np.float32)
+    if builder == "length":
+        lengths = np.fromiter((math.nan if v is None else len(v if isinstance(v, str) else str(v)) for v in values),
+                              dtype=np.float64, count=len(values))
+        return _compare(lengths, config["op"], config["value"]).astype(np.float32)
+    texts = _texts(values)
+    compiled = _keyword_regex(config) if builder == "keyword" else [compile_regex(config)]
+    matched = np.ones(len(texts), dtype=bool)
+    deadline = time.monotonic() + budget
+    for pattern in compiled:
+        hits = np.zeros(len(texts), dtype=bool)
+        for i, text in enumerate(texts):
+            if not matched[i] or not text:
+                continue
+            remaining = deadline - time.monotonic()
+            try:
+                if remaining <= 0:
+                    raise TimeoutError
+                hits[i] = pattern.search(text, timeout=remaining) is not None
+            except TimeoutError:
+                raise PatternError(
+                    f"the pattern takes too long (over {budget} s on this split); it may backtrack "
+                    "catastrophically: simplify it", field="pattern") from None
+        matched &= hits
+    return matched.astype(np.float32)

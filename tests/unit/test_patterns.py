@@ -1,0 +1,54 @@
+import numpy as np
+import pytest
+
+from imagestudio.labeling.patterns import PatternError, pattern_scores, validate_pattern
+
+TEXTS = np.array(["A tabby Cat on a mat", "catalogue of dogs", None, "", "two cats", 42], dtype=object)
+
+
+def scores(values, **config):
+    return pattern_scores(values, validate_pattern(config)).tolist()
+
+
+def test_keyword_any_all_case_and_whole_word():
+    assert scores(TEXTS, field="f", builder="keyword", words=["cat"]) == [1, 0, 0, 0, 0, 0]
+    assert scores(TEXTS, field="f", builder="keyword", words=["cat"], whole_word=False) == [1, 1, 0, 0, 1, 0]
+    assert scores(TEXTS, field="f", builder="keyword", words=["Cat"], case_sensitive=True) == [1, 0, 0, 0, 0, 0]
+    assert scores(TEXTS, field="f", builder="keyword", words=["cat", "dogs"]) == [1, 1, 0, 0, 0, 0]
+    assert scores(TEXTS, field="f", builder="keyword", words=["cat", "mat"], mode="all") == [1, 0, 0, 0, 0, 0]
+    assert scores(TEXTS, field="f", builder="keyword", words=["a.b"]) == [0, 0, 0, 0, 0, 0]  # escaped
+
+
+def test_regex_numeric_length_and_empty():
+    assert scores(TEXTS, field="f", builder="regex", pattern=r"^cat|\d+") == [0, 1, 0, 0, 0, 1]
+    numbers = np.array([1, 2.5, "3", None, "x", True], dtype=object)
+    assert scores(numbers, field="f", builder="numeric", op=">=", value=2.5) == [0, 1, 1, 0, 0, 0]
+    assert scores(numbers, field="f", builder="numeric", op="between", value=[1, 2.5]) == [1, 1, 0, 0, 0, 0]
+    assert scores(numbers, field="f", builder="numeric", op="=", value=3) == [0, 0, 1, 0, 0, 0]
+    assert scores(TEXTS, field="f", builder="length", op=">", value=8) == [1, 1, 0, 0, 0, 0]
+    assert scores(TEXTS, field="f", builder="empty") == [0, 0, 1, 1, 0, 0]
+
+
+@pytest.mark.parametrize("config, field", [
+    ({"builder": "keyword", "words": ["a"]}, "field"),
+    ({"field": "f", "builder": "fuzzy"}, "builder"),
+    ({"field": "f", "builder": "keyword", "words": []}, "words"),
+    ({"field": "f", "builder": "keyword", "words": ["a"], "mode": "most"}, "mode"),
+    ({"field": "f", "builder": "regex", "pattern": "(unclosed"}, "pattern"),
+    ({"field": "f", "builder": "regex", "pattern": "a" * 1001}, "pattern"),
+    ({"field": "f", "builder": "numeric", "op": "~", "value": 1}, "op"),
+    ({"field": "f", "builder": "numeric", "op": "<", "value": "1"}, "value"),
+    ({"field": "f", "builder": "numeric", "op": "between", "value": [3, 1]}, "value"),
+    ({"field": "f", "builder": "numeric", "op": "<", "value": float("nan")}, "value"),
+])
+def test_bad_configs(config, field):
+    with pytest.raises(PatternError) as raised:
+        validate_pattern(config)
+    assert raised.value.field == field
+
+
+def test_catastrophic_regex_is_stopped_by_the_time_budget():
+    config = validate_pattern({"field": "f", "builder": "regex", "pattern": r"(a|aa)+$"})
+    evil = np.array(["a" * 60 + "b"] * 3, dtype=object)
+    with pytest.raises(PatternError, match="too long"):
+        pattern_scores(evil, config, budget=0.2)
