@@ -10,6 +10,7 @@ from api.views.jobs import JobViewSet
 from api.views.labeling import LabelingFunctionViewSet
 from api.views.samples import ImportView, ResampleView, SampleViewSet
 from api.views.tags import CommentViewSet, TagViewSet
+from api.views.training import FastModelViewSet, TrainingSetViewSet
 
 DATASET = r"datasets/(?P<dataset_id>[0-9]+)"
 
@@ -22,6 +23,8 @@ router.register(f"{DATASET}/samples", SampleViewSet, basename="sample")
 router.register(f"{DATASET}/samples/(?P<sample_id>[0-9]+)/comments", CommentViewSet, basename="comment")
 router.register(f"{DATASET}/tags", TagViewSet, basename="tag")
 router.register(f"{DATASET}/lfs", LabelingFunctionViewSet, basename="lf")
+router.register(f"{DATASET}/training-sets", TrainingSetViewSet, basename="training-set")
+router.register(f"{DATASET}/models", FastModelViewSet, basename="model")
 
 urlpatterns = [
     path("auth/token/", ObtainTokenView.as_view(), name="auth-token"),

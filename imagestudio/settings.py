@@ -72,6 +72,7 @@ INSTALLED_APPS = [
     "imagestudio.annotations",
     "imagestudio.embeddings",
     "imagestudio.labeling",
+    "imagestudio.training",
 ]
 
 MIDDLEWARE = [

@@ -5,7 +5,7 @@ from rest_framework import serializers
 
 from imagestudio.annotations.models import GroundTruthValue
 from imagestudio.datasets.models import Sample, Split
-from imagestudio.datasets.selectors import GT_ANY, SAMPLE_ORDERINGS, SampleFilter, sample_filter
+from imagestudio.datasets.selectors import GT_ANY, PREDICTION_BUCKETS, SAMPLE_ORDERINGS, SampleFilter, sample_filter
 
 MAX_SEARCH = 200
 MAX_PAGE = 500
@@ -37,6 +37,11 @@ class SampleQuerySerializer(serializers.Serializer):
         child=serializers.CharField(max_length=40), required=False, default=list,
         help_text="LF vote condition `<lf id>:<PRESENT|ABSENT|ABSTAIN>`; repeat to require several.",
     )
+    prediction = serializers.ListField(
+        child=serializers.CharField(max_length=160), required=False, default=list,
+        help_text="Model prediction `<model id>:<class>:<PRESENT|ABSENT|TP|FP|FN|TN>`; TP..TN compare with ground "
+                  "truth (the model's metrics use split=valid).",
+    )
     lf_conflict = serializers.ListField(
         child=serializers.CharField(max_length=120), required=False, default=list,
         help_text="Class name or id: samples on which the class's active LFs disagree.",
@@ -47,7 +52,7 @@ class SampleQuerySerializer(serializers.Serializer):
     def to_internal_value(self, data):
         if hasattr(data, "getlist"):  # query string: repeated or comma-separated values
             plain = {key: data.get(key) for key in data}
-            for key in ("tag", "gt", "ids", "lf_vote", "lf_conflict"):
+            for key in ("tag", "gt", "ids", "lf_vote", "lf_conflict", "prediction"):
                 if key in data:
                     plain[key] = _split_commas(data.getlist(key))
             data = plain
@@ -93,9 +98,23 @@ def sample_filter_from(values, dataset):
         if name not in classes:
             raise serializers.ValidationError({"lf_conflict": [f"The dataset has no class {name!r}."]})
         conflicts.append(classes[name])
+    predictions = []
+    model_ids = set(dataset.fast_models.values_list("id", flat=True)) if values.get("prediction") else set()
+    for condition in values.get("prediction", []):
+        parts = condition.split(":")
+        words = ("PRESENT", "ABSENT", *PREDICTION_BUCKETS)
+        if len(parts) != 3 or not parts[0].isdigit() or parts[2].upper() not in words:
+            raise serializers.ValidationError(
+                {"prediction": [f"{condition!r} must read <model id>:<class>:<{'|'.join(words)}>."]})
+        if int(parts[0]) not in model_ids:
+            raise serializers.ValidationError({"prediction": [f"The dataset has no model {parts[0]}."]})
+        if parts[1] not in classes:
+            raise serializers.ValidationError({"prediction": [f"The dataset has no class {parts[1]!r}."]})
+        predictions.append((int(parts[0]), classes[parts[1]], parts[2].upper()))
     return SampleFilter(
         split=values.get("split"), tag_ids=tag_ids, search=values.get("search"), ground_truth=ground_truth,
         in_sample=values.get("in_sample", False), ids=values.get("ids"), lf_votes=lf_votes, lf_conflicts=conflicts,
+        predictions=predictions,
     )
 
 

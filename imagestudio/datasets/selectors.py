@@ -6,11 +6,13 @@ from django.db.models import Exists, OuterRef, Prefetch
 
 from imagestudio.annotations.models import LABEL_VALUES, Annotation, GroundTruthCount, GroundTruthValue
 from imagestudio.labeling.models import LFVote
+from imagestudio.training.models import Prediction
 
 from .models import Dataset, DatasetMembership, ResampleMember, Role, Sample
 
 SAMPLE_ORDERINGS = ("id", "external_id", "created_at", "width", "height", "bytes", "split")
 GT_ANY = "LABELED"  # filter word: the class has ground truth (PRESENT or ABSENT)
+PREDICTION_BUCKETS = ("TP", "FP", "FN", "TN")  # a prediction against the ground truth
 
 
 def datasets_for_user(*, user):
@@ -50,6 +52,8 @@ class SampleFilter:
     lf_votes: list = field(default_factory=list)
     # Class ids whose LFs disagree on the sample (one voted PRESENT, another ABSENT).
     lf_conflicts: list = field(default_factory=list)
+    # (model_id, class_id, word): the model predicted PRESENT / ABSENT, or a confusion bucket TP FP FN TN.
+    predictions: list = field(default_factory=list)
 
 
 def sample_filter(*, dataset, spec: SampleFilter):
@@ -81,6 +85,14 @@ def sample_filter(*, dataset, spec: SampleFilter):
     for class_id in spec.lf_conflicts:
         votes = LFVote.objects.filter(sample_id=OuterRef("pk"), lf__label_class_id=class_id, lf__active=True)
         queryset = queryset.filter(Exists(votes.filter(vote=1)), Exists(votes.filter(vote=-1)))
+    for model_id, class_id, word in spec.predictions:
+        predicted = Prediction.objects.filter(sample_id=OuterRef("pk"), model_id=model_id, label_class_id=class_id)
+        truth = Annotation.objects.filter(sample_id=OuterRef("pk"), label_class_id=class_id)
+        says = {"PRESENT": 1, "ABSENT": -1, "TP": 1, "FP": 1, "FN": -1, "TN": -1}[word]
+        queryset = queryset.filter(Exists(predicted.filter(label=says)))
+        if word in PREDICTION_BUCKETS:
+            actual = GroundTruthValue.PRESENT if word in ("TP", "FN") else GroundTruthValue.ABSENT
+            queryset = queryset.filter(Exists(truth.filter(value=actual)))
     if spec.in_sample:
         members = ResampleMember.objects.filter(sample_id=OuterRef("pk"), resample__dataset=dataset)
         if spec.split:
@@ -115,7 +127,7 @@ def _order(ordering, spec):
 def sample_count(*, dataset, spec: SampleFilter):
     """(count, exact). Served from the maintained counters when the filter allows, else counted up to COUNT_CAP."""
     plain = not (spec.tag_ids or spec.search or spec.in_sample or spec.ids is not None or spec.lf_votes
-                 or spec.lf_conflicts)
+                 or spec.lf_conflicts or spec.predictions)
     splits = [spec.split] if spec.split else list(dataset.split_counts)
     if plain and not spec.ground_truth:
         return sum(dataset.split_counts.get(split, 0) for split in splits), True

@@ -75,9 +75,18 @@ def validate_rule(*, dataset, label_class, type, config, low, high):
         except PatternError as exc:
             raise ValidationFailed(f"{exc} ({exc.field})", field="config") from None
     if type == LFType.MODEL:
-        raise ValidationFailed(
-            "Model LFs score with a trained fast model's decision function; this dataset has no trained model "
-            f"{config.get('model_id')!r}. Train one first.", field="config", code="model_unavailable")
+        from imagestudio.training.models import FastModel  # training builds on labeling
+
+        model_id = config.get("model_id")
+        model = (FastModel.objects.filter(dataset=dataset, pk=model_id, ready=True).first()
+                 if isinstance(model_id, int) and not isinstance(model_id, bool) else None)
+        if model is None:
+            raise ValidationFailed(f"'model_id' must name a trained fast model of this dataset (got {model_id!r}).",
+                                   field="config", code="model_unavailable")
+        if label_class.id not in model.params.get("classes", []):
+            raise ValidationFailed(f"Model v{model.version} was not trained for class {label_class.name!r}.",
+                                   field="config")
+        return {"model_id": model.id}
     raise ValidationFailed(f"Unknown LF type {type!r}.", field="type")
 
 
@@ -89,7 +98,14 @@ def rule_scores(*, dataset, rule, split=None, in_sample=False):
             sample_id=rule.config.get("sample_id"), box=rule.config.get("box"))
         ids, scores = scores_for(dataset=dataset, record=record, vector=vector, split=split, in_sample=in_sample)
         return ids, scores, notes
-    ids, splits, values = field_column(dataset=dataset, field=rule.config["field"])
+    if rule.type == LFType.MODEL:
+        from imagestudio.training.models import FastModel
+        from imagestudio.training.services import model_scores
+
+        ids, splits, values = model_scores(model=FastModel.objects.get(pk=rule.config["model_id"]),
+                                           label_class=rule.label_class)
+    else:
+        ids, splits, values = field_column(dataset=dataset, field=rule.config["field"])
     rows = np.ones(len(ids), dtype=bool)
     if split:
         rows &= splits == SPLIT_CODES[split]
@@ -98,6 +114,8 @@ def rule_scores(*, dataset, rule, split=None, in_sample=False):
         if split:
             members = members.filter(resample__split=split)
         rows &= np.isin(ids, np.fromiter(members.values_list("sample_id", flat=True), dtype=np.int64))
+    if rule.type == LFType.MODEL:
+        return ids[rows], values[rows].astype(np.float32), {}
     try:
         scores = pattern_scores(values[rows], rule.config)
     except PatternError as exc:
@@ -235,7 +253,8 @@ def lfs_refresh_run(job):
 # ---------------------------------------------------------------- summary
 
 
-def _vote_arrays(lf, ids):
+def vote_array(lf, ids):
+    """The LF's materialized votes aligned to `ids` (ascending): int8, 1 / -1 / 0."""
     votes = np.zeros(len(ids), dtype=np.int8)
     for blob, value in ((lf.votes_present, metrics.PRESENT), (lf.votes_absent, metrics.ABSENT)):
         voted = np.frombuffer(bytes(blob), dtype=np.int64)
@@ -263,7 +282,7 @@ def lf_summary(*, dataset, split=None, label_class=None, active_only=False):
         by_class.setdefault(lf.label_class, []).append(lf)
     rows = []
     for cls, members in by_class.items():
-        matrix = np.stack([_vote_arrays(lf, ids) for lf in members]) if members else np.zeros((0, len(ids)))
+        matrix = np.stack([vote_array(lf, ids) for lf in members]) if members else np.zeros((0, len(ids)))
         truth = ground_truth_for(dataset=dataset, label_class=cls, sample_ids=ids)
         voted = matrix != 0
         for k, lf in enumerate(members):

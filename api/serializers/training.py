@@ -1,0 +1,84 @@
+from rest_framework import serializers
+
+from imagestudio.datasets.models import Split
+from imagestudio.embeddings.encoders import ENCODER_KEYS
+from imagestudio.training.models import FastModel, TrainingSet
+
+
+class TrainingSetSerializer(serializers.ModelSerializer):
+    job = serializers.UUIDField(source="job_id", read_only=True, allow_null=True)
+
+    class Meta:
+        model = TrainingSet
+        fields = ["id", "content_hash", "snapshot", "report", "samples", "ready", "job", "created_at"]
+        read_only_fields = fields
+
+
+class TrainingSetCreateSerializer(serializers.Serializer):
+    splits = serializers.ListField(child=serializers.ChoiceField(choices=Split.choices), required=False,
+                                   min_length=1, help_text="Samples of these splits (default all).")
+    seed = serializers.IntegerField(required=False, default=0, min_value=0, max_value=2**31 - 1)
+
+
+class TrainingLabelQuerySerializer(serializers.Serializer):
+    split = serializers.ChoiceField(choices=Split.choices, required=False)
+    limit = serializers.IntegerField(required=False, default=50, min_value=1)
+    offset = serializers.IntegerField(required=False, default=0, min_value=0)
+
+
+class ClassLabelSerializer(serializers.Serializer):
+    probability = serializers.FloatField(allow_null=True)
+    label = serializers.CharField()
+    provenance = serializers.DictField(child=serializers.CharField(), help_text="LF id -> its vote.")
+
+
+class TrainingLabelSerializer(serializers.Serializer):
+    sample_id = serializers.IntegerField()
+    split = serializers.CharField()
+    classes = serializers.DictField(child=ClassLabelSerializer())
+
+
+class TrainingLabelPageSerializer(serializers.Serializer):
+    count = serializers.IntegerField()
+    results = TrainingLabelSerializer(many=True)
+
+
+class FastModelSerializer(serializers.ModelSerializer):
+    job = serializers.UUIDField(source="job_id", read_only=True, allow_null=True)
+    training_set = serializers.IntegerField(source="training_set_id", read_only=True, allow_null=True)
+
+    class Meta:
+        model = FastModel
+        fields = ["id", "version", "label_source", "training_set", "params", "metrics", "ready", "job", "created_at"]
+        read_only_fields = fields
+
+
+class FastModelCreateSerializer(serializers.Serializer):
+    label_source = serializers.ChoiceField(choices=FastModel.LabelSource.choices, required=False,
+                                           default=FastModel.LabelSource.TRAINING_SET)
+    training_set = serializers.IntegerField(required=False, min_value=1,
+                                            help_text="Default: the latest ready training set.")
+    ground_truth_splits = serializers.ListField(child=serializers.ChoiceField(choices=Split.choices), required=False,
+                                                default=lambda: [Split.TRAIN], min_length=1)
+    classes = serializers.ListField(child=serializers.CharField(max_length=120), required=False, min_length=1,
+                                    help_text="Class names or ids (default all).")
+    negative_ratio = serializers.FloatField(required=False, allow_null=True, default=None,
+                                            help_text="At most this many negatives per positive (sampled).")
+    seed = serializers.IntegerField(required=False, default=0, min_value=0, max_value=2**31 - 1)
+    encoder = serializers.ChoiceField(choices=ENCODER_KEYS, required=False)
+
+
+class PredictionSerializer(serializers.Serializer):
+    sample_id = serializers.IntegerField()
+    label_class = serializers.CharField(source="label_class.name")
+    score = serializers.FloatField(help_text="Decision function.")
+    probability = serializers.FloatField()
+    label = serializers.SerializerMethodField()
+
+    def get_label(self, row) -> str:
+        return "PRESENT" if row.label == 1 else "ABSENT"
+
+
+class PredictionQuerySerializer(serializers.Serializer):
+    label_class = serializers.CharField(max_length=120, required=False)
+    sample = serializers.IntegerField(required=False, min_value=1)

@@ -1,0 +1,99 @@
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
+from rest_framework.response import Response
+
+from api.scoping import DatasetScopedMixin
+from api.serializers.jobs import JobSerializer
+from api.serializers.training import (
+    FastModelCreateSerializer,
+    FastModelSerializer,
+    PredictionQuerySerializer,
+    PredictionSerializer,
+    TrainingLabelPageSerializer,
+    TrainingLabelQuerySerializer,
+    TrainingSetCreateSerializer,
+    TrainingSetSerializer,
+)
+from api.views.annotations import resolve_class
+from api.views.jobs import accepted
+from imagestudio.datasets.models import Role
+from imagestudio.training import services
+from imagestudio.training.models import FastModel, Prediction, TrainingSet
+
+
+def _validated(serializer_class, data):
+    serializer = serializer_class(data=data)
+    serializer.is_valid(raise_exception=True)
+    return dict(serializer.validated_data)
+
+
+class TrainingSetViewSet(DatasetScopedMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
+                         viewsets.GenericViewSet):
+    """Label-model output of the active LFs, as immutable content-hashed snapshots."""
+
+    serializer_class = TrainingSetSerializer
+    queryset = TrainingSet.objects.none()
+    write_role = Role.ANNOTATOR
+
+    def get_queryset(self):
+        return TrainingSet.objects.filter(dataset=self.dataset).order_by("-id")
+
+    @extend_schema(request=TrainingSetCreateSerializer, responses={202: JobSerializer, 200: TrainingSetSerializer})
+    def create(self, request, dataset_id=None):
+        """202 with the building job; 200 with the existing snapshot when the same inputs were built before."""
+        data = _validated(TrainingSetCreateSerializer, request.data)
+        training_set, created = services.training_set_start(dataset=self.dataset, user=request.user, **data)
+        if created or not training_set.ready:
+            return accepted(training_set.job)
+        return Response(TrainingSetSerializer(training_set).data, status=status.HTTP_200_OK)
+
+    @extend_schema(parameters=[TrainingLabelQuerySerializer], responses={200: TrainingLabelPageSerializer})
+    @action(detail=True, methods=["get"])
+    def labels(self, request, dataset_id=None, pk=None):
+        """Per sample and class: probability, label (ABSTAIN where no LF voted) and provenance."""
+        query = _validated(TrainingLabelQuerySerializer, request.query_params)
+        count, results = services.training_labels_page(training_set=self.get_object(), split=query.get("split"),
+                                                       offset=query["offset"], limit=min(query["limit"], 500))
+        return Response({"count": count, "results": results})
+
+
+class FastModelViewSet(DatasetScopedMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
+                       viewsets.GenericViewSet):
+    """Fast models: a logistic regression per class on the embeddings, trained as a job on the training queue."""
+
+    serializer_class = FastModelSerializer
+    queryset = FastModel.objects.none()
+    write_role = Role.ANNOTATOR
+
+    def get_queryset(self):
+        return FastModel.objects.filter(dataset=self.dataset).order_by("-id")
+
+    @extend_schema(request=FastModelCreateSerializer, responses={202: JobSerializer})
+    def create(self, request, dataset_id=None):
+        data = _validated(FastModelCreateSerializer, request.data)
+        if "classes" in data:
+            data["classes"] = [resolve_class(self.dataset, ref, field="classes") for ref in data["classes"]]
+        if "training_set" in data:
+            training_set = TrainingSet.objects.filter(pk=data["training_set"]).first()
+            if training_set is None:
+                raise ValidationError({"training_set": ["No such training set."]})
+            data["training_set"] = training_set
+        model = services.model_start(dataset=self.dataset, user=request.user, **data)
+        return accepted(model.job)
+
+    @extend_schema(parameters=[PredictionQuerySerializer], responses={200: PredictionSerializer(many=True)})
+    @action(detail=True, methods=["get"])
+    def predictions(self, request, dataset_id=None, pk=None):
+        """Score, probability and label per sample and class."""
+        model = self.get_object()
+        query = _validated(PredictionQuerySerializer, request.query_params)
+        rows = Prediction.objects.filter(model=model).select_related("label_class").order_by("sample_id",
+                                                                                               "label_class_id")
+        if "label_class" in query:
+            rows = rows.filter(label_class=resolve_class(self.dataset, query["label_class"]))
+        if "sample" in query:
+            rows = rows.filter(sample_id=query["sample"])
+        page = self.paginate_queryset(rows)
+        return self.get_paginated_response(PredictionSerializer(page, many=True).data)

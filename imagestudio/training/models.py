@@ -1,0 +1,63 @@
+from django.conf import settings
+from django.db import models
+
+
+class TrainingSet(models.Model):
+    """An immutable snapshot: the active LFs (ids, configs, thresholds), the samples and the seed, and the
+    label model's output per sample and class. The same inputs hash the same, so building twice returns it."""
+
+    dataset = models.ForeignKey("datasets.Dataset", on_delete=models.CASCADE, related_name="training_sets")
+    content_hash = models.CharField(max_length=64)
+    snapshot = models.JSONField(default=dict)
+    report = models.JSONField(default=dict)  # per class: label model chosen, dev scores, learned accuracies
+    artifact = models.CharField(max_length=512, blank=True, default="")  # npz: ids, probabilities, labels, votes
+    artifact_sha256 = models.CharField(max_length=64, blank=True, default="")
+    samples = models.PositiveIntegerField(default=0)
+    job = models.ForeignKey("jobs.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    ready = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [models.UniqueConstraint(fields=["dataset", "content_hash"], name="one_snapshot_per_hash")]
+
+
+class FastModel(models.Model):
+    """Logistic regressions (one per class) on embeddings, trained as a job on the `training` queue."""
+
+    class LabelSource(models.TextChoices):
+        TRAINING_SET = "training_set"
+        GROUND_TRUTH = "ground_truth"
+
+    dataset = models.ForeignKey("datasets.Dataset", on_delete=models.CASCADE, related_name="fast_models")
+    version = models.PositiveIntegerField()  # per dataset: 1, 2, ...
+    label_source = models.CharField(max_length=16, choices=LabelSource.choices)
+    training_set = models.ForeignKey(TrainingSet, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    params = models.JSONField(default=dict)  # classes, splits, negative_ratio, seed, encoder
+    metrics = models.JSONField(default=dict)  # per class, against valid ground truth
+    artifact = models.CharField(max_length=512, blank=True, default="")  # npz of coefficients: no pickle
+    artifact_sha256 = models.CharField(max_length=64, blank=True, default="")
+    ready = models.BooleanField(default=False)
+    job = models.ForeignKey("jobs.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [models.UniqueConstraint(fields=["dataset", "version"], name="one_model_version")]
+
+
+class Prediction(models.Model):
+    """A model's prediction for one sample and class, so the samples list can filter by predictions."""
+
+    model = models.ForeignKey(FastModel, on_delete=models.CASCADE, related_name="predictions")
+    label_class = models.ForeignKey("datasets.LabelClass", on_delete=models.CASCADE, related_name="+")
+    sample = models.ForeignKey("datasets.Sample", on_delete=models.CASCADE, related_name="predictions")
+    score = models.FloatField()  # decision function
+    probability = models.FloatField()
+    label = models.SmallIntegerField()  # 1 PRESENT, -1 ABSENT
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["model", "label_class", "sample"], name="one_prediction")]
+        indexes = [models.Index(fields=["sample", "model"], name="prediction_sample_model")]

@@ -1,0 +1,145 @@
+"""Training sets (label model over LF votes) and fast models, through the HTTP API and the jobs."""
+
+import json
+
+import numpy as np
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from imagestudio.datasets.models import Sample
+from imagestudio.labeling.label_model import choose_label_model
+from imagestudio.labeling.models import LabelingFunction
+from imagestudio.labeling.services import vote_array
+from imagestudio.training.models import Prediction
+from tests.conftest import png_bytes
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+SPLITS = ["train"] * 30 + ["dev"] * 10 + ["valid"] * 10
+
+
+@pytest.fixture
+def world(api, dataset, tiny_clip):
+    rng = np.random.default_rng(0)
+    files, metadata, manifest = [], {}, ["file,split,colour,gt:cat"]
+    for i, split in enumerate(SPLITS):
+        red = i % 2 == 0
+        colour = (200 + int(rng.integers(0, 50)), int(rng.integers(0, 60)), 20) if red else (
+            20, int(rng.integers(0, 60)), 200 + int(rng.integers(0, 50)))
+        name = f"{i}.png"
+        files.append(SimpleUploadedFile(name, png_bytes(colour, size=(48, 48)), content_type="image/png"))
+        truth = ("PRESENT" if red else "ABSENT") if split != "train" or i % 3 == 0 else ""
+        # the caption is right 80% of the time: the LF is useful but imperfect
+        said = ("red" if red else "blue") if rng.random() < 0.8 else ("blue" if red else "red")
+        manifest.append(f"{name},{split},{said},{truth}")
+    response = api.post(f"/api/datasets/{dataset.id}/imports/",
+                        {"files": files, "manifest": SimpleUploadedFile("m.csv", "\n".join(manifest).encode())},
+                        format="multipart")
+    assert api.get(response["Location"]).json()["result"]["created"] == 50
+    assert api.post(f"/api/datasets/{dataset.id}/embeddings/", {}, format="json").status_code == 202
+    for name, words, low, high in (("says red", ["red"], None, 1), ("says blue", ["blue"], None, 1)):
+        body = {"name": name, "label_class": "cat", "type": "pattern", "low": low, "high": high,
+                "invert": name == "says blue",
+                "config": {"field": "colour", "builder": "keyword", "words": words}}
+        assert api.post(f"/api/datasets/{dataset.id}/lfs/", body, format="json").status_code == 201
+    return dataset
+
+
+def build(api, dataset, **body):
+    response = api.post(f"/api/datasets/{dataset.id}/training-sets/", body, format="json")
+    assert response.status_code == 202, response.content
+    job = api.get(response["Location"]).json()
+    assert job["status"] == "succeeded", job
+    return api.get(f"/api/datasets/{dataset.id}/training-sets/{job['result']['training_set']}/").json()
+
+
+def test_training_set_snapshot_labels_and_provenance(api, world):
+    dataset = world
+    ts = build(api, dataset)
+    assert ts["ready"] and ts["samples"] == 50 and len(ts["snapshot"]["lfs"]) == 2
+    again = api.post(f"/api/datasets/{dataset.id}/training-sets/", {}, format="json")
+    assert again.status_code == 200 and again.json()["id"] == ts["id"]  # same inputs, same snapshot
+    report = ts["report"]["cat"]
+    assert report["chosen"] in ("dawid_skene", "majority_vote")
+    assert set(report["dev"]) == {"dawid_skene", "majority_vote"}
+    assert {lf["name"] for lf in report["lfs"]} == {"says red", "says blue"}
+    # independent computation: the label model on the same votes
+    ids = np.array(sorted(Sample.objects.values_list("id", flat=True)))
+    lfs = list(LabelingFunction.objects.order_by("id"))
+    votes = np.stack([vote_array(lf, ids) for lf in lfs], axis=1)
+    dev = np.array([s == "dev" for s in SPLITS])
+    from imagestudio.labeling.columns import ground_truth_for
+
+    truth = ground_truth_for(dataset=dataset, label_class=dataset.classes.get(name="cat"), sample_ids=ids)
+    model, _ = choose_label_model(votes, votes[dev], truth[dev])
+    expected = model.predict(votes)
+    page = api.get(f"/api/datasets/{dataset.id}/training-sets/{ts['id']}/labels/?limit=50").json()
+    assert page["count"] == 50
+    for row in page["results"]:
+        k = int(np.searchsorted(ids, row["sample_id"]))
+        cat = row["classes"]["cat"]
+        assert cat["probability"] == pytest.approx(float(expected.probability[k]), abs=1e-5)
+        assert cat["label"] == {1: "PRESENT", -1: "ABSENT", 0: "ABSTAIN"}[int(expected.label[k])]
+        assert set(cat["provenance"].values()) <= {"PRESENT", "ABSENT"} and cat["provenance"]
+    assert row["classes"]["dog"]["label"] == "ABSTAIN"  # no LF for dog
+    dev_page = api.get(f"/api/datasets/{dataset.id}/training-sets/{ts['id']}/labels/?split=dev").json()
+    assert dev_page["count"] == 10 and {r["split"] for r in dev_page["results"]} == {"dev"}
+
+
+def test_lf_change_gives_a_new_snapshot(api, world):
+    dataset = world
+    first = build(api, dataset)
+    lf = LabelingFunction.objects.first()
+    api.patch(f"/api/datasets/{dataset.id}/lfs/{lf.id}/", {"active": False}, format="json")
+    assert build(api, dataset)["id"] != first["id"]
+
+
+def test_fast_model_metrics_predictions_filters_and_model_lf(api, world):
+    dataset = world
+    build(api, dataset)
+    response = api.post(f"/api/datasets/{dataset.id}/models/", {"classes": ["cat"], "negative_ratio": 3},
+                        format="json")
+    assert response.status_code == 202, response.content
+    job = api.get(response["Location"]).json()
+    assert job["status"] == "succeeded", job
+    model = api.get(f"/api/datasets/{dataset.id}/models/{job['result']['model']}/").json()
+    assert model["ready"] and model["version"] == 1
+    valid = model["metrics"]["cat"]["valid"]
+    assert valid["labeled"] == 10 and set(valid["confusion"]) == {"tp", "fp", "fn", "tn"}
+    assert sum(valid["confusion"].values()) == 10 and valid["roc_auc"] is not None
+    assert Prediction.objects.filter(model_id=model["id"]).count() == 50
+    predictions = api.get(f"/api/datasets/{dataset.id}/models/{model['id']}/predictions/?limit=100").json()
+    assert predictions["count"] == 50
+    rows = {r["sample_id"]: r for r in predictions["results"]}
+    for bucket, (label, truth) in {"TP": ("PRESENT", "PRESENT"), "FP": ("PRESENT", "ABSENT"),
+                                   "FN": ("ABSENT", "PRESENT"), "TN": ("ABSENT", "ABSENT")}.items():
+        listed = api.get(f"/api/datasets/{dataset.id}/samples/?split=valid&prediction={model['id']}:cat:{bucket}"
+                         f"&limit=100").json()
+        assert listed["count"] == valid["confusion"][bucket.lower()]
+        for sample in listed["results"]:
+            assert rows[sample["id"]]["label"] == label and sample["ground_truth"]["cat"] == truth
+    lf = api.post(f"/api/datasets/{dataset.id}/lfs/", {"name": "model says", "label_class": "cat", "type": "model",
+                  "config": {"model_id": model["id"]}, "low": -1, "high": 1}, format="json")
+    assert lf.status_code == 201, lf.content
+    preview = api.post(f"/api/datasets/{dataset.id}/lfs/preview/", {"label_class": "cat", "type": "model",
+                       "config": {"model_id": model["id"]}, "high": 0, "split": "valid"}, format="json").json()
+    assert preview["metrics"]["present"]["precision"]["successes"] == valid["confusion"]["tp"]
+
+
+def test_bad_training_requests(api, world, owner):
+    dataset = world
+    url = f"/api/datasets/{dataset.id}/models/"
+    assert api.post(url, {"negative_ratio": 0}, format="json").status_code == 400
+    no_ts = api.post(url, {}, format="json")
+    assert no_ts.status_code == 400 and "training set" in json.dumps(no_ts.json())
+    assert api.post(url, {"classes": ["unicorn"]}, format="json").status_code == 400
+    bad_lf = api.post(f"/api/datasets/{dataset.id}/lfs/preview/", {"label_class": "cat", "type": "model",
+                      "config": {"model_id": 424242}, "high": 0}, format="json")
+    assert bad_lf.status_code == 400 and "trained fast model" in bad_lf.json()["config"][0]
+    build(api, dataset)
+    no_positive = api.post(url, {"classes": ["dog"]}, format="json")
+    job = api.get(no_positive["Location"]).json()
+    assert job["status"] == "failed" and "dog" in job["error"] and "training labels" in job["error"]
+    LabelingFunction.objects.update(active=False)
+    empty = api.post(f"/api/datasets/{dataset.id}/training-sets/", {}, format="json")
+    assert empty.status_code == 400 and empty.json()["code"] == "no_active_lfs"
