@@ -6,6 +6,7 @@ from api.views.annotations import AnnotationBulkView, AnnotationHistoryView, Ann
 from api.views.auth import ObtainTokenView
 from api.views.datasets import DatasetViewSet, LabelClassViewSet, MembershipViewSet
 from api.views.embeddings import EmbeddingsView, ResourcesView, SimilaritySearchView
+from api.views.exports import ExportViewSet
 from api.views.jobs import JobViewSet
 from api.views.labeling import LabelingFunctionViewSet
 from api.views.samples import ImportView, ResampleView, SampleViewSet
@@ -25,6 +26,7 @@ router.register(f"{DATASET}/tags", TagViewSet, basename="tag")
 router.register(f"{DATASET}/lfs", LabelingFunctionViewSet, basename="lf")
 router.register(f"{DATASET}/training-sets", TrainingSetViewSet, basename="training-set")
 router.register(f"{DATASET}/models", FastModelViewSet, basename="model")
+router.register(f"{DATASET}/exports", ExportViewSet, basename="export")
 
 urlpatterns = [
     path("auth/token/", ObtainTokenView.as_view(), name="auth-token"),

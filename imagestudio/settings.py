@@ -73,6 +73,7 @@ INSTALLED_APPS = [
     "imagestudio.embeddings",
     "imagestudio.labeling",
     "imagestudio.training",
+    "imagestudio.exports",
 ]
 
 MIDDLEWARE = [

@@ -21,7 +21,7 @@ SPLITS = ["train"] * 30 + ["dev"] * 10 + ["valid"] * 10
 @pytest.fixture
 def world(api, dataset, tiny_clip):
     rng = np.random.default_rng(0)
-    files, metadata, manifest = [], {}, ["file,split,colour,gt:cat"]
+    files, manifest = [], ["file,split,colour,gt:cat"]
     for i, split in enumerate(SPLITS):
         red = i % 2 == 0
         colour = (200 + int(rng.integers(0, 50)), int(rng.integers(0, 60)), 20) if red else (
@@ -143,3 +143,54 @@ def test_bad_training_requests(api, world, owner):
     LabelingFunction.objects.update(active=False)
     empty = api.post(f"/api/datasets/{dataset.id}/training-sets/", {}, format="json")
     assert empty.status_code == 400 and empty.json()["code"] == "no_active_lfs"
+
+
+def test_csv_exports_dataset_and_training_labels(api, world):
+    import csv
+    import io
+
+    dataset = world
+    build(api, dataset)
+    job = api.get(api.post(f"/api/datasets/{dataset.id}/models/", {"classes": ["cat"]}, format="json")["Location"])
+    model = job.json()["result"]["model"]
+    response = api.post(f"/api/datasets/{dataset.id}/exports/", {
+        "kind": "dataset", "columns": ["id", "external_id", "split"], "fields": ["colour"], "model": model,
+        "splits": ["valid", "dev"]}, format="json")
+    assert response.status_code == 202, response.content
+    export_id = api.get(response["Location"]).json()["result"]["export"]
+    download = api.get(f"/api/datasets/{dataset.id}/exports/{export_id}/download/")
+    assert download.status_code == 200 and download["Content-Type"] == "text/csv"
+    rows = list(csv.DictReader(io.StringIO(b"".join(download.streaming_content).decode())))
+    assert len(rows) == 20 and {r["split"] for r in rows} == {"valid", "dev"}
+    assert set(rows[0]) == {"id", "external_id", "split", "colour", "gt:cat", "gt:dog", "pred:cat", "prob:cat"}
+    predictions = {p.sample_id: p for p in Prediction.objects.filter(model_id=model)}
+    for row in rows:
+        sample = Sample.objects.get(pk=int(row["id"]))
+        assert row["colour"] == sample.metadata["colour"]
+        assert row["gt:cat"] == next((a.value for a in sample.annotations.all()), "")
+        assert row["pred:cat"] == ("PRESENT" if predictions[sample.id].label == 1 else "ABSENT")
+        assert float(row["prob:cat"]) == pytest.approx(predictions[sample.id].probability, abs=1e-5)
+    labels = api.post(f"/api/datasets/{dataset.id}/exports/", {"kind": "training_labels", "splits": ["train"],
+                                                             "ground_truth": False}, format="json")
+    export_id = api.get(labels["Location"]).json()["result"]["export"]
+    body = b"".join(api.get(f"/api/datasets/{dataset.id}/exports/{export_id}/download/").streaming_content).decode()
+    table = list(csv.DictReader(io.StringIO(body)))
+    assert len(table) == 30 and {"label:cat", "prob:cat", "label:dog", "prob:dog"} <= set(table[0])
+    assert {r["label:dog"] for r in table} == {"ABSTAIN"} and {r["label:cat"] for r in table} <= {"PRESENT", "ABSENT"}
+
+
+def test_export_bad_input_and_not_ready(api, world, owner):
+    from imagestudio.datasets.services import dataset_create
+    from imagestudio.exports.models import Export
+
+    dataset = world
+    url = f"/api/datasets/{dataset.id}/exports/"
+    assert api.post(url, {"kind": "dataset", "columns": ["id", "password"]}, format="json").status_code == 400
+    assert api.post(url, {"kind": "dataset", "model": 999}, format="json").status_code == 400
+    assert api.post(url, {"kind": "training_labels"}, format="json").status_code == 400  # no training set yet
+    assert api.post(url, {"kind": "pdf"}, format="json").status_code == 400
+    other = dataset_create(user=owner, name="Other")
+    pending = Export.objects.create(dataset=dataset, kind="dataset")
+    response = api.get(f"{url}{pending.id}/download/")
+    assert response.status_code == 409 and response["Retry-After"] and response.json()["code"] == "not_ready"
+    assert api.get(f"/api/datasets/{other.id}/exports/{pending.id}/download/").status_code == 404

@@ -1,0 +1,32 @@
+from rest_framework import serializers
+
+from imagestudio.datasets.models import Split
+from imagestudio.exports.models import Export
+from imagestudio.exports.services import SAMPLE_COLUMNS
+
+
+class ExportSerializer(serializers.ModelSerializer):
+    job = serializers.UUIDField(source="job_id", read_only=True, allow_null=True)
+    download_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Export
+        fields = ["id", "kind", "params", "rows", "bytes", "ready", "job", "download_url", "created_at"]
+        read_only_fields = fields
+
+    def get_download_url(self, export) -> str:
+        return f"/api/datasets/{export.dataset_id}/exports/{export.id}/download/"
+
+
+class ExportCreateSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=Export.Kind.choices)
+    columns = serializers.ListField(child=serializers.CharField(max_length=40), required=False, min_length=1,
+                                    help_text=f"Sample columns among {', '.join(SAMPLE_COLUMNS)}.")
+    fields = serializers.ListField(child=serializers.CharField(max_length=100), required=False, default=list,
+                                   help_text="Metadata fields, one column each.")
+    splits = serializers.ListField(child=serializers.ChoiceField(choices=Split.choices), required=False, min_length=1)
+    ground_truth = serializers.BooleanField(required=False, default=True, help_text="gt:<class> columns.")
+    model = serializers.IntegerField(required=False, min_value=1,
+                                     help_text="dataset exports: pred:<class> and prob:<class> columns of this model.")
+    training_set = serializers.IntegerField(required=False, min_value=1,
+                                            help_text="training_labels exports: default the latest ready one.")

@@ -1,0 +1,45 @@
+from django.http import FileResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import mixins, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from api.scoping import DatasetScopedMixin
+from api.serializers.exports import ExportCreateSerializer, ExportSerializer
+from api.serializers.jobs import JobSerializer
+from api.views.jobs import accepted
+from imagestudio.datasets.models import Role
+from imagestudio.exports.models import Export
+from imagestudio.exports.services import export_file, export_start
+
+
+class ExportViewSet(DatasetScopedMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """CSV exports written by a job: `dataset` (columns, metadata, ground truth, a model's predictions) or
+    `training_labels` (a training set's label and probability per class). Download when ready."""
+
+    serializer_class = ExportSerializer
+    queryset = Export.objects.none()
+    write_role = Role.VIEWER  # reading the data out needs no more than reading it in the API
+
+    def get_queryset(self):
+        return Export.objects.filter(dataset=self.dataset).order_by("-id")
+
+    @extend_schema(request=ExportCreateSerializer, responses={202: JobSerializer})
+    def create(self, request, dataset_id=None):
+        serializer = ExportCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        export = export_start(dataset=self.dataset, user=request.user, **serializer.validated_data)
+        return accepted(export.job)
+
+    @extend_schema(responses={(200, "text/csv"): OpenApiResponse(OpenApiTypes.BINARY, description="The CSV file.")})
+    @action(detail=True, methods=["get"])
+    def download(self, request, dataset_id=None, pk=None):
+        """The CSV; 409 with Retry-After while its job is still writing it."""
+        export = self.get_object()
+        if not export.ready:
+            status = export.job.status if export.job else "unknown"
+            return Response({"detail": f"The export is not ready (job {status}).", "code": "not_ready"},
+                            status=409, headers={"Retry-After": "5"})
+        return FileResponse(export_file(export), content_type="text/csv", as_attachment=True,
+                            filename=f"dataset-{export.dataset_id}-{export.kind}-{export.id}.csv")

@@ -1,0 +1,150 @@
+"""CSV exports as jobs: rows are written chunk by chunk to a file, never all held in memory."""
+
+import csv
+import os
+import tempfile
+import time
+
+import numpy as np
+from django.core.files import File
+from django.core.files.storage import default_storage
+
+from imagestudio.annotations.models import LABEL_VALUES, Annotation
+from imagestudio.common.errors import ValidationFailed
+from imagestudio.datasets.models import LabelClass, Sample, Split
+from imagestudio.jobs.services import job_enqueue, job_progress
+from imagestudio.training.models import FastModel, TrainingSet
+from imagestudio.training.services import artifact_arrays
+
+from .models import Export
+
+EXPORT_TASK = "workers.tasks.exports.write_export"
+SAMPLE_COLUMNS = ("id", "external_id", "file_name", "split", "width", "height", "format", "bytes", "sha256",
+                  "created_at")
+DEFAULT_COLUMNS = ("id", "external_id", "file_name", "split")
+CHUNK = 5000
+MAX_FIELDS = 200
+
+
+def export_start(*, dataset, user, kind, columns=None, fields=(), splits=None, ground_truth=True, model=None,
+                 training_set=None):
+    """Validate what the CSV will hold and queue the job that writes it."""
+    columns = list(columns or DEFAULT_COLUMNS)
+    unknown = [c for c in columns if c not in SAMPLE_COLUMNS]
+    if unknown:
+        raise ValidationFailed(f"Unknown columns {unknown}; choose from {', '.join(SAMPLE_COLUMNS)}.", field="columns")
+    if len(fields) > MAX_FIELDS:
+        raise ValidationFailed(f"At most {MAX_FIELDS} metadata fields.", field="fields")
+    params = {"columns": columns, "fields": list(fields), "splits": list(splits or Split.values),
+              "ground_truth": ground_truth}
+    if kind == Export.Kind.DATASET and model is not None:
+        found = FastModel.objects.filter(dataset=dataset, pk=model, ready=True).first()
+        if found is None:
+            raise ValidationFailed(f"No trained model {model} in this dataset.", field="model")
+        params["model"] = found.id
+    if kind == Export.Kind.TRAINING_LABELS:
+        chosen = (TrainingSet.objects.filter(dataset=dataset, pk=training_set).first() if training_set
+                  else TrainingSet.objects.filter(dataset=dataset, ready=True).order_by("-id").first())
+        if chosen is None or not chosen.ready:
+            raise ValidationFailed("Name a ready training set of this dataset (or build one first).",
+                                   field="training_set")
+        params["training_set"] = chosen.id
+    export = Export.objects.create(dataset=dataset, kind=kind, params=params, created_by=user)
+    job, _ = job_enqueue(kind="export", task_name=EXPORT_TASK, dataset=dataset, creator=user,
+                         params={"export": export.id})
+    Export.objects.filter(pk=export.pk).update(job=job)
+    export.refresh_from_db()
+    return export
+
+
+def _aligned(arrays_ids, ids):
+    where = np.clip(np.searchsorted(arrays_ids, ids), 0, max(len(arrays_ids) - 1, 0))
+    hit = arrays_ids[where] == ids if len(arrays_ids) else np.zeros(len(ids), bool)
+    return where, hit
+
+
+def export_run(job):
+    export = Export.objects.select_related("dataset").get(pk=job.params["export"])
+    params, dataset = export.params, export.dataset
+    classes = list(LabelClass.objects.filter(dataset=dataset).order_by("id"))
+    model_arrays = artifact_arrays(FastModel.objects.get(pk=params["model"])) if params.get("model") else None
+    ts_arrays = (artifact_arrays(TrainingSet.objects.get(pk=params["training_set"]))
+                 if export.kind == Export.Kind.TRAINING_LABELS else None)
+    header = [*params["columns"], *params["fields"]]
+    if params["ground_truth"]:
+        header += [f"gt:{c.name}" for c in classes]
+    if model_arrays is not None:
+        header += [name for c in classes if f"scores_{c.id}" in model_arrays
+                   for name in (f"pred:{c.name}", f"prob:{c.name}")]
+    if ts_arrays is not None:
+        header += [name for c in classes for name in (f"label:{c.name}", f"prob:{c.name}")]
+    samples = Sample.objects.filter(dataset=dataset, split__in=params["splits"]).order_by("id")
+    total = samples.count()
+    source = [*params["columns"], *(f"metadata__{f}" for f in params["fields"])]
+    if "id" not in params["columns"]:
+        source = ["id", *source]
+    words = {1: "PRESENT", -1: "ABSENT", 0: "ABSTAIN"}
+    started, written = time.monotonic(), 0
+    handle, path = tempfile.mkstemp(suffix=".csv")
+    try:
+        with os.fdopen(handle, "w", newline="", encoding="utf-8") as stream:
+            writer = csv.writer(stream)
+            writer.writerow(header)
+            chunk = []
+            for row in samples.values_list(*source).iterator(chunk_size=CHUNK):
+                chunk.append(row)
+                if len(chunk) == CHUNK:
+                    written += _write_chunk(writer, chunk, params, classes, model_arrays, ts_arrays, words)
+                    chunk = []
+                    job_progress(job_id=job.id, progress=written / max(total, 1), message=f"{written}/{total} rows")
+            written += _write_chunk(writer, chunk, params, classes, model_arrays, ts_arrays, words)
+        with open(path, "rb") as stream:
+            key = default_storage.save(f"datasets/{dataset.id}/exports/{export.id}-{export.kind}.csv", File(stream))
+        size = default_storage.size(key)
+    finally:
+        if os.path.exists(path):
+            os.unlink(path)
+    Export.objects.filter(pk=export.pk).update(file=key, rows=written, bytes=size, ready=True)
+    elapsed = time.monotonic() - started
+    return {"export": export.id, "rows": written, "bytes": size, "seconds": round(elapsed, 3),
+            "rows_per_second": round(written / elapsed, 1) if elapsed else None}
+
+
+def _write_chunk(writer, chunk, params, classes, model_arrays, ts_arrays, words):
+    if not chunk:
+        return 0
+    with_id = "id" in params["columns"]
+    ids = np.array([row[0] for row in chunk], dtype=np.int64)
+    truth = {}
+    if params["ground_truth"]:
+        for sample_id, class_id, value in Annotation.objects.filter(
+                sample_id__in=ids.tolist(), value__in=LABEL_VALUES).values_list("sample_id", "label_class_id", "value"):
+            truth[(sample_id, class_id)] = value
+    extra = []
+    for arrays, kind in ((model_arrays, "model"), (ts_arrays, "training")):
+        if arrays is None:
+            continue
+        where, hit = _aligned(arrays["ids"], ids)
+        for c in classes:
+            if kind == "model" and f"scores_{c.id}" in arrays:
+                scores = arrays[f"scores_{c.id}"][where]
+                extra.append([words[1 if s >= 0 else -1] if h else "" for s, h in zip(scores, hit, strict=True)])
+                extra.append([f"{1 / (1 + np.exp(-s)):.6f}" if h else "" for s, h in zip(scores, hit, strict=True)])
+            elif kind == "training":
+                labels = arrays[f"label_{c.id}"][where] if f"label_{c.id}" in arrays else np.zeros(len(ids), np.int8)
+                probs = (arrays[f"probability_{c.id}"][where] if f"probability_{c.id}" in arrays
+                         else np.full(len(ids), np.nan))
+                extra.append([words[int(v)] if h else "" for v, h in zip(labels, hit, strict=True)])
+                extra.append(["" if not h or np.isnan(p) else f"{p:.6f}" for p, h in zip(probs, hit, strict=True)])
+    for index, row in enumerate(chunk):
+        values = list(row if with_id else row[1:])
+        if params["ground_truth"]:
+            values += [truth.get((row[0], c.id), "") for c in classes]
+        values += [column[index] for column in extra]
+        writer.writerow(["" if v is None else v for v in values])
+    return len(chunk)
+
+
+def export_file(export):
+    """The stored CSV as an open binary stream."""
+    return default_storage.open(export.file, "rb")
