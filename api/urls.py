@@ -11,7 +11,7 @@ from api.views.jobs import JobViewSet
 from api.views.labeling import LabelingFunctionViewSet
 from api.views.samples import ImportView, ResampleView, SampleViewSet
 from api.views.tags import CommentViewSet, TagViewSet
-from api.views.training import FastModelViewSet, TrainingSetViewSet
+from api.views.training import AnalysisView, FastModelViewSet, TrainingSetViewSet
 
 DATASET = r"datasets/(?P<dataset_id>[0-9]+)"
 
@@ -38,6 +38,7 @@ urlpatterns = [
     path("datasets/<int:dataset_id>/embeddings/", EmbeddingsView.as_view(), name="embeddings"),
     path("datasets/<int:dataset_id>/embeddings/search/", SimilaritySearchView.as_view(), name="embeddings-search"),
     path("datasets/<int:dataset_id>/resources/", ResourcesView.as_view(), name="resources"),
+    path("datasets/<int:dataset_id>/analysis/", AnalysisView.as_view(), name="analysis"),
     path("datasets/<int:dataset_id>/annotations/", AnnotationView.as_view(), name="annotations"),
     path("datasets/<int:dataset_id>/annotations/bulk/", AnnotationBulkView.as_view(), name="annotations-bulk"),
     path("datasets/<int:dataset_id>/annotations/bulk/undo/", AnnotationUndoView.as_view(), name="annotations-undo"),

@@ -82,3 +82,39 @@ class PredictionSerializer(serializers.Serializer):
 class PredictionQuerySerializer(serializers.Serializer):
     label_class = serializers.CharField(max_length=120, required=False)
     sample = serializers.IntegerField(required=False, min_value=1)
+
+
+class AnalysisQuerySerializer(serializers.Serializer):
+    label_class = serializers.CharField(max_length=120, required=False)
+    split = serializers.ChoiceField(choices=Split.choices, required=False, default=Split.TRAIN,
+                                    help_text="Where LF coverage, conflicts and the next samples are computed.")
+
+
+class GuidanceSerializer(serializers.Serializer):
+    kind = serializers.CharField()
+    message = serializers.CharField()
+    samples = serializers.CharField(help_text="The samples-list URL that shows the cases.")
+
+
+class NextSampleSerializer(serializers.Serializer):
+    sample_id = serializers.IntegerField()
+    priority = serializers.FloatField()
+    reasons = serializers.ListField(child=serializers.CharField())
+
+
+class ClassAnalysisSerializer(serializers.Serializer):
+    label_class = serializers.CharField()
+    lfs = serializers.DictField(help_text="active, coverage, conflicts, per_lf (the LF summary rows).")
+    label_model = serializers.DictField(allow_null=True, help_text="The latest training set's report: chosen "
+                                                                   "model and both scores on dev.")
+    model = serializers.DictField(allow_null=True, help_text="The latest model's metrics on valid.")
+    valid_labels = serializers.IntegerField()
+    guidance = GuidanceSerializer(many=True)
+    next_to_annotate = NextSampleSerializer(many=True)
+
+
+class AnalysisSerializer(serializers.Serializer):
+    split = serializers.CharField()
+    training_set = serializers.IntegerField(allow_null=True)
+    model = serializers.IntegerField(allow_null=True)
+    classes = ClassAnalysisSerializer(many=True)

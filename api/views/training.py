@@ -2,11 +2,14 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
+from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
 
 from api.scoping import DatasetScopedMixin
 from api.serializers.jobs import JobSerializer
 from api.serializers.training import (
+    AnalysisQuerySerializer,
+    AnalysisSerializer,
     FastModelCreateSerializer,
     FastModelSerializer,
     PredictionQuerySerializer,
@@ -20,6 +23,7 @@ from api.views.annotations import resolve_class
 from api.views.jobs import accepted
 from imagestudio.datasets.models import Role
 from imagestudio.training import services
+from imagestudio.training.analysis import dataset_analysis
 from imagestudio.training.models import FastModel, Prediction, TrainingSet
 
 
@@ -97,3 +101,16 @@ class FastModelViewSet(DatasetScopedMixin, mixins.ListModelMixin, mixins.Retriev
             rows = rows.filter(sample_id=query["sample"])
         page = self.paginate_queryset(rows)
         return self.get_paginated_response(PredictionSerializer(page, many=True).data)
+
+
+class AnalysisView(DatasetScopedMixin, GenericAPIView):
+    """Per class: LF coverage and conflicts, label model against majority vote on dev, model metrics on valid,
+    guidance with the samples-list filter of each case, and the samples to annotate next."""
+
+    serializer_class = AnalysisSerializer
+
+    @extend_schema(parameters=[AnalysisQuerySerializer], responses={200: AnalysisSerializer})
+    def get(self, request, dataset_id=None):
+        query = _validated(AnalysisQuerySerializer, request.query_params)
+        label_class = resolve_class(self.dataset, query["label_class"]) if "label_class" in query else None
+        return Response(dataset_analysis(dataset=self.dataset, label_class=label_class, split=query["split"]))

@@ -194,3 +194,30 @@ def test_export_bad_input_and_not_ready(api, world, owner):
     response = api.get(f"{url}{pending.id}/download/")
     assert response.status_code == 409 and response["Retry-After"] and response.json()["code"] == "not_ready"
     assert api.get(f"/api/datasets/{other.id}/exports/{pending.id}/download/").status_code == 404
+
+
+def test_analysis_guidance_links_work_and_next_samples_are_unlabeled(api, world):
+    dataset = world
+    build(api, dataset)
+    api.get(api.post(f"/api/datasets/{dataset.id}/models/", {"classes": ["cat"]}, format="json")["Location"])
+    body = api.get(f"/api/datasets/{dataset.id}/analysis/?split=train").json()
+    classes = {c["label_class"]: c for c in body["classes"]}
+    cat, dog = classes["cat"], classes["dog"]
+    ids = np.array(sorted(Sample.objects.filter(split="train").values_list("id", flat=True)))
+    votes = np.stack([vote_array(lf, ids) for lf in LabelingFunction.objects.filter(active=True)], axis=1)
+    assert cat["lfs"]["active"] == 2
+    assert cat["lfs"]["coverage"] == pytest.approx((votes != 0).any(axis=1).mean())
+    assert cat["lfs"]["conflicts"] == pytest.approx(((votes == 1).any(axis=1) & (votes == -1).any(axis=1)).mean())
+    assert set(cat["label_model"]["dev"]) == {"dawid_skene", "majority_vote"}
+    assert cat["model"]["valid"]["labeled"] == 10
+    assert cat["valid_labels"] == 10
+    kinds = {tip["kind"] for tip in cat["guidance"]}
+    assert "little_ground_truth" in kinds  # 10 < 50 valid labels
+    for tip in cat["guidance"] + dog["guidance"]:
+        assert api.get(tip["samples"]).status_code == 200, tip
+    assert [tip["kind"] for tip in dog["guidance"]] == ["no_lfs"]
+    labeled = set(Sample.objects.filter(annotations__label_class__name="cat",
+                                        annotations__value__in=["PRESENT", "ABSENT"]).values_list("id", flat=True))
+    assert all(entry["sample_id"] not in labeled for entry in cat["next_to_annotate"])
+    priorities = [entry["priority"] for entry in cat["next_to_annotate"]]
+    assert priorities == sorted(priorities, reverse=True)

@@ -1,0 +1,120 @@
+"""Per-class analysis: LF coverage and conflicts, label model against majority vote on dev, model metrics on
+valid, guidance sentences (each with the samples-list filter that shows the cases) and the samples most
+worth annotating next."""
+
+from urllib.parse import urlencode
+
+import numpy as np
+
+from imagestudio.annotations.models import GroundTruthCount
+from imagestudio.datasets.models import LabelClass, Sample, Split
+from imagestudio.labeling.columns import ground_truth_for
+from imagestudio.labeling.models import LabelingFunction
+from imagestudio.labeling.services import lf_summary, vote_array
+
+from .models import FastModel, Prediction, TrainingSet
+
+LOW_COVERAGE = 0.5
+IMPRECISE = 0.7
+MIN_PRECISION_TRIALS = 10
+MIN_VALID_LABELS = 50
+HIGH_CONFLICT = 0.1
+WEAK_RATE = 0.8
+NEXT_SAMPLES = 20
+
+
+def _filter(dataset, **params):
+    pairs = [(key, item) for key, value in params.items() for item in (value if isinstance(value, list) else [value])]
+    return f"/api/datasets/{dataset.id}/samples/?{urlencode(pairs)}"
+
+
+def _guidance(dataset, label_class, split, lfs, rows, coverage, conflicts, model, model_metrics, valid_labels):
+    name, tips = label_class.name, []
+
+    def tip(kind, text, **params):
+        tips.append({"kind": kind, "message": text, "samples": _filter(dataset, **params)})
+
+    if not lfs:
+        tip("no_lfs", f"{name!r} has no active labeling function: write one for the samples below.",
+            split=split, gt=f"{name}:ABSTAIN")
+        return tips
+    if coverage < LOW_COVERAGE:
+        tip("low_coverage", f"The active LFs of {name!r} vote on only {coverage:.0%} of {split}: write LFs for the "
+            "samples none of them covers.", split=split, lf_vote=[f"{lf.id}:ABSTAIN" for lf in lfs])
+    for row in rows:
+        precision = row["precision"]
+        if precision["trials"] >= MIN_PRECISION_TRIALS and precision["value"] < IMPRECISE:
+            voted = row["polarity"][0] if len(row["polarity"]) == 1 else "PRESENT"
+            wrong = "ABSENT" if voted == "PRESENT" else "PRESENT"
+            tip("imprecise_lf", f"LF {row['name']!r} is right only {precision['value']:.0%} of the time on labeled "
+                f"samples ({precision['successes']}/{precision['trials']}): tighten its threshold.",
+                lf_vote=f"{row['lf']}:{voted}", gt=f"{name}:{wrong}")
+    if conflicts > HIGH_CONFLICT:
+        tip("conflicts", f"The LFs of {name!r} disagree on {conflicts:.0%} of {split}: review those samples.",
+            split=split, lf_conflict=name)
+    if valid_labels < MIN_VALID_LABELS:
+        tip("little_ground_truth", f"Only {valid_labels} valid samples have ground truth for {name!r}: metrics are "
+            f"unreliable below {MIN_VALID_LABELS}; annotate more.", split=Split.VALID, gt=f"{name}:ABSTAIN")
+    if model is not None and model_metrics and model_metrics.get("labeled"):
+        confusion = model_metrics["confusion"]
+        if model_metrics["recall"] < WEAK_RATE and confusion["fn"] >= confusion["fp"]:
+            tip("false_negatives", f"Model v{model.version} misses {confusion['fn']} {name!r} samples of valid "
+                f"(recall {model_metrics['recall']:.0%}): write LFs that catch them.", split=Split.VALID,
+                prediction=f"{model.id}:{name}:FN")
+        elif model_metrics["precision"] < WEAK_RATE:
+            tip("false_positives", f"Model v{model.version} wrongly says {name!r} on {confusion['fp']} valid samples "
+                f"(precision {model_metrics['precision']:.0%}).", split=Split.VALID,
+                prediction=f"{model.id}:{name}:FP")
+    return tips
+
+
+def _next_to_annotate(dataset, label_class, ids, votes, truth, model):
+    """Unlabeled samples ranked by LF disagreement and model uncertainty."""
+    conflict = ((votes == 1).any(axis=1) & (votes == -1).any(axis=1)) if votes.size else np.zeros(len(ids), bool)
+    uncertainty = np.zeros(len(ids))
+    if model is not None:
+        rows = Prediction.objects.filter(model=model, label_class=label_class, sample_id__in=ids.tolist())
+        probability = dict(rows.values_list("sample_id", "probability"))
+        uncertainty = np.array([1 - 2 * abs(probability.get(int(i), 0.0) - 0.5) if int(i) in probability else 0.0
+                                for i in ids])
+    priority = conflict.astype(float) + uncertainty
+    candidates = np.flatnonzero((truth == 0) & (priority > 0))
+    ranked = candidates[np.argsort(-priority[candidates], kind="stable")][:NEXT_SAMPLES]
+    return [{"sample_id": int(ids[i]), "priority": round(float(priority[i]), 4),
+             "reasons": [r for r, on in (("LFs disagree", conflict[i]), ("model uncertain", uncertainty[i] > 0.5)) if on]}
+            for i in ranked]
+
+
+def dataset_analysis(*, dataset, label_class=None, split=Split.TRAIN):
+    classes = [label_class] if label_class else list(LabelClass.objects.filter(dataset=dataset).order_by("id"))
+    training_set = TrainingSet.objects.filter(dataset=dataset, ready=True).order_by("-id").first()
+    model = FastModel.objects.filter(dataset=dataset, ready=True).order_by("-id").first()
+    summary = lf_summary(dataset=dataset, split=split, active_only=True)
+    ids = np.fromiter(Sample.objects.filter(dataset=dataset, split=split).order_by("id").values_list("id", flat=True),
+                      dtype=np.int64)
+    result = []
+    for cls in classes:
+        lfs = list(LabelingFunction.objects.filter(dataset=dataset, label_class=cls, active=True).order_by("id"))
+        votes = (np.stack([vote_array(lf, ids) for lf in lfs], axis=1) if lfs
+                 else np.zeros((len(ids), 0), dtype=np.int8))
+        covered = (votes != 0).any(axis=1) if lfs else np.zeros(len(ids), bool)
+        conflicting = ((votes == 1).any(axis=1) & (votes == -1).any(axis=1)) if lfs else np.zeros(len(ids), bool)
+        coverage = float(covered.mean()) if len(ids) else 0.0
+        conflicts = float(conflicting.mean()) if len(ids) else 0.0
+        counts = GroundTruthCount.objects.filter(label_class=cls, split=Split.VALID).first()
+        valid_labels = (counts.present + counts.absent) if counts else 0
+        model_metrics = (model.metrics.get(cls.name, {}).get("valid") if model else None)
+        rows = [row for row in summary["lfs"] if row["label_class"] == cls.name]
+        truth = ground_truth_for(dataset=dataset, label_class=cls, sample_ids=ids)
+        result.append({
+            "label_class": cls.name,
+            "lfs": {"active": len(lfs), "coverage": coverage, "conflicts": conflicts, "per_lf": rows},
+            "label_model": (training_set.report.get(cls.name) if training_set else None),
+            "model": {"id": model.id, "version": model.version, "valid": model_metrics} if model else None,
+            "valid_labels": valid_labels,
+            "guidance": _guidance(dataset, cls, split, lfs, rows, coverage, conflicts, model, model_metrics,
+                                  valid_labels),
+            "next_to_annotate": _next_to_annotate(dataset, cls, ids, votes, truth, model),
+        })
+    return {"split": split, "training_set": training_set.id if training_set else None,
+            "model": model.id if model else None, "classes": result}
