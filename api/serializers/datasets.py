@@ -48,8 +48,8 @@ class DatasetSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Dataset
-        fields = ["id", "name", "description", "classes", "split_counts", "sample_count", "auto_embed", "role",
-                  "created_at", "updated_at"]
+        fields = ["id", "name", "description", "classes", "split_counts", "sample_count", "auto_embed", "auto_train",
+                  "role", "created_at", "updated_at"]
         read_only_fields = ["id", "created_at", "updated_at"]
 
     def get_sample_count(self, dataset) -> int:
@@ -71,12 +71,15 @@ class DatasetCreateSerializer(serializers.Serializer):
     )
     auto_embed = serializers.BooleanField(required=False, default=False,
                                           help_text="Embed newly imported images automatically.")
+    auto_train = serializers.BooleanField(required=False, default=False,
+                                          help_text="Retrain a class's fast model when its active LFs change.")
 
 
 class DatasetUpdateSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=200, required=False)
     description = serializers.CharField(required=False, allow_blank=True, max_length=10_000)
     auto_embed = serializers.BooleanField(required=False)
+    auto_train = serializers.BooleanField(required=False)
 
 
 class MembershipSerializer(serializers.ModelSerializer):

@@ -68,10 +68,13 @@ class LabelingFunctionViewSet(DatasetScopedMixin, viewsets.ModelViewSet):
             expected = header
         if "label_class" in data:
             data["label_class"] = resolve_class(self.dataset, data["label_class"])
-        lf = services.lf_update(lf=lf, expected_version=expected, **data)
+        lf = services.lf_update(lf=lf, user=request.user, expected_version=expected, **data)
         response = Response(LFSerializer(lf).data)
         response["ETag"] = f'"{lf.version}"'
         return response
+
+    def perform_destroy(self, lf):
+        services.lf_delete(lf=lf, user=self.request.user)
 
     @extend_schema(request=PreviewSerializer, responses={200: PreviewResultSerializer})
     @action(detail=False, methods=["post"])

@@ -39,6 +39,8 @@ class Dataset(models.Model):
     samples_version = models.PositiveIntegerField(default=0)
     # Embed newly imported images automatically (a follow-up job after each import).
     auto_embed = models.BooleanField(default=False)
+    # Queue a training set and a fast model for a class whenever its active LFs or their thresholds change.
+    auto_train = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -16,10 +16,11 @@ from .models import Comment, Dataset, DatasetMembership, LabelClass, Resample, R
 from .resampling import ResampleError, ResampleRequest, choose_sample, realized_counts
 
 
-def dataset_create(*, user, name, description="", classes=(), auto_embed=False):
+def dataset_create(*, user, name, description="", classes=(), auto_embed=False, auto_train=False):
     """A dataset owned by its creator, with its first classes."""
     with transaction.atomic():
-        dataset = Dataset.objects.create(name=name, description=description, created_by=user, auto_embed=auto_embed)
+        dataset = Dataset.objects.create(name=name, description=description, created_by=user, auto_embed=auto_embed,
+                                         auto_train=auto_train)
         DatasetMembership.objects.create(dataset=dataset, user=user, role=Role.OWNER)
         for class_name in dict.fromkeys(classes):
             LabelClass.objects.create(dataset=dataset, name=class_name)

@@ -43,8 +43,9 @@ def _run_eagerly(task_name, job_id):
     app.tasks[task_name].apply(args=[str(job_id)])
 
 
-def job_enqueue(*, kind, task_name, dataset=None, creator=None, params=None, dedupe_key=""):
-    """Create a Job (or return the active one with the same dedupe key) and enqueue it on commit."""
+def job_enqueue(*, kind, task_name, dataset=None, creator=None, params=None, dedupe_key="",
+                dedupe_statuses=ACTIVE_STATUSES):
+    """Create a Job (or return the one with the same dedupe key in `dedupe_statuses`) and enqueue it on commit."""
     from imagestudio.celery import app
 
     queue_check()
@@ -52,7 +53,7 @@ def job_enqueue(*, kind, task_name, dataset=None, creator=None, params=None, ded
         if dedupe_key:
             existing = (
                 Job.objects.select_for_update()
-                .filter(dataset=dataset, kind=kind, dedupe_key=dedupe_key, status__in=ACTIVE_STATUSES)
+                .filter(dataset=dataset, kind=kind, dedupe_key=dedupe_key, status__in=dedupe_statuses)
                 .first()
             )
             if existing is not None:

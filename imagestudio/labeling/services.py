@@ -196,13 +196,28 @@ def lf_create(*, dataset, user, label_class, name, type, config, low=None, high=
     except IntegrityError:
         raise Conflict(f"The dataset already has an LF named {name!r}.", code="duplicate_name", field="name") from None
     lf.refresh_from_db()
+    _lfs_changed(lf, user)
     return lf
+
+
+def _lfs_changed(lf, user):
+    """The active LFs of a class changed: auto-train, where the dataset asks for it."""
+    from imagestudio.training.services import auto_train_request  # training builds on labeling
+
+    auto_train_request(dataset=lf.dataset, label_class=lf.label_class, user=user)
+
+
+def lf_delete(*, lf, user=None):
+    with transaction.atomic():
+        lf.delete()
+        if lf.active:
+            _lfs_changed(lf, user)
 
 
 RULE_FIELDS = ("type", "config", "low", "high", "invert", "label_class")
 
 
-def lf_update(*, lf, expected_version=None, **changes):
+def lf_update(*, lf, user=None, expected_version=None, **changes):
     """Edit an LF; rule edits re-materialize its votes. A stale `expected_version` is a 409."""
     with transaction.atomic():
         current = LabelingFunction.objects.select_for_update().select_related("label_class", "dataset").get(pk=lf.pk)
@@ -225,6 +240,8 @@ def lf_update(*, lf, expected_version=None, **changes):
                            field="name") from None
         if any(name in changes for name in RULE_FIELDS):
             lf_materialize(lf=current)
+        if any(name in changes for name in (*RULE_FIELDS, "active")):
+            _lfs_changed(current, user)
     current.refresh_from_db()
     return current
 

@@ -85,6 +85,12 @@ def training_set_start(*, dataset, user, splits=None, seed=0):
 
 def training_set_run(job):
     training_set = TrainingSet.objects.select_related("dataset").get(pk=job.params["training_set"])
+    return training_set_build(training_set, lambda fraction, message: job_progress(
+        job_id=job.id, progress=fraction, message=message))
+
+
+def training_set_build(training_set, progress):
+    """Run the label model of each class over the snapshot's LF votes and store the result."""
     dataset, snapshot = training_set.dataset, training_set.snapshot
     ids, codes = _sample_ids(dataset, snapshot["splits"])
     lfs = {lf.id: lf for lf in LabelingFunction.objects.filter(id__in=[e["id"] for e in snapshot["lfs"]])}
@@ -126,8 +132,7 @@ def training_set_run(job):
                     for k, lf in enumerate(members)],
             "accuracy_on_ground_truth": accuracy_on(labels, truth),
         }
-        job_progress(job_id=job.id, progress=(index + 1) / max(dataset.classes.count(), 1),
-                     message=f"label model for {label_class.name}")
+        progress((index + 1) / max(dataset.classes.count(), 1), f"label model for {label_class.name}")
     key, digest = artifact_write(
         f"datasets/{dataset.id}/training-sets/{training_set.id}-{training_set.content_hash[:12]}.npz", arrays)
     TrainingSet.objects.filter(pk=training_set.pk).update(report=report, artifact=key, artifact_sha256=digest,
@@ -266,6 +271,12 @@ def _evaluate(scores, truth):
 
 def model_run(job):
     model = FastModel.objects.select_related("dataset", "training_set").get(pk=job.params["model"])
+    return model_train(model, lambda fraction, message: job_progress(job_id=job.id, progress=fraction,
+                                                                     message=message))
+
+
+def model_train(model, progress):
+    """Fit a logistic regression per class, store the coefficients, predictions and metrics."""
     dataset, params = model.dataset, model.params
     _, record = encoder_for(params["encoder"])
     matrix = matrix_get(dataset=dataset, record=record)
@@ -309,8 +320,7 @@ def model_run(job):
         coefs.append(coef)
         intercepts.append(intercept)
         predictions[label_class.id] = scores
-        job_progress(job_id=job.id, progress=(index + 1) / len(classes) * 0.8,
-                     message=f"trained {label_class.name} ({time.monotonic() - started:.1f} s)")
+        progress((index + 1) / len(classes) * 0.8, f"trained {label_class.name} ({time.monotonic() - started:.1f} s)")
     key, digest = artifact_write(f"datasets/{dataset.id}/models/v{model.version}-{model.id}.npz", {
         "class_ids": np.array([c.id for c in classes], dtype=np.int64), "coef": np.stack(coefs),
         "intercept": np.array(intercepts, dtype=np.float32), "ids": ids, "splits": splits,
@@ -347,3 +357,51 @@ def model_scores(*, model, label_class):
         raise ValidationFailed(f"Model v{model.version} was not trained for class {label_class.name!r}.",
                                field="config")
     return arrays["ids"], arrays["splits"], arrays[key]
+
+
+# ---------------------------------------------------------------- auto-train
+
+AUTO_TRAIN_TASK = "workers.tasks.training.auto_train"
+
+
+def auto_train_request(*, dataset, label_class, user=None):
+    """When the dataset asks for it, queue a training set and a model for the class. A burst of LF edits
+    coalesces into the one queued job, which reads the LFs when it runs (so the latest edit wins)."""
+    if not dataset.auto_train:
+        return None
+    job, _ = job_enqueue(kind="auto_train", task_name=AUTO_TRAIN_TASK, dataset=dataset, creator=user,
+                         params={"label_class": label_class.id}, dedupe_key=f"class:{label_class.id}",
+                         dedupe_statuses=(JobStatus.QUEUED,))
+    return job
+
+
+def auto_train_run(job):
+    dataset = Dataset.objects.get(pk=job.dataset_id)
+    label_class = LabelClass.objects.get(pk=job.params["label_class"])
+
+    def progress(share, start):
+        return lambda fraction, message: job_progress(job_id=job.id, progress=start + share * fraction,
+                                                      message=message)
+
+    try:
+        snapshot, content_hash = _snapshot(dataset, list(Split.values), 0)
+    except ValidationFailed:
+        return {"skipped": "no active LF"}
+    with transaction.atomic():
+        training_set, created = TrainingSet.objects.get_or_create(
+            dataset=dataset, content_hash=content_hash,
+            defaults={"snapshot": snapshot, "created_by": job.creator, "job": job})
+    if created or not training_set.ready:
+        training_set_build(training_set, progress(0.4, 0.0))
+        training_set.refresh_from_db()
+    with transaction.atomic():
+        Dataset.objects.select_for_update().get(pk=dataset.pk)
+        version = (FastModel.objects.filter(dataset=dataset).aggregate(v=Max("version"))["v"] or 0) + 1
+        _, record = encoder_for(None)
+        model = FastModel.objects.create(
+            dataset=dataset, version=version, label_source=FastModel.LabelSource.TRAINING_SET,
+            training_set=training_set, job=job, created_by=job.creator,
+            params={"classes": [label_class.id], "ground_truth_splits": [Split.TRAIN], "negative_ratio": None,
+                    "seed": 0, "encoder": record.key, "auto": True})
+    result = model_train(model, progress(0.6, 0.4))
+    return {"training_set": training_set.id, **result}

@@ -221,3 +221,42 @@ def test_analysis_guidance_links_work_and_next_samples_are_unlabeled(api, world)
     assert all(entry["sample_id"] not in labeled for entry in cat["next_to_annotate"])
     priorities = [entry["priority"] for entry in cat["next_to_annotate"]]
     assert priorities == sorted(priorities, reverse=True)
+
+
+def test_auto_train_on_lf_change(api, world):
+    from imagestudio.jobs.models import Job
+    from imagestudio.training.models import FastModel
+
+    dataset = world
+    api.patch(f"/api/datasets/{dataset.id}/", {"auto_train": True}, format="json")
+    lf = LabelingFunction.objects.first()
+    response = api.patch(f"/api/datasets/{dataset.id}/lfs/{lf.id}/", {"high": 0.5}, format="json")
+    assert response.status_code == 200
+    job = Job.objects.filter(kind="auto_train").get()
+    assert job.status == "succeeded", job.error
+    model = FastModel.objects.get(job=job)
+    assert model.ready and model.params["auto"] and model.params["classes"] == [dataset.classes.get(name="cat").id]
+    assert job.result["training_set"] and "cat" in job.result["metrics"]
+
+
+def test_auto_train_bursts_coalesce_into_one_queued_job(api, world, monkeypatch):
+    from imagestudio.celery import app
+    from imagestudio.jobs import services as job_services
+    from imagestudio.jobs.models import Job
+    from imagestudio.training.services import auto_train_request
+
+    dataset = world
+    dataset.auto_train = True
+    sent = []
+    monkeypatch.setattr(job_services, "_send", lambda task, job_id: sent.append(job_id))
+    monkeypatch.setattr(job_services, "queue_check", lambda: None)
+    app.conf.task_always_eager = False
+    cat = dataset.classes.get(name="cat")
+    jobs = {auto_train_request(dataset=dataset, label_class=cat).id for _ in range(5)}
+    assert len(jobs) == 1 and len(sent) == 1  # one job in the queue for the burst
+    Job.objects.filter(pk=jobs.pop()).update(status="running")
+    assert auto_train_request(dataset=dataset, label_class=cat).status == "queued"  # a running one does not absorb
+    assert Job.objects.filter(kind="auto_train").count() == 2
+    dog = dataset.classes.get(name="dog")
+    assert auto_train_request(dataset=dataset, label_class=dog) is not None  # one per class
+    assert Job.objects.filter(kind="auto_train", status="queued").count() == 2
