@@ -81,3 +81,25 @@ def test_same_version_two_writers_one_wins(postgres_only, owner, dataset, member
     winner = next(r for r in results if r.status_code == 200).json()["annotation"]
     assert Annotation.objects.get().value == winner["value"]
     assert AnnotationEvent.objects.count() == 1
+
+
+def test_concurrent_threshold_edits_of_one_lf(postgres_only, owner, dataset, member_client):
+    from imagestudio.labeling.models import LabelingFunction, LFVote
+
+    make_samples(dataset, [{"metadata": {"caption": "cat" if i % 2 else "dog"}} for i in range(40)])
+    first = client_for(owner)
+    created = first.post(f"/api/datasets/{dataset.id}/lfs/", {
+        "name": "kw", "label_class": "cat", "type": "pattern", "high": 1, "low": 0,
+        "config": {"field": "caption", "builder": "keyword", "words": ["cat"]}}, format="json").json()
+    url = f"/api/datasets/{dataset.id}/lfs/{created['id']}/"
+    second = member_client("annotator")
+    results = run_together(
+        lambda: first.patch(url, {"low": None, "version": 1}, format="json"),
+        lambda: second.patch(url, {"high": None, "version": 1}, format="json"),
+    )
+    assert sorted(r.status_code for r in results) == [200, 409]
+    lf = LabelingFunction.objects.get()
+    winner = next(r for r in results if r.status_code == 200).json()
+    assert lf.version == 2 and (lf.low, lf.high) == (winner["low"], winner["high"])
+    expected = 20  # one side of the two-sided rule was removed: 20 samples still vote
+    assert LFVote.objects.filter(lf=lf).count() == expected

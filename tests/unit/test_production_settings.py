@@ -1,0 +1,35 @@
+"""Production settings: `check --deploy` is clean with production variables, and a missing secret is refused."""
+
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def manage(*args, **env):
+    clean = {k: v for k, v in os.environ.items() if k not in ("SECRET_KEY", "DEBUG", "IMAGESTUDIO_PRODUCTION")}
+    return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env={**clean, **env},
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_check_deploy_is_clean_with_production_variables(tmp_path):
+    result = manage("check", "--deploy", "--fail-level", "WARNING", IMAGESTUDIO_PRODUCTION="1", DEBUG="0",
+                    SECRET_KEY=secrets.token_urlsafe(60), ALLOWED_HOSTS="labels.example.com",
+                    IMAGESTUDIO_DATA_DIR=str(tmp_path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_production_refuses_to_start_without_a_secret(tmp_path):
+    result = manage("check", IMAGESTUDIO_PRODUCTION="1", DEBUG="0", IMAGESTUDIO_DATA_DIR=str(tmp_path))
+    assert result.returncode != 0 and "SECRET_KEY must be set" in result.stderr
+
+
+def test_security_headers_on_responses(client):
+    response = client.get("/api/schema/")
+    assert response["X-Content-Type-Options"] == "nosniff"
+    assert response["X-Frame-Options"] == "DENY"
+    assert response["Referrer-Policy"] == "same-origin"
