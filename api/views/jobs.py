@@ -1,8 +1,9 @@
-from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import mixins, viewsets
+import uuid
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, serializers, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import PermissionDenied
+from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.response import Response
 
 from api.serializers.jobs import JobSerializer
@@ -11,6 +12,12 @@ from imagestudio.datasets.selectors import dataset_role
 from imagestudio.jobs.models import Job, JobStatus
 from imagestudio.jobs.selectors import job_list_visible
 from imagestudio.jobs.services import job_cancel
+
+
+class JobQuerySerializer(serializers.Serializer):
+    dataset = serializers.IntegerField(required=False, min_value=1, help_text="Only jobs of this dataset.")
+    status = serializers.ChoiceField(choices=JobStatus.choices, required=False)
+    kind = serializers.CharField(required=False, max_length=64, help_text="import, embeddings, training_set, ...")
 
 
 class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
@@ -22,28 +29,28 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
             return Job.objects.none()
-        queryset = job_list_visible(user=self.request.user).select_related("creator").order_by("-created_at", "id")
-        for name in ("dataset", "status", "kind"):
-            value = self.request.query_params.get(name)
-            if value:
-                if name == "dataset" and not value.isdigit():
-                    return Job.objects.none()
-                queryset = queryset.filter(**{name: value})
-        return queryset
+        return job_list_visible(user=self.request.user).select_related("creator").order_by("-created_at", "id")
 
-    @extend_schema(parameters=[
-        OpenApiParameter("dataset", int, description="Only jobs of this dataset."),
-        OpenApiParameter("status", str, enum=JobStatus.values),
-        OpenApiParameter("kind", str, description="import, embeddings, ..."),
-    ])
+    def get_object(self):
+        try:
+            uuid.UUID(str(self.kwargs["pk"]))
+        except ValueError:
+            raise NotFound("No job with this id.") from None
+        return super().get_object()
+
+    @extend_schema(parameters=[JobQuerySerializer])
     def list(self, request, *args, **kwargs):
-        return super().list(request, *args, **kwargs)
+        query = JobQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        queryset = self.get_queryset().filter(**query.validated_data)
+        page = self.paginate_queryset(queryset)
+        return self.get_paginated_response(JobSerializer(page, many=True).data)
 
     @extend_schema(request=None, responses={200: JobSerializer})
     @action(detail=True, methods=["post"])
     def cancel(self, request, pk=None):
         """Cancel a queued or running job (409 when it already finished)."""
-        job = get_object_or_404(self.get_queryset(), pk=pk)
+        job = self.get_object()
         if job.creator_id != request.user.id and job.dataset is not None:
             if not role_at_least(dataset_role(user=request.user, dataset=job.dataset), Role.EDITOR):
                 raise PermissionDenied("Only the job's creator or an editor of its dataset may cancel it.")

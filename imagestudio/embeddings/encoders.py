@@ -10,6 +10,7 @@ Each is loaded once per process. No Django models here; settings are passed in b
 import hashlib
 import os
 import threading
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -72,8 +73,12 @@ class OpenClipEncoder:
         source = checkpoint or pretrained
         try:
             model, _, preprocess = open_clip.create_model_and_transforms(model_name, pretrained=source)
-        except RuntimeError as exc:  # state-dict key or shape mismatch
-            raise EncoderUnavailable(
+        except RuntimeError as exc:
+            if "download" in str(exc).lower():  # a pretrained tag with no network to fetch it
+                raise EncoderUnavailable(
+                    f"the pretrained CLIP weights {source!r} could not be downloaded ({str(exc)[:200]}); "
+                    "set CLIP_CHECKPOINT to a local checkpoint file") from None
+            raise EncoderUnavailable(  # state-dict key or shape mismatch
                 f"the weights {source!r} do not match the CLIP model {model_name!r}: {str(exc)[:300]}"
             ) from None
         except Exception as exc:  # unknown model names, unreachable hubs, unreadable files
@@ -107,6 +112,8 @@ class OpenClipEncoder:
 
 
 _loaded = {}
+_failed = {}  # config -> (when, reason): a failed load is not retried on every request
+FAILURE_MEMORY_SECONDS = 300
 _lock = threading.Lock()
 
 
@@ -116,7 +123,12 @@ def load_encoder(config: EncoderConfig):
         raise EncoderUnavailable(f"unknown encoder {config.key!r}; choose one of {', '.join(ENCODER_KEYS)}")
     with _lock:
         encoder = _loaded.get(config)
-        if encoder is None:
+        if encoder is not None:
+            return encoder
+        failure = _failed.get(config)
+        if failure is not None and time.monotonic() - failure[0] < FAILURE_MEMORY_SECONDS:
+            raise EncoderUnavailable(failure[1])
+        try:
             device = pick_device(config.device)
             if config.key == "open_clip":
                 encoder = OpenClipEncoder(config.clip_model, config.clip_pretrained, config.clip_checkpoint, device,
@@ -125,5 +137,8 @@ def load_encoder(config: EncoderConfig):
                 from .conse import ConseEncoder
 
                 encoder = ConseEncoder(device=device)
-            _loaded[config] = encoder
+        except EncoderUnavailable as exc:
+            _failed[config] = (time.monotonic(), str(exc))
+            raise
+        _loaded[config] = encoder
         return encoder
