@@ -1,6 +1,7 @@
 """One error shape for the whole API: DRF's {"detail", "code"} or {field: [messages]}, never a 500 for bad input."""
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.db import DataError
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -23,6 +24,10 @@ def _domain_response(exc):
 def exception_handler(exc, context):
     if isinstance(exc, DomainError):
         return _domain_response(exc)
+    if isinstance(exc, OverflowError | DataError):
+        # A value the database cannot hold (a number past bigint, say) that a serializer let through.
+        return Response({"detail": "A value in the request is out of the range the service can store.",
+                         "code": "out_of_range"}, status=status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):

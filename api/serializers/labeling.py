@@ -1,5 +1,6 @@
 from rest_framework import serializers
 
+from api.limits import MAX_INT
 from imagestudio.datasets.models import Split
 from imagestudio.labeling.models import LabelingFunction, LFType
 from imagestudio.labeling.services import MAX_BINS, MAX_TOP
@@ -54,7 +55,7 @@ class LFUpdateSerializer(serializers.Serializer):
     high = serializers.FloatField(required=False, allow_null=True)
     invert = serializers.BooleanField(required=False)
     active = serializers.BooleanField(required=False)
-    version = serializers.IntegerField(required=False, min_value=1,
+    version = serializers.IntegerField(required=False, min_value=1, max_value=MAX_INT,
                                        help_text="The version you edited; a newer one on the server is a 409.")
 
 

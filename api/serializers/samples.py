@@ -3,6 +3,7 @@ import json
 from django.urls import reverse
 from rest_framework import serializers
 
+from api.limits import MAX_INT
 from imagestudio.annotations.models import GroundTruthValue
 from imagestudio.datasets.models import Sample, Split
 from imagestudio.datasets.selectors import GT_ANY, PREDICTION_BUCKETS, SAMPLE_ORDERINGS, SampleFilter, sample_filter
@@ -46,7 +47,7 @@ class SampleQuerySerializer(serializers.Serializer):
         child=serializers.CharField(max_length=120), required=False, default=list,
         help_text="Class name or id: samples on which the class's active LFs disagree.",
     )
-    ids = serializers.ListField(child=serializers.IntegerField(min_value=1), required=False, allow_null=True,
+    ids = serializers.ListField(child=serializers.IntegerField(min_value=1, max_value=MAX_INT), required=False, allow_null=True,
                                 default=None, max_length=MAX_FILTER_IDS)
 
     def to_internal_value(self, data):
@@ -121,7 +122,8 @@ def sample_filter_from(values, dataset):
 class SampleSelectionSerializer(serializers.Serializer):
     """Which samples a bulk action touches: explicit ids, or a samples-list filter."""
 
-    sample_ids = serializers.ListField(child=serializers.IntegerField(min_value=1), required=False, allow_empty=False,
+    sample_ids = serializers.ListField(child=serializers.IntegerField(min_value=1, max_value=MAX_INT), required=False,
+                                       allow_empty=False,
                                        max_length=MAX_FILTER_IDS, help_text=f"At most {MAX_FILTER_IDS} ids.")
     filter = SampleQuerySerializer(required=False, help_text="The samples-list filter language, as an object.")
 
@@ -148,7 +150,7 @@ class SampleListQuerySerializer(SampleQuerySerializer):
                                      help_text=f"Page size, at most {MAX_PAGE} (larger values are capped).")
     offset = serializers.IntegerField(required=False, default=0, min_value=0, max_value=10_000_000)
     after = serializers.IntegerField(
-        required=False, min_value=0,
+        required=False, min_value=0, max_value=MAX_INT,
         help_text="Keyset paging for `ordering=id` / `-id`: the samples after this id. `next` links use it, "
                   "so deep pages cost the same as the first.",
     )

@@ -1,5 +1,6 @@
 from rest_framework import serializers
 
+from api.limits import MAX_INT
 from imagestudio.datasets.models import Split
 from imagestudio.embeddings.encoders import ENCODER_KEYS
 from imagestudio.training.models import FastModel, TrainingSet
@@ -22,8 +23,8 @@ class TrainingSetCreateSerializer(serializers.Serializer):
 
 class TrainingLabelQuerySerializer(serializers.Serializer):
     split = serializers.ChoiceField(choices=Split.choices, required=False)
-    limit = serializers.IntegerField(required=False, default=50, min_value=1)
-    offset = serializers.IntegerField(required=False, default=0, min_value=0)
+    limit = serializers.IntegerField(required=False, default=50, min_value=1, max_value=MAX_INT)
+    offset = serializers.IntegerField(required=False, default=0, min_value=0, max_value=MAX_INT)
 
 
 class ClassLabelSerializer(serializers.Serializer):
@@ -56,7 +57,7 @@ class FastModelSerializer(serializers.ModelSerializer):
 class FastModelCreateSerializer(serializers.Serializer):
     label_source = serializers.ChoiceField(choices=FastModel.LabelSource.choices, required=False,
                                            default=FastModel.LabelSource.TRAINING_SET)
-    training_set = serializers.IntegerField(required=False, min_value=1,
+    training_set = serializers.IntegerField(required=False, min_value=1, max_value=MAX_INT,
                                             help_text="Default: the latest ready training set.")
     ground_truth_splits = serializers.ListField(child=serializers.ChoiceField(choices=Split.choices), required=False,
                                                 default=lambda: [Split.TRAIN], min_length=1)
@@ -81,7 +82,7 @@ class PredictionSerializer(serializers.Serializer):
 
 class PredictionQuerySerializer(serializers.Serializer):
     label_class = serializers.CharField(max_length=120, required=False)
-    sample = serializers.IntegerField(required=False, min_value=1)
+    sample = serializers.IntegerField(required=False, min_value=1, max_value=MAX_INT)
 
 
 class AnalysisQuerySerializer(serializers.Serializer):

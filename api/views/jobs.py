@@ -6,6 +6,7 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.response import Response
 
+from api.limits import MAX_INT
 from api.serializers.jobs import JobSerializer
 from imagestudio.datasets.models import Role, role_at_least
 from imagestudio.datasets.selectors import dataset_role
@@ -15,7 +16,7 @@ from imagestudio.jobs.services import job_cancel
 
 
 class JobQuerySerializer(serializers.Serializer):
-    dataset = serializers.IntegerField(required=False, min_value=1, help_text="Only jobs of this dataset.")
+    dataset = serializers.IntegerField(required=False, min_value=1, max_value=MAX_INT, help_text="Only jobs of this dataset.")
     status = serializers.ChoiceField(choices=JobStatus.choices, required=False)
     kind = serializers.CharField(required=False, max_length=64, help_text="import, embeddings, training_set, ...")
 

@@ -130,4 +130,5 @@ def test_pagination_is_capped_and_ordered(api):
     assert page["next"] and page["previous"]
     huge = api.get("/api/datasets/?limit=100000").json()
     assert len(huge["results"]) == 7
-    assert api.get("/api/datasets/?limit=abc").status_code == 200  # DRF falls back to the default limit
+    assert api.get("/api/datasets/?limit=abc").status_code == 400
+    assert api.get("/api/datasets/?offset=-1").status_code == 400
