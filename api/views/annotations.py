@@ -17,6 +17,7 @@ from api.serializers.annotations import (
     HistoryQuerySerializer,
     UndoResultSerializer,
 )
+from api.validation import validated
 from imagestudio.annotations import services
 from imagestudio.annotations.models import Annotation, AnnotationEvent
 from imagestudio.annotations.selectors import annotation_history, annotation_list
@@ -39,11 +40,6 @@ class AnnotationScopedMixin(DatasetScopedMixin):
         return resolve_class(self.dataset, query["label_class"]) if "label_class" in query else None
 
 
-def _validated(serializer_class, data):
-    serializer = serializer_class(data=data)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
-
 
 class AnnotationView(AnnotationScopedMixin, GenericAPIView):
     """Ground truth per (sample, class). GET lists labels (filter by sample, class, value); PUT sets one.
@@ -58,7 +54,7 @@ class AnnotationView(AnnotationScopedMixin, GenericAPIView):
 
     @extend_schema(parameters=[AnnotationQuerySerializer], responses={200: AnnotationSerializer(many=True)})
     def get(self, request, dataset_id=None):
-        query = _validated(AnnotationQuerySerializer, request.query_params)
+        query = validated(AnnotationQuerySerializer, request.query_params)
         queryset = annotation_list(dataset=self.dataset, sample_id=query.get("sample"),
                                    label_class=self._class(query), value=query.get("value"))
         page = self.paginate_queryset(queryset)
@@ -67,7 +63,7 @@ class AnnotationView(AnnotationScopedMixin, GenericAPIView):
     @extend_schema(request=AnnotationWriteSerializer, parameters=[IF_MATCH],
                    responses={200: AnnotationWriteResultSerializer})
     def put(self, request, dataset_id=None):
-        data = _validated(AnnotationWriteSerializer, request.data)
+        data = validated(AnnotationWriteSerializer, request.data)
         expected = if_match_version(request)
         if expected is None:
             expected = data.get("version")
@@ -121,7 +117,7 @@ class AnnotationHistoryView(AnnotationScopedMixin, GenericAPIView):
 
     @extend_schema(parameters=[HistoryQuerySerializer], responses={200: AnnotationEventSerializer(many=True)})
     def get(self, request, dataset_id=None):
-        query = _validated(HistoryQuerySerializer, request.query_params)
+        query = validated(HistoryQuerySerializer, request.query_params)
         user = None
         if "user" in query:
             user = get_user_model().objects.filter(username=query["user"]).first()

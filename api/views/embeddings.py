@@ -13,16 +13,11 @@ from api.serializers.embeddings import (
     SimilaritySearchSerializer,
 )
 from api.serializers.jobs import JobSerializer
+from api.validation import validated
 from api.views.jobs import accepted
 from imagestudio.datasets.models import Role
 from imagestudio.embeddings import services
 from imagestudio.embeddings.models import EmbeddingSet, ResourceAllocation
-
-
-def _validated(serializer_class, data):
-    serializer = serializer_class(data=data)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
 
 
 class EmbeddingsView(DatasetScopedMixin, GenericAPIView):
@@ -40,7 +35,7 @@ class EmbeddingsView(DatasetScopedMixin, GenericAPIView):
 
     @extend_schema(request=EmbeddingComputeSerializer, responses={202: JobSerializer})
     def post(self, request, dataset_id=None):
-        data = _validated(EmbeddingComputeSerializer, request.data)
+        data = validated(EmbeddingComputeSerializer, request.data)
         return accepted(services.embeddings_start(dataset=self.dataset, user=request.user, **data))
 
 
@@ -52,7 +47,7 @@ class SimilaritySearchView(DatasetScopedMixin, GenericAPIView):
 
     @extend_schema(request=SimilaritySearchSerializer, responses={200: SimilaritySearchResultSerializer})
     def post(self, request, dataset_id=None):
-        data = _validated(SimilaritySearchSerializer, request.data)
+        data = validated(SimilaritySearchSerializer, request.data)
         return Response(services.embeddings_search(dataset=self.dataset, **data))
 
 
@@ -72,7 +67,7 @@ class ResourcesView(DatasetScopedMixin, GenericAPIView):
 
     @extend_schema(request=ResourceAllocateSerializer, responses={201: ResourceSerializer})
     def post(self, request, dataset_id=None):
-        data = _validated(ResourceAllocateSerializer, request.data)
+        data = validated(ResourceAllocateSerializer, request.data)
         allocation = services.resource_allocate(dataset=self.dataset, user=request.user, **data)
         return Response(ResourceSerializer(allocation).data, status=status.HTTP_201_CREATED)
 

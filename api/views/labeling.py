@@ -15,16 +15,11 @@ from api.serializers.labeling import (
     SummaryQuerySerializer,
     SummarySerializer,
 )
+from api.validation import validated
 from api.views.annotations import IF_MATCH, resolve_class
 from imagestudio.datasets.models import Role
 from imagestudio.labeling import services
 from imagestudio.labeling.models import LabelingFunction
-
-
-def _validated(serializer_class, data):
-    serializer = serializer_class(data=data)
-    serializer.is_valid(raise_exception=True)
-    return dict(serializer.validated_data)
 
 
 class LabelingFunctionViewSet(DatasetScopedMixin, viewsets.ModelViewSet):
@@ -43,7 +38,7 @@ class LabelingFunctionViewSet(DatasetScopedMixin, viewsets.ModelViewSet):
 
     @extend_schema(parameters=[LFQuerySerializer])
     def list(self, request, dataset_id=None):
-        query = _validated(LFQuerySerializer, request.query_params)
+        query = validated(LFQuerySerializer, request.query_params)
         queryset = self.get_queryset()
         if "label_class" in query:
             queryset = queryset.filter(label_class=resolve_class(self.dataset, query["label_class"]))
@@ -54,7 +49,7 @@ class LabelingFunctionViewSet(DatasetScopedMixin, viewsets.ModelViewSet):
 
     @extend_schema(request=LFCreateSerializer, responses={201: LFSerializer})
     def create(self, request, dataset_id=None):
-        data = _validated(LFCreateSerializer, request.data)
+        data = validated(LFCreateSerializer, request.data)
         data["label_class"] = resolve_class(self.dataset, data["label_class"])
         lf = services.lf_create(dataset=self.dataset, user=request.user, **data)
         return Response(LFSerializer(lf).data, status=status.HTTP_201_CREATED)
@@ -62,7 +57,7 @@ class LabelingFunctionViewSet(DatasetScopedMixin, viewsets.ModelViewSet):
     @extend_schema(request=LFUpdateSerializer, parameters=[IF_MATCH], responses={200: LFSerializer})
     def partial_update(self, request, dataset_id=None, pk=None):
         lf = self.get_object()
-        data = _validated(LFUpdateSerializer, request.data)
+        data = validated(LFUpdateSerializer, request.data)
         expected = data.pop("version", None)
         if (header := if_match_version(request)) is not None:
             expected = header
@@ -81,7 +76,7 @@ class LabelingFunctionViewSet(DatasetScopedMixin, viewsets.ModelViewSet):
     def preview(self, request, dataset_id=None):
         """Score a rule on a split: histogram by ground truth, precision / recall with Wilson intervals,
         coverage, suggested thresholds and the top samples. Nothing is saved."""
-        data = _validated(PreviewSerializer, request.data)
+        data = validated(PreviewSerializer, request.data)
         label_class = resolve_class(self.dataset, data.pop("label_class"))
         config = services.validate_rule(dataset=self.dataset, label_class=label_class, type=data["type"],
                                         config=data["config"], low=data["low"], high=data["high"])
@@ -95,7 +90,7 @@ class LabelingFunctionViewSet(DatasetScopedMixin, viewsets.ModelViewSet):
     @action(detail=False, methods=["get"])
     def summary(self, request, dataset_id=None):
         """Per LF: polarity, coverage, overlaps, conflicts and precision against ground truth, on a split."""
-        query = _validated(SummaryQuerySerializer, request.query_params)
+        query = validated(SummaryQuerySerializer, request.query_params)
         label_class = resolve_class(self.dataset, query["label_class"]) if "label_class" in query else None
         return Response(services.lf_summary(dataset=self.dataset, split=query.get("split"), label_class=label_class,
                                             active_only=query["active"]))

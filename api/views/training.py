@@ -19,18 +19,13 @@ from api.serializers.training import (
     TrainingSetCreateSerializer,
     TrainingSetSerializer,
 )
+from api.validation import validated
 from api.views.annotations import resolve_class
 from api.views.jobs import accepted
 from imagestudio.datasets.models import Role
 from imagestudio.training import services
 from imagestudio.training.analysis import dataset_analysis
 from imagestudio.training.models import FastModel, Prediction, TrainingSet
-
-
-def _validated(serializer_class, data):
-    serializer = serializer_class(data=data)
-    serializer.is_valid(raise_exception=True)
-    return dict(serializer.validated_data)
 
 
 class TrainingSetViewSet(DatasetScopedMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
@@ -47,7 +42,7 @@ class TrainingSetViewSet(DatasetScopedMixin, mixins.ListModelMixin, mixins.Retri
     @extend_schema(request=TrainingSetCreateSerializer, responses={202: JobSerializer, 200: TrainingSetSerializer})
     def create(self, request, dataset_id=None):
         """202 with the building job; 200 with the existing snapshot when the same inputs were built before."""
-        data = _validated(TrainingSetCreateSerializer, request.data)
+        data = validated(TrainingSetCreateSerializer, request.data)
         training_set, created = services.training_set_start(dataset=self.dataset, user=request.user, **data)
         if created or not training_set.ready:
             return accepted(training_set.job)
@@ -57,7 +52,7 @@ class TrainingSetViewSet(DatasetScopedMixin, mixins.ListModelMixin, mixins.Retri
     @action(detail=True, methods=["get"])
     def labels(self, request, dataset_id=None, pk=None):
         """Per sample and class: probability, label (ABSTAIN where no LF voted) and provenance."""
-        query = _validated(TrainingLabelQuerySerializer, request.query_params)
+        query = validated(TrainingLabelQuerySerializer, request.query_params)
         count, results = services.training_labels_page(training_set=self.get_object(), split=query.get("split"),
                                                        offset=query["offset"], limit=min(query["limit"], 500))
         return Response({"count": count, "results": results})
@@ -76,7 +71,7 @@ class FastModelViewSet(DatasetScopedMixin, mixins.ListModelMixin, mixins.Retriev
 
     @extend_schema(request=FastModelCreateSerializer, responses={202: JobSerializer})
     def create(self, request, dataset_id=None):
-        data = _validated(FastModelCreateSerializer, request.data)
+        data = validated(FastModelCreateSerializer, request.data)
         if "classes" in data:
             data["classes"] = [resolve_class(self.dataset, ref, field="classes") for ref in data["classes"]]
         if "training_set" in data:
@@ -92,7 +87,7 @@ class FastModelViewSet(DatasetScopedMixin, mixins.ListModelMixin, mixins.Retriev
     def predictions(self, request, dataset_id=None, pk=None):
         """Score, probability and label per sample and class."""
         model = self.get_object()
-        query = _validated(PredictionQuerySerializer, request.query_params)
+        query = validated(PredictionQuerySerializer, request.query_params)
         rows = Prediction.objects.filter(model=model).select_related("label_class").order_by("sample_id",
                                                                                                "label_class_id")
         if "label_class" in query:
@@ -111,6 +106,6 @@ class AnalysisView(DatasetScopedMixin, GenericAPIView):
 
     @extend_schema(parameters=[AnalysisQuerySerializer], responses={200: AnalysisSerializer})
     def get(self, request, dataset_id=None):
-        query = _validated(AnalysisQuerySerializer, request.query_params)
+        query = validated(AnalysisQuerySerializer, request.query_params)
         label_class = resolve_class(self.dataset, query["label_class"]) if "label_class" in query else None
         return Response(dataset_analysis(dataset=self.dataset, label_class=label_class, split=query["split"]))

@@ -21,14 +21,6 @@ class Matrix:
     def nbytes(self):
         return int(self.vectors.element_size() * self.vectors.nelement() + self.sample_ids.nbytes + self.splits.nbytes)
 
-    def rows_of(self, sample_ids):
-        """Row indices of the given sample ids (ids without a vector are dropped)."""
-        sample_ids = np.asarray(sample_ids, dtype=np.int64)
-        rows = np.searchsorted(self.sample_ids, sample_ids)
-        rows = np.clip(rows, 0, max(len(self.sample_ids) - 1, 0))
-        found = self.sample_ids[rows] == sample_ids if len(self.sample_ids) else np.zeros(len(sample_ids), bool)
-        return rows[found]
-
 
 def score(vectors, query):
     """Cosine similarity of every row with one unit query vector: one matrix-vector product, float32 out."""

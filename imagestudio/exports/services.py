@@ -10,6 +10,7 @@ from django.core.files import File
 from django.core.files.storage import default_storage
 
 from imagestudio.annotations.models import LABEL_VALUES, Annotation
+from imagestudio.common.arrays import locate
 from imagestudio.common.errors import ValidationFailed
 from imagestudio.datasets.models import LabelClass, Sample, Split
 from imagestudio.jobs.services import job_enqueue, job_progress
@@ -55,12 +56,6 @@ def export_start(*, dataset, user, kind, columns=None, fields=(), splits=None, g
     Export.objects.filter(pk=export.pk).update(job=job)
     export.refresh_from_db()
     return export
-
-
-def _aligned(arrays_ids, ids):
-    where = np.clip(np.searchsorted(arrays_ids, ids), 0, max(len(arrays_ids) - 1, 0))
-    hit = arrays_ids[where] == ids if len(arrays_ids) else np.zeros(len(ids), bool)
-    return where, hit
 
 
 def export_run(job):
@@ -124,7 +119,7 @@ def _write_chunk(writer, chunk, params, classes, model_arrays, ts_arrays, words)
     for arrays, kind in ((model_arrays, "model"), (ts_arrays, "training")):
         if arrays is None:
             continue
-        where, hit = _aligned(arrays["ids"], ids)
+        where, hit = locate(arrays["ids"], ids)
         for c in classes:
             if kind == "model" and f"scores_{c.id}" in arrays:
                 scores = arrays[f"scores_{c.id}"][where]

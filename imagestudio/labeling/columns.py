@@ -8,6 +8,7 @@ import numpy as np
 from django.db.models import Max
 
 from imagestudio.annotations.models import LABEL_VALUES, Annotation, AnnotationEvent, GroundTruthValue
+from imagestudio.common.arrays import locate
 from imagestudio.common.errors import ValidationFailed
 from imagestudio.datasets.models import Dataset, Sample
 from imagestudio.embeddings.store import SPLIT_CODES
@@ -67,10 +68,8 @@ def ground_truth_for(*, dataset, label_class, sample_ids):
                 _truth.popitem(last=False)
     _, labeled_ids, labels = cached
     truth = np.zeros(len(sample_ids), dtype=np.int8)
-    if len(labeled_ids) and len(sample_ids):
-        where = np.clip(np.searchsorted(sample_ids, labeled_ids), 0, len(sample_ids) - 1)
-        hit = sample_ids[where] == labeled_ids
-        truth[where[hit]] = labels[hit]
+    where, hit = locate(sample_ids, labeled_ids)
+    truth[where[hit]] = labels[hit]
     return truth
 
 

@@ -7,6 +7,7 @@ import numpy as np
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
+from imagestudio.common.arrays import locate
 from imagestudio.common.errors import Conflict, ValidationFailed
 from imagestudio.datasets.models import ResampleMember, Sample
 from imagestudio.embeddings.services import query_vector, scores_for
@@ -274,11 +275,8 @@ def vote_array(lf, ids):
     """The LF's materialized votes aligned to `ids` (ascending): int8, 1 / -1 / 0."""
     votes = np.zeros(len(ids), dtype=np.int8)
     for blob, value in ((lf.votes_present, metrics.PRESENT), (lf.votes_absent, metrics.ABSENT)):
-        voted = np.frombuffer(bytes(blob), dtype=np.int64)
-        if len(voted) and len(ids):
-            where = np.clip(np.searchsorted(ids, voted), 0, len(ids) - 1)
-            hit = ids[where] == voted
-            votes[where[hit]] = value
+        where, hit = locate(ids, np.frombuffer(bytes(blob), dtype=np.int64))
+        votes[where[hit]] = value
     return votes
 
 

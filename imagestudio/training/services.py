@@ -9,6 +9,7 @@ import numpy as np
 from django.db import connection, transaction
 from django.db.models import Max
 
+from imagestudio.common.arrays import locate
 from imagestudio.common.artifacts import artifact_read, artifact_write
 from imagestudio.common.errors import Conflict, ValidationFailed
 from imagestudio.datasets.models import Dataset, LabelClass, Sample, Split
@@ -232,8 +233,7 @@ def _training_labels(model, label_class, ids, splits):
     labels = np.zeros(len(ids), dtype=np.int8)
     key = f"label_{label_class.id}"
     if key in arrays:
-        where = np.clip(np.searchsorted(arrays["ids"], ids), 0, max(len(arrays["ids"]) - 1, 0))
-        hit = arrays["ids"][where] == ids
+        where, hit = locate(arrays["ids"], ids)
         train_rows = arrays["splits"][where] == SPLIT_CODES[Split.TRAIN]
         labels[hit & train_rows] = arrays[key][where[hit & train_rows]]
     return labels
