@@ -52,18 +52,25 @@ class PrivateRedis:
             self.process.wait(timeout=20)
 
 
+def use_broker(url):
+    """Point this process's producers at another broker (Celery reads the variable before its conf)."""
+    import os
+
+    os.environ["CELERY_BROKER_URL"] = url
+    celery_app.conf.broker_url = url
+    celery_app._pool = None
+    celery_app.amqp._producer_pool = None
+
+
 @pytest.fixture
-def private_redis(integration_services, tmp_path, monkeypatch):
+def private_redis(integration_services, tmp_path):
     server = PrivateRedis(tmp_path)
     server.start()
     previous = celery_app.conf.broker_url
-    monkeypatch.setenv("CELERY_BROKER_URL", server.url)  # Celery reads the variable before its conf
-    celery_app.conf.broker_url = server.url
-    celery_app._pool = None  # producers connect to the new broker
+    use_broker(server.url)
     yield server
     server.stop()
-    celery_app.conf.broker_url = previous
-    celery_app._pool = None
+    use_broker(previous)
 
 
 def upload(client, dataset, name, colour):
