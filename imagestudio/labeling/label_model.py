@@ -56,56 +56,54 @@ class DawidSkene:
         self.iterations = 0
 
     @staticmethod
-    def _outcomes(votes):
+    def _design(votes):
+        """One-hot outcomes as one (n, 3m) float32 matrix, columns [ABSENT | PRESENT | ABSTAIN] per LF, so each
+        EM step is a single matrix product."""
         votes = np.asarray(votes, dtype=np.int8)
-        return [(votes == ABSENT).astype(np.float32), (votes == PRESENT).astype(np.float32),
-                (votes == ABSTAIN).astype(np.float32)]
+        return np.concatenate([votes == ABSENT, votes == PRESENT, votes == ABSTAIN], axis=1).astype(np.float32)
 
     def fit(self, votes):
         votes = np.asarray(votes, dtype=np.int8)
         covered = _covered(votes)
-        onehot = self._outcomes(votes[covered])
+        design = self._design(votes[covered])
+        self._column_totals = design.sum(axis=0, dtype=np.float64)
         # Start from majority vote (soft): LFs are assumed better than chance on average.
         start = MajorityVote().predict(votes[covered]).probability
-        q = np.where(np.isnan(start), 0.5, start).astype(np.float64)
+        q = np.where(np.isnan(start), 0.5, start).astype(np.float32)
         previous = -np.inf
         for iteration in range(1, self.max_iter + 1):
-            self._m_step(onehot, q)
-            q, log_likelihood = self._e_step(onehot)
+            self._m_step(design, q)
+            q, log_likelihood = self._e_step(design)
             self.iterations = iteration
             if log_likelihood - previous < self.tol * max(1.0, abs(log_likelihood)):
                 break
             previous = log_likelihood
         return self
 
-    def _m_step(self, onehot, q):
-        weights = np.stack([1 - q, q])  # (2, n)
+    def _m_step(self, design, q):
+        # Matrix-vector products only: BLAS runs these at memory speed, unlike skinny matrix products.
+        present = (q @ design).astype(np.float64)
+        absent = self._column_totals - present
         self.prior = self.class_balance if self.class_balance is not None else float(q.mean())
-        counts = np.stack([weights @ outcome for outcome in onehot], axis=-1)  # (2, m, 3)
-        counts += _SMOOTHING
-        self.theta = counts / counts.sum(axis=-1, keepdims=True)
+        m = design.shape[1] // 3
+        counts = np.stack([absent, present]).reshape(2, 3, m).transpose(0, 2, 1) + _SMOOTHING
+        self.theta = counts / counts.sum(axis=-1, keepdims=True)  # (2, m, 3)
 
-    def _log_joint(self, onehot):
-        log_theta = np.log(self.theta)  # (2, m, 3)
+    def _e_step(self, design):
+        log_theta = np.log(self.theta).transpose(0, 2, 1).reshape(2, -1).astype(np.float32)  # as _design's columns
         prior = np.clip(self.prior, 1e-6, 1 - 1e-6)
-        joint = np.stack([
-            np.log(1 - prior) + sum(onehot[o] @ log_theta[0, :, o] for o in range(3)),
-            np.log(prior) + sum(onehot[o] @ log_theta[1, :, o] for o in range(3)),
-        ])  # (2, n)
-        return joint
-
-    def _e_step(self, onehot):
-        joint = self._log_joint(onehot)
-        top = joint.max(axis=0)
-        log_evidence = top + np.log(np.exp(joint - top).sum(axis=0))
-        q = np.exp(joint[1] - log_evidence)
-        return q, float(log_evidence.sum())
+        absent = design @ log_theta[0] + np.float32(np.log(1 - prior))
+        present = design @ log_theta[1] + np.float32(np.log(prior))
+        log_odds = present - absent
+        q = (1 / (1 + np.exp(-log_odds))).astype(np.float32)
+        log_evidence = absent + np.logaddexp(0, log_odds)
+        return q, float(log_evidence.sum(dtype=np.float64))
 
     def predict(self, votes):
         votes = np.asarray(votes, dtype=np.int8)
         covered = _covered(votes)
         probability = np.full(len(votes), np.nan, dtype=np.float32)
-        q, _ = self._e_step(self._outcomes(votes[covered]))
+        q, _ = self._e_step(self._design(votes[covered]))
         probability[covered] = q
         label = np.zeros(len(votes), dtype=np.int8)
         label[covered] = np.where(q >= 0.5, PRESENT, ABSENT)
