@@ -71,11 +71,11 @@ def histogram(scores, ground_truth, bins, value_range=None):
     low, high = value_range
     if high <= low:  # one distinct value: give the bins some width around it
         low, high = low - 0.5, high + 0.5
-    edges = np.linspace(low, high, bins + 1)
     counts = {}
     for name, side in (("present", PRESENT), ("absent", ABSENT), ("unlabeled", ABSTAIN)):
-        counts[name] = np.histogram(scores[ground_truth == side], bins=edges)[0].astype(int).tolist()
-    return {"edges": edges.tolist(), "counts": counts}
+        # bins + range lets numpy bin uniformly without sorting (explicit edges make it sort)
+        counts[name] = np.histogram(scores[ground_truth == side], bins=bins, range=(low, high))[0].astype(int).tolist()
+    return {"edges": np.linspace(low, high, bins + 1).tolist(), "counts": counts}
 
 
 def _best_cut(scores, positive, descending):

@@ -1,14 +1,17 @@
 """Pattern labeling functions on one metadata field: keyword, regex, numeric comparison, length, empty.
 
 A match scores 1 and a miss 0, so the LF's thresholds decide whether a miss votes ABSENT. Pure Python /
-numpy, no Django. Regexes run with the `regex` module's timeout, so a catastrophic pattern is refused
-instead of hanging a worker.
+numpy, no Django. Regexes run on RE2 (linear time: no pattern can backtrack catastrophically); only a
+pattern RE2 cannot express (backreferences, lookaround) falls back to the `regex` module, whose
+per-call timeout refuses catastrophic ones instead of hanging a worker. Keywords are escaped literals.
 """
 
 import math
+import re
 import time
 
 import numpy as np
+import re2
 import regex
 
 BUILDERS = ("keyword", "regex", "numeric", "length", "empty")
@@ -86,20 +89,26 @@ def validate_pattern(config):
 
 
 def compile_regex(config):
+    """(compiled pattern, linear): RE2 when it can express the pattern, else the `regex` module."""
+    pattern = config["pattern"] if config.get("case_sensitive") else f"(?i){config['pattern']}"
+    try:
+        return re2.compile(pattern), True
+    except re2.error:
+        pass
     flags = regex.VERSION1 | (0 if config.get("case_sensitive") else regex.IGNORECASE)
     try:
-        return regex.compile(config["pattern"], flags)
+        return regex.compile(config["pattern"], flags), False
     except regex.error as exc:
         raise PatternError(f"the regular expression does not compile: {exc}", field="pattern") from None
 
 
-def _keyword_regex(config):
-    flags = 0 if config["case_sensitive"] else regex.IGNORECASE
-    escaped = [regex.escape(word) for word in config["words"]]
+def _keyword_patterns(config):
+    flags = 0 if config["case_sensitive"] else re.IGNORECASE
+    escaped = [re.escape(word) for word in config["words"]]
     wrap = (lambda w: rf"\b{w}\b") if config["whole_word"] else (lambda w: w)
     if config["mode"] == "any":
-        return [regex.compile(wrap("(?:" + "|".join(escaped) + ")"), flags)]
-    return [regex.compile(wrap(word), flags) for word in escaped]
+        return [re.compile(wrap("(?:" + "|".join(escaped) + ")"), flags)]
+    return [re.compile(wrap(word), flags) for word in escaped]
 
 
 def _compare(numbers, op, value):
@@ -139,22 +148,34 @@ def pattern_scores(values, config, budget=REGEX_BUDGET_SECONDS):
                               dtype=np.float64, count=len(values))
         return _compare(lengths, config["op"], config["value"]).astype(np.float32)
     texts = _texts(values)
-    compiled = _keyword_regex(config) if builder == "keyword" else [compile_regex(config)]
-    matched = np.ones(len(texts), dtype=bool)
+    if builder == "keyword":  # escaped literals: linear, no time limit needed
+        matched = np.ones(len(texts), dtype=bool)
+        for pattern in _keyword_patterns(config):
+            matched &= np.fromiter((bool(t) and pattern.search(t) is not None for t in texts), dtype=bool,
+                                   count=len(texts))
+        return matched.astype(np.float32)
+    pattern, linear = compile_regex(config)
+    if linear:
+        return np.fromiter((bool(t) and pattern.search(t) is not None for t in texts), dtype=bool,
+                           count=len(texts)).astype(np.float32)
+    return _guarded_scores(pattern, texts, budget)
+
+
+def _guarded_scores(pattern, texts, budget):
+    """A backtracking pattern: every search runs under what is left of the time budget."""
+    hits = np.zeros(len(texts), dtype=bool)
     deadline = time.monotonic() + budget
-    for pattern in compiled:
-        hits = np.zeros(len(texts), dtype=bool)
-        for i, text in enumerate(texts):
-            if not matched[i] or not text:
-                continue
-            remaining = deadline - time.monotonic()
-            try:
-                if remaining <= 0:
-                    raise TimeoutError
-                hits[i] = pattern.search(text, timeout=remaining) is not None
-            except TimeoutError:
-                raise PatternError(
-                    f"the pattern takes too long (over {budget} s on this split); it may backtrack "
-                    "catastrophically: simplify it", field="pattern") from None
-        matched &= hits
-    return matched.astype(np.float32)
+    for i, text in enumerate(texts):
+        if not text:
+            continue
+        remaining = deadline - time.monotonic()
+        try:
+            if remaining <= 0:
+                raise TimeoutError
+            hits[i] = pattern.search(text, timeout=remaining) is not None
+        except TimeoutError:
+            raise PatternError(
+                f"the pattern takes too long (over {budget} s on this split); it uses backreferences or lookaround, "
+                "which run on a backtracking engine, and may backtrack catastrophically: simplify it",
+                field="pattern") from None
+    return hits.astype(np.float32)

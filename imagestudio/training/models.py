@@ -49,11 +49,16 @@ class FastModel(models.Model):
 
 
 class Prediction(models.Model):
-    """A model's prediction for one sample and class, so the samples list can filter by predictions."""
+    """A model's prediction for one sample and class, so the samples list can filter by predictions.
 
-    model = models.ForeignKey(FastModel, on_delete=models.CASCADE, related_name="predictions")
-    label_class = models.ForeignKey("datasets.LabelClass", on_delete=models.CASCADE, related_name="+")
-    sample = models.ForeignKey("datasets.Sample", on_delete=models.CASCADE, related_name="predictions")
+    Written by COPY in bulk: like LFVote, no database foreign-key checks and only the composite indexes."""
+
+    model = models.ForeignKey(FastModel, on_delete=models.CASCADE, related_name="predictions",
+                              db_constraint=False, db_index=False)
+    label_class = models.ForeignKey("datasets.LabelClass", on_delete=models.CASCADE, related_name="+",
+                                    db_constraint=False, db_index=False)
+    sample = models.ForeignKey("datasets.Sample", on_delete=models.CASCADE, related_name="predictions",
+                               db_constraint=False, db_index=False)
     score = models.FloatField()  # decision function
     probability = models.FloatField()
     label = models.SmallIntegerField()  # 1 PRESENT, -1 ABSENT

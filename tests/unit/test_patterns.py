@@ -47,8 +47,16 @@ def test_bad_configs(config, field):
     assert raised.value.field == field
 
 
-def test_catastrophic_regex_is_stopped_by_the_time_budget():
+def test_classic_catastrophic_regex_runs_in_linear_time_on_re2():
     config = validate_pattern({"field": "f", "builder": "regex", "pattern": r"(a|aa)+$"})
+    texts = np.array(["a" * 60 + "b", "aaaa"] * 1000, dtype=object)
+    assert pattern_scores(texts, config, budget=5).tolist() == [0, 1] * 1000
+
+
+def test_backtracking_only_patterns_are_stopped_by_the_time_budget():
+    config = validate_pattern({"field": "f", "builder": "regex", "pattern": r"(a|aa)+(?=c)"})  # lookahead: no RE2
     evil = np.array(["a" * 60 + "b"] * 3, dtype=object)
     with pytest.raises(PatternError, match="too long"):
         pattern_scores(evil, config, budget=0.2)
+    backreference = validate_pattern({"field": "f", "builder": "regex", "pattern": r"(\w)\1"})
+    assert pattern_scores(np.array(["book", "cat"], dtype=object), backreference).tolist() == [1, 0]
