@@ -93,9 +93,11 @@ class AnnotationBulkView(DatasetScopedMixin, GenericAPIView):
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         classes = [resolve_class(self.dataset, ref, field="classes") for ref in dict.fromkeys(data["classes"])]
-        samples = serializer.samples(self.dataset)
+        sample_ids = data.get("sample_ids")
+        samples = (Sample.objects.filter(dataset=self.dataset, id__in=set(sample_ids)) if sample_ids is not None
+                   else serializer.samples(self.dataset))
         result = services.annotations_bulk_set(dataset=self.dataset, user=request.user, samples=samples,
-                                               classes=classes, value=data["value"])
+                                               classes=classes, value=data["value"], sample_ids=sample_ids)
         return Response(result)
 
 

@@ -103,3 +103,23 @@ def test_concurrent_threshold_edits_of_one_lf(postgres_only, owner, dataset, mem
     assert lf.version == 2 and (lf.low, lf.high) == (winner["low"], winner["high"])
     expected = 20  # one side of the two-sided rule was removed: 20 samples still vote
     assert LFVote.objects.filter(lf=lf).count() == expected
+
+
+def test_large_bulk_uses_copy_and_array_updates_and_stays_exact(postgres_only, owner, dataset):
+    from imagestudio.annotations.services import COPY_AT
+
+    samples = make_samples(dataset, [{"split": "train"} for _ in range(COPY_AT + 200)])
+    client = client_for(owner)
+    url = f"/api/datasets/{dataset.id}/annotations/bulk/"
+    ids = [s.id for s in samples]
+    for value in ("PRESENT", "ABSENT"):
+        body = client.post(url, {"sample_ids": ids, "classes": ["cat"], "value": value}, format="json").json()
+        assert body["changed"] == len(ids)
+    assert AnnotationEvent.objects.filter(source="bulk").count() == 2 * len(ids)
+    assert set(Annotation.objects.values_list("value", "version").distinct()) == {("ABSENT", 2)}
+    undone = client.post(f"{url}undo/").json()
+    assert undone["reverted"] == len(ids)
+    assert set(Annotation.objects.values_list("value", "version").distinct()) == {("PRESENT", 3)}
+    live = {(c.label_class_id, c.split): (c.present, c.absent) for c in GroundTruthCount.objects.all()}
+    counts_rebuild(dataset=dataset)
+    assert live == {(c.label_class_id, c.split): (c.present, c.absent) for c in GroundTruthCount.objects.all()}
