@@ -8,6 +8,7 @@ import time
 import numpy as np
 from django.core.files import File
 from django.core.files.storage import default_storage
+from django.db.models.fields.json import KeyTextTransform
 
 from imagestudio.annotations.models import LABEL_VALUES, Annotation
 from imagestudio.common.arrays import locate
@@ -75,7 +76,8 @@ def export_run(job):
         header += [name for c in classes for name in (f"label:{c.name}", f"prob:{c.name}")]
     samples = Sample.objects.filter(dataset=dataset, split__in=params["splits"]).order_by("id")
     total = samples.count()
-    source = [*params["columns"], *(f"metadata__{f}" for f in params["fields"])]
+    # Metadata as text (->>): no JSON decoding per row.
+    source = [*params["columns"], *(KeyTextTransform(f, "metadata") for f in params["fields"])]
     if "id" not in params["columns"]:
         source = ["id", *source]
     words = {1: "PRESENT", -1: "ABSENT", 0: "ABSTAIN"}
@@ -112,9 +114,13 @@ def _write_chunk(writer, chunk, params, classes, model_arrays, ts_arrays, words)
     ids = np.array([row[0] for row in chunk], dtype=np.int64)
     truth = {}
     if params["ground_truth"]:
-        for sample_id, class_id, value in Annotation.objects.filter(
-                sample_id__in=ids.tolist(), value__in=LABEL_VALUES).values_list("sample_id", "label_class_id", "value"):
-            truth[(sample_id, class_id)] = value
+        # The chunk is ascending: an id range reads the same rows as a 5,000-item IN list, far cheaper.
+        wanted = set(ids.tolist())
+        rows = Annotation.objects.filter(label_class_id__in=[c.id for c in classes], sample_id__gte=int(ids[0]),
+                                         sample_id__lte=int(ids[-1]), value__in=LABEL_VALUES)
+        for sample_id, class_id, value in rows.values_list("sample_id", "label_class_id", "value"):
+            if sample_id in wanted:
+                truth[(sample_id, class_id)] = value
     extra = []
     for arrays, kind in ((model_arrays, "model"), (ts_arrays, "training")):
         if arrays is None:
