@@ -104,9 +104,24 @@ def print_environment(title, extra=None):
     print(f"cpu count   {os.cpu_count()}  (load avg {', '.join(f'{v:.2f}' for v in os.getloadavg())})")
     print(f"database    {db['ENGINE'].rsplit('.', 1)[-1]} {db['HOST']}:{db['PORT']}/{db['NAME']}")
     print(f"data dir    {settings.DATA_DIR}")
+    print(f"code        {code_version()}")
     for key, value in (extra or {}).items():
         print(f"{key:<11} {value}")
     print()
+
+
+def code_version():
+    """The commit measured, and whether files outside bench/ differ from it (figures belong to a tree)."""
+    import subprocess
+
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
+                                timeout=10).stdout.strip()
+        changed = subprocess.run(["git", "status", "--porcelain", "--", ".", ":!bench"], cwd=REPO,
+                                 capture_output=True, text=True, timeout=10).stdout.splitlines()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown (git unavailable)"
+    return f"{commit}" + (f" + {len(changed)} changed files outside bench/" if changed else " (clean outside bench/)")
 
 
 def percentile(values, pct):
@@ -129,3 +144,162 @@ class Timer:
 
     def __exit__(self, *exc):
         self.seconds = time.perf_counter() - self.start
+
+
+def counters_check(dataset):
+    """Compare the maintained counters of a dataset with a recount; returns a list of mismatch lines.
+
+    Ground truth: as tests/api/test_annotations.py::assert_counts_exact does, the live (non-zero)
+    GroundTruthCount rows against what `counts_rebuild` computes, but inside a transaction that is
+    rolled back, so the check repairs nothing. Split counts: `Dataset.split_counts` against a GROUP BY.
+    """
+    from django.db import transaction
+    from django.db.models import Count
+
+    from imagestudio.annotations.models import GroundTruthCount
+    from imagestudio.annotations.services import counts_rebuild
+    from imagestudio.datasets.models import Dataset, Sample
+
+    def snapshot(nonzero):
+        rows = GroundTruthCount.objects.filter(label_class__dataset=dataset)
+        return {(r.label_class_id, r.split): (r.present, r.absent) for r in rows if r.present or r.absent or not nonzero}
+
+    mismatches = []
+    with transaction.atomic():
+        live = snapshot(nonzero=True)
+        counts_rebuild(dataset=dataset)
+        rebuilt = snapshot(nonzero=False)
+        transaction.set_rollback(True)
+    for key in sorted(set(live) | set(rebuilt)):
+        if live.get(key) != rebuilt.get(key):
+            mismatches.append(f"ground truth (class {key[0]}, {key[1]}): counters {live.get(key)} != "
+                              f"recount {rebuilt.get(key)} (present, absent)")
+    stored = Dataset.objects.values_list("split_counts", flat=True).get(pk=dataset.pk)
+    actual = dict(Sample.objects.filter(dataset=dataset).values_list("split").annotate(n=Count("id")))
+    for split in sorted(set(stored) | set(actual)):
+        if stored.get(split, 0) != actual.get(split, 0):
+            mismatches.append(f"split_counts[{split}] = {stored.get(split, 0)} != {actual.get(split, 0)} samples")
+    return mismatches
+
+
+def print_counters_check(dataset, label="counters"):
+    """Run counters_check and print ok / the mismatches; returns True when consistent."""
+    import time as _time
+
+    started = _time.perf_counter()
+    mismatches = counters_check(dataset)
+    seconds = _time.perf_counter() - started
+    if not mismatches:
+        print(f"{label}: ok (split_counts and ground-truth counters equal a recount; checked in {seconds:.1f} s)")
+        return True
+    print(f"{label}: MISMATCH ({len(mismatches)})")
+    for line in mismatches[:20]:
+        print(f"  {line}")
+    return False
+
+
+# ---------------------------------------------------------------- gunicorn, shared by the HTTP benchmarks
+
+
+def free_port():
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_server(env, port, extra_env=None, gc_freeze=False):
+    """gunicorn with the bench environment: one worker, one thread, keep-alive (requests never queue).
+
+    gc_freeze: a diagnostic, not the service as deployed: load bench/gunicorn_gc_freeze.py, which
+    gc.freeze()s the worker's import-time heap (see that file)."""
+    import subprocess
+
+    gunicorn = Path(sys.executable).with_name("gunicorn")
+    command = [str(gunicorn), "imagestudio.wsgi:application", "--bind", f"127.0.0.1:{port}",
+               "--workers", "1", "--worker-class", "gthread", "--threads", "1", "--keep-alive", "30",
+               "--timeout", "300", "--log-level", "warning", "--chdir", str(REPO)]
+    if gc_freeze:
+        command += ["--config", str(REPO / "bench" / "gunicorn_gc_freeze.py")]
+    process = subprocess.Popen(command, env={**env, "DEBUG": "0", **(extra_env or {})}, cwd=REPO,
+                               start_new_session=True)
+    return process, " ".join(command[1:])
+
+
+def wait_ready(client, process, timeout=60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"gunicorn exited with code {process.returncode}")
+        try:
+            client.get("/api/jobs/?limit=1")
+            return
+        except Exception:  # not listening yet
+            time.sleep(0.2)
+    raise SystemExit(f"gunicorn did not answer within {timeout} s")
+
+
+def stop_server(process):
+    import signal
+    import subprocess
+
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)  # its own session: the arbiter and its worker
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=15)
+
+
+def worker_pids(process):
+    """The gunicorn worker processes (children of the arbiter), from /proc."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == process.pid:
+                pids.append(int(entry.name))
+    return pids
+
+
+def proc_memory_kib(pid):
+    """(VmRSS, VmHWM) of a process in KiB, from /proc/<pid>/status."""
+    values = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, rest = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            values[key] = int(rest.split()[0])
+    return values.get("VmRSS"), values.get("VmHWM")
+
+
+def psycopg_connect(autocommit=True):
+    """A psycopg 3 connection to the bench database (the Django settings' one)."""
+    import psycopg
+    from django.db import connection
+
+    db = connection.settings_dict
+    return psycopg.connect(host=db["HOST"] or "127.0.0.1", port=db["PORT"] or 5432, user=db["USER"],
+                           dbname=db["NAME"], password=db["PASSWORD"] or None, autocommit=autocommit)
+
+
+def bench_token(user):
+    from rest_framework.authtoken.models import Token
+
+    token, _ = Token.objects.get_or_create(user=user)
+    return token.key
+
+
+def server_version(connection):
+    connection.ensure_connection()
+    number = connection.connection.info.server_version  # e.g. 150020
+    return f"{number // 10000}.{number % 10000}"
+
+
+def print_load(label="load avg at the end"):
+    """The load average, so that a run disturbed by other work on a shared machine shows it."""
+    print(f"{label}: {', '.join(f'{v:.2f}' for v in os.getloadavg())} ({os.cpu_count()} CPUs)")

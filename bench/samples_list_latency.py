@@ -3,9 +3,10 @@
 
 Seeds (once, then reuses) a dataset of --samples samples with ground truth, a tag and caption
 metadata, starts gunicorn on a free local port and times GET /api/datasets/{id}/samples/?limit=100
-for several filters and offsets. Baselines measured in the same run, interleaved with the cases:
-the bare first-page SQL through psycopg, and GET /api/jobs/?limit=1 (the framework's fixed cost).
-Target: p95 <= 100 ms for every case.
+for several filters, offsets and keyset (`after=`) pages. Baselines measured in the same run, interleaved
+with the cases: the bare first-page SQL through psycopg, and GET /api/jobs/?limit=1 (the framework's fixed
+cost). Checks first that the maintained counters the counts come from equal a recount. Target: p95 <= 100 ms
+for every case.
 
     .venv/bin/python bench/samples_list_latency.py                  # 500,000 samples, 50 requests a case
     .venv/bin/python bench/samples_list_latency.py --samples 50000 --requests 20
@@ -14,11 +15,7 @@ Target: p95 <= 100 ms for every case.
 import argparse
 import hashlib
 import json
-import os
 import random
-import signal
-import socket
-import subprocess
 import sys
 import time
 from datetime import UTC, datetime
@@ -145,64 +142,55 @@ def _delete_rows(dataset_id):
 
 # ---------------------------------------------------------------- the server
 
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_server(env, port):
-    """gunicorn with the bench environment: one worker, so requests never queue behind each other."""
-    gunicorn = Path(sys.executable).with_name("gunicorn")
-    command = [str(gunicorn), "imagestudio.wsgi:application", "--bind", f"127.0.0.1:{port}",
-               "--workers", "1", "--worker-class", "gthread", "--threads", "1", "--keep-alive", "30",
-               "--log-level", "warning", "--chdir", str(_common.REPO)]
-    process = subprocess.Popen(command, env={**env, "DEBUG": "0"}, cwd=_common.REPO, start_new_session=True)
-    return process, " ".join(command[1:])
-
-
-def wait_ready(client, process, timeout=60):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"gunicorn exited with code {process.returncode}")
-        try:
-            client.get("/api/jobs/?limit=1")
-            return
-        except Exception:  # not listening yet
-            time.sleep(0.2)
-    raise SystemExit(f"gunicorn did not answer within {timeout} s")
-
-
-def stop_server(process):
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)  # its own session: the arbiter and its worker
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
+free_port, start_server, wait_ready, stop_server = (_common.free_port, _common.start_server, _common.wait_ready,
+                                                    _common.stop_server)
 
 
 # ---------------------------------------------------------------- measuring
 
 
 def build_cases(dataset, count):
-    """(name, query params) of every measured case."""
+    """(name, query params) of every measured case. Deep pages come twice: by offset, and by the keyset
+    `after=` id that the previous page's `next` link carries (the id of the last row before the offset)."""
     train = dataset.split_counts.get("train", 0)
     gt_present = _gt_present(dataset)
-    deep = int(count * 0.8)
+    deep, deep_train, deep_gt = int(count * 0.8), int(train * 0.8), int(gt_present * 0.8)
+    gt = f"{GT_CLASS}:PRESENT"
     return [
         ("first page", {}),
         (f"deep page (offset {deep:,})", {"offset": deep}),
+        (f"deep page (after= id #{deep:,})", {"after": _id_before(dataset, deep)}),
         ("split=train", {"split": "train"}),
-        (f"gt={GT_CLASS}:PRESENT", {"gt": f"{GT_CLASS}:PRESENT"}),
+        (f"gt={gt}", {"gt": gt}),
         (f"tag={TAG}", {"tag": TAG}),
         (f"search={RARE_WORD}", {"search": RARE_WORD}),
-        (f"split=train, offset {int(train * 0.8):,}", {"split": "train", "offset": int(train * 0.8)}),
-        (f"gt={GT_CLASS}:PRESENT, offset {int(gt_present * 0.8):,}",
-         {"gt": f"{GT_CLASS}:PRESENT", "offset": int(gt_present * 0.8)}),
+        (f"split=train, offset {deep_train:,}", {"split": "train", "offset": deep_train}),
+        (f"split=train, after= id #{deep_train:,}", {"split": "train", "after": _id_before(dataset, deep_train,
+                                                                                           split="train")}),
+        (f"gt={gt}, offset {deep_gt:,}", {"gt": gt, "offset": deep_gt}),
+        (f"gt={gt}, after= id #{deep_gt:,}", {"gt": gt, "after": _id_before(dataset, deep_gt, gt_present=True)}),
     ]
+
+
+def _id_before(dataset, position, split=None, gt_present=False):
+    """The id of the `position`-th sample (1-based) of the filter in id order: `after=` it gives the same
+    page as `offset=position`."""
+    from django.db import connection
+
+    sql = "SELECT s.id FROM datasets_sample s WHERE s.dataset_id = %s"
+    params = [dataset.id]
+    if split:
+        sql += " AND s.split = %s"
+        params.append(split)
+    if gt_present:
+        sql += (" AND EXISTS (SELECT 1 FROM annotations_annotation a JOIN datasets_labelclass c ON c.id = "
+                "a.label_class_id WHERE a.sample_id = s.id AND c.dataset_id = s.dataset_id AND c.name = %s "
+                "AND a.value = 'PRESENT')")
+        params.append(GT_CLASS)
+    sql += " ORDER BY s.id OFFSET %s LIMIT 1"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, position - 1])
+        return cursor.fetchone()[0]
 
 
 def _gt_present(dataset):
@@ -232,8 +220,10 @@ def http_runner(client, url, params, info):
         if response.status_code != 200:
             raise SystemExit(f"GET {url} {params} -> {response.status_code}: {response.text[:300]}")
         body = response.json()
-        info["count"], info["rows"], info["bytes"] = body.get("count"), len(body.get("results", [])), len(
-            response.content)
+        results = body.get("results", [])
+        info["count"], info["rows"], info["bytes"] = body.get("count"), len(results), len(response.content)
+        info["count_exact"], info["next"] = body.get("count_exact"), body.get("next")
+        info["first_id"] = results[0]["id"] if results else None
     return run
 
 
@@ -247,60 +237,83 @@ def sql_runner(conn, dataset_id):
 # ---------------------------------------------------------------- query plans
 
 
-def _orm_page(dataset, params):
-    """The case's queryset as the list view builds it, and its offset."""
+def _page_args(dataset, params):
+    """The case's arguments to selectors.sample_page, resolved as the list view resolves them."""
     from django.http import QueryDict
 
     from api.serializers.samples import SampleListQuerySerializer
-    from imagestudio.datasets.selectors import sample_list
 
     query = QueryDict(mutable=True)
-    query.update({key: str(value) for key, value in params.items() if key != "offset"})
+    query.update({key: str(value) for key, value in params.items()})
+    query["limit"] = str(PAGE)
     serializer = SampleListQuerySerializer(data=query)
     serializer.is_valid(raise_exception=True)
-    spec = serializer.to_filter(dataset)
-    queryset = sample_list(dataset=dataset, spec=spec, ordering=serializer.validated_data["ordering"])
-    return queryset, int(params.get("offset", 0))
+    values = serializer.validated_data
+    return {"dataset": dataset, "spec": serializer.to_filter(dataset), "ordering": values["ordering"],
+            "limit": values["limit"], "offset": values["offset"], "after": values.get("after")}
 
 
-def _run_page(queryset, offset):
-    """What LimitOffsetPagination does: count, then the page slice (with its prefetches)."""
-    queryset.count()
-    list(queryset[offset:offset + PAGE])
+def _is_count(sql):
+    return "groundtruthcount" in sql or sql.lstrip().upper().startswith("SELECT COUNT(")
+
+
+def _captured_page(dataset, params):
+    """Run the view's selector (sample_page) for the case; its queries as (kind, ms, sql).
+
+    kind: "ids" (the first query: the page's ids from the index), "count" (the counters or the capped
+    count; none when the counts come from Dataset.split_counts), "rows" (the page's rows and prefetches).
+    """
+    from django.db import connection
+
+    from imagestudio.datasets.selectors import sample_page
+
+    kwargs = _page_args(dataset, params)
+    timed = []
+
+    def timer(execute, sql, sql_params, many, context):
+        # CaptureQueriesContext rounds to whole milliseconds; time each query with perf_counter instead.
+        started = time.perf_counter()
+        try:
+            return execute(sql, sql_params, many, context)
+        finally:
+            timed.append(((time.perf_counter() - started) * 1000, sql, sql_params))
+
+    with connection.execute_wrapper(timer):
+        sample_page(**kwargs)
+    queries = []
+    for index, (ms, sql, sql_params) in enumerate(timed):
+        text = connection.ops.compose_sql(sql, sql_params) if sql_params else sql
+        kind = "ids" if index == 0 else "count" if _is_count(text) else "rows"
+        queries.append((kind, ms, text))
+    return queries
 
 
 def sql_breakdown(dataset, params, repeats=3):
-    """Median milliseconds of (count query, page query, prefetches) for the case, run in-process."""
-    from django.db import connection
-    from django.test.utils import CaptureQueriesContext
-
+    """Median milliseconds of (ids query, rows + prefetch queries, count query or None), run in-process."""
     runs = []
     for _ in range(repeats):
-        queryset, offset = _orm_page(dataset, params)
-        with CaptureQueriesContext(connection) as captured:
-            _run_page(queryset, offset)
-        times = [float(entry["time"]) * 1000 for entry in captured.captured_queries]
-        runs.append((times[0], times[1], sum(times[2:])))
-    return tuple(sorted(run[k] for run in runs)[len(runs) // 2] for k in range(3))
+        queries = _captured_page(dataset, params)
+        counts = [ms for kind, ms, _ in queries if kind == "count"]
+        runs.append((sum(ms for kind, ms, _ in queries if kind == "ids"),
+                     sum(ms for kind, ms, _ in queries if kind == "rows"),
+                     sum(counts) if counts else None))
+    middle = len(runs) // 2
+    return tuple(None if runs[0][k] is None else sorted(run[k] for run in runs)[middle] for k in range(3))
 
 
 def explain_case(dataset, params):
-    """Run the case's filter through the ORM as the list view does; EXPLAIN ANALYZE its count and page queries."""
+    """Run the case through sample_page as the view does; EXPLAIN ANALYZE its ids query and its count query."""
     from django.db import connection
-    from django.test.utils import CaptureQueriesContext
 
-    queryset, offset = _orm_page(dataset, params)
-    with CaptureQueriesContext(connection) as captured:
-        _run_page(queryset, offset)
-    print(f"queries of the list ({len(captured.captured_queries)}):")
-    for entry in captured.captured_queries:
-        print(f"  {float(entry['time']) * 1000:8.1f} ms  {entry['sql'][:150]}{'...' if len(entry['sql']) > 150 else ''}")
-    # The count and the page query are the main ones; the two prefetches fetch by id and are cheap.
-    main_queries = captured.captured_queries[:2]
+    queries = _captured_page(dataset, params)
+    print(f"queries of the page ({len(queries)}):")
+    for kind, ms, sql in queries:
+        print(f"  {kind:<5} {ms:8.1f} ms  {sql[:140]}{'...' if len(sql) > 140 else ''}")
+    chosen = [q for q in queries if q[0] == "ids"][:1] + [q for q in queries if q[0] == "count"][:1]
     with connection.cursor() as cursor:
-        for label, entry in zip(("count query", "page query"), main_queries, strict=False):
-            print(f"\n{label}:\n{entry['sql']}\n")
-            cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + entry["sql"])
+        for kind, _, sql in chosen:
+            print(f"\n{kind} query:\n{sql}\n")
+            cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql)
             for (line,) in cursor.fetchall():
                 print("  " + line)
 
@@ -312,10 +325,7 @@ def _ms(value):
     return f"{value:.1f}" if isinstance(value, float) else ""
 
 
-def _server_version(connection):
-    connection.ensure_connection()
-    number = connection.connection.info.server_version  # e.g. 150020
-    return f"{number // 10000}.{number % 10000}"
+_server_version = _common.server_version
 
 
 def main():
@@ -325,6 +335,8 @@ def main():
     parser.add_argument("--warmup", type=int, default=5, help="untimed requests per case first (default 5)")
     parser.add_argument("--explain", choices=("slowest", "all", "none"), default="slowest",
                         help="EXPLAIN ANALYZE the main queries of the slowest case (default), of every case, or none")
+    parser.add_argument("--gc-freeze", action="store_true",
+                        help="diagnostic: run gunicorn with bench/gunicorn_gc_freeze.py (gc.freeze() after start-up)")
     parser.add_argument("--reseed", action="store_true", help="seed the dataset again even if it exists")
     parser.add_argument("--reset-db", action="store_true", help="drop and recreate the bench database first")
     args = parser.parse_args()
@@ -352,12 +364,13 @@ def main():
         print(f"reusing dataset {dataset.id} ({dataset.name})")
     vacuum_analyze()
     print(f"dataset {dataset.id}: splits {dataset.split_counts}")
+    consistent = _common.print_counters_check(dataset, "counters (the list's counts come from them)")
     token, _ = Token.objects.get_or_create(user=dataset.created_by)
     cases = build_cases(dataset, args.samples)
     connection.close()  # the server and psycopg below use their own connections
 
     port = free_port()
-    process, command = start_server(env, port)
+    process, command = start_server(env, port, gc_freeze=args.gc_freeze)
     print(f"server  gunicorn {command}\n")
     results = {}
     try:
@@ -380,27 +393,50 @@ def main():
     finally:
         stop_server(process)
 
-    # Where a case's time goes: its count and page queries timed in-process through the ORM.
+    # Where a case's time goes: the selector's queries timed in-process through the ORM.
     params_by_name = dict(cases)
     breakdown = {name: sql_breakdown(dataset, params) for name, params in cases}
     bare_p50 = _common.summarize_ms(timings["baseline: bare SQL, first page"])[0]
-    header = (f"{'case':<40} {'p50 ms':>7} {'p95 ms':>7} {'max ms':>7} {'x bare':>7} {'count':>8} "
-              f"{'SQL count':>9} {'SQL page':>8}  target")
+    header = (f"{'case':<40} {'p50 ms':>7} {'p95 ms':>7} {'max ms':>7} {'x bare':>7} {'count':>9} "
+              f"{'SQL ids':>8} {'SQL rows':>8} {'SQL cnt':>8}  target")
     print(header)
     print("-" * len(header))
     worst = None
     for name, seconds in timings.items():
         p50, p95, peak = _common.summarize_ms(seconds)
         is_case = name in params_by_name
-        count = infos.get(name, {}).get("count")
-        sql_count, sql_page, _ = breakdown.get(name, ("", "", ""))
+        info = infos.get(name, {})
+        count = info.get("count")
+        count_text = "" if count is None else f"{count:,}{'' if info.get('count_exact', True) else '+'}"
+        sql_ids, sql_rows, sql_count = breakdown.get(name, ("", "", ""))
+        sql_count_text = "-" if is_case and sql_count is None else _ms(sql_count)
         verdict = ("ok" if p95 <= TARGET_P95_MS else "MISSED") if is_case else ""
-        print(f"{name:<40} {p50:7.1f} {p95:7.1f} {peak:7.1f} {p50 / bare_p50:7.1f} "
-              f"{'' if count is None else f'{count:,}':>8} {_ms(sql_count):>9} {_ms(sql_page):>8}  {verdict}")
+        print(f"{name:<40} {p50:7.1f} {p95:7.1f} {peak:7.1f} {p50 / bare_p50:7.1f} {count_text:>9} "
+              f"{_ms(sql_ids):>8} {_ms(sql_rows):>8} {sql_count_text:>8}  {verdict}")
         results[name] = p95
         if is_case and (worst is None or p95 > results[worst]):
             worst = name
-    print("(x bare: p50 / bare SQL p50; SQL count / SQL page: median ms of the count and page queries in-process)")
+    print("(x bare: p50 / bare SQL p50. count: '+' when count_exact is false (capped). SQL ids / rows / cnt: median\n"
+          " ms in-process of the page's ids query, of its rows and prefetches, and of its count query; '-': the\n"
+          " count came from Dataset.split_counts without a query)")
+
+    # The keyset cases must return the same page as their offset twins, and offset pages link by key.
+    print()
+    names = list(params_by_name)
+    same = True
+    for name in names:
+        if "after" not in params_by_name[name]:
+            continue
+        twin = names[names.index(name) - 1]
+        first, twin_first = infos[name].get("first_id"), infos[twin].get("first_id")
+        same &= first == twin_first
+        print(f"{name}: first id {first}, {'same page as' if first == twin_first else 'DIFFERS from'} "
+              f"'{twin}' (first id {twin_first})")
+    for name in names:
+        if "offset" in params_by_name[name]:
+            link = infos[name].get("next") or ""
+            print(f"next link of '{name}': {'keyset ' if 'after=' in link else 'NOT keyset: '}"
+                  f"{link.split('?', 1)[-1]}")
     missed = [name for name in params_by_name if results[name] > TARGET_P95_MS]
     outcome = "met by every case" if not missed else f"missed by {len(missed)}: {', '.join(missed)}"
     print(f"\ntarget p95 <= {TARGET_P95_MS:.0f} ms: {outcome}")
@@ -410,7 +446,8 @@ def main():
         for name in chosen:
             print(f"\n== EXPLAIN ANALYZE: {name} (p95 {results[name]:.1f} ms)")
             explain_case(dataset, params_by_name[name])
-    return 1 if missed else 0
+    _common.print_load()
+    return 1 if missed or not same or not consistent else 0
 
 
 if __name__ == "__main__":
