@@ -158,17 +158,38 @@ def _rule_of(lf):
 
 
 def lf_materialize(*, lf):
-    """Score the LF over the whole dataset and store its non-abstain votes (replacing the previous ones)."""
+    """Score the LF over the whole dataset and store its non-abstain votes.
+
+    Only the difference with the stored votes is written: a threshold nudge or a refresh after new samples
+    rewrites the rows that changed, not every row of the dataset."""
     ids, scores, notes = rule_scores(dataset=lf.dataset, rule=_rule_of(lf))
     votes = metrics.votes_from_scores(scores, lf.low, lf.high, lf.invert)
     present, absent = ids[votes == metrics.PRESENT], ids[votes == metrics.ABSENT]
+    stored = LabelingFunction.objects.filter(pk=lf.pk).values_list("votes_present", "votes_absent").get()
+    old_present, old_absent = (np.frombuffer(bytes(blob), dtype=np.int64) for blob in stored)
+    gone = np.union1d(np.setdiff1d(old_present, present, assume_unique=True),
+                      np.setdiff1d(old_absent, absent, assume_unique=True))
+    new_present = np.setdiff1d(present, old_present, assume_unique=True)
+    new_absent = np.setdiff1d(absent, old_absent, assume_unique=True)
     with transaction.atomic():
-        LFVote.objects.filter(lf=lf).delete()
-        _insert_votes(lf.id, present, absent)
+        if len(gone):
+            _delete_votes(lf.id, gone)
+        _insert_votes(lf.id, new_present, new_absent)
         LabelingFunction.objects.filter(pk=lf.pk).update(
             votes_present=present.tobytes(), votes_absent=absent.tobytes(), votes_updated_at=timezone.now(),
             encoder=notes.get("encoder", ""))
-    return {"present": int(len(present)), "absent": int(len(absent)), "scored": int(len(ids))}
+    return {"present": int(len(present)), "absent": int(len(absent)), "scored": int(len(ids)),
+            "rows_deleted": int(len(gone)), "rows_written": int(len(new_present) + len(new_absent))}
+
+
+def _delete_votes(lf_id, sample_ids):
+    if connection.vendor == "postgresql":  # one statement with an array parameter
+        with connection.cursor() as cursor:
+            cursor.execute(f"DELETE FROM {LFVote._meta.db_table} WHERE lf_id = %s AND sample_id = ANY(%s)",  # noqa: S608
+                           [lf_id, sample_ids.tolist()])
+        return
+    for start in range(0, len(sample_ids), 5000):
+        LFVote.objects.filter(lf_id=lf_id, sample_id__in=sample_ids[start:start + 5000].tolist()).delete()
 
 
 def _insert_votes(lf_id, present, absent):

@@ -216,3 +216,21 @@ def test_similarity_lfs_with_embeddings(api, dataset, tiny_clip):
     imported = api.post(f"/api/datasets/{dataset.id}/imports/", {"files": more}, format="multipart")
     result = api.get(imported["Location"]).json()["result"]
     assert api.get(f"/api/jobs/{result['lf_refresh_job']}/").json()["status"] == "succeeded"
+
+
+def test_rematerializing_writes_only_the_votes_that_changed(api, dataset, captioned):
+    from imagestudio.labeling.services import lf_materialize
+
+    lf_id = api.post(f"/api/datasets/{dataset.id}/lfs/", {**keyword_rule(), "name": "cat"}, format="json").json()["id"]
+    from imagestudio.labeling.models import LabelingFunction
+
+    lf = LabelingFunction.objects.select_related("dataset", "label_class").get(pk=lf_id)
+    unchanged = lf_materialize(lf=lf)
+    assert (unchanged["rows_deleted"], unchanged["rows_written"]) == (0, 0)
+    api.patch(f"/api/datasets/{dataset.id}/lfs/{lf_id}/", {"invert": True}, format="json")
+    rows = dict(LFVote.objects.filter(lf_id=lf_id).values_list("sample_id", "vote"))
+    expected = {s.id: (-1 if " cat " in f" {c} " else 1) for s, c in zip(captioned, CAPTIONS, strict=True)}
+    assert rows == expected
+    api.patch(f"/api/datasets/{dataset.id}/lfs/{lf_id}/", {"low": None}, format="json")
+    assert dict(LFVote.objects.filter(lf_id=lf_id).values_list("sample_id", "vote")) == {
+        sid: v for sid, v in expected.items() if v == -1}
