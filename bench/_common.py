@@ -209,19 +209,14 @@ def free_port():
         return sock.getsockname()[1]
 
 
-def start_server(env, port, extra_env=None, gc_freeze=False):
-    """gunicorn with the bench environment: one worker, one thread, keep-alive (requests never queue).
-
-    gc_freeze: a diagnostic, not the service as deployed: load bench/gunicorn_gc_freeze.py, which
-    gc.freeze()s the worker's import-time heap (see that file)."""
+def start_server(env, port, extra_env=None):
+    """gunicorn with the bench environment: one worker, one thread, keep-alive (requests never queue)."""
     import subprocess
 
     gunicorn = Path(sys.executable).with_name("gunicorn")
     command = [str(gunicorn), "imagestudio.wsgi:application", "--bind", f"127.0.0.1:{port}",
                "--workers", "1", "--worker-class", "gthread", "--threads", "1", "--keep-alive", "30",
                "--timeout", "300", "--log-level", "warning", "--chdir", str(REPO)]
-    if gc_freeze:
-        command += ["--config", str(REPO / "bench" / "gunicorn_gc_freeze.py")]
     process = subprocess.Popen(command, env={**env, "DEBUG": "0", **(extra_env or {})}, cwd=REPO,
                                start_new_session=True)
     return process, " ".join(command[1:])

@@ -335,8 +335,6 @@ def main():
     parser.add_argument("--warmup", type=int, default=5, help="untimed requests per case first (default 5)")
     parser.add_argument("--explain", choices=("slowest", "all", "none"), default="slowest",
                         help="EXPLAIN ANALYZE the main queries of the slowest case (default), of every case, or none")
-    parser.add_argument("--gc-freeze", action="store_true",
-                        help="diagnostic: run gunicorn with bench/gunicorn_gc_freeze.py (gc.freeze() after start-up)")
     parser.add_argument("--reseed", action="store_true", help="seed the dataset again even if it exists")
     parser.add_argument("--reset-db", action="store_true", help="drop and recreate the bench database first")
     args = parser.parse_args()
@@ -370,7 +368,7 @@ def main():
     connection.close()  # the server and psycopg below use their own connections
 
     port = free_port()
-    process, command = start_server(env, port, gc_freeze=args.gc_freeze)
+    process, command = start_server(env, port)
     print(f"server  gunicorn {command}\n")
     results = {}
     try:
