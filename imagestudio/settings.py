@@ -207,6 +207,7 @@ SPECTACULAR_SETTINGS = {
         "RoleEnum": "imagestudio.datasets.models.Role",
         "JobStatusEnum": "imagestudio.jobs.models.JobStatus",
         "GroundTruthValueEnum": "imagestudio.annotations.models.GroundTruthValue",
+        "PredictionLabelEnum": "imagestudio.training.models.PREDICTION_LABELS",
     },
 }
 

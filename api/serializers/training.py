@@ -3,7 +3,7 @@ from rest_framework import serializers
 from api.limits import MAX_INT
 from imagestudio.datasets.models import Split
 from imagestudio.embeddings.encoders import ENCODER_KEYS
-from imagestudio.training.models import FastModel, TrainingSet
+from imagestudio.training.models import PREDICTION_LABELS, FastModel, TrainingSet
 
 
 class TrainingSetSerializer(serializers.ModelSerializer):
@@ -71,13 +71,10 @@ class FastModelCreateSerializer(serializers.Serializer):
 
 class PredictionSerializer(serializers.Serializer):
     sample_id = serializers.IntegerField()
-    label_class = serializers.CharField(source="label_class.name")
+    label_class = serializers.CharField()
     score = serializers.FloatField(help_text="Decision function.")
     probability = serializers.FloatField()
-    label = serializers.SerializerMethodField()
-
-    def get_label(self, row) -> str:
-        return "PRESENT" if row.label == 1 else "ABSENT"
+    label = serializers.ChoiceField(choices=PREDICTION_LABELS, help_text="PRESENT when the score is 0 or more.")
 
 
 class PredictionQuerySerializer(serializers.Serializer):

@@ -25,7 +25,7 @@ from api.views.jobs import accepted
 from imagestudio.datasets.models import Role
 from imagestudio.training import services
 from imagestudio.training.analysis import dataset_analysis
-from imagestudio.training.models import FastModel, Prediction, TrainingSet
+from imagestudio.training.models import FastModel, TrainingSet
 
 
 class TrainingSetViewSet(DatasetScopedMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
@@ -85,15 +85,11 @@ class FastModelViewSet(DatasetScopedMixin, mixins.ListModelMixin, mixins.Retriev
     @extend_schema(parameters=[PredictionQuerySerializer], responses={200: PredictionSerializer(many=True)})
     @action(detail=True, methods=["get"])
     def predictions(self, request, dataset_id=None, pk=None):
-        """Score, probability and label per sample and class."""
+        """Score, probability and label per sample and class (sample ascending, then class)."""
         model = self.get_object()
         query = validated(PredictionQuerySerializer, request.query_params)
-        rows = Prediction.objects.filter(model=model).select_related("label_class").order_by("sample_id",
-                                                                                               "label_class_id")
-        if "label_class" in query:
-            rows = rows.filter(label_class=resolve_class(self.dataset, query["label_class"]))
-        if "sample" in query:
-            rows = rows.filter(sample_id=query["sample"])
+        label_class = resolve_class(self.dataset, query["label_class"]) if "label_class" in query else None
+        rows = services.model_predictions(model=model, label_class=label_class, sample_id=query.get("sample"))
         page = self.paginate_queryset(rows)
         return self.get_paginated_response(PredictionSerializer(page, many=True).data)
 

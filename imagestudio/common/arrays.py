@@ -10,3 +10,14 @@ def locate(sorted_ids, ids):
         return np.zeros(len(ids), dtype=np.int64), np.zeros(len(ids), dtype=bool)
     where = np.clip(np.searchsorted(sorted_ids, ids), 0, len(sorted_ids) - 1)
     return where, sorted_ids[where] == ids
+
+
+def consecutive_runs(sorted_ids, subset):
+    """The runs of `subset` (ascending, a subset of `sorted_ids`) that are consecutive in `sorted_ids`, as
+    (first ids, last ids): [1, 2, 4] of [1, 2, 3, 4, 5] gives ([1, 4], [2, 4])."""
+    subset = np.asarray(subset)
+    if len(subset) == 0:
+        return subset[:0], subset[:0]
+    positions = np.searchsorted(np.asarray(sorted_ids), subset)
+    breaks = np.flatnonzero(np.diff(positions) != 1)
+    return subset[np.r_[0, breaks + 1]], subset[np.r_[breaks, len(subset) - 1]]

@@ -6,7 +6,7 @@ from django.db.models import Exists, OuterRef, Prefetch
 
 from imagestudio.annotations.models import LABEL_VALUES, Annotation, GroundTruthCount, GroundTruthValue
 from imagestudio.labeling.models import LFVote
-from imagestudio.training.models import Prediction
+from imagestudio.training.models import Prediction, ScoredRange
 
 from .models import Dataset, DatasetMembership, ResampleMember, Role, Sample
 
@@ -86,13 +86,16 @@ def sample_filter(*, dataset, spec: SampleFilter):
         votes = LFVote.objects.filter(sample_id=OuterRef("pk"), lf__label_class_id=class_id, lf__active=True)
         queryset = queryset.filter(Exists(votes.filter(vote=1)), Exists(votes.filter(vote=-1)))
     for model_id, class_id, word in spec.predictions:
-        predicted = Prediction.objects.filter(sample_id=OuterRef("pk"), model_id=model_id, label_class_id=class_id)
-        truth = Annotation.objects.filter(sample_id=OuterRef("pk"), label_class_id=class_id)
-        says = {"PRESENT": 1, "ABSENT": -1, "TP": 1, "FP": 1, "FN": -1, "TN": -1}[word]
-        queryset = queryset.filter(Exists(predicted.filter(label=says)))
+        present = Exists(Prediction.objects.filter(model_id=model_id, label_class_id=class_id, sample_id=OuterRef("pk")))
+        if word in ("PRESENT", "TP", "FP"):
+            queryset = queryset.filter(present)
+        else:  # scored, and no PRESENT row
+            scored = ScoredRange.objects.filter(model_id=model_id, low__lte=OuterRef("pk"), high__gte=OuterRef("pk"))
+            queryset = queryset.filter(Exists(scored), ~present)
         if word in PREDICTION_BUCKETS:
             actual = GroundTruthValue.PRESENT if word in ("TP", "FN") else GroundTruthValue.ABSENT
-            queryset = queryset.filter(Exists(truth.filter(value=actual)))
+            truth = Annotation.objects.filter(sample_id=OuterRef("pk"), label_class_id=class_id, value=actual)
+            queryset = queryset.filter(Exists(truth))
     if spec.in_sample:
         members = ResampleMember.objects.filter(sample_id=OuterRef("pk"), resample__dataset=dataset)
         if spec.split:

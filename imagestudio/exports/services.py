@@ -15,6 +15,7 @@ from imagestudio.common.arrays import locate
 from imagestudio.common.errors import ValidationFailed
 from imagestudio.datasets.models import LabelClass, Sample, Split
 from imagestudio.jobs.services import job_enqueue, job_progress
+from imagestudio.labeling import metrics
 from imagestudio.training.models import FastModel, TrainingSet
 from imagestudio.training.services import artifact_arrays
 
@@ -130,7 +131,7 @@ def _write_chunk(writer, chunk, params, classes, model_arrays, ts_arrays, words)
             if kind == "model" and f"scores_{c.id}" in arrays:
                 scores = arrays[f"scores_{c.id}"][where]
                 extra.append([words[1 if s >= 0 else -1] if h else "" for s, h in zip(scores, hit, strict=True)])
-                extra.append([f"{1 / (1 + np.exp(-s)):.6f}" if h else "" for s, h in zip(scores, hit, strict=True)])
+                extra.append([f"{p:.6f}" if h else "" for p, h in zip(metrics.sigmoid(scores), hit, strict=True)])
             elif kind == "training":
                 labels = arrays[f"label_{c.id}"][where] if f"label_{c.id}" in arrays else np.zeros(len(ids), np.int8)
                 probs = (arrays[f"probability_{c.id}"][where] if f"probability_{c.id}" in arrays

@@ -26,6 +26,11 @@ def votes_from_scores(scores, low=None, high=None, invert=False):
     return votes
 
 
+def sigmoid(scores):
+    """Probability of a logistic model's decision-function scores."""
+    return 1 / (1 + np.exp(-np.asarray(scores, dtype=np.float64)))
+
+
 def wilson_interval(successes, trials, z=Z95):
     """The Wilson score interval of a proportion (None when there are no trials)."""
     if trials == 0:

@@ -7,12 +7,16 @@ from urllib.parse import urlencode
 import numpy as np
 
 from imagestudio.annotations.models import GroundTruthCount
+from imagestudio.common.arrays import locate
+from imagestudio.common.errors import ValidationFailed
 from imagestudio.datasets.models import LabelClass, Sample, Split
+from imagestudio.labeling import metrics
 from imagestudio.labeling.columns import ground_truth_for
 from imagestudio.labeling.models import LabelingFunction
 from imagestudio.labeling.services import lf_summary, vote_array
 
-from .models import FastModel, Prediction, TrainingSet
+from .models import FastModel, TrainingSet
+from .services import model_scores
 
 LOW_COVERAGE = 0.5
 IMPRECISE = 0.7
@@ -73,10 +77,12 @@ def _next_to_annotate(dataset, label_class, ids, votes, truth, model):
     conflict = ((votes == 1).any(axis=1) & (votes == -1).any(axis=1)) if votes.size else np.zeros(len(ids), bool)
     uncertainty = np.zeros(len(ids))
     if model is not None:
-        rows = Prediction.objects.filter(model=model, label_class=label_class, sample_id__in=ids.tolist())
-        probability = dict(rows.values_list("sample_id", "probability"))
-        uncertainty = np.array([1 - 2 * abs(probability.get(int(i), 0.0) - 0.5) if int(i) in probability else 0.0
-                                for i in ids])
+        try:
+            scored_ids, _, scores = model_scores(model=model, label_class=label_class)
+        except ValidationFailed:  # the model was trained for other classes
+            scored_ids, scores = ids[:0], np.zeros(0, dtype=np.float32)
+        where, hit = locate(scored_ids, ids)
+        uncertainty[hit] = 1 - 2 * np.abs(metrics.sigmoid(scores[where[hit]]) - 0.5)
     priority = conflict.astype(float) + uncertainty
     candidates = np.flatnonzero((truth == 0) & (priority > 0))
     ranked = candidates[np.argsort(-priority[candidates], kind="stable")][:NEXT_SAMPLES]

@@ -48,21 +48,36 @@ class FastModel(models.Model):
         constraints = [models.UniqueConstraint(fields=["dataset", "version"], name="one_model_version")]
 
 
+PREDICTION_LABELS = ("PRESENT", "ABSENT")  # a model's label for a sample: its score is >= 0, or below
+
+
 class Prediction(models.Model):
-    """A model's prediction for one sample and class, so the samples list can filter by predictions.
+    """A PRESENT prediction of a model for one sample and class: what the samples list filters on.
 
-    Written by COPY in bulk: like LFVote, no database foreign-key checks and only the composite indexes."""
+    A sample inside one of the model's ScoredRanges without a row here was predicted ABSENT. Scores,
+    probabilities and labels of every sample live in the model's artifact; the database keeps only what SQL
+    filters need, so a model over 500,000 samples writes its positives, not 500,000 rows. Written by COPY in
+    bulk, so one index only (the key) and no database foreign-key checks. Rows go with their model (by the
+    key's prefix) or class; samples are only ever deleted with their dataset, whose models take the rows along,
+    hence no cascade (and no index) from the sample side."""
 
+    pk = models.CompositePrimaryKey("model", "label_class", "sample")
     model = models.ForeignKey(FastModel, on_delete=models.CASCADE, related_name="predictions",
                               db_constraint=False, db_index=False)
     label_class = models.ForeignKey("datasets.LabelClass", on_delete=models.CASCADE, related_name="+",
                                     db_constraint=False, db_index=False)
-    sample = models.ForeignKey("datasets.Sample", on_delete=models.CASCADE, related_name="predictions",
+    sample = models.ForeignKey("datasets.Sample", on_delete=models.DO_NOTHING, related_name="+",
                                db_constraint=False, db_index=False)
-    score = models.FloatField()  # decision function
-    probability = models.FloatField()
-    label = models.SmallIntegerField()  # 1 PRESENT, -1 ABSENT
+
+
+class ScoredRange(models.Model):
+    """Samples `low`..`high` (ids, inclusive) of the model's dataset were all scored by it: a run of consecutive
+    samples that had embeddings when it trained. Samples only ever get new, higher ids, so a run never gains
+    an unscored sample; a fully embedded dataset is one run."""
+
+    model = models.ForeignKey(FastModel, on_delete=models.CASCADE, related_name="scored_ranges", db_index=False)
+    low = models.BigIntegerField()
+    high = models.BigIntegerField()
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["model", "label_class", "sample"], name="one_prediction")]
-        indexes = [models.Index(fields=["sample", "model"], name="prediction_sample_model")]
+        indexes = [models.Index(fields=["model", "low"], name="scored_range_model_low")]

@@ -4,15 +4,17 @@ import hashlib
 import json
 import threading
 import time
+from collections.abc import Sequence
 
 import numpy as np
 from django.db import connection, transaction
 from django.db.models import Max
 
-from imagestudio.common.arrays import locate
+from imagestudio.common.arrays import consecutive_runs, locate
 from imagestudio.common.artifacts import artifact_read, artifact_write
 from imagestudio.common.errors import Conflict, ValidationFailed
 from imagestudio.datasets.models import Dataset, LabelClass, Sample, Split
+from imagestudio.embeddings.matrix import score
 from imagestudio.embeddings.store import SPLIT_CODES, encoder_for, matrix_get
 from imagestudio.jobs.models import JobStatus
 from imagestudio.jobs.services import job_enqueue, job_progress
@@ -22,12 +24,13 @@ from imagestudio.labeling.label_model import DawidSkene, MajorityVote, accuracy_
 from imagestudio.labeling.models import LabelingFunction
 from imagestudio.labeling.services import vote_array
 
-from .models import FastModel, Prediction, TrainingSet
+from .models import FastModel, Prediction, ScoredRange, TrainingSet
 
 TRAINING_SET_TASK = "workers.tasks.training.build_training_set"
 MODEL_TASK = "workers.tasks.training.train_model"
 SPLIT_NAMES = {code: split for split, code in SPLIT_CODES.items()}
-C_GRID = (0.1, 1.0, 10.0)
+C_GRID = (0.1, 1.0, 10.0)  # ascending: each fit starts from the previous one
+COPY_BLOCK = 50_000
 
 
 # ---------------------------------------------------------------- training sets
@@ -223,12 +226,12 @@ def model_start(*, dataset, user, label_source=FastModel.LabelSource.TRAINING_SE
     return model
 
 
-def _training_labels(model, label_class, ids, splits):
-    """Labels (1 / -1 / 0) of the class for the matrix rows, from the training set or from ground truth."""
+def _training_labels(model, label_class, ids, splits, truth):
+    """Labels (1 / -1 / 0) of the class for the matrix rows, from the training set or from the ground truth
+    `truth` (aligned to `ids`)."""
     if model.label_source == FastModel.LabelSource.GROUND_TRUTH:
-        labels = ground_truth_for(dataset=model.dataset, label_class=label_class, sample_ids=ids)
         allowed = np.isin(splits, [SPLIT_CODES[s] for s in model.params["ground_truth_splits"]])
-        return np.where(allowed, labels, 0).astype(np.int8)
+        return np.where(allowed, truth, 0).astype(np.int8)
     arrays = artifact_arrays(model.training_set)
     labels = np.zeros(len(ids), dtype=np.int8)
     key = f"label_{label_class.id}"
@@ -239,16 +242,41 @@ def _training_labels(model, label_class, ids, splits):
     return labels
 
 
-def _fit(features, labels, rows, c_value, seed):
+def _features(matrix, rows):
+    """float32 vectors of the chosen matrix rows (the cached matrix stays float16; only these are widened)."""
+    return matrix.vectors.numpy()[rows].astype(np.float32)
+
+
+def _fit(features, positive, c_value, seed, warm_from=None):
+    """Logistic regression; `warm_from`, a model fitted on the same rows with another C, is refitted from
+    its solution (far fewer L-BFGS iterations than from zero)."""
     from sklearn.linear_model import LogisticRegression
 
-    model = LogisticRegression(C=c_value, max_iter=300, random_state=seed)
-    model.fit(features[rows], labels[rows] == 1)
+    model = warm_from or LogisticRegression(max_iter=300, random_state=seed, warm_start=True)
+    model.set_params(C=c_value)
+    model.fit(features, positive)
     return model
 
 
-def _scores(coef, intercept, features):
-    return features @ coef.astype(np.float32) + np.float32(intercept)
+def _select_c(features, positive, dev_features, dev_positive, seed):
+    """Fit along C_GRID (ascending, each fit warm-started from the previous) and keep the fit with the best
+    F1 on dev (the smallest C on ties). Returns (coef, intercept, C, dev F1 by C)."""
+    from sklearn.metrics import f1_score
+
+    fitted, best, selection = None, None, {}
+    for c_value in C_GRID:
+        fitted = _fit(features, positive, c_value, seed, warm_from=fitted)
+        selection[str(c_value)] = float(f1_score(dev_positive, fitted.decision_function(dev_features) >= 0,
+                                                 zero_division=0))
+        if best is None or selection[str(c_value)] > selection[str(best[2])]:
+            best = (fitted.coef_[0].astype(np.float32), np.float32(fitted.intercept_[0]), c_value)
+    return (*best, selection)
+
+
+def _scores(vectors, coef, intercept):
+    """Decision function of every matrix row, computed on the float16 matrix itself (widening 500,000 rows to
+    float32 would cost ten times the product)."""
+    return score(vectors, coef) + np.float32(intercept)
 
 
 def _evaluate(scores, truth):
@@ -280,14 +308,15 @@ def model_train(model, progress):
     dataset, params = model.dataset, model.params
     _, record = encoder_for(params["encoder"])
     matrix = matrix_get(dataset=dataset, record=record)
-    features = matrix.vectors.float().numpy()
     ids, splits = matrix.sample_ids, matrix.splits
+    valid, dev_split = splits == SPLIT_CODES[Split.VALID], splits == SPLIT_CODES[Split.DEV]
     rng = np.random.default_rng(params["seed"])
     coefs, intercepts, class_metrics, predictions = [], [], {}, {}
     classes = list(LabelClass.objects.filter(id__in=params["classes"]).order_by("id"))
     started = time.monotonic()
     for index, label_class in enumerate(classes):
-        labels = _training_labels(model, label_class, ids, splits)
+        truth = ground_truth_for(dataset=dataset, label_class=label_class, sample_ids=ids)
+        labels = _training_labels(model, label_class, ids, splits, truth)
         positives, negatives = np.flatnonzero(labels == 1), np.flatnonzero(labels == -1)
         if len(positives) == 0 or len(negatives) == 0:
             raise ValidationFailed(f"Class {label_class.name!r} has no {'positive' if not len(positives) else 'negative'}"
@@ -296,27 +325,21 @@ def model_train(model, progress):
         if ratio is not None and len(negatives) > ratio * len(positives):
             negatives = rng.choice(negatives, size=max(1, int(ratio * len(positives))), replace=False)
         rows = np.sort(np.concatenate([positives, negatives]))
-        dev_truth = ground_truth_for(dataset=dataset, label_class=label_class, sample_ids=ids)
-        dev = (splits == SPLIT_CODES[Split.DEV]) & (dev_truth != 0)
-        chosen_c, selection = 1.0, None
-        if dev.any() and (dev_truth[dev] == 1).any() and (dev_truth[dev] == -1).any():
-            from sklearn.metrics import f1_score
-
-            selection = {}
-            for c_value in C_GRID:
-                fitted = _fit(features, labels, rows, c_value, params["seed"])
-                selection[str(c_value)] = float(f1_score(dev_truth[dev] == 1, fitted.decision_function(features[dev]) >= 0,
-                                                         zero_division=0))
-            chosen_c = float(max(C_GRID, key=lambda c: selection[str(c)]))
-        fitted = _fit(features, labels, rows, chosen_c, params["seed"])
-        coef, intercept = fitted.coef_[0].astype(np.float32), np.float32(fitted.intercept_[0])
-        scores = _scores(coef, intercept, features)
-        valid = splits == SPLIT_CODES[Split.VALID]
-        evaluation = _evaluate(scores[valid], dev_truth[valid])
+        features, positive = _features(matrix, rows), labels[rows] == 1
+        dev = np.flatnonzero(dev_split & (truth != 0))
+        if (truth[dev] == 1).any() and (truth[dev] == -1).any():
+            coef, intercept, chosen_c, selection = _select_c(features, positive, _features(matrix, dev),
+                                                             truth[dev] == 1, params["seed"])
+        else:
+            fitted = _fit(features, positive, 1.0, params["seed"])
+            coef, intercept, chosen_c, selection = (fitted.coef_[0].astype(np.float32),
+                                                    np.float32(fitted.intercept_[0]), 1.0, None)
+        del features
+        scores = _scores(matrix.vectors, coef, intercept)
         class_metrics[label_class.name] = {"class_id": label_class.id, "C": chosen_c, "dev_f1_by_C": selection,
                                            "trained_on": {"positives": int(len(positives)),
                                                           "negatives": int(len(negatives))},
-                                           "valid": evaluation}
+                                           "valid": _evaluate(scores[valid], truth[valid])}
         coefs.append(coef)
         intercepts.append(intercept)
         predictions[label_class.id] = scores
@@ -334,18 +357,34 @@ def model_train(model, progress):
             "seconds": round(time.monotonic() - started, 3)}
 
 
+def _scored_ranges(dataset, ids):
+    """`ids` (ascending, all of the dataset) as runs of consecutive dataset samples: (lows, highs)."""
+    counts = Dataset.objects.filter(pk=dataset.pk).values_list("split_counts", flat=True).get()
+    if sum(counts.values()) == len(ids):  # every sample scored (samples are never deleted one by one)
+        return ids[:1], ids[-1:]
+    dataset_ids = Sample.objects.filter(dataset=dataset).order_by("id").values_list("id", flat=True)
+    return consecutive_runs(np.fromiter(dataset_ids.iterator(chunk_size=50_000), dtype=np.int64), ids)
+
+
 def _store_predictions(model, ids, predictions):
-    table = Prediction._meta.db_table
-    rows = ((model.id, class_id, int(sample_id), float(score), float(1 / (1 + np.exp(-score))), 1 if score >= 0 else -1)
-            for class_id, scores in predictions.items() for sample_id, score in zip(ids, scores, strict=True))
+    """The scored samples as ranges and a row per PRESENT prediction; ABSENT is the rest of the ranges."""
+    lows, highs = _scored_ranges(model.dataset, ids)
+    ScoredRange.objects.bulk_create(ScoredRange(model=model, low=int(low), high=int(high))
+                                    for low, high in zip(lows, highs, strict=True))
+    positive = {class_id: ids[scores >= 0] for class_id, scores in predictions.items()}
     if connection.vendor == "postgresql":
+        table = Prediction._meta.db_table
         with connection.cursor() as cursor, cursor.connection.cursor().copy(
-                f"COPY {table} (model_id, label_class_id, sample_id, score, probability, label) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
+                f"COPY {table} (model_id, label_class_id, sample_id) FROM STDIN") as copy:
+            for class_id, sample_ids in positive.items():
+                prefix = f"{model.id}\t{class_id}\t"
+                for start in range(0, len(sample_ids), COPY_BLOCK):
+                    block = sample_ids[start:start + COPY_BLOCK].tolist()
+                    copy.write("".join(f"{prefix}{sample_id}\n" for sample_id in block))
         return
-    Prediction.objects.bulk_create((Prediction(model_id=m, label_class_id=c, sample_id=s, score=sc, probability=p,
-                                               label=lab) for m, c, s, sc, p, lab in rows), batch_size=5000)
+    Prediction.objects.bulk_create((Prediction(model_id=model.id, label_class_id=class_id, sample_id=int(sample_id))
+                                    for class_id, sample_ids in positive.items() for sample_id in sample_ids),
+                                   batch_size=5000)
 
 
 def model_scores(*, model, label_class):
@@ -357,6 +396,44 @@ def model_scores(*, model, label_class):
         raise ValidationFailed(f"Model v{model.version} was not trained for class {label_class.name!r}.",
                                field="config")
     return arrays["ids"], arrays["splits"], arrays[key]
+
+
+class PredictionRows(Sequence):
+    """A model's predictions per sample and class (sample ascending, then class), read from its artifact and
+    built only for the slice a page asks for."""
+
+    def __init__(self, arrays, classes, sample_id=None):
+        self.ids = arrays["ids"]
+        self.classes = [(c.name, arrays[f"scores_{c.id}"]) for c in classes if f"scores_{c.id}" in arrays]
+        self.rows = np.arange(len(self.ids))
+        if sample_id is not None:
+            where, hit = locate(self.ids, [sample_id])
+            self.rows = where[hit]
+
+    def __len__(self):
+        return len(self.rows) * len(self.classes)
+
+    def __getitem__(self, window):
+        positions = range(len(self))[window]
+        if isinstance(positions, int):
+            return self[positions:positions + 1][0]
+        width = len(self.classes)
+        result = []
+        for position in positions:
+            row = self.rows[position // width]
+            name, scores = self.classes[position % width]
+            score = float(scores[row])
+            result.append({"sample_id": int(self.ids[row]), "label_class": name, "score": score,
+                           "probability": float(metrics.sigmoid(score)),
+                           "label": "PRESENT" if score >= 0 else "ABSENT"})
+        return result
+
+
+def model_predictions(*, model, label_class=None, sample_id=None):
+    """Score, probability and label per sample and class of a ready model, as a sliceable sequence."""
+    classes = [label_class] if label_class else list(LabelClass.objects.filter(dataset=model.dataset_id)
+                                                     .order_by("id"))
+    return PredictionRows(artifact_arrays(model), classes, sample_id)
 
 
 # ---------------------------------------------------------------- auto-train

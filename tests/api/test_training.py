@@ -53,6 +53,18 @@ def build(api, dataset, **body):
     return api.get(f"/api/datasets/{dataset.id}/training-sets/{job['result']['training_set']}/").json()
 
 
+def independent_scores(dataset, model_id):
+    """Decision function per sample id from the model's stored coefficients and the stored float16 vectors."""
+    from imagestudio.embeddings.models import Embedding
+    from imagestudio.training.models import FastModel
+    from imagestudio.training.services import artifact_arrays
+
+    arrays = artifact_arrays(FastModel.objects.get(pk=model_id))
+    coef, intercept = arrays["coef"][0].astype(np.float64), float(arrays["intercept"][0])
+    return {e.sample_id: float(np.frombuffer(bytes(e.vector), dtype=np.float16).astype(np.float64) @ coef + intercept)
+            for e in Embedding.objects.filter(sample__dataset=dataset)}
+
+
 def test_training_set_snapshot_labels_and_provenance(api, world):
     dataset = world
     ts = build(api, dataset)
@@ -107,10 +119,26 @@ def test_fast_model_metrics_predictions_filters_and_model_lf(api, world):
     valid = model["metrics"]["cat"]["valid"]
     assert valid["labeled"] == 10 and set(valid["confusion"]) == {"tp", "fp", "fn", "tn"}
     assert sum(valid["confusion"].values()) == 10 and valid["roc_auc"] is not None
-    assert Prediction.objects.filter(model_id=model["id"]).count() == 50
     predictions = api.get(f"/api/datasets/{dataset.id}/models/{model['id']}/predictions/?limit=100").json()
     assert predictions["count"] == 50
     rows = {r["sample_id"]: r for r in predictions["results"]}
+    # independent computation: the stored coefficients on the float32 embeddings
+    expected = independent_scores(dataset, model["id"])
+    for sample_id, row in rows.items():
+        # in the float16 precision of the stored vectors
+        assert row["score"] == pytest.approx(expected[sample_id], rel=2e-3, abs=2e-3)
+        assert row["probability"] == pytest.approx(1 / (1 + np.exp(-row["score"])), abs=1e-6)
+        assert row["label"] == ("PRESENT" if row["score"] >= 0 else "ABSENT")
+    # the database holds the PRESENT rows only; ABSENT is the rest of the scored range
+    present = {r["sample_id"] for r in rows.values() if r["label"] == "PRESENT"}
+    assert set(Prediction.objects.filter(model_id=model["id"]).values_list("sample_id", flat=True)) == present
+    for word in ("PRESENT", "ABSENT"):
+        listed = api.get(f"/api/datasets/{dataset.id}/samples/?prediction={model['id']}:cat:{word}&limit=100").json()
+        assert {r["id"] for r in listed["results"]} == {i for i, r in rows.items() if r["label"] == word}
+    one = api.get(f"/api/datasets/{dataset.id}/models/{model['id']}/predictions/?sample={min(rows)}").json()
+    assert one["count"] == 1 and one["results"][0] == rows[min(rows)]
+    page = api.get(f"/api/datasets/{dataset.id}/models/{model['id']}/predictions/?limit=7&offset=45").json()
+    assert [r["sample_id"] for r in page["results"]] == sorted(rows)[45:]
     for bucket, (label, truth) in {"TP": ("PRESENT", "PRESENT"), "FP": ("PRESENT", "ABSENT"),
                                    "FN": ("ABSENT", "PRESENT"), "TN": ("ABSENT", "ABSENT")}.items():
         listed = api.get(f"/api/datasets/{dataset.id}/samples/?split=valid&prediction={model['id']}:cat:{bucket}"
@@ -124,6 +152,33 @@ def test_fast_model_metrics_predictions_filters_and_model_lf(api, world):
     preview = api.post(f"/api/datasets/{dataset.id}/lfs/preview/", {"label_class": "cat", "type": "model",
                        "config": {"model_id": model["id"]}, "high": 0, "split": "valid"}, format="json").json()
     assert preview["metrics"]["present"]["precision"]["successes"] == valid["confusion"]["tp"]
+
+
+def test_samples_without_embeddings_are_neither_present_nor_absent(api, world):
+    from django.db.models import F
+
+    from imagestudio.embeddings.models import Embedding, EmbeddingSet
+    from imagestudio.training.models import ScoredRange
+
+    dataset = world
+    ids = sorted(Sample.objects.filter(dataset=dataset).values_list("id", flat=True))
+    unscored = {ids[0], ids[20], ids[21]}
+    Embedding.objects.filter(sample_id__in=unscored).delete()
+    EmbeddingSet.objects.filter(dataset=dataset).update(count=F("count") - 3, version=F("version") + 1)
+    build(api, dataset)
+    job = api.get(api.post(f"/api/datasets/{dataset.id}/models/", {"classes": ["cat"]}, format="json")["Location"])
+    model = job.json()["result"]["model"]
+    ranges = sorted(ScoredRange.objects.filter(model_id=model).values_list("low", "high"))
+    assert ranges == [(ids[1], ids[19]), (ids[22], ids[-1])]
+    imported = api.post(f"/api/datasets/{dataset.id}/imports/", {"files": [SimpleUploadedFile(
+        "late.png", png_bytes((1, 2, 3)), content_type="image/png")]}, format="multipart")
+    assert api.get(imported["Location"]).json()["result"]["created"] == 1  # after training: not scored either
+    listed = set()
+    for word in ("PRESENT", "ABSENT"):
+        page = api.get(f"/api/datasets/{dataset.id}/samples/?prediction={model}:cat:{word}&limit=100").json()
+        listed |= {r["id"] for r in page["results"]}
+    assert listed == set(ids) - unscored
+    assert api.get(f"/api/datasets/{dataset.id}/models/{model}/predictions/?sample={ids[0]}").json()["count"] == 0
 
 
 def test_bad_training_requests(api, world, owner):
@@ -163,13 +218,14 @@ def test_csv_exports_dataset_and_training_labels(api, world):
     rows = list(csv.DictReader(io.StringIO(b"".join(download.streaming_content).decode())))
     assert len(rows) == 20 and {r["split"] for r in rows} == {"valid", "dev"}
     assert set(rows[0]) == {"id", "external_id", "split", "colour", "gt:cat", "gt:dog", "pred:cat", "prob:cat"}
-    predictions = {p.sample_id: p for p in Prediction.objects.filter(model_id=model)}
+    listed = api.get(f"/api/datasets/{dataset.id}/models/{model}/predictions/?limit=100").json()["results"]
+    predictions = {p["sample_id"]: p for p in listed}
     for row in rows:
         sample = Sample.objects.get(pk=int(row["id"]))
         assert row["colour"] == sample.metadata["colour"]
         assert row["gt:cat"] == next((a.value for a in sample.annotations.all()), "")
-        assert row["pred:cat"] == ("PRESENT" if predictions[sample.id].label == 1 else "ABSENT")
-        assert float(row["prob:cat"]) == pytest.approx(predictions[sample.id].probability, abs=1e-5)
+        assert row["pred:cat"] == predictions[sample.id]["label"]
+        assert float(row["prob:cat"]) == pytest.approx(predictions[sample.id]["probability"], abs=1e-5)
     labels = api.post(f"/api/datasets/{dataset.id}/exports/", {"kind": "training_labels", "splits": ["train"],
                                                              "ground_truth": False}, format="json")
     export_id = api.get(labels["Location"]).json()["result"]["export"]
