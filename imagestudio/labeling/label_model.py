@@ -46,7 +46,7 @@ class MajorityVote:
 class DawidSkene:
     name = "dawid_skene"
 
-    def __init__(self, max_iter=100, tol=1e-6, class_balance=None):
+    def __init__(self, max_iter=100, tol=1e-8, class_balance=None):
         self.max_iter = max_iter
         self.tol = tol
         self.class_balance = class_balance  # a known P(PRESENT), or None to learn it
