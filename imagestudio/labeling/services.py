@@ -8,6 +8,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from imagestudio.common.arrays import locate
+from imagestudio.common.bulk import copy_id_rows
 from imagestudio.common.errors import Conflict, ValidationFailed
 from imagestudio.datasets.models import ResampleMember, Sample
 from imagestudio.embeddings.services import query_vector, scores_for
@@ -193,18 +194,7 @@ def _delete_votes(lf_id, sample_ids):
 
 
 def _insert_votes(lf_id, present, absent):
-    table = LFVote._meta.db_table
-    if connection.vendor == "postgresql":
-        # COPY: hundreds of thousands of rows in about a second, where INSERTs take many.
-        with connection.cursor() as cursor, cursor.connection.cursor().copy(
-                f"COPY {table} (lf_id, sample_id, vote) FROM STDIN") as copy:
-            for ids, vote in ((present, 1), (absent, -1)):
-                for sample_id in ids.tolist():
-                    copy.write_row((lf_id, sample_id, vote))
-        return
-    LFVote.objects.bulk_create(
-        [LFVote(lf_id=lf_id, sample_id=int(i), vote=v) for ids, v in ((present, 1), (absent, -1)) for i in ids],
-        batch_size=5000)
+    copy_id_rows(LFVote, ("lf_id", "sample_id", "vote"), [((lf_id,), present, (1,)), ((lf_id,), absent, (-1,))])
 
 
 def lf_create(*, dataset, user, label_class, name, type, config, low=None, high=None, invert=False, active=True):

@@ -7,11 +7,12 @@ import time
 from collections.abc import Sequence
 
 import numpy as np
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import Max
 
 from imagestudio.common.arrays import consecutive_runs, locate
 from imagestudio.common.artifacts import artifact_read, artifact_write
+from imagestudio.common.bulk import copy_id_rows
 from imagestudio.common.errors import Conflict, ValidationFailed
 from imagestudio.datasets.models import Dataset, LabelClass, Sample, Split
 from imagestudio.embeddings.matrix import score
@@ -30,7 +31,6 @@ TRAINING_SET_TASK = "workers.tasks.training.build_training_set"
 MODEL_TASK = "workers.tasks.training.train_model"
 SPLIT_NAMES = {code: split for split, code in SPLIT_CODES.items()}
 C_GRID = (0.1, 1.0, 10.0)  # ascending: each fit starts from the previous one
-COPY_BLOCK = 50_000
 
 
 # ---------------------------------------------------------------- training sets
@@ -371,20 +371,8 @@ def _store_predictions(model, ids, predictions):
     lows, highs = _scored_ranges(model.dataset, ids)
     ScoredRange.objects.bulk_create(ScoredRange(model=model, low=int(low), high=int(high))
                                     for low, high in zip(lows, highs, strict=True))
-    positive = {class_id: ids[scores >= 0] for class_id, scores in predictions.items()}
-    if connection.vendor == "postgresql":
-        table = Prediction._meta.db_table
-        with connection.cursor() as cursor, cursor.connection.cursor().copy(
-                f"COPY {table} (model_id, label_class_id, sample_id) FROM STDIN") as copy:
-            for class_id, sample_ids in positive.items():
-                prefix = f"{model.id}\t{class_id}\t"
-                for start in range(0, len(sample_ids), COPY_BLOCK):
-                    block = sample_ids[start:start + COPY_BLOCK].tolist()
-                    copy.write("".join(f"{prefix}{sample_id}\n" for sample_id in block))
-        return
-    Prediction.objects.bulk_create((Prediction(model_id=model.id, label_class_id=class_id, sample_id=int(sample_id))
-                                    for class_id, sample_ids in positive.items() for sample_id in sample_ids),
-                                   batch_size=5000)
+    copy_id_rows(Prediction, ("model_id", "label_class_id", "sample_id"),
+                 [((model.id, class_id), ids[scores >= 0], ()) for class_id, scores in predictions.items()])
 
 
 def model_scores(*, model, label_class):
