@@ -1,13 +1,17 @@
 """One error shape for the whole API: DRF's {"detail", "code"} or {field: [messages]}, never a 500 for bad input."""
 
+import logging
+
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.db import DataError
+from django.db import DataError, InterfaceError, OperationalError
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from imagestudio.common.errors import Conflict, DomainError, NotFound, ServiceUnavailable
+
+logger = logging.getLogger(__name__)
 
 _STATUS = {Conflict: status.HTTP_409_CONFLICT, NotFound: status.HTTP_404_NOT_FOUND,
            ServiceUnavailable: status.HTTP_503_SERVICE_UNAVAILABLE}
@@ -24,6 +28,13 @@ def _domain_response(exc):
 def exception_handler(exc, context):
     if isinstance(exc, DomainError):
         return _domain_response(exc)
+    if isinstance(exc, OperationalError | InterfaceError):
+        # The database is down, restarting or refusing connections (Django replaces a broken connection on the
+        # next request): a prompt, retryable 503 in the API's shape rather than an HTML 500 page.
+        logger.warning("database unavailable: %s", exc)
+        return Response({"detail": "The database is unavailable right now (unreachable, restarting or busy). Retry later.",
+                         "code": "database_unavailable"}, status=status.HTTP_503_SERVICE_UNAVAILABLE,
+                        headers={"Retry-After": "10"})
     if isinstance(exc, OverflowError | DataError):
         # A value the database cannot hold (a number past bigint, say) that a serializer let through.
         return Response({"detail": "A value in the request is out of the range the service can store.",
