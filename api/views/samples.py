@@ -29,6 +29,9 @@ from imagestudio.datasets.models import Resample, Role, Sample, Split
 from imagestudio.datasets.selectors import sample_detail, sample_page
 
 IMMUTABLE_CACHE = "private, max-age=31536000, immutable"
+# Stored files are served as the image type Pillow decoded (never the uploaded name's), with nosniff from
+# SecurityMiddleware; and should a browser still render one as a document, it gets no script, no plugin, no origin.
+FILE_CSP = "default-src 'none'; style-src 'unsafe-inline'; sandbox"
 
 
 class SampleViewSet(DatasetScopedMixin, viewsets.GenericViewSet):
@@ -102,6 +105,7 @@ class SampleViewSet(DatasetScopedMixin, viewsets.GenericViewSet):
             response = FileResponse(stream, content_type=content_type)
         response["ETag"] = etag
         response["Cache-Control"] = IMMUTABLE_CACHE
+        response["Content-Security-Policy"] = FILE_CSP
         return response
 
     @extend_schema(responses={(200, "image/*"): OpenApiResponse(OpenApiTypes.BINARY, description="The original bytes.")})

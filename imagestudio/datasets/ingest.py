@@ -143,8 +143,10 @@ class ImportReport:
         self.duplicates = 0
         self.errors = 0
         self.annotations = 0
+        self.stripped = 0
         self.duplicate_files = []
         self.error_files = []
+        self.stripped_files = []
 
     def error(self, name, reason):
         self.errors += 1
@@ -156,6 +158,12 @@ class ImportReport:
         if len(self.duplicate_files) < MAX_REPORTED:
             self.duplicate_files.append({"file": name, "sample_id": sample_id, "reason": reason})
 
+    def strip(self, name, sample_id, reason):
+        """A file stored without the data that followed its image (see imaging.image_end)."""
+        self.stripped += 1
+        if len(self.stripped_files) < MAX_REPORTED:
+            self.stripped_files.append({"file": name, "sample_id": sample_id, "reason": reason})
+
     def as_dict(self, total):
         return {
             "total": total,
@@ -163,9 +171,12 @@ class ImportReport:
             "duplicates": self.duplicates,
             "errors": self.errors,
             "annotations": self.annotations,
+            "stripped": self.stripped,
             "duplicate_files": self.duplicate_files,
             "error_files": self.error_files,
-            "truncated": self.duplicates > len(self.duplicate_files) or self.errors > len(self.error_files),
+            "stripped_files": self.stripped_files,
+            "truncated": (self.duplicates > len(self.duplicate_files) or self.errors > len(self.error_files)
+                          or self.stripped > len(self.stripped_files)),
         }
 
 
@@ -328,17 +339,18 @@ def _plan(job, dataset, report):
 
 
 def _validate(item):
-    """Read and validate one item; returns (item, ValidatedImage, data) or (item, reason, None)."""
+    """Read and validate one item; returns (item, ValidatedImage, the bytes to store) or (item, reason, None)."""
     try:
         data = item.read()
-        return item, validate_image(
+        image = validate_image(
             data,
             max_bytes=settings.MAX_IMAGE_BYTES,
             max_pixels=settings.MAX_IMAGE_PIXELS,
             thumbnail_size=settings.THUMBNAIL_SIZE,
-        ), data
+        )
     except (SourceError, InvalidImage) as exc:
         return item, str(exc), None
+    return item, image, data[:image.bytes] if image.trailing_bytes else data
 
 
 def _store_blob(key, data):
@@ -426,6 +438,9 @@ def _write_batch(job, dataset, batch, classes_by_name, report, seen):
             default_storage.delete(key)
         raise
     report.created += len(created)
+    for sample, (item, image, _) in zip(created, fresh, strict=True):
+        if image.trailing_bytes:
+            report.strip(item.name, sample.pk, image.trailing_note)
 
 
 def _sample_row(job, dataset, item, image: ValidatedImage, original, thumb):

@@ -1,9 +1,11 @@
 """Ingestion through the HTTP API: uploads, archives, server paths; every refusal has a per-file reason."""
 
+import hashlib
 import io
 import json
 import os
 import tarfile
+import zipfile
 
 import pytest
 from django.core.files.storage import default_storage
@@ -240,3 +242,92 @@ def test_large_upload_spooled_to_disk_is_accepted(api, dataset, settings):
     result = finished(api, post_import(api, dataset, files=[upload("a.png", noisy.getvalue())],
                                        metadata=json.dumps({"a.png": {"k": 1}})))
     assert result["created"] == 1
+
+
+# ---------------------------------------------------------------- polyglots: files that are two formats at once
+
+
+def encoded(image, image_format, **save_args):
+    out = io.BytesIO()
+    image.save(out, format=image_format, **save_args)
+    return out.getvalue()
+
+
+def served(client, dataset, sample_id, what="image"):
+    response = client.get(f"/api/datasets/{dataset.id}/samples/{sample_id}/{what}/")
+    assert response.status_code == 200, response
+    return response, b"".join(response.streaming_content)
+
+
+def test_polyglot_files_are_stored_as_their_image_alone_and_served_as_what_pillow_decoded(api, dataset):
+    from PIL import Image
+
+    plain = png_bytes((10, 20, 30))
+    photo = png_bytes((40, 50, 60))
+    archive = zip_bytes({"payload.html": b"<script>alert(1)</script>", "run.sh": b"rm -rf ~"})
+    # 'GIF89a/*': a width of 10799 pixels reads as the start of a JavaScript comment; the script follows the image.
+    gif = encoded(Image.new("P", (10799, 1), 1), "GIF", comment=b"<script>alert('in a comment')</script>")
+    assert gif.startswith(b"GIF89a/*")
+    jpeg = encoded(Image.new("RGB", (30, 20), (200, 100, 0)), "JPEG",
+                   comment=b"<?php system($_GET['c']); ?><html><script>alert(1)</script></html>")
+    page_jpeg = encoded(Image.new("RGB", (30, 20), (0, 100, 200)), "JPEG")
+    files = {
+        "plain.png": (plain, "image/png"),
+        "photo.png": (photo + archive, "image/png"),  # a PNG that is also a ZIP archive
+        "script.gif": (gif + b"*/=alert(document.domain);//", "image/gif"),  # a GIF that is also JavaScript
+        "page.jpg": (page_jpeg + b"<html><script>alert(1)</script></html>", "image/jpeg"),  # JPEG, then HTML
+        "shell.php": (jpeg, "application/x-php"),  # PHP and HTML inside the JPEG's comment segment
+        "really-a-png.jpg": (png_bytes((70, 80, 90)), "image/jpeg"),  # the extension lies
+        "copy-of-plain.png": (plain + archive, "image/png"),  # once cut, the same image as plain.png
+        "zip-first.png": (archive + plain, "image/png"),  # a ZIP with an image appended is not an image
+    }
+    response = post_import(api, dataset, files=[upload(name, data, kind) for name, (data, kind) in files.items()])
+    result = finished(api, response)
+    assert (result["total"], result["created"], result["duplicates"], result["errors"]) == (8, 6, 1, 1), result
+    assert "not an image" in {e["file"]: e["reason"] for e in result["error_files"]}["zip-first.png"]
+    assert result["duplicate_files"] == [{"file": "copy-of-plain.png", "sample_id": None,
+                                          "reason": "the same image as plain.png in this import"}]
+    stripped = {entry["file"]: entry for entry in result["stripped_files"]}
+    assert result["stripped"] == 3 and set(stripped) == {"photo.png", "script.gif", "page.jpg"}
+    for name, image_format, clean in (("photo.png", "PNG", photo), ("script.gif", "GIF", gif),
+                                      ("page.jpg", "JPEG", page_jpeg)):
+        removed = len(files[name][0]) - len(clean)
+        assert f"{removed} bytes after the end of the {image_format} image were removed" in stripped[name]["reason"]
+        assert stripped[name]["sample_id"] == Sample.objects.get(external_id=name).id
+
+    expected = {  # file: (format, content type, the bytes stored and served)
+        "plain.png": ("PNG", "image/png", plain),
+        "photo.png": ("PNG", "image/png", photo),
+        "script.gif": ("GIF", "image/gif", gif),
+        "page.jpg": ("JPEG", "image/jpeg", page_jpeg),
+        "shell.php": ("JPEG", "image/jpeg", jpeg),
+        "really-a-png.jpg": ("PNG", "image/png", files["really-a-png.jpg"][0]),
+    }
+    for name, (image_format, content_type, data) in expected.items():
+        sample = Sample.objects.get(external_id=name)
+        assert (sample.format, sample.bytes) == (image_format, len(data)), name
+        assert sample.sha256 == hashlib.sha256(data).hexdigest(), name
+        assert sample.original.endswith({"PNG": ".png", "GIF": ".gif", "JPEG": ".jpg"}[image_format]), name
+        response, body = served(api, dataset, sample.id)
+        assert body == data, name
+        assert response["Content-Type"] == content_type, name
+        assert response["X-Content-Type-Options"] == "nosniff", name
+        assert "sandbox" in response["Content-Security-Policy"], name
+        assert response["Content-Disposition"].endswith(f'.{sample.original.rsplit(".", 1)[1]}"'), name
+        thumbnail, thumb = served(api, dataset, sample.id, "thumbnail")
+        assert thumbnail["Content-Type"] == "image/jpeg" and thumb.startswith(b"\xff\xd8")
+    assert not zipfile.is_zipfile(io.BytesIO(served(api, dataset, Sample.objects.get(external_id="photo.png").id)[1]))
+    assert b"alert(document.domain)" not in served(api, dataset, Sample.objects.get(external_id="script.gif").id)[1]
+    # Nothing of the refused or duplicate files was written: an original and a thumbnail per created sample.
+    assert len(stored_files()) == 2 * 6
+
+
+def test_polyglot_inside_an_archive_is_cut_like_an_upload(api, dataset):
+    photo = png_bytes((1, 200, 3))
+    archive = zip_bytes({"imgs/photo.png": photo + b"<html><script>alert(1)</script></html>",
+                         "imgs/other.png": png_bytes((3, 2, 1))})
+    result = finished(api, post_import(api, dataset, archive=upload("a.zip", archive, "application/zip")))
+    assert (result["created"], result["stripped"], result["errors"]) == (2, 1, 0), result
+    assert result["stripped_files"][0]["file"] == "imgs/photo.png"
+    sample = Sample.objects.get(external_id="imgs/photo.png")
+    assert served(api, dataset, sample.id)[1] == photo
