@@ -303,8 +303,18 @@ def model_run(job):
                                                                      message=message))
 
 
+def _trained(model):
+    """What model_train returned, for a model whose results are already stored (a job delivered again after its
+    worker died between storing them and recording success)."""
+    return {"model": model.id, "version": model.version, "metrics": model.metrics, "seconds": 0.0,
+            "already_stored": True}
+
+
 def model_train(model, progress):
-    """Fit a logistic regression per class, store the coefficients, predictions and metrics."""
+    """Fit a logistic regression per class, store the coefficients, predictions and metrics. Stored results
+    are all written in one transaction with `ready`, so a ready model is left as it is."""
+    if model.ready:
+        return _trained(model)
     dataset, params = model.dataset, model.params
     _, record = encoder_for(params["encoder"])
     matrix = matrix_get(dataset=dataset, record=record)
@@ -350,6 +360,8 @@ def model_train(model, progress):
         **{f"scores_{class_id}": s for class_id, s in predictions.items()},
     })
     with transaction.atomic():
+        if FastModel.objects.select_for_update().filter(pk=model.pk, ready=True).exists():
+            return _trained(FastModel.objects.get(pk=model.pk))  # a delivery running at the same time stored first
         _store_predictions(model, ids, predictions)
         FastModel.objects.filter(pk=model.pk).update(metrics=class_metrics, artifact=key, artifact_sha256=digest,
                                                      ready=True)
@@ -461,12 +473,15 @@ def auto_train_run(job):
         training_set.refresh_from_db()
     with transaction.atomic():
         Dataset.objects.select_for_update().get(pk=dataset.pk)
-        version = (FastModel.objects.filter(dataset=dataset).aggregate(v=Max("version"))["v"] or 0) + 1
-        _, record = encoder_for(None)
-        model = FastModel.objects.create(
-            dataset=dataset, version=version, label_source=FastModel.LabelSource.TRAINING_SET,
-            training_set=training_set, job=job, created_by=job.creator,
-            params={"classes": [label_class.id], "ground_truth_splits": [Split.TRAIN], "negative_ratio": None,
-                    "seed": 0, "encoder": record.key, "auto": True})
+        # A delivery again (its worker died) goes on with the model the first one created.
+        model = FastModel.objects.select_related("dataset", "training_set").filter(job=job).first()
+        if model is None:
+            version = (FastModel.objects.filter(dataset=dataset).aggregate(v=Max("version"))["v"] or 0) + 1
+            _, record = encoder_for(None)
+            model = FastModel.objects.create(
+                dataset=dataset, version=version, label_source=FastModel.LabelSource.TRAINING_SET,
+                training_set=training_set, job=job, created_by=job.creator,
+                params={"classes": [label_class.id], "ground_truth_splits": [Split.TRAIN], "negative_ratio": None,
+                        "seed": 0, "encoder": record.key, "auto": True})
     result = model_train(model, progress(0.6, 0.4))
     return {"training_set": training_set.id, **result}

@@ -294,6 +294,17 @@ def test_auto_train_on_lf_change(api, world):
     assert model.ready and model.params["auto"] and model.params["classes"] == [dataset.classes.get(name="cat").id]
     assert job.result["training_set"] and "cat" in job.result["metrics"]
 
+    # Delivered again, as when its worker died before recording success: the same model, nothing added.
+    from imagestudio.celery import app
+
+    stored = sorted(Prediction.objects.filter(model=model).values_list("label_class_id", "sample_id"))
+    Job.objects.filter(pk=job.pk).update(status="running", finished_at=None)
+    app.tasks["workers.tasks.training.auto_train"].apply(args=[str(job.id)])
+    job.refresh_from_db()
+    assert job.status == "succeeded" and job.attempts == 2 and job.result["model"] == model.id, job.error
+    assert list(FastModel.objects.filter(job=job).values_list("id", flat=True)) == [model.id]
+    assert sorted(Prediction.objects.filter(model=model).values_list("label_class_id", "sample_id")) == stored
+
 
 def test_auto_train_bursts_coalesce_into_one_queued_job(api, world, monkeypatch):
     from imagestudio.celery import app
