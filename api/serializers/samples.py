@@ -1,9 +1,11 @@
 import json
 
 from django.urls import reverse
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from api.limits import MAX_INT
+from api.serializers.training import PredictionSerializer
 from imagestudio.annotations.models import GroundTruthValue
 from imagestudio.datasets.models import Sample, Split
 from imagestudio.datasets.selectors import GT_ANY, PREDICTION_BUCKETS, SAMPLE_ORDERINGS, SampleFilter, sample_filter
@@ -246,15 +248,34 @@ class SampleVoteSerializer(serializers.Serializer):
 
 
 class SampleDetailSerializer(SampleSerializer):
-    """The image view: everything about one sample, with the LF votes it received (abstentions omitted)."""
+    """The image view: everything about one sample, with the LF votes it received (abstentions omitted) and a
+    fast model's predictions (context: `model` and its `predictions` rows for the sample)."""
 
     annotations = GroundTruthEntrySerializer(many=True, read_only=True)
     comments = CommentSerializer(many=True, read_only=True)
     votes = SampleVoteSerializer(source="lf_votes", many=True, read_only=True)
+    model = serializers.SerializerMethodField(
+        help_text="The fast model whose predictions are listed: `?model=`, else the latest ready one; null when the "
+                  "dataset has none.")
+    predictions = serializers.SerializerMethodField(help_text="Per class; empty when the model did not score the "
+                                                              "sample (no embedding when it trained).")
 
     class Meta(SampleSerializer.Meta):
-        fields = [*SampleSerializer.Meta.fields, "sha256", "annotations", "comments", "votes"]
+        fields = [*SampleSerializer.Meta.fields, "sha256", "annotations", "comments", "votes", "model", "predictions"]
         read_only_fields = fields
+
+    def get_model(self, sample) -> int | None:
+        model = self.context.get("model")
+        return model.id if model else None
+
+    @extend_schema_field(PredictionSerializer(many=True))
+    def get_predictions(self, sample):
+        return PredictionSerializer(self.context.get("predictions", []), many=True).data
+
+
+class SampleDetailQuerySerializer(serializers.Serializer):
+    model = serializers.IntegerField(required=False, min_value=1, max_value=MAX_INT,
+                                     help_text="A ready fast model of the dataset (default: the latest ready one).")
 
 
 class SampleUpdateSerializer(serializers.Serializer):

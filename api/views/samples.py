@@ -16,17 +16,20 @@ from api.serializers.datasets import ResampleParamsSerializer, ResampleSerialize
 from api.serializers.jobs import JobSerializer
 from api.serializers.samples import (
     ImportSerializer,
+    SampleDetailQuerySerializer,
     SampleDetailSerializer,
     SampleListQuerySerializer,
     SamplePageSerializer,
     SampleSerializer,
     SampleUpdateSerializer,
 )
+from api.validation import validated
 from api.views.jobs import accepted
 from imagestudio.datasets import ingest, services
 from imagestudio.datasets.imaging import mime_for_format
 from imagestudio.datasets.models import Resample, Role, Sample, Split
 from imagestudio.datasets.selectors import sample_detail, sample_page
+from imagestudio.training.services import model_predictions, ready_model
 
 IMMUTABLE_CACHE = "private, max-age=31536000, immutable"
 # Stored files are served as the image type Pillow decoded (never the uploaded name's), with nosniff from
@@ -82,17 +85,27 @@ class SampleViewSet(DatasetScopedMixin, viewsets.GenericViewSet):
             raise NotFound("No sample with this id in this dataset.")
         return sample
 
-    @extend_schema(responses={200: SampleDetailSerializer})
-    def retrieve(self, request, dataset_id=None, pk=None):
-        return Response(SampleDetailSerializer(self._sample(pk)).data)
+    def _detail(self, request, pk):
+        query = validated(SampleDetailQuerySerializer, request.query_params)
+        sample = self._sample(pk)
+        model = ready_model(dataset=self.dataset, model_id=query.get("model"))
+        if model is None and "model" in query:
+            raise ValidationError({"model": [f"The dataset has no trained model {query['model']}."]})
+        rows = model_predictions(model=model, sample_id=sample.id) if model else []
+        return Response(SampleDetailSerializer(sample, context={"model": model, "predictions": rows}).data)
 
-    @extend_schema(request=SampleUpdateSerializer, responses={200: SampleDetailSerializer})
+    @extend_schema(parameters=[SampleDetailQuerySerializer], responses={200: SampleDetailSerializer})
+    def retrieve(self, request, dataset_id=None, pk=None):
+        return self._detail(request, pk)
+
+    @extend_schema(request=SampleUpdateSerializer, parameters=[SampleDetailQuerySerializer],
+                   responses={200: SampleDetailSerializer})
     def partial_update(self, request, dataset_id=None, pk=None):
         sample = self._sample(pk)
         serializer = SampleUpdateSerializer(data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
         services.sample_update(sample=sample, **serializer.validated_data)
-        return Response(SampleDetailSerializer(self._sample(pk)).data)
+        return self._detail(request, pk)
 
     def _file(self, request, key, content_type, etag):
         if request.headers.get("If-None-Match") == etag:

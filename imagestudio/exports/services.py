@@ -17,7 +17,7 @@ from imagestudio.datasets.models import LabelClass, Sample, Split
 from imagestudio.jobs.services import job_enqueue, job_progress
 from imagestudio.labeling import metrics
 from imagestudio.training.models import FastModel, TrainingSet
-from imagestudio.training.services import artifact_arrays
+from imagestudio.training.services import artifact_arrays, ready_model
 
 from .models import Export
 
@@ -41,7 +41,7 @@ def export_start(*, dataset, user, kind, columns=None, fields=(), splits=None, g
     params = {"columns": columns, "fields": list(fields), "splits": list(splits or Split.values),
               "ground_truth": ground_truth}
     if kind == Export.Kind.DATASET and model is not None:
-        found = FastModel.objects.filter(dataset=dataset, pk=model, ready=True).first()
+        found = ready_model(dataset=dataset, model_id=model)
         if found is None:
             raise ValidationFailed(f"No trained model {model} in this dataset.", field="model")
         params["model"] = found.id

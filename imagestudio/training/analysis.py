@@ -15,8 +15,8 @@ from imagestudio.labeling.columns import ground_truth_for
 from imagestudio.labeling.models import LabelingFunction
 from imagestudio.labeling.services import lf_summary, vote_array
 
-from .models import FastModel, TrainingSet
-from .services import model_scores
+from .models import TrainingSet
+from .services import model_scores, ready_model
 
 LOW_COVERAGE = 0.5
 IMPRECISE = 0.7
@@ -94,7 +94,7 @@ def _next_to_annotate(dataset, label_class, ids, votes, truth, model):
 def dataset_analysis(*, dataset, label_class=None, split=Split.TRAIN):
     classes = [label_class] if label_class else list(LabelClass.objects.filter(dataset=dataset).order_by("id"))
     training_set = TrainingSet.objects.filter(dataset=dataset, ready=True).order_by("-id").first()
-    model = FastModel.objects.filter(dataset=dataset, ready=True).order_by("-id").first()
+    model = ready_model(dataset=dataset)
     summary = lf_summary(dataset=dataset, split=split, active_only=True)
     ids = np.fromiter(Sample.objects.filter(dataset=dataset, split=split).order_by("id").values_list("id", flat=True),
                       dtype=np.int64)

@@ -429,6 +429,14 @@ class PredictionRows(Sequence):
         return result
 
 
+def ready_model(*, dataset, model_id=None):
+    """A ready fast model of the dataset: `model_id`, else the latest; None when there is no such model."""
+    models = FastModel.objects.filter(dataset=dataset, ready=True)
+    if model_id is not None:
+        return models.filter(pk=model_id).first()
+    return models.order_by("-id").first()
+
+
 def model_predictions(*, model, label_class=None, sample_id=None):
     """Score, probability and label per sample and class of a ready model, as a sliceable sequence."""
     classes = [label_class] if label_class else list(LabelClass.objects.filter(dataset=model.dataset_id)

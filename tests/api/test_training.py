@@ -137,6 +137,10 @@ def test_fast_model_metrics_predictions_filters_and_model_lf(api, world):
         assert {r["id"] for r in listed["results"]} == {i for i, r in rows.items() if r["label"] == word}
     one = api.get(f"/api/datasets/{dataset.id}/models/{model['id']}/predictions/?sample={min(rows)}").json()
     assert one["count"] == 1 and one["results"][0] == rows[min(rows)]
+    detail = api.get(f"/api/datasets/{dataset.id}/samples/{min(rows)}/").json()  # the image view: latest model
+    assert detail["model"] == model["id"] and detail["predictions"] == [rows[min(rows)]]
+    assert api.get(f"/api/datasets/{dataset.id}/samples/{min(rows)}/?model=99999").status_code == 400
+    assert api.get(f"/api/datasets/{dataset.id}/samples/{min(rows)}/?model=x").status_code == 400
     page = api.get(f"/api/datasets/{dataset.id}/models/{model['id']}/predictions/?limit=7&offset=45").json()
     assert [r["sample_id"] for r in page["results"]] == sorted(rows)[45:]
     for bucket, (label, truth) in {"TP": ("PRESENT", "PRESENT"), "FP": ("PRESENT", "ABSENT"),
@@ -179,6 +183,8 @@ def test_samples_without_embeddings_are_neither_present_nor_absent(api, world):
         listed |= {r["id"] for r in page["results"]}
     assert listed == set(ids) - unscored
     assert api.get(f"/api/datasets/{dataset.id}/models/{model}/predictions/?sample={ids[0]}").json()["count"] == 0
+    detail = api.get(f"/api/datasets/{dataset.id}/samples/{ids[0]}/?model={model}").json()
+    assert detail["model"] == model and detail["predictions"] == []
 
 
 def test_bad_training_requests(api, world, owner):
