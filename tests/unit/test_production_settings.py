@@ -33,3 +33,26 @@ def test_security_headers_on_responses(client):
     assert response["X-Content-Type-Options"] == "nosniff"
     assert response["X-Frame-Options"] == "DENY"
     assert response["Referrer-Policy"] == "same-origin"
+
+
+def test_a_database_that_never_answers_fails_in_seconds_not_forever(tmp_path):
+    """A Postgres host that accepts the TCP connection and then says nothing (hung, or a black-holing proxy):
+    connecting gives up after DB_CONNECT_TIMEOUT instead of hanging the process."""
+    import socket
+    import time
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)  # the kernel completes handshakes; nothing ever reads or answers
+    try:
+        started = time.monotonic()
+        result = subprocess.run(
+            [sys.executable, "manage.py", "shell", "-c", "from django.db import connection; connection.ensure_connection()"],
+            cwd=ROOT, capture_output=True, text=True, timeout=60,
+            env={**os.environ, "DATABASE_URL": f"postgres://postgres@127.0.0.1:{silent.getsockname()[1]}/x",
+                 "DB_CONNECT_TIMEOUT": "2", "IMAGESTUDIO_DATA_DIR": str(tmp_path)})
+        elapsed = time.monotonic() - started
+    finally:
+        silent.close()
+    assert result.returncode != 0 and "OperationalError" in result.stderr, result.stderr[-2000:]
+    assert elapsed < 30  # connect timeout 2 s (libpq may try twice, e.g. with and without SSL), plus start-up
