@@ -252,6 +252,13 @@ def test_export_bad_input_and_not_ready(api, world, owner):
     assert api.post(url, {"kind": "training_labels"}, format="json").status_code == 400  # no training set yet
     assert api.post(url, {"kind": "pdf"}, format="json").status_code == 400
     other = dataset_create(user=owner, name="Other")
+    from imagestudio.training.models import FastModel
+
+    foreign = FastModel.objects.create(dataset=other, version=1, label_source="ground_truth", ready=True)
+    refused = api.post(url, {"kind": "dataset", "model": foreign.id}, format="json")  # another dataset's model
+    assert refused.status_code == 400 and "model" in refused.json()
+    sample = Sample.objects.filter(dataset=dataset).first()
+    assert api.get(f"/api/datasets/{dataset.id}/samples/{sample.id}/?model={foreign.id}").status_code == 400
     pending = Export.objects.create(dataset=dataset, kind="dataset")
     response = api.get(f"{url}{pending.id}/download/")
     assert response.status_code == 409 and response["Retry-After"] and response.json()["code"] == "not_ready"
