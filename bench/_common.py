@@ -298,3 +298,17 @@ def server_version(connection):
 def print_load(label="load avg at the end"):
     """The load average, so that a run disturbed by other work on a shared machine shows it."""
     print(f"{label}: {', '.join(f'{v:.2f}' for v in os.getloadavg())} ({os.cpu_count()} CPUs)")
+
+
+def vector_set_state(dataset, record):
+    """(the EmbeddingSet of the dataset under the encoder or None, the vector rows actually stored): a bench
+    reuses seeded vectors only when both agree with the count it wants."""
+    from django.db import connection
+
+    from imagestudio.embeddings.models import EmbeddingSet
+
+    state = EmbeddingSet.objects.filter(dataset=dataset, encoder=record).first()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM embeddings_embedding e JOIN datasets_sample s ON s.id = e.sample_id "
+                       "WHERE e.encoder_id = %s AND s.dataset_id = %s", [record.id, dataset.id])
+        return state, cursor.fetchone()[0]

@@ -324,11 +324,7 @@ def seed_store(dataset, vectors_count):
         raise SystemExit(f"the encoder's dim is {encoder.dim}, expected {DIM}")
     record, _ = EncoderRecord.objects.get_or_create(identity=encoder.identity,
                                                     defaults={"key": encoder.key, "dim": encoder.dim})
-    state = EmbeddingSet.objects.filter(dataset=dataset, encoder=record).first()
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT count(*) FROM embeddings_embedding e JOIN datasets_sample s ON s.id = e.sample_id "
-                       "WHERE e.encoder_id = %s AND s.dataset_id = %s", [record.id, dataset.id])
-        stored = cursor.fetchone()[0]
+    state, stored = _common.vector_set_state(dataset, record)
     if state is not None and state.count == stored == vectors_count:
         print(f"reusing {stored:,} stored vectors of dataset {dataset.id} (set version {state.version})")
         return record

@@ -92,12 +92,6 @@ def class_direction():
     return direction / np.linalg.norm(direction)
 
 
-def _stored_vectors(cursor, record, dataset):
-    cursor.execute("SELECT count(*) FROM embeddings_embedding e JOIN datasets_sample s ON s.id = e.sample_id "
-                   "WHERE e.encoder_id = %s AND s.dataset_id = %s", [record.id, dataset.id])
-    return cursor.fetchone()[0]
-
-
 def signal_gap(record, dataset, label_class, per_side=2000):
     """Mean projection on the class direction of PRESENT minus ABSENT vectors (about SIGNAL when seeded here)."""
     import numpy as np
@@ -122,9 +116,7 @@ def seed_vectors(dataset, record, label_class, reseed=False):
 
     from imagestudio.embeddings.models import EmbeddingSet
 
-    state = EmbeddingSet.objects.filter(dataset=dataset, encoder=record).first()
-    with connection.cursor() as cursor:
-        stored = _stored_vectors(cursor, record, dataset)
+    state, stored = _common.vector_set_state(dataset, record)
     if not reseed and state is not None and state.count == stored == SAMPLES:
         gap = signal_gap(record, dataset, label_class)
         print(f"vectors     reusing {stored:,} stored vectors (set version {state.version}); "
