@@ -338,9 +338,9 @@ def main():
     import torch
     from django.contrib.auth import get_user_model
 
+    from imagestudio.annotations.selectors import ground_truth_for
     from imagestudio.datasets.models import LabelClass
     from imagestudio.embeddings.store import SPLIT_CODES, encoder_for, matrix_get
-    from imagestudio.labeling.columns import ground_truth_for
 
     blas = ", ".join(f"{i['internal_api']} {i['num_threads']} threads" for i in threadpoolctl.threadpool_info())
     _common.print_environment("fast model job vs bare scikit-learn", {

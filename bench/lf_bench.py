@@ -245,9 +245,11 @@ def preview_steps(dataset, rule, split=None, bins=BINS, top=TOP):
     """lf_preview done step by step with a timer around each step (same calls, same order)."""
     import numpy as np
 
+    from imagestudio.annotations.selectors import ground_truth_for
+    from imagestudio.common.arrays import top_k
+    from imagestudio.datasets.selectors import field_column
     from imagestudio.embeddings.services import query_vector, scores_for
     from imagestudio.labeling import metrics, services
-    from imagestudio.labeling.columns import field_column, ground_truth_for
     from imagestudio.labeling.models import SIMILARITY_TYPES
     from imagestudio.labeling.patterns import pattern_scores
 
@@ -276,7 +278,7 @@ def preview_steps(dataset, rule, split=None, bins=BINS, top=TOP):
     step("histogram", lambda: metrics.histogram(scores, truth, bins))
     step("suggest_thresholds", lambda: metrics.suggest_thresholds(scores, truth, invert=rule.invert))
     step("top_k + rows", lambda: [(int(ids[i]), float(scores[i]), services._VOTE_WORDS[int(truth[i])])
-                                  for i in metrics.top_k(scores, top, descending=not rule.invert)])
+                                  for i in top_k(scores, top, descending=not rule.invert)])
     return steps
 
 
@@ -290,12 +292,12 @@ def print_steps(all_steps, total_label, total):
 
 def similarity_in_process(dataset, record, user, repeats, profile):
 
+    from imagestudio.annotations.selectors import ground_truth_for
     from imagestudio.datasets.models import LabelClass
     from imagestudio.embeddings.matrix import score
     from imagestudio.embeddings.models import ResourceAllocation
     from imagestudio.embeddings.services import resource_allocate
     from imagestudio.embeddings.store import matrix_get
-    from imagestudio.labeling.columns import ground_truth_for
     from imagestudio.labeling.services import Rule, lf_preview
 
     label_class = LabelClass.objects.get(dataset=dataset, name=GT_CLASS)
@@ -462,9 +464,10 @@ def pattern_preview(dataset, repeats, profile):
     import numpy as np
     import regex
 
+    from imagestudio.common.cache import clear_database_caches as clear_caches
     from imagestudio.common.errors import ValidationFailed
     from imagestudio.datasets.models import LabelClass
-    from imagestudio.labeling.columns import clear_caches, field_column
+    from imagestudio.datasets.selectors import field_column
     from imagestudio.labeling.patterns import REGEX_BUDGET_SECONDS, _texts, validate_pattern
     from imagestudio.labeling.services import Rule, lf_preview
 
@@ -785,9 +788,9 @@ def main():
     from django.conf import settings
     from django.db import connection
 
+    from imagestudio.common.cache import clear_database_caches as clear_caches
     from imagestudio.embeddings.models import ResourceAllocation
     from imagestudio.embeddings.services import resource_release
-    from imagestudio.labeling.columns import clear_caches
 
     Path(settings.STATIC_ROOT).mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()

@@ -242,6 +242,7 @@ def _page_args(dataset, params):
     from django.http import QueryDict
 
     from api.serializers.samples import SampleListQuerySerializer
+    from imagestudio.annotations.selectors import ground_truth_prefetch
 
     query = QueryDict(mutable=True)
     query.update({key: str(value) for key, value in params.items()})
@@ -250,7 +251,8 @@ def _page_args(dataset, params):
     serializer.is_valid(raise_exception=True)
     values = serializer.validated_data
     return {"dataset": dataset, "spec": serializer.to_filter(dataset), "ordering": values["ordering"],
-            "limit": values["limit"], "offset": values["offset"], "after": values.get("after")}
+            "limit": values["limit"], "offset": values["offset"], "after": values.get("after"),
+            "prefetch": [ground_truth_prefetch()]}
 
 
 def _is_count(sql):

@@ -23,11 +23,9 @@ def _isolated_media(settings, tmp_path):
 @pytest.fixture(autouse=True)
 def _fresh_process_caches():
     """Process caches key on database ids and versions, which a rolled-back test database reuses."""
-    from imagestudio.embeddings.store import cache_clear
-    from imagestudio.labeling.columns import clear_caches
+    from imagestudio.common.cache import clear_database_caches
 
-    cache_clear()
-    clear_caches()
+    clear_database_caches()
 
 
 @pytest.fixture(autouse=True)

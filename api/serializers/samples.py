@@ -6,14 +6,15 @@ from rest_framework import serializers
 
 from api.limits import MAX_INT
 from api.serializers.training import PredictionSerializer
+from imagestudio.annotations.filters import GT_WORDS
 from imagestudio.annotations.models import GroundTruthValue
+from imagestudio.datasets.filters import MAX_FILTER_IDS, filter_parse, samples_select
 from imagestudio.datasets.models import Sample, Split
-from imagestudio.datasets.selectors import GT_ANY, PREDICTION_BUCKETS, SAMPLE_ORDERINGS, SampleFilter, sample_filter
+from imagestudio.datasets.selectors import SAMPLE_ORDERINGS
+from imagestudio.training.filters import PREDICTION_WORDS
 
 MAX_SEARCH = 200
 MAX_PAGE = 500
-MAX_FILTER_IDS = 10_000
-GT_WORDS = [*GroundTruthValue.values, GT_ANY]
 
 
 def _split_commas(values):
@@ -31,7 +32,7 @@ class SampleQuerySerializer(serializers.Serializer):
     search = serializers.CharField(required=False, max_length=MAX_SEARCH, help_text="Substring of any metadata value.")
     gt = serializers.ListField(
         child=serializers.CharField(max_length=120), required=False, default=list,
-        help_text="Ground-truth condition `<class name or id>:<PRESENT|ABSENT|ABSTAIN|LABELED>`; ABSTAIN means "
+        help_text=f"Ground-truth condition `<class name or id>:<{'|'.join(GT_WORDS)}>`; ABSTAIN means "
         "no label, LABELED any label. Repeat to require several.",
     )
     in_sample = serializers.BooleanField(required=False, default=False,
@@ -42,8 +43,8 @@ class SampleQuerySerializer(serializers.Serializer):
     )
     prediction = serializers.ListField(
         child=serializers.CharField(max_length=160), required=False, default=list,
-        help_text="Model prediction `<model id>:<class>:<PRESENT|ABSENT|TP|FP|FN|TN>`; TP..TN compare with ground "
-                  "truth (the model's metrics use split=valid).",
+        help_text=f"Model prediction `<model id>:<class>:<{'|'.join(PREDICTION_WORDS)}>`; TP..TN compare with "
+                  "ground truth (the model's metrics use split=valid).",
     )
     lf_conflict = serializers.ListField(
         child=serializers.CharField(max_length=120), required=False, default=list,
@@ -62,63 +63,7 @@ class SampleQuerySerializer(serializers.Serializer):
         return super().to_internal_value(data)
 
     def to_filter(self, dataset):
-        return sample_filter_from(self.validated_data, dataset)
-
-
-def sample_filter_from(values, dataset):
-    """Resolve names against the dataset: unknown classes or tags are a 400, not an empty page."""
-    classes, tags = {}, {}
-    for label_class in dataset.classes.all():
-        classes[str(label_class.id)] = classes[label_class.name] = label_class.id
-    if values.get("tag"):
-        for tag in dataset.tags.all():
-            tags[str(tag.id)] = tags[tag.name] = tag.id
-    tag_ids = []
-    for tag in values.get("tag", []):
-        if tag not in tags:
-            raise serializers.ValidationError({"tag": [f"The dataset has no tag {tag!r}."]})
-        tag_ids.append(tags[tag])
-    ground_truth = []
-    for condition in values.get("gt", []):
-        name, _, word = condition.rpartition(":")
-        word = word.upper()
-        if not name or word not in GT_WORDS:
-            raise serializers.ValidationError({"gt": [f"{condition!r} must read <class>:<{'|'.join(GT_WORDS)}>."]})
-        if name not in classes:
-            raise serializers.ValidationError({"gt": [f"The dataset has no class {name!r}."]})
-        ground_truth.append((classes[name], word))
-    lf_ids = set(dataset.lfs.values_list("id", flat=True)) if values.get("lf_vote") else set()
-    lf_votes = []
-    for condition in values.get("lf_vote", []):
-        lf, _, word = condition.rpartition(":")
-        if not lf.isdigit() or word.upper() not in ("PRESENT", "ABSENT", "ABSTAIN"):
-            raise serializers.ValidationError({"lf_vote": [f"{condition!r} must read <lf id>:<PRESENT|ABSENT|ABSTAIN>."]})
-        if int(lf) not in lf_ids:
-            raise serializers.ValidationError({"lf_vote": [f"The dataset has no LF {lf}."]})
-        lf_votes.append((int(lf), word.upper()))
-    conflicts = []
-    for name in values.get("lf_conflict", []):
-        if name not in classes:
-            raise serializers.ValidationError({"lf_conflict": [f"The dataset has no class {name!r}."]})
-        conflicts.append(classes[name])
-    predictions = []
-    model_ids = set(dataset.fast_models.values_list("id", flat=True)) if values.get("prediction") else set()
-    for condition in values.get("prediction", []):
-        parts = condition.split(":")
-        words = ("PRESENT", "ABSENT", *PREDICTION_BUCKETS)
-        if len(parts) != 3 or not parts[0].isdigit() or parts[2].upper() not in words:
-            raise serializers.ValidationError(
-                {"prediction": [f"{condition!r} must read <model id>:<class>:<{'|'.join(words)}>."]})
-        if int(parts[0]) not in model_ids:
-            raise serializers.ValidationError({"prediction": [f"The dataset has no model {parts[0]}."]})
-        if parts[1] not in classes:
-            raise serializers.ValidationError({"prediction": [f"The dataset has no class {parts[1]!r}."]})
-        predictions.append((int(parts[0]), classes[parts[1]], parts[2].upper()))
-    return SampleFilter(
-        split=values.get("split"), tag_ids=tag_ids, search=values.get("search"), ground_truth=ground_truth,
-        in_sample=values.get("in_sample", False), ids=values.get("ids"), lf_votes=lf_votes, lf_conflicts=conflicts,
-        predictions=predictions,
-    )
+        return filter_parse(dataset=dataset, values=self.validated_data)
 
 
 class SampleSelectionSerializer(serializers.Serializer):
@@ -136,15 +81,8 @@ class SampleSelectionSerializer(serializers.Serializer):
 
     def samples(self, dataset):
         """The chosen samples as a queryset; ids outside the dataset are a 400, not silently dropped."""
-        values = self.validated_data
-        if "filter" in values:
-            return sample_filter(dataset=dataset, spec=sample_filter_from(values["filter"], dataset))
-        ids = set(values["sample_ids"])
-        samples = Sample.objects.filter(dataset=dataset, id__in=ids)
-        missing = ids - set(samples.values_list("id", flat=True))
-        if missing:
-            raise serializers.ValidationError({"sample_ids": [f"Not samples of this dataset: {sorted(missing)[:10]}."]})
-        return samples
+        return samples_select(dataset=dataset, sample_ids=self.validated_data.get("sample_ids"),
+                              filter_values=self.validated_data.get("filter"))
 
 
 class SampleListQuerySerializer(SampleQuerySerializer):
@@ -253,7 +191,7 @@ class SampleDetailSerializer(SampleSerializer):
 
     annotations = GroundTruthEntrySerializer(many=True, read_only=True)
     comments = CommentSerializer(many=True, read_only=True)
-    votes = SampleVoteSerializer(source="lf_votes", many=True, read_only=True)
+    votes = serializers.SerializerMethodField()
     model = serializers.SerializerMethodField(
         help_text="The fast model whose predictions are listed: `?model=`, else the latest ready one; null when the "
                   "dataset has none.")
@@ -263,6 +201,10 @@ class SampleDetailSerializer(SampleSerializer):
     class Meta(SampleSerializer.Meta):
         fields = [*SampleSerializer.Meta.fields, "sha256", "annotations", "comments", "votes", "model", "predictions"]
         read_only_fields = fields
+
+    @extend_schema_field(SampleVoteSerializer(many=True))
+    def get_votes(self, sample):
+        return SampleVoteSerializer(self.context.get("votes", []), many=True).data
 
     def get_model(self, sample) -> int | None:
         model = self.context.get("model")

@@ -18,7 +18,7 @@ from api.serializers.labeling import (
 from api.validation import validated
 from api.views.annotations import IF_MATCH, resolve_class
 from imagestudio.datasets.models import Role
-from imagestudio.labeling import services
+from imagestudio.labeling import selectors, services
 from imagestudio.labeling.models import LabelingFunction
 
 
@@ -92,5 +92,5 @@ class LabelingFunctionViewSet(DatasetScopedMixin, viewsets.ModelViewSet):
         """Per LF: polarity, coverage, overlaps, conflicts and precision against ground truth, on a split."""
         query = validated(SummaryQuerySerializer, request.query_params)
         label_class = resolve_class(self.dataset, query["label_class"]) if "label_class" in query else None
-        return Response(services.lf_summary(dataset=self.dataset, split=query.get("split"), label_class=label_class,
+        return Response(selectors.lf_summary(dataset=self.dataset, split=query.get("split"), label_class=label_class,
                                             active_only=query["active"]))

@@ -25,10 +25,13 @@ from api.serializers.samples import (
 )
 from api.validation import validated
 from api.views.jobs import accepted
+from imagestudio.annotations.resamples import resample_clear, resample_create
+from imagestudio.annotations.selectors import ground_truth_prefetch
 from imagestudio.datasets import ingest, services
 from imagestudio.datasets.imaging import mime_for_format
 from imagestudio.datasets.models import Resample, Role, Sample, Split
 from imagestudio.datasets.selectors import sample_detail, sample_page
+from imagestudio.labeling.selectors import sample_votes
 from imagestudio.training.services import model_predictions, ready_model
 
 IMMUTABLE_CACHE = "private, max-age=31536000, immutable"
@@ -55,7 +58,8 @@ class SampleViewSet(DatasetScopedMixin, viewsets.GenericViewSet):
         fields = values.get("fields")
         context = {"fields": None if fields is None else [f.strip() for f in fields.split(",") if f.strip()]}
         page = sample_page(dataset=self.dataset, spec=query.to_filter(self.dataset), ordering=values["ordering"],
-                           limit=values["limit"], offset=values["offset"], after=values.get("after"))
+                           limit=values["limit"], offset=values["offset"], after=values.get("after"),
+                           prefetch=[ground_truth_prefetch()])
         return Response({
             "count": page.count,
             "count_exact": page.count_exact,
@@ -80,7 +84,7 @@ class SampleViewSet(DatasetScopedMixin, viewsets.GenericViewSet):
         return remove_query_param(url, "offset") if previous <= 0 else replace_query_param(url, "offset", previous)
 
     def _sample(self, pk):
-        sample = sample_detail(dataset=self.dataset, sample_id=pk)
+        sample = sample_detail(dataset=self.dataset, sample_id=pk, prefetch=[ground_truth_prefetch(with_history=True)])
         if sample is None:
             raise NotFound("No sample with this id in this dataset.")
         return sample
@@ -92,7 +96,8 @@ class SampleViewSet(DatasetScopedMixin, viewsets.GenericViewSet):
         if model is None and "model" in query:
             raise ValidationError({"model": [f"The dataset has no trained model {query['model']}."]})
         rows = model_predictions(model=model, sample_id=sample.id) if model else []
-        return Response(SampleDetailSerializer(sample, context={"model": model, "predictions": rows}).data)
+        context = {"model": model, "predictions": rows, "votes": sample_votes(sample=sample)}
+        return Response(SampleDetailSerializer(sample, context=context).data)
 
     @extend_schema(parameters=[SampleDetailQuerySerializer], responses={200: SampleDetailSerializer})
     def retrieve(self, request, dataset_id=None, pk=None):
@@ -143,7 +148,7 @@ class ResampleView(DatasetScopedMixin, APIView):
     def post(self, request, dataset_id=None):
         serializer = ResampleParamsSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        resample, _ = services.resample_create(dataset=self.dataset, user=request.user, **serializer.validated_data)
+        resample, _ = resample_create(dataset=self.dataset, user=request.user, **serializer.validated_data)
         return Response(ResampleSerializer(resample).data)
 
     def _split(self, request):
@@ -163,7 +168,7 @@ class ResampleView(DatasetScopedMixin, APIView):
     @extend_schema(parameters=[OpenApiParameter("split", str, enum=Split.values, required=True)],
                    responses={204: None})
     def delete(self, request, dataset_id=None):
-        if not services.resample_clear(dataset=self.dataset, split=self._split(request)):
+        if not resample_clear(dataset=self.dataset, split=self._split(request)):
             raise NotFound("This split has no active resample.")
         return Response(status=status.HTTP_204_NO_CONTENT)
 

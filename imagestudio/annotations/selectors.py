@@ -1,6 +1,15 @@
 """Reads of ground truth and its history."""
 
-from .models import Annotation, AnnotationEvent
+import numpy as np
+from django.db.models import Max, Prefetch
+
+from imagestudio.common.arrays import locate
+from imagestudio.common.cache import VersionedLRU
+
+from .models import LABEL_VALUES, Annotation, AnnotationEvent, GroundTruthValue
+
+# A class's labels as arrays, valid until the dataset's next annotation event.
+_ground_truth = VersionedLRU("ground truth", max_entries=64)
 
 
 def _narrow(queryset, *, sample_id=None, label_class=None, **exact):
@@ -21,3 +30,31 @@ def annotation_history(*, dataset, sample_id=None, label_class=None, user=None, 
     queryset = AnnotationEvent.objects.filter(dataset=dataset).select_related("label_class", "user")
     return _narrow(queryset, sample_id=sample_id, label_class=label_class, user=user, source=source,
                    batch=batch).order_by("-id")
+
+
+def _labels_of(label_class):
+    rows = Annotation.objects.filter(label_class=label_class, value__in=LABEL_VALUES).order_by("sample_id")
+    pairs = list(rows.values_list("sample_id", "value"))
+    labeled_ids = np.array([p[0] for p in pairs], dtype=np.int64)
+    labels = np.array([1 if p[1] == GroundTruthValue.PRESENT else -1 for p in pairs], dtype=np.int8)
+    return labeled_ids, labels
+
+
+def ground_truth_for(*, dataset, label_class, sample_ids) -> np.ndarray:
+    """Ground truth of a class aligned to `sample_ids` (ascending): int8, 1 PRESENT, -1 ABSENT, 0 unlabeled."""
+    marker = AnnotationEvent.objects.filter(dataset=dataset).aggregate(last=Max("id"))["last"]
+    labeled_ids, labels = _ground_truth.get(label_class.pk, marker, lambda: _labels_of(label_class))
+    truth = np.zeros(len(sample_ids), dtype=np.int8)
+    where, hit = locate(sample_ids, labeled_ids)
+    truth[where[hit]] = labels[hit]
+    return truth
+
+
+def ground_truth_prefetch(*, with_history: bool = False) -> Prefetch:
+    """A sample's labels for `sample_page` / `sample_detail`: PRESENT / ABSENT only, or every annotation with
+    who changed it last (the image view)."""
+    if with_history:
+        return Prefetch("annotations", queryset=Annotation.objects.select_related("label_class", "updated_by")
+                        .order_by("label_class_id"))
+    return Prefetch("annotations", queryset=Annotation.objects.filter(value__in=LABEL_VALUES)
+                    .select_related("label_class").order_by("label_class_id"))

@@ -11,6 +11,7 @@ from django.db.models import Count, F, Q
 from django.utils import timezone
 
 from imagestudio.common.errors import Conflict, NotFound, ValidationFailed
+from imagestudio.datasets.signals import ground_truth_imported, sample_split_changed
 
 from .models import (
     LABEL_VALUES,
@@ -272,3 +273,17 @@ def counts_rebuild(*, dataset):
             GroundTruthCount(label_class_id=r["label_class_id"], split=r["sample__split"], present=r["present"],
                              absent=r["absent"]) for r in rows
         )
+
+
+def _on_split_changed(sender, *, sample, old_split, new_split, **kwargs):
+    counts_move_sample(sample=sample, old_split=old_split, new_split=new_split)
+
+
+def _on_ground_truth_imported(sender, *, dataset, user, rows, **kwargs):
+    return annotations_import(dataset=dataset, user=user, rows=rows)
+
+
+def signals_connect():
+    """Follow the datasets domain's events (see datasets/signals.py)."""
+    sample_split_changed.connect(_on_split_changed, dispatch_uid="annotations.split_changed")
+    ground_truth_imported.connect(_on_ground_truth_imported, dispatch_uid="annotations.ground_truth_imported")

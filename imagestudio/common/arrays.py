@@ -1,4 +1,4 @@
-"""Aligning arrays keyed by ascending sample ids. Pure numpy."""
+"""Aligning arrays keyed by ascending sample ids, and picking from them. Pure numpy."""
 
 import numpy as np
 
@@ -21,3 +21,15 @@ def consecutive_runs(sorted_ids, subset):
     positions = np.searchsorted(np.asarray(sorted_ids), subset)
     breaks = np.flatnonzero(np.diff(positions) != 1)
     return subset[np.r_[0, breaks + 1]], subset[np.r_[breaks, len(subset) - 1]]
+
+
+def top_k(scores, k, descending=True):
+    """Indices of the k highest (or lowest) finite scores, best first."""
+    scores = np.asarray(scores, dtype=np.float64)
+    candidates = np.flatnonzero(np.isfinite(scores))
+    if len(candidates) == 0:
+        return candidates
+    keyed = -scores[candidates] if descending else scores[candidates]
+    k = min(k, len(candidates))
+    part = np.argpartition(keyed, k - 1)[:k]
+    return candidates[part[np.argsort(keyed[part], kind="stable")]]

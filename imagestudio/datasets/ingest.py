@@ -21,15 +21,15 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 
-from imagestudio.annotations.services import annotations_import
+from imagestudio import pipeline
 from imagestudio.common.errors import ValidationFailed
-from imagestudio.embeddings.services import embeddings_start
 from imagestudio.jobs.services import job_enqueue, job_progress, queue_check
 
 from .imaging import InvalidImage, ValidatedImage, validate_image
 from .manifest import ManifestError, ManifestRow, ground_truth_classes, parse_manifest
 from .models import LabelClass, Sample, Split
 from .services import dataset_add_counts, search_text
+from .signals import ground_truth_imported
 from .sources import ArchiveSource, DirectorySource, SourceError, find_manifest, join_relative
 
 logger = logging.getLogger(__name__)
@@ -418,7 +418,8 @@ def _write_batch(job, dataset, batch, classes_by_name, report, seen):
                 for sample, (item, _, _) in zip(created, fresh, strict=True)
                 for name, value in item.ground_truth.items()
             ]
-            report.annotations += annotations_import(dataset=dataset, user=job.creator, rows=ground_truth)
+            report.annotations += sum(stored for _, stored in ground_truth_imported.send(
+                sender=Sample, dataset=dataset, user=job.creator, rows=ground_truth))
             dataset_add_counts(dataset_id=dataset.id, counts=_count_splits(created))
     except IntegrityError:
         # A concurrent import stored one of these images first: undo our blobs, retry one by one.
@@ -505,14 +506,8 @@ def import_run(job):
         _cleanup_staging(job)
     result = report.as_dict(total)
     result["seconds"] = round(time.monotonic() - started, 3)
-    if report.created and dataset.auto_embed:
-        result["auto_embed_job"] = str(embeddings_start(dataset=dataset, user=job.creator).id)
     if report.created:
-        from imagestudio.labeling.services import lfs_refresh_start  # labeling builds on datasets
-
-        refresh = lfs_refresh_start(dataset=dataset, user=job.creator)
-        if refresh is not None:
-            result["lf_refresh_job"] = str(refresh.id)
+        result.update(pipeline.after_import(dataset=dataset, user=job.creator))
     return result
 
 

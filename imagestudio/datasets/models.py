@@ -9,6 +9,11 @@ class Split(models.TextChoices):
     TEST = "test"
 
 
+# Splits as small integers, for arrays aligned to sample ids (matrices, columns, artifacts).
+SPLIT_CODES = {split: code for code, split in enumerate(Split.values)}
+SPLIT_NAMES = {code: split for split, code in SPLIT_CODES.items()}
+
+
 class Role(models.TextChoices):
     VIEWER = "viewer"
     ANNOTATOR = "annotator"

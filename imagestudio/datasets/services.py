@@ -1,19 +1,16 @@
-"""Writes on datasets, classes, members, tags, comments and resamples."""
+"""Writes on datasets, classes, members, tags, comments and samples."""
 
 import contextlib
 import shutil
 
-import numpy as np
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 from django.db.models import F
 
-from imagestudio.annotations.models import LABEL_VALUES, Annotation, GroundTruthValue
-from imagestudio.annotations.services import counts_move_sample
-from imagestudio.common.errors import Conflict, ValidationFailed
+from imagestudio.common.errors import Conflict
 
-from .models import Comment, Dataset, DatasetMembership, LabelClass, Resample, ResampleMember, Role, Sample, Tag
-from .resampling import ResampleError, ResampleRequest, choose_sample, realized_counts
+from .models import Comment, Dataset, DatasetMembership, LabelClass, ResampleMember, Role, Sample, Tag
+from .signals import sample_split_changed
 
 
 def dataset_create(*, user, name, description="", classes=(), auto_embed=False, auto_train=False):
@@ -94,62 +91,13 @@ def _refuse_last_owner(dataset, membership):
         raise Conflict("A dataset keeps at least one owner; make someone else owner first.", code="last_owner")
 
 
-def _split_arrays(dataset, split, classes):
-    """ids, labeled, present and absent matrices for one split, from two narrow queries."""
-    ids = np.fromiter(
-        Sample.objects.filter(dataset=dataset, split=split).order_by("id").values_list("id", flat=True),
-        dtype=np.int64,
-    )
-    position = {int(sample_id): i for i, sample_id in enumerate(ids)}
-    column = {c.id: k for k, c in enumerate(classes)}
-    present = np.zeros((len(ids), len(classes)), dtype=bool)
-    absent = np.zeros_like(present)
-    rows = Annotation.objects.filter(sample__dataset=dataset, sample__split=split, value__in=LABEL_VALUES).values_list(
-        "sample_id", "label_class_id", "value"
-    )
-    for sample_id, class_id, value in rows.iterator(chunk_size=10_000):
-        target = present if value == GroundTruthValue.PRESENT else absent
-        target[position[sample_id], column[class_id]] = True
-    labeled = present.any(axis=1) | absent.any(axis=1)
-    return ids, labeled, present, absent
-
-
-def resample_create(*, dataset, user, split, sample_size, max_labeled=None, min_per_class=0, seed=0):
-    """Choose and persist the active sample of a split (replacing the previous one)."""
-    classes = list(LabelClass.objects.filter(dataset=dataset).order_by("id"))
-    ids, labeled, present, absent = _split_arrays(dataset, split, classes)
-    request = ResampleRequest(sample_size=sample_size, max_labeled=max_labeled, min_per_class=min_per_class,
-                              seed=seed)
-    try:
-        chosen_ids = choose_sample(ids, labeled, present, request)
-    except ResampleError as exc:
-        raise ValidationFailed(str(exc), field="min_per_class") from None
-    chosen = np.isin(ids, chosen_ids)
-    realized = realized_counts(chosen, labeled, present, absent, [c.name for c in classes])
-    realized["available"] = int(len(ids))
-    with transaction.atomic():
-        Resample.objects.filter(dataset=dataset, split=split).delete()
-        resample = Resample.objects.create(
-            dataset=dataset, split=split, sample_size=sample_size, max_labeled=max_labeled,
-            min_per_class=min_per_class, seed=seed, realized=realized, created_by=user,
-        )
-        ResampleMember.objects.bulk_create(
-            (ResampleMember(resample=resample, sample_id=int(i)) for i in chosen_ids), batch_size=10_000
-        )
-    return resample, chosen_ids
-
-
-def resample_clear(*, dataset, split):
-    return Resample.objects.filter(dataset=dataset, split=split).delete()[0] > 0
-
-
 def sample_update(*, sample, split=None, metadata=None):
     """Move a sample to another split and / or replace its metadata."""
     with transaction.atomic():
         fields = []
         if split is not None and split != sample.split:
             dataset_add_counts(dataset_id=sample.dataset_id, counts={sample.split: -1, split: 1})
-            counts_move_sample(sample=sample, old_split=sample.split, new_split=split)
+            sample_split_changed.send(sender=Sample, sample=sample, old_split=sample.split, new_split=split)
             ResampleMember.objects.filter(sample=sample).delete()
             sample.split = split
             fields.append("split")

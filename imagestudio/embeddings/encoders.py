@@ -9,12 +9,13 @@ Each is loaded once per process. No Django models here; settings are passed in b
 
 import hashlib
 import os
-import threading
 import time
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+
+from imagestudio.common.cache import VersionedLRU
 
 ENCODER_KEYS = ("open_clip", "conse-offline")
 
@@ -111,34 +112,30 @@ class OpenClipEncoder:
         return normalise(self.model.encode_text(tokens)), truncated
 
 
-_loaded = {}
+_encoders = VersionedLRU("encoders", from_database=False)  # one entry per configured encoder
 _failed = {}  # config -> (when, reason): a failed load is not retried on every request
 FAILURE_MEMORY_SECONDS = 300
-_lock = threading.Lock()
 
 
 def load_encoder(config: EncoderConfig):
     """The encoder for a config, loaded once per process."""
     if config.key not in ENCODER_KEYS:
         raise EncoderUnavailable(f"unknown encoder {config.key!r}; choose one of {', '.join(ENCODER_KEYS)}")
-    with _lock:
-        encoder = _loaded.get(config)
-        if encoder is not None:
-            return encoder
-        failure = _failed.get(config)
-        if failure is not None and time.monotonic() - failure[0] < FAILURE_MEMORY_SECONDS:
-            raise EncoderUnavailable(failure[1])
+    failure = _failed.get(config)
+    if failure is not None and time.monotonic() - failure[0] < FAILURE_MEMORY_SECONDS:
+        raise EncoderUnavailable(failure[1])
+
+    def load():
         try:
             device = pick_device(config.device)
             if config.key == "open_clip":
-                encoder = OpenClipEncoder(config.clip_model, config.clip_pretrained, config.clip_checkpoint, device,
-                                          model_config=config.clip_model_config)
-            else:
-                from .conse import ConseEncoder
+                return OpenClipEncoder(config.clip_model, config.clip_pretrained, config.clip_checkpoint, device,
+                                       model_config=config.clip_model_config)
+            from .conse import ConseEncoder
 
-                encoder = ConseEncoder(device=device)
+            return ConseEncoder(device=device)
         except EncoderUnavailable as exc:
             _failed[config] = (time.monotonic(), str(exc))
             raise
-        _loaded[config] = encoder
-        return encoder
+
+    return _encoders.get(config, 0, load)

@@ -1,9 +1,7 @@
-"""Embedding matrices in memory: one contiguous float16 tensor per (dataset, encoder), and a per-process
-LRU cache whose pinned entries (dedicated resources) are never evicted. Pure numpy / torch, no Django.
+"""Embedding matrices in memory: one contiguous float16 tensor per (dataset, encoder), and the scan over it.
+Pure numpy / torch, no Django.
 """
 
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
@@ -13,7 +11,7 @@ import torch
 @dataclass
 class Matrix:
     sample_ids: np.ndarray  # int64, ascending
-    splits: np.ndarray  # small ints, see SPLIT_CODES in store.py
+    splits: np.ndarray  # small ints, see SPLIT_CODES in datasets/models.py
     vectors: torch.Tensor  # (n, dim) float16, contiguous, L2-normalised rows
     version: int
 
@@ -32,47 +30,3 @@ def score(vectors, query):
         return np.zeros(len(vectors), dtype=np.float32)
     q = torch.as_tensor(query / norm, dtype=vectors.dtype)
     return torch.mv(vectors, q).float().numpy() * np.float32(norm)
-
-
-class MatrixCache:
-    def __init__(self, max_bytes):
-        self.max_bytes = max_bytes
-        self._entries = OrderedDict()
-        self._lock = threading.Lock()
-        self._loading = {}
-
-    def get(self, key, version, load, pinned_keys=()):
-        """The matrix for `key` at `version`, loading it with `load()` when missing or stale."""
-        with self._lock:
-            entry = self._entries.get(key)
-            if entry is not None and entry.version == version:
-                self._entries.move_to_end(key)
-                return entry
-            gate = self._loading.setdefault(key, threading.Lock())
-        with gate:  # one loader per key; others wait for its result
-            with self._lock:
-                entry = self._entries.get(key)
-                if entry is not None and entry.version == version:
-                    return entry
-            entry = load()
-            with self._lock:
-                self._entries[key] = entry
-                self._entries.move_to_end(key)
-                self._evict(set(pinned_keys) | {key})
-            return entry
-
-    def _evict(self, keep):
-        total = sum(e.nbytes for e in self._entries.values())
-        for key in list(self._entries):
-            if total <= self.max_bytes:
-                break
-            if key not in keep:
-                total -= self._entries.pop(key).nbytes
-
-    def drop(self, key):
-        with self._lock:
-            self._entries.pop(key, None)
-
-    def held(self):
-        with self._lock:
-            return {key: entry.nbytes for key, entry in self._entries.items()}

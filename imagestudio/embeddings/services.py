@@ -4,7 +4,6 @@ import io
 import queue
 import threading
 import time
-from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -15,15 +14,16 @@ from django.db.models import Exists, OuterRef, Sum
 from django.utils import timezone
 from PIL import Image, ImageOps
 
+from imagestudio import pipeline
+from imagestudio.common.arrays import top_k
+from imagestudio.common.cache import VersionedLRU
 from imagestudio.common.errors import Conflict, NotFound, ValidationFailed
-from imagestudio.datasets.models import ResampleMember, Sample
-from imagestudio.jobs.services import job_enqueue, job_progress
-from imagestudio.labeling.metrics import top_k
+from imagestudio.datasets.models import SPLIT_CODES, ResampleMember, Sample
+from imagestudio.jobs.services import job_progress
 
 from .matrix import score
 from .models import Embedding, EmbeddingSet, ResourceAllocation
 from .store import (
-    SPLIT_CODES,
     allocation_touch,
     cache_drop,
     check_encoder_settings,
@@ -32,7 +32,6 @@ from .store import (
     vectors_add,
 )
 
-EMBED_TASK = "workers.tasks.embeddings.compute_embeddings"
 MAX_QUERY_TEXT = 10_000  # characters; the tokenizer truncates further and says so
 
 
@@ -50,9 +49,7 @@ def embeddings_start(*, dataset, user, encoder=None, split=None):
             f"The dataset has no images{' in split ' + split if split else ''} to embed; import some first.",
             code="no_samples",
         )
-    job, _ = job_enqueue(kind="embeddings", task_name=EMBED_TASK, dataset=dataset, creator=user,
-                         params={"encoder": config.key, "split": split}, dedupe_key=f"{config.key}:{split or '*'}")
-    return job
+    return pipeline.embeddings_enqueue(dataset=dataset, user=user, encoder_key=config.key, split=split)
 
 
 def _missing(dataset, record, split):
@@ -140,9 +137,7 @@ def embeddings_run(job, progress=None):
             report(done / max(total, 1), f"{done}/{total} images, {rate:.1f} images/s")
     elapsed = time.monotonic() - started
     if computed:
-        from imagestudio.labeling.services import lfs_refresh_start  # labeling builds on embeddings
-
-        lfs_refresh_start(dataset=job.dataset, user=job.creator)
+        pipeline.after_embeddings(dataset=job.dataset, user=job.creator)
     return {
         "encoder": record.key,
         "identity": record.identity,
@@ -160,24 +155,18 @@ def embeddings_run(job, progress=None):
 # ---------------------------------------------------------------- querying
 
 
-_text_cache = OrderedDict()
-_text_lock = threading.Lock()
-TEXT_CACHE_SIZE = 4096
+# Text vectors depend on the encoder alone, not on stored data.
+_text_vectors = VersionedLRU("text vectors", max_entries=4096, from_database=False)
 
 
 def _text_vector(encoder, identity, text):
     """A text's vector, cached per process: the same query text is embedded once."""
-    key = (identity, text)
-    with _text_lock:
-        if key in _text_cache:
-            _text_cache.move_to_end(key)
-            return _text_cache[key]
-    vectors, truncated = encoder.encode_texts([text])
-    with _text_lock:
-        _text_cache[key] = (vectors[0], truncated[0])
-        while len(_text_cache) > TEXT_CACHE_SIZE:
-            _text_cache.popitem(last=False)
-    return vectors[0], truncated[0]
+
+    def load():
+        vectors, truncated = encoder.encode_texts([text])
+        return vectors[0], truncated[0]
+
+    return _text_vectors.get((identity, text), 0, load)
 
 
 def _crop(image, box):

@@ -11,17 +11,18 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from imagestudio.common.cache import VersionedLRU
 from imagestudio.common.errors import Conflict, ValidationFailed
-from imagestudio.datasets.models import Split
+from imagestudio.datasets.models import SPLIT_CODES
 
 from .encoders import ENCODER_KEYS, EncoderConfig, EncoderUnavailable, load_encoder
-from .matrix import Matrix, MatrixCache
+from .matrix import Matrix
 from .models import Embedding, EmbeddingSet, EncoderRecord, ResourceAllocation
 
-SPLIT_CODES = {split: code for code, split in enumerate(Split.values)}
 VECTOR_DTYPE = np.float16
 
-_cache = MatrixCache(max_bytes=settings.EMBEDDING_CACHE_BYTES)
+# Pinned entries (dedicated resources) are never evicted.
+_matrices = VersionedLRU("embedding matrices", max_bytes=settings.EMBEDDING_CACHE_BYTES, size=lambda m: m.nbytes)
 
 
 def encoder_config(key=None):
@@ -102,15 +103,15 @@ def matrix_get(*, dataset, record):
         return Matrix(sample_ids=ids, splits=splits, vectors=torch.from_numpy(vectors), version=version)
 
     pinned = [(a, e) for a, e in ResourceAllocation.objects.values_list("dataset_id", "encoder_id")]
-    return _cache.get((dataset.id, record.id), version, load, pinned_keys=pinned)
+    return _matrices.get((dataset.id, record.id), version, load, keep=pinned)
 
 
 def cache_held():
-    return _cache.held()
+    return _matrices.held()
 
 
 def cache_drop(*, dataset_id, encoder_id):
-    _cache.drop((dataset_id, encoder_id))
+    _matrices.drop((dataset_id, encoder_id))
 
 
 def allocation_touch(*, dataset, record):
@@ -119,9 +120,3 @@ def allocation_touch(*, dataset, record):
     ResourceAllocation.objects.filter(dataset=dataset, encoder=record, last_used_at__lt=cutoff).update(
         last_used_at=timezone.now()
     )
-
-
-def cache_clear():
-    """Forget every cached matrix (tests roll databases back under the cache's feet)."""
-    for dataset_id, encoder_id in list(_cache.held()):
-        _cache.drop((dataset_id, encoder_id))

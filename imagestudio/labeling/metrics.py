@@ -132,15 +132,3 @@ def suggest_thresholds(scores, ground_truth, invert=False, min_precision=0.9):
         }
     suggestions["min_precision"] = min_precision
     return suggestions
-
-
-def top_k(scores, k, descending=True):
-    """Indices of the k highest (or lowest) finite scores, best first."""
-    scores = np.asarray(scores, dtype=np.float64)
-    candidates = np.flatnonzero(np.isfinite(scores))
-    if len(candidates) == 0:
-        return candidates
-    keyed = -scores[candidates] if descending else scores[candidates]
-    k = min(k, len(candidates))
-    part = np.argpartition(keyed, k - 1)[:k]
-    return candidates[part[np.argsort(keyed[part], kind="stable")]]

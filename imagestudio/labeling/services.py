@@ -7,20 +7,21 @@ import numpy as np
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from imagestudio.common.arrays import locate
+from imagestudio import pipeline
+from imagestudio.annotations.selectors import ground_truth_for
+from imagestudio.common.arrays import top_k
 from imagestudio.common.bulk import copy_id_rows
 from imagestudio.common.errors import Conflict, ValidationFailed
-from imagestudio.datasets.models import ResampleMember, Sample
+from imagestudio.datasets.models import SPLIT_CODES, ResampleMember, Sample
+from imagestudio.datasets.selectors import field_column
 from imagestudio.embeddings.services import query_vector, scores_for
-from imagestudio.embeddings.store import SPLIT_CODES
-from imagestudio.jobs.services import job_enqueue, job_progress
+from imagestudio.jobs.services import job_progress
 
 from . import metrics
-from .columns import field_column, ground_truth_for
 from .models import SIMILARITY_TYPES, LabelingFunction, LFType, LFVote
 from .patterns import PatternError, pattern_scores, validate_pattern
+from .score_sources import score_source
 
-REFRESH_TASK = "workers.tasks.labeling.refresh_votes"
 MAX_BINS = 200
 MAX_TOP = 500
 _VOTE_WORDS = {metrics.PRESENT: "PRESENT", metrics.ABSENT: "ABSENT", metrics.ABSTAIN: "ABSTAIN"}
@@ -76,19 +77,9 @@ def validate_rule(*, dataset, label_class, type, config, low, high):
             return validate_pattern(config)
         except PatternError as exc:
             raise ValidationFailed(f"{exc} ({exc.field})", field="config") from None
-    if type == LFType.MODEL:
-        from imagestudio.training.models import FastModel  # training builds on labeling
-
-        model_id = config.get("model_id")
-        model = (FastModel.objects.filter(dataset=dataset, pk=model_id, ready=True).first()
-                 if isinstance(model_id, int) and not isinstance(model_id, bool) else None)
-        if model is None:
-            raise ValidationFailed(f"'model_id' must name a trained fast model of this dataset (got {model_id!r}).",
-                                   field="config", code="model_unavailable")
-        if label_class.id not in model.params.get("classes", []):
-            raise ValidationFailed(f"Model v{model.version} was not trained for class {label_class.name!r}.",
-                                   field="config")
-        return {"model_id": model.id}
+    source = score_source(type)
+    if source is not None:
+        return source.validate(dataset, label_class, config)
     raise ValidationFailed(f"Unknown LF type {type!r}.", field="type")
 
 
@@ -100,12 +91,9 @@ def rule_scores(*, dataset, rule, split=None, in_sample=False):
             sample_id=rule.config.get("sample_id"), box=rule.config.get("box"))
         ids, scores = scores_for(dataset=dataset, record=record, vector=vector, split=split, in_sample=in_sample)
         return ids, scores, notes
-    if rule.type == LFType.MODEL:
-        from imagestudio.training.models import FastModel
-        from imagestudio.training.services import model_scores
-
-        ids, splits, values = model_scores(model=FastModel.objects.get(pk=rule.config["model_id"]),
-                                           label_class=rule.label_class)
+    source = score_source(rule.type)
+    if source is not None:
+        ids, splits, values = source.column(dataset, rule.label_class, rule.config)
     else:
         ids, splits, values = field_column(dataset=dataset, field=rule.config["field"])
     rows = np.ones(len(ids), dtype=bool)
@@ -116,7 +104,7 @@ def rule_scores(*, dataset, rule, split=None, in_sample=False):
         if split:
             members = members.filter(resample__split=split)
         rows &= np.isin(ids, np.fromiter(members.values_list("sample_id", flat=True), dtype=np.int64))
-    if rule.type == LFType.MODEL:
+    if source is not None:
         return ids[rows], values[rows].astype(np.float32), {}
     try:
         scores = pattern_scores(values[rows], rule.config)
@@ -136,7 +124,7 @@ def lf_preview(*, dataset, rule, split=None, in_sample=False, bins=40, top=50, m
         quality["reason"] = (f"No sample of {'split ' + split if split else 'the dataset'} has ground truth for "
                              f"{rule.label_class.name!r}: precision and recall need some.")
     finite = scores[np.isfinite(scores)]
-    order = metrics.top_k(scores, top, descending=not rule.invert)
+    order = top_k(scores, top, descending=not rule.invert)
     return {
         **notes,
         "population": int(len(ids)),
@@ -213,10 +201,7 @@ def lf_create(*, dataset, user, label_class, name, type, config, low=None, high=
 
 
 def _lfs_changed(lf, user):
-    """The active LFs of a class changed: auto-train, where the dataset asks for it."""
-    from imagestudio.training.services import auto_train_request  # training builds on labeling
-
-    auto_train_request(dataset=lf.dataset, label_class=lf.label_class, user=user)
+    pipeline.after_lfs_changed(dataset=lf.dataset, label_class=lf.label_class, user=user)
 
 
 def lf_delete(*, lf, user=None):
@@ -258,15 +243,6 @@ def lf_update(*, lf, user=None, expected_version=None, **changes):
     return current
 
 
-def lfs_refresh_start(*, dataset, user=None):
-    """Queue the re-materialization of every LF of the dataset (after samples or embeddings were added)."""
-    if not LabelingFunction.objects.filter(dataset=dataset).exists():
-        return None
-    job, _ = job_enqueue(kind="lf_votes", task_name=REFRESH_TASK, dataset=dataset, creator=user,
-                         dedupe_key="all")
-    return job
-
-
 def lfs_refresh_run(job):
     lfs = list(LabelingFunction.objects.filter(dataset=job.dataset).select_related("label_class", "dataset"))
     refreshed, failed = {}, {}
@@ -277,55 +253,3 @@ def lfs_refresh_run(job):
             failed[lf.id] = exc.message
         job_progress(job_id=job.id, progress=(index + 1) / len(lfs), message=f"{index + 1}/{len(lfs)} LFs")
     return {"refreshed": refreshed, "failed": failed}
-
-
-# ---------------------------------------------------------------- summary
-
-
-def vote_array(lf, ids):
-    """The LF's materialized votes aligned to `ids` (ascending): int8, 1 / -1 / 0."""
-    votes = np.zeros(len(ids), dtype=np.int8)
-    for blob, value in ((lf.votes_present, metrics.PRESENT), (lf.votes_absent, metrics.ABSENT)):
-        where, hit = locate(ids, np.frombuffer(bytes(blob), dtype=np.int64))
-        votes[where[hit]] = value
-    return votes
-
-
-def lf_summary(*, dataset, split=None, label_class=None, active_only=False):
-    """Per LF on a split: polarity, coverage, overlaps and conflicts with the other LFs of its class,
-    and precision against ground truth with its Wilson interval (snorkel's LFAnalysis, per class)."""
-    lfs = LabelingFunction.objects.filter(dataset=dataset).select_related("label_class").order_by("id")
-    if label_class is not None:
-        lfs = lfs.filter(label_class=label_class)
-    if active_only:
-        lfs = lfs.filter(active=True)
-    samples = Sample.objects.filter(dataset=dataset)
-    if split:
-        samples = samples.filter(split=split)
-    ids = np.fromiter(samples.order_by("id").values_list("id", flat=True), dtype=np.int64)
-    by_class = {}
-    for lf in lfs:
-        by_class.setdefault(lf.label_class, []).append(lf)
-    rows = []
-    for cls, members in by_class.items():
-        matrix = np.stack([vote_array(lf, ids) for lf in members]) if members else np.zeros((0, len(ids)))
-        truth = ground_truth_for(dataset=dataset, label_class=cls, sample_ids=ids)
-        voted = matrix != 0
-        for k, lf in enumerate(members):
-            mine, others = voted[k], np.delete(voted, k, axis=0)
-            other_present = (np.delete(matrix, k, axis=0) == metrics.PRESENT).any(axis=0)
-            other_absent = (np.delete(matrix, k, axis=0) == metrics.ABSENT).any(axis=0)
-            conflict = mine & (((matrix[k] == metrics.PRESENT) & other_absent)
-                               | ((matrix[k] == metrics.ABSENT) & other_present))
-            labeled = mine & (truth != 0)
-            correct = labeled & (truth == matrix[k])
-            rows.append({
-                "lf": lf.id, "name": lf.name, "label_class": cls.name, "type": lf.type, "active": lf.active,
-                "polarity": [word for value, word in ((1, "PRESENT"), (-1, "ABSENT")) if (matrix[k] == value).any()],
-                "coverage": metrics.rate(mine.sum(), len(ids)),
-                "overlaps": metrics.rate((mine & others.any(axis=0)).sum(), len(ids)),
-                "conflicts": metrics.rate(conflict.sum(), len(ids)),
-                "precision": metrics.rate(correct.sum(), labeled.sum()),
-                "votes": {"present": int((matrix[k] == 1).sum()), "absent": int((matrix[k] == -1).sum())},
-            })
-    return {"split": split, "samples": int(len(ids)), "lfs": rows}

@@ -7,13 +7,13 @@ from urllib.parse import urlencode
 import numpy as np
 
 from imagestudio.annotations.models import GroundTruthCount
+from imagestudio.annotations.selectors import ground_truth_for
 from imagestudio.common.arrays import locate
 from imagestudio.common.errors import ValidationFailed
 from imagestudio.datasets.models import LabelClass, Sample, Split
 from imagestudio.labeling import metrics
-from imagestudio.labeling.columns import ground_truth_for
 from imagestudio.labeling.models import LabelingFunction
-from imagestudio.labeling.services import lf_summary, vote_array
+from imagestudio.labeling.selectors import lf_summary, vote_array
 
 from .models import TrainingSet
 from .services import model_scores, ready_model

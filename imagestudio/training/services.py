@@ -2,7 +2,6 @@
 
 import hashlib
 import json
-import threading
 import time
 from collections.abc import Sequence
 
@@ -10,26 +9,26 @@ import numpy as np
 from django.db import transaction
 from django.db.models import Max
 
+from imagestudio.annotations.selectors import ground_truth_for
 from imagestudio.common.arrays import consecutive_runs, locate
 from imagestudio.common.artifacts import artifact_read, artifact_write
 from imagestudio.common.bulk import copy_id_rows
+from imagestudio.common.cache import VersionedLRU
 from imagestudio.common.errors import Conflict, ValidationFailed
-from imagestudio.datasets.models import Dataset, LabelClass, Sample, Split
+from imagestudio.datasets.models import SPLIT_CODES, SPLIT_NAMES, Dataset, LabelClass, Sample, Split
 from imagestudio.embeddings.matrix import score
-from imagestudio.embeddings.store import SPLIT_CODES, encoder_for, matrix_get
+from imagestudio.embeddings.store import encoder_for, matrix_get
 from imagestudio.jobs.models import JobStatus
 from imagestudio.jobs.services import job_enqueue, job_progress
 from imagestudio.labeling import metrics
-from imagestudio.labeling.columns import ground_truth_for
 from imagestudio.labeling.label_model import DawidSkene, MajorityVote, accuracy_on, choose_label_model
 from imagestudio.labeling.models import LabelingFunction
-from imagestudio.labeling.services import vote_array
+from imagestudio.labeling.selectors import vote_array
 
 from .models import FastModel, Prediction, ScoredRange, TrainingSet
 
 TRAINING_SET_TASK = "workers.tasks.training.build_training_set"
 MODEL_TASK = "workers.tasks.training.train_model"
-SPLIT_NAMES = {code: split for split, code in SPLIT_CODES.items()}
 C_GRID = (0.1, 1.0, 10.0)  # ascending: each fit starts from the previous one
 
 
@@ -144,23 +143,15 @@ def training_set_build(training_set, progress):
     return {"training_set": training_set.id, "samples": int(len(ids)), "classes": report}
 
 
-_artifact_cache = {}
-_artifact_lock = threading.Lock()
+# Artifacts are immutable and named by their content hash: the hash is the key, no version needed.
+_artifacts = VersionedLRU("artifacts", max_entries=8, from_database=False)
 
 
 def artifact_arrays(record):
     """A ready training set's or model's arrays, cached per process by content hash."""
     if not record.ready:
         raise Conflict("Not ready yet: its job is still running.", code="not_ready")
-    with _artifact_lock:
-        cached = _artifact_cache.get(record.artifact_sha256)
-    if cached is None:
-        cached = artifact_read(record.artifact, record.artifact_sha256)
-        with _artifact_lock:
-            if len(_artifact_cache) > 8:
-                _artifact_cache.pop(next(iter(_artifact_cache)))
-            _artifact_cache[record.artifact_sha256] = cached
-    return cached
+    return _artifacts.get(record.artifact_sha256, 0, lambda: artifact_read(record.artifact, record.artifact_sha256))
 
 
 def training_labels_page(*, training_set, split=None, offset=0, limit=50):
@@ -445,20 +436,6 @@ def model_predictions(*, model, label_class=None, sample_id=None):
 
 
 # ---------------------------------------------------------------- auto-train
-
-AUTO_TRAIN_TASK = "workers.tasks.training.auto_train"
-
-
-def auto_train_request(*, dataset, label_class, user=None):
-    """When the dataset asks for it, queue a training set and a model for the class. A burst of LF edits
-    coalesces into the one queued job, which reads the LFs when it runs (so the latest edit wins)."""
-    if not dataset.auto_train:
-        return None
-    job, _ = job_enqueue(kind="auto_train", task_name=AUTO_TRAIN_TASK, dataset=dataset, creator=user,
-                         params={"label_class": label_class.id}, dedupe_key=f"class:{label_class.id}",
-                         dedupe_statuses=(JobStatus.QUEUED,))
-    return job
-
 
 def auto_train_run(job):
     dataset = Dataset.objects.get(pk=job.dataset_id)

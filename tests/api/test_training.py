@@ -9,7 +9,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from imagestudio.datasets.models import Sample
 from imagestudio.labeling.label_model import choose_label_model
 from imagestudio.labeling.models import LabelingFunction
-from imagestudio.labeling.services import vote_array
+from imagestudio.labeling.selectors import vote_array
 from imagestudio.training.models import Prediction
 from tests.conftest import png_bytes
 
@@ -80,7 +80,7 @@ def test_training_set_snapshot_labels_and_provenance(api, world):
     lfs = list(LabelingFunction.objects.order_by("id"))
     votes = np.stack([vote_array(lf, ids) for lf in lfs], axis=1)
     dev = np.array([s == "dev" for s in SPLITS])
-    from imagestudio.labeling.columns import ground_truth_for
+    from imagestudio.annotations.selectors import ground_truth_for
 
     truth = ground_truth_for(dataset=dataset, label_class=dataset.classes.get(name="cat"), sample_ids=ids)
     model, _ = choose_label_model(votes, votes[dev], truth[dev])
@@ -323,7 +323,7 @@ def test_auto_train_bursts_coalesce_into_one_queued_job(api, world, monkeypatch)
     from imagestudio.celery import app
     from imagestudio.jobs import services as job_services
     from imagestudio.jobs.models import Job
-    from imagestudio.training.services import auto_train_request
+    from imagestudio.pipeline import auto_train_enqueue
 
     dataset = world
     dataset.auto_train = True
@@ -332,11 +332,11 @@ def test_auto_train_bursts_coalesce_into_one_queued_job(api, world, monkeypatch)
     monkeypatch.setattr(job_services, "queue_check", lambda: None)
     app.conf.task_always_eager = False
     cat = dataset.classes.get(name="cat")
-    jobs = {auto_train_request(dataset=dataset, label_class=cat).id for _ in range(5)}
+    jobs = {auto_train_enqueue(dataset=dataset, label_class=cat).id for _ in range(5)}
     assert len(jobs) == 1 and len(sent) == 1  # one job in the queue for the burst
     Job.objects.filter(pk=jobs.pop()).update(status="running")
-    assert auto_train_request(dataset=dataset, label_class=cat).status == "queued"  # a running one does not absorb
+    assert auto_train_enqueue(dataset=dataset, label_class=cat).status == "queued"  # a running one does not absorb
     assert Job.objects.filter(kind="auto_train").count() == 2
     dog = dataset.classes.get(name="dog")
-    assert auto_train_request(dataset=dataset, label_class=dog) is not None  # one per class
+    assert auto_train_enqueue(dataset=dataset, label_class=dog) is not None  # one per class
     assert Job.objects.filter(kind="auto_train", status="queued").count() == 2

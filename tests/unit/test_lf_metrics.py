@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 from sklearn.metrics import f1_score, precision_score, recall_score
 
+from imagestudio.common.arrays import top_k
 from imagestudio.labeling.metrics import (
     histogram,
     suggest_thresholds,
-    top_k,
     vote_quality,
     votes_from_scores,
     wilson_interval,

@@ -1,0 +1,11 @@
+"""Events of the datasets domain that downstream domains act on, inside the sender's transaction. Django
+signals: the sender never imports its receivers, so the dependency stays one-way."""
+
+from django.dispatch import Signal
+
+# sample, old_split, new_split: a sample moved between splits (counters per split follow it).
+sample_split_changed = Signal()
+
+# dataset, user, rows: ground truth arriving with newly imported samples, as (sample_id, split, label_class,
+# value) tuples. A receiver returns how many labels it stored.
+ground_truth_imported = Signal()

@@ -1,0 +1,64 @@
+"""What follows what: auto-embed after an import, vote refresh after new samples, vectors or edits, auto-train
+after LF changes. Every step is a Job enqueued by task name, so this module imports no domain service and any
+domain may call it without an import cycle (domains: datasets <- annotations <- embeddings <- labeling <-
+training <- exports).
+"""
+
+from django.conf import settings
+
+from imagestudio.jobs.models import Job, JobStatus
+from imagestudio.jobs.services import job_enqueue
+
+EMBED_TASK = "workers.tasks.embeddings.compute_embeddings"
+LF_REFRESH_TASK = "workers.tasks.labeling.refresh_votes"
+AUTO_TRAIN_TASK = "workers.tasks.training.auto_train"
+
+
+def embeddings_enqueue(*, dataset, user, encoder_key: str, split: str | None = None) -> Job:
+    """The job computing missing vectors under an encoder (or the same job already in flight)."""
+    job, _ = job_enqueue(kind="embeddings", task_name=EMBED_TASK, dataset=dataset, creator=user,
+                         params={"encoder": encoder_key, "split": split}, dedupe_key=f"{encoder_key}:{split or '*'}")
+    return job
+
+
+def lf_refresh_enqueue(*, dataset, user=None) -> Job | None:
+    """Re-materialize every LF of the dataset; one job in flight absorbs further requests."""
+    if not dataset.lfs.exists():
+        return None
+    job, _ = job_enqueue(kind="lf_votes", task_name=LF_REFRESH_TASK, dataset=dataset, creator=user,
+                         dedupe_key="all")
+    return job
+
+
+def auto_train_enqueue(*, dataset, label_class, user=None) -> Job | None:
+    """When the dataset asks for it, a training set and a model for the class. A burst of LF edits coalesces into
+    the one queued job, which reads the LFs when it runs (so the latest edit wins); a running one does not."""
+    if not dataset.auto_train:
+        return None
+    job, _ = job_enqueue(kind="auto_train", task_name=AUTO_TRAIN_TASK, dataset=dataset, creator=user,
+                         params={"label_class": label_class.id}, dedupe_key=f"class:{label_class.id}",
+                         dedupe_statuses=(JobStatus.QUEUED,))
+    return job
+
+
+def after_import(*, dataset, user) -> dict:
+    """Samples were created: embed them (when the dataset auto-embeds) and refresh the LF votes.
+    Returns the follow-up job ids for the import's result."""
+    follow_ups = {}
+    if dataset.auto_embed:
+        job = embeddings_enqueue(dataset=dataset, user=user, encoder_key=settings.EMBEDDING_DEFAULT_ENCODER)
+        follow_ups["auto_embed_job"] = str(job.id)
+    refresh = lf_refresh_enqueue(dataset=dataset, user=user)
+    if refresh is not None:
+        follow_ups["lf_refresh_job"] = str(refresh.id)
+    return follow_ups
+
+
+def after_embeddings(*, dataset, user) -> Job | None:
+    """New vectors change what similarity LFs vote."""
+    return lf_refresh_enqueue(dataset=dataset, user=user)
+
+
+def after_lfs_changed(*, dataset, label_class, user) -> Job | None:
+    """The active LFs of a class changed."""
+    return auto_train_enqueue(dataset=dataset, label_class=label_class, user=user)
