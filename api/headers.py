@@ -1,4 +1,8 @@
+from drf_spectacular.utils import OpenApiParameter
 from rest_framework.exceptions import ValidationError
+
+IF_MATCH = OpenApiParameter("If-Match", str, OpenApiParameter.HEADER, required=False,
+                            description="The annotation version you last saw (same as the `version` field).")
 
 
 def if_match_version(request):

@@ -1,10 +1,9 @@
-from django.contrib.auth import get_user_model
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework.exceptions import ValidationError
 from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
 
-from api.headers import if_match_version
+from api.headers import IF_MATCH, if_match_version
 from api.scoping import DatasetScopedMixin
 from api.serializers.annotations import (
     AnnotationEventSerializer,
@@ -21,27 +20,11 @@ from api.validation import validated
 from imagestudio.annotations import services
 from imagestudio.annotations.models import Annotation, AnnotationEvent
 from imagestudio.annotations.selectors import annotation_history, annotation_list
-from imagestudio.datasets.models import Role, Sample
-from imagestudio.datasets.selectors import label_class_by_ref
-
-IF_MATCH = OpenApiParameter("If-Match", str, OpenApiParameter.HEADER, required=False,
-                            description="The annotation version you last saw (same as the `version` field).")
+from imagestudio.datasets.models import Role
+from imagestudio.datasets.selectors import sample_get
 
 
-def resolve_class(dataset, ref, field="label_class"):
-    label_class = label_class_by_ref(dataset=dataset, ref=ref)
-    if label_class is None:
-        raise ValidationError({field: [f"The dataset has no class {ref!r}."]})
-    return label_class
-
-
-class AnnotationScopedMixin(DatasetScopedMixin):
-    def _class(self, query):
-        return resolve_class(self.dataset, query["label_class"]) if "label_class" in query else None
-
-
-
-class AnnotationView(AnnotationScopedMixin, GenericAPIView):
+class AnnotationView(DatasetScopedMixin, GenericAPIView):
     """Ground truth per (sample, class). GET lists labels (filter by sample, class, value); PUT sets one.
 
     PUT with value ABSTAIN clears the label. Send the `version` you last saw (or If-Match) to get a 409
@@ -49,14 +32,14 @@ class AnnotationView(AnnotationScopedMixin, GenericAPIView):
     """
 
     serializer_class = AnnotationSerializer
-    queryset = Annotation.objects.none()
+    scoped_model = Annotation
     required_roles = {"GET": Role.VIEWER, "PUT": Role.ANNOTATOR}
 
     @extend_schema(parameters=[AnnotationQuerySerializer], responses={200: AnnotationSerializer(many=True)})
     def get(self, request, dataset_id=None):
         query = validated(AnnotationQuerySerializer, request.query_params)
         queryset = annotation_list(dataset=self.dataset, sample_id=query.get("sample"),
-                                   label_class=self._class(query), value=query.get("value"))
+                                   label_class=self.optional_class(query), value=query.get("value"))
         page = self.paginate_queryset(queryset)
         return self.get_paginated_response(AnnotationSerializer(page, many=True).data)
 
@@ -67,10 +50,10 @@ class AnnotationView(AnnotationScopedMixin, GenericAPIView):
         expected = if_match_version(request)
         if expected is None:
             expected = data.get("version")
-        sample = Sample.objects.filter(dataset=self.dataset, pk=data["sample"]).first()
+        sample = sample_get(dataset=self.dataset, sample_id=data["sample"])
         if sample is None:
             raise ValidationError({"sample": ["No sample with this id in this dataset."]})
-        label_class = resolve_class(self.dataset, data["label_class"])
+        label_class = self.label_class(data["label_class"])
         annotation, changed = services.annotation_set(dataset=self.dataset, user=request.user, sample=sample,
                                                       label_class=label_class, value=data["value"],
                                                       expected_version=expected)
@@ -92,12 +75,10 @@ class AnnotationBulkView(DatasetScopedMixin, GenericAPIView):
         serializer = BulkAnnotationSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        classes = [resolve_class(self.dataset, ref, field="classes") for ref in dict.fromkeys(data["classes"])]
-        sample_ids = data.get("sample_ids")
-        samples = (Sample.objects.filter(dataset=self.dataset, id__in=set(sample_ids)) if sample_ids is not None
-                   else serializer.samples(self.dataset))
-        result = services.annotations_bulk_set(dataset=self.dataset, user=request.user, samples=samples,
-                                               classes=classes, value=data["value"], sample_ids=sample_ids)
+        classes = [self.label_class(ref, field="classes") for ref in dict.fromkeys(data["classes"])]
+        result = services.annotations_bulk_set(dataset=self.dataset, user=request.user,
+                                               samples=serializer.samples(self.dataset), classes=classes,
+                                               value=data["value"])
         return Response(result)
 
 
@@ -111,23 +92,18 @@ class AnnotationUndoView(DatasetScopedMixin, GenericAPIView):
         return Response(services.annotations_undo_last_bulk(dataset=self.dataset, user=request.user))
 
 
-class AnnotationHistoryView(AnnotationScopedMixin, GenericAPIView):
+class AnnotationHistoryView(DatasetScopedMixin, GenericAPIView):
     """Every change of ground truth: who, when, old -> new, newest first. Filter by sample, class, user, source."""
 
     serializer_class = AnnotationEventSerializer
-    queryset = AnnotationEvent.objects.none()
+    scoped_model = AnnotationEvent
 
     @extend_schema(parameters=[HistoryQuerySerializer], responses={200: AnnotationEventSerializer(many=True)})
     def get(self, request, dataset_id=None):
         query = validated(HistoryQuerySerializer, request.query_params)
-        user = None
-        if "user" in query:
-            user = get_user_model().objects.filter(username=query["user"]).first()
-            if user is None:
-                raise ValidationError({"user": [f"No user named {query['user']!r}."]})
         queryset = annotation_history(dataset=self.dataset, sample_id=query.get("sample"),
-                                      label_class=self._class(query), user=user, source=query.get("source"),
-                                      batch=query.get("batch"))
+                                      label_class=self.optional_class(query), username=query.get("user"),
+                                      source=query.get("source"), batch=query.get("batch"))
         page = self.paginate_queryset(queryset)
         return self.get_paginated_response(AnnotationEventSerializer(page, many=True).data)
 

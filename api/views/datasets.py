@@ -1,10 +1,9 @@
-from django.db.models import Prefetch
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
-from rest_framework.exceptions import NotFound, PermissionDenied
+from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 
-from api.scoping import DatasetScopedMixin
+from api.scoping import DatasetScopedMixin, require_role
 from api.serializers.datasets import (
     DatasetCreateSerializer,
     DatasetSerializer,
@@ -13,9 +12,16 @@ from api.serializers.datasets import (
     MembershipSerializer,
     MembershipUpdateSerializer,
 )
+from imagestudio.common.ids import parse_id
 from imagestudio.datasets import services
-from imagestudio.datasets.models import Dataset, DatasetMembership, LabelClass, Role, role_at_least
-from imagestudio.datasets.selectors import dataset_role, datasets_for_user
+from imagestudio.datasets.models import Dataset, DatasetMembership, LabelClass, Role
+from imagestudio.datasets.selectors import (
+    dataset_get_visible,
+    dataset_list,
+    dataset_roles,
+    label_class_list,
+    membership_list,
+)
 
 
 class DatasetViewSet(viewsets.ModelViewSet):
@@ -29,26 +35,22 @@ class DatasetViewSet(viewsets.ModelViewSet):
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
             return Dataset.objects.none()
-        return datasets_for_user(user=self.request.user).prefetch_related(
-            Prefetch("classes", queryset=LabelClass.objects.select_related("dataset").prefetch_related("counts")
-                     .order_by("id"))
-        ).order_by("id")
+        return dataset_list(user=self.request.user)
 
     def get_serializer_context(self):
         context = super().get_serializer_context()
         if not getattr(self, "swagger_fake_view", False) and self.request.user.is_authenticated:
-            context["roles"] = dict(
-                DatasetMembership.objects.filter(user=self.request.user).values_list("dataset_id", "role")
-            )
+            context["roles"] = dataset_roles(user=self.request.user)
             context["is_superuser"] = self.request.user.is_superuser
         return context
 
     def get_object(self):
-        dataset = super().get_object()
-        required = self.required_roles.get(self.action)
-        role = dataset_role(user=self.request.user, dataset=dataset)
-        if required and not role_at_least(role, required):
-            raise PermissionDenied(f"This needs the {required} role on the dataset; you are {role}.")
+        """The dataset, with the same role rule as every dataset child (require_role)."""
+        dataset = dataset_get_visible(user=self.request.user, dataset_id=parse_id(str(self.kwargs["pk"])))
+        if dataset is None:
+            raise NotFound("No dataset with this id is visible to you.")
+        require_role(user=self.request.user, dataset=dataset,
+                     required=self.required_roles.get(self.action, Role.VIEWER))
         return dataset
 
     @extend_schema(request=DatasetCreateSerializer, responses={201: DatasetSerializer})
@@ -71,7 +73,7 @@ class DatasetViewSet(viewsets.ModelViewSet):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     def _render(self, dataset):
-        dataset = self.get_queryset().get(pk=dataset.pk)
+        dataset = dataset_get_visible(user=self.request.user, dataset_id=dataset.pk)
         return DatasetSerializer(dataset, context=self.get_serializer_context()).data
 
 
@@ -79,12 +81,10 @@ class LabelClassViewSet(DatasetScopedMixin, viewsets.ModelViewSet):
     """Label classes of a dataset (multi-label: a sample can be PRESENT for several)."""
 
     serializer_class = LabelClassSerializer
-    queryset = LabelClass.objects.none()
+    scoped_model = LabelClass
+    scoped_selector = staticmethod(label_class_list)
+    not_found = "No such class in this dataset."
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
-
-    def get_queryset(self):
-        return (LabelClass.objects.filter(dataset=self.dataset).select_related("dataset").prefetch_related("counts")
-                .order_by("id"))
 
     def perform_create(self, serializer):
         serializer.instance = services.label_class_create(dataset=self.dataset, **serializer.validated_data)
@@ -92,17 +92,19 @@ class LabelClassViewSet(DatasetScopedMixin, viewsets.ModelViewSet):
     def perform_update(self, serializer):
         services.label_class_update(label_class=serializer.instance, **serializer.validated_data)
 
+    def perform_destroy(self, label_class):
+        services.label_class_delete(label_class=label_class)
+
 
 class MembershipViewSet(DatasetScopedMixin, mixins.ListModelMixin, mixins.CreateModelMixin,
                         mixins.DestroyModelMixin, viewsets.GenericViewSet):
     """Who may use the dataset, and as what: viewer < annotator < editor < owner. Owners manage members."""
 
     serializer_class = MembershipSerializer
-    queryset = DatasetMembership.objects.none()
+    scoped_model = DatasetMembership
+    scoped_selector = staticmethod(membership_list)
+    not_found = "No such member of this dataset."
     write_role = Role.OWNER
-
-    def get_queryset(self):
-        return DatasetMembership.objects.filter(dataset=self.dataset).select_related("user").order_by("id")
 
     def create(self, request, dataset_id=None):
         serializer = MembershipSerializer(data=request.data)
@@ -124,9 +126,3 @@ class MembershipViewSet(DatasetScopedMixin, mixins.ListModelMixin, mixins.Create
 
     def perform_destroy(self, membership):
         services.membership_remove(membership=membership)
-
-    def get_object(self):
-        try:
-            return super().get_object()
-        except NotFound:
-            raise NotFound("No such member of this dataset.") from None

@@ -3,6 +3,7 @@ from rest_framework import status
 from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
 
+from api.responses import accepted
 from api.scoping import DatasetScopedMixin
 from api.serializers.embeddings import (
     EmbeddingComputeSerializer,
@@ -14,9 +15,8 @@ from api.serializers.embeddings import (
 )
 from api.serializers.jobs import JobSerializer
 from api.validation import validated
-from api.views.jobs import accepted
 from imagestudio.datasets.models import Role
-from imagestudio.embeddings import services
+from imagestudio.embeddings import selectors, services
 from imagestudio.embeddings.models import EmbeddingSet, ResourceAllocation
 
 
@@ -24,13 +24,13 @@ class EmbeddingsView(DatasetScopedMixin, GenericAPIView):
     """Embedding coverage per encoder (GET); compute the missing vectors as a Job (POST, 202)."""
 
     serializer_class = EmbeddingCoverageSerializer
-    queryset = EmbeddingSet.objects.none()
+    scoped_model = EmbeddingSet
+    scoped_selector = staticmethod(selectors.embedding_set_list)
     required_roles = {"GET": Role.VIEWER, "POST": Role.EDITOR}
 
     @extend_schema(responses={200: EmbeddingCoverageSerializer(many=True)})
     def get(self, request, dataset_id=None):
-        sets = EmbeddingSet.objects.filter(dataset=self.dataset).select_related("encoder", "dataset").order_by("id")
-        page = self.paginate_queryset(sets)
+        page = self.paginate_queryset(self.get_queryset())
         return self.get_paginated_response(EmbeddingCoverageSerializer(page, many=True).data)
 
     @extend_schema(request=EmbeddingComputeSerializer, responses={202: JobSerializer})
@@ -55,14 +55,13 @@ class ResourcesView(DatasetScopedMixin, GenericAPIView):
     """Dedicated resources: pin the dataset's matrices in memory (POST), list (GET), release (DELETE)."""
 
     serializer_class = ResourceSerializer
-    queryset = ResourceAllocation.objects.none()
+    scoped_model = ResourceAllocation
+    scoped_selector = staticmethod(selectors.resource_list)
     required_roles = {"GET": Role.VIEWER, "POST": Role.EDITOR, "DELETE": Role.EDITOR}
 
     @extend_schema(responses={200: ResourceSerializer(many=True)})
     def get(self, request, dataset_id=None):
-        services.resources_expire()
-        allocations = ResourceAllocation.objects.filter(dataset=self.dataset).select_related("encoder").order_by("id")
-        page = self.paginate_queryset(allocations)
+        page = self.paginate_queryset(self.get_queryset())
         return self.get_paginated_response(ResourceSerializer(page, many=True).data)
 
     @extend_schema(request=ResourceAllocateSerializer, responses={201: ResourceSerializer})

@@ -5,12 +5,13 @@ from rest_framework import mixins, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from api.responses import accepted
 from api.scoping import DatasetScopedMixin
 from api.serializers.exports import ExportCreateSerializer, ExportSerializer
 from api.serializers.jobs import JobSerializer
-from api.views.jobs import accepted
 from imagestudio.datasets.models import Role
 from imagestudio.exports.models import Export
+from imagestudio.exports.selectors import export_list
 from imagestudio.exports.services import export_file, export_start
 
 
@@ -19,11 +20,10 @@ class ExportViewSet(DatasetScopedMixin, mixins.ListModelMixin, mixins.RetrieveMo
     `training_labels` (a training set's label and probability per class). Download when ready."""
 
     serializer_class = ExportSerializer
-    queryset = Export.objects.none()
+    scoped_model = Export
+    scoped_selector = staticmethod(export_list)
+    not_found = "No such export in this dataset."
     write_role = Role.VIEWER  # reading the data out needs no more than reading it in the API
-
-    def get_queryset(self):
-        return Export.objects.filter(dataset=self.dataset).order_by("-id")
 
     @extend_schema(request=ExportCreateSerializer, responses={202: JobSerializer})
     def create(self, request, dataset_id=None):

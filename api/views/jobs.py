@@ -1,5 +1,3 @@
-import uuid
-
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, viewsets
 from rest_framework.decorators import action
@@ -8,10 +6,11 @@ from rest_framework.response import Response
 
 from api.limits import MAX_INT
 from api.serializers.jobs import JobSerializer
+from api.validation import validated
 from imagestudio.datasets.models import Role, role_at_least
 from imagestudio.datasets.selectors import dataset_role
 from imagestudio.jobs.models import Job, JobStatus
-from imagestudio.jobs.selectors import job_list_visible
+from imagestudio.jobs.selectors import job_get, job_list
 from imagestudio.jobs.services import job_cancel
 
 
@@ -30,20 +29,18 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
             return Job.objects.none()
-        return job_list_visible(user=self.request.user).select_related("creator").order_by("-created_at", "id")
+        return job_list(user=self.request.user)
 
     def get_object(self):
-        try:
-            uuid.UUID(str(self.kwargs["pk"]))
-        except ValueError:
-            raise NotFound("No job with this id.") from None
-        return super().get_object()
+        job = job_get(user=self.request.user, job_id=self.kwargs["pk"])
+        if job is None:
+            raise NotFound("No job with this id.")
+        return job
 
     @extend_schema(parameters=[JobQuerySerializer])
     def list(self, request, *args, **kwargs):
-        query = JobQuerySerializer(data=request.query_params)
-        query.is_valid(raise_exception=True)
-        queryset = self.get_queryset().filter(**query.validated_data)
+        query = validated(JobQuerySerializer, request.query_params)
+        queryset = job_list(user=request.user, **query)
         page = self.paginate_queryset(queryset)
         return self.get_paginated_response(JobSerializer(page, many=True).data)
 
@@ -56,9 +53,3 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
             if not role_at_least(dataset_role(user=request.user, dataset=job.dataset), Role.EDITOR):
                 raise PermissionDenied("Only the job's creator or an editor of its dataset may cancel it.")
         return Response(JobSerializer(job_cancel(job=job)).data)
-
-
-def accepted(job):
-    """202 with the job and its Location, the answer of every async endpoint."""
-    data = JobSerializer(job).data
-    return Response(data, status=202, headers={"Location": data["url"]})

@@ -3,7 +3,7 @@ from rest_framework import status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from api.headers import if_match_version
+from api.headers import IF_MATCH, if_match_version
 from api.scoping import DatasetScopedMixin
 from api.serializers.labeling import (
     LFCreateSerializer,
@@ -16,7 +16,6 @@ from api.serializers.labeling import (
     SummarySerializer,
 )
 from api.validation import validated
-from api.views.annotations import IF_MATCH, resolve_class
 from imagestudio.datasets.models import Role
 from imagestudio.labeling import selectors, services
 from imagestudio.labeling.models import LabelingFunction
@@ -27,30 +26,25 @@ class LabelingFunctionViewSet(DatasetScopedMixin, viewsets.ModelViewSet):
     deactivate it with PATCH `active`, compare them on `summary`."""
 
     serializer_class = LFSerializer
-    queryset = LabelingFunction.objects.none()
+    scoped_model = LabelingFunction
+    scoped_selector = staticmethod(selectors.lf_list)
+    not_found = "No such LF in this dataset."
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
     write_role = Role.ANNOTATOR
     required_roles = {"preview": Role.VIEWER}
 
-    def get_queryset(self):
-        return (LabelingFunction.objects.filter(dataset=self.dataset).select_related("label_class", "author")
-                .order_by("id"))
-
     @extend_schema(parameters=[LFQuerySerializer])
     def list(self, request, dataset_id=None):
         query = validated(LFQuerySerializer, request.query_params)
-        queryset = self.get_queryset()
-        if "label_class" in query:
-            queryset = queryset.filter(label_class=resolve_class(self.dataset, query["label_class"]))
-        if query.get("active") is not None:
-            queryset = queryset.filter(active=query["active"])
+        queryset = selectors.lf_list(dataset=self.dataset, label_class=self.optional_class(query),
+                                     active=query.get("active"))
         page = self.paginate_queryset(queryset)
         return self.get_paginated_response(LFSerializer(page, many=True).data)
 
     @extend_schema(request=LFCreateSerializer, responses={201: LFSerializer})
     def create(self, request, dataset_id=None):
         data = validated(LFCreateSerializer, request.data)
-        data["label_class"] = resolve_class(self.dataset, data["label_class"])
+        data["label_class"] = self.label_class(data["label_class"])
         lf = services.lf_create(dataset=self.dataset, user=request.user, **data)
         return Response(LFSerializer(lf).data, status=status.HTTP_201_CREATED)
 
@@ -62,7 +56,7 @@ class LabelingFunctionViewSet(DatasetScopedMixin, viewsets.ModelViewSet):
         if (header := if_match_version(request)) is not None:
             expected = header
         if "label_class" in data:
-            data["label_class"] = resolve_class(self.dataset, data["label_class"])
+            data["label_class"] = self.label_class(data["label_class"])
         lf = services.lf_update(lf=lf, user=request.user, expected_version=expected, **data)
         response = Response(LFSerializer(lf).data)
         response["ETag"] = f'"{lf.version}"'
@@ -77,7 +71,7 @@ class LabelingFunctionViewSet(DatasetScopedMixin, viewsets.ModelViewSet):
         """Score a rule on a split: histogram by ground truth, precision / recall with Wilson intervals,
         coverage, suggested thresholds and the top samples. Nothing is saved."""
         data = validated(PreviewSerializer, request.data)
-        label_class = resolve_class(self.dataset, data.pop("label_class"))
+        label_class = self.label_class(data.pop("label_class"))
         config = services.validate_rule(dataset=self.dataset, label_class=label_class, type=data["type"],
                                         config=data["config"], low=data["low"], high=data["high"])
         rule = services.Rule(label_class=label_class, type=data["type"], config=config, low=data["low"],
@@ -91,6 +85,6 @@ class LabelingFunctionViewSet(DatasetScopedMixin, viewsets.ModelViewSet):
     def summary(self, request, dataset_id=None):
         """Per LF: polarity, coverage, overlaps, conflicts and precision against ground truth, on a split."""
         query = validated(SummaryQuerySerializer, request.query_params)
-        label_class = resolve_class(self.dataset, query["label_class"]) if "label_class" in query else None
-        return Response(selectors.lf_summary(dataset=self.dataset, split=query.get("split"), label_class=label_class,
+        return Response(selectors.lf_summary(dataset=self.dataset, split=query.get("split"),
+                                             label_class=self.optional_class(query),
                                             active_only=query["active"]))

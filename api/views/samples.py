@@ -11,6 +11,7 @@ from rest_framework.response import Response
 from rest_framework.utils.urls import remove_query_param, replace_query_param
 from rest_framework.views import APIView
 
+from api.responses import accepted
 from api.scoping import DatasetScopedMixin
 from api.serializers.datasets import ResampleParamsSerializer, ResampleSerializer
 from api.serializers.jobs import JobSerializer
@@ -24,13 +25,12 @@ from api.serializers.samples import (
     SampleUpdateSerializer,
 )
 from api.validation import validated
-from api.views.jobs import accepted
 from imagestudio.annotations.resamples import resample_clear, resample_create
 from imagestudio.annotations.selectors import ground_truth_prefetch
 from imagestudio.datasets import ingest, services
 from imagestudio.datasets.imaging import mime_for_format
-from imagestudio.datasets.models import Resample, Role, Sample, Split
-from imagestudio.datasets.selectors import sample_detail, sample_page
+from imagestudio.datasets.models import Role, Sample, Split
+from imagestudio.datasets.selectors import resample_get, sample_page
 from imagestudio.labeling.selectors import sample_votes
 from imagestudio.training.services import model_predictions, ready_model
 
@@ -44,7 +44,7 @@ class SampleViewSet(DatasetScopedMixin, viewsets.GenericViewSet):
     """Samples of a dataset: the grid and data views (list), the image view (detail) and the image bytes."""
 
     serializer_class = SampleSerializer
-    queryset = Sample.objects.none()
+    scoped_model = Sample
     pagination_class = None
     pages_itself = True  # the list builds its page (counters, keyset links), see sample_page
     required_roles = {"partial_update": Role.EDITOR, "resample": Role.VIEWER}
@@ -83,15 +83,9 @@ class SampleViewSet(DatasetScopedMixin, viewsets.GenericViewSet):
         previous = values["offset"] - values["limit"]
         return remove_query_param(url, "offset") if previous <= 0 else replace_query_param(url, "offset", previous)
 
-    def _sample(self, pk):
-        sample = sample_detail(dataset=self.dataset, sample_id=pk, prefetch=[ground_truth_prefetch(with_history=True)])
-        if sample is None:
-            raise NotFound("No sample with this id in this dataset.")
-        return sample
-
     def _detail(self, request, pk):
         query = validated(SampleDetailQuerySerializer, request.query_params)
-        sample = self._sample(pk)
+        sample = self.sample(pk, prefetch=["tags", "comments__author", ground_truth_prefetch(with_history=True)])
         model = ready_model(dataset=self.dataset, model_id=query.get("model"))
         if model is None and "model" in query:
             raise ValidationError({"model": [f"The dataset has no trained model {query['model']}."]})
@@ -106,7 +100,7 @@ class SampleViewSet(DatasetScopedMixin, viewsets.GenericViewSet):
     @extend_schema(request=SampleUpdateSerializer, parameters=[SampleDetailQuerySerializer],
                    responses={200: SampleDetailSerializer})
     def partial_update(self, request, dataset_id=None, pk=None):
-        sample = self._sample(pk)
+        sample = self.sample(pk)
         serializer = SampleUpdateSerializer(data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
         services.sample_update(sample=sample, **serializer.validated_data)
@@ -129,13 +123,13 @@ class SampleViewSet(DatasetScopedMixin, viewsets.GenericViewSet):
     @extend_schema(responses={(200, "image/*"): OpenApiResponse(OpenApiTypes.BINARY, description="The original bytes.")})
     @action(detail=True, methods=["get"])
     def image(self, request, dataset_id=None, pk=None):
-        sample = self._sample(pk)
+        sample = self.sample(pk)
         return self._file(request, sample.original, mime_for_format(sample.format), f'"{sample.sha256}"')
 
     @extend_schema(responses={(200, "image/jpeg"): OpenApiResponse(OpenApiTypes.BINARY, description="A JPEG thumbnail.")})
     @action(detail=True, methods=["get"])
     def thumbnail(self, request, dataset_id=None, pk=None):
-        sample = self._sample(pk)
+        sample = self.sample(pk)
         return self._file(request, sample.thumbnail, "image/jpeg", f'"{sample.sha256}-thumb"')
 
 
@@ -160,7 +154,7 @@ class ResampleView(DatasetScopedMixin, APIView):
     @extend_schema(parameters=[OpenApiParameter("split", str, enum=Split.values, required=True)],
                    responses={200: ResampleSerializer})
     def get(self, request, dataset_id=None):
-        resample = Resample.objects.filter(dataset=self.dataset, split=self._split(request)).first()
+        resample = resample_get(dataset=self.dataset, split=self._split(request))
         if resample is None:
             raise NotFound("This split has no active resample.")
         return Response(ResampleSerializer(resample).data)

@@ -1,40 +1,45 @@
-from django.db.models import Count
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import NotFound, PermissionDenied
+from rest_framework.exceptions import PermissionDenied
 from rest_framework.response import Response
 
 from api.scoping import DatasetScopedMixin
 from api.serializers.samples import CommentSerializer
 from api.serializers.tags import CommentWriteSerializer, TagApplyResultSerializer, TagApplySerializer, TagSerializer
 from imagestudio.datasets import services
-from imagestudio.datasets.models import Comment, Role, Sample, Tag
+from imagestudio.datasets.models import Comment, Role, Tag
+from imagestudio.datasets.selectors import comment_list, tag_counted, tag_list
 
 
 class TagViewSet(DatasetScopedMixin, viewsets.ModelViewSet):
     """Tags of a dataset: create, rename, delete, and apply to or remove from many samples at once."""
 
     serializer_class = TagSerializer
-    queryset = Tag.objects.none()
+    scoped_model = Tag
+    scoped_selector = staticmethod(tag_list)
+    not_found = "No such tag in this dataset."
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
     write_role = Role.ANNOTATOR
 
-    def get_queryset(self):
-        return Tag.objects.filter(dataset=self.dataset).annotate(sample_count=Count("samples")).order_by("id")
+    def _render(self, tag):
+        return TagSerializer(tag_counted(tag=tag)).data
 
     def create(self, request, dataset_id=None):
         serializer = TagSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         tag = services.tag_create(dataset=self.dataset, name=serializer.validated_data["name"])
-        return Response(TagSerializer(self.get_queryset().get(pk=tag.pk)).data, status=status.HTTP_201_CREATED)
+        return Response(self._render(tag), status=status.HTTP_201_CREATED)
 
     def partial_update(self, request, dataset_id=None, pk=None):
         tag = self.get_object()
         serializer = TagSerializer(tag, data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
         services.tag_rename(tag=tag, name=serializer.validated_data.get("name", tag.name))
-        return Response(TagSerializer(self.get_queryset().get(pk=tag.pk)).data)
+        return Response(self._render(tag))
+
+    def perform_destroy(self, tag):
+        services.tag_delete(tag=tag)
 
     def _bulk(self, request, operation):
         tag = self.get_object()
@@ -59,23 +64,22 @@ class CommentViewSet(DatasetScopedMixin, mixins.ListModelMixin, mixins.RetrieveM
     """Comments on a sample. Annotators and above comment; only the author or an owner edits or deletes."""
 
     serializer_class = CommentSerializer
-    queryset = Comment.objects.none()
+    scoped_model = Comment
+    not_found = "No such comment on this sample."
     write_role = Role.ANNOTATOR
 
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)
-        self.sample = Sample.objects.filter(dataset=self.dataset, pk=self.kwargs["sample_id"]).first()
-        if self.sample is None:
-            raise NotFound("No sample with this id in this dataset.")
+        self.commented = self.sample(self.kwargs["sample_id"])
 
-    def get_queryset(self):
-        return Comment.objects.filter(sample=self.sample).select_related("author").order_by("id")
+    def scoped_selector(self, dataset):
+        return comment_list(dataset=dataset, sample=self.commented)
 
     @extend_schema(request=CommentWriteSerializer, responses={201: CommentSerializer})
     def create(self, request, dataset_id=None, sample_id=None):
         serializer = CommentWriteSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        comment = services.comment_create(sample=self.sample, author=request.user, body=serializer.validated_data["body"])
+        comment = services.comment_create(sample=self.commented, author=request.user, body=serializer.validated_data["body"])
         return Response(CommentSerializer(comment).data, status=status.HTTP_201_CREATED)
 
     def _own(self, comment):
@@ -91,5 +95,5 @@ class CommentViewSet(DatasetScopedMixin, mixins.ListModelMixin, mixins.RetrieveM
         return Response(CommentSerializer(services.comment_update(comment=comment, **serializer.validated_data)).data)
 
     def destroy(self, request, dataset_id=None, sample_id=None, pk=None):
-        self._own(self.get_object()).delete()
+        services.comment_delete(comment=self._own(self.get_object()))
         return Response(status=status.HTTP_204_NO_CONTENT)

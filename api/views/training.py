@@ -5,6 +5,7 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
 
+from api.responses import accepted
 from api.scoping import DatasetScopedMixin
 from api.serializers.jobs import JobSerializer
 from api.serializers.training import (
@@ -20,8 +21,6 @@ from api.serializers.training import (
     TrainingSetSerializer,
 )
 from api.validation import validated
-from api.views.annotations import resolve_class
-from api.views.jobs import accepted
 from imagestudio.datasets.models import Role
 from imagestudio.training import services
 from imagestudio.training.analysis import dataset_analysis
@@ -73,7 +72,7 @@ class FastModelViewSet(DatasetScopedMixin, mixins.ListModelMixin, mixins.Retriev
     def create(self, request, dataset_id=None):
         data = validated(FastModelCreateSerializer, request.data)
         if "classes" in data:
-            data["classes"] = [resolve_class(self.dataset, ref, field="classes") for ref in data["classes"]]
+            data["classes"] = [self.label_class(ref, field="classes") for ref in data["classes"]]
         if "training_set" in data:
             training_set = TrainingSet.objects.filter(pk=data["training_set"]).first()
             if training_set is None:
@@ -88,8 +87,8 @@ class FastModelViewSet(DatasetScopedMixin, mixins.ListModelMixin, mixins.Retriev
         """Score, probability and label per sample and class (sample ascending, then class)."""
         model = self.get_object()
         query = validated(PredictionQuerySerializer, request.query_params)
-        label_class = resolve_class(self.dataset, query["label_class"]) if "label_class" in query else None
-        rows = services.model_predictions(model=model, label_class=label_class, sample_id=query.get("sample"))
+        rows = services.model_predictions(model=model, label_class=self.optional_class(query),
+                                          sample_id=query.get("sample"))
         page = self.paginate_queryset(rows)
         return self.get_paginated_response(PredictionSerializer(page, many=True).data)
 
@@ -103,5 +102,5 @@ class AnalysisView(DatasetScopedMixin, GenericAPIView):
     @extend_schema(parameters=[AnalysisQuerySerializer], responses={200: AnalysisSerializer})
     def get(self, request, dataset_id=None):
         query = validated(AnalysisQuerySerializer, request.query_params)
-        label_class = resolve_class(self.dataset, query["label_class"]) if "label_class" in query else None
-        return Response(dataset_analysis(dataset=self.dataset, label_class=label_class, split=query["split"]))
+        return Response(dataset_analysis(dataset=self.dataset, label_class=self.optional_class(query),
+                                         split=query["split"]))

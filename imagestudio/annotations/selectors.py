@@ -25,10 +25,12 @@ def annotation_list(*, dataset, sample_id=None, label_class=None, value=None):
     return _narrow(queryset, sample_id=sample_id, label_class=label_class, value=value).order_by("id")
 
 
-def annotation_history(*, dataset, sample_id=None, label_class=None, user=None, source=None, batch=None):
-    """Changes newest first."""
+def annotation_history(*, dataset, sample_id=None, label_class=None, username=None, source=None, batch=None):
+    """Changes newest first; `username` narrows to one author's changes (none for a name that made none)."""
     queryset = AnnotationEvent.objects.filter(dataset=dataset).select_related("label_class", "user")
-    return _narrow(queryset, sample_id=sample_id, label_class=label_class, user=user, source=source,
+    if username is not None:
+        queryset = queryset.filter(user__username=username)
+    return _narrow(queryset, sample_id=sample_id, label_class=label_class, source=source,
                    batch=batch).order_by("-id")
 
 

@@ -4,22 +4,66 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
-from django.db.models import F, Prefetch
+from django.db.models import Count, F, Prefetch, QuerySet
 from django.db.models.fields.json import KeyTextTransform
 
 from imagestudio.common.cache import VersionedLRU
 from imagestudio.common.errors import ValidationFailed
+from imagestudio.common.ids import parse_id
 
 from .filters import SampleFilter, filter_term, sample_filter
-from .models import SPLIT_CODES, Dataset, DatasetMembership, Role, Sample
+from .models import SPLIT_CODES, Comment, Dataset, DatasetMembership, LabelClass, Resample, Role, Sample, Tag
 
 SAMPLE_ORDERINGS = ("id", "external_id", "created_at", "width", "height", "bytes", "split")
 
 
-def datasets_for_user(*, user):
+def datasets_for_user(*, user) -> QuerySet:
     if user.is_superuser:
         return Dataset.objects.all()
     return Dataset.objects.filter(memberships__user=user)
+
+
+def dataset_list(*, user) -> QuerySet:
+    """The datasets a user may see, with their classes and counts, ordered."""
+    classes = LabelClass.objects.select_related("dataset").prefetch_related("counts").order_by("id")
+    return datasets_for_user(user=user).prefetch_related(Prefetch("classes", queryset=classes)).order_by("id")
+
+
+def dataset_get_visible(*, user, dataset_id: int | None) -> Dataset | None:
+    """The dataset if the user may see it; None alike for a missing one and another team's (no oracle)."""
+    if dataset_id is None:
+        return None
+    return datasets_for_user(user=user).filter(pk=dataset_id).first()
+
+
+def dataset_roles(*, user) -> dict[int, str]:
+    """Dataset id -> the user's role, for every dataset the user is a member of."""
+    return dict(DatasetMembership.objects.filter(user=user).values_list("dataset_id", "role"))
+
+
+def label_class_list(*, dataset) -> QuerySet:
+    return LabelClass.objects.filter(dataset=dataset).select_related("dataset").prefetch_related("counts").order_by("id")
+
+
+def membership_list(*, dataset) -> QuerySet:
+    return DatasetMembership.objects.filter(dataset=dataset).select_related("user").order_by("id")
+
+
+def tag_list(*, dataset) -> QuerySet:
+    return Tag.objects.filter(dataset=dataset).annotate(sample_count=Count("samples")).order_by("id")
+
+
+def tag_counted(*, tag) -> Tag:
+    """The tag with its `sample_count`, as the list shows it."""
+    return tag_list(dataset=tag.dataset_id).get(pk=tag.pk)
+
+
+def comment_list(*, dataset, sample) -> QuerySet:
+    return Comment.objects.filter(sample=sample, sample__dataset=dataset).select_related("author").order_by("id")
+
+
+def resample_get(*, dataset, split) -> Resample | None:
+    return Resample.objects.filter(dataset=dataset, split=split).first()
 
 
 def dataset_role(*, user, dataset):
@@ -33,9 +77,10 @@ def label_class_by_ref(*, dataset, ref):
     """A class of the dataset by name or id, or None."""
     classes = dataset.classes.all()
     by_name = next((c for c in classes if c.name == ref), None)
-    if by_name is not None or not str(ref).isdigit():
+    class_id = parse_id(str(ref))
+    if by_name is not None or class_id is None:
         return by_name
-    return next((c for c in classes if c.id == int(ref)), None)
+    return next((c for c in classes if c.id == class_id), None)
 
 
 COUNT_CAP = 10_000  # filtered lists count exactly up to here; beyond it the count is a lower bound
@@ -92,10 +137,11 @@ def sample_page(*, dataset, spec: SampleFilter, ordering="id", limit=50, offset=
     return SamplePage(samples=[rows[i] for i in ids], count=count, count_exact=exact, has_more=has_more)
 
 
-def sample_detail(*, dataset, sample_id, prefetch: Iterable[Prefetch | str] = ()) -> Sample | None:
-    """One sample with its tags, comments and what `prefetch` adds."""
-    return Sample.objects.filter(dataset=dataset, pk=sample_id).prefetch_related("tags", "comments__author",
-                                                                                 *prefetch).first()
+def sample_get(*, dataset, sample_id: int | None, prefetch: Iterable[Prefetch | str] = ()) -> Sample | None:
+    """One sample of the dataset with what `prefetch` names (e.g. tags, comments, a downstream domain's relations)."""
+    if sample_id is None:
+        return None
+    return Sample.objects.filter(dataset=dataset, pk=sample_id).prefetch_related(*prefetch).first()
 
 
 # Sample columns a pattern LF may read besides metadata fields.

@@ -65,6 +65,11 @@ def label_class_update(*, label_class, **fields):
     return label_class
 
 
+def label_class_delete(*, label_class):
+    """Delete a class with its labels, LFs and counters (they cascade)."""
+    label_class.delete()
+
+
 def membership_set(*, dataset, user, role):
     """Add a member or change a member's role; the last owner cannot be demoted."""
     with transaction.atomic():
@@ -162,6 +167,10 @@ def tag_remove(*, tag, samples):
     return deleted
 
 
+def tag_delete(*, tag):
+    tag.delete()
+
+
 def comment_create(*, sample, author, body):
     return Comment.objects.create(sample=sample, author=author, body=body)
 
@@ -170,3 +179,7 @@ def comment_update(*, comment, body):
     comment.body = body
     comment.save(update_fields=["body", "updated_at"])
     return comment
+
+
+def comment_delete(*, comment):
+    comment.delete()

@@ -23,6 +23,7 @@ from imagestudio.jobs.services import job_progress
 
 from .matrix import score
 from .models import Embedding, EmbeddingSet, ResourceAllocation
+from .selectors import resource_idle_cutoff
 from .store import (
     allocation_touch,
     cache_drop,
@@ -238,8 +239,8 @@ def embeddings_search(*, dataset, encoder=None, text=None, sample_id=None, box=N
 
 
 def resources_expire():
-    """Release allocations idle longer than RESOURCE_IDLE_SECONDS."""
-    cutoff = timezone.now() - timezone.timedelta(seconds=settings.RESOURCE_IDLE_SECONDS)
+    """Release allocations idle longer than RESOURCE_IDLE_SECONDS (periodically, and before each allocation)."""
+    cutoff = resource_idle_cutoff()
     for dataset_id, encoder_id in ResourceAllocation.objects.filter(last_used_at__lt=cutoff).values_list(
             "dataset_id", "encoder_id"):
         cache_drop(dataset_id=dataset_id, encoder_id=encoder_id)

@@ -1,6 +1,7 @@
 """Reads of labeling functions: their materialized votes as arrays, and the per-LF summary."""
 
 import numpy as np
+from django.db.models import QuerySet
 
 from imagestudio.annotations.selectors import ground_truth_for
 from imagestudio.common.arrays import locate
@@ -8,6 +9,16 @@ from imagestudio.datasets.models import Sample
 
 from . import metrics
 from .models import LabelingFunction, LFVote
+
+
+def lf_list(*, dataset, label_class=None, active: bool | None = None) -> QuerySet:
+    """The dataset's LFs, oldest first; optionally one class's, or only (in)active ones."""
+    lfs = LabelingFunction.objects.filter(dataset=dataset).select_related("label_class", "author").order_by("id")
+    if label_class is not None:
+        lfs = lfs.filter(label_class=label_class)
+    if active is not None:
+        lfs = lfs.filter(active=active)
+    return lfs
 
 
 def vote_array(lf, ids):
