@@ -24,6 +24,11 @@ def require_role(*, user, dataset, required):
     return role
 
 
+def schema_placeholder(model):
+    """An empty queryset naming the model, for schema generation (no request, no user)."""
+    return model._default_manager.none()
+
+
 class DatasetScopedMixin:
     """For views under datasets/{dataset_id}/: loads `self.dataset` and `self.role`, enforces `required_roles`.
 
@@ -56,7 +61,7 @@ class DatasetScopedMixin:
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):  # schema generation: no request, no dataset
-            return self.scoped_model._default_manager.none()
+            return schema_placeholder(self.scoped_model)
         return self.scoped_selector(dataset=self.dataset)
 
     def get_object(self):

@@ -74,6 +74,7 @@ INSTALLED_APPS = [
     "imagestudio.labeling",
     "imagestudio.training",
     "imagestudio.exports",
+    "imagestudio.demo",
 ]
 
 MIDDLEWARE = [

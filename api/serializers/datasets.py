@@ -1,4 +1,3 @@
-from django.contrib.auth import get_user_model
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -83,9 +82,8 @@ class DatasetUpdateSerializer(serializers.Serializer):
 
 
 class MembershipSerializer(serializers.ModelSerializer):
-    username = serializers.SlugRelatedField(
-        source="user", slug_field="username", queryset=get_user_model().objects.all()
-    )
+    username = serializers.CharField(source="user.username",
+                                     help_text="Required. 150 characters or fewer. Letters, digits and @/./+/-/_ only.")
     role = serializers.ChoiceField(choices=Role.choices)
 
     class Meta:

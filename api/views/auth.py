@@ -1,7 +1,6 @@
 from django.contrib.auth import authenticate
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
-from rest_framework.authtoken.models import Token
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
@@ -9,6 +8,7 @@ from rest_framework.throttling import AnonRateThrottle
 from rest_framework.views import APIView
 
 from api.serializers.auth import CredentialsSerializer, TokenSerializer
+from imagestudio.accounts.services import token_for
 
 
 class TokenThrottle(AnonRateThrottle):
@@ -32,5 +32,4 @@ class ObtainTokenView(APIView):
         user = authenticate(request=request, **serializer.validated_data)
         if user is None or not user.is_active:
             raise AuthenticationFailed("Wrong username or password.")
-        token, _ = Token.objects.get_or_create(user=user)
-        return Response({"token": token.key}, status=status.HTTP_200_OK)
+        return Response({"token": token_for(user=user)}, status=status.HTTP_200_OK)

@@ -3,7 +3,7 @@ from rest_framework import mixins, status, viewsets
 from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 
-from api.scoping import DatasetScopedMixin, require_role
+from api.scoping import DatasetScopedMixin, require_role, schema_placeholder
 from api.serializers.datasets import (
     DatasetCreateSerializer,
     DatasetSerializer,
@@ -34,7 +34,7 @@ class DatasetViewSet(viewsets.ModelViewSet):
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
-            return Dataset.objects.none()
+            return schema_placeholder(Dataset)
         return dataset_list(user=self.request.user)
 
     def get_serializer_context(self):
@@ -110,8 +110,8 @@ class MembershipViewSet(DatasetScopedMixin, mixins.ListModelMixin, mixins.Create
         serializer = MembershipSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         membership, created = services.membership_set(
-            dataset=self.dataset, user=serializer.validated_data["user"], role=serializer.validated_data["role"]
-        )
+            dataset=self.dataset, user=services.user_by_username(serializer.validated_data["user"]["username"]),
+            role=serializer.validated_data["role"])
         return Response(MembershipSerializer(membership).data,
                         status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 

@@ -211,6 +211,47 @@ def _open(data):
         raise InvalidImage(f"corrupt or truncated image header: {exc}") from None
 
 
+def _without_trailing_bytes(data, image):
+    """(data, image, trailing byte count): bytes after the end of the image (a polyglot's second format) cut off,
+    and the image reopened on what is left."""
+    end = image_end(data, image.format, image)
+    if end is None or end >= len(data):
+        return data, image, 0
+    first_format, trailing, data = image.format, len(data) - end, data[:end]
+    image.close()
+    image = _open(data)
+    if image.format != first_format:
+        image.close()
+        raise InvalidImage(f"the file changes format ({first_format} to {image.format}) once the "
+                           f"{trailing} bytes after the end of its image are removed")
+    return data, image, trailing
+
+
+def _orientation(image):
+    try:
+        return image.getexif().get(_EXIF_ORIENTATION_TAG, 1)
+    except Exception:  # a broken EXIF block is not a reason to refuse the pixels
+        return 1
+
+
+def _thumbnail(image, orientation, thumbnail_size, trailing):
+    """Decode the whole image (truncation shows here) and return its oriented RGB thumbnail."""
+    try:
+        # draft() lets JPEG decode at a reduced scale; the whole bitstream is still read,
+        # so truncation is still detected by load().
+        image.draft("RGB", (thumbnail_size * 2, thumbnail_size * 2))
+        image.load()
+        oriented = ImageOps.exif_transpose(image) if orientation != 1 else image
+        thumb = _to_rgb(oriented)
+        thumb.thumbnail((thumbnail_size, thumbnail_size))
+        return thumb
+    except Image.DecompressionBombError as exc:
+        raise InvalidImage(f"decompression bomb refused: {exc}") from None
+    except (OSError, ValueError, SyntaxError, MemoryError) as exc:
+        after = f" (once the {trailing} bytes after the end of the image were removed)" if trailing else ""
+        raise InvalidImage(f"corrupt or truncated image{after}: {exc}") from None
+
+
 def validate_image(data, *, max_bytes, max_pixels, thumbnail_size):
     """Decode `data` fully, apply EXIF orientation and make a JPEG thumbnail; raise InvalidImage with a reason.
 
@@ -222,16 +263,7 @@ def validate_image(data, *, max_bytes, max_pixels, thumbnail_size):
         raise InvalidImage(f"the file has {len(data)} bytes, more than the limit of {max_bytes}")
     # Our own pixel check below refuses bombs deterministically; Pillow's warning for images between
     # its limit and twice it is noise (and warnings filters are not thread-safe).
-    image = _open(data)
-    end, trailing = image_end(data, image.format, image), 0
-    if end is not None and end < len(data):
-        first_format, trailing, data = image.format, len(data) - end, data[:end]
-        image.close()
-        image = _open(data)
-        if image.format != first_format:
-            image.close()
-            raise InvalidImage(f"the file changes format ({first_format} to {image.format}) once the "
-                               f"{trailing} bytes after the end of its image are removed")
+    data, image, trailing = _without_trailing_bytes(data, _open(data))
     with image:
         width, height = image.size
         if width <= 0 or height <= 0:
@@ -241,38 +273,20 @@ def validate_image(data, *, max_bytes, max_pixels, thumbnail_size):
                 f"the image has {width}x{height} = {width * height} pixels, more than the limit of {max_pixels}"
             )
         image_format = image.format
-        try:
-            orientation = image.getexif().get(_EXIF_ORIENTATION_TAG, 1)
-        except Exception:  # a broken EXIF block is not a reason to refuse the pixels
-            orientation = 1
-        try:
-            # draft() lets JPEG decode at a reduced scale; the whole bitstream is still read,
-            # so truncation is still detected by load().
-            image.draft("RGB", (thumbnail_size * 2, thumbnail_size * 2))
-            image.load()
-            oriented = ImageOps.exif_transpose(image) if orientation != 1 else image
-            thumb = _to_rgb(oriented)
-            thumb.thumbnail((thumbnail_size, thumbnail_size))
-        except Image.DecompressionBombError as exc:
-            raise InvalidImage(f"decompression bomb refused: {exc}") from None
-        except (OSError, ValueError, SyntaxError, MemoryError) as exc:
-            after = f" (once the {trailing} bytes after the end of the image were removed)" if trailing else ""
-            raise InvalidImage(f"corrupt or truncated image{after}: {exc}") from None
+        orientation = _orientation(image)
+        thumb = _thumbnail(image, orientation, thumbnail_size, trailing)
     if orientation in _TRANSPOSING_ORIENTATIONS:
         width, height = height, width
     out = io.BytesIO()
     thumb.save(out, format="JPEG", quality=85, optimize=False)
-    return ValidatedImage(
-        sha256=hashlib.sha256(data).hexdigest(),
-        format="JPEG" if image_format == "MPO" else image_format,
-        mime=Image.MIME.get(image_format, "application/octet-stream") if image_format != "MPO" else "image/jpeg",
-        width=width,
-        height=height,
-        bytes=len(data),
-        thumbnail_jpeg=out.getvalue(),
-        trailing_bytes=trailing,
-    )
+    stored_format = "JPEG" if image_format == "MPO" else image_format
+    return ValidatedImage(sha256=hashlib.sha256(data).hexdigest(), format=stored_format,
+                          mime=mime_for_format(stored_format), width=width, height=height, bytes=len(data),
+                          thumbnail_jpeg=out.getvalue(), trailing_bytes=trailing)
 
 
 def mime_for_format(image_format):
+    """The MIME type of a Pillow format. Pillow fills its table as plugins load, lazily: a process that has
+    decoded no image yet (a web worker serving files) would find it empty without `Image.init()`."""
+    Image.init()
     return Image.MIME.get(image_format, "application/octet-stream")

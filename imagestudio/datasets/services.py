@@ -3,11 +3,12 @@
 import contextlib
 import shutil
 
+from django.contrib.auth import get_user_model
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 from django.db.models import F
 
-from imagestudio.common.errors import Conflict
+from imagestudio.common.errors import Conflict, ValidationFailed
 
 from .models import Comment, Dataset, DatasetMembership, LabelClass, ResampleMember, Role, Sample, Tag
 from .signals import sample_split_changed
@@ -68,6 +69,14 @@ def label_class_update(*, label_class, **fields):
 def label_class_delete(*, label_class):
     """Delete a class with its labels, LFs and counters (they cascade)."""
     label_class.delete()
+
+
+def user_by_username(username):
+    """The active user of that name; owners adding a member need to know when there is none."""
+    user = get_user_model().objects.filter(username=username, is_active=True).first()
+    if user is None:
+        raise ValidationFailed(f"No user named {username!r}.", field="username")
+    return user
 
 
 def membership_set(*, dataset, user, role):

@@ -5,16 +5,13 @@ import uuid
 
 from django.db.models import Q, QuerySet
 
-from imagestudio.datasets.models import DatasetMembership
-
 from .models import Job
 
 
 def job_list_visible(*, user) -> QuerySet:
     if user.is_superuser:
         return Job.objects.all()
-    member_of = DatasetMembership.objects.filter(user=user).values("dataset_id")
-    return Job.objects.filter(Q(dataset_id__in=member_of) | Q(creator=user, dataset__isnull=True))
+    return Job.objects.filter(Q(dataset__memberships__user=user) | Q(creator=user, dataset__isnull=True))
 
 
 def job_list(*, user, dataset=None, status=None, kind=None) -> QuerySet:

@@ -46,6 +46,24 @@ def _box(value):
     return value
 
 
+def _similarity_config(dataset, type, config):
+    encoder = config.get("encoder")
+    clean = {"encoder": encoder} if encoder else {}
+    if type == LFType.SIMILARITY_TEXT:
+        text = config.get("text")
+        if not isinstance(text, str) or not text.strip() or len(text) > 10_000:
+            raise ValidationFailed("A similarity_text LF needs 'text' (1 to 10,000 characters).", field="config")
+        return {**clean, "text": text}
+    sample_id = config.get("sample_id")
+    if isinstance(sample_id, bool) or not isinstance(sample_id, int) or not Sample.objects.filter(
+            dataset=dataset, pk=sample_id).exists():
+        raise ValidationFailed("'sample_id' must name a sample of this dataset.", field="config")
+    clean["sample_id"] = sample_id
+    if type == LFType.SIMILARITY_PATCH:
+        clean["box"] = _box(config.get("box"))
+    return clean
+
+
 def validate_rule(*, dataset, label_class, type, config, low, high):
     """A normalized config for the type, or ValidationFailed naming the field at fault."""
     if label_class.dataset_id != dataset.id:
@@ -56,22 +74,8 @@ def validate_rule(*, dataset, label_class, type, config, low, high):
         raise ValidationFailed("Give at least one threshold (low and / or high).", field="high")
     if not isinstance(config, dict):
         raise ValidationFailed("The config must be an object.", field="config")
-    encoder = config.get("encoder")
-    clean = {"encoder": encoder} if encoder else {}
-    if type == LFType.SIMILARITY_TEXT:
-        text = config.get("text")
-        if not isinstance(text, str) or not text.strip() or len(text) > 10_000:
-            raise ValidationFailed("A similarity_text LF needs 'text' (1 to 10,000 characters).", field="config")
-        return {**clean, "text": text}
-    if type in (LFType.SIMILARITY_IMAGE, LFType.SIMILARITY_PATCH):
-        sample_id = config.get("sample_id")
-        if isinstance(sample_id, bool) or not isinstance(sample_id, int) or not Sample.objects.filter(
-                dataset=dataset, pk=sample_id).exists():
-            raise ValidationFailed("'sample_id' must name a sample of this dataset.", field="config")
-        clean["sample_id"] = sample_id
-        if type == LFType.SIMILARITY_PATCH:
-            clean["box"] = _box(config.get("box"))
-        return clean
+    if type in SIMILARITY_TYPES:
+        return _similarity_config(dataset, type, config)
     if type == LFType.PATTERN:
         try:
             return validate_pattern(config)

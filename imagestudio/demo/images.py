@@ -39,16 +39,18 @@ def demo_archive(count=60, seed=7):
     rows = []
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         for index in range(count):
-            shape, colour = SHAPES[index % len(SHAPES)], rng.choice(list(COLOURS))
+            # Split and shape cycle at different periods, so every split holds every shape in equal numbers.
+            split = SPLITS[index % len(SPLITS)]
+            shape, colour = SHAPES[(index // len(SPLITS)) % len(SHAPES)], rng.choice(list(COLOURS))
             image = _draw(shape, colour, rng)
             out = io.BytesIO()
             image.save(out, format="PNG")
             name = f"images/{index:04d}_{colour}_{shape}.png"
             archive.writestr(name, out.getvalue())
-            labeled = rng.random() < 0.5 or SPLITS[index % len(SPLITS)] != "train"
+            labeled = rng.random() < 0.5 or split != "train"
             rows.append({
                 "file": name,
-                "split": SPLITS[index % len(SPLITS)],
+                "split": split,
                 "external_id": f"demo-{index:04d}",
                 "caption": f"a {colour} {shape} on a light background",
                 "colour": colour,

@@ -7,12 +7,12 @@ from django.contrib.auth import get_user_model
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
-from rest_framework.authtoken.models import Token
 
-from imagestudio.datasets.demo import DEMO_CLASSES, demo_archive
+from imagestudio.accounts.services import token_for
 from imagestudio.datasets.ingest import import_start_archive
 from imagestudio.datasets.models import Dataset
 from imagestudio.datasets.services import dataset_create
+from imagestudio.demo.images import DEMO_CLASSES, demo_archive
 from imagestudio.embeddings.models import EmbeddingSet
 from imagestudio.embeddings.services import embeddings_start
 
@@ -35,7 +35,7 @@ class Command(BaseCommand):
             password = secrets.token_urlsafe(12)
             user.set_password(password)
             user.save()
-        token, _ = Token.objects.get_or_create(user=user)
+        token = token_for(user=user)
         dataset = Dataset.objects.filter(name=DEMO_NAME, created_by=user).first()
         if dataset is None:
             dataset = dataset_create(user=user, name=DEMO_NAME, description="Shapes drawn with Pillow.",
@@ -57,7 +57,7 @@ class Command(BaseCommand):
         self.stdout.write(f"  API:      {base}/api/")
         self.stdout.write(f"  Docs:     {base}/api/docs/")
         self.stdout.write(f"  Admin:    {base}/admin/  (user demo{', password ' + password if password else ''})")
-        self.stdout.write(f"  Token:    {token.key}")
-        self.stdout.write(f"  Try:      curl -H 'Authorization: Token {token.key}' {base}/api/datasets/{dataset.id}/samples/")
+        self.stdout.write(f"  Token:    {token}")
+        self.stdout.write(f"  Try:      curl -H 'Authorization: Token {token}' {base}/api/datasets/{dataset.id}/samples/")
         if not no_serve:
             call_command("runserver", addrport, use_reloader=False)
