@@ -8,6 +8,7 @@ from api.limits import MAX_INT
 from api.serializers.training import PredictionSerializer
 from imagestudio.annotations.filters import GT_WORDS
 from imagestudio.annotations.models import GroundTruthValue
+from imagestudio.common.votes import vote_word
 from imagestudio.datasets.filters import MAX_FILTER_IDS, filter_parse, samples_select
 from imagestudio.datasets.models import Sample, Split
 from imagestudio.datasets.selectors import SAMPLE_ORDERINGS
@@ -182,7 +183,7 @@ class SampleVoteSerializer(serializers.Serializer):
     vote = serializers.SerializerMethodField()
 
     def get_vote(self, row) -> str:
-        return "PRESENT" if row.vote == 1 else "ABSENT"
+        return vote_word(row.vote)
 
 
 class SampleDetailSerializer(SampleSerializer):

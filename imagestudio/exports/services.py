@@ -13,6 +13,7 @@ from django.db.models.fields.json import KeyTextTransform
 from imagestudio.annotations.models import LABEL_VALUES, Annotation
 from imagestudio.common.arrays import locate
 from imagestudio.common.errors import ValidationFailed
+from imagestudio.common.votes import VOTE_WORDS
 from imagestudio.datasets.models import LabelClass, Sample, Split
 from imagestudio.jobs.services import job_enqueue, job_progress
 from imagestudio.labeling import metrics
@@ -81,7 +82,7 @@ def export_run(job):
     source = [*params["columns"], *(KeyTextTransform(f, "metadata") for f in params["fields"])]
     if "id" not in params["columns"]:
         source = ["id", *source]
-    words = {1: "PRESENT", -1: "ABSENT", 0: "ABSTAIN"}
+    words = VOTE_WORDS
     started, written = time.monotonic(), 0
     handle, path = tempfile.mkstemp(suffix=".csv")
     try:

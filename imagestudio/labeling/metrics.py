@@ -8,7 +8,8 @@ import math
 
 import numpy as np
 
-PRESENT, ABSENT, ABSTAIN = 1, -1, 0
+from imagestudio.common.votes import ABSENT, ABSTAIN, PRESENT  # noqa: F401  (re-exported for the maths)
+
 Z95 = 1.959963984540054
 
 

@@ -12,6 +12,7 @@ from imagestudio.annotations.selectors import ground_truth_for
 from imagestudio.common.arrays import top_k
 from imagestudio.common.bulk import copy_id_rows
 from imagestudio.common.errors import Conflict, ValidationFailed
+from imagestudio.common.votes import vote_word
 from imagestudio.datasets.models import SPLIT_CODES, ResampleMember, Sample
 from imagestudio.datasets.selectors import field_column
 from imagestudio.embeddings.services import query_vector, scores_for
@@ -24,7 +25,6 @@ from .score_sources import score_source
 
 MAX_BINS = 200
 MAX_TOP = 500
-_VOTE_WORDS = {metrics.PRESENT: "PRESENT", metrics.ABSENT: "ABSENT", metrics.ABSTAIN: "ABSTAIN"}
 
 
 @dataclass
@@ -136,8 +136,8 @@ def lf_preview(*, dataset, rule, split=None, in_sample=False, bins=40, top=50, m
         "histogram": metrics.histogram(scores, truth, bins),
         "metrics": quality,
         "suggested": metrics.suggest_thresholds(scores, truth, invert=rule.invert, min_precision=min_precision),
-        "top": [{"sample_id": int(ids[i]), "score": float(scores[i]), "ground_truth": _VOTE_WORDS[int(truth[i])],
-                 "vote": _VOTE_WORDS[int(votes[i])]} for i in order],
+        "top": [{"sample_id": int(ids[i]), "score": float(scores[i]), "ground_truth": vote_word(truth[i]),
+                 "vote": vote_word(votes[i])} for i in order],
         "seconds": round(time.perf_counter() - started, 4),
     }
 

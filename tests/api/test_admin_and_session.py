@@ -5,7 +5,7 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 
 from imagestudio.jobs.models import Job
-from tests.api.test_samples import make_samples
+from tests.factories import make_samples
 
 pytestmark = pytest.mark.django_db
 

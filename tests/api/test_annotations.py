@@ -6,8 +6,8 @@ from imagestudio.annotations.models import Annotation, AnnotationEvent, GroundTr
 from imagestudio.annotations.services import counts_rebuild
 from imagestudio.datasets.models import Role
 from imagestudio.datasets.services import dataset_create
-from tests.api.test_samples import make_samples
 from tests.conftest import client_for
+from tests.factories import make_samples
 
 pytestmark = pytest.mark.django_db
 

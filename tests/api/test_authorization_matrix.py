@@ -11,8 +11,8 @@ from imagestudio.datasets.models import ROLE_RANK, Comment, Role, Tag
 from imagestudio.datasets.services import membership_set
 from imagestudio.jobs.models import Job
 from imagestudio.labeling.services import lf_create
-from tests.api.test_samples import make_samples
 from tests.conftest import client_for, make_user
+from tests.factories import make_samples
 
 pytestmark = pytest.mark.django_db
 

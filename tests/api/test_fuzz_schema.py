@@ -10,8 +10,8 @@ from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
 
 from imagestudio.wsgi import application
-from tests.api.test_samples import make_samples
 from tests.conftest import make_user
+from tests.factories import make_samples
 
 schema = schemathesis.openapi.from_wsgi("/api/schema/", application)
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "8"))

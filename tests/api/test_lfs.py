@@ -8,8 +8,8 @@ from sklearn.metrics import precision_score, recall_score
 from imagestudio.datasets.models import Role, Sample
 from imagestudio.datasets.services import dataset_create
 from imagestudio.labeling.models import LFVote
-from tests.api.test_samples import make_samples
 from tests.conftest import png_bytes
+from tests.factories import make_samples
 
 pytestmark = pytest.mark.django_db
 

@@ -7,8 +7,8 @@ from django.db import connection, connections
 
 from imagestudio.annotations.models import Annotation, AnnotationEvent, GroundTruthCount
 from imagestudio.annotations.services import counts_rebuild
-from tests.api.test_samples import make_samples
 from tests.conftest import client_for
+from tests.factories import make_samples
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
