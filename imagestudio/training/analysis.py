@@ -13,7 +13,7 @@ from imagestudio.common.errors import ValidationFailed
 from imagestudio.datasets.models import LabelClass, Sample, Split
 from imagestudio.labeling import metrics
 from imagestudio.labeling.models import LabelingFunction
-from imagestudio.labeling.selectors import lf_summary, vote_array
+from imagestudio.labeling.selectors import lf_rows, vote_matrix
 
 from .models import TrainingSet
 from .services import model_scores, ready_model
@@ -74,7 +74,7 @@ def _guidance(dataset, label_class, split, lfs, rows, coverage, conflicts, model
 
 def _next_to_annotate(dataset, label_class, ids, votes, truth, model):
     """Unlabeled samples ranked by LF disagreement and model uncertainty."""
-    conflict = ((votes == 1).any(axis=1) & (votes == -1).any(axis=1)) if votes.size else np.zeros(len(ids), bool)
+    conflict = metrics.conflicted(votes)
     uncertainty = np.zeros(len(ids))
     if model is not None:
         try:
@@ -95,23 +95,19 @@ def dataset_analysis(*, dataset, label_class=None, split=Split.TRAIN):
     classes = [label_class] if label_class else list(LabelClass.objects.filter(dataset=dataset).order_by("id"))
     training_set = TrainingSet.objects.filter(dataset=dataset, ready=True).order_by("-id").first()
     model = ready_model(dataset=dataset)
-    summary = lf_summary(dataset=dataset, split=split, active_only=True)
     ids = np.fromiter(Sample.objects.filter(dataset=dataset, split=split).order_by("id").values_list("id", flat=True),
                       dtype=np.int64)
     result = []
     for cls in classes:
         lfs = list(LabelingFunction.objects.filter(dataset=dataset, label_class=cls, active=True).order_by("id"))
-        votes = (np.stack([vote_array(lf, ids) for lf in lfs], axis=1) if lfs
-                 else np.zeros((len(ids), 0), dtype=np.int8))
-        covered = (votes != 0).any(axis=1) if lfs else np.zeros(len(ids), bool)
-        conflicting = ((votes == 1).any(axis=1) & (votes == -1).any(axis=1)) if lfs else np.zeros(len(ids), bool)
-        coverage = float(covered.mean()) if len(ids) else 0.0
-        conflicts = float(conflicting.mean()) if len(ids) else 0.0
+        votes = vote_matrix(lfs, ids)
+        truth = ground_truth_for(dataset=dataset, label_class=cls, sample_ids=ids)
+        coverage = float(metrics.covered(votes).mean()) if len(ids) else 0.0
+        conflicts = float(metrics.conflicted(votes).mean()) if len(ids) else 0.0
         counts = GroundTruthCount.objects.filter(label_class=cls, split=Split.VALID).first()
         valid_labels = (counts.present + counts.absent) if counts else 0
         model_metrics = (model.metrics.get(cls.name, {}).get("valid") if model else None)
-        rows = [row for row in summary["lfs"] if row["label_class"] == cls.name]
-        truth = ground_truth_for(dataset=dataset, label_class=cls, sample_ids=ids)
+        rows = lf_rows(lfs, cls, votes, truth)
         result.append({
             "label_class": cls.name,
             "lfs": {"active": len(lfs), "coverage": coverage, "conflicts": conflicts, "per_lf": rows},
