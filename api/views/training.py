@@ -23,7 +23,7 @@ from api.validation import validated
 from api.views.annotations import resolve_class
 from api.views.jobs import accepted
 from imagestudio.datasets.models import Role
-from imagestudio.training import services
+from imagestudio.training import selectors, services
 from imagestudio.training.analysis import dataset_analysis
 from imagestudio.training.models import FastModel, TrainingSet
 
@@ -53,8 +53,8 @@ class TrainingSetViewSet(DatasetScopedMixin, mixins.ListModelMixin, mixins.Retri
     def labels(self, request, dataset_id=None, pk=None):
         """Per sample and class: probability, label (ABSTAIN where no LF voted) and provenance."""
         query = validated(TrainingLabelQuerySerializer, request.query_params)
-        count, results = services.training_labels_page(training_set=self.get_object(), split=query.get("split"),
-                                                       offset=query["offset"], limit=min(query["limit"], 500))
+        count, results = selectors.training_labels_page(training_set=self.get_object(), split=query.get("split"),
+                                                        offset=query["offset"], limit=min(query["limit"], 500))
         return Response({"count": count, "results": results})
 
 
@@ -89,7 +89,7 @@ class FastModelViewSet(DatasetScopedMixin, mixins.ListModelMixin, mixins.Retriev
         model = self.get_object()
         query = validated(PredictionQuerySerializer, request.query_params)
         label_class = resolve_class(self.dataset, query["label_class"]) if "label_class" in query else None
-        rows = services.model_predictions(model=model, label_class=label_class, sample_id=query.get("sample"))
+        rows = selectors.model_predictions(model=model, label_class=label_class, sample_id=query.get("sample"))
         page = self.paginate_queryset(rows)
         return self.get_paginated_response(PredictionSerializer(page, many=True).data)
 

@@ -15,8 +15,7 @@ from imagestudio.labeling import metrics
 from imagestudio.labeling.models import LabelingFunction
 from imagestudio.labeling.selectors import lf_rows, vote_matrix
 
-from .models import TrainingSet
-from .services import model_scores, ready_model
+from .selectors import model_scores, ready_model, ready_training_set
 
 LOW_COVERAGE = 0.5
 IMPRECISE = 0.7
@@ -93,7 +92,7 @@ def _next_to_annotate(dataset, label_class, ids, votes, truth, model):
 
 def dataset_analysis(*, dataset, label_class=None, split=Split.TRAIN):
     classes = [label_class] if label_class else list(LabelClass.objects.filter(dataset=dataset).order_by("id"))
-    training_set = TrainingSet.objects.filter(dataset=dataset, ready=True).order_by("-id").first()
+    training_set = ready_training_set(dataset=dataset)
     model = ready_model(dataset=dataset)
     ids = np.fromiter(Sample.objects.filter(dataset=dataset, split=split).order_by("id").values_list("id", flat=True),
                       dtype=np.int64)

@@ -57,7 +57,7 @@ def independent_scores(dataset, model_id):
     """Decision function per sample id from the model's stored coefficients and the stored float16 vectors."""
     from imagestudio.embeddings.models import Embedding
     from imagestudio.training.models import FastModel
-    from imagestudio.training.services import artifact_arrays
+    from imagestudio.training.selectors import artifact_arrays
 
     arrays = artifact_arrays(FastModel.objects.get(pk=model_id))
     coef, intercept = arrays["coef"][0].astype(np.float64), float(arrays["intercept"][0])
