@@ -5,6 +5,7 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
 
+from api.links import dataset_analysis_with_links as dataset_analysis
 from api.scoping import DatasetScopedMixin
 from api.serializers.jobs import JobSerializer
 from api.serializers.training import (
@@ -24,7 +25,6 @@ from api.views.annotations import resolve_class
 from api.views.jobs import accepted
 from imagestudio.datasets.models import Role
 from imagestudio.training import selectors, services
-from imagestudio.training.analysis import dataset_analysis
 from imagestudio.training.models import FastModel, TrainingSet
 
 

@@ -1,8 +1,6 @@
 """Per-class analysis: LF coverage and conflicts, label model against majority vote on dev, model metrics on
-valid, guidance sentences (each with the samples-list filter that shows the cases) and the samples most
-worth annotating next."""
-
-from urllib.parse import urlencode
+valid, guidance sentences (each with the samples-list filter that shows the cases, as query parameters: the api
+layer makes it a link) and the samples most worth annotating next."""
 
 import numpy as np
 
@@ -10,7 +8,7 @@ from imagestudio.annotations.models import GroundTruthCount
 from imagestudio.annotations.selectors import ground_truth_for
 from imagestudio.common.arrays import locate
 from imagestudio.common.errors import ValidationFailed
-from imagestudio.datasets.models import LabelClass, Sample, Split
+from imagestudio.datasets.models import Dataset, LabelClass, Sample, Split
 from imagestudio.labeling import metrics
 from imagestudio.labeling.models import LabelingFunction
 from imagestudio.labeling.selectors import lf_rows, vote_matrix
@@ -26,16 +24,11 @@ WEAK_RATE = 0.8
 NEXT_SAMPLES = 20
 
 
-def _filter(dataset, **params):
-    pairs = [(key, item) for key, value in params.items() for item in (value if isinstance(value, list) else [value])]
-    return f"/api/datasets/{dataset.id}/samples/?{urlencode(pairs)}"
-
-
-def _guidance(dataset, label_class, split, lfs, rows, coverage, conflicts, model, model_metrics, valid_labels):
+def _guidance(label_class, split, lfs, rows, coverage, conflicts, model, model_metrics, valid_labels):
     name, tips = label_class.name, []
 
-    def tip(kind, text, **params):
-        tips.append({"kind": kind, "message": text, "samples": _filter(dataset, **params)})
+    def tip(kind, text, **samples_filter):
+        tips.append({"kind": kind, "message": text, "samples": samples_filter})
 
     if not lfs:
         tip("no_lfs", f"{name!r} has no active labeling function: write one for the samples below.",
@@ -71,7 +64,7 @@ def _guidance(dataset, label_class, split, lfs, rows, coverage, conflicts, model
     return tips
 
 
-def _next_to_annotate(dataset, label_class, ids, votes, truth, model):
+def _next_to_annotate(label_class, ids, votes, truth, model):
     """Unlabeled samples ranked by LF disagreement and model uncertainty."""
     conflict = metrics.conflicted(votes)
     uncertainty = np.zeros(len(ids))
@@ -90,7 +83,9 @@ def _next_to_annotate(dataset, label_class, ids, votes, truth, model):
             for i in ranked]
 
 
-def dataset_analysis(*, dataset, label_class=None, split=Split.TRAIN):
+def dataset_analysis(*, dataset: Dataset, label_class: LabelClass | None = None, split: str = Split.TRAIN) -> dict:
+    """Per class (all, or `label_class`) on `split`. Each guidance tip's `samples` is the samples-list filter
+    that shows its cases: query parameter -> value or list of values."""
     classes = [label_class] if label_class else list(LabelClass.objects.filter(dataset=dataset).order_by("id"))
     training_set = ready_training_set(dataset=dataset)
     model = ready_model(dataset=dataset)
@@ -113,9 +108,8 @@ def dataset_analysis(*, dataset, label_class=None, split=Split.TRAIN):
             "label_model": (training_set.report.get(cls.name) if training_set else None),
             "model": {"id": model.id, "version": model.version, "valid": model_metrics} if model else None,
             "valid_labels": valid_labels,
-            "guidance": _guidance(dataset, cls, split, lfs, rows, coverage, conflicts, model, model_metrics,
-                                  valid_labels),
-            "next_to_annotate": _next_to_annotate(dataset, cls, ids, votes, truth, model),
+            "guidance": _guidance(cls, split, lfs, rows, coverage, conflicts, model, model_metrics, valid_labels),
+            "next_to_annotate": _next_to_annotate(cls, ids, votes, truth, model),
         })
     return {"split": split, "training_set": training_set.id if training_set else None,
             "model": model.id if model else None, "classes": result}
