@@ -43,6 +43,48 @@ def _number(value, key):
     return float(value)
 
 
+def _keyword_config(config):
+    words = config.get("words")
+    if not isinstance(words, list) or not words or len(words) > MAX_WORDS or not all(
+            isinstance(w, str) and w.strip() for w in words):
+        raise PatternError(f"'words' must be a list of 1 to {MAX_WORDS} non-empty strings", field="words")
+    mode = config.get("mode", "any")
+    if mode not in ("any", "all"):
+        raise PatternError("'mode' must be any or all", field="mode")
+    return {"words": [w.strip() for w in words], "mode": mode,
+            "case_sensitive": bool(config.get("case_sensitive", False)),
+            "whole_word": bool(config.get("whole_word", True))}
+
+
+def _regex_config(config):
+    pattern = _require(config, "pattern", str, "'pattern' must be a regular expression")
+    if not pattern or len(pattern) > MAX_PATTERN:
+        raise PatternError(f"'pattern' must have 1 to {MAX_PATTERN} characters", field="pattern")
+    clean = {"pattern": pattern, "case_sensitive": bool(config.get("case_sensitive", False))}
+    compile_regex(clean)
+    return clean
+
+
+def _comparison_config(config):
+    op = config.get("op")
+    if op not in OPERATORS:
+        raise PatternError(f"'op' must be one of {' '.join(OPERATORS)}", field="op")
+    if op != "between":
+        return {"op": op, "value": _number(config.get("value"), "value")}
+    values = config.get("value")
+    if not isinstance(values, list) or len(values) != 2:
+        raise PatternError("'value' must be [low, high] for between", field="value")
+    low, high = (_number(v, "value") for v in values)
+    if low > high:
+        raise PatternError("'value' must be [low, high] with low <= high", field="value")
+    return {"op": op, "value": [low, high]}
+
+
+# The settings each builder takes, normalized ("empty" takes none).
+_BUILDER_CONFIG = {"keyword": _keyword_config, "regex": _regex_config, "numeric": _comparison_config,
+                   "length": _comparison_config, "empty": lambda config: {}}
+
+
 def validate_pattern(config):
     """A normalized copy of a pattern config, or PatternError."""
     if not isinstance(config, dict):
@@ -53,39 +95,7 @@ def validate_pattern(config):
     builder = config.get("builder")
     if builder not in BUILDERS:
         raise PatternError(f"'builder' must be one of {', '.join(BUILDERS)}", field="builder")
-    clean = {"field": field, "builder": builder}
-    if builder == "keyword":
-        words = config.get("words")
-        if not isinstance(words, list) or not words or len(words) > MAX_WORDS or not all(
-                isinstance(w, str) and w.strip() for w in words):
-            raise PatternError(f"'words' must be a list of 1 to {MAX_WORDS} non-empty strings", field="words")
-        mode = config.get("mode", "any")
-        if mode not in ("any", "all"):
-            raise PatternError("'mode' must be any or all", field="mode")
-        clean.update(words=[w.strip() for w in words], mode=mode,
-                     case_sensitive=bool(config.get("case_sensitive", False)),
-                     whole_word=bool(config.get("whole_word", True)))
-    elif builder == "regex":
-        pattern = _require(config, "pattern", str, "'pattern' must be a regular expression")
-        if not pattern or len(pattern) > MAX_PATTERN:
-            raise PatternError(f"'pattern' must have 1 to {MAX_PATTERN} characters", field="pattern")
-        clean.update(pattern=pattern, case_sensitive=bool(config.get("case_sensitive", False)))
-        compile_regex(clean)
-    elif builder in ("numeric", "length"):
-        op = config.get("op")
-        if op not in OPERATORS:
-            raise PatternError(f"'op' must be one of {' '.join(OPERATORS)}", field="op")
-        if op == "between":
-            values = config.get("value")
-            if not isinstance(values, list) or len(values) != 2:
-                raise PatternError("'value' must be [low, high] for between", field="value")
-            low, high = (_number(v, "value") for v in values)
-            if low > high:
-                raise PatternError("'value' must be [low, high] with low <= high", field="value")
-            clean.update(op=op, value=[low, high])
-        else:
-            clean.update(op=op, value=_number(config.get("value"), "value"))
-    return clean
+    return {"field": field, "builder": builder, **_BUILDER_CONFIG[builder](config)}
 
 
 def compile_regex(config):

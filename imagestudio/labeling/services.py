@@ -46,14 +46,18 @@ def _box(value):
     return value
 
 
-def validate_rule(*, dataset, label_class, type, config, low, high):
-    """A normalized config for the type, or ValidationFailed naming the field at fault."""
-    if label_class.dataset_id != dataset.id:
-        raise ValidationFailed("The class belongs to another dataset.", field="label_class")
+def _check_thresholds(low, high):
     if low is not None and high is not None and low >= high:
         raise ValidationFailed(f"low ({low}) must be below high ({high}).", field="low")
     if low is None and high is None:
         raise ValidationFailed("Give at least one threshold (low and / or high).", field="high")
+
+
+def validate_rule(*, dataset, label_class, type, config, low, high):
+    """A normalized config for the type, or ValidationFailed naming the field at fault."""
+    if label_class.dataset_id != dataset.id:
+        raise ValidationFailed("The class belongs to another dataset.", field="label_class")
+    _check_thresholds(low, high)
     if not isinstance(config, dict):
         raise ValidationFailed("The config must be an object.", field="config")
     encoder = config.get("encoder")
