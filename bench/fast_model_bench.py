@@ -22,8 +22,8 @@ with ground truth, float32 from the same cached matrix): `LogisticRegression(C=1
 for the job without dev labels, and for the job with dev labels the same selection done by hand: one such
 fit per C of C_GRID, each scored by F1 on the dev rows with ground truth. Target: job <= 1.3 x its baseline.
 
-The job's time is broken down by wrapping the service module's helpers (matrix_get, ground-truth reads,
-each fit, row widening, scoring, artifact write, scored ranges, predictions COPY); the matrix load of a
+The job's time is broken down by wrapping helpers of the service and fitting modules (matrix_get, ground-truth
+reads, each fit, row widening, scoring, artifact write, scored ranges, predictions COPY); the matrix load of a
 fresh worker (cold
 `matrix_get`) is measured first, separately, since the job then finds it cached. The temporary class, the
 models, their predictions, artifacts and jobs are deleted at the end.
@@ -226,23 +226,25 @@ def drop_models(models):
 
 
 class Breakdown:
-    """Wraps helpers of imagestudio.training.services (looked up as module globals at call time)."""
+    """Wraps helpers of imagestudio.training.services and .fitting (looked up as module globals, or as attributes
+    of the fitting module, at call time)."""
 
-    NAMES = ("matrix_get", "_training_labels", "ground_truth_for", "_features", "_fit", "_scores", "_evaluate",
-             "artifact_write", "_scored_ranges", "_store_predictions")
+    SERVICES = ("matrix_get", "_training_labels", "ground_truth_for", "_features", "artifact_write",
+                "_scored_ranges", "_store_predictions")
+    FITTING = ("fit_logistic", "decision_scores", "evaluate")
 
     def __init__(self):
-        from imagestudio.training import services
+        from imagestudio.training import fitting, services
 
-        self.services = services
-        self.originals = {name: getattr(services, name) for name in self.NAMES}
+        self.originals = {(module, name): getattr(module, name)
+                          for module, names in ((services, self.SERVICES), (fitting, self.FITTING)) for name in names}
         self.seconds, self.calls = {}, {}
 
     def __enter__(self):
         from django.db import connections
 
-        for name, original in self.originals.items():
-            setattr(self.services, name, self._wrap(name, original))
+        for (module, name), original in self.originals.items():
+            setattr(module, name, self._wrap(name, original))
         # Commits too: Django's foreign keys on Postgres are DEFERRABLE INITIALLY DEFERRED, so the checks of
         # rows written in a transaction run when it commits.
         self.connection = connections["default"]
@@ -261,8 +263,8 @@ class Breakdown:
         return wrapper
 
     def __exit__(self, *exc):
-        for name, original in self.originals.items():
-            setattr(self.services, name, original)
+        for (module, name), original in self.originals.items():
+            setattr(module, name, original)
         del self.connection._commit  # back to the class's method
 
 
@@ -281,7 +283,7 @@ def bare_grid(X, y, X_dev, y_dev):
     """C chosen on dev by hand: a cold fit per C, each scored by F1 on dev. (seconds, iterations, warnings)."""
     from sklearn.metrics import f1_score
 
-    from imagestudio.training.services import C_GRID
+    from imagestudio.training.fitting import C_GRID
 
     started, iterations, warned, best = time.perf_counter(), [], 0, None
     for c_value in C_GRID:
@@ -433,11 +435,11 @@ def main():
         print(f"(job: model_start wall time, the job run eagerly inside it, matrix already cached; target <= "
               f"{TARGET_RATIO} x base)")
 
-        print("\n== where the job's time goes (wrapped helpers of imagestudio.training.services)")
+        print("\n== where the job's time goes (wrapped helpers of imagestudio.training.services and .fitting)")
         parts = [("matrix_get (cached)", "matrix_get"), ("training labels", "_training_labels"),
                  ("ground_truth_for", "ground_truth_for"), ("float32 rows (train, dev)", "_features"),
-                 ("LogisticRegression fits", "_fit"), ("scores of all rows", "_scores"),
-                 ("metrics on valid", "_evaluate"), ("artifact write (npz)", "artifact_write"),
+                 ("LogisticRegression fits", "fit_logistic"), ("scores of all rows", "decision_scores"),
+                 ("metrics on valid", "evaluate"), ("artifact write (npz)", "artifact_write"),
                  ("scored ranges", "_scored_ranges"), ("ranges + PRESENT rows COPY", "_store_predictions"),
                  ("commits (deferred FK checks)", "commit")]
         header = f"{'':<36}" + "".join(f" {name.split(' (')[0][:22]:>24}" for name in jobs)
@@ -452,9 +454,9 @@ def main():
                                                                                          lambda j: j["wall"])):
             print(f"{label:<36}" + "".join(f" {value(j):>10.2f} s{'':>12}" for j in jobs.values()))
         for name, job in jobs.items():
-            accounted = sum(job["seconds"].get(k, 0.0) for k in ("matrix_get", "ground_truth_for", "_features", "_fit",
-                                                                 "_scores", "_evaluate", "artifact_write",
-                                                                 "_store_predictions", "commit"))
+            accounted = sum(job["seconds"].get(k, 0.0) for k in ("matrix_get", "ground_truth_for", "_features",
+                                                                 "fit_logistic", "decision_scores", "evaluate",
+                                                                 "artifact_write", "_store_predictions", "commit"))
             metrics = job["job"].result["metrics"]
             entry = next(iter(metrics.values()))
             print(f"{name}: other (row selection, dev F1 of each C, job bookkeeping) "

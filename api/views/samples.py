@@ -32,7 +32,7 @@ from imagestudio.datasets.imaging import mime_for_format
 from imagestudio.datasets.models import Role, Sample, Split
 from imagestudio.datasets.selectors import resample_get, sample_page
 from imagestudio.labeling.selectors import sample_votes
-from imagestudio.training.services import model_predictions, ready_model
+from imagestudio.training.selectors import model_predictions, ready_model
 
 IMMUTABLE_CACHE = "private, max-age=31536000, immutable"
 # Stored files are served as the image type Pillow decoded (never the uploaded name's), with nosniff from

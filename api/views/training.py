@@ -5,6 +5,7 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
 
+from api.links import dataset_analysis_with_links
 from api.responses import accepted
 from api.scoping import DatasetScopedMixin
 from api.serializers.jobs import JobSerializer
@@ -22,8 +23,7 @@ from api.serializers.training import (
 )
 from api.validation import validated
 from imagestudio.datasets.models import Role
-from imagestudio.training import services
-from imagestudio.training.analysis import dataset_analysis
+from imagestudio.training import selectors, services
 from imagestudio.training.models import FastModel, TrainingSet
 
 
@@ -32,11 +32,10 @@ class TrainingSetViewSet(DatasetScopedMixin, mixins.ListModelMixin, mixins.Retri
     """Label-model output of the active LFs, as immutable content-hashed snapshots."""
 
     serializer_class = TrainingSetSerializer
-    queryset = TrainingSet.objects.none()
+    scoped_model = TrainingSet
+    scoped_selector = staticmethod(selectors.training_set_list)
+    not_found = "No such training set in this dataset."
     write_role = Role.ANNOTATOR
-
-    def get_queryset(self):
-        return TrainingSet.objects.filter(dataset=self.dataset).order_by("-id")
 
     @extend_schema(request=TrainingSetCreateSerializer, responses={202: JobSerializer, 200: TrainingSetSerializer})
     def create(self, request, dataset_id=None):
@@ -52,8 +51,8 @@ class TrainingSetViewSet(DatasetScopedMixin, mixins.ListModelMixin, mixins.Retri
     def labels(self, request, dataset_id=None, pk=None):
         """Per sample and class: probability, label (ABSTAIN where no LF voted) and provenance."""
         query = validated(TrainingLabelQuerySerializer, request.query_params)
-        count, results = services.training_labels_page(training_set=self.get_object(), split=query.get("split"),
-                                                       offset=query["offset"], limit=min(query["limit"], 500))
+        count, results = selectors.training_labels_page(training_set=self.get_object(), split=query.get("split"),
+                                                        offset=query["offset"], limit=min(query["limit"], 500))
         return Response({"count": count, "results": results})
 
 
@@ -62,11 +61,10 @@ class FastModelViewSet(DatasetScopedMixin, mixins.ListModelMixin, mixins.Retriev
     """Fast models: a logistic regression per class on the embeddings, trained as a job on the training queue."""
 
     serializer_class = FastModelSerializer
-    queryset = FastModel.objects.none()
+    scoped_model = FastModel
+    scoped_selector = staticmethod(selectors.model_list)
+    not_found = "No such model in this dataset."
     write_role = Role.ANNOTATOR
-
-    def get_queryset(self):
-        return FastModel.objects.filter(dataset=self.dataset).order_by("-id")
 
     @extend_schema(request=FastModelCreateSerializer, responses={202: JobSerializer})
     def create(self, request, dataset_id=None):
@@ -74,9 +72,9 @@ class FastModelViewSet(DatasetScopedMixin, mixins.ListModelMixin, mixins.Retriev
         if "classes" in data:
             data["classes"] = [self.label_class(ref, field="classes") for ref in data["classes"]]
         if "training_set" in data:
-            training_set = TrainingSet.objects.filter(pk=data["training_set"]).first()
+            training_set = selectors.training_set_get(dataset=self.dataset, training_set_id=data["training_set"])
             if training_set is None:
-                raise ValidationError({"training_set": ["No such training set."]})
+                raise ValidationError({"training_set": ["No such training set in this dataset."]})
             data["training_set"] = training_set
         model = services.model_start(dataset=self.dataset, user=request.user, **data)
         return accepted(model.job)
@@ -87,8 +85,8 @@ class FastModelViewSet(DatasetScopedMixin, mixins.ListModelMixin, mixins.Retriev
         """Score, probability and label per sample and class (sample ascending, then class)."""
         model = self.get_object()
         query = validated(PredictionQuerySerializer, request.query_params)
-        rows = services.model_predictions(model=model, label_class=self.optional_class(query),
-                                          sample_id=query.get("sample"))
+        rows = selectors.model_predictions(model=model, label_class=self.optional_class(query),
+                                           sample_id=query.get("sample"))
         page = self.paginate_queryset(rows)
         return self.get_paginated_response(PredictionSerializer(page, many=True).data)
 
@@ -102,5 +100,5 @@ class AnalysisView(DatasetScopedMixin, GenericAPIView):
     @extend_schema(parameters=[AnalysisQuerySerializer], responses={200: AnalysisSerializer})
     def get(self, request, dataset_id=None):
         query = validated(AnalysisQuerySerializer, request.query_params)
-        return Response(dataset_analysis(dataset=self.dataset, label_class=self.optional_class(query),
-                                         split=query["split"]))
+        return Response(dataset_analysis_with_links(dataset=self.dataset, label_class=self.optional_class(query),
+                                                    split=query["split"]))

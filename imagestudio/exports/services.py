@@ -18,7 +18,7 @@ from imagestudio.datasets.models import LabelClass, Sample, Split
 from imagestudio.jobs.services import job_enqueue, job_progress
 from imagestudio.labeling import metrics
 from imagestudio.training.models import FastModel, TrainingSet
-from imagestudio.training.services import artifact_arrays, ready_model
+from imagestudio.training.selectors import artifact_arrays, ready_model
 
 from .models import Export
 

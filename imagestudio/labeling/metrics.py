@@ -67,6 +67,47 @@ def vote_quality(votes, ground_truth):
     return result
 
 
+def covered(votes):
+    """Samples (rows of an n samples x m LFs vote matrix) on which at least one LF voted."""
+    return (np.asarray(votes) != ABSTAIN).any(axis=1)
+
+
+def conflicted(votes):
+    """Samples on which one LF votes PRESENT and another ABSENT."""
+    votes = np.asarray(votes)
+    return (votes == PRESENT).any(axis=1) & (votes == ABSENT).any(axis=1)
+
+
+def vote_precision(votes, ground_truth):
+    """How often an LF's votes on labeled samples match the ground truth."""
+    votes, ground_truth = np.asarray(votes), np.asarray(ground_truth)
+    scored = (votes != ABSTAIN) & (ground_truth != ABSTAIN)
+    return rate((scored & (votes == ground_truth)).sum(), scored.sum())
+
+
+def lf_vote_stats(votes, ground_truth):
+    """Per LF (a column of the n samples x m LFs vote matrix of one class): polarity, coverage, overlaps and
+    conflicts with the other LFs, precision against ground truth (snorkel's LFAnalysis)."""
+    votes = np.asarray(votes)
+    n = len(votes)
+    # Votes per sample over all LFs, computed once: each LF then costs O(n), not O(n m).
+    voted_count = (votes != ABSTAIN).sum(axis=1)
+    present_count, absent_count = (votes == PRESENT).sum(axis=1), (votes == ABSENT).sum(axis=1)
+    rows = []
+    for column in votes.T:
+        mine, present, absent = column != ABSTAIN, column == PRESENT, column == ABSENT
+        conflict = (present & (absent_count > 0)) | (absent & (present_count > 0))
+        rows.append({
+            "polarity": [word for flag, word in ((present, "PRESENT"), (absent, "ABSENT")) if flag.any()],
+            "coverage": rate(mine.sum(), n),
+            "overlaps": rate((mine & (voted_count - mine > 0)).sum(), n),
+            "conflicts": rate(conflict.sum(), n),
+            "precision": vote_precision(column, ground_truth),
+            "votes": {"present": int(present.sum()), "absent": int(absent.sum())},
+        })
+    return rows
+
+
 def histogram(scores, ground_truth, bins, value_range=None):
     """Bin edges and counts per bin split by ground truth (present / absent / unlabeled)."""
     scores, ground_truth = np.asarray(scores, dtype=np.float64), np.asarray(ground_truth)

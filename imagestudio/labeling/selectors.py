@@ -1,11 +1,13 @@
 """Reads of labeling functions: their materialized votes as arrays, and the per-LF summary."""
 
+from collections.abc import Sequence
+
 import numpy as np
 from django.db.models import QuerySet
 
 from imagestudio.annotations.selectors import ground_truth_for
 from imagestudio.common.arrays import locate
-from imagestudio.datasets.models import Sample
+from imagestudio.datasets.models import LabelClass, Sample
 
 from . import metrics
 from .models import LabelingFunction, LFVote
@@ -21,7 +23,7 @@ def lf_list(*, dataset, label_class=None, active: bool | None = None) -> QuerySe
     return lfs
 
 
-def vote_array(lf, ids):
+def vote_array(lf: LabelingFunction, ids: np.ndarray) -> np.ndarray:
     """The LF's materialized votes aligned to `ids` (ascending): int8, 1 / -1 / 0."""
     votes = np.zeros(len(ids), dtype=np.int8)
     for blob, value in ((lf.votes_present, metrics.PRESENT), (lf.votes_absent, metrics.ABSENT)):
@@ -30,7 +32,22 @@ def vote_array(lf, ids):
     return votes
 
 
-def lf_summary(*, dataset, split=None, label_class=None, active_only=False):
+def vote_matrix(lfs: Sequence[LabelingFunction], ids: np.ndarray) -> np.ndarray:
+    """The LFs' votes on `ids` (ascending) as an (n samples x m LFs) int8 matrix; m may be 0."""
+    if not lfs:
+        return np.zeros((len(ids), 0), dtype=np.int8)
+    return np.stack([vote_array(lf, ids) for lf in lfs], axis=1)
+
+
+def lf_rows(lfs: Sequence[LabelingFunction], label_class: LabelClass, votes: np.ndarray,
+            truth: np.ndarray) -> list[dict]:
+    """The summary row of each LF of one class, from their vote matrix and the class's ground truth."""
+    return [{"lf": lf.id, "name": lf.name, "label_class": label_class.name, "type": lf.type, "active": lf.active,
+             **stats} for lf, stats in zip(lfs, metrics.lf_vote_stats(votes, truth), strict=True)]
+
+
+def lf_summary(*, dataset, split: str | None = None, label_class: LabelClass | None = None,
+               active_only: bool = False) -> dict:
     """Per LF on a split: polarity, coverage, overlaps and conflicts with the other LFs of its class,
     and precision against ground truth with its Wilson interval (snorkel's LFAnalysis, per class)."""
     lfs = LabelingFunction.objects.filter(dataset=dataset).select_related("label_class").order_by("id")
@@ -47,29 +64,11 @@ def lf_summary(*, dataset, split=None, label_class=None, active_only=False):
         by_class.setdefault(lf.label_class, []).append(lf)
     rows = []
     for cls, members in by_class.items():
-        matrix = np.stack([vote_array(lf, ids) for lf in members]) if members else np.zeros((0, len(ids)))
         truth = ground_truth_for(dataset=dataset, label_class=cls, sample_ids=ids)
-        voted = matrix != 0
-        for k, lf in enumerate(members):
-            mine, others = voted[k], np.delete(voted, k, axis=0)
-            other_present = (np.delete(matrix, k, axis=0) == metrics.PRESENT).any(axis=0)
-            other_absent = (np.delete(matrix, k, axis=0) == metrics.ABSENT).any(axis=0)
-            conflict = mine & (((matrix[k] == metrics.PRESENT) & other_absent)
-                               | ((matrix[k] == metrics.ABSENT) & other_present))
-            labeled = mine & (truth != 0)
-            correct = labeled & (truth == matrix[k])
-            rows.append({
-                "lf": lf.id, "name": lf.name, "label_class": cls.name, "type": lf.type, "active": lf.active,
-                "polarity": [word for value, word in ((1, "PRESENT"), (-1, "ABSENT")) if (matrix[k] == value).any()],
-                "coverage": metrics.rate(mine.sum(), len(ids)),
-                "overlaps": metrics.rate((mine & others.any(axis=0)).sum(), len(ids)),
-                "conflicts": metrics.rate(conflict.sum(), len(ids)),
-                "precision": metrics.rate(correct.sum(), labeled.sum()),
-                "votes": {"present": int((matrix[k] == 1).sum()), "absent": int((matrix[k] == -1).sum())},
-            })
+        rows += lf_rows(members, cls, vote_matrix(members, ids), truth)
     return {"split": split, "samples": int(len(ids)), "lfs": rows}
 
 
-def sample_votes(*, sample):
+def sample_votes(*, sample: Sample) -> QuerySet[LFVote]:
     """The non-abstain votes a sample received, by LF."""
     return LFVote.objects.filter(sample=sample).select_related("lf__label_class").order_by("lf_id")

@@ -1,8 +1,6 @@
 """Per-class analysis: LF coverage and conflicts, label model against majority vote on dev, model metrics on
-valid, guidance sentences (each with the samples-list filter that shows the cases) and the samples most
-worth annotating next."""
-
-from urllib.parse import urlencode
+valid, guidance sentences (each with the samples-list filter that shows the cases, as query parameters: the api
+layer makes it a link) and the samples most worth annotating next."""
 
 import numpy as np
 
@@ -10,13 +8,12 @@ from imagestudio.annotations.models import GroundTruthCount
 from imagestudio.annotations.selectors import ground_truth_for
 from imagestudio.common.arrays import locate
 from imagestudio.common.errors import ValidationFailed
-from imagestudio.datasets.models import LabelClass, Sample, Split
+from imagestudio.datasets.models import Dataset, LabelClass, Sample, Split
 from imagestudio.labeling import metrics
 from imagestudio.labeling.models import LabelingFunction
-from imagestudio.labeling.selectors import lf_summary, vote_array
+from imagestudio.labeling.selectors import lf_rows, vote_matrix
 
-from .models import TrainingSet
-from .services import model_scores, ready_model
+from .selectors import model_scores, ready_model, ready_training_set
 
 LOW_COVERAGE = 0.5
 IMPRECISE = 0.7
@@ -27,16 +24,11 @@ WEAK_RATE = 0.8
 NEXT_SAMPLES = 20
 
 
-def _filter(dataset, **params):
-    pairs = [(key, item) for key, value in params.items() for item in (value if isinstance(value, list) else [value])]
-    return f"/api/datasets/{dataset.id}/samples/?{urlencode(pairs)}"
-
-
-def _guidance(dataset, label_class, split, lfs, rows, coverage, conflicts, model, model_metrics, valid_labels):
+def _guidance(label_class, split, lfs, rows, coverage, conflicts, model, model_metrics, valid_labels):
     name, tips = label_class.name, []
 
-    def tip(kind, text, **params):
-        tips.append({"kind": kind, "message": text, "samples": _filter(dataset, **params)})
+    def tip(kind, text, **samples_filter):
+        tips.append({"kind": kind, "message": text, "samples": samples_filter})
 
     if not lfs:
         tip("no_lfs", f"{name!r} has no active labeling function: write one for the samples below.",
@@ -72,9 +64,9 @@ def _guidance(dataset, label_class, split, lfs, rows, coverage, conflicts, model
     return tips
 
 
-def _next_to_annotate(dataset, label_class, ids, votes, truth, model):
+def _next_to_annotate(label_class, ids, votes, truth, model):
     """Unlabeled samples ranked by LF disagreement and model uncertainty."""
-    conflict = ((votes == 1).any(axis=1) & (votes == -1).any(axis=1)) if votes.size else np.zeros(len(ids), bool)
+    conflict = metrics.conflicted(votes)
     uncertainty = np.zeros(len(ids))
     if model is not None:
         try:
@@ -91,36 +83,33 @@ def _next_to_annotate(dataset, label_class, ids, votes, truth, model):
             for i in ranked]
 
 
-def dataset_analysis(*, dataset, label_class=None, split=Split.TRAIN):
+def dataset_analysis(*, dataset: Dataset, label_class: LabelClass | None = None, split: str = Split.TRAIN) -> dict:
+    """Per class (all, or `label_class`) on `split`. Each guidance tip's `samples` is the samples-list filter
+    that shows its cases: query parameter -> value or list of values."""
     classes = [label_class] if label_class else list(LabelClass.objects.filter(dataset=dataset).order_by("id"))
-    training_set = TrainingSet.objects.filter(dataset=dataset, ready=True).order_by("-id").first()
+    training_set = ready_training_set(dataset=dataset)
     model = ready_model(dataset=dataset)
-    summary = lf_summary(dataset=dataset, split=split, active_only=True)
     ids = np.fromiter(Sample.objects.filter(dataset=dataset, split=split).order_by("id").values_list("id", flat=True),
                       dtype=np.int64)
     result = []
     for cls in classes:
         lfs = list(LabelingFunction.objects.filter(dataset=dataset, label_class=cls, active=True).order_by("id"))
-        votes = (np.stack([vote_array(lf, ids) for lf in lfs], axis=1) if lfs
-                 else np.zeros((len(ids), 0), dtype=np.int8))
-        covered = (votes != 0).any(axis=1) if lfs else np.zeros(len(ids), bool)
-        conflicting = ((votes == 1).any(axis=1) & (votes == -1).any(axis=1)) if lfs else np.zeros(len(ids), bool)
-        coverage = float(covered.mean()) if len(ids) else 0.0
-        conflicts = float(conflicting.mean()) if len(ids) else 0.0
+        votes = vote_matrix(lfs, ids)
+        truth = ground_truth_for(dataset=dataset, label_class=cls, sample_ids=ids)
+        coverage = float(metrics.covered(votes).mean()) if len(ids) else 0.0
+        conflicts = float(metrics.conflicted(votes).mean()) if len(ids) else 0.0
         counts = GroundTruthCount.objects.filter(label_class=cls, split=Split.VALID).first()
         valid_labels = (counts.present + counts.absent) if counts else 0
         model_metrics = (model.metrics.get(cls.name, {}).get("valid") if model else None)
-        rows = [row for row in summary["lfs"] if row["label_class"] == cls.name]
-        truth = ground_truth_for(dataset=dataset, label_class=cls, sample_ids=ids)
+        rows = lf_rows(lfs, cls, votes, truth)
         result.append({
             "label_class": cls.name,
             "lfs": {"active": len(lfs), "coverage": coverage, "conflicts": conflicts, "per_lf": rows},
             "label_model": (training_set.report.get(cls.name) if training_set else None),
             "model": {"id": model.id, "version": model.version, "valid": model_metrics} if model else None,
             "valid_labels": valid_labels,
-            "guidance": _guidance(dataset, cls, split, lfs, rows, coverage, conflicts, model, model_metrics,
-                                  valid_labels),
-            "next_to_annotate": _next_to_annotate(dataset, cls, ids, votes, truth, model),
+            "guidance": _guidance(cls, split, lfs, rows, coverage, conflicts, model, model_metrics, valid_labels),
+            "next_to_annotate": _next_to_annotate(cls, ids, votes, truth, model),
         })
     return {"split": split, "training_set": training_set.id if training_set else None,
             "model": model.id if model else None, "classes": result}

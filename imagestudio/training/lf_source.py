@@ -5,7 +5,7 @@ from imagestudio.labeling.models import LFType
 from imagestudio.labeling.score_sources import ScoreSource, score_source_register
 
 from .models import FastModel
-from .services import model_scores
+from .selectors import model_scores
 
 
 def _validate(dataset, label_class, config):

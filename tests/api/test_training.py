@@ -57,7 +57,7 @@ def independent_scores(dataset, model_id):
     """Decision function per sample id from the model's stored coefficients and the stored float16 vectors."""
     from imagestudio.embeddings.models import Embedding
     from imagestudio.training.models import FastModel
-    from imagestudio.training.services import artifact_arrays
+    from imagestudio.training.selectors import artifact_arrays
 
     arrays = artifact_arrays(FastModel.objects.get(pk=model_id))
     coef, intercept = arrays["coef"][0].astype(np.float64), float(arrays["intercept"][0])
@@ -282,6 +282,7 @@ def test_analysis_guidance_links_work_and_next_samples_are_unlabeled(api, world)
     assert cat["valid_labels"] == 10
     kinds = {tip["kind"] for tip in cat["guidance"]}
     assert "little_ground_truth" in kinds  # 10 < 50 valid labels
+    assert f"/api/datasets/{dataset.id}/samples/?split=valid&gt=cat%3AABSTAIN" in [tip["samples"] for tip in cat["guidance"]]
     for tip in cat["guidance"] + dog["guidance"]:
         assert api.get(tip["samples"]).status_code == 200, tip
     assert [tip["kind"] for tip in dog["guidance"]] == ["no_lfs"]

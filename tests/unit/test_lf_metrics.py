@@ -6,7 +6,10 @@ from sklearn.metrics import f1_score, precision_score, recall_score
 
 from imagestudio.common.arrays import top_k
 from imagestudio.labeling.metrics import (
+    conflicted,
+    covered,
     histogram,
+    lf_vote_stats,
     suggest_thresholds,
     vote_quality,
     votes_from_scores,
@@ -51,6 +54,53 @@ def test_rates_without_ground_truth_are_null_not_errors():
     quality = vote_quality(np.array([1, 0, -1], np.int8), np.zeros(3, np.int8))
     assert quality["present"]["precision"] == {"value": None, "successes": 0, "trials": 0, "interval": None}
     assert quality["labeled"] == 0
+
+
+def brute_force_lf_stats(votes, truth):
+    """The per-LF numbers counted sample by sample, LF by LF."""
+    n, m = votes.shape
+    rows = []
+    for k in range(m):
+        counts = dict.fromkeys(("covered", "overlap", "conflict", "labeled", "correct"), 0)
+        for i in range(n):
+            mine, others = votes[i, k], [votes[i, j] for j in range(m) if j != k]
+            if mine == 0:
+                continue
+            counts["covered"] += 1
+            counts["overlap"] += any(v != 0 for v in others)
+            counts["conflict"] += any(v == -mine for v in others)
+            if truth[i] != 0:
+                counts["labeled"] += 1
+                counts["correct"] += mine == truth[i]
+        rows.append(counts)
+    return rows
+
+
+@pytest.mark.parametrize("lf_count", [1, 2, 5])
+def test_lf_vote_stats_match_a_brute_force_count(lf_count):
+    rng = np.random.default_rng(lf_count)
+    n = 300
+    votes = rng.choice(np.array([-1, 0, 1], np.int8), size=(n, lf_count), p=[0.2, 0.6, 0.2])
+    votes[:, 0] = np.where(votes[:, 0] == -1, 0, votes[:, 0])  # a one-sided LF: PRESENT only
+    truth = rng.choice(np.array([-1, 0, 1], np.int8), size=n, p=[0.3, 0.4, 0.3])
+    stats, expected = lf_vote_stats(votes, truth), brute_force_lf_stats(votes, truth)
+    assert len(stats) == lf_count
+    for k, (row, counts) in enumerate(zip(stats, expected, strict=True)):
+        assert (row["coverage"]["successes"], row["coverage"]["trials"]) == (counts["covered"], n)
+        assert row["overlaps"]["successes"] == counts["overlap"]
+        assert row["conflicts"]["successes"] == counts["conflict"]
+        assert (row["precision"]["successes"], row["precision"]["trials"]) == (counts["correct"], counts["labeled"])
+        assert row["votes"] == {"present": int((votes[:, k] == 1).sum()), "absent": int((votes[:, k] == -1).sum())}
+        assert row["polarity"] == (["PRESENT"] if k == 0 else ["PRESENT", "ABSENT"])
+    if lf_count == 1:
+        assert stats[0]["overlaps"]["successes"] == stats[0]["conflicts"]["successes"] == 0
+
+
+def test_class_coverage_and_conflicts_per_sample():
+    votes = np.array([[0, 0], [1, 0], [1, -1], [-1, -1], [0, 1]], np.int8)
+    assert covered(votes).tolist() == [False, True, True, True, True]
+    assert conflicted(votes).tolist() == [False, False, True, False, False]
+    assert covered(votes[:, :0]).tolist() == conflicted(votes[:, :0]).tolist() == [False] * 5
 
 
 def test_wilson_interval_known_values():

@@ -1,0 +1,130 @@
+"""Reads of training sets and fast models: their artifacts' arrays (cached per process), training labels with
+provenance, a model's scores and predictions."""
+
+from collections.abc import Sequence
+
+import numpy as np
+from django.db.models import QuerySet
+
+from imagestudio.common.arrays import locate
+from imagestudio.common.artifacts import artifact_read
+from imagestudio.common.cache import VersionedLRU
+from imagestudio.common.errors import Conflict, ValidationFailed
+from imagestudio.common.votes import VOTE_WORDS
+from imagestudio.datasets.models import SPLIT_CODES, SPLIT_NAMES, Dataset, LabelClass
+from imagestudio.labeling import metrics
+
+from .models import FastModel, TrainingSet
+
+# Artifacts are immutable and named by their content hash: the hash is the key, no version needed.
+_artifacts = VersionedLRU("artifacts", max_entries=8, from_database=False)
+
+
+def training_set_list(*, dataset: Dataset) -> QuerySet:
+    """The dataset's training sets, newest first."""
+    return TrainingSet.objects.filter(dataset=dataset).order_by("-id")
+
+
+def training_set_get(*, dataset: Dataset, training_set_id: int) -> TrainingSet | None:
+    return training_set_list(dataset=dataset).filter(pk=training_set_id).first()
+
+
+def model_list(*, dataset: Dataset) -> QuerySet:
+    """The dataset's fast models, newest first."""
+    return FastModel.objects.filter(dataset=dataset).order_by("-id")
+
+
+def artifact_arrays(record: TrainingSet | FastModel) -> dict[str, np.ndarray]:
+    """A ready training set's or model's arrays, cached per process by content hash."""
+    if not record.ready:
+        raise Conflict("Not ready yet: its job is still running.", code="not_ready")
+    return _artifacts.get(record.artifact_sha256, 0, lambda: artifact_read(record.artifact, record.artifact_sha256))
+
+
+def ready_training_set(*, dataset: Dataset) -> TrainingSet | None:
+    """The dataset's latest ready training set, or None."""
+    return TrainingSet.objects.filter(dataset=dataset, ready=True).order_by("-id").first()
+
+
+def _label_entry(arrays, label_class, row):
+    probability = float(arrays[f"probability_{label_class.id}"][row])
+    votes = arrays[f"votes_{label_class.id}"][row]
+    return {
+        "probability": None if np.isnan(probability) else probability,
+        "label": VOTE_WORDS[int(arrays[f"label_{label_class.id}"][row])],
+        "provenance": {str(lf): VOTE_WORDS[int(v)] for lf, v in zip(arrays[f"lfs_{label_class.id}"], votes,
+                                                                     strict=True) if v != 0},
+    }
+
+
+def training_labels_page(*, training_set: TrainingSet, split: str | None = None, offset: int = 0,
+                         limit: int = 50) -> tuple[int, list[dict]]:
+    """Per sample and class: probability, label and provenance (which LF voted what). Returns (count, page)."""
+    arrays = artifact_arrays(training_set)
+    rows = np.arange(len(arrays["ids"]))
+    if split:
+        rows = rows[arrays["splits"] == SPLIT_CODES[split]]
+    classes = [c for c in LabelClass.objects.filter(dataset=training_set.dataset).order_by("id")
+               if f"label_{c.id}" in arrays]
+    results = [{"sample_id": int(arrays["ids"][row]), "split": SPLIT_NAMES[int(arrays["splits"][row])],
+                "classes": {c.name: _label_entry(arrays, c, row) for c in classes}}
+               for row in rows[offset:offset + limit]]
+    return int(len(rows)), results
+
+
+def model_scores(*, model: FastModel, label_class: LabelClass) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(sample ids, split codes, decision-function scores) of a ready model for one class: what a model LF
+    thresholds."""
+    arrays = artifact_arrays(model)
+    key = f"scores_{label_class.id}"
+    if key not in arrays:
+        raise ValidationFailed(f"Model v{model.version} was not trained for class {label_class.name!r}.",
+                               field="config")
+    return arrays["ids"], arrays["splits"], arrays[key]
+
+
+class PredictionRows(Sequence):
+    """A model's predictions per sample and class (sample ascending, then class), read from its artifact and
+    built only for the slice a page asks for."""
+
+    def __init__(self, arrays, classes, sample_id=None):
+        self.ids = arrays["ids"]
+        self.classes = [(c.name, arrays[f"scores_{c.id}"]) for c in classes if f"scores_{c.id}" in arrays]
+        self.rows = np.arange(len(self.ids))
+        if sample_id is not None:
+            where, hit = locate(self.ids, [sample_id])
+            self.rows = where[hit]
+
+    def __len__(self):
+        return len(self.rows) * len(self.classes)
+
+    def __getitem__(self, window):
+        positions = range(len(self))[window]
+        if isinstance(positions, int):
+            return self[positions:positions + 1][0]
+        width = len(self.classes)
+        result = []
+        for position in positions:
+            row = self.rows[position // width]
+            name, scores = self.classes[position % width]
+            score = float(scores[row])
+            result.append({"sample_id": int(self.ids[row]), "label_class": name, "score": score,
+                           "probability": float(metrics.sigmoid(score)),
+                           "label": "PRESENT" if score >= 0 else "ABSENT"})
+        return result
+
+
+def ready_model(*, dataset: Dataset, model_id: int | None = None) -> FastModel | None:
+    """A ready fast model of the dataset: `model_id`, else the latest; None when there is no such model."""
+    models = FastModel.objects.filter(dataset=dataset, ready=True)
+    if model_id is not None:
+        return models.filter(pk=model_id).first()
+    return models.order_by("-id").first()
+
+
+def model_predictions(*, model: FastModel, label_class: LabelClass | None = None,
+                      sample_id: int | None = None) -> PredictionRows:
+    """Score, probability and label per sample and class of a ready model, as a sliceable sequence."""
+    classes = [label_class] if label_class else list(LabelClass.objects.filter(dataset=model.dataset_id)
+                                                     .order_by("id"))
+    return PredictionRows(artifact_arrays(model), classes, sample_id)

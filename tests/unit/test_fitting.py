@@ -1,0 +1,130 @@
+"""Fast-model and training-set report numbers, checked against scikit-learn and brute force (no database)."""
+
+import numpy as np
+import pytest
+import torch
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import (
+    average_precision_score,
+    confusion_matrix,
+    f1_score,
+    precision_score,
+    recall_score,
+    roc_auc_score,
+)
+
+from imagestudio.training import fitting
+
+
+def separable(rng, n, dim=8, positive_share=0.3, noise=1.0):
+    """Rows whose first coordinate carries the class, the rest noise."""
+    positive = rng.random(n) < positive_share
+    features = rng.normal(0, noise, (n, dim)).astype(np.float32)
+    features[:, 0] += np.where(positive, 1.5, -1.5)
+    return features, positive
+
+
+def cold_fit(features, positive, c_value):
+    return LogisticRegression(C=c_value, max_iter=10_000, tol=1e-10).fit(features, positive)
+
+
+def test_select_c_keeps_the_best_dev_f1():
+    rng = np.random.default_rng(0)
+    features, positive = separable(rng, 400, positive_share=0.1)
+    dev_features, dev_positive = separable(rng, 200, positive_share=0.1)
+    # So strong a penalty leaves the intercept to predict the majority (ABSENT) everywhere: dev F1 0.
+    grid = (1e-5, 1.0)
+    fit = fitting.select_c(features, positive, dev_features, dev_positive, seed=0, c_grid=grid)
+    expected = {str(c): f1_score(dev_positive, cold_fit(features, positive, c).decision_function(dev_features) >= 0,
+                                 zero_division=0) for c in grid}
+    assert fit.dev_f1_by_c == pytest.approx(expected, abs=0.02)
+    assert fit.dev_f1_by_c["1e-05"] == 0.0 < fit.dev_f1_by_c["1.0"]
+    assert fit.c_value == 1.0
+
+
+def test_select_c_takes_the_smallest_c_on_ties():
+    rng = np.random.default_rng(1)
+    features, positive = separable(rng, 300, noise=0.1)
+    dev_features, dev_positive = separable(rng, 100, noise=0.1)  # every C classifies dev perfectly
+    fit = fitting.select_c(features, positive, dev_features, dev_positive, seed=0)
+    assert list(fit.dev_f1_by_c) == [str(c) for c in fitting.C_GRID]
+    assert set(fit.dev_f1_by_c.values()) == {1.0}
+    assert fit.c_value == fitting.C_GRID[0]
+    smallest = cold_fit(features, positive, fitting.C_GRID[0])  # the solution kept is that C's, not the last one
+    np.testing.assert_allclose(fit.coef, smallest.coef_[0], rtol=1e-2, atol=1e-3)
+
+
+def test_warm_start_reaches_the_cold_solution():
+    rng = np.random.default_rng(2)
+    features, positive = separable(rng, 500)
+    start = fitting.fit_logistic(features, positive, 0.01, seed=0)
+    start_coef = start.coef_[0].copy()
+    warm = fitting.fit_logistic(features, positive, 10.0, seed=0, warm_from=start)
+    cold = cold_fit(features, positive, 10.0)
+    # Within L-BFGS's stopping tolerance: far closer to the cold solution than where it started.
+    distance = np.linalg.norm(warm.coef_[0] - cold.coef_[0]) / np.linalg.norm(cold.coef_[0])
+    assert distance < 5e-3 < np.linalg.norm(start_coef - cold.coef_[0]) / np.linalg.norm(cold.coef_[0]) / 10
+    assert warm.intercept_[0] == pytest.approx(cold.intercept_[0], abs=5e-3)
+    assert warm.n_iter_[0] < fitting.fit_logistic(features, positive, 10.0, seed=0).n_iter_[0]  # the point of it
+
+
+def test_fit_default_is_one_fit_at_the_default_c():
+    rng = np.random.default_rng(3)
+    features, positive = separable(rng, 300)
+    fit = fitting.fit_default(features, positive, seed=0)
+    assert (fit.c_value, fit.dev_f1_by_c) == (fitting.DEFAULT_C, None)
+    assert fit.coef.dtype == np.float32 and fit.coef.shape == (features.shape[1],)
+    np.testing.assert_allclose(fit.coef, cold_fit(features, positive, fitting.DEFAULT_C).coef_[0], rtol=1e-2, atol=1e-3)
+
+
+def test_decision_scores_of_float16_rows():
+    rng = np.random.default_rng(4)
+    vectors = rng.normal(size=(50, 16)).astype(np.float16)
+    coef, intercept = rng.normal(size=16).astype(np.float32), np.float32(-0.3)
+    scores = fitting.decision_scores(torch.from_numpy(vectors), coef, intercept)
+    np.testing.assert_allclose(scores, vectors.astype(np.float64) @ coef + intercept, rtol=5e-3, atol=5e-3)
+
+
+def test_evaluate_matches_sklearn_on_random_data():
+    rng = np.random.default_rng(5)
+    truth = rng.choice(np.array([-1, 0, 1], np.int8), size=500, p=[0.5, 0.2, 0.3])
+    scores = rng.normal(size=500) + 0.8 * truth
+    result = fitting.evaluate(scores, truth)
+    labeled = truth != 0
+    y, predicted = truth[labeled] == 1, scores[labeled] >= 0
+    tn, fp, fn, tp = confusion_matrix(y, predicted).ravel()
+    assert result["labeled"] == labeled.sum()
+    assert result["precision"] == pytest.approx(precision_score(y, predicted))
+    assert result["recall"] == pytest.approx(recall_score(y, predicted))
+    assert result["f1"] == pytest.approx(f1_score(y, predicted))
+    assert result["pr_auc"] == pytest.approx(average_precision_score(y, scores[labeled]))
+    assert result["roc_auc"] == pytest.approx(roc_auc_score(y, scores[labeled]))
+    assert result["confusion"] == {"tp": tp, "fp": fp, "fn": fn, "tn": tn}
+
+
+def test_evaluate_without_labels_or_without_one_side():
+    scores = np.array([0.5, -0.5, 1.0])
+    assert fitting.evaluate(scores, np.zeros(3, np.int8))["labeled"] == 0
+    only_present = fitting.evaluate(scores, np.array([1, 1, 0], np.int8))
+    assert only_present["roc_auc"] is None and only_present["pr_auc"] == pytest.approx(1.0)
+    assert only_present["confusion"] == {"tp": 1, "fp": 0, "fn": 1, "tn": 0}
+    assert fitting.evaluate(scores, np.array([-1, -1, 0], np.int8))["pr_auc"] is None
+
+
+def test_lf_report_against_brute_force():
+    rng = np.random.default_rng(6)
+    votes = rng.choice(np.array([-1, 0, 1], np.int8), size=(200, 3))
+    truth = rng.choice(np.array([-1, 0, 1], np.int8), size=200)
+    learned = np.array([0.9, 0.75, 0.6])
+    report = fitting.lf_report(votes, truth, learned, [(11, "a"), (12, "b"), (13, "c")])
+    assert [(e["lf"], e["name"], e["learned_accuracy"]) for e in report] == [(11, "a", 0.9), (12, "b", 0.75),
+                                                                              (13, "c", 0.6)]
+    for k, entry in enumerate(report):
+        scored = [(votes[i, k], truth[i]) for i in range(200) if votes[i, k] != 0 and truth[i] != 0]
+        precision = entry["ground_truth_precision"]
+        assert precision["trials"] == len(scored)
+        assert precision["successes"] == sum(vote == label for vote, label in scored)
+
+
+def test_label_counts():
+    assert fitting.label_counts(np.array([1, -1, 0, 1, 0], np.int8)) == {"covered": 3, "present": 2, "absent": 1}
