@@ -1,6 +1,6 @@
 from celery import shared_task
 
-from imagestudio.datasets.ingest import import_run
+from imagestudio.datasets.imports import import_run
 from imagestudio.jobs.services import run_job
 
 

@@ -1,0 +1,118 @@
+"""Storage of an import batch: content-addressed blobs, then the rows in one transaction. Rows are unique per
+(dataset, sha256) and (dataset, external_id): a row another import stored first is skipped (ON CONFLICT DO
+NOTHING) and read back, never retried."""
+
+import os
+from collections import Counter
+from dataclasses import dataclass
+
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import transaction
+
+from ..imaging import ValidatedImage
+from ..models import Sample
+from ..services import dataset_add_counts, search_text
+from ..signals import ground_truth_imported
+from .dedupe import StoredTwin
+from .plan import Item
+
+
+@dataclass(frozen=True)
+class Validated:
+    """An item whose bytes decoded as an image: `data` is what to store (the image alone, see imaging)."""
+
+    item: Item
+    image: ValidatedImage
+    data: bytes
+
+
+@dataclass(frozen=True)
+class StoredBatch:
+    sample_ids: dict[str, int]  # sha256 -> id of the samples this batch created
+    annotations: int
+
+
+def stored_twins(*, dataset, job, sha256s: list[str]) -> dict[str, StoredTwin]:
+    rows = Sample.objects.filter(dataset=dataset, sha256__in=sha256s).values_list(
+        "sha256", "id", "external_id", "import_job_id")
+    return {sha: StoredTwin(sample_id, external_id, job_id == job.id) for sha, sample_id, external_id, job_id in rows}
+
+
+def external_ids_taken(*, dataset, external_ids: list[str]) -> set[str]:
+    return set(Sample.objects.filter(dataset=dataset, external_id__in=external_ids)
+               .values_list("external_id", flat=True))
+
+
+def batch_store(*, job, dataset, new: list[Validated], classes_by_name: dict) -> StoredBatch:
+    """Store blobs and rows of new samples; a row another import stored first is left out of `sample_ids`.
+    Blobs this call wrote are removed again when the transaction fails or no row ends up using them."""
+    if not new:
+        return StoredBatch({}, 0)
+    written: dict[str, list[str]] = {}
+    try:
+        rows = [_sample_row(job, dataset, entry, written) for entry in new]
+        with transaction.atomic():
+            Sample.objects.bulk_create(rows, ignore_conflicts=True)
+            mine = {(sha, external_id): pk for sha, external_id, pk in Sample.objects.filter(
+                dataset=dataset, import_job=job, sha256__in=[row.sha256 for row in rows]
+            ).values_list("sha256", "external_id", "id")}
+            created = [(entry, row, mine[(row.sha256, row.external_id)]) for entry, row in zip(new, rows, strict=True)
+                       if (row.sha256, row.external_id) in mine]
+            annotations = _ground_truth(job, dataset, created, classes_by_name)
+            dataset_add_counts(dataset_id=dataset.id, counts=Counter(row.split for _, row, _ in created))
+    except Exception:
+        _delete(key for keys in written.values() for key in keys)
+        raise
+    sample_ids = {row.sha256: pk for _, row, pk in created}
+    lost = set(written) - set(sample_ids)
+    if lost:
+        still_used = set(Sample.objects.filter(dataset=dataset, sha256__in=lost).values_list("sha256", flat=True))
+        _delete(key for sha in lost - still_used for key in written[sha])
+    return StoredBatch(sample_ids, annotations)
+
+
+def _ground_truth(job, dataset, created, classes_by_name):
+    rows = [(pk, row.split, classes_by_name[name], value)
+            for entry, row, pk in created for name, value in entry.item.ground_truth.items()]
+    if not rows:
+        return 0
+    return sum(stored for _, stored in ground_truth_imported.send(
+        sender=Sample, dataset=dataset, user=job.creator, rows=rows))
+
+
+def _store_blob(key, data, written):
+    if default_storage.exists(key):
+        return key
+    saved = default_storage.save(key, ContentFile(data))
+    written.append(saved)
+    return saved
+
+
+def _delete(keys):
+    for key in keys:
+        default_storage.delete(key)
+
+
+def _sample_row(job, dataset, entry: Validated, written) -> Sample:
+    item, image = entry.item, entry.image
+    folder, shard = f"datasets/{dataset.id}", image.sha256[:2]
+    mine = written.setdefault(image.sha256, [])
+    original = _store_blob(f"{folder}/originals/{shard}/{image.sha256}{image.extension}", entry.data, mine)
+    thumbnail = _store_blob(f"{folder}/thumbnails/{shard}/{image.sha256}.jpg", image.thumbnail_jpeg, mine)
+    return Sample(
+        dataset=dataset,
+        split=item.split,
+        external_id=item.external_id[:512],
+        file_name=os.path.basename(item.name)[:512],
+        original=original,
+        thumbnail=thumbnail,
+        width=image.width,
+        height=image.height,
+        format=image.format,
+        bytes=image.bytes,
+        sha256=image.sha256,
+        metadata=item.metadata,
+        search_text=search_text(item.external_id, item.name, item.metadata),
+        import_job=job,
+    )
