@@ -16,6 +16,7 @@ from ..manifest import ManifestError, ManifestRow, ground_truth_classes, parse_m
 from ..models import Split
 from ..sources import ArchiveSource, DirectorySource, Entry, SourceError, find_manifest, join_relative
 from .staging import local_file, read_staged, resolve_server_path
+from .storable import unstorable_reason
 
 
 class Listing(Protocol):
@@ -98,7 +99,21 @@ def open_plan(params: dict, class_names: list[str]) -> Iterator[Plan]:
             plan.items = [_item(None, e.name, listing, default_split, extra_metadata.get(e.name)) for e in entries]
         else:
             _items_with_manifest(plan, listing, entries, manifest, default_split, class_names, extra_metadata)
+        _refuse_unstorable(plan)
         yield plan
+
+
+def _refuse_unstorable(plan):
+    """Items whose row the database would reject are refused here, alone, before any batch is written."""
+    storable = []
+    for item in plan.items:
+        reason = unstorable_reason(name=item.name, external_id=item.external_id, metadata=item.metadata,
+                                   ground_truth=item.ground_truth)
+        if reason:
+            plan.refused.append((item.name, reason))
+        else:
+            storable.append(item)
+    plan.items = storable
 
 
 def _limits():

@@ -13,7 +13,7 @@ from imagestudio.jobs.services import job_progress
 from ..imaging import InvalidImage, validate_image
 from ..models import LabelClass
 from ..sources import SourceError
-from .dedupe import Candidate, Decision, JobMemory, Outcome, decide, lost_to_concurrent_import
+from .dedupe import Candidate, Decision, DuplicatePolicy, JobMemory, Outcome, decide, lost_to_concurrent_import
 from .plan import Item, open_plan
 from .report import ImportReport
 from .staging import staging_remove
@@ -23,22 +23,29 @@ BATCH_SIZE = 32
 
 
 def import_run(job) -> dict:
-    """Returns the job's result: counts and per-file reasons."""
-    report = ImportReport()
+    """Returns the job's result: exact counts per bucket and per-file reasons."""
     started = time.monotonic()
     classes_by_name = {c.name: c for c in LabelClass.objects.filter(dataset=job.dataset)}
-    try:
-        with open_plan(job.params, list(classes_by_name)) as plan:
-            for name, reason in plan.refused:
-                report.error(name, reason)
-            _import_items(job, plan.items, classes_by_name, report, started)
-    finally:
-        staging_remove(job.params.get("staging"))
-    result = report.as_dict(len(plan.items))
+    with ImportReport() as report:
+        try:
+            with open_plan(job.params, list(classes_by_name)) as plan:
+                for name, reason in plan.refused:
+                    report.refuse(name, reason)
+                _import_items(job, plan.items, classes_by_name, report, started)
+        finally:
+            staging_remove(job.params.get("staging"))
+        result = report.as_dict(len(plan.items) + len(plan.refused))
+        result["duplicate_policy"] = str(_policy(job))
+        if result["truncated"]:
+            result["report_file"] = report.save_full(job.id)
     result["seconds"] = round(time.monotonic() - started, 3)
-    if report.created:
+    if result["created"]:
         result.update(pipeline.after_import(dataset=job.dataset, user=job.creator))
     return result
+
+
+def _policy(job) -> DuplicatePolicy:
+    return DuplicatePolicy(job.params.get("duplicates") or DuplicatePolicy.KEEP_FIRST)
 
 
 def _import_items(job, items: list[Item], classes_by_name, report, started):
@@ -50,7 +57,7 @@ def _import_items(job, items: list[Item], classes_by_name, report, started):
             valid = []
             for item, outcome in pool.map(_validate, chunk):
                 if isinstance(outcome, str):
-                    report.error(item.name, outcome)
+                    report.refuse(item.name, outcome)
                 else:
                     valid.append(outcome)
             _import_batch(job, valid, classes_by_name, memory, report)
@@ -71,7 +78,9 @@ def _validate(item: Item) -> tuple[Item, Validated | str]:
 
 
 def _candidate(entry: Validated) -> Candidate:
-    return Candidate(entry.item.name, entry.image.sha256, entry.item.external_id[:512])
+    item = entry.item
+    return Candidate(item.name, entry.image.sha256, item.external_id[:512], item.split, item.metadata,
+                     item.ground_truth)
 
 
 def _import_batch(job, valid: list[Validated], classes_by_name, memory: JobMemory, report: ImportReport):
@@ -79,15 +88,14 @@ def _import_batch(job, valid: list[Validated], classes_by_name, memory: JobMemor
         return
     dataset = job.dataset
     candidates = [_candidate(entry) for entry in valid]
-    shas = [c.sha256 for c in candidates]
-    decisions = decide(candidates, stored=stored_twins(dataset=dataset, job=job, sha256s=shas),
-                       taken_external_ids=external_ids_taken(dataset=dataset,
-                                                             external_ids=[c.external_id for c in candidates]),
-                       memory=memory)
-    new = [entry for entry, decision in zip(valid, decisions, strict=True) if decision.outcome is Outcome.CREATED]
-    stored = batch_store(job=job, dataset=dataset, new=new, classes_by_name=classes_by_name)
+    decided = decide(candidates, stored=stored_twins(dataset=dataset, job=job, sha256s=[c.sha256 for c in candidates]),
+                     taken_external_ids=external_ids_taken(dataset=dataset,
+                                                           external_ids=[c.external_id for c in candidates]),
+                     memory=memory, policy=_policy(job))
+    new = [entry for entry, d in zip(valid, decided.decisions, strict=True) if d.outcome is Outcome.CREATED]
+    stored = batch_store(job=job, dataset=dataset, new=new, merges=decided.merges, classes_by_name=classes_by_name)
     report.annotations += stored.annotations
-    decisions = _settle_lost(job, candidates, decisions, stored.sample_ids)
+    decisions = _settle_lost(job, candidates, decided.decisions, stored.sample_ids)
     for entry, candidate, decision in zip(valid, candidates, decisions, strict=True):
         _report(report, entry, decision, stored.sample_ids)
         if decision.outcome in (Outcome.CREATED, Outcome.RESUMED):
@@ -108,10 +116,13 @@ def _settle_lost(job, candidates, decisions, sample_ids) -> list[Decision]:
 
 def _report(report: ImportReport, entry: Validated, decision: Decision, sample_ids: dict[str, int]):
     name = entry.item.name
+    # A twin first seen in this batch has its sample id only now that the batch is stored.
+    sample_id = decision.sample_id or sample_ids.get(entry.image.sha256)
     if decision.outcome is Outcome.REFUSED:
-        report.error(name, decision.reason)
+        report.refuse(name, decision.reason, decision.conflict)
+    elif sample_id is None:
+        report.refuse(name, "the same image as another file of this import, which could not be stored")
     elif decision.outcome is Outcome.DUPLICATE:
-        report.duplicate(name, decision.sample_id, decision.reason)
+        report.duplicate(name, sample_id, decision.reason, decision.conflict, decision.merged)
     else:
-        sample_id = decision.sample_id or sample_ids[entry.image.sha256]
         report.create(name, sample_id, entry.image.trailing_note)

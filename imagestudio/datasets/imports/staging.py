@@ -6,12 +6,15 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
 from django.core.files.storage import default_storage
+from django.utils import timezone
 
 from imagestudio.common.errors import ValidationFailed
+from imagestudio.jobs.models import ACTIVE_STATUSES, Job
 
 from ..sources import SourceError
 
@@ -42,6 +45,31 @@ def staging_remove(prefix: str | None) -> None:
         default_storage.delete(f"{prefix}/{name}")
     with contextlib.suppress(OSError, NotImplementedError):
         os.rmdir(default_storage.path(prefix))
+
+
+def imports_sweep_orphans(*, older_than: timedelta = timedelta(days=1)) -> int:
+    """Remove staging folders no queued or running import uses and nothing in which changed within `older_than`
+    (left by a request killed after staging, say). Returns how many folders were removed."""
+    try:
+        folders, _ = default_storage.listdir(STAGING_ROOT)
+    except (FileNotFoundError, NotImplementedError):
+        return 0
+    in_use = set(Job.objects.filter(kind="import", status__in=ACTIVE_STATUSES)
+                 .values_list("params__staging", flat=True))
+    cutoff = timezone.now() - older_than
+    removed = 0
+    for folder in folders:
+        prefix = f"{STAGING_ROOT}/{folder}"
+        if prefix in in_use or _changed_since(prefix, cutoff):
+            continue
+        staging_remove(prefix)
+        removed += 1
+    return removed
+
+
+def _changed_since(prefix, cutoff):
+    _, files = default_storage.listdir(prefix)
+    return any(default_storage.get_modified_time(f"{prefix}/{name}") > cutoff for name in files)
 
 
 def read_staged(key: str, limit: int) -> bytes:

@@ -8,26 +8,31 @@ from imagestudio.common.errors import ValidationFailed
 from imagestudio.jobs.models import Job
 from imagestudio.jobs.services import job_enqueue, queue_check
 
+from .dedupe import DuplicatePolicy
 from .staging import MANIFEST_SUFFIXES, resolve_server_path, stage, staging_prefix, staging_remove
 
 IMPORT_TASK = "workers.tasks.imports.run_import"
 
 
 def import_start(*, dataset, user, split: str, files: list | None = None, archive=None, path: str | None = None,
-                 manifest=None, metadata: dict | None = None) -> Job:
+                 manifest=None, metadata: dict | None = None,
+                 duplicates: DuplicatePolicy = DuplicatePolicy.KEEP_FIRST) -> Job:
     """Queue the import of uploaded image files, an uploaded zip / tar archive, or a directory or manifest below
-    the operator's IMPORT_ROOT (exactly one of `files`, `archive`, `path`)."""
+    the operator's IMPORT_ROOT (exactly one of `files`, `archive`, `path`). `duplicates` settles a duplicate
+    whose metadata or ground truth differ from its twin's (see dedupe.DuplicatePolicy)."""
     if sum(bool(source) for source in (files, archive, path)) != 1:
         raise ValidationFailed("Send exactly one of 'files', 'archive' or 'path'.")
+    policy = {"duplicates": str(DuplicatePolicy(duplicates))}
     queue_check()
     if path:
         resolve_server_path(path)
-        return _enqueue(dataset, user, {"source": "server", "path": path, "split": split})
+        return _enqueue(dataset, user, {"source": "server", "path": path, "split": split, **policy})
     _check_upload(files=files, archive=archive, metadata=metadata or {}, manifest=manifest)
     prefix = staging_prefix()
     try:
         with transaction.atomic():
-            params = {"staging": prefix, "split": split, **_stage_sources(prefix, files, archive, metadata or {})}
+            params = {"staging": prefix, "split": split, **policy,
+                      **_stage_sources(prefix, files, archive, metadata or {})}
             if manifest is not None:
                 params["manifest"] = {"key": stage(prefix, manifest.name, manifest), "name": manifest.name}
             return _enqueue(dataset, user, params)

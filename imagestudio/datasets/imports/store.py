@@ -13,8 +13,8 @@ from django.db import transaction
 from ..imaging import ValidatedImage
 from ..models import Sample
 from ..services import dataset_add_counts, search_text
-from ..signals import ground_truth_imported
-from .dedupe import StoredTwin
+from ..signals import ground_truth_imported, ground_truth_requested
+from .dedupe import Additions, StoredTwin
 from .plan import Item
 
 
@@ -34,9 +34,20 @@ class StoredBatch:
 
 
 def stored_twins(*, dataset, job, sha256s: list[str]) -> dict[str, StoredTwin]:
-    rows = Sample.objects.filter(dataset=dataset, sha256__in=sha256s).values_list(
-        "sha256", "id", "external_id", "import_job_id")
-    return {sha: StoredTwin(sample_id, external_id, job_id == job.id) for sha, sample_id, external_id, job_id in rows}
+    rows = list(Sample.objects.filter(dataset=dataset, sha256__in=sha256s).values_list(
+        "sha256", "id", "external_id", "import_job_id", "split", "metadata"))
+    labels = _stored_ground_truth(dataset, [row[1] for row in rows])
+    return {sha: StoredTwin(pk, external_id, job_id == job.id, split, metadata, labels.get(pk, {}))
+            for sha, pk, external_id, job_id, split, metadata in rows}
+
+
+def _stored_ground_truth(dataset, sample_ids):
+    if not sample_ids:
+        return {}
+    labels = {}
+    for _, answer in ground_truth_requested.send(sender=Sample, dataset=dataset, sample_ids=sample_ids):
+        labels.update(answer)
+    return labels
 
 
 def external_ids_taken(*, dataset, external_ids: list[str]) -> set[str]:
@@ -44,10 +55,12 @@ def external_ids_taken(*, dataset, external_ids: list[str]) -> set[str]:
                .values_list("external_id", flat=True))
 
 
-def batch_store(*, job, dataset, new: list[Validated], classes_by_name: dict) -> StoredBatch:
-    """Store blobs and rows of new samples; a row another import stored first is left out of `sample_ids`.
-    Blobs this call wrote are removed again when the transaction fails or no row ends up using them."""
-    if not new:
+def batch_store(*, job, dataset, new: list[Validated], merges: dict[str, Additions],
+                classes_by_name: dict) -> StoredBatch:
+    """Store blobs and rows of new samples and merge duplicates into their twins, in one transaction; a row
+    another import stored first is left out of `sample_ids`. Blobs this call wrote are removed again when the
+    transaction fails or no row ends up using them."""
+    if not new and not merges:
         return StoredBatch({}, 0)
     written: dict[str, list[str]] = {}
     try:
@@ -60,6 +73,7 @@ def batch_store(*, job, dataset, new: list[Validated], classes_by_name: dict) ->
             created = [(entry, row, mine[(row.sha256, row.external_id)]) for entry, row in zip(new, rows, strict=True)
                        if (row.sha256, row.external_id) in mine]
             annotations = _ground_truth(job, dataset, created, classes_by_name)
+            annotations += _merge(job, dataset, merges, classes_by_name)
             dataset_add_counts(dataset_id=dataset.id, counts=Counter(row.split for _, row, _ in created))
     except Exception:
         _delete(key for keys in written.values() for key in keys)
@@ -73,8 +87,26 @@ def batch_store(*, job, dataset, new: list[Validated], classes_by_name: dict) ->
 
 
 def _ground_truth(job, dataset, created, classes_by_name):
-    rows = [(pk, row.split, classes_by_name[name], value)
-            for entry, row, pk in created for name, value in entry.item.ground_truth.items()]
+    return _send_ground_truth(job, dataset, [(pk, row.split, classes_by_name[name], value)
+                                             for entry, row, pk in created
+                                             for name, value in entry.item.ground_truth.items()])
+
+
+def _merge(job, dataset, merges, classes_by_name):
+    """Add merged duplicates' metadata keys and labels to their twins (dedupe checked that nothing contradicts)."""
+    labels = []
+    for sample in Sample.objects.select_for_update().filter(dataset=dataset, sha256__in=list(merges)).order_by("id"):
+        additions = merges[sample.sha256]
+        if additions.metadata:
+            sample.metadata = {**sample.metadata, **additions.metadata}
+            sample.search_text = search_text(sample.external_id, sample.file_name, sample.metadata)
+            sample.save(update_fields=["metadata", "search_text"])
+        labels += [(sample.pk, sample.split, classes_by_name[name], value)
+                   for name, value in additions.ground_truth.items()]
+    return _send_ground_truth(job, dataset, labels)
+
+
+def _send_ground_truth(job, dataset, rows):
     if not rows:
         return 0
     return sum(stored for _, stored in ground_truth_imported.send(
