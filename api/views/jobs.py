@@ -61,8 +61,8 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         return Response(JobSerializer(job_cancel(job=job)).data)
 
 
-    @extend_schema(responses={(200, "application/x-ndjson"): OpenApiResponse(
-        OpenApiTypes.BINARY, description="One JSON object per input file: file, outcome (created, stripped, "
+    @extend_schema(responses={(200, "application/octet-stream"): OpenApiResponse(
+        OpenApiTypes.BINARY, description="JSON lines, one object per input file: file, outcome (created, stripped, "
                                          "duplicate or refused), sample_id, reason, conflict, merged.")})
     @action(detail=True, methods=["get"])
     def report(self, request, pk=None):
@@ -70,7 +70,7 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         stream = report_open(job=self.get_object())
         if stream is None:
             raise NotFound("This job has no stored per-file report.")
-        return FileResponse(stream, content_type="application/x-ndjson", as_attachment=True,
+        return FileResponse(stream, content_type="application/octet-stream", as_attachment=True,
                             filename=f"import-report-{pk}.jsonl")
 
 
