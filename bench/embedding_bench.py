@@ -112,7 +112,7 @@ def archive_of(count):
 def import_images(user, count):
     from django.core.files.uploadedfile import SimpleUploadedFile
 
-    from imagestudio.datasets.ingest import import_start_archive
+    from imagestudio.datasets.imports import import_start
     from imagestudio.datasets.services import dataset_create
     from imagestudio.jobs.models import JobStatus
 
@@ -120,7 +120,7 @@ def import_images(user, count):
     dataset = dataset_create(user=user, name=f"bench-embed-{count}-{int(time.time())}", classes=["cat"])
     started = time.perf_counter()
     upload = SimpleUploadedFile(path.name, path.read_bytes(), content_type="application/zip")
-    job = import_start_archive(dataset=dataset, user=user, archive=upload, split="train")
+    job = import_start(dataset=dataset, user=user, archive=upload, split="train")
     job.refresh_from_db()
     if job.status != JobStatus.SUCCEEDED or (job.result or {}).get("created") != count:
         raise SystemExit(f"import failed: {job.status} {job.error!r} {job.result}")

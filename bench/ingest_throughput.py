@@ -2,7 +2,7 @@
 """Archive import throughput: the real import pipeline against a bare Pillow decode + thumbnail loop.
 
 Both sides read the same JPEGs from the same zip. The bare loop only decodes and thumbnails; the
-pipeline (ingest.import_start_archive, run eagerly in-process) also stages the archive, validates,
+pipeline (imports.import_start with an archive, run eagerly in-process) also stages the archive, validates,
 hashes, encodes the thumbnail JPEG, writes both blobs and inserts the rows in batches.
 Target: pipeline images/s >= 0.6 x bare loop images/s.
 
@@ -118,7 +118,7 @@ def pipeline(path, count, keep, profile):
     from django.contrib.auth import get_user_model
     from django.core.files.uploadedfile import SimpleUploadedFile
 
-    from imagestudio.datasets.ingest import import_start_archive
+    from imagestudio.datasets.imports import import_start
     from imagestudio.datasets.services import dataset_create, dataset_delete
     from imagestudio.jobs.models import JobStatus
 
@@ -132,7 +132,7 @@ def pipeline(path, count, keep, profile):
         profiler = cProfile.Profile()
         profiler.enable()
     started = time.perf_counter()
-    job = import_start_archive(dataset=dataset, user=user, archive=upload, split="train")
+    job = import_start(dataset=dataset, user=user, archive=upload, split="train")
     seconds = time.perf_counter() - started
     if profiler is not None:
         import pstats
@@ -185,7 +185,7 @@ def main():
 
     job, seconds, ok = pipeline(path, args.count, args.keep, args.profile)
     inner = (job.result or {}).get("seconds")
-    print(f"{'pipeline (import_start_archive)':<32}{n / seconds:8.1f} images/s   ({seconds:.1f} s, "
+    print(f"{'pipeline (import_start)':<32}{n / seconds:8.1f} images/s   ({seconds:.1f} s, "
           f"of which import_run {inner} s; staging and enqueueing {seconds - (inner or 0):.1f} s)")
 
     _, bare_after = bare_loop(path)

@@ -233,6 +233,11 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600)}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# `celery -A imagestudio beat`: staged uploads of requests killed before their job was recorded, once a day old.
+CELERY_BEAT_SCHEDULE = {
+    "imports-sweep-orphans": {"task": "workers.tasks.imports.sweep_orphans", "schedule": 3600.0,
+                              "kwargs": {"older_than_seconds": 86_400}},
+}
 
 LOGGING = {
     "version": 1,

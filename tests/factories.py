@@ -9,7 +9,7 @@ from PIL import Image
 
 from imagestudio.celery import app as celery_app
 from imagestudio.datasets.filters import samples_select
-from imagestudio.datasets.ingest import import_start_upload
+from imagestudio.datasets.imports import import_start
 from imagestudio.datasets.models import Sample
 from imagestudio.datasets.selectors import tag_list
 from imagestudio.datasets.services import tag_apply, tag_create
@@ -33,8 +33,8 @@ def _import(dataset, user, entries):
     }) for index, spec in entries)
     # The job starts on commit: inside a test's transaction, run it when the request would have committed.
     with TestCase.captureOnCommitCallbacks(execute=True):
-        job = import_start_upload(dataset=dataset, user=user, files=files, split="train",
-                                  manifest=SimpleUploadedFile("manifest.jsonl", manifest.encode()))
+        job = import_start(dataset=dataset, user=user, files=files, split="train",
+                           manifest=SimpleUploadedFile("manifest.jsonl", manifest.encode()))
     job.refresh_from_db()
     assert job.status == "succeeded" and job.result["created"] == len(entries), (job.status, job.error, job.result)
 

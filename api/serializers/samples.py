@@ -10,6 +10,7 @@ from imagestudio.annotations.filters import GT_WORDS
 from imagestudio.annotations.models import GroundTruthValue
 from imagestudio.common.votes import vote_word
 from imagestudio.datasets.filters import MAX_FILTER_IDS, filter_parse, samples_select
+from imagestudio.datasets.imports import DuplicatePolicy
 from imagestudio.datasets.models import Sample, Split
 from imagestudio.datasets.selectors import SAMPLE_ORDERINGS
 from imagestudio.training.filters import PREDICTION_WORDS
@@ -240,6 +241,12 @@ class ImportSerializer(serializers.Serializer):
                                     help_text="Split of files the manifest does not place.")
     metadata = serializers.CharField(required=False, max_length=10_000_000,
                                      help_text="JSON object: file name -> metadata object.")
+    duplicates = serializers.ChoiceField(
+        choices=[policy.value for policy in DuplicatePolicy], default=DuplicatePolicy.KEEP_FIRST.value,
+        help_text="A duplicate (same image as a stored sample or an earlier file) whose split, metadata or ground "
+                  "truth differ: keep_first keeps the first and reports the conflict; merge adds its metadata keys "
+                  "and labels to the first when no value contradicts (else as keep_first); refuse refuses it.",
+    )
 
     def validate_metadata(self, value):
         try:

@@ -1,4 +1,6 @@
-from drf_spectacular.utils import extend_schema
+from django.http import FileResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, serializers, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, PermissionDenied
@@ -8,6 +10,7 @@ from api.limits import MAX_INT
 from api.scoping import schema_placeholder
 from api.serializers.jobs import JobSerializer
 from api.validation import validated
+from imagestudio.datasets.imports import report_open
 from imagestudio.datasets.models import Role, role_at_least
 from imagestudio.datasets.selectors import dataset_role
 from imagestudio.jobs.models import Job, JobStatus
@@ -54,3 +57,17 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
             if not role_at_least(dataset_role(user=request.user, dataset=job.dataset), Role.EDITOR):
                 raise PermissionDenied("Only the job's creator or an editor of its dataset may cancel it.")
         return Response(JobSerializer(job_cancel(job=job)).data)
+
+
+    @extend_schema(responses={(200, "application/octet-stream"): OpenApiResponse(
+        OpenApiTypes.BINARY, description="JSON lines, one object per input file: file, outcome (created, stripped, "
+                                         "duplicate or refused), sample_id, reason, conflict, merged.")})
+    @action(detail=True, methods=["get"])
+    def report(self, request, pk=None):
+        """The complete per-file report of an import job, when its result is `truncated` (see `report_file`)."""
+        stream = report_open(job=self.get_object())
+        if stream is None:
+            raise NotFound("This job has no stored per-file report.")
+        return FileResponse(stream, content_type="application/octet-stream", as_attachment=True,
+                            filename=f"import-report-{pk}.jsonl")
+

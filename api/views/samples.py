@@ -1,5 +1,4 @@
 from django.core.files.storage import default_storage
-from django.db import transaction
 from django.http import FileResponse, HttpResponseNotModified
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -27,8 +26,9 @@ from api.serializers.samples import (
 from api.validation import validated
 from imagestudio.annotations.resamples import resample_clear, resample_create
 from imagestudio.annotations.selectors import ground_truth_prefetch
-from imagestudio.datasets import ingest, services
+from imagestudio.datasets import services
 from imagestudio.datasets.imaging import mime_for_format
+from imagestudio.datasets.imports import import_start
 from imagestudio.datasets.models import Role, Sample, Split
 from imagestudio.datasets.selectors import resample_get, sample_page
 from imagestudio.labeling.selectors import sample_votes
@@ -187,15 +187,6 @@ class ImportView(DatasetScopedMixin, APIView):
         serializer = ImportSerializer(data=data)
         serializer.is_valid(raise_exception=True)
         values = serializer.validated_data
-        common = {"dataset": self.dataset, "user": request.user, "split": values["split"]}
-        with transaction.atomic():
-            if values.get("files"):
-                job = ingest.import_start_upload(files=values["files"], metadata=values.get("metadata"),
-                                                 manifest=values.get("manifest"), **common)
-            elif values.get("archive"):
-                job = ingest.import_start_archive(archive=values["archive"], manifest=values.get("manifest"),
-                                                  **common)
-            else:
-                job = ingest.import_start_server(path=values["path"], **common)
+        job = import_start(dataset=self.dataset, user=request.user, **values)
         job.refresh_from_db()
         return accepted(job)

@@ -11,7 +11,7 @@ from django.db.models import Count, F, Q
 from django.utils import timezone
 
 from imagestudio.common.errors import Conflict, NotFound, ValidationFailed
-from imagestudio.datasets.signals import ground_truth_imported, sample_split_changed
+from imagestudio.datasets.signals import ground_truth_imported, ground_truth_requested, sample_split_changed
 
 from .models import (
     LABEL_VALUES,
@@ -283,7 +283,17 @@ def _on_ground_truth_imported(sender, *, dataset, user, rows, **kwargs):
     return annotations_import(dataset=dataset, user=user, rows=rows)
 
 
+def _on_ground_truth_requested(sender, *, dataset, sample_ids, **kwargs):
+    labels = {}
+    rows = Annotation.objects.filter(sample_id__in=sample_ids, label_class__dataset=dataset).values_list(
+        "sample_id", "label_class__name", "value")
+    for sample_id, class_name, value in rows:
+        labels.setdefault(sample_id, {})[class_name] = value
+    return labels
+
+
 def signals_connect():
     """Follow the datasets domain's events (see datasets/signals.py)."""
     sample_split_changed.connect(_on_split_changed, dispatch_uid="annotations.split_changed")
     ground_truth_imported.connect(_on_ground_truth_imported, dispatch_uid="annotations.ground_truth_imported")
+    ground_truth_requested.connect(_on_ground_truth_requested, dispatch_uid="annotations.ground_truth_requested")

@@ -9,3 +9,7 @@ sample_split_changed = Signal()
 # dataset, user, rows: ground truth arriving with newly imported samples, as (sample_id, split, label_class,
 # value) tuples. A receiver returns how many labels it stored.
 ground_truth_imported = Signal()
+
+# dataset, sample_ids: the ground truth stored samples hold, for comparing an imported duplicate with its twin.
+# A receiver returns {sample_id: {class name: PRESENT / ABSENT / ABSTAIN}} (ABSTAIN: a cleared label).
+ground_truth_requested = Signal()

@@ -44,11 +44,13 @@ def _run_eagerly(task_name, job_id):
 
 
 def job_enqueue(*, kind, task_name, dataset=None, creator=None, params=None, dedupe_key="",
-                dedupe_statuses=ACTIVE_STATUSES):
-    """Create a Job (or return the one with the same dedupe key in `dedupe_statuses`) and enqueue it on commit."""
+                dedupe_statuses=ACTIVE_STATUSES, check_queue=True):
+    """Create a Job (or return the one with the same dedupe key in `dedupe_statuses`) and enqueue it on commit.
+    `check_queue=False` when the caller already pinged the broker for this request."""
     from imagestudio.celery import app
 
-    queue_check()
+    if check_queue:
+        queue_check()
     with transaction.atomic():
         if dedupe_key:
             existing = (

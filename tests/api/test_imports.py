@@ -285,7 +285,8 @@ def test_polyglot_files_are_stored_as_their_image_alone_and_served_as_what_pillo
     result = finished(api, response)
     assert (result["total"], result["created"], result["duplicates"], result["errors"]) == (8, 6, 1, 1), result
     assert "not an image" in {e["file"]: e["reason"] for e in result["error_files"]}["zip-first.png"]
-    assert result["duplicate_files"] == [{"file": "copy-of-plain.png", "sample_id": None,
+    assert result["duplicate_files"] == [{"file": "copy-of-plain.png",
+                                          "sample_id": Sample.objects.get(external_id="plain.png").id,
                                           "reason": "the same image as plain.png in this import"}]
     stripped = {entry["file"]: entry for entry in result["stripped_files"]}
     assert result["stripped"] == 3 and set(stripped) == {"photo.png", "script.gif", "page.jpg"}

@@ -9,7 +9,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
 from imagestudio.accounts.services import token_for
-from imagestudio.datasets.ingest import import_start_archive
+from imagestudio.datasets.imports import import_start
 from imagestudio.datasets.models import Dataset
 from imagestudio.datasets.services import dataset_create
 from imagestudio.demo.images import DEMO_CLASSES, demo_archive
@@ -41,7 +41,7 @@ class Command(BaseCommand):
             dataset = dataset_create(user=user, name=DEMO_NAME, description="Shapes drawn with Pillow.",
                                      classes=DEMO_CLASSES)
             archive = SimpleUploadedFile("demo.zip", demo_archive(), content_type="application/zip")
-            job = import_start_archive(dataset=dataset, user=user, archive=archive, split="train")
+            job = import_start(dataset=dataset, user=user, archive=archive, split="train")
             job.refresh_from_db()
             self.stdout.write(f"Demo dataset imported: job {job.status}, {job.result.get('created', 0)} images.")
         if not EmbeddingSet.objects.filter(dataset=dataset, count__gt=0).exists():

@@ -1,0 +1,204 @@
+"""What an import job reads: one protocol for uploaded files, archives and server directories (a listing of
+entries, each read on demand, plus the entries refused while listing), and the items the manifest makes of them."""
+
+import contextlib
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from django.conf import settings
+from django.core.files.storage import default_storage
+
+from imagestudio.common.errors import ValidationFailed
+
+from ..manifest import ManifestError, ManifestRow, ground_truth_classes, parse_manifest
+from ..models import Split
+from ..sources import ArchiveSource, DirectorySource, Entry, SourceError, find_manifest, join_relative
+from .staging import local_file, read_staged, resolve_server_path
+from .storable import unstorable_reason
+
+
+class Listing(Protocol):
+    """What sources.ArchiveSource and sources.DirectorySource offer, and StagedFiles for uploads."""
+
+    refused: list[tuple[str, str]]
+
+    def entries(self) -> list[Entry]: ...
+
+    def read(self, name: str) -> bytes: ...
+
+    def close(self) -> None: ...
+
+
+class StagedFiles:
+    """Uploaded files staged in default_storage, listed in upload order."""
+
+    def __init__(self, staged: list[dict], *, max_member_bytes: int):
+        self.max_member_bytes = max_member_bytes
+        self.refused = []
+        self._keys = {}
+        for entry in staged:
+            if entry["name"] in self._keys:
+                self.refused.append((entry["name"], "another uploaded file has the same name"))
+            else:
+                self._keys[entry["name"]] = entry["key"]
+
+    def entries(self):
+        return [Entry(name) for name in self._keys]
+
+    def read(self, name):
+        return read_staged(self._keys[name], self.max_member_bytes)
+
+    def close(self):
+        pass
+
+
+@dataclass
+class Item:
+    """One file to import: where its bytes come from and what the manifest says about it."""
+
+    name: str
+    read: Callable[[], bytes]  # may raise SourceError
+    split: str
+    external_id: str
+    metadata: dict
+    ground_truth: dict
+
+
+@dataclass
+class Manifest:
+    name: str
+    data: bytes
+    # Inside an archive or directory the manifest's rows are what to import; beside uploads it describes them.
+    selects: bool
+
+
+@dataclass
+class Plan:
+    items: list[Item] = field(default_factory=list)
+    refused: list[tuple[str, str]] = field(default_factory=list)  # (file, reason) before any file is read
+
+
+@contextlib.contextmanager
+def open_plan(params: dict, class_names: list[str]) -> Iterator[Plan]:
+    """The items of an import job and the inputs refused while listing them; the source closes on exit."""
+    with contextlib.ExitStack() as stack:
+        try:
+            listing, manifest = _OPENERS[params["source"]](params, stack)
+            stack.callback(listing.close)
+            entries = listing.entries()
+        except SourceError as exc:
+            raise ValidationFailed(str(exc)) from None
+        plan = Plan(refused=list(listing.refused))
+        if manifest is None and params["source"] != "upload":
+            manifest = _manifest_in(listing, entries)
+        default_split = params.get("split") or Split.TRAIN
+        extra_metadata = params.get("metadata") or {}
+        if manifest is None:
+            plan.items = [_item(None, e.name, listing, default_split, extra_metadata.get(e.name)) for e in entries]
+        else:
+            _items_with_manifest(plan, listing, entries, manifest, default_split, class_names, extra_metadata)
+        _refuse_unstorable(plan)
+        yield plan
+
+
+def _refuse_unstorable(plan):
+    """Items whose row the database would reject are refused here, alone, before any batch is written."""
+    storable = []
+    for item in plan.items:
+        reason = unstorable_reason(name=item.name, external_id=item.external_id, metadata=item.metadata,
+                                   ground_truth=item.ground_truth)
+        if reason:
+            plan.refused.append((item.name, reason))
+        else:
+            storable.append(item)
+    plan.items = storable
+
+
+def _limits():
+    return {"max_member_bytes": settings.MAX_IMAGE_BYTES, "max_members": settings.MAX_ARCHIVE_MEMBERS}
+
+
+def _staged_manifest(params):
+    if not params.get("manifest"):
+        return None
+    with default_storage.open(params["manifest"]["key"], "rb") as stream:
+        data = stream.read(settings.MAX_MANIFEST_BYTES + 1)
+    return Manifest(params["manifest"]["name"], data, selects=params["source"] != "upload")
+
+
+def _open_upload(params, stack):
+    return StagedFiles(params["files"], max_member_bytes=settings.MAX_IMAGE_BYTES), _staged_manifest(params)
+
+
+def _open_archive(params, stack):
+    local = stack.enter_context(local_file(params["archive"]["key"]))
+    archive = ArchiveSource(local, max_total_bytes=settings.MAX_ARCHIVE_UNCOMPRESSED_BYTES, **_limits())
+    return archive, _staged_manifest(params)
+
+
+def _open_directory(params, stack):
+    target = resolve_server_path(params["path"])
+    directory = DirectorySource(settings.IMPORT_ROOT, target if target.is_dir() else target.parent, **_limits())
+    manifest = None
+    if target.is_file():
+        manifest = Manifest(target.name, directory.read(target.name), selects=True)
+    return directory, manifest
+
+
+_OPENERS = {"upload": _open_upload, "archive": _open_archive, "server": _open_directory}
+
+
+def _manifest_in(listing, entries):
+    name = find_manifest({e.name for e in entries})
+    return Manifest(name, listing.read(name), selects=True) if name else None
+
+
+def _manifest_rows(manifest, class_names):
+    try:
+        rows = parse_manifest(manifest.data, file_name=manifest.name, valid_splits=Split.values,
+                              max_rows=settings.MAX_ARCHIVE_MEMBERS)
+    except ManifestError as exc:
+        raise ValidationFailed(f"manifest {manifest.name}: {exc}") from None
+    unknown = ground_truth_classes(rows) - set(class_names)
+    if unknown:
+        raise ValidationFailed(
+            f"manifest {manifest.name} gives ground truth for classes this dataset does not have: "
+            f"{', '.join(sorted(unknown))}. Create them first (classes: {', '.join(sorted(class_names)) or 'none'})."
+        )
+    return rows
+
+
+def _item(row: ManifestRow | None, name, listing, default_split, extra_metadata=None):
+    metadata = dict(extra_metadata or {})
+    read = lambda: listing.read(name)  # noqa: E731  (bound per item, read later in a pool thread)
+    if row is None:
+        return Item(name, read, default_split, name, metadata, {})
+    metadata.update(row.metadata)
+    return Item(name, read, row.split or default_split, row.external_id or row.file, metadata, row.ground_truth)
+
+
+def _items_with_manifest(plan, listing, entries, manifest, default_split, class_names, extra_metadata):
+    rows = _manifest_rows(manifest, class_names)
+    present = {e.name for e in entries} - {manifest.name}
+    for row in rows:
+        if row.error:
+            plan.refused.append((row.file or f"line {row.line}", f"manifest line {row.line}: {row.error}"))
+    valid = [row for row in rows if not row.error]
+    if not manifest.selects:
+        by_file = {row.file: row for row in valid}
+        plan.items = [_item(by_file.get(e.name), e.name, listing, default_split, extra_metadata.get(e.name))
+                      for e in entries]
+        return
+    manifest_dir = os.path.dirname(manifest.name) if manifest.name in {e.name for e in entries} else ""
+    for row in valid:
+        try:
+            name = join_relative(manifest_dir, row.file)
+        except SourceError as exc:
+            plan.refused.append((row.file, f"manifest line {row.line}: {exc}"))
+            continue
+        if name not in present:
+            plan.refused.append((row.file, f"manifest line {row.line}: no such file"))
+            continue
+        plan.items.append(_item(row, name, listing, default_split))

@@ -1,0 +1,110 @@
+"""Files an import reads before it runs: uploads staged in default_storage, and paths below IMPORT_ROOT."""
+
+import contextlib
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+from django.conf import settings
+from django.core.files.storage import default_storage
+from django.utils import timezone
+
+from imagestudio.common.errors import ValidationFailed
+from imagestudio.jobs.models import ACTIVE_STATUSES, Job
+
+from ..sources import SourceError
+
+STAGING_ROOT = "staging"
+MANIFEST_SUFFIXES = (".csv", ".jsonl", ".ndjson")
+
+
+def staging_prefix() -> str:
+    """A fresh folder for one request's staged files."""
+    return f"{STAGING_ROOT}/{uuid.uuid4().hex}"
+
+
+def stage(prefix: str, name: str, content) -> str:
+    """Save an uploaded file below `prefix` under a safe name; returns its storage key."""
+    safe = "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in os.path.basename(name))[:100] or "file"
+    return default_storage.save(f"{prefix}/{uuid.uuid4().hex[:8]}_{safe}", content)
+
+
+def staging_remove(prefix: str | None) -> None:
+    """Delete a staging folder and what it holds (nothing happens when it is already gone)."""
+    if not prefix:
+        return
+    try:
+        _, files = default_storage.listdir(prefix)
+    except (FileNotFoundError, NotImplementedError):
+        return
+    for name in files:
+        default_storage.delete(f"{prefix}/{name}")
+    with contextlib.suppress(OSError, NotImplementedError):
+        os.rmdir(default_storage.path(prefix))
+
+
+def imports_sweep_orphans(*, older_than: timedelta = timedelta(days=1)) -> int:
+    """Remove staging folders no queued or running import uses and nothing in which changed within `older_than`
+    (left by a request killed after staging, say). Returns how many folders were removed."""
+    try:
+        folders, _ = default_storage.listdir(STAGING_ROOT)
+    except (FileNotFoundError, NotImplementedError):
+        return 0
+    in_use = set(Job.objects.filter(kind="import", status__in=ACTIVE_STATUSES)
+                 .values_list("params__staging", flat=True))
+    cutoff = timezone.now() - older_than
+    removed = 0
+    for folder in folders:
+        prefix = f"{STAGING_ROOT}/{folder}"
+        if prefix in in_use or _changed_since(prefix, cutoff):
+            continue
+        staging_remove(prefix)
+        removed += 1
+    return removed
+
+
+def _changed_since(prefix, cutoff):
+    _, files = default_storage.listdir(prefix)
+    return any(default_storage.get_modified_time(f"{prefix}/{name}") > cutoff for name in files)
+
+
+def read_staged(key: str, limit: int) -> bytes:
+    with default_storage.open(key, "rb") as stream:
+        data = stream.read(limit + 1)
+    if len(data) > limit:
+        raise SourceError(f"the file has more than the limit of {limit} bytes")
+    return data
+
+
+@contextlib.contextmanager
+def local_file(key: str) -> Iterator[str]:
+    """A local filesystem path for a staged object (a temporary copy when storage is remote)."""
+    try:
+        yield default_storage.path(key)
+        return
+    except NotImplementedError:
+        pass
+    with default_storage.open(key, "rb") as remote, tempfile.NamedTemporaryFile(suffix=Path(key).suffix) as tmp:
+        shutil.copyfileobj(remote, tmp)
+        tmp.flush()
+        yield tmp.name
+
+
+def resolve_server_path(relative: str) -> Path:
+    """A path below IMPORT_ROOT, or ValidationFailed."""
+    if not settings.IMPORT_ROOT:
+        raise ValidationFailed("Server-side imports are disabled: the operator has not set IMPORT_ROOT.",
+                               code="import_root_unset", field="path")
+    root = Path(settings.IMPORT_ROOT).resolve()
+    candidate = (root / relative.lstrip("/")).resolve()
+    if not candidate.is_relative_to(root):
+        raise ValidationFailed("The path leaves the import root.", field="path")
+    if not candidate.exists():
+        raise ValidationFailed(f"Nothing exists at {relative!r} below the import root.", field="path")
+    if candidate.is_file() and not candidate.name.lower().endswith(MANIFEST_SUFFIXES):
+        raise ValidationFailed("A server path must be a directory or a .csv / .jsonl manifest.", field="path")
+    return candidate

@@ -1,0 +1,150 @@
+"""Storage of an import batch: content-addressed blobs, then the rows in one transaction. Rows are unique per
+(dataset, sha256) and (dataset, external_id): a row another import stored first is skipped (ON CONFLICT DO
+NOTHING) and read back, never retried."""
+
+import os
+from collections import Counter
+from dataclasses import dataclass
+
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import transaction
+
+from ..imaging import ValidatedImage
+from ..models import Sample
+from ..services import dataset_add_counts, search_text
+from ..signals import ground_truth_imported, ground_truth_requested
+from .dedupe import Additions, StoredTwin
+from .plan import Item
+
+
+@dataclass(frozen=True)
+class Validated:
+    """An item whose bytes decoded as an image: `data` is what to store (the image alone, see imaging)."""
+
+    item: Item
+    image: ValidatedImage
+    data: bytes
+
+
+@dataclass(frozen=True)
+class StoredBatch:
+    sample_ids: dict[str, int]  # sha256 -> id of the samples this batch created
+    annotations: int
+
+
+def stored_twins(*, dataset, job, sha256s: list[str]) -> dict[str, StoredTwin]:
+    rows = list(Sample.objects.filter(dataset=dataset, sha256__in=sha256s).values_list(
+        "sha256", "id", "external_id", "import_job_id", "split", "metadata"))
+    labels = _stored_ground_truth(dataset, [row[1] for row in rows])
+    return {sha: StoredTwin(pk, external_id, job_id == job.id, split, metadata, labels.get(pk, {}))
+            for sha, pk, external_id, job_id, split, metadata in rows}
+
+
+def _stored_ground_truth(dataset, sample_ids):
+    if not sample_ids:
+        return {}
+    labels = {}
+    for _, answer in ground_truth_requested.send(sender=Sample, dataset=dataset, sample_ids=sample_ids):
+        labels.update(answer)
+    return labels
+
+
+def external_ids_taken(*, dataset, external_ids: list[str]) -> set[str]:
+    return set(Sample.objects.filter(dataset=dataset, external_id__in=external_ids)
+               .values_list("external_id", flat=True))
+
+
+def batch_store(*, job, dataset, new: list[Validated], merges: dict[str, Additions],
+                classes_by_name: dict) -> StoredBatch:
+    """Store blobs and rows of new samples and merge duplicates into their twins, in one transaction; a row
+    another import stored first is left out of `sample_ids`. Blobs this call wrote are removed again when the
+    transaction fails or no row ends up using them."""
+    if not new and not merges:
+        return StoredBatch({}, 0)
+    written: dict[str, list[str]] = {}
+    try:
+        rows = [_sample_row(job, dataset, entry, written) for entry in new]
+        with transaction.atomic():
+            Sample.objects.bulk_create(rows, ignore_conflicts=True)
+            mine = {(sha, external_id): pk for sha, external_id, pk in Sample.objects.filter(
+                dataset=dataset, import_job=job, sha256__in=[row.sha256 for row in rows]
+            ).values_list("sha256", "external_id", "id")}
+            created = [(entry, row, mine[(row.sha256, row.external_id)]) for entry, row in zip(new, rows, strict=True)
+                       if (row.sha256, row.external_id) in mine]
+            annotations = _ground_truth(job, dataset, created, classes_by_name)
+            annotations += _merge(job, dataset, merges, classes_by_name)
+            dataset_add_counts(dataset_id=dataset.id, counts=Counter(row.split for _, row, _ in created))
+    except Exception:
+        _delete(key for keys in written.values() for key in keys)
+        raise
+    sample_ids = {row.sha256: pk for _, row, pk in created}
+    lost = set(written) - set(sample_ids)
+    if lost:
+        still_used = set(Sample.objects.filter(dataset=dataset, sha256__in=lost).values_list("sha256", flat=True))
+        _delete(key for sha in lost - still_used for key in written[sha])
+    return StoredBatch(sample_ids, annotations)
+
+
+def _ground_truth(job, dataset, created, classes_by_name):
+    return _send_ground_truth(job, dataset, [(pk, row.split, classes_by_name[name], value)
+                                             for entry, row, pk in created
+                                             for name, value in entry.item.ground_truth.items()])
+
+
+def _merge(job, dataset, merges, classes_by_name):
+    """Add merged duplicates' metadata keys and labels to their twins (dedupe checked that nothing contradicts)."""
+    labels = []
+    for sample in Sample.objects.select_for_update().filter(dataset=dataset, sha256__in=list(merges)).order_by("id"):
+        additions = merges[sample.sha256]
+        if additions.metadata:
+            sample.metadata = {**sample.metadata, **additions.metadata}
+            sample.search_text = search_text(sample.external_id, sample.file_name, sample.metadata)
+            sample.save(update_fields=["metadata", "search_text"])
+        labels += [(sample.pk, sample.split, classes_by_name[name], value)
+                   for name, value in additions.ground_truth.items()]
+    return _send_ground_truth(job, dataset, labels)
+
+
+def _send_ground_truth(job, dataset, rows):
+    if not rows:
+        return 0
+    return sum(stored for _, stored in ground_truth_imported.send(
+        sender=Sample, dataset=dataset, user=job.creator, rows=rows))
+
+
+def _store_blob(key, data, written):
+    if default_storage.exists(key):
+        return key
+    saved = default_storage.save(key, ContentFile(data))
+    written.append(saved)
+    return saved
+
+
+def _delete(keys):
+    for key in keys:
+        default_storage.delete(key)
+
+
+def _sample_row(job, dataset, entry: Validated, written) -> Sample:
+    item, image = entry.item, entry.image
+    folder, shard = f"datasets/{dataset.id}", image.sha256[:2]
+    mine = written.setdefault(image.sha256, [])
+    original = _store_blob(f"{folder}/originals/{shard}/{image.sha256}{image.extension}", entry.data, mine)
+    thumbnail = _store_blob(f"{folder}/thumbnails/{shard}/{image.sha256}.jpg", image.thumbnail_jpeg, mine)
+    return Sample(
+        dataset=dataset,
+        split=item.split,
+        external_id=item.external_id[:512],
+        file_name=os.path.basename(item.name)[:512],
+        original=original,
+        thumbnail=thumbnail,
+        width=image.width,
+        height=image.height,
+        format=image.format,
+        bytes=image.bytes,
+        sha256=image.sha256,
+        metadata=item.metadata,
+        search_text=search_text(item.external_id, item.name, item.metadata),
+        import_job=job,
+    )
