@@ -28,7 +28,6 @@ class DatasetViewSet(viewsets.ModelViewSet):
     """Datasets you are a member of. Creating one makes you its owner."""
 
     serializer_class = DatasetSerializer
-    queryset = Dataset.objects.none()
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
     required_roles = {"partial_update": Role.EDITOR, "destroy": Role.OWNER}
 

@@ -28,7 +28,6 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
     """Async work: status, progress 0..1, message, error and result. Filter with `?dataset=`, `?status=`, `?kind=`."""
 
     serializer_class = JobSerializer
-    queryset = Job.objects.none()
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):

@@ -11,13 +11,14 @@ from tests.factories import make_samples
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True)
-def _queued_not_run(monkeypatch):
+@pytest.fixture
+def queued_not_run(monkeypatch):
     """Record the follow-ups without running them: the pipeline's job is to enqueue."""
-    monkeypatch.setattr("imagestudio.jobs.services._run_eagerly", lambda task_name, job_id: None)
+    return lambda: monkeypatch.setattr("imagestudio.jobs.services._run_eagerly", lambda task_name, job_id: None)
 
 
-def test_after_import_embeds_only_when_asked_and_refreshes_only_with_lfs(dataset, owner):
+def test_after_import_embeds_only_when_asked_and_refreshes_only_with_lfs(dataset, owner, queued_not_run):
+    queued_not_run()
     assert pipeline.after_import(dataset=dataset, user=owner) == {}
     dataset_update(dataset=dataset, auto_embed=True)
     follow_ups = pipeline.after_import(dataset=dataset, user=owner)
@@ -25,15 +26,17 @@ def test_after_import_embeds_only_when_asked_and_refreshes_only_with_lfs(dataset
     assert Job.objects.get(pk=follow_ups["auto_embed_job"]).kind == "embeddings"
 
 
-def test_refresh_requests_coalesce_into_the_job_in_flight(dataset, owner):
+def test_refresh_requests_coalesce_into_the_job_in_flight(dataset, owner, queued_not_run):
     make_samples(dataset, [{"metadata": {"caption": "cat"}}])
     lf_create(dataset=dataset, user=owner, label_class=dataset.classes.get(name="cat"), name="kw", type="pattern",
               config={"field": "caption", "builder": "keyword", "words": ["cat"]}, high=0.5)
+    queued_not_run()
     first = pipeline.after_embeddings(dataset=dataset, user=owner)
     assert first is not None and pipeline.after_embeddings(dataset=dataset, user=owner).id == first.id
 
 
-def test_auto_train_follows_lf_changes_only_when_the_dataset_asks(dataset, owner):
+def test_auto_train_follows_lf_changes_only_when_the_dataset_asks(dataset, owner, queued_not_run):
+    queued_not_run()
     cat = dataset.classes.get(name="cat")
     assert pipeline.after_lfs_changed(dataset=dataset, label_class=cat, user=owner) is None
     dataset_update(dataset=dataset, auto_train=True)
