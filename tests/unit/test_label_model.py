@@ -144,6 +144,10 @@ def test_dev_labels_fix_the_orientation_of_few_inverted_lfs():
     best = (bayes_labels(votes, inverted, 0.3)[rest] == truth[rest]).mean()
     assert (result.labels.label[rest] == truth[rest]).mean() >= best - 0.01
     assert result.candidates[result.chosen]["f1"] > result.candidates["majority_vote"]["f1"] + 0.3
+    # the semi-supervised EM starts from the mirrored unsupervised fit and must turn it round, in every fold too
+    assert result.candidates["em_semi_supervised"]["f1"] > result.candidates["majority_vote"]["f1"] + 0.3
+    semi_supervised = result.candidate_probability["em_semi_supervised"]
+    assert ((semi_supervised[rest] > 0.5) == (truth[rest] == 1)).mean() >= best - 0.01
     semi = DawidSkene().fit(votes, np.where(dev, truth, 0))
     assert (semi.predict(votes).label[rest] == truth[rest]).mean() >= best - 0.01
     assert semi.theta[0, 0, 1] > semi.theta[1, 0, 1]  # learned: LF 0 says PRESENT more often when absent
