@@ -131,11 +131,12 @@ class DawidSkene:
 
     name = "dawid_skene"
 
-    def __init__(self, smoothing=4.0, dependence=True, max_iter=300, tol=1e-4):
+    def __init__(self, smoothing=4.0, dependence=True, max_iter=300, tol=1e-4, class_balance=None):
         self.smoothing = smoothing  # Dirichlet pseudo-counts per LF and class
         self.dependence = dependence  # False: every LF counts as independent evidence
         self.max_iter = max_iter
         self.tol = tol  # on the largest change of a log-parameter between iterations
+        self.class_balance = class_balance  # a known P(PRESENT) (bench/label_model_bench.py compares), else learned
         self.prior = None  # learned P(PRESENT)
         # theta[c, j, o]: P(LF j outputs o | class c); c: 0 absent / 1 present; o: 0 ABSENT / 1 PRESENT / 2 ABSTAIN
         self.theta = None
@@ -207,7 +208,7 @@ class DawidSkene:
         outcome_rates /= outcome_rates.sum(axis=0)
         smoothed = np.maximum(counts, 0) + self.smoothing * outcome_rates
         self.theta = (smoothed / smoothed.sum(axis=1, keepdims=True)).transpose(0, 2, 1)  # (2, m, 3)
-        self.prior = (mass_present + 1) / (n + 2)
+        self.prior = self.class_balance if self.class_balance is not None else (mass_present + 1) / (n + 2)
 
     def _log_parameters(self):
         return np.append(np.log(self.theta).ravel(), np.log(self.prior / (1 - self.prior)))
