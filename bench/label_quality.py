@@ -1,0 +1,364 @@
+#!/usr/bin/env python
+"""Label quality of `label_class_votes` against majority vote, snorkel's LabelModel and the Bayes-optimal rule.
+
+Synthetic section: seeded scenarios, each --samples rows (default 50,000) of one class with votes drawn from
+known class-conditional LF parameters, --dev labeled dev rows (300) the label models may use, and a held-out
+"valid" part (--valid rows, 10,000) no model sees the truth of. Figures are on valid, every method scored
+with the same rule (a row it leaves without a label counts as the dev majority class; a NaN probability as
+the dev PRESENT share): accuracy, F1 (PRESENT positive), Brier score, expected calibration error.
+
+- symmetric: 10 LFs, accuracy U(0.55, 0.95) for both classes, coverage U(0.3, 0.8), balance 0.2
+- asymmetric: 10 LFs, accuracy and coverage drawn per class, balance 0.3
+- one-sided: 5 keyword-like LFs (precise PRESENT, silent otherwise), 3 loose ABSENT-only LFs, balance 0.15
+- correlated: a good LF, a family of 5 near-duplicates of one mediocre LF (each copy repeats the family's
+  latent vote with probability 0.9, else abstains) and 4 independent LFs, balance 0.3; the Bayes-optimal
+  rule models the family as the one source it is
+- few LFs: 3 LFs (accuracy 0.8 / 0.7 / 0.65), balance 0.3
+- few inverted: 4 LFs written the wrong way round (accuracy 0.25-0.35): only dev labels can orient them
+
+Methods: Bayes-optimal (the posterior under the true parameters), majority vote, ours (the chosen candidate
+and every candidate, refit on all dev labels), snorkel 0.10 LabelModel(cardinality=2).fit(n_epochs=500,
+seed=0) by default and with class_balance = the dev PRESENT share, run in a separate venv (--snorkel-python).
+Fit time: DawidSkene().fit and the whole label_class_votes at --fit-samples x 20 LFs (default 500,000) in
+this process, snorkel's fit of the same votes alone in its own process afterwards (never interleaved).
+
+Targets (printed with the figures): every scenario's F1 >= max(majority vote, snorkel default, snorkel
+balanced) - 0.005; mean F1 >= majority vote + 0.03 over scenarios whose LF qualities differ (all of these);
+accuracy within 0.5 points of Bayes-optimal; ECE <= 0.05 on valid; fit <= 0.5 s per class.
+
+`evaluate_label_models(votes, truth, dev_mask, valid_mask)` returns the per-method figures of one class: a
+later section on real images (e.g. digits) can reuse it with its own votes.
+
+    python3 -m venv /tmp/snorkel-venv && /tmp/snorkel-venv/bin/pip install snorkel==0.10.0   # once
+    .venv/bin/python bench/label_quality.py                        # all scenarios, fit time at 500,000 x 20
+    .venv/bin/python bench/label_quality.py --samples 20000 --fit-samples 100000 --seed 1
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+DEFAULT_SNORKEL_PYTHON = "/tmp/snorkel-venv/bin/python"
+SNORKEL_INSTALL = "python3 -m venv /tmp/snorkel-venv && /tmp/snorkel-venv/bin/pip install snorkel==0.10.0"
+SNORKEL_DEFAULT, SNORKEL_BALANCED = "snorkel LabelModel", "snorkel LabelModel class_balance=dev"
+F1_MARGIN, MEAN_F1_GAIN, BAYES_GAP, ECE_TARGET, FIT_TARGET_S = 0.005, 0.03, 0.005, 0.05, 0.5
+OUTCOMES = (-1, 1, 0)  # theta columns: P(ABSENT), P(PRESENT), P(ABSTAIN)
+
+
+def load():
+    return os.getloadavg()[0]
+
+
+# ---------------------------------------------------------------- scenarios (numpy only)
+
+
+def symmetric(accuracy, coverage):
+    return [[coverage * accuracy, coverage * (1 - accuracy), 1 - coverage],
+            [coverage * (1 - accuracy), coverage * accuracy, 1 - coverage]]
+
+
+def draw(theta, truth, rng):
+    import numpy as np
+
+    cumulative = np.cumsum(np.asarray(theta, dtype=np.float64), axis=1)[(truth == 1).astype(int)]
+    return np.array(OUTCOMES, dtype=np.int8)[(rng.random(len(truth))[:, None] > cumulative[:, :2]).sum(axis=1)]
+
+
+def log_likelihood_ratio(votes, theta):
+    """log P(votes | present) - log P(votes | absent) of one LF's column."""
+    import numpy as np
+
+    outcome = np.select([votes == -1, votes == 1], [0, 1], 2)
+    theta = np.asarray(theta, dtype=np.float64)
+    with np.errstate(divide="ignore"):  # an outcome a one-sided LF never gives is never indexed
+        return np.log(theta[1])[outcome] - np.log(theta[0])[outcome]
+
+
+def generate(thetas, balance, n, seed, family=None):
+    """(votes int8 n x m, truth int8, Bayes-optimal labels). family: (theta, copies, copy_rate) appended last:
+    a latent vote drawn from theta, each copy repeating it with probability copy_rate, else abstaining."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    truth = np.where(rng.random(n) < balance, 1, -1).astype(np.int8)
+    columns = [draw(theta, truth, rng) for theta in thetas]
+    log_odds = np.full(n, np.log(balance / (1 - balance)))
+    for column, theta in zip(columns, thetas, strict=True):
+        log_odds += log_likelihood_ratio(column, theta)
+    if family is not None:
+        theta, copies, rate = family
+        latent = draw(theta, truth, rng)
+        members = np.stack([np.where(rng.random(n) < rate, latent, 0) for _ in range(copies)], axis=1)
+        said, sign = (members != 0).sum(axis=1), np.sign(members.sum(axis=1))
+        given = []
+        for row in theta:  # P(members | class) summed over the latent vote
+            spoke = np.where(sign == -1, row[0], row[1]) * rate ** said * (1 - rate) ** (copies - said)
+            given.append(np.where(said > 0, spoke, row[2] + (row[0] + row[1]) * (1 - rate) ** copies))
+        log_odds += np.log(given[1] / given[0])
+        columns += list(members.T)
+    return np.stack(columns, axis=1).astype(np.int8), truth, np.where(log_odds >= 0, 1, -1).astype(np.int8)
+
+
+def scenarios(n, seed):
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    uniform = rng.uniform
+    asymmetric = [[[c0 * a0, c0 * (1 - a0), 1 - c0], [c1 * (1 - a1), c1 * a1, 1 - c1]]
+                  for a0, a1, c0, c1 in uniform([0.55, 0.55, 0.3, 0.3], [0.95, 0.95, 0.9, 0.9], (10, 4))]
+    one_sided = ([[[0, p0, 1 - p0], [0, p1, 1 - p1]] for p0, p1 in uniform([0.003, 0.2], [0.03, 0.5], (5, 2))]
+                 + [[[a0, 0, 1 - a0], [a1, 0, 1 - a1]] for a0, a1 in uniform([0.3, 0.1], [0.7, 0.3], (3, 2))])
+    return {
+        "symmetric": generate([symmetric(a, c) for a, c in uniform([0.55, 0.3], [0.95, 0.8], (10, 2))], 0.2, n,
+                              seed),
+        "asymmetric": generate(asymmetric, 0.3, n, seed + 1),
+        "one-sided": generate(one_sided, 0.15, n, seed + 2),
+        "correlated": generate([symmetric(0.9, 0.5)] + [symmetric(a, c) for a, c in
+                                                        uniform([0.65, 0.2], [0.85, 0.5], (4, 2))],
+                               0.3, n, seed + 3, family=(symmetric(0.65, 0.8), 5, 0.9)),
+        "few LFs": generate([symmetric(0.8, 0.6), symmetric(0.7, 0.5), symmetric(0.65, 0.7)], 0.3, n, seed + 4),
+        "few inverted": generate([symmetric(a, c) for a, c in ((0.25, 0.6), (0.3, 0.5), (0.3, 0.7), (0.35, 0.5))],
+                                 0.3, n, seed + 5),
+    }
+
+
+def splits(n, dev, valid, seed):
+    import numpy as np
+
+    order = np.random.default_rng(seed).permutation(n)
+    dev_mask, valid_mask = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
+    dev_mask[order[:dev]] = True
+    valid_mask[order[dev:dev + valid]] = True
+    return dev_mask, valid_mask
+
+
+# ---------------------------------------------------------------- snorkel (runs in the snorkel virtualenv)
+
+
+def snorkel_child(job_path, out_dir):
+    """For every votes file of the job: probabilities of LabelModel without and with class_balance, fit times."""
+    os.environ.setdefault("TQDM_DISABLE", "1")
+    import numpy as np
+    import snorkel
+    from snorkel.labeling.model import LabelModel
+
+    job = json.loads(Path(job_path).read_text())
+    results = {"version": snorkel.__version__, "runs": {}}
+    for name, entry in job.items():
+        votes = np.load(entry["votes"])
+        matrix = np.where(votes == 0, -1, np.where(votes == 1, 1, 0)).astype(np.int64)  # -1 abstain, 0 neg, 1 pos
+        balance = entry["balance"]
+        runs = {}
+        for label, class_balance in ((SNORKEL_DEFAULT, None), (SNORKEL_BALANCED, [1 - balance, balance])):
+            if entry.get("default_only") and class_balance is not None:
+                continue
+            model = LabelModel(cardinality=2, verbose=False)
+            started = time.perf_counter()
+            model.fit(L_train=matrix, n_epochs=500, seed=0, log_freq=100, class_balance=class_balance,
+                      progress_bar=False)
+            fit_s = time.perf_counter() - started
+            path = str(Path(out_dir) / f"{len(results['runs'])}-{len(runs)}.npy")
+            np.save(path, model.predict_proba(matrix)[:, 1].astype(np.float32))
+            runs[label] = {"fit_s": fit_s, "probability": path, "load": os.getloadavg()[0]}
+        results["runs"][name] = runs
+    Path(out_dir, "results.json").write_text(json.dumps(results))
+
+
+def snorkel_missing(python):
+    if not Path(python).exists():
+        return f"not installed ({SNORKEL_INSTALL})"
+    completed = subprocess.run([python, "-c", "import snorkel.labeling.model"], capture_output=True, text=True,
+                               timeout=300)
+    if completed.returncode != 0:
+        return f"unusable: {(completed.stderr.strip().splitlines() or ['import failed'])[-1]}"
+    return None
+
+
+def run_snorkel(python, jobs, workdir):
+    """jobs: {name: (votes, dev PRESENT share, default_only)}; returns (version, {name: {label: run}})."""
+    import numpy as np
+
+    job = {}
+    for index, (name, (votes, balance, default_only)) in enumerate(jobs.items()):
+        path = str(Path(workdir) / f"votes-{index}.npy")
+        np.save(path, votes)
+        job[name] = {"votes": path, "balance": float(balance), "default_only": default_only}
+    job_path = Path(workdir) / "job.json"
+    job_path.write_text(json.dumps(job))
+    command = [python, __file__, "--snorkel-child", str(job_path), str(workdir)]
+    completed = subprocess.run(command, capture_output=True, text=True, timeout=1800,
+                               env={**os.environ, "TQDM_DISABLE": "1"})
+    if completed.returncode != 0:
+        raise SystemExit(f"the snorkel subprocess failed ({' '.join(command)}):\n{completed.stderr[-3000:]}")
+    results = json.loads((Path(workdir) / "results.json").read_text())
+    for runs in results["runs"].values():
+        for run in runs.values():
+            run["probability"] = np.load(run["probability"])
+    return results["version"], results["runs"]
+
+
+# ---------------------------------------------------------------- figures
+
+
+def figures(probability, truth, dev_mask, valid_mask):
+    """Accuracy, F1, Brier, ECE of probabilities on the labeled valid rows, with the dev prior as fallback."""
+    import numpy as np
+
+    from imagestudio.labeling.label_model import calibration_table, score_probabilities
+
+    dev_labels = truth[dev_mask & (truth != 0)]
+    prior = float((dev_labels == 1).mean()) if len(dev_labels) else 0.5
+    rows = valid_mask & (truth != 0)
+    scores = score_probabilities(np.asarray(probability)[rows], truth[rows], prior)
+    scores["ece"] = calibration_table(np.where(np.isnan(probability), prior, probability)[rows], truth[rows])["ece"]
+    return scores
+
+
+def evaluate_label_models(votes, truth, dev_mask, valid_mask, seed=0):
+    """Per-method figures on the valid rows: majority vote, each candidate of label_class_votes (refit on all
+    dev labels) and the chosen one. Returns ({method: figures}, the label_class_votes result, its seconds)."""
+    import numpy as np
+
+    from imagestudio.labeling.label_model import label_class_votes
+
+    started = time.perf_counter()
+    result = label_class_votes(votes, np.where(dev_mask, truth, 0).astype(np.int8), dev_mask, seed=seed)
+    seconds = time.perf_counter() - started
+    methods = {f"ours: {name}": figures(p, truth, dev_mask, valid_mask)
+               for name, p in result.candidate_probability.items()}
+    methods["majority vote"] = methods.pop("ours: majority_vote")
+    methods[f"ours (chosen: {result.chosen})"] = figures(result.labels.probability, truth, dev_mask, valid_mask)
+    return methods, result, seconds
+
+
+def print_table(title, rows):
+    header = f"{'method':<42} {'accuracy':>9} {'F1':>7} {'Brier':>7} {'ECE':>7} {'scored':>7} {'load':>5}"
+    print(f"\n== {title}\n{header}\n{'-' * len(header)}")
+    for name, (scores, load_now) in rows.items():
+        cells = [f"{scores[k]:>{w}.4f}" if scores.get(k) is not None else f"{'':>{w}}"
+                 for k, w in (("accuracy", 9), ("f1", 7), ("brier", 7), ("ece", 7))]
+        print(f"{name:<42} {' '.join(cells)} {scores['scored']:>7d} {load_now:5.2f}")
+
+
+def fit_times(n, seed, snorkel_python, rounds, workdir):
+    import numpy as np
+
+    from imagestudio.labeling.label_model import DawidSkene, label_class_votes
+
+    votes, truth, _ = generate([symmetric(a, c) for a, c in np.random.default_rng(seed).uniform(
+        [0.55, 0.3], [0.95, 0.8], (20, 2))], 0.2, n, seed)
+    dev_mask, _ = splits(n, 300, 0, seed)
+    dev_truth = np.where(dev_mask, truth, 0).astype(np.int8)
+    DawidSkene().fit(votes[:20_000])  # warm-up (allocator, BLAS threads)
+    fit, whole = [], []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        DawidSkene().fit(votes)
+        fit.append((time.perf_counter() - started, load()))
+    for _ in range(rounds):
+        started = time.perf_counter()
+        label_class_votes(votes, dev_truth, dev_mask)
+        whole.append((time.perf_counter() - started, load()))
+    timings = {"ours DawidSkene().fit": fit, "ours label_class_votes (5-fold CV, all candidates)": whole}
+    if snorkel_python:
+        _, runs = run_snorkel(snorkel_python, {"fit": (votes, 0.2, True)}, workdir)
+        run = runs["fit"][SNORKEL_DEFAULT]
+        timings["snorkel LabelModel.fit (n_epochs=500)"] = [(run["fit_s"], run["load"])]
+    print(f"\n== fit time at {n:,} samples x 20 LFs (one class; median of {rounds} for ours, one snorkel fit)")
+    for name, values in timings.items():
+        median = statistics.median(v[0] for v in values)
+        print(f"{name:<52} {median:7.3f} s  (min {min(v[0] for v in values):.3f})  load {values[-1][1]:.2f}")
+    return statistics.median(v[0] for v in fit), statistics.median(v[0] for v in whole)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--samples", type=int, default=50_000, help="rows per synthetic scenario")
+    parser.add_argument("--dev", type=int, default=300, help="labeled dev rows per scenario")
+    parser.add_argument("--valid", type=int, default=10_000, help="held-out rows the figures are computed on")
+    parser.add_argument("--fit-samples", type=int, default=500_000, help="rows of the fit-time figure (0: skip)")
+    parser.add_argument("--rounds", type=int, default=3, help="timed fits of ours")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--snorkel-python", default=DEFAULT_SNORKEL_PYTHON)
+    parser.add_argument("--snorkel-child", nargs=2, metavar=("JOB", "OUT_DIR"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.snorkel_child:
+        snorkel_child(*args.snorkel_child)
+        return 0
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    import numpy as np
+
+    missing = snorkel_missing(args.snorkel_python)
+    print(f"== label quality (seed {args.seed}; {args.samples:,} rows a scenario, {args.dev} dev, {args.valid:,} valid)")
+    print(f"python {sys.version.split()[0]}, numpy {np.__version__}, {os.cpu_count()} CPUs, load {load():.2f}")
+    print(f"snorkel: {missing or args.snorkel_python}")
+    snorkel_python = None if missing else args.snorkel_python
+
+    workdir = tempfile.mkdtemp(prefix="label-quality-")
+    dev_mask, valid_mask = splits(args.samples, args.dev, args.valid, args.seed)
+    generated = scenarios(args.samples, args.seed)
+    snorkel_runs = {}
+    if snorkel_python:
+        jobs = {name: (votes, float((truth[dev_mask] == 1).mean()), False)
+                for name, (votes, truth, _) in generated.items()}
+        version, snorkel_runs = run_snorkel(snorkel_python, jobs, workdir)
+        print(f"snorkel {version}: fitted every scenario in its own process before ours (never interleaved)")
+    summary = {}
+    for name, (votes, truth, bayes) in generated.items():
+        bayes_probability = (bayes == 1).astype(np.float32)  # a decision, so its Brier / ECE say little
+        rows = {"Bayes-optimal (true parameters)": (figures(bayes_probability, truth, dev_mask, valid_mask), load())}
+        methods, result, seconds = evaluate_label_models(votes, truth, dev_mask, valid_mask, args.seed)
+        rows.update({method: (scores, load()) for method, scores in methods.items()})
+        for label, run in snorkel_runs.get(name, {}).items():
+            rows[f"{label} ({run['fit_s']:.1f} s)"] = (figures(run["probability"], truth, dev_mask, valid_mask),
+                                                       run["load"])
+        print_table(f"{name}: {votes.shape[1]} LFs, balance {(truth == 1).mean():.3f}, dependent groups "
+                    f"{result.dependent_groups}, label_class_votes {seconds:.2f} s", rows)
+        print(f"chosen: {result.chosen} ({result.reason})")
+        baselines = [rows["majority vote"][0]["f1"]] + [s["f1"] for m, (s, _) in rows.items() if m.startswith("snorkel")]
+        chosen = rows[f"ours (chosen: {result.chosen})"][0]
+        summary[name] = {"f1": chosen["f1"], "best baseline f1": max(baselines), "mv f1": baselines[0],
+                         "accuracy": chosen["accuracy"], "bayes": rows["Bayes-optimal (true parameters)"][0]["accuracy"],
+                         "ece": chosen["ece"], "snorkel": len(baselines) > 1}
+
+    fit_s = whole_s = None
+    if args.fit_samples:
+        fit_s, whole_s = fit_times(args.fit_samples, args.seed, snorkel_python, args.rounds, workdir)
+
+    print(f"\n== targets (load {load():.2f})")
+    met = True
+
+    def target(text, ok):
+        nonlocal met
+        met &= ok
+        print(f"  {'met   ' if ok else 'MISSED'} {text}")
+
+    for name, s in summary.items():
+        against = "max(MV, snorkel default, snorkel balanced)" if s["snorkel"] else "MV (snorkel missing)"
+        target(f"{name:<13} F1 {s['f1']:.4f} >= {against} - {F1_MARGIN} = {s['best baseline f1'] - F1_MARGIN:.4f}",
+               s["f1"] >= s["best baseline f1"] - F1_MARGIN)
+        target(f"{name:<13} accuracy {s['accuracy']:.4f} within {BAYES_GAP * 100:.1f} pts of Bayes-optimal "
+               f"{s['bayes']:.4f} ({(s['accuracy'] - s['bayes']) * 100:+.2f} pts)", s["accuracy"] >= s["bayes"] - BAYES_GAP)
+        target(f"{name:<13} ECE on valid {s['ece']:.4f} <= {ECE_TARGET}", s["ece"] <= ECE_TARGET)
+    mean_f1 = statistics.mean(s["f1"] for s in summary.values())
+    mean_mv = statistics.mean(s["mv f1"] for s in summary.values())
+    target(f"mean F1 {mean_f1:.4f} >= MV mean {mean_mv:.4f} + {MEAN_F1_GAIN}", mean_f1 >= mean_mv + MEAN_F1_GAIN)
+    if fit_s is not None:
+        target(f"DawidSkene().fit at {args.fit_samples:,} x 20 {fit_s:.3f} s <= {FIT_TARGET_S} s", fit_s <= FIT_TARGET_S)
+        print(f"  (info) the whole label_class_votes with 5-fold CV of every candidate: {whole_s:.3f} s")
+    for path in Path(workdir).iterdir():
+        path.unlink()
+    Path(workdir).rmdir()
+    print(f"load avg at the end: {', '.join(f'{v:.2f}' for v in os.getloadavg())} ({os.cpu_count()} CPUs)")
+    return 0 if met else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
