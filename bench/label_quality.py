@@ -210,7 +210,7 @@ def figures(probability, truth, dev_mask, valid_mask):
     """Accuracy, F1, Brier, ECE of probabilities on the labeled valid rows, with the dev prior as fallback."""
     import numpy as np
 
-    from imagestudio.labeling.label_model import calibration_table, score_probabilities
+    from imagestudio.labeling.label_choice import calibration_table, score_probabilities
 
     dev_labels = truth[dev_mask & (truth != 0)]
     prior = float((dev_labels == 1).mean()) if len(dev_labels) else 0.5
@@ -225,7 +225,7 @@ def evaluate_label_models(votes, truth, dev_mask, valid_mask, seed=0):
     dev labels) and the chosen one. Returns ({method: figures}, the label_class_votes result, its seconds)."""
     import numpy as np
 
-    from imagestudio.labeling.label_model import label_class_votes
+    from imagestudio.labeling.label_choice import label_class_votes
 
     started = time.perf_counter()
     result = label_class_votes(votes, np.where(dev_mask, truth, 0).astype(np.int8), dev_mask, seed=seed)
@@ -249,7 +249,8 @@ def print_table(title, rows):
 def fit_times(n, seed, snorkel_python, rounds, workdir):
     import numpy as np
 
-    from imagestudio.labeling.label_model import DawidSkene, label_class_votes
+    from imagestudio.labeling.label_choice import label_class_votes
+    from imagestudio.labeling.label_model import DawidSkene
 
     votes, truth, _ = generate([symmetric(a, c) for a, c in np.random.default_rng(seed).uniform(
         [0.55, 0.3], [0.95, 0.8], (20, 2))], 0.2, n, seed)

@@ -1,23 +1,4 @@
-"""Per-class label model: LF votes to probabilistic training labels. Pure numpy and scikit-learn, no Django.
-
-API
----
-    result = label_class_votes(votes, truth, dev_mask, seed=0)
-
-- votes: (n, m) int8, 1 PRESENT / -1 ABSENT / 0 ABSTAIN, one column per LF of the class (m may be 0).
-- truth: (n,) int8 ground truth, 1 / -1 / 0 unlabeled; only rows where dev_mask is True are read.
-- dev_mask: (n,) bool, the dev rows.
-
-Returns a `ClassLabels`:
-- `labels`: `Labels(probability float32 (n,) in [0, 1], label int8 (n,))` of the chosen candidate refit on all
-  dev labels, for every row;
-- `chosen` (candidate name) and `reason`;
-- `candidates`: {name: {"accuracy", "f1", "brier", "scored", "tp", "fp", "fn", "tn"}} on the dev samples;
-- `lfs`: per LF the learned conditionals, dev precision / recall with Wilson intervals, a `check` flag;
-- `calibration`: `calibration_table` of the chosen candidate's out-of-fold dev probabilities;
-- `dependent_groups`: LF column indices the model treats as one source;
-- `dev_probability`: (n,) float32 out-of-fold probability of the chosen candidate on labeled dev rows, NaN
-  elsewhere (for calibration plots); `report()`: everything but the arrays, JSON-serializable.
+"""The label model of one class: LF votes to P(PRESENT | votes). Pure numpy, no Django.
 
 Model (`DawidSkene`)
 --------------------
@@ -45,36 +26,15 @@ by its group's size (EM continues when the groups changed). The conditionals are
 Why not a dependency model: a family's joint outcome table has 3^k cells, unidentifiable from a few hundred
 labels; "one vote per family" is exact for identical copies and errs on the cautious side otherwise, and it
 keeps the E-step a single matrix-vector product.
-
-Candidates (`label_class_votes`)
---------------------------------
-prior_only (the dev majority class), majority_vote, em_unsupervised, em_semi_supervised (dev labels
-clamped), logistic_regression (L2, C=1, on one-hot PRESENT / ABSENT indicators, fit on dev labels). All are
-scored on the same labeled dev rows with one rule: where a candidate gives no label (label 0: no vote or a
-tie, probability exactly 0.5) it counts as the prior-majority class of the training folds, and a NaN
-probability as the training folds' PRESENT fraction. Candidates that learn from dev labels (prior_only, the
-semi-supervised EM, the regression) are scored out-of-fold: stratified k-fold over the labeled dev rows, fit
-on the other folds' labels, predict the held-out fold. The choice is the best dev F1 (PRESENT positive), ties
-to the simpler candidate (the order of CANDIDATES); majority vote is a candidate, so the choice never has a
-lower dev F1 than it. Without at least 2 labeled dev rows nothing can be scored: em_unsupervised is chosen.
-The chosen candidate is refit on all dev labels to label every row.
-
-Labels: PRESENT where the probability is above 0.5, ABSENT below, ABSTAIN (0) at exactly 0.5 or where the
-candidate has no information (majority vote on a row without votes).
 """
 
-from dataclasses import dataclass, field
+
+from dataclasses import dataclass
 
 import numpy as np
-from sklearn.linear_model import LogisticRegression
 
-from imagestudio.labeling import metrics
+from imagestudio.common.votes import ABSENT, PRESENT
 
-PRESENT, ABSENT, ABSTAIN = 1, -1, 0
-# Simplest first: ties in dev F1 go to the earlier name.
-CANDIDATES = ("prior_only", "majority_vote", "em_unsupervised", "em_semi_supervised", "logistic_regression")
-DEFAULT_FOLDS = 5
-CALIBRATION_BINS = 10
 _LOG_ODDS_LIMIT = 30.0  # exp() stays finite in float32, probabilities still round to 0 / 1
 
 
@@ -93,7 +53,7 @@ def labels_from_probability(probability):
     return Labels(probability=probability, label=label)
 
 
-def _sigmoid(log_odds):
+def sigmoid_probability(log_odds):
     return (1 / (1 + np.exp(-np.clip(log_odds, -_LOG_ODDS_LIMIT, _LOG_ODDS_LIMIT)))).astype(np.float32)
 
 
@@ -185,7 +145,7 @@ class DawidSkene:
     def _run_em(self, design, clamped, clamped_present):
         previous = self._log_parameters()
         for _ in range(self.max_iter):
-            q = _sigmoid(self._log_odds(design))
+            q = sigmoid_probability(self._log_odds(design))
             if len(clamped):
                 q[clamped] = clamped_present
             self._m_step(q, design.matrix, design.column_totals, design.n)
@@ -243,7 +203,7 @@ class DawidSkene:
         self.theta, self.prior = self.theta[::-1].copy(), 1 - self.prior
 
     def predict_design(self, design):
-        return labels_from_probability(_sigmoid(self._log_odds(design)))
+        return labels_from_probability(sigmoid_probability(self._log_odds(design)))
 
     def predict(self, votes):
         return self.predict_design(VoteDesign(votes))
@@ -309,235 +269,3 @@ def dependent_groups(votes, present_probability=None, prior=None):
     for j in range(x.shape[1]):
         groups.setdefault(root(j), []).append(j)
     return [members for members in groups.values() if len(members) > 1]
-
-
-# ---------------------------------------------------------------- scoring
-
-
-def score_probabilities(probability, truth, fallback_present):
-    """Accuracy, F1 (PRESENT positive), Brier score and counts of probabilities against truth (1 / -1).
-
-    fallback_present: per row, the prior P(PRESENT) standing in where the candidate says nothing: a NaN
-    probability becomes it, and a label-less row (tie or NaN) takes its majority class.
-    """
-    probability = np.asarray(probability, dtype=np.float64)
-    fallback_present = np.broadcast_to(np.asarray(fallback_present, dtype=np.float64), probability.shape)
-    filled = np.where(np.isnan(probability), fallback_present, probability)
-    label = labels_from_probability(probability).label
-    label = np.where(label == ABSTAIN, np.where(fallback_present > 0.5, PRESENT, ABSENT), label)
-    positive = np.asarray(truth) == PRESENT
-    predicted = label == PRESENT
-    tp, fp = int((predicted & positive).sum()), int((predicted & ~positive).sum())
-    fn, tn = int((~predicted & positive).sum()), int((~predicted & ~positive).sum())
-    scored = len(probability)
-    return {"accuracy": (tp + tn) / scored if scored else None,
-            # 0 when neither truth nor prediction has a PRESENT (scikit-learn's zero_division default)
-            "f1": 2 * tp / max(2 * tp + fp + fn, 1) if scored else None,
-            "brier": float(np.mean((filled - positive) ** 2)) if scored else None,
-            "scored": scored, "tp": tp, "fp": fp, "fn": fn, "tn": tn}
-
-
-def calibration_table(probability, truth, bins=CALIBRATION_BINS):
-    """Expected calibration error and a reliability table over equal-width bins of [0, 1].
-
-    Rows with ground truth (1 / -1) and a finite probability count. ECE: the count-weighted mean of
-    |mean predicted - observed PRESENT frequency| over the bins. None when no row counts.
-    """
-    probability, truth = np.asarray(probability, dtype=np.float64), np.asarray(truth)
-    keep = (truth != ABSTAIN) & np.isfinite(probability)
-    probability, positive = probability[keep], (truth[keep] == PRESENT)
-    if not len(probability):
-        return {"ece": None, "count": 0, "bins": []}
-    index = np.minimum((probability * bins).astype(int), bins - 1)
-    counts = np.bincount(index, minlength=bins)
-    predicted = np.bincount(index, weights=probability, minlength=bins)
-    observed = np.bincount(index, weights=positive, minlength=bins)
-    table, ece = [], 0.0
-    for b in range(bins):
-        if counts[b]:
-            mean_predicted, frequency = predicted[b] / counts[b], observed[b] / counts[b]
-            ece += counts[b] / len(probability) * abs(mean_predicted - frequency)
-        else:
-            mean_predicted = frequency = None
-        table.append({"low": b / bins, "high": (b + 1) / bins, "count": int(counts[b]),
-                      "mean_predicted": mean_predicted, "observed": frequency})
-    return {"ece": float(ece), "count": int(len(probability)), "bins": table}
-
-
-# ---------------------------------------------------------------- LF diagnostics
-
-
-def lf_diagnostics(model, votes, truth):
-    """votes, truth: the dev rows'. Per LF: the model's conditionals and the precisions they imply, next to the
-    dev precision and recall of its PRESENT and ABSENT votes (Wilson 95 % intervals); `check` names the sides
-    whose implied precision lies outside the dev interval: the model does not believe the labels about this LF."""
-    theta, prior = model.theta, model.prior
-    group_of = {j: members for members in model.groups for j in members}
-    rows = []
-    for j in range(theta.shape[1]):
-        absent, present = theta[0, j], theta[1, j]
-        implied = {"present": prior * present[1] / max(prior * present[1] + (1 - prior) * absent[1], 1e-300),
-                   "absent": (1 - prior) * absent[0] / max((1 - prior) * absent[0] + prior * present[0], 1e-300)}
-        quality = metrics.vote_quality(votes[:, j], truth)
-        check = []
-        for side in ("present", "absent"):
-            interval = quality[side]["precision"]["interval"]
-            if interval is not None and not interval[0] <= implied[side] <= interval[1]:
-                check.append(side)
-        rows.append({
-            "lf": j,
-            "learned": {"p_present_given_present": float(present[1]), "p_absent_given_present": float(present[0]),
-                        "p_abstain_given_present": float(present[2]), "p_present_given_absent": float(absent[1]),
-                        "p_absent_given_absent": float(absent[0]), "p_abstain_given_absent": float(absent[2])},
-            "implied_precision": {side: float(value) for side, value in implied.items()},
-            "dev": {side: quality[side] for side in ("present", "absent")},
-            "dependence_group": group_of.get(j, [j]),
-            "weight": float(model.weights[j]),
-            "check": check,
-            "message": ("the model does not believe this LF: check it (implied precision outside the dev "
-                        f"interval for its {' and '.join(check)} votes)") if check else None,
-        })
-    return rows
-
-
-# ---------------------------------------------------------------- candidates and the choice
-
-
-def _stratified_folds(labels, folds, seed):
-    """Fold number per labeled row: each class shuffled and dealt round-robin."""
-    rng = np.random.default_rng(seed)
-    assignment = np.empty(len(labels), dtype=np.int64)
-    offset = 0
-    for side in (PRESENT, ABSENT):
-        members = rng.permutation(np.flatnonzero(labels == side))
-        assignment[members] = (np.arange(len(members)) + offset) % folds
-        offset += len(members)
-    return assignment
-
-
-def _logistic_probability(design, rows, present):
-    """P(PRESENT) of an L2 logistic regression on the one-hot votes of `rows`, for every row of the design."""
-    if present.all() or not present.any():  # one class only: the regression has nothing to separate
-        return np.full(design.n, 1.0 if present.all() else 0.0, dtype=np.float32)
-    model = LogisticRegression(C=1.0, max_iter=1000).fit(design.matrix[rows], present)
-    return _sigmoid(design.matrix @ model.coef_[0].astype(np.float32) + np.float32(model.intercept_[0]))
-
-
-def _prior_probability(design, present):
-    return np.full(design.n, present.mean(), dtype=np.float32)
-
-
-@dataclass
-class ClassLabels:
-    labels: Labels
-    chosen: str
-    reason: str
-    candidates: dict
-    lfs: list
-    calibration: dict | None
-    dependent_groups: list
-    dev_probability: np.ndarray = field(repr=False)
-    candidate_probability: dict = field(repr=False)
-
-    def report(self):
-        return {"chosen": self.chosen, "reason": self.reason, "candidates": self.candidates, "lfs": self.lfs,
-                "calibration": self.calibration, "dependent_groups": self.dependent_groups}
-
-
-def label_class_votes(votes, truth, dev_mask, seed=0, folds=DEFAULT_FOLDS, model_options=None):
-    """Fit every candidate, score them on dev on equal terms, label all rows with the best (module docstring).
-
-    model_options: keyword arguments of DawidSkene (e.g. dependence=False) for both EM candidates.
-    """
-    design = VoteDesign(votes)
-    truth = np.asarray(truth, dtype=np.int8)
-    dev_mask = np.asarray(dev_mask, dtype=bool)
-    dev_rows = np.flatnonzero(dev_mask & (truth != ABSTAIN))
-    options = model_options or {}
-    unsupervised = DawidSkene(**options).fit_design(design)
-    majority = MajorityVote().predict_design(design).probability
-
-    def semi_supervised(rows):
-        clamp = np.zeros(design.n, dtype=np.int8)
-        clamp[rows] = truth[rows]
-        return DawidSkene(**options).fit_design(design, clamp, warm_start=unsupervised)
-
-    # Each candidate: (probability for every row given the labeled rows it may learn from, whether it learns).
-    candidates = {
-        "prior_only": (lambda rows: _prior_probability(design, truth[rows] == PRESENT), True),
-        "majority_vote": (lambda rows: majority, False),
-        "em_unsupervised": (lambda rows: unsupervised.predict_design(design).probability, False),
-        "em_semi_supervised": (lambda rows: semi_supervised(rows).predict_design(design).probability, True),
-        "logistic_regression": (lambda rows: _logistic_probability(design, rows, truth[rows] == PRESENT), True),
-    }
-    dev_probability = np.full(design.n, np.nan, dtype=np.float32)
-    if len(dev_rows) < 2:
-        chosen, reason = "em_unsupervised", "fewer than 2 labeled dev samples: nothing to score candidates on"
-        scores = {name: score_probabilities([], [], []) for name in CANDIDATES}
-        model, prior = unsupervised, unsupervised.prior
-        # Without labels the learning candidates fall back to what the unsupervised model knows.
-        candidate_probability = {name: candidates[name][0](dev_rows) for name in CANDIDATES if not candidates[name][1]}
-        candidate_probability["prior_only"] = np.full(design.n, prior, dtype=np.float32)
-    else:
-        fold_of = _stratified_folds(truth[dev_rows], min(folds, len(dev_rows)), seed)
-        # The training folds' PRESENT share: the fallback of every candidate on the held-out fold.
-        fallback = np.empty(len(dev_rows))
-        out_of_fold = {name: np.empty(len(dev_rows), dtype=np.float32) for name in CANDIDATES}
-        for name, (fit_predict, learns) in candidates.items():
-            if not learns:
-                out_of_fold[name][:] = fit_predict(dev_rows)[dev_rows]
-        for fold in range(fold_of.max() + 1):
-            held_out = fold_of == fold
-            training = dev_rows[~held_out]
-            fallback[held_out] = (truth[training] == PRESENT).mean()
-            for name, (fit_predict, learns) in candidates.items():
-                if learns:
-                    out_of_fold[name][held_out] = fit_predict(training)[dev_rows[held_out]]
-        scores = {name: score_probabilities(out_of_fold[name], truth[dev_rows], fallback) for name in CANDIDATES}
-        chosen = max(CANDIDATES, key=lambda name: (scores[name]["f1"], -CANDIDATES.index(name)))
-        reason = (f"best dev F1 ({scores[chosen]['f1']:.4f} on {len(dev_rows)} samples, out-of-fold over "
-                  f"{fold_of.max() + 1} folds; majority vote {scores['majority_vote']['f1']:.4f})")
-        dev_probability[dev_rows] = np.where(np.isnan(out_of_fold[chosen]), fallback, out_of_fold[chosen])
-        model, prior = semi_supervised(dev_rows), float((truth[dev_rows] == PRESENT).mean())
-        # Every candidate refit on all dev labels: the chosen one labels the rows, the others are for comparison.
-        candidate_probability = {name: candidates[name][0](dev_rows) for name in CANDIDATES
-                                 if name != "em_semi_supervised"}
-        candidate_probability["em_semi_supervised"] = model.predict_design(design).probability
-    probability = candidate_probability[chosen]
-    # Majority vote on rows without votes has no information: the prior there rather than NaN.
-    labels = Labels(probability=np.where(np.isnan(probability), np.float32(prior), probability).astype(np.float32),
-                    label=labels_from_probability(probability).label)
-    return ClassLabels(
-        labels=labels, chosen=chosen, reason=reason, candidates=scores,
-        lfs=lf_diagnostics(model, design.votes[dev_mask], truth[dev_mask]),
-        calibration=calibration_table(dev_probability, truth) if len(dev_rows) >= 2 else None,
-        dependent_groups=[[int(j) for j in group] for group in model.groups], dev_probability=dev_probability,
-        candidate_probability=candidate_probability)
-
-
-# ---------------------------------------------------------------- the interface training_set_build uses today
-
-
-def accuracy_on(labels, ground_truth):
-    """Accuracy of non-abstain labels on labeled samples, with the counts (None when nothing to score)."""
-    ground_truth = np.asarray(ground_truth)
-    scored = (labels.label != ABSTAIN) & (ground_truth != ABSTAIN)
-    if not scored.any():
-        return {"accuracy": None, "scored": 0}
-    return {"accuracy": float((labels.label[scored] == ground_truth[scored]).mean()), "scored": int(scored.sum())}
-
-
-def choose_label_model(votes, dev_votes=None, dev_truth=None):
-    """Until training_set_build calls label_class_votes: unsupervised DawidSkene or majority vote, whichever has
-    the better dev accuracy. Returns (model, report). Remove with that switch."""
-    dawid_skene = DawidSkene().fit(votes)
-    majority = MajorityVote()
-    report = {"chosen": dawid_skene.name, "dev": None}
-    if dev_votes is not None and dev_truth is not None and (np.asarray(dev_truth) != ABSTAIN).any():
-        scores = {model.name: accuracy_on(model.predict(dev_votes), dev_truth) for model in (dawid_skene, majority)}
-        report["dev"] = scores
-        ds, mv = (scores[n]["accuracy"] for n in (dawid_skene.name, majority.name))
-        if ds is not None and mv is not None and mv > ds:
-            report["chosen"] = majority.name
-            return majority, report
-    return dawid_skene, report

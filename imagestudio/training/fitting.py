@@ -11,6 +11,7 @@ import numpy as np
 
 from imagestudio.embeddings.matrix import score
 from imagestudio.labeling import metrics
+from imagestudio.labeling.label_choice import ClassLabels, calibration_table, score_probabilities
 
 C_GRID = (0.1, 1.0, 10.0)  # ascending: each fit starts from the previous one
 DEFAULT_C = 1.0  # without dev labels of both sides there is nothing to choose C on
@@ -92,10 +93,24 @@ def label_counts(labels: np.ndarray) -> dict:
             "absent": int((labels == -1).sum())}
 
 
-def lf_report(votes: np.ndarray, truth: np.ndarray, learned_accuracies: Sequence[float],
-              lfs: Sequence[tuple[int, str]]) -> list[dict]:
-    """Per LF (a column of `votes`, named by an (id, name) pair): the label model's learned accuracy and the
-    precision of its votes against the ground truth."""
-    return [{"lf": lf_id, "name": name, "learned_accuracy": float(learned_accuracies[k]),
-             "ground_truth_precision": metrics.vote_precision(votes[:, k], truth)}
-            for k, (lf_id, name) in enumerate(lfs)]
+def label_model_report(result: ClassLabels, votes: np.ndarray, truth: np.ndarray, valid: np.ndarray,
+                       lfs: Sequence[tuple[int, str]]) -> dict:
+    """A class's label-model report: the choice, every candidate's figures on dev (out-of-fold, as chosen) and on
+    valid (refit on all dev labels), calibration on both, and per LF (a column of `votes`, named by an (id, name)
+    pair) what the model learned next to its ground-truth precision. JSON-serializable."""
+    labeled_valid = valid & (truth != 0)
+    prior = float(np.nanmean(result.labels.probability)) if len(truth) else 0.5
+    candidates = {name: {"dev": figures, "valid": score_probabilities(result.candidate_probability[name][labeled_valid],
+                                                                      truth[labeled_valid], prior)}
+                  for name, figures in result.candidates.items()}
+    lf_ids = [lf_id for lf_id, _ in lfs]
+    return {
+        "chosen": result.chosen, "reason": result.reason, "candidates": candidates,
+        "calibration": {"dev": result.calibration,
+                        "valid": calibration_table(result.labels.probability[labeled_valid], truth[labeled_valid])},
+        "dependent_groups": [[lf_ids[j] for j in group] for group in result.dependent_groups],
+        "lfs": [{**{key: value for key, value in diagnostics.items() if key not in ("lf", "dependence_group")},
+                 "lf": lf_ids[k], "name": lfs[k][1], "dependence_group": [lf_ids[j] for j in diagnostics["dependence_group"]],
+                 "ground_truth_precision": metrics.vote_precision(votes[:, k], truth)}
+                for k, diagnostics in enumerate(result.lfs)],
+    }

@@ -5,7 +5,6 @@ import hashlib
 import json
 import time
 from collections.abc import Callable, Sequence
-from typing import NamedTuple
 
 import numpy as np
 from django.contrib.auth.base_user import AbstractBaseUser
@@ -22,7 +21,7 @@ from imagestudio.embeddings.matrix import Matrix
 from imagestudio.embeddings.store import encoder_for, matrix_get
 from imagestudio.jobs.models import Job, JobStatus
 from imagestudio.jobs.services import job_enqueue, job_progress
-from imagestudio.labeling.label_model import DawidSkene, Labels, MajorityVote, accuracy_on, choose_label_model
+from imagestudio.labeling.label_choice import label_class_votes
 from imagestudio.labeling.models import LabelingFunction
 from imagestudio.labeling.selectors import vote_matrix
 
@@ -100,25 +99,16 @@ def training_set_run(job: Job) -> dict:
     return training_set_build(training_set, _job_progress(job))
 
 
-class _ClassLabels(NamedTuple):
-    labels: Labels  # probability and label per sample
-    choice: dict  # which label model, its dev scores, why
-    learned_accuracies: Sequence[float]  # per LF
-    accuracy: dict  # of the labels against the ground truth
-
-
-def _label_class(votes, truth, dev):
-    """The label model of one class over its LF votes; `dev` marks the rows whose ground truth may choose it.
-    The one place that calls the label model."""
-    if votes.shape[1] == 0:
-        labels = MajorityVote().predict(votes)
-        return _ClassLabels(labels, {"chosen": None, "dev": None, "reason": "no active LF for this class"}, [],
-                            accuracy_on(labels, truth))
-    model, choice = choose_label_model(votes, votes[dev], truth[dev])
-    # Majority vote learns nothing: report what Dawid-Skene learns of each LF.
-    learned = (DawidSkene().fit(votes) if isinstance(model, MajorityVote) else model).lf_accuracies()
-    labels = model.predict(votes)
-    return _ClassLabels(labels, choice, learned, accuracy_on(labels, truth))
+def _label_class(votes, truth, dev, valid, lfs):
+    """Labels and report of one class's label model over its LF votes; `dev` marks the rows whose ground truth
+    chooses and fits it, `valid` those it is evaluated on. The one place that calls the label model."""
+    if votes.shape[1] == 0:  # no evidence at all: abstain everywhere rather than label by the prior
+        labels = np.zeros(len(votes), dtype=np.int8)
+        return (np.full(len(votes), np.nan, dtype=np.float32), labels,
+                {"chosen": None, "reason": "no active LF for this class", **fitting.label_counts(labels)})
+    result = label_class_votes(votes, truth, dev)
+    report = fitting.label_model_report(result, votes, truth, valid, lfs)
+    return result.labels.probability, result.labels.label, {**report, **fitting.label_counts(result.labels.label)}
 
 
 def _class_lfs(training_set):
@@ -139,22 +129,19 @@ def training_set_build(training_set: TrainingSet, progress: Progress) -> dict:
     ids, codes = _sample_ids(dataset, training_set.snapshot["splits"])
     by_class = _class_lfs(training_set)
     arrays, report = {"ids": ids, "splits": codes}, {}
-    dev = codes == SPLIT_CODES[Split.DEV]
+    dev, valid = codes == SPLIT_CODES[Split.DEV], codes == SPLIT_CODES[Split.VALID]
     classes = list(LabelClass.objects.filter(dataset=dataset).order_by("id"))
     for index, label_class in enumerate(classes):
         members = by_class.get(label_class.id, [])
         votes = vote_matrix(members, ids)
         truth = ground_truth_for(dataset=dataset, label_class=label_class, sample_ids=ids)
-        result = _label_class(votes, truth, dev)
-        arrays[f"probability_{label_class.id}"] = result.labels.probability
-        arrays[f"label_{label_class.id}"] = result.labels.label
+        probability, label, class_report = _label_class(votes, truth, dev, valid,
+                                                        [(lf.id, lf.name) for lf in members])
+        arrays[f"probability_{label_class.id}"] = probability
+        arrays[f"label_{label_class.id}"] = label
         arrays[f"votes_{label_class.id}"] = votes
         arrays[f"lfs_{label_class.id}"] = np.array([lf.id for lf in members], dtype=np.int64)
-        report[label_class.name] = {
-            **result.choice, "class_id": label_class.id, **fitting.label_counts(result.labels.label),
-            "lfs": fitting.lf_report(votes, truth, result.learned_accuracies, [(lf.id, lf.name) for lf in members]),
-            "accuracy_on_ground_truth": result.accuracy,
-        }
+        report[label_class.name] = {"class_id": label_class.id, **class_report}
         progress((index + 1) / max(len(classes), 1), f"label model for {label_class.name}")
     key, digest = artifact_write(
         f"datasets/{dataset.id}/training-sets/{training_set.id}-{training_set.content_hash[:12]}.npz", arrays)

@@ -7,7 +7,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from imagestudio.datasets.models import Sample
-from imagestudio.labeling.label_model import choose_label_model
+from imagestudio.labeling.label_choice import CANDIDATES, label_class_votes
 from imagestudio.labeling.models import LabelingFunction
 from imagestudio.labeling.selectors import vote_array
 from imagestudio.training.models import Prediction
@@ -72,8 +72,13 @@ def test_training_set_snapshot_labels_and_provenance(api, world):
     again = api.post(f"/api/datasets/{dataset.id}/training-sets/", {}, format="json")
     assert again.status_code == 200 and again.json()["id"] == ts["id"]  # same inputs, same snapshot
     report = ts["report"]["cat"]
-    assert report["chosen"] in ("dawid_skene", "majority_vote")
-    assert set(report["dev"]) == {"dawid_skene", "majority_vote"}
+    assert report["chosen"] in CANDIDATES
+    assert set(report["candidates"]) == set(CANDIDATES)
+    assert all(set(figures) == {"dev", "valid"} for figures in report["candidates"].values())
+    # every candidate is scored on the same dev samples; valid figures on the valid labels
+    assert {figures["dev"]["scored"] for figures in report["candidates"].values()} == {SPLITS.count("dev")}
+    assert {figures["valid"]["scored"] for figures in report["candidates"].values()} == {SPLITS.count("valid")}
+    assert report["calibration"]["valid"]["count"] == report["candidates"]["majority_vote"]["valid"]["scored"]
     assert {lf["name"] for lf in report["lfs"]} == {"says red", "says blue"}
     # independent computation: the label model on the same votes
     ids = np.array(sorted(Sample.objects.values_list("id", flat=True)))
@@ -83,8 +88,7 @@ def test_training_set_snapshot_labels_and_provenance(api, world):
     from imagestudio.annotations.selectors import ground_truth_for
 
     truth = ground_truth_for(dataset=dataset, label_class=dataset.classes.get(name="cat"), sample_ids=ids)
-    model, _ = choose_label_model(votes, votes[dev], truth[dev])
-    expected = model.predict(votes)
+    expected = label_class_votes(votes, truth, dev).labels
     page = api.get(f"/api/datasets/{dataset.id}/training-sets/{ts['id']}/labels/?limit=50").json()
     assert page["count"] == 50
     for row in page["results"]:
@@ -277,7 +281,7 @@ def test_analysis_guidance_links_work_and_next_samples_are_unlabeled(api, world)
     assert cat["lfs"]["active"] == 2
     assert cat["lfs"]["coverage"] == pytest.approx((votes != 0).any(axis=1).mean())
     assert cat["lfs"]["conflicts"] == pytest.approx(((votes == 1).any(axis=1) & (votes == -1).any(axis=1)).mean())
-    assert set(cat["label_model"]["dev"]) == {"dawid_skene", "majority_vote"}
+    assert set(cat["label_model"]["candidates"]) == set(CANDIDATES)
     assert cat["model"]["valid"]["labeled"] == 10
     assert cat["valid_labels"] == 10
     kinds = {tip["kind"] for tip in cat["guidance"]}

@@ -111,16 +111,26 @@ def test_evaluate_without_labels_or_without_one_side():
     assert fitting.evaluate(scores, np.array([-1, -1, 0], np.int8))["pr_auc"] is None
 
 
-def test_lf_report_against_brute_force():
+def test_label_model_report_names_lfs_and_scores_candidates_on_valid():
+    from imagestudio.labeling.label_choice import CANDIDATES, label_class_votes
+
     rng = np.random.default_rng(6)
-    votes = rng.choice(np.array([-1, 0, 1], np.int8), size=(200, 3))
-    truth = rng.choice(np.array([-1, 0, 1], np.int8), size=200)
-    learned = np.array([0.9, 0.75, 0.6])
-    report = fitting.lf_report(votes, truth, learned, [(11, "a"), (12, "b"), (13, "c")])
-    assert [(e["lf"], e["name"], e["learned_accuracy"]) for e in report] == [(11, "a", 0.9), (12, "b", 0.75),
-                                                                              (13, "c", 0.6)]
-    for k, entry in enumerate(report):
-        scored = [(votes[i, k], truth[i]) for i in range(200) if votes[i, k] != 0 and truth[i] != 0]
+    n = 600
+    truth = np.where(rng.random(n) < 0.3, 1, -1).astype(np.int8)
+    votes = np.stack([np.where(rng.random(n) < 0.6, np.where(rng.random(n) < a, truth, -truth), 0) for a in
+                      (0.9, 0.75, 0.6)], axis=1).astype(np.int8)
+    dev, valid = np.arange(n) < 200, np.arange(n) >= 400
+    report = fitting.label_model_report(label_class_votes(votes, truth, dev), votes, truth, valid,
+                                        [(11, "a"), (12, "b"), (13, "c")])
+    assert [(e["lf"], e["name"]) for e in report["lfs"]] == [(11, "a"), (12, "b"), (13, "c")]
+    assert set(report["candidates"]) == set(CANDIDATES)
+    for figures in report["candidates"].values():
+        assert figures["dev"]["scored"] == 200 and figures["valid"]["scored"] == 200
+        valid_counts = figures["valid"]
+        assert valid_counts["tp"] + valid_counts["fp"] + valid_counts["fn"] + valid_counts["tn"] == 200
+    assert report["calibration"]["valid"]["count"] == 200
+    for k, entry in enumerate(report["lfs"]):
+        scored = [(votes[i, k], truth[i]) for i in range(n) if votes[i, k] != 0 and truth[i] != 0]
         precision = entry["ground_truth_precision"]
         assert precision["trials"] == len(scored)
         assert precision["successes"] == sum(vote == label for vote, label in scored)

@@ -9,17 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from imagestudio.labeling import label_model
-from imagestudio.labeling.label_model import (
-    CANDIDATES,
-    DawidSkene,
-    MajorityVote,
-    accuracy_on,
-    calibration_table,
-    choose_label_model,
-    dependent_groups,
-    label_class_votes,
-)
+from imagestudio.labeling import label_choice
+from imagestudio.labeling.label_choice import CANDIDATES, calibration_table, label_class_votes
+from imagestudio.labeling.label_model import DawidSkene, MajorityVote, dependent_groups
 
 # theta rows: P(ABSENT, PRESENT, ABSTAIN | class absent) and P(... | class present)
 OUTCOMES = np.array([-1, 1, 0], dtype=np.int8)
@@ -244,35 +236,30 @@ def test_calibration_table_by_hand_and_on_calibrated_probabilities():
 
 
 def test_label_model_imports_neither_django_nor_service_code():
-    """Imports of the module, followed through the project's own modules it imports."""
-    root = Path(label_model.__file__).resolve().parents[2]
-    pending, seen = ["imagestudio.labeling.label_model"], set()
+    """Imports of the modules, followed through the project's own modules they import (relative ones too)."""
+    root = Path(label_choice.__file__).resolve().parents[2]
+    pending, seen = ["imagestudio.labeling.label_choice"], set()
     while pending:
         name = pending.pop()
         seen.add(name)
-        tree = ast.parse((root / (name.replace(".", "/") + ".py")).read_text())
-        for node in ast.walk(tree):
+        package = name.rsplit(".", 1)[0]
+        for node in ast.walk(ast.parse((root / (name.replace(".", "/") + ".py")).read_text())):
             if isinstance(node, ast.Import):
                 modules = [alias.name for alias in node.names]
             elif isinstance(node, ast.ImportFrom):
-                modules = [f"{node.module}.{alias.name}" if node.module == "imagestudio.labeling" else node.module
-                           for alias in node.names]
+                base = f"{package}.{node.module}" if node.level else node.module
+                modules = [f"{base}.{alias.name}" if (root / (f"{base}.{alias.name}".replace(".", "/") + ".py")).exists()
+                           else base for alias in node.names]
             else:
                 continue
             for module in modules:
                 assert not module.startswith(("django", "rest_framework")), (name, module)
                 if module.startswith("imagestudio") and module not in seen:
                     pending.append(module)
-    assert seen == {"imagestudio.labeling.label_model", "imagestudio.labeling.metrics"}
+    assert seen == {"imagestudio.labeling.label_choice", "imagestudio.labeling.label_model",
+                    "imagestudio.labeling.metrics", "imagestudio.common.votes"}
 
 
-def test_choose_label_model_keeps_its_contract_for_training_set_build():
+def test_learned_accuracies_of_symmetric_lfs():
     votes, truth = generate([symmetric(a, 0.6) for a in (0.95, 0.9, 0.85, 0.7, 0.6, 0.55, 0.55)], 0.2, 5000, seed=8)
-    model, report = choose_label_model(votes, votes[:1000], truth[:1000])
-    assert report["chosen"] == model.name and set(report["dev"]) == {"dawid_skene", "majority_vote"}
-    scores = report["dev"]
-    assert model.name == ("majority_vote" if scores["majority_vote"]["accuracy"] > scores["dawid_skene"]["accuracy"]
-                          else "dawid_skene")
-    assert accuracy_on(model.predict(votes), truth)["scored"] > 0
-    assert choose_label_model(votes)[1] == {"chosen": "dawid_skene", "dev": None}
     assert np.allclose(DawidSkene().fit(votes).lf_accuracies(), (0.95, 0.9, 0.85, 0.7, 0.6, 0.55, 0.55), atol=0.04)
