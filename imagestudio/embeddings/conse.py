@@ -13,6 +13,7 @@ mean pooling, L2 normalisation, exactly what sentence-transformers runs for this
 numbers (tests/unit/test_conse.py checks the parity). No Django imports here.
 """
 
+import contextlib
 import hashlib
 import importlib.util
 import json
@@ -249,6 +250,7 @@ class ConseEncoder:
 
     key = "conse-offline"
     dim = 384
+    spaces = ("joint", "visual")
 
     def __init__(self, device="cpu", top_k=10, cache_dir=None):
         self.device = torch.device(device)
@@ -281,6 +283,7 @@ class ConseEncoder:
         digest.update(f"\ntop_k={self.top_k}".encode())
         self.identity = f"{self.key}:{digest.hexdigest()[:16]}"
 
+        self.visual_dim = int(classifier._fc.in_features)
         self.classifier = classifier.to(self.device, memory_format=torch.channels_last)  # 2.4x faster on CPU
         self.text_model = text_model.to(self.device)
 
@@ -315,24 +318,35 @@ class ConseEncoder:
         pixels = torch.from_numpy(np.array(image, dtype=np.float32))
         return ((pixels - PIXEL_MEAN) / PIXEL_STD).permute(2, 0, 1).contiguous()
 
+    def _pooled_and_probabilities(self, batch):
+        """The classifier's pooled 1280-d features and its (n, 1000) softmax, from one forward pass."""
+        batch = batch.to(self.device, dtype=torch.float32).contiguous(memory_format=torch.channels_last)
+        half = torch.autocast("cuda", dtype=torch.float16) if self.device.type == "cuda" else contextlib.nullcontext()
+        with half:
+            pooled = self.classifier._avg_pooling(self.classifier.extract_features(batch)).flatten(1)
+            logits = self.classifier._fc(pooled)  # dropout is the identity in eval mode
+        return pooled.float(), torch.softmax(logits.float(), dim=-1)
+
     def class_probabilities(self, batch):
         """(n, 1000) float32 softmax of the classifier on self.device; call under inference_mode."""
-        batch = batch.to(self.device, dtype=torch.float32).contiguous(memory_format=torch.channels_last)
-        if self.device.type == "cuda":
-            with torch.autocast("cuda", dtype=torch.float16):
-                logits = self.classifier(batch)
-        else:
-            logits = self.classifier(batch)
-        return torch.softmax(logits.float(), dim=-1)
+        return self._pooled_and_probabilities(batch)[1]
 
     @torch.inference_mode()
-    def encode_image_batch(self, batch):
-        """(n, 384) float32 unit vectors: sum of p(class) * embedding(class) over the top-k classes, normalised."""
+    def encode_image_spaces(self, batch):
+        """Unit float32 vectors per space: `joint` (n, 384), the sum of p(class) * embedding(class) over the top-k
+        classes, in the text space; `visual` (n, 1280), the network's own pooled features, which keep what the
+        ImageNet class names throw away (better for image queries and linear models)."""
         if batch.shape[0] == 0:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        probabilities, index = self.class_probabilities(batch).topk(self.top_k, dim=-1)
-        vectors = (probabilities.unsqueeze(-1) * self.class_vectors[index]).sum(1)
-        return F.normalize(vectors, dim=-1).cpu().numpy().astype(np.float32)
+            return {"joint": np.zeros((0, self.dim), np.float32), "visual": np.zeros((0, self.visual_dim), np.float32)}
+        pooled, probabilities = self._pooled_and_probabilities(batch)
+        top, index = probabilities.topk(self.top_k, dim=-1)
+        joint = (top.unsqueeze(-1) * self.class_vectors[index]).sum(1)
+        return {"joint": F.normalize(joint, dim=-1).cpu().numpy().astype(np.float32),
+                "visual": F.normalize(pooled, dim=-1).cpu().numpy().astype(np.float32)}
+
+    def encode_image_batch(self, batch):
+        """(n, 384) float32 unit vectors of the joint (text and image) space."""
+        return self.encode_image_spaces(batch)["joint"]
 
     # --- texts ---
 

@@ -18,6 +18,26 @@ import torch
 from imagestudio.common.cache import VersionedLRU
 
 ENCODER_KEYS = ("open_clip", "conse-offline")
+# Vector spaces of an encoder: `joint` holds images and texts (text queries), `visual` the image network's own
+# features (image and patch queries, fast models). An encoder without a separate visual space (open_clip,
+# whose image tower's output is the joint embedding) serves `visual` from `joint`.
+SPACES = ("joint", "visual")
+
+
+def stored_space(encoder, space):
+    """The space whose vectors serve `space` for this encoder."""
+    if space not in SPACES:
+        raise EncoderUnavailable(f"unknown vector space {space!r}; choose one of {', '.join(SPACES)}")
+    return space if space in encoder.spaces else "joint"
+
+
+def space_identity(encoder, space):
+    """The identity of an encoder's stored space: the encoder's own for `joint`, with a suffix otherwise."""
+    return encoder.identity if space == "joint" else f"{encoder.identity}#{space}"
+
+
+def space_dim(encoder, space):
+    return encoder.dim if space == "joint" else encoder.visual_dim
 
 
 class EncoderUnavailable(Exception):
@@ -60,6 +80,7 @@ def normalise(vectors):
 
 class OpenClipEncoder:
     key = "open_clip"
+    spaces = ("joint",)
 
     def __init__(self, model_name, pretrained, checkpoint=None, device="cpu", model_config=None):
         import open_clip
@@ -103,6 +124,9 @@ class OpenClipEncoder:
     def encode_image_batch(self, batch):
         batch = batch.to(self.device, dtype=torch.float16 if self.device.type == "cuda" else torch.float32)
         return normalise(self.model.encode_image(batch))
+
+    def encode_image_spaces(self, batch):
+        return {"joint": self.encode_image_batch(batch)}
 
     @torch.inference_mode()
     def encode_texts(self, texts):

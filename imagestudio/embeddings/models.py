@@ -6,8 +6,9 @@ class EncoderRecord(models.Model):
     """An encoder with exact weights. A changed checkpoint is a new identity, so vectors never mix."""
 
     key = models.CharField(max_length=64)  # "open_clip" or "conse-offline"
-    identity = models.CharField(max_length=200, unique=True)  # key, model and a hash of the weights
+    identity = models.CharField(max_length=200, unique=True)  # key, model and a hash of the weights, #space
     dim = models.PositiveIntegerField()
+    space = models.CharField(max_length=16, default="joint")  # see encoders.SPACES
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -10,7 +10,7 @@ import numpy as np
 from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import transaction
-from django.db.models import Exists, OuterRef, Sum
+from django.db.models import Exists, OuterRef, Q, Sum
 from django.utils import timezone
 from PIL import Image, ImageOps
 
@@ -29,6 +29,7 @@ from .store import (
     cache_drop,
     check_encoder_settings,
     encoder_for,
+    encoder_records,
     matrix_get,
     vectors_add,
 )
@@ -53,12 +54,15 @@ def embeddings_start(*, dataset, user, encoder=None, split=None):
     return pipeline.embeddings_enqueue(dataset=dataset, user=user, encoder_key=config.key, split=split)
 
 
-def _missing(dataset, record, split):
+def _missing(dataset, records, split):
+    """Samples lacking a vector in any of the encoder's spaces (a job that died between them resumes here)."""
     samples = Sample.objects.filter(dataset=dataset)
     if split:
         samples = samples.filter(split=split)
-    has_vector = Embedding.objects.filter(sample_id=OuterRef("pk"), encoder=record)
-    return list(samples.filter(~Exists(has_vector)).order_by("id").values_list("id", "original"))
+    lacking = Q()
+    for record in records:
+        lacking |= ~Exists(Embedding.objects.filter(sample_id=OuterRef("pk"), encoder=record))
+    return list(samples.filter(lacking).order_by("id").values_list("id", "original"))
 
 
 def _decode(encoder, key):
@@ -120,32 +124,38 @@ def _batches(encoder, todo, batch_size, pool):
 
 
 def embeddings_run(job, progress=None):
-    """The embeddings job's body: vectors for every sample that has none under this encoder."""
+    """The embeddings job's body: vectors in every space of the encoder for every sample lacking one."""
     params = job.params
-    encoder, record = encoder_for(params.get("encoder"))
-    todo = _missing(job.dataset, record, params.get("split"))
-    total, done, computed, failed = len(todo), 0, 0, []
+    encoder, records = encoder_records(params.get("encoder"))
+    todo = _missing(job.dataset, records.values(), params.get("split"))
+    total, done, failed = len(todo), 0, []
+    computed = dict.fromkeys(records, 0)
     started = time.monotonic()
     report = progress or (lambda fraction, message: job_progress(job_id=job.id, progress=fraction, message=message))
     with ThreadPoolExecutor(max_workers=max(1, settings.INGEST_THREADS)) as pool:
         for ids, batch, failures in _batches(encoder, todo, settings.EMBEDDING_BATCH_SIZE, pool):
             if batch is not None:
-                vectors = encoder.encode_image_batch(batch)
-                computed += vectors_add(dataset=job.dataset, record=record, sample_ids=ids, vectors=vectors)
+                vectors = encoder.encode_image_spaces(batch)
+                for space, record in records.items():
+                    computed[space] += vectors_add(dataset=job.dataset, record=record, sample_ids=ids,
+                                                   vectors=vectors[space])
             failed += failures
             done += len(ids) + len(failures)
             rate = done / max(time.monotonic() - started, 1e-6)
             report(done / max(total, 1), f"{done}/{total} images, {rate:.1f} images/s")
     elapsed = time.monotonic() - started
-    if computed:
+    if any(computed.values()):
         pipeline.after_embeddings(dataset=job.dataset, user=job.creator)
+    joint = records["joint"]
     return {
-        "encoder": record.key,
-        "identity": record.identity,
-        "dim": record.dim,
+        "encoder": joint.key,
+        "identity": joint.identity,
+        "dim": joint.dim,
+        "spaces": {space: {"identity": record.identity, "dim": record.dim, "computed": computed[space]}
+                   for space, record in records.items()},
         "device": str(encoder.device),
         "missing_before": total,
-        "computed": computed,
+        "computed": computed["joint"],
         "failed": len(failed),
         "failures": failed[:1000],
         "seconds": round(elapsed, 3),
@@ -180,10 +190,19 @@ def _crop(image, box):
     return image.crop((x0, y0, x1, y1))
 
 
-def query_vector(*, dataset, encoder=None, text=None, sample_id=None, box=None):
-    """The unit vector of a text, a dataset image or a crop of one, and notes (e.g. truncation)."""
-    loaded, record = encoder_for(encoder)
-    notes = {"encoder": record.identity}
+def default_space(*, text=None) -> str:
+    """Text queries live in the joint space; image and patch queries default to the visual one."""
+    return "joint" if text is not None else "visual"
+
+
+def query_vector(*, dataset, encoder=None, text=None, sample_id=None, box=None, space=None):
+    """The unit vector of a text, a dataset image or a crop of one in `space` (default_space when None), with
+    the record of the vectors it is to be compared with, and notes (e.g. truncation)."""
+    space = space or default_space(text=text)
+    if text is not None and space != "joint":
+        raise ValidationFailed("A text query compares with images in the joint space only.", field="space")
+    loaded, record = encoder_for(encoder, space)
+    notes = {"encoder": record.identity, "space": record.space}
     if text is not None:
         if not text.strip():
             raise ValidationFailed("The text is empty.", field="text")
@@ -203,7 +222,7 @@ def query_vector(*, dataset, encoder=None, text=None, sample_id=None, box=None):
         image = ImageOps.exif_transpose(Image.open(io.BytesIO(stream.read())))
     if box is not None:
         image = _crop(image, box)
-    return loaded.encode_image_batch(loaded.preprocess(image).unsqueeze(0))[0], record, notes
+    return loaded.encode_image_spaces(loaded.preprocess(image).unsqueeze(0))[record.space][0], record, notes
 
 
 def scores_for(*, dataset, record, vector, split=None, in_sample=False):
@@ -226,9 +245,10 @@ def scores_for(*, dataset, record, vector, split=None, in_sample=False):
 
 
 def embeddings_search(*, dataset, encoder=None, text=None, sample_id=None, box=None, split=None, in_sample=False,
-                      limit=50):
+                      limit=50, space=None):
     """The samples most similar to a text, an image or a crop, best first."""
-    vector, record, notes = query_vector(dataset=dataset, encoder=encoder, text=text, sample_id=sample_id, box=box)
+    vector, record, notes = query_vector(dataset=dataset, encoder=encoder, text=text, sample_id=sample_id, box=box,
+                                         space=space)
     ids, scores = scores_for(dataset=dataset, record=record, vector=vector, split=split, in_sample=in_sample)
     top = top_k(scores, limit)  # argpartition: sorting 500,000 scores would cost more than scoring them
     return {**notes, "searched": int(len(ids)),
@@ -248,30 +268,33 @@ def resources_expire():
 
 
 def resource_allocate(*, dataset, user, encoder=None):
-    """Pin the dataset's matrix in memory within the server-wide budget (409 when it is exhausted)."""
-    _, record = encoder_for(encoder)
-    state = EmbeddingSet.objects.filter(dataset=dataset, encoder=record).first()
-    if state is None or state.count == 0:
-        raise Conflict(f"Dataset {dataset.id} has no embeddings for {record.identity}; compute them first "
+    """Pin the dataset's matrices (every space the encoder stores) in memory within the server-wide budget
+    (409 when it is exhausted). Returns the joint space's allocation."""
+    _, records = encoder_records(encoder)
+    joint = records["joint"]
+    counts = dict(EmbeddingSet.objects.filter(dataset=dataset, encoder__in=records.values(), count__gt=0)
+                  .values_list("encoder_id", "count"))
+    if joint.id not in counts:
+        raise Conflict(f"Dataset {dataset.id} has no embeddings for {joint.identity}; compute them first "
                        f"(POST /api/datasets/{dataset.id}/embeddings/).", code="embeddings_missing")
-    needed = state.count * (record.dim * 2 + 9)
+    needed = {record: counts[record.id] * (record.dim * 2 + 9) for record in records.values() if record.id in counts}
     resources_expire()
     with transaction.atomic():
         list(ResourceAllocation.objects.select_for_update().all())  # serialise budget decisions
-        existing = ResourceAllocation.objects.filter(dataset=dataset, encoder=record).first()
-        in_use = (ResourceAllocation.objects.exclude(pk=getattr(existing, "pk", None))
-                  .aggregate(total=Sum("bytes"))["total"] or 0)
-        budget = settings.RESOURCE_MEMORY_BUDGET_BYTES
-        if in_use + needed > budget:
+        others = ResourceAllocation.objects.exclude(dataset=dataset, encoder__in=list(needed))
+        in_use = others.aggregate(total=Sum("bytes"))["total"] or 0
+        budget, total = settings.RESOURCE_MEMORY_BUDGET_BYTES, sum(needed.values())
+        if in_use + total > budget:
             raise Conflict(f"The server's resource budget is exhausted: {in_use} of {budget} bytes are allocated "
-                           f"and this dataset needs {needed}. Release another allocation or wait for one to idle out.",
+                           f"and this dataset needs {total}. Release another allocation or wait for one to idle out.",
                            code="budget_exhausted")
-        allocation, _ = ResourceAllocation.objects.update_or_create(
+        allocations = {record: ResourceAllocation.objects.update_or_create(
             dataset=dataset, encoder=record,
-            defaults={"bytes": needed, "created_by": user, "last_used_at": timezone.now()},
-        )
-    matrix_get(dataset=dataset, record=record)  # load it now, so the first preview is instant
-    return allocation
+            defaults={"bytes": size, "created_by": user, "last_used_at": timezone.now()})[0]
+            for record, size in needed.items()}
+    for record in needed:
+        matrix_get(dataset=dataset, record=record)  # load now, so the first preview is instant
+    return allocations[joint]
 
 
 def resource_release(*, dataset):

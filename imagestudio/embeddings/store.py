@@ -15,7 +15,7 @@ from imagestudio.common.cache import VersionedLRU
 from imagestudio.common.errors import Conflict, ValidationFailed
 from imagestudio.datasets.models import SPLIT_CODES
 
-from .encoders import ENCODER_KEYS, EncoderConfig, EncoderUnavailable, load_encoder
+from .encoders import ENCODER_KEYS, EncoderConfig, EncoderUnavailable, load_encoder, space_dim, space_identity, stored_space
 from .matrix import Matrix
 from .models import Embedding, EmbeddingSet, EncoderRecord, ResourceAllocation
 
@@ -43,15 +43,35 @@ def check_encoder_settings(key=None):
     return config
 
 
-def encoder_for(key=None):
-    """(loaded encoder, its EncoderRecord). Raises ValidationFailed when the encoder cannot load."""
+def _loaded(key):
     try:
-        encoder = load_encoder(encoder_config(key))
+        return load_encoder(encoder_config(key))
     except EncoderUnavailable as exc:
         raise ValidationFailed(str(exc), field="encoder", code="encoder_unavailable") from None
-    record, _ = EncoderRecord.objects.get_or_create(identity=encoder.identity,
-                                                    defaults={"key": encoder.key, "dim": encoder.dim})
-    return encoder, record
+
+
+def _record(encoder, space):
+    record, _ = EncoderRecord.objects.get_or_create(
+        identity=space_identity(encoder, space),
+        defaults={"key": encoder.key, "dim": space_dim(encoder, space), "space": space})
+    return record
+
+
+def encoder_for(key=None, space="joint"):
+    """(loaded encoder, the EncoderRecord of the vectors that serve `space`). ValidationFailed when the encoder
+    cannot load or the space is unknown."""
+    encoder = _loaded(key)
+    try:
+        stored = stored_space(encoder, space)
+    except EncoderUnavailable as exc:
+        raise ValidationFailed(str(exc), field="space") from None
+    return encoder, _record(encoder, stored)
+
+
+def encoder_records(key=None):
+    """(loaded encoder, {space: EncoderRecord}) for every space the encoder stores."""
+    encoder = _loaded(key)
+    return encoder, {space: _record(encoder, space) for space in encoder.spaces}
 
 
 def vectors_add(*, dataset, record, sample_ids, vectors):

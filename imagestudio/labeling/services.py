@@ -15,6 +15,7 @@ from imagestudio.common.errors import Conflict, ValidationFailed
 from imagestudio.common.votes import vote_word
 from imagestudio.datasets.models import SPLIT_CODES, ResampleMember, Sample
 from imagestudio.datasets.selectors import field_column
+from imagestudio.embeddings.encoders import SPACES
 from imagestudio.embeddings.services import query_vector, scores_for
 from imagestudio.jobs.services import job_progress
 
@@ -49,6 +50,12 @@ def _box(value):
 def _similarity_config(dataset, type, config):
     encoder = config.get("encoder")
     clean = {"encoder": encoder} if encoder else {}
+    # Image and patch queries compare in the visual space unless the LF asks for the joint one; texts need it.
+    space = config.get("space", "joint" if type == LFType.SIMILARITY_TEXT else "visual")
+    if space not in SPACES or (type == LFType.SIMILARITY_TEXT and space != "joint"):
+        allowed = "joint" if type == LFType.SIMILARITY_TEXT else " or ".join(SPACES)
+        raise ValidationFailed(f"'space' must be {allowed} for a {type} LF.", field="config")
+    clean["space"] = space
     if type == LFType.SIMILARITY_TEXT:
         text = config.get("text")
         if not isinstance(text, str) or not text.strip() or len(text) > 10_000:
@@ -90,9 +97,10 @@ def validate_rule(*, dataset, label_class, type, config, low, high):
 def rule_scores(*, dataset, rule, split=None, in_sample=False):
     """(sample ids ascending, float32 scores, notes) of the rule over a split (or the whole dataset)."""
     if rule.type in SIMILARITY_TYPES:
+        # LFs saved before spaces existed scored in the joint space, and keep doing so.
         vector, record, notes = query_vector(
             dataset=dataset, encoder=rule.config.get("encoder"), text=rule.config.get("text"),
-            sample_id=rule.config.get("sample_id"), box=rule.config.get("box"))
+            sample_id=rule.config.get("sample_id"), box=rule.config.get("box"), space=rule.config.get("space", "joint"))
         ids, scores = scores_for(dataset=dataset, record=record, vector=vector, split=split, in_sample=in_sample)
         return ids, scores, notes
     source = score_source(rule.type)
