@@ -1,6 +1,8 @@
 """Sample filter term on ground truth: `gt=<class>:<PRESENT|ABSENT|ABSTAIN|LABELED>` (ABSTAIN: no label,
 LABELED: any label), counted exactly from the per-(class, split) counters when it is the only condition."""
 
+from __future__ import annotations
+
 from django.db.models import Exists, OuterRef
 
 from imagestudio.datasets.filters import FilterError, FilterTerm, filter_term_register
@@ -39,5 +41,5 @@ def _count(dataset, value, splits):
             GroundTruthValue.ABSTAIN: total - present - absent}[word]
 
 
-def register():
+def register() -> None:
     filter_term_register(FilterTerm(key="gt", resolve=_resolve, apply=_apply, count=_count))

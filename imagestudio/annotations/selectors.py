@@ -1,12 +1,21 @@
 """Reads of ground truth and its history."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 import numpy as np
-from django.db.models import Max, Prefetch
+from django.db.models import Max, Prefetch, QuerySet
 
 from imagestudio.common.arrays import locate
 from imagestudio.common.cache import VersionedLRU
 
 from .models import LABEL_VALUES, Annotation, AnnotationEvent, GroundTruthValue
+
+if TYPE_CHECKING:
+    import uuid
+
+    from imagestudio.datasets.models import Dataset, LabelClass
 
 # A class's labels as arrays, valid until the dataset's next annotation event.
 _ground_truth = VersionedLRU("ground truth", max_entries=64)
@@ -20,12 +29,15 @@ def _narrow(queryset, *, sample_id=None, label_class=None, **exact):
     return queryset.filter(**{name: value for name, value in exact.items() if value is not None})
 
 
-def annotation_list(*, dataset, sample_id=None, label_class=None, value=None):
+def annotation_list(*, dataset: Dataset, sample_id: int | None = None, label_class: LabelClass | None = None,
+                    value: str | None = None) -> QuerySet[Annotation]:
     queryset = Annotation.objects.filter(sample__dataset=dataset).select_related("label_class", "updated_by")
     return _narrow(queryset, sample_id=sample_id, label_class=label_class, value=value).order_by("id")
 
 
-def annotation_history(*, dataset, sample_id=None, label_class=None, username=None, source=None, batch=None):
+def annotation_history(*, dataset: Dataset, sample_id: int | None = None, label_class: LabelClass | None = None,
+                       username: str | None = None, source: str | None = None,
+                       batch: uuid.UUID | None = None) -> QuerySet[AnnotationEvent]:
     """Changes newest first; `username` narrows to one author's changes (none for a name that made none)."""
     queryset = AnnotationEvent.objects.filter(dataset=dataset).select_related("label_class", "user")
     if username is not None:
@@ -42,7 +54,7 @@ def _labels_of(label_class):
     return labeled_ids, labels
 
 
-def ground_truth_for(*, dataset, label_class, sample_ids) -> np.ndarray:
+def ground_truth_for(*, dataset: Dataset, label_class: LabelClass, sample_ids: np.ndarray) -> np.ndarray:
     """Ground truth of a class aligned to `sample_ids` (ascending): int8, 1 PRESENT, -1 ABSENT, 0 unlabeled."""
     marker = AnnotationEvent.objects.filter(dataset=dataset).aggregate(last=Max("id"))["last"]
     labeled_ids, labels = _ground_truth.get(label_class.pk, marker, lambda: _labels_of(label_class))

@@ -2,12 +2,16 @@
 per-(class, split) counts in the same transaction, so counts are exact and never need a scan.
 """
 
+from __future__ import annotations
+
 import uuid
 from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Count, F, Q
+from django.db.models import Count, F, Q, QuerySet
 from django.utils import timezone
 
 from imagestudio.common.errors import Conflict, NotFound, ValidationFailed
@@ -22,6 +26,11 @@ from .models import (
     GroundTruthCount,
     GroundTruthValue,
 )
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
+    from imagestudio.datasets.models import Dataset, LabelClass, Sample
 
 MAX_BULK_SAMPLES = 1_000_000  # samples a bulk filter may match
 _CHUNK = 5_000  # ids per IN (...) list
@@ -88,7 +97,8 @@ def _record(dataset, user, source, changes, batch=None):
     _apply_counts(_count_deltas(changes))
 
 
-def annotations_import(*, dataset, user, rows):
+def annotations_import(*, dataset: Dataset, user: User | None,
+                       rows: Iterable[tuple[int, str, LabelClass, str]]) -> int:
     """Ground truth arriving with newly imported samples: (sample_id, split, label_class, value) tuples.
 
     The samples are new, so nothing is overwritten; runs inside the import's transaction. Returns the
@@ -107,7 +117,8 @@ def annotations_import(*, dataset, user, rows):
     return len(rows)
 
 
-def annotation_set(*, dataset, user, sample, label_class, value, expected_version=None):
+def annotation_set(*, dataset: Dataset, user: User | None, sample: Sample, label_class: LabelClass, value: str,
+                   expected_version: int | None = None) -> tuple[Annotation | None, bool]:
     """Set (PRESENT / ABSENT) or clear (ABSTAIN) one ground truth.
 
     `expected_version` is the version the caller last saw (0 when never annotated); a mismatch is a
@@ -138,7 +149,9 @@ def annotation_set(*, dataset, user, sample, label_class, value, expected_versio
                        code="version_conflict") from None
 
 
-def annotations_bulk_set(*, dataset, user, samples, classes, value, sample_ids=None):
+def annotations_bulk_set(*, dataset: Dataset, user: User | None, samples: QuerySet[Sample],
+                         classes: Sequence[LabelClass], value: str,
+                         sample_ids: Iterable[int] | None = None) -> dict[str, Any]:
     """Give every (sample, class) pair one value, in one transaction.
 
     `samples` is a queryset of the dataset's samples (ids or a filter, resolved by the caller); with explicit
@@ -213,7 +226,7 @@ def _update_values(row_ids, value, user, now):
                                                        updated_at=now)
 
 
-def annotations_undo_last_bulk(*, dataset, user):
+def annotations_undo_last_bulk(*, dataset: Dataset, user: User | None) -> dict[str, Any]:
     """Revert the user's most recent bulk action not undone yet.
 
     A label changed again since that action is left alone and counted as skipped.
@@ -251,7 +264,7 @@ def annotations_undo_last_bulk(*, dataset, user):
     return {"batch": batch.id, "reverted": len(changes), "skipped": skipped}
 
 
-def counts_move_sample(*, sample, old_split, new_split):
+def counts_move_sample(*, sample: Sample, old_split: str, new_split: str) -> None:
     """A sample changed split: its labels move between the per-split counters."""
     values = Annotation.objects.filter(sample=sample, value__in=LABEL_VALUES).values_list("label_class_id", "value")
     deltas = Counter()
@@ -261,7 +274,7 @@ def counts_move_sample(*, sample, old_split, new_split):
     _apply_counts(deltas)
 
 
-def counts_rebuild(*, dataset):
+def counts_rebuild(*, dataset: Dataset) -> None:
     """Recompute the counters of a dataset from the annotations (a repair tool; writes keep them exact)."""
     with transaction.atomic():
         GroundTruthCount.objects.filter(label_class__dataset=dataset).delete()
@@ -292,7 +305,7 @@ def _on_ground_truth_requested(sender, *, dataset, sample_ids, **kwargs):
     return labels
 
 
-def signals_connect():
+def signals_connect() -> None:
     """Follow the datasets domain's events (see datasets/signals.py)."""
     sample_split_changed.connect(_on_split_changed, dispatch_uid="annotations.split_changed")
     ground_truth_imported.connect(_on_ground_truth_imported, dispatch_uid="annotations.ground_truth_imported")

@@ -16,7 +16,7 @@ from django.db.models import Exists, OuterRef, QuerySet
 
 from imagestudio.common.errors import ValidationFailed
 
-from .models import ResampleMember, Sample
+from .models import Dataset, ResampleMember, Sample
 
 MAX_FILTER_IDS = 10_000  # ids one filter or bulk action may name
 
@@ -69,7 +69,7 @@ class SampleFilter:
 class ClassLookup:
     """A dataset's classes by name or id (a name wins over an id that spells the same digits)."""
 
-    def __init__(self, dataset):
+    def __init__(self, dataset: Dataset) -> None:
         self._by_ref = {}
         for label_class in dataset.classes.all():
             self._by_ref.setdefault(str(label_class.id), label_class.id)
@@ -104,7 +104,7 @@ def _resolve_each(key, conditions, resolve):
     return resolved
 
 
-def filter_parse(*, dataset, values: dict) -> SampleFilter:
+def filter_parse(*, dataset: Dataset, values: dict) -> SampleFilter:
     """Resolve raw conditions: `split`, `tag` (names or ids), `search`, `in_sample`, `ids` and the registered
     terms' keys (each a list of condition strings)."""
     classes = ClassLookup(dataset)
@@ -119,7 +119,7 @@ def filter_parse(*, dataset, values: dict) -> SampleFilter:
     )
 
 
-def sample_filter(*, dataset, spec: SampleFilter) -> QuerySet:
+def sample_filter(*, dataset: Dataset, spec: SampleFilter) -> QuerySet:
     queryset = Sample.objects.filter(dataset=dataset)
     if spec.split:
         queryset = queryset.filter(split=spec.split)
@@ -139,7 +139,7 @@ def sample_filter(*, dataset, spec: SampleFilter) -> QuerySet:
     return queryset
 
 
-def samples_select(*, dataset, sample_ids: list[int] | None = None, filter_values: dict | None = None) -> QuerySet:
+def samples_select(*, dataset: Dataset, sample_ids: list[int] | None = None, filter_values: dict | None = None) -> QuerySet:
     """The samples a bulk action touches: explicit ids (all of this dataset, or a ValidationFailed naming the
     strangers), or a filter."""
     if filter_values is not None:

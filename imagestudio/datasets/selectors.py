@@ -1,7 +1,10 @@
 """Reads: datasets visible to a user, roles, sample pages and details, and sample fields as columns."""
 
+from __future__ import annotations
+
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from django.db.models import Count, F, Prefetch, QuerySet
@@ -14,66 +17,69 @@ from imagestudio.common.ids import parse_id
 from .filters import SampleFilter, filter_term, sample_filter
 from .models import SPLIT_CODES, Comment, Dataset, DatasetMembership, LabelClass, Resample, Role, Sample, Tag
 
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
 SAMPLE_ORDERINGS = ("id", "external_id", "created_at", "width", "height", "bytes", "split")
 
 
-def datasets_for_user(*, user) -> QuerySet:
+def datasets_for_user(*, user: User) -> QuerySet:
     if user.is_superuser:
         return Dataset.objects.all()
     return Dataset.objects.filter(memberships__user=user)
 
 
-def dataset_list(*, user) -> QuerySet:
+def dataset_list(*, user: User) -> QuerySet:
     """The datasets a user may see, with their classes and counts, ordered."""
     classes = LabelClass.objects.select_related("dataset").prefetch_related("counts").order_by("id")
     return datasets_for_user(user=user).prefetch_related(Prefetch("classes", queryset=classes)).order_by("id")
 
 
-def dataset_get_visible(*, user, dataset_id: int | None) -> Dataset | None:
+def dataset_get_visible(*, user: User, dataset_id: int | None) -> Dataset | None:
     """The dataset if the user may see it; None alike for a missing one and another team's (no oracle)."""
     if dataset_id is None:
         return None
     return datasets_for_user(user=user).filter(pk=dataset_id).first()
 
 
-def dataset_roles(*, user) -> dict[int, str]:
+def dataset_roles(*, user: User) -> dict[int, str]:
     """Dataset id -> the user's role, for every dataset the user is a member of."""
     return dict(DatasetMembership.objects.filter(user=user).values_list("dataset_id", "role"))
 
 
-def label_class_list(*, dataset) -> QuerySet:
+def label_class_list(*, dataset: Dataset) -> QuerySet:
     return LabelClass.objects.filter(dataset=dataset).select_related("dataset").prefetch_related("counts").order_by("id")
 
 
-def membership_list(*, dataset) -> QuerySet:
+def membership_list(*, dataset: Dataset) -> QuerySet:
     return DatasetMembership.objects.filter(dataset=dataset).select_related("user").order_by("id")
 
 
-def tag_list(*, dataset) -> QuerySet:
+def tag_list(*, dataset: Dataset | int) -> QuerySet:
     return Tag.objects.filter(dataset=dataset).annotate(sample_count=Count("samples")).order_by("id")
 
 
-def tag_counted(*, tag) -> Tag:
+def tag_counted(*, tag: Tag) -> Tag:
     """The tag with its `sample_count`, as the list shows it."""
     return tag_list(dataset=tag.dataset_id).get(pk=tag.pk)
 
 
-def comment_list(*, dataset, sample) -> QuerySet:
+def comment_list(*, dataset: Dataset, sample: Sample) -> QuerySet:
     return Comment.objects.filter(sample=sample, sample__dataset=dataset).select_related("author").order_by("id")
 
 
-def resample_get(*, dataset, split) -> Resample | None:
+def resample_get(*, dataset: Dataset, split: str) -> Resample | None:
     return Resample.objects.filter(dataset=dataset, split=split).first()
 
 
-def dataset_role(*, user, dataset):
+def dataset_role(*, user: User, dataset: Dataset) -> str | None:
     """The user's role on the dataset, or None for a stranger. Superusers act as owners."""
     if user.is_superuser:
         return Role.OWNER
     return DatasetMembership.objects.filter(dataset=dataset, user=user).values_list("role", flat=True).first()
 
 
-def label_class_by_ref(*, dataset, ref):
+def label_class_by_ref(*, dataset: Dataset, ref: str | int) -> LabelClass | None:
     """A class of the dataset by name or id, or None."""
     classes = dataset.classes.all()
     by_name = next((c for c in classes if c.name == ref), None)
@@ -106,7 +112,7 @@ def _order(ordering, spec):
     return [ordering, "-id" if descending else "id"]
 
 
-def sample_count(*, dataset, spec: SampleFilter) -> tuple[int, bool]:
+def sample_count(*, dataset: Dataset, spec: SampleFilter) -> tuple[int, bool]:
     """(count, exact). Served from maintained counters when the filter allows, else counted up to COUNT_CAP."""
     splits = [spec.split] if spec.split else list(dataset.split_counts)
     if spec.plain and not spec.terms:
@@ -120,7 +126,8 @@ def sample_count(*, dataset, spec: SampleFilter) -> tuple[int, bool]:
     return min(counted, COUNT_CAP), counted <= COUNT_CAP
 
 
-def sample_page(*, dataset, spec: SampleFilter, ordering="id", limit=50, offset=0, after=None,
+def sample_page(*, dataset: Dataset, spec: SampleFilter, ordering: str = "id", limit: int = 50, offset: int = 0,
+                after: int | None = None,
                 prefetch: Iterable[Prefetch | str] = ()) -> SamplePage:
     """One page of the grid / data view: ids from the index first, then only those rows, with their tags and
     what `prefetch` adds (a downstream domain's relations, e.g. ground truth). `after` (an id, for id orderings)
@@ -137,7 +144,7 @@ def sample_page(*, dataset, spec: SampleFilter, ordering="id", limit=50, offset=
     return SamplePage(samples=[rows[i] for i in ids], count=count, count_exact=exact, has_more=has_more)
 
 
-def sample_get(*, dataset, sample_id: int | None, prefetch: Iterable[Prefetch | str] = ()) -> Sample | None:
+def sample_get(*, dataset: Dataset, sample_id: int | None, prefetch: Iterable[Prefetch | str] = ()) -> Sample | None:
     """One sample of the dataset with what `prefetch` names (e.g. tags, comments, a downstream domain's relations)."""
     if sample_id is None:
         return None
@@ -164,7 +171,7 @@ def _read_column(dataset, field):
     return np.array(ids, dtype=np.int64), np.array(splits, dtype=np.int8), np.array(values, dtype=object)
 
 
-def field_column(*, dataset, field) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def field_column(*, dataset: Dataset, field: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(ids, split codes, values) of one field over the dataset's samples, ascending by id."""
     version = Dataset.objects.filter(pk=dataset.pk).values_list("samples_version", flat=True).first()
     return _columns.get((dataset.pk, field), version, lambda: _read_column(dataset, field))

@@ -1,20 +1,28 @@
 """Writes on datasets, classes, members, tags, comments and samples."""
 
+from __future__ import annotations
+
 import contextlib
 import shutil
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from django.contrib.auth import get_user_model
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, QuerySet
 
 from imagestudio.common.errors import Conflict, ValidationFailed
 
 from .models import Comment, Dataset, DatasetMembership, LabelClass, ResampleMember, Role, Sample, Tag
 from .signals import sample_split_changed
 
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
-def dataset_create(*, user, name, description="", classes=(), auto_embed=False, auto_train=False):
+
+def dataset_create(*, user: User, name: str, description: str = "", classes: Iterable[str] = (),
+                   auto_embed: bool = False, auto_train: bool = False) -> Dataset:
     """A dataset owned by its creator, with its first classes."""
     with transaction.atomic():
         dataset = Dataset.objects.create(name=name, description=description, created_by=user, auto_embed=auto_embed,
@@ -25,14 +33,14 @@ def dataset_create(*, user, name, description="", classes=(), auto_embed=False, 
     return dataset
 
 
-def dataset_update(*, dataset, **fields):
+def dataset_update(*, dataset: Dataset, **fields: Any) -> Dataset:
     for name, value in fields.items():
         setattr(dataset, name, value)
     dataset.save(update_fields=[*fields, "updated_at"])
     return dataset
 
 
-def dataset_delete(*, dataset):
+def dataset_delete(*, dataset: Dataset) -> None:
     """Delete the dataset's rows, then its blobs once the deletion is committed."""
     folder = f"datasets/{dataset.id}"
 
@@ -45,7 +53,7 @@ def dataset_delete(*, dataset):
         transaction.on_commit(remove_blobs)
 
 
-def label_class_create(*, dataset, name, description=""):
+def label_class_create(*, dataset: Dataset, name: str, description: str = "") -> LabelClass:
     try:
         with transaction.atomic():
             return LabelClass.objects.create(dataset=dataset, name=name, description=description)
@@ -54,7 +62,7 @@ def label_class_create(*, dataset, name, description=""):
                        field="name") from None
 
 
-def label_class_update(*, label_class, **fields):
+def label_class_update(*, label_class: LabelClass, **fields: Any) -> LabelClass:
     try:
         with transaction.atomic():
             for name, value in fields.items():
@@ -66,12 +74,12 @@ def label_class_update(*, label_class, **fields):
     return label_class
 
 
-def label_class_delete(*, label_class):
+def label_class_delete(*, label_class: LabelClass) -> None:
     """Delete a class with its labels, LFs and counters (they cascade)."""
     label_class.delete()
 
 
-def user_by_username(username):
+def user_by_username(username: str) -> User:
     """The active user of that name; owners adding a member need to know when there is none."""
     user = get_user_model().objects.filter(username=username, is_active=True).first()
     if user is None:
@@ -79,7 +87,7 @@ def user_by_username(username):
     return user
 
 
-def membership_set(*, dataset, user, role):
+def membership_set(*, dataset: Dataset, user: User, role: str) -> tuple[DatasetMembership, bool]:
     """Add a member or change a member's role; the last owner cannot be demoted."""
     with transaction.atomic():
         membership = DatasetMembership.objects.select_for_update().filter(dataset=dataset, user=user).first()
@@ -92,7 +100,7 @@ def membership_set(*, dataset, user, role):
         return membership, False
 
 
-def membership_remove(*, membership):
+def membership_remove(*, membership: DatasetMembership) -> None:
     with transaction.atomic():
         if membership.role == Role.OWNER:
             _refuse_last_owner(membership.dataset, membership)
@@ -105,7 +113,7 @@ def _refuse_last_owner(dataset, membership):
         raise Conflict("A dataset keeps at least one owner; make someone else owner first.", code="last_owner")
 
 
-def sample_update(*, sample, split=None, metadata=None):
+def sample_update(*, sample: Sample, split: str | None = None, metadata: dict[str, Any] | None = None) -> Sample:
     """Move a sample to another split and / or replace its metadata."""
     with transaction.atomic():
         fields = []
@@ -125,13 +133,13 @@ def sample_update(*, sample, split=None, metadata=None):
     return sample
 
 
-def search_text(external_id, file_name, metadata):
+def search_text(external_id: str, file_name: str, metadata: Mapping[str, Any]) -> str:
     """The lower-cased text the metadata search matches against."""
     values = [external_id, file_name] + [str(v) for v in metadata.values() if v is not None]
     return " ".join(values).lower()
 
 
-def dataset_add_counts(*, dataset_id, counts):
+def dataset_add_counts(*, dataset_id: int, counts: Mapping[str, int]) -> None:
     """Add to the per-split sample counts under a row lock (concurrent imports add up correctly)."""
     with transaction.atomic():
         dataset = Dataset.objects.select_for_update().only("split_counts").get(pk=dataset_id)
@@ -141,7 +149,7 @@ def dataset_add_counts(*, dataset_id, counts):
         Dataset.objects.filter(pk=dataset_id).update(split_counts=merged, samples_version=F("samples_version") + 1)
 
 
-def tag_create(*, dataset, name):
+def tag_create(*, dataset: Dataset, name: str) -> Tag:
     try:
         with transaction.atomic():
             return Tag.objects.create(dataset=dataset, name=name)
@@ -149,7 +157,7 @@ def tag_create(*, dataset, name):
         raise Conflict(f"The dataset already has a tag named {name!r}.", code="duplicate_name", field="name") from None
 
 
-def tag_rename(*, tag, name):
+def tag_rename(*, tag: Tag, name: str) -> Tag:
     try:
         with transaction.atomic():
             tag.name = name
@@ -159,7 +167,7 @@ def tag_rename(*, tag, name):
     return tag
 
 
-def tag_apply(*, tag, samples):
+def tag_apply(*, tag: Tag, samples: QuerySet[Sample]) -> int:
     """Put the tag on the samples (a queryset of the tag's dataset). Returns how many gained it."""
     through = Sample.tags.through
     with transaction.atomic():
@@ -169,26 +177,26 @@ def tag_apply(*, tag, samples):
     return len(ids)
 
 
-def tag_remove(*, tag, samples):
+def tag_remove(*, tag: Tag, samples: QuerySet[Sample]) -> int:
     """Take the tag off the samples. Returns how many lost it."""
     through = Sample.tags.through
     deleted, _ = through.objects.filter(tag=tag, sample_id__in=samples.values("id")).delete()
     return deleted
 
 
-def tag_delete(*, tag):
+def tag_delete(*, tag: Tag) -> None:
     tag.delete()
 
 
-def comment_create(*, sample, author, body):
+def comment_create(*, sample: Sample, author: User | None, body: str) -> Comment:
     return Comment.objects.create(sample=sample, author=author, body=body)
 
 
-def comment_update(*, comment, body):
+def comment_update(*, comment: Comment, body: str) -> Comment:
     comment.body = body
     comment.save(update_fields=["body", "updated_at"])
     return comment
 
 
-def comment_delete(*, comment):
+def comment_delete(*, comment: Comment) -> None:
     comment.delete()

@@ -1,10 +1,14 @@
 """Computing embeddings (a Job on the `embeddings` queue), querying them, and dedicated resources."""
 
+from __future__ import annotations
+
 import io
 import queue
 import threading
 import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from django.conf import settings
@@ -22,7 +26,7 @@ from imagestudio.datasets.models import SPLIT_CODES, ResampleMember, Sample
 from imagestudio.jobs.services import job_progress
 
 from .matrix import score
-from .models import Embedding, EmbeddingSet, ResourceAllocation
+from .models import Embedding, EmbeddingSet, EncoderRecord, ResourceAllocation
 from .selectors import resource_idle_cutoff
 from .store import (
     allocation_touch,
@@ -34,13 +38,19 @@ from .store import (
     vectors_add,
 )
 
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
+    from imagestudio.datasets.models import Dataset
+    from imagestudio.jobs.models import Job
+
 MAX_QUERY_TEXT = 10_000  # characters; the tokenizer truncates further and says so
 
 
 # ---------------------------------------------------------------- computing
 
 
-def embeddings_start(*, dataset, user, encoder=None, split=None):
+def embeddings_start(*, dataset: Dataset, user: User, encoder: str | None = None, split: str | None = None) -> Job:
     """Queue the computation of missing vectors (or return the same job already in flight)."""
     config = check_encoder_settings(encoder)
     samples = Sample.objects.filter(dataset=dataset)
@@ -123,7 +133,7 @@ def _batches(encoder, todo, batch_size, pool):
                 time.sleep(0.01)
 
 
-def embeddings_run(job, progress=None):
+def embeddings_run(job: Job, progress: Callable[[float, str], None] | None = None) -> dict[str, Any]:
     """The embeddings job's body: vectors in every space of the encoder for every sample lacking one."""
     params = job.params
     encoder, records = encoder_records(params.get("encoder"))
@@ -190,12 +200,14 @@ def _crop(image, box):
     return image.crop((x0, y0, x1, y1))
 
 
-def default_space(*, text=None) -> str:
+def default_space(*, text: str | None = None) -> str:
     """Text queries live in the joint space; image and patch queries default to the visual one."""
     return "joint" if text is not None else "visual"
 
 
-def query_vector(*, dataset, encoder=None, text=None, sample_id=None, box=None, space=None):
+def query_vector(*, dataset: Dataset, encoder: str | None = None, text: str | None = None, sample_id: int | None = None,
+                 box: Sequence[int] | None = None,
+                 space: str | None = None) -> tuple[np.ndarray, EncoderRecord, dict[str, Any]]:
     """The unit vector of a text, a dataset image or a crop of one in `space` (default_space when None), with
     the record of the vectors it is to be compared with, and notes (e.g. truncation)."""
     space = space or default_space(text=text)
@@ -225,7 +237,8 @@ def query_vector(*, dataset, encoder=None, text=None, sample_id=None, box=None, 
     return loaded.encode_image_spaces(loaded.preprocess(image).unsqueeze(0))[record.space][0], record, notes
 
 
-def scores_for(*, dataset, record, vector, split=None, in_sample=False):
+def scores_for(*, dataset: Dataset, record: EncoderRecord, vector: np.ndarray, split: str | None = None,
+               in_sample: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """(sample ids, scores) of every embedded sample of the split (or its active resample): one product."""
     matrix = matrix_get(dataset=dataset, record=record)
     allocation_touch(dataset=dataset, record=record)
@@ -244,8 +257,9 @@ def scores_for(*, dataset, record, vector, split=None, in_sample=False):
     return matrix.sample_ids[rows], scores[rows]
 
 
-def embeddings_search(*, dataset, encoder=None, text=None, sample_id=None, box=None, split=None, in_sample=False,
-                      limit=50, space=None):
+def embeddings_search(*, dataset: Dataset, encoder: str | None = None, text: str | None = None,
+                      sample_id: int | None = None, box: Sequence[int] | None = None, split: str | None = None,
+                      in_sample: bool = False, limit: int = 50, space: str | None = None) -> dict[str, Any]:
     """The samples most similar to a text, an image or a crop, best first."""
     vector, record, notes = query_vector(dataset=dataset, encoder=encoder, text=text, sample_id=sample_id, box=box,
                                          space=space)
@@ -258,7 +272,7 @@ def embeddings_search(*, dataset, encoder=None, text=None, sample_id=None, box=N
 # ---------------------------------------------------------------- dedicated resources
 
 
-def resources_expire():
+def resources_expire() -> None:
     """Release allocations idle longer than RESOURCE_IDLE_SECONDS (periodically, and before each allocation)."""
     cutoff = resource_idle_cutoff()
     for dataset_id, encoder_id in ResourceAllocation.objects.filter(last_used_at__lt=cutoff).values_list(
@@ -267,7 +281,7 @@ def resources_expire():
     ResourceAllocation.objects.filter(last_used_at__lt=cutoff).delete()
 
 
-def resource_allocate(*, dataset, user, encoder=None):
+def resource_allocate(*, dataset: Dataset, user: User, encoder: str | None = None) -> ResourceAllocation:
     """Pin the dataset's matrices (every space the encoder stores) in memory within the server-wide budget
     (409 when it is exhausted). Returns the joint space's allocation."""
     _, records = encoder_records(encoder)
@@ -297,7 +311,7 @@ def resource_allocate(*, dataset, user, encoder=None):
     return allocations[joint]
 
 
-def resource_release(*, dataset):
+def resource_release(*, dataset: Dataset) -> None:
     allocations = list(ResourceAllocation.objects.filter(dataset=dataset))
     if not allocations:
         raise NotFound("This dataset holds no dedicated resources.", code="not_allocated")

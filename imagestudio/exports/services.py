@@ -1,9 +1,13 @@
 """CSV exports as jobs: rows are written chunk by chunk to a file, never all held in memory."""
 
+from __future__ import annotations
+
 import csv
 import os
 import tempfile
 import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from django.core.files import File
@@ -22,6 +26,12 @@ from imagestudio.training.selectors import artifact_arrays, ready_model
 
 from .models import Export
 
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
+    from imagestudio.datasets.models import Dataset
+    from imagestudio.jobs.models import Job
+
 EXPORT_TASK = "workers.tasks.exports.write_export"
 SAMPLE_COLUMNS = ("id", "external_id", "file_name", "split", "width", "height", "format", "bytes", "sha256",
                   "created_at")
@@ -30,8 +40,9 @@ CHUNK = 5000
 MAX_FIELDS = 200
 
 
-def export_start(*, dataset, user, kind, columns=None, fields=(), splits=None, ground_truth=True, model=None,
-                 training_set=None):
+def export_start(*, dataset: Dataset, user: User, kind: str, columns: Sequence[str] | None = None,
+                 fields: Sequence[str] = (), splits: Sequence[str] | None = None, ground_truth: bool = True,
+                 model: int | None = None, training_set: int | None = None) -> Export:
     """Validate what the CSV will hold and queue the job that writes it."""
     columns = list(columns or DEFAULT_COLUMNS)
     unknown = [c for c in columns if c not in SAMPLE_COLUMNS]
@@ -61,7 +72,7 @@ def export_start(*, dataset, user, kind, columns=None, fields=(), splits=None, g
     return export
 
 
-def export_run(job):
+def export_run(job: Job) -> dict[str, Any]:
     export = Export.objects.select_related("dataset").get(pk=job.params["export"])
     params, dataset = export.params, export.dataset
     classes = list(LabelClass.objects.filter(dataset=dataset).order_by("id"))
@@ -148,6 +159,6 @@ def _write_chunk(writer, chunk, params, classes, model_arrays, ts_arrays, words)
     return len(chunk)
 
 
-def export_file(export):
+def export_file(export: Export) -> File:
     """The stored CSV as an open binary stream."""
     return default_storage.open(export.file, "rb")

@@ -5,16 +5,24 @@ after its worker died is claimed again and resumes, because every task only does
 Cancelling is cooperative: the task checks `job_should_stop` between batches.
 """
 
+from __future__ import annotations
+
 import logging
+import uuid
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Model
 from django.utils import timezone
 from kombu.exceptions import OperationalError as KombuOperationalError
 
 from imagestudio.common.errors import Conflict, ServiceUnavailable
 
 from .models import ACTIVE_STATUSES, Job, JobStatus
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 logger = logging.getLogger(__name__)
 
@@ -43,8 +51,9 @@ def _run_eagerly(task_name, job_id):
     app.tasks[task_name].apply(args=[str(job_id)])
 
 
-def job_enqueue(*, kind, task_name, dataset=None, creator=None, params=None, dedupe_key="",
-                dedupe_statuses=ACTIVE_STATUSES, check_queue=True):
+def job_enqueue(*, kind: str, task_name: str, dataset: Model | None = None, creator: User | None = None,
+                params: dict[str, Any] | None = None, dedupe_key: str = "",
+                dedupe_statuses: Iterable[str] = ACTIVE_STATUSES, check_queue: bool = True) -> tuple[Job, bool]:
     """Create a Job (or return the one with the same dedupe key in `dedupe_statuses`) and enqueue it on commit.
     `check_queue=False` when the caller already pinged the broker for this request."""
     from imagestudio.celery import app
@@ -68,7 +77,7 @@ def job_enqueue(*, kind, task_name, dataset=None, creator=None, params=None, ded
     return job, True
 
 
-def queue_check():
+def queue_check() -> None:
     """Refuse async work early, with a clear error, when the broker cannot be reached."""
     from imagestudio.celery import app
 
@@ -84,7 +93,7 @@ def queue_check():
         ) from exc
 
 
-def job_claim(*, job_id):
+def job_claim(*, job_id: uuid.UUID | str) -> Job | None:
     """Mark the job running for this delivery. Returns the job, or None when it must not run."""
     now = timezone.now()
     claimed = Job.objects.filter(pk=job_id, status__in=ACTIVE_STATUSES).update(
@@ -96,11 +105,11 @@ def job_claim(*, job_id):
     return Job.objects.get(pk=job_id)
 
 
-def job_should_stop(*, job_id):
+def job_should_stop(*, job_id: uuid.UUID | str) -> bool:
     return Job.objects.filter(pk=job_id).values_list("status", flat=True).first() != JobStatus.RUNNING
 
 
-def job_progress(*, job_id, progress, message=""):
+def job_progress(*, job_id: uuid.UUID | str, progress: float, message: str = "") -> None:
     """Record progress; raise JobCancelled when the job was cancelled meanwhile."""
     updated = Job.objects.filter(pk=job_id, status=JobStatus.RUNNING).update(
         progress=max(0.0, min(1.0, progress)), message=message[:500], updated_at=timezone.now()
@@ -109,7 +118,7 @@ def job_progress(*, job_id, progress, message=""):
         raise JobCancelled(job_id)
 
 
-def job_succeed(*, job_id, result, message="done"):
+def job_succeed(*, job_id: uuid.UUID | str, result: dict[str, Any], message: str = "done") -> None:
     Job.objects.filter(pk=job_id, status=JobStatus.RUNNING).update(
         status=JobStatus.SUCCEEDED,
         progress=1.0,
@@ -119,14 +128,14 @@ def job_succeed(*, job_id, result, message="done"):
     )
 
 
-def job_fail(*, job_id, error, result=None):
+def job_fail(*, job_id: uuid.UUID | str, error: str, result: dict[str, Any] | None = None) -> None:
     updates = {"status": JobStatus.FAILED, "error": str(error), "finished_at": timezone.now()}
     if result is not None:
         updates["result"] = result
     Job.objects.filter(pk=job_id, status__in=ACTIVE_STATUSES).update(**updates)
 
 
-def job_cancel(*, job):
+def job_cancel(*, job: Job) -> Job:
     """Cancel a queued or running job; a finished one cannot be cancelled."""
     updated = Job.objects.filter(pk=job.pk, status__in=ACTIVE_STATUSES).update(
         status=JobStatus.CANCELLED, finished_at=timezone.now(), message="cancelled"
@@ -138,7 +147,7 @@ def job_cancel(*, job):
     return job
 
 
-def run_job(job_id, work):
+def run_job(job_id: uuid.UUID | str, work: Callable[[Job], dict[str, Any]]) -> None:
     """The common body of every task: claim, run `work(job)`, record success, failure or cancellation.
 
     `work` returns the result dict. Unexpected errors are recorded on the job and not re-raised, so

@@ -1,6 +1,8 @@
 """Sample filter terms on LF votes: `lf_vote=<lf id>:<PRESENT|ABSENT|ABSTAIN>` and `lf_conflict=<class>` (the
 class's active LFs disagree on the sample)."""
 
+from __future__ import annotations
+
 from django.db.models import Exists, OuterRef
 
 from imagestudio.common.ids import parse_id
@@ -33,7 +35,7 @@ def _apply_conflict(queryset, class_id):
     return queryset.filter(Exists(votes.filter(vote=PRESENT)), Exists(votes.filter(vote=ABSENT)))
 
 
-def register():
+def register() -> None:
     filter_term_register(FilterTerm(key="lf_vote", resolve=_resolve_vote, apply=_apply_vote))
     filter_term_register(FilterTerm(key="lf_conflict", resolve=lambda dataset, ref, classes: classes(ref),
                                     apply=_apply_conflict))

@@ -1,6 +1,9 @@
 """Reads of labeling functions: their materialized votes as arrays, and the per-LF summary."""
 
+from __future__ import annotations
+
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 from django.db.models import QuerySet
@@ -12,8 +15,11 @@ from imagestudio.datasets.models import LabelClass, Sample
 from . import metrics
 from .models import LabelingFunction, LFVote
 
+if TYPE_CHECKING:
+    from imagestudio.datasets.models import Dataset
 
-def lf_list(*, dataset, label_class=None, active: bool | None = None) -> QuerySet:
+
+def lf_list(*, dataset: Dataset, label_class: LabelClass | None = None, active: bool | None = None) -> QuerySet:
     """The dataset's LFs, oldest first; optionally one class's, or only (in)active ones."""
     lfs = LabelingFunction.objects.filter(dataset=dataset).select_related("label_class", "author").order_by("id")
     if label_class is not None:
@@ -46,7 +52,7 @@ def lf_rows(lfs: Sequence[LabelingFunction], label_class: LabelClass, votes: np.
              **stats} for lf, stats in zip(lfs, metrics.lf_vote_stats(votes, truth), strict=True)]
 
 
-def lf_summary(*, dataset, split: str | None = None, label_class: LabelClass | None = None,
+def lf_summary(*, dataset: Dataset, split: str | None = None, label_class: LabelClass | None = None,
                active_only: bool = False) -> dict:
     """Per LF on a split: polarity, coverage, overlaps and conflicts with the other LFs of its class,
     and precision against ground truth with its Wilson interval (snorkel's LFAnalysis, per class)."""

@@ -1,7 +1,10 @@
 """Labeling functions: validate, score, preview on a histogram, save with materialized votes, summarize."""
 
+from __future__ import annotations
+
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from django.db import IntegrityError, connection, transaction
@@ -23,6 +26,12 @@ from . import metrics
 from .models import SIMILARITY_TYPES, LabelingFunction, LFType, LFVote
 from .patterns import PatternError, pattern_scores, validate_pattern
 from .score_sources import score_source
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
+    from imagestudio.datasets.models import Dataset, LabelClass
+    from imagestudio.jobs.models import Job
 
 MAX_BINS = 200
 MAX_TOP = 500
@@ -71,7 +80,8 @@ def _similarity_config(dataset, type, config):
     return clean
 
 
-def validate_rule(*, dataset, label_class, type, config, low, high):
+def validate_rule(*, dataset: Dataset, label_class: LabelClass, type: str, config: Any, low: float | None,
+                  high: float | None) -> dict[str, Any]:
     """A normalized config for the type, or ValidationFailed naming the field at fault."""
     if label_class.dataset_id != dataset.id:
         raise ValidationFailed("The class belongs to another dataset.", field="label_class")
@@ -94,7 +104,8 @@ def validate_rule(*, dataset, label_class, type, config, low, high):
     raise ValidationFailed(f"Unknown LF type {type!r}.", field="type")
 
 
-def rule_scores(*, dataset, rule, split=None, in_sample=False):
+def rule_scores(*, dataset: Dataset, rule: Rule, split: str | None = None,
+                in_sample: bool = False) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """(sample ids ascending, float32 scores, notes) of the rule over a split (or the whole dataset)."""
     if rule.type in SIMILARITY_TYPES:
         # LFs saved before spaces existed scored in the joint space, and keep doing so.
@@ -125,7 +136,8 @@ def rule_scores(*, dataset, rule, split=None, in_sample=False):
     return ids[rows], scores, {}
 
 
-def lf_preview(*, dataset, rule, split=None, in_sample=False, bins=40, top=50, min_precision=0.9):
+def lf_preview(*, dataset: Dataset, rule: Rule, split: str | None = None, in_sample: bool = False, bins: int = 40,
+               top: int = 50, min_precision: float = 0.9) -> dict[str, Any]:
     """Everything the histogram view needs for a rule on a split, computed from one scoring pass."""
     started = time.perf_counter()
     ids, scores, notes = rule_scores(dataset=dataset, rule=rule, split=split, in_sample=in_sample)
@@ -158,7 +170,7 @@ def _rule_of(lf):
                 invert=lf.invert)
 
 
-def lf_materialize(*, lf):
+def lf_materialize(*, lf: LabelingFunction) -> dict[str, int]:
     """Score the LF over the whole dataset and store its non-abstain votes.
 
     Only the difference with the stored votes is written: a threshold nudge or a refresh after new samples
@@ -197,7 +209,9 @@ def _insert_votes(lf_id, present, absent):
     copy_id_rows(LFVote, ("lf_id", "sample_id", "vote"), [((lf_id,), present, (1,)), ((lf_id,), absent, (-1,))])
 
 
-def lf_create(*, dataset, user, label_class, name, type, config, low=None, high=None, invert=False, active=True):
+def lf_create(*, dataset: Dataset, user: User | None, label_class: LabelClass, name: str, type: str, config: Any,
+              low: float | None = None, high: float | None = None, invert: bool = False,
+              active: bool = True) -> LabelingFunction:
     config = validate_rule(dataset=dataset, label_class=label_class, type=type, config=config, low=low, high=high)
     try:
         with transaction.atomic():
@@ -216,7 +230,7 @@ def _lfs_changed(lf, user):
     pipeline.after_lfs_changed(dataset=lf.dataset, label_class=lf.label_class, user=user)
 
 
-def lf_delete(*, lf, user=None):
+def lf_delete(*, lf: LabelingFunction, user: User | None = None) -> None:
     with transaction.atomic():
         lf.delete()
         if lf.active:
@@ -226,7 +240,8 @@ def lf_delete(*, lf, user=None):
 RULE_FIELDS = ("type", "config", "low", "high", "invert", "label_class")
 
 
-def lf_update(*, lf, user=None, expected_version=None, **changes):
+def lf_update(*, lf: LabelingFunction, user: User | None = None, expected_version: int | None = None,
+              **changes: Any) -> LabelingFunction:
     """Edit an LF; rule edits re-materialize its votes. A stale `expected_version` is a 409."""
     with transaction.atomic():
         current = LabelingFunction.objects.select_for_update().select_related("label_class", "dataset").get(pk=lf.pk)
@@ -255,7 +270,7 @@ def lf_update(*, lf, user=None, expected_version=None, **changes):
     return current
 
 
-def lfs_refresh_run(job):
+def lfs_refresh_run(job: Job) -> dict[str, Any]:
     lfs = list(LabelingFunction.objects.filter(dataset=job.dataset).select_related("label_class", "dataset"))
     refreshed, failed = {}, {}
     for index, lf in enumerate(lfs):

@@ -1,6 +1,8 @@
 """Sample filter term on a model's predictions: `prediction=<model id>:<class>:<PRESENT|ABSENT|TP|FP|FN|TN>`;
 TP..TN compare the prediction with the ground truth."""
 
+from __future__ import annotations
+
 from django.db.models import Exists, OuterRef
 
 from imagestudio.annotations.models import Annotation, GroundTruthValue
@@ -39,5 +41,5 @@ def _apply(queryset, value):
     return queryset
 
 
-def register():
+def register() -> None:
     filter_term_register(FilterTerm(key="prediction", resolve=_resolve, apply=_apply))

@@ -34,7 +34,7 @@ class Listing(Protocol):
 class StagedFiles:
     """Uploaded files staged in default_storage, listed in upload order."""
 
-    def __init__(self, staged: list[dict], *, max_member_bytes: int):
+    def __init__(self, staged: list[dict], *, max_member_bytes: int) -> None:
         self.max_member_bytes = max_member_bytes
         self.refused = []
         self._keys = {}
@@ -44,13 +44,13 @@ class StagedFiles:
             else:
                 self._keys[entry["name"]] = entry["key"]
 
-    def entries(self):
+    def entries(self) -> list[Entry]:
         return [Entry(name) for name in self._keys]
 
-    def read(self, name):
+    def read(self, name: str) -> bytes:
         return read_staged(self._keys[name], self.max_member_bytes)
 
-    def close(self):
+    def close(self) -> None:
         pass
 
 

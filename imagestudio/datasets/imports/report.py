@@ -3,14 +3,22 @@
 result keeps exact counts and up to MAX_REPORTED entries per list; the complete per-file report (JSON lines) is
 written as it goes and stored as a file when the result cannot hold all of it."""
 
+from __future__ import annotations
+
 import json
 import tempfile
 from collections import Counter
+from typing import TYPE_CHECKING
 
 from django.core.files import File
 from django.core.files.storage import default_storage
 
 from .storable import safe_text
+
+if TYPE_CHECKING:
+    import uuid
+
+    from imagestudio.jobs.models import Job
 
 MAX_REPORTED = 1000  # per-file entries kept in a job result; the counts stay exact
 REPORTS_ROOT = "import-reports"
@@ -23,16 +31,16 @@ class ImportAccountingError(RuntimeError):
 class ImportReport:
     """Use as a context manager: the full report lives in a temporary file until `save_full`."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.counts = Counter()
         self.annotations = 0
         self.lists = {"duplicate_files": [], "error_files": [], "stripped_files": []}
         self._full = tempfile.TemporaryFile("w+", encoding="utf-8")
 
-    def __enter__(self):
+    def __enter__(self) -> ImportReport:
         return self
 
-    def __exit__(self, *exc_info):
+    def __exit__(self, *exc_info: object) -> None:
         self._full.close()
 
     def _add(self, outcome, list_name, entry):
@@ -82,7 +90,7 @@ class ImportReport:
                           or stripped > len(self.lists["stripped_files"])),
         }
 
-    def save_full(self, job_id) -> str:
+    def save_full(self, job_id: uuid.UUID | str) -> str:
         """Store the complete per-file report; returns its storage key (one per job: a resumed run replaces it)."""
         key = f"{REPORTS_ROOT}/{job_id}.jsonl"
         default_storage.delete(key)
@@ -90,7 +98,7 @@ class ImportReport:
         return default_storage.save(key, File(self._full, name=f"{job_id}.jsonl"))
 
 
-def report_open(*, job):
+def report_open(*, job: Job) -> File | None:
     """The stored per-file report of an import job as an open binary stream, or None when it has none."""
     key = (job.result or {}).get("report_file") if job.kind == "import" else None
     if not key:

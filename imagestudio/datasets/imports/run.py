@@ -2,8 +2,11 @@
 (dedupe.decide), store it (store.batch_store) and report every file. Re-running the job, or resuming one whose
 worker died, adds nothing twice: stored samples of this job count as created again, the rest as duplicates."""
 
+from __future__ import annotations
+
 import time
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 
@@ -19,10 +22,13 @@ from .report import ImportReport
 from .staging import staging_remove
 from .store import Validated, batch_store, external_ids_taken, stored_twins
 
+if TYPE_CHECKING:
+    from imagestudio.jobs.models import Job
+
 BATCH_SIZE = 32
 
 
-def import_run(job) -> dict:
+def import_run(job: Job) -> dict:
     """Returns the job's result: exact counts per bucket and per-file reasons."""
     started = time.monotonic()
     classes_by_name = {c.name: c for c in LabelClass.objects.filter(dataset=job.dataset)}

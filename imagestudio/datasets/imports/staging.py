@@ -1,5 +1,7 @@
 """Files an import reads before it runs: uploads staged in default_storage, and paths below IMPORT_ROOT."""
 
+from __future__ import annotations
+
 import contextlib
 import os
 import shutil
@@ -8,6 +10,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.core.files.storage import default_storage
@@ -18,6 +21,9 @@ from imagestudio.jobs.models import ACTIVE_STATUSES, Job
 
 from ..sources import SourceError
 
+if TYPE_CHECKING:
+    from django.core.files import File
+
 STAGING_ROOT = "staging"
 MANIFEST_SUFFIXES = (".csv", ".jsonl", ".ndjson")
 
@@ -27,7 +33,7 @@ def staging_prefix() -> str:
     return f"{STAGING_ROOT}/{uuid.uuid4().hex}"
 
 
-def stage(prefix: str, name: str, content) -> str:
+def stage(prefix: str, name: str, content: File) -> str:
     """Save an uploaded file below `prefix` under a safe name; returns its storage key."""
     safe = "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in os.path.basename(name))[:100] or "file"
     return default_storage.save(f"{prefix}/{uuid.uuid4().hex[:8]}_{safe}", content)

@@ -1,6 +1,10 @@
 """Starting an import (web side): check the queue once, stage what the request sent and record the job, in one
 transaction. Staged files never outlive a refused or failed request."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from django.conf import settings
 from django.db import transaction
 
@@ -11,11 +15,17 @@ from imagestudio.jobs.services import job_enqueue, queue_check
 from .dedupe import DuplicatePolicy
 from .staging import MANIFEST_SUFFIXES, resolve_server_path, stage, staging_prefix, staging_remove
 
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+    from django.core.files import File
+
+    from ..models import Dataset
+
 IMPORT_TASK = "workers.tasks.imports.run_import"
 
 
-def import_start(*, dataset, user, split: str, files: list | None = None, archive=None, path: str | None = None,
-                 manifest=None, metadata: dict | None = None,
+def import_start(*, dataset: Dataset, user: User, split: str, files: list | None = None, archive: File | None = None,
+                 path: str | None = None, manifest: File | None = None, metadata: dict | None = None,
                  duplicates: DuplicatePolicy = DuplicatePolicy.KEEP_FIRST) -> Job:
     """Queue the import of uploaded image files, an uploaded zip / tar archive, or a directory or manifest below
     the operator's IMPORT_ROOT (exactly one of `files`, `archive`, `path`). `duplicates` settles a duplicate

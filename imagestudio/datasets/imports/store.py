@@ -2,9 +2,12 @@
 (dataset, sha256) and (dataset, external_id): a row another import stored first is skipped (ON CONFLICT DO
 NOTHING) and read back, never retried."""
 
+from __future__ import annotations
+
 import os
 from collections import Counter
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
@@ -16,6 +19,11 @@ from ..services import dataset_add_counts, search_text
 from ..signals import ground_truth_imported, ground_truth_requested
 from .dedupe import Additions, StoredTwin
 from .plan import Item
+
+if TYPE_CHECKING:
+    from imagestudio.jobs.models import Job
+
+    from ..models import Dataset
 
 
 @dataclass(frozen=True)
@@ -33,7 +41,7 @@ class StoredBatch:
     annotations: int
 
 
-def stored_twins(*, dataset, job, sha256s: list[str]) -> dict[str, StoredTwin]:
+def stored_twins(*, dataset: Dataset, job: Job, sha256s: list[str]) -> dict[str, StoredTwin]:
     rows = list(Sample.objects.filter(dataset=dataset, sha256__in=sha256s).values_list(
         "sha256", "id", "external_id", "import_job_id", "split", "metadata"))
     labels = _stored_ground_truth(dataset, [row[1] for row in rows])
@@ -50,12 +58,12 @@ def _stored_ground_truth(dataset, sample_ids):
     return labels
 
 
-def external_ids_taken(*, dataset, external_ids: list[str]) -> set[str]:
+def external_ids_taken(*, dataset: Dataset, external_ids: list[str]) -> set[str]:
     return set(Sample.objects.filter(dataset=dataset, external_id__in=external_ids)
                .values_list("external_id", flat=True))
 
 
-def batch_store(*, job, dataset, new: list[Validated], merges: dict[str, Additions],
+def batch_store(*, job: Job, dataset: Dataset, new: list[Validated], merges: dict[str, Additions],
                 classes_by_name: dict) -> StoredBatch:
     """Store blobs and rows of new samples and merge duplicates into their twins, in one transaction; a row
     another import stored first is left out of `sample_ids`. Blobs this call wrote are removed again when the
