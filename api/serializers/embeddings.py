@@ -2,7 +2,7 @@ from rest_framework import serializers
 
 from api.limits import MAX_INT
 from imagestudio.datasets.models import Split
-from imagestudio.embeddings.encoders import ENCODER_KEYS
+from imagestudio.embeddings.encoders import ENCODER_KEYS, SPACES
 from imagestudio.embeddings.models import EmbeddingSet, ResourceAllocation
 
 MAX_SEARCH_LIMIT = 1000
@@ -12,12 +12,14 @@ class EmbeddingCoverageSerializer(serializers.ModelSerializer):
     encoder = serializers.CharField(source="encoder.key")
     identity = serializers.CharField(source="encoder.identity")
     dim = serializers.IntegerField(source="encoder.dim")
+    space = serializers.ChoiceField(source="encoder.space", choices=SPACES,
+                                    help_text="joint: texts and images; visual: the image network's own features.")
     samples = serializers.SerializerMethodField(help_text="Samples in the dataset.")
     coverage = serializers.SerializerMethodField(help_text="Share of the dataset's samples with a vector.")
 
     class Meta:
         model = EmbeddingSet
-        fields = ["encoder", "identity", "dim", "count", "samples", "coverage", "version", "updated_at"]
+        fields = ["encoder", "identity", "dim", "space", "count", "samples", "coverage", "version", "updated_at"]
         read_only_fields = fields
 
     def get_samples(self, state) -> int:
@@ -51,6 +53,8 @@ class SimilaritySearchSerializer(serializers.Serializer):
     split = serializers.ChoiceField(choices=Split.choices, required=False)
     in_sample = serializers.BooleanField(required=False, default=False)
     limit = serializers.IntegerField(required=False, default=50, min_value=1, max_value=MAX_SEARCH_LIMIT)
+    space = serializers.ChoiceField(choices=SPACES, required=False,
+                                    help_text="Default: joint for a text, visual for an image or a crop.")
 
     def validate(self, attrs):
         if ("text" in attrs) == ("sample_id" in attrs):

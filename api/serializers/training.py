@@ -2,7 +2,7 @@ from rest_framework import serializers
 
 from api.limits import MAX_INT
 from imagestudio.datasets.models import Split
-from imagestudio.embeddings.encoders import ENCODER_KEYS
+from imagestudio.embeddings.encoders import ENCODER_KEYS, SPACES
 from imagestudio.training.models import PREDICTION_LABELS, FastModel, TrainingSet
 
 
@@ -67,6 +67,9 @@ class FastModelCreateSerializer(serializers.Serializer):
                                             help_text="At most this many negatives per positive (sampled).")
     seed = serializers.IntegerField(required=False, default=0, min_value=0, max_value=2**31 - 1)
     encoder = serializers.ChoiceField(choices=ENCODER_KEYS, required=False)
+    space = serializers.ChoiceField(choices=SPACES, required=False, default="visual",
+                                    help_text="Features to train on: the image network's own (visual, default) or the "
+                                              "joint text-image space.")
 
 
 class PredictionSerializer(serializers.Serializer):

@@ -75,14 +75,19 @@ def encoder_records(key=None):
 
 
 def vectors_add(*, dataset, record, sample_ids, vectors):
-    """Store vectors (ignoring samples that already have one) and bump the set's version."""
+    """Store vectors (ignoring samples that already have one), bump the set's version; returns how many were new."""
     vectors = np.asarray(vectors, dtype=VECTOR_DTYPE)
+    fresh = [(int(i), v) for i, v in zip(sample_ids, vectors, strict=True)]
     with transaction.atomic():
+        # ignore_conflicts hides which rows were new: leave out the ones already stored, then count.
+        stored = set(Embedding.objects.filter(encoder=record, sample_id__in=[i for i, _ in fresh])
+                     .values_list("sample_id", flat=True))
         created = Embedding.objects.bulk_create(
-            [Embedding(sample_id=int(i), encoder=record, vector=v.tobytes()) for i, v in zip(sample_ids, vectors,
-                                                                                                  strict=True)],
+            [Embedding(sample_id=i, encoder=record, vector=v.tobytes()) for i, v in fresh if i not in stored],
             ignore_conflicts=True,
         )
+        if not created:
+            return 0
         EmbeddingSet.objects.get_or_create(dataset=dataset, encoder=record)
         # Recount rather than add: ignore_conflicts hides how many rows were really new.
         count = Embedding.objects.filter(encoder=record, sample__dataset=dataset).count()

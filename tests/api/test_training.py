@@ -123,6 +123,11 @@ def test_fast_model_metrics_predictions_filters_and_model_lf(api, world):
     valid = model["metrics"]["cat"]["valid"]
     assert valid["labeled"] == 10 and set(valid["confusion"]) == {"tp", "fp", "fn", "tn"}
     assert sum(valid["confusion"].values()) == 10 and valid["roc_auc"] is not None
+    assert model["params"]["space"] == "visual"  # open_clip serves it from its joint vectors
+    # the ceiling: the same features on the ground truth of train (every third sample) and dev, same valid rows
+    ceiling = model["metrics"]["cat"]["ceiling"]
+    assert ceiling["trained_on"] == 10 + 10 and ceiling["valid"]["labeled"] == 10
+    assert set(ceiling["cv_f1_by_C"]) == {"0.1", "1.0", "10.0"} and str(ceiling["C"]) in ceiling["cv_f1_by_C"]
     predictions = api.get(f"/api/datasets/{dataset.id}/models/{model['id']}/predictions/?limit=100").json()
     assert predictions["count"] == 50
     rows = {r["sample_id"]: r for r in predictions["results"]}

@@ -138,3 +138,14 @@ def test_label_model_report_names_lfs_and_scores_candidates_on_valid():
 
 def test_label_counts():
     assert fitting.label_counts(np.array([1, -1, 0, 1, 0], np.int8)) == {"covered": 3, "present": 2, "absent": 1}
+
+
+def test_ceiling_c_by_cross_validation_is_the_best_cv_f1_then_one_fit_on_all():
+    rng = np.random.default_rng(9)
+    features = rng.normal(size=(300, 8)).astype(np.float32)
+    positive = features[:, 0] + 0.5 * rng.normal(size=300) > 0.3
+    fit = fitting.select_c_by_cv(features, positive, seed=0)
+    assert set(fit.dev_f1_by_c) == {str(c) for c in fitting.C_GRID}
+    assert fit.dev_f1_by_c[str(fit.c_value)] == max(fit.dev_f1_by_c.values())
+    cold = fitting.fit_logistic(features, positive, fit.c_value, seed=0)
+    assert np.allclose(fit.coef, cold.coef_[0], atol=1e-3)
