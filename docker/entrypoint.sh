@@ -2,6 +2,7 @@
 # Container entrypoint. First argument picks the role:
 #   web      migrate, collectstatic, then gunicorn (extra arguments go to gunicorn)
 #   worker   celery worker (extra arguments go to celery); web owns migrations
+#   beat     the periodic tasks' scheduler (CELERY_BEAT_SCHEDULE): exactly one per deployment
 #   migrate  apply migrations and exit
 #   other    run it as a command, e.g. `python manage.py createsuperuser` or `bash`
 set -euo pipefail
@@ -57,6 +58,10 @@ case "${role}" in
             -Q "${CELERY_QUEUES:-default,embeddings,training}" \
             --concurrency "${WORKER_CONCURRENCY:-1}" \
             "$@"
+        ;;
+    beat)
+        exec celery -A imagestudio beat --loglevel="${LOG_LEVEL:-INFO}" \
+            --schedule "${CELERY_BEAT_SCHEDULE_FILE:-/tmp/celerybeat-schedule}" "$@"
         ;;
     migrate)
         exec python manage.py migrate --noinput "$@"

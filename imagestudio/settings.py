@@ -237,6 +237,8 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE = {
     "imports-sweep-orphans": {"task": "workers.tasks.imports.sweep_orphans", "schedule": 3600.0,
                               "kwargs": {"older_than_seconds": 86_400}},
+    # Reads never write: idle allocations leave the list at once and are released here (and on allocation).
+    "resources-expire": {"task": "workers.tasks.embeddings.expire_resources", "schedule": 60.0},
 }
 
 LOGGING = {

@@ -180,6 +180,14 @@ def test_idle_allocations_are_released(api, dataset, tiny_clip, settings):
     api.post(f"/api/datasets/{dataset.id}/resources/", {}, format="json")
     settings.RESOURCE_IDLE_SECONDS = -1
     assert api.get(f"/api/datasets/{dataset.id}/resources/").json()["count"] == 0
+    # the read wrote nothing: the periodic task releases the idle allocation and its pinned matrix
+    from imagestudio.embeddings.models import ResourceAllocation
+    from imagestudio.embeddings.store import cache_held
+    from workers.tasks.embeddings import expire_resources
+
+    assert ResourceAllocation.objects.filter(dataset=dataset).count() == 1 and cache_held()
+    expire_resources.apply()
+    assert not ResourceAllocation.objects.filter(dataset=dataset).exists() and not cache_held()
 
 
 def test_management_command_embeds_with_progress(api, dataset, tiny_clip, capsys):
