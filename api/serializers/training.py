@@ -106,8 +106,9 @@ class NextSampleSerializer(serializers.Serializer):
 class ClassAnalysisSerializer(serializers.Serializer):
     label_class = serializers.CharField()
     lfs = serializers.DictField(help_text="active, coverage, conflicts, per_lf (the LF summary rows).")
-    label_model = serializers.DictField(allow_null=True, help_text="The latest training set's report: chosen "
-                                                                   "model and both scores on dev.")
+    label_model = serializers.DictField(allow_null=True, help_text="The latest training set's report of the class: "
+                                        "the chosen candidate and why, every candidate's accuracy, F1, Brier score "
+                                        "and counts on dev (out-of-fold) and valid, calibration, per-LF diagnostics.")
     model = serializers.DictField(allow_null=True, help_text="The latest model's metrics on valid.")
     valid_labels = serializers.IntegerField()
     guidance = GuidanceSerializer(many=True)
