@@ -54,6 +54,11 @@ def after_import(*, dataset, user) -> dict:
     return follow_ups
 
 
+def after_samples_changed(*, dataset, user) -> Job | None:
+    """Sample metadata changed: pattern LFs read it."""
+    return lf_refresh_enqueue(dataset=dataset, user=user)
+
+
 def after_embeddings(*, dataset, user) -> Job | None:
     """New vectors change what similarity LFs vote."""
     return lf_refresh_enqueue(dataset=dataset, user=user)

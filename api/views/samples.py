@@ -103,7 +103,7 @@ class SampleViewSet(DatasetScopedMixin, viewsets.GenericViewSet):
         sample = self.sample(pk)
         serializer = SampleUpdateSerializer(data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
-        services.sample_update(sample=sample, **serializer.validated_data)
+        services.sample_update(sample=sample, user=request.user, **serializer.validated_data)
         return self._detail(request, pk)
 
     def _file(self, request, key, content_type, etag):

@@ -64,6 +64,13 @@ class VersionedLRU:
             if key not in keep:
                 total -= self._entries.pop(key)[2]
 
+    def peek(self, key: Hashable) -> tuple[Hashable, Any] | None:
+        """(version, value) held for `key` whatever its version, or None; for a loader that can reuse part of
+        a stale value."""
+        with self._lock:
+            entry = self._entries.get(key)
+            return None if entry is None else (entry[0], entry[1])
+
     def drop(self, key: Hashable) -> None:
         with self._lock:
             self._entries.pop(key, None)

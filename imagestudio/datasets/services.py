@@ -12,6 +12,7 @@ from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 from django.db.models import F, QuerySet
 
+from imagestudio import pipeline
 from imagestudio.common.errors import Conflict, ValidationFailed
 
 from .models import Comment, Dataset, DatasetMembership, LabelClass, ResampleMember, Role, Sample, Tag
@@ -113,8 +114,10 @@ def _refuse_last_owner(dataset, membership):
         raise Conflict("A dataset keeps at least one owner; make someone else owner first.", code="last_owner")
 
 
-def sample_update(*, sample: Sample, split: str | None = None, metadata: dict[str, Any] | None = None) -> Sample:
-    """Move a sample to another split and / or replace its metadata."""
+def sample_update(*, sample: Sample, split: str | None = None, metadata: dict[str, Any] | None = None,
+                  user: User | None = None) -> Sample:
+    """Move a sample to another split and / or replace its metadata. Arrays derived from the samples (columns,
+    matrices) follow through `samples_version`; LF votes, which read metadata, are refreshed by a job."""
     with transaction.atomic():
         fields = []
         if split is not None and split != sample.split:
@@ -123,13 +126,15 @@ def sample_update(*, sample: Sample, split: str | None = None, metadata: dict[st
             ResampleMember.objects.filter(sample=sample).delete()
             sample.split = split
             fields.append("split")
-        if metadata is not None:
+        if metadata is not None and metadata != sample.metadata:
             sample.metadata = metadata
             sample.search_text = search_text(sample.external_id, sample.file_name, metadata)
             fields += ["metadata", "search_text"]
-            Dataset.objects.filter(pk=sample.dataset_id).update(samples_version=F("samples_version") + 1)
         if fields:
             sample.save(update_fields=fields)
+            Dataset.objects.filter(pk=sample.dataset_id).update(samples_version=F("samples_version") + 1)
+        if "metadata" in fields:
+            pipeline.after_samples_changed(dataset=sample.dataset, user=user)
     return sample
 
 

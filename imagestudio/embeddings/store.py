@@ -11,9 +11,10 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from imagestudio.common.arrays import locate
 from imagestudio.common.cache import VersionedLRU
 from imagestudio.common.errors import Conflict, ValidationFailed
-from imagestudio.datasets.models import SPLIT_CODES
+from imagestudio.datasets.models import SPLIT_CODES, Sample
 
 from .encoders import ENCODER_KEYS, EncoderConfig, EncoderUnavailable, load_encoder, space_dim, space_identity, stored_space
 from .matrix import Matrix
@@ -112,23 +113,42 @@ def _load(dataset_id, record, expected):
     return ids[:n].copy(), splits[:n].copy(), np.ascontiguousarray(vectors[:n])
 
 
+def _splits_of(dataset_id, sample_ids):
+    """Split codes of `sample_ids` (ascending) as they are now."""
+    rows = Sample.objects.filter(dataset_id=dataset_id).order_by("id").values_list("id", "split")
+    ids, splits = [], []
+    for sample_id, split in rows.iterator(chunk_size=50_000):
+        ids.append(sample_id)
+        splits.append(SPLIT_CODES[split])
+    where, _ = locate(np.array(ids, dtype=np.int64), sample_ids)  # every matrix row is a sample of the dataset
+    return np.array(splits, dtype=np.int8)[where]
+
+
 def matrix_get(*, dataset, record):
-    """The cached matrix of a dataset's vectors under an encoder; reloaded only when vectors were added."""
-    state = EmbeddingSet.objects.filter(dataset=dataset, encoder=record).values_list("version", "count").first()
+    """The cached matrix of a dataset's vectors under an encoder; reloaded when vectors were added, and only its
+    split codes when samples moved between splits (the vectors stay)."""
+    state = (EmbeddingSet.objects.filter(dataset=dataset, encoder=record)
+             .values_list("version", "count", "dataset__samples_version").first())
     if state is None or state[1] == 0:
         raise Conflict(
             f"Dataset {dataset.id} has no embeddings for encoder {record.identity}. "
             f"Compute them first: POST /api/datasets/{dataset.id}/embeddings/.",
             code="embeddings_missing",
         )
-    version, count = state
+    vectors_version, count, samples_version = state
+    key = (dataset.id, record.id)
 
     def load():
+        held = _matrices.peek(key)
+        if held is not None and held[0][0] == vectors_version:
+            stale = held[1]
+            return Matrix(sample_ids=stale.sample_ids, splits=_splits_of(dataset.id, stale.sample_ids),
+                          vectors=stale.vectors, version=vectors_version)
         ids, splits, vectors = _load(dataset.id, record, count)
-        return Matrix(sample_ids=ids, splits=splits, vectors=torch.from_numpy(vectors), version=version)
+        return Matrix(sample_ids=ids, splits=splits, vectors=torch.from_numpy(vectors), version=vectors_version)
 
     pinned = [(a, e) for a, e in ResourceAllocation.objects.values_list("dataset_id", "encoder_id")]
-    return _matrices.get((dataset.id, record.id), version, load, keep=pinned)
+    return _matrices.get(key, (vectors_version, samples_version), load, keep=pinned)
 
 
 def cache_held():

@@ -1,0 +1,47 @@
+"""Derived data follow the data they come from: LF votes after a metadata edit, split-dependent arrays (the
+embedding matrix, metadata columns) after a split move."""
+
+import pytest
+
+from tests.api.test_embeddings import COLOURS, embed, ingest
+from tests.factories import make_samples
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_votes_follow_a_caption_edit(api, dataset):
+    samples = make_samples(dataset, [{"metadata": {"caption": "a cat"}}, {"metadata": {"caption": "a cat too"}}])
+    lf = api.post(f"/api/datasets/{dataset.id}/lfs/", {
+        "name": "says cat", "label_class": "cat", "type": "pattern", "high": 0.5,
+        "config": {"field": "caption", "builder": "keyword", "words": ["cat"]}}, format="json").json()
+    voted = f"/api/datasets/{dataset.id}/samples/?lf_vote={lf['id']}:PRESENT"
+    assert api.get(voted).json()["count"] == 2
+    edited = api.patch(f"/api/datasets/{dataset.id}/samples/{samples[0].id}/", {"metadata": {"caption": "a dog"}},
+                       format="json")
+    assert edited.status_code == 200 and edited.json()["votes"] == []
+    assert [row["id"] for row in api.get(voted).json()["results"]] == [samples[1].id]
+    preview = api.post(f"/api/datasets/{dataset.id}/lfs/preview/", {
+        "label_class": "cat", "type": "pattern", "high": 0.5,
+        "config": {"field": "caption", "builder": "keyword", "words": ["cat"]}}, format="json").json()
+    # the saved LF and a preview of the same rule agree
+    assert {row["sample_id"]: row["vote"] for row in preview["top"]} == {samples[0].id: "ABSTAIN",
+                                                                         samples[1].id: "PRESENT"}
+
+
+def test_split_moves_reach_the_cached_matrix_and_columns(api, dataset, tiny_clip):
+    ingest(api, dataset, COLOURS[:4])
+    embed(api, dataset)
+    url = f"/api/datasets/{dataset.id}/lfs/preview/"
+    text_rule = {"label_class": "cat", "type": "similarity_text", "config": {"text": "red"}, "high": 0.0,
+                 "split": "dev"}
+    pattern_rule = {"label_class": "cat", "type": "pattern", "high": 0.5, "split": "dev",
+                    "config": {"field": "width", "builder": "numeric", "op": ">", "value": 0}}
+    assert api.post(url, text_rule, format="json").json()["population"] == 0
+    assert api.post(url, pattern_rule, format="json").json()["population"] == 0  # fills both caches
+    moved = api.get(f"/api/datasets/{dataset.id}/samples/?limit=1").json()["results"][0]["id"]
+    assert api.patch(f"/api/datasets/{dataset.id}/samples/{moved}/", {"split": "dev"}, format="json").status_code == 200
+    assert api.post(url, text_rule, format="json").json()["population"] == 1
+    assert api.post(url, pattern_rule, format="json").json()["population"] == 1
+    hits = api.post(f"/api/datasets/{dataset.id}/embeddings/search/", {"text": "red", "split": "dev"},
+                    format="json").json()["results"]
+    assert [hit["sample_id"] for hit in hits] == [moved]
