@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -72,3 +73,13 @@ def ground_truth_prefetch(*, with_history: bool = False) -> Prefetch:
                         .order_by("label_class_id"))
     return Prefetch("annotations", queryset=Annotation.objects.filter(value__in=LABEL_VALUES)
                     .select_related("label_class").order_by("label_class_id"))
+
+
+def ground_truth_digest(*, dataset: Dataset, split: str) -> str:
+    """A sha256 of the split's labels (sample, class, value): equal exactly when the labels are."""
+    rows = (Annotation.objects.filter(sample__dataset=dataset, sample__split=split, value__in=LABEL_VALUES)
+            .order_by("sample_id", "label_class_id").values_list("sample_id", "label_class_id", "value"))
+    digest = hashlib.sha256()
+    for sample_id, class_id, value in rows.iterator(chunk_size=20_000):
+        digest.update(f"{sample_id},{class_id},{value};".encode())
+    return digest.hexdigest()

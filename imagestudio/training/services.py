@@ -11,7 +11,7 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import transaction
 from django.db.models import Max
 
-from imagestudio.annotations.selectors import ground_truth_for
+from imagestudio.annotations.selectors import ground_truth_digest, ground_truth_for
 from imagestudio.common.arrays import consecutive_runs, locate
 from imagestudio.common.artifacts import artifact_write
 from imagestudio.common.bulk import copy_id_rows
@@ -56,16 +56,19 @@ def _snapshot(dataset, splits, seed):
     if not lfs:
         raise ValidationFailed("The dataset has no active labeling function: create or activate one first.",
                                code="no_active_lfs")
-    ids, _ = _sample_ids(dataset, splits)
+    ids, codes = _sample_ids(dataset, splits)
+    # Identity from content: the rules, the votes they cast, the samples in their splits and the dev labels the
+    # label model learns from. Toggling an LF off and on again, or an edit that changes no vote, is the same set.
     snapshot = {
         "lfs": [{"id": lf.id, "class_id": lf.label_class_id, "class": lf.label_class.name, "type": lf.type,
-                 "config": lf.config, "low": lf.low, "high": lf.high, "invert": lf.invert, "version": lf.version,
-                 "encoder": lf.encoder, "votes_updated_at": lf.votes_updated_at.isoformat()
-                 if lf.votes_updated_at else None} for lf in lfs],
+                 "config": lf.config, "low": lf.low, "high": lf.high, "invert": lf.invert, "encoder": lf.encoder,
+                 "votes_sha256": hashlib.sha256(bytes(lf.votes_present) + b"|" + bytes(lf.votes_absent)).hexdigest()}
+                for lf in lfs],
         "splits": sorted(splits),
         "seed": seed,
         "samples": int(len(ids)),
-        "samples_sha256": hashlib.sha256(ids.tobytes()).hexdigest(),
+        "samples_sha256": hashlib.sha256(ids.tobytes() + codes.tobytes()).hexdigest(),
+        "dev_labels_sha256": ground_truth_digest(dataset=dataset, split=Split.DEV),
     }
     return snapshot, hashlib.sha256(json.dumps(snapshot, sort_keys=True).encode()).hexdigest()
 

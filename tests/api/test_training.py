@@ -350,3 +350,20 @@ def test_auto_train_bursts_coalesce_into_one_queued_job(api, world, monkeypatch)
     dog = dataset.classes.get(name="dog")
     assert auto_train_enqueue(dataset=dataset, label_class=dog) is not None  # one per class
     assert Job.objects.filter(kind="auto_train", status="queued").count() == 2
+
+
+def test_training_set_identity_is_content_not_versions(api, world):
+    dataset = world
+    first = build(api, dataset)
+    lf = LabelingFunction.objects.order_by("id").first()
+    for active in (False, True):  # off and on again: the same rules and votes
+        assert api.patch(f"/api/datasets/{dataset.id}/lfs/{lf.id}/", {"active": active}, format="json").status_code == 200
+    again = api.post(f"/api/datasets/{dataset.id}/training-sets/", {}, format="json")
+    assert again.status_code == 200 and again.json()["id"] == first["id"]
+    # a dev label the label model learns from is content too
+    dev_sample = Sample.objects.filter(split="dev").order_by("id").first()
+    current = api.get(f"/api/datasets/{dataset.id}/annotations/?sample={dev_sample.id}").json()["results"][0]
+    flipped = "ABSENT" if current["value"] == "PRESENT" else "PRESENT"
+    assert api.put(f"/api/datasets/{dataset.id}/annotations/", {"sample": dev_sample.id, "label_class": "cat",
+                                                                "value": flipped}, format="json").status_code == 200
+    assert build(api, dataset)["id"] != first["id"]
