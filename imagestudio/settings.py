@@ -213,6 +213,7 @@ SPECTACULAR_SETTINGS = {
         "JobStatusEnum": "imagestudio.jobs.models.JobStatus",
         "GroundTruthValueEnum": "imagestudio.annotations.models.GroundTruthValue",
         "PredictionLabelEnum": "imagestudio.training.models.PREDICTION_LABELS",
+        "ProductStatusEnum": "imagestudio.training.models.PRODUCT_STATUSES",
     },
 }
 

@@ -195,7 +195,8 @@ class SampleDetailSerializer(SampleSerializer):
     comments = CommentSerializer(many=True, read_only=True)
     votes = serializers.SerializerMethodField()
     model = serializers.SerializerMethodField(
-        help_text="The fast model whose predictions are listed: `?model=`, else the latest ready one; null when the "
+        help_text="The model of `?model=`; null without it, when each class's prediction comes from the latest ready "
+                  "model of that class (see each prediction's `model`). Null also when the "
                   "dataset has none.")
     predictions = serializers.SerializerMethodField(help_text="Per class; empty when the model did not score the "
                                                               "sample (no embedding when it trained).")
@@ -219,7 +220,8 @@ class SampleDetailSerializer(SampleSerializer):
 
 class SampleDetailQuerySerializer(serializers.Serializer):
     model = serializers.IntegerField(required=False, min_value=1, max_value=MAX_INT,
-                                     help_text="A ready fast model of the dataset (default: the latest ready one).")
+                                     help_text="A ready fast model of the dataset (default: per class, the latest "
+                                               "ready model trained for it).")
 
 
 class SampleUpdateSerializer(serializers.Serializer):

@@ -1,17 +1,36 @@
+from typing import Literal
+
 from rest_framework import serializers
 
 from api.limits import MAX_INT
 from imagestudio.datasets.models import Split
 from imagestudio.embeddings.encoders import ENCODER_KEYS, SPACES
 from imagestudio.training.models import PREDICTION_LABELS, FastModel, TrainingSet
+from imagestudio.training.selectors import product_status
+
+ProductStatus = Literal["ready", "queued", "running", "failed", "cancelled"]
 
 
-class TrainingSetSerializer(serializers.ModelSerializer):
+class ProductStatusMixin(serializers.Serializer):
+    """What a client needs to tell a product being made from a failed one."""
+
+    status = serializers.SerializerMethodField(help_text="ready, or the status of the job making it.")
+    error = serializers.SerializerMethodField(help_text="The job's error when it failed, else empty.")
+
+    def get_status(self, record) -> ProductStatus:
+        return product_status(record)
+
+    def get_error(self, record) -> str:
+        return record.job.error if record.job_id and not record.ready else ""
+
+
+class TrainingSetSerializer(ProductStatusMixin, serializers.ModelSerializer):
     job = serializers.UUIDField(source="job_id", read_only=True, allow_null=True)
 
     class Meta:
         model = TrainingSet
-        fields = ["id", "content_hash", "snapshot", "report", "samples", "ready", "job", "created_at"]
+        fields = ["id", "content_hash", "snapshot", "report", "samples", "ready", "status", "error", "job",
+                  "created_at"]
         read_only_fields = fields
 
 
@@ -44,13 +63,14 @@ class TrainingLabelPageSerializer(serializers.Serializer):
     results = TrainingLabelSerializer(many=True)
 
 
-class FastModelSerializer(serializers.ModelSerializer):
+class FastModelSerializer(ProductStatusMixin, serializers.ModelSerializer):
     job = serializers.UUIDField(source="job_id", read_only=True, allow_null=True)
     training_set = serializers.IntegerField(source="training_set_id", read_only=True, allow_null=True)
 
     class Meta:
         model = FastModel
-        fields = ["id", "version", "label_source", "training_set", "params", "metrics", "ready", "job", "created_at"]
+        fields = ["id", "version", "label_source", "training_set", "params", "metrics", "ready", "status", "error",
+                  "job", "created_at"]
         read_only_fields = fields
 
 
@@ -73,6 +93,7 @@ class FastModelCreateSerializer(serializers.Serializer):
 
 
 class PredictionSerializer(serializers.Serializer):
+    model = serializers.IntegerField(help_text="The fast model that made the prediction.")
     sample_id = serializers.IntegerField()
     label_class = serializers.CharField()
     score = serializers.FloatField(help_text="Decision function.")

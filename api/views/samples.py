@@ -32,7 +32,7 @@ from imagestudio.datasets.imports import import_start
 from imagestudio.datasets.models import Role, Sample, Split
 from imagestudio.datasets.selectors import resample_get, sample_page
 from imagestudio.labeling.selectors import sample_votes
-from imagestudio.training.selectors import model_predictions, ready_model
+from imagestudio.training.selectors import model_predictions, ready_model, sample_predictions
 
 IMMUTABLE_CACHE = "private, max-age=31536000, immutable"
 # Stored files are served as the image type Pillow decoded (never the uploaded name's), with nosniff from
@@ -86,10 +86,13 @@ class SampleViewSet(DatasetScopedMixin, viewsets.GenericViewSet):
     def _detail(self, request, pk):
         query = validated(SampleDetailQuerySerializer, request.query_params)
         sample = self.sample(pk, prefetch=["tags", "comments__author", ground_truth_prefetch(with_history=True)])
-        model = ready_model(dataset=self.dataset, model_id=query.get("model"))
-        if model is None and "model" in query:
-            raise ValidationError({"model": [f"The dataset has no trained model {query['model']}."]})
-        rows = model_predictions(model=model, sample_id=sample.id) if model else []
+        model = None
+        if "model" in query:
+            model = ready_model(dataset=self.dataset, model_id=query["model"])
+            if model is None:
+                raise ValidationError({"model": [f"The dataset has no trained model {query['model']}."]})
+        rows = (model_predictions(model=model, sample_id=sample.id) if model
+                else sample_predictions(dataset=self.dataset, sample_id=sample.id))
         context = {"model": model, "predictions": rows, "votes": sample_votes(sample=sample)}
         return Response(SampleDetailSerializer(sample, context=context).data)
 

@@ -13,7 +13,7 @@ from imagestudio.labeling import metrics
 from imagestudio.labeling.models import LabelingFunction
 from imagestudio.labeling.selectors import lf_rows, vote_matrix
 
-from .selectors import model_scores, ready_model, ready_training_set
+from .selectors import latest_models_by_class, model_scores, ready_training_set
 
 LOW_COVERAGE = 0.5
 IMPRECISE = 0.7
@@ -88,7 +88,7 @@ def dataset_analysis(*, dataset: Dataset, label_class: LabelClass | None = None,
     that shows its cases: query parameter -> value or list of values."""
     classes = [label_class] if label_class else list(LabelClass.objects.filter(dataset=dataset).order_by("id"))
     training_set = ready_training_set(dataset=dataset)
-    model = ready_model(dataset=dataset)
+    latest = latest_models_by_class(dataset=dataset)
     ids = np.fromiter(Sample.objects.filter(dataset=dataset, split=split).order_by("id").values_list("id", flat=True),
                       dtype=np.int64)
     result = []
@@ -100,6 +100,7 @@ def dataset_analysis(*, dataset: Dataset, label_class: LabelClass | None = None,
         conflicts = float(metrics.conflicted(votes).mean()) if len(ids) else 0.0
         counts = GroundTruthCount.objects.filter(label_class=cls, split=Split.VALID).first()
         valid_labels = (counts.present + counts.absent) if counts else 0
+        model = latest.get(cls.id)  # the latest model of this class: another class's newer model leaves it be
         model_metrics = (model.metrics.get(cls.name, {}).get("valid") if model else None)
         rows = lf_rows(lfs, cls, votes, truth)
         result.append({
@@ -112,4 +113,4 @@ def dataset_analysis(*, dataset: Dataset, label_class: LabelClass | None = None,
             "next_to_annotate": _next_to_annotate(cls, ids, votes, truth, model),
         })
     return {"split": split, "training_set": training_set.id if training_set else None,
-            "model": model.id if model else None, "classes": result}
+            "model": max((m.id for m in latest.values()), default=None), "classes": result}

@@ -48,6 +48,8 @@ class FastModel(models.Model):
         constraints = [models.UniqueConstraint(fields=["dataset", "version"], name="one_model_version")]
 
 
+# A training set's or model's state: ready, or the status of the job that makes it.
+PRODUCT_STATUSES = ("ready", "queued", "running", "failed", "cancelled")
 PREDICTION_LABELS = ("PRESENT", "ABSENT")  # a model's label for a sample: its score is >= 0, or below
 
 

@@ -12,6 +12,7 @@ from imagestudio.common.cache import VersionedLRU
 from imagestudio.common.errors import Conflict, ValidationFailed
 from imagestudio.common.votes import VOTE_WORDS
 from imagestudio.datasets.models import SPLIT_CODES, SPLIT_NAMES, Dataset, LabelClass
+from imagestudio.jobs.models import JobStatus
 from imagestudio.labeling import metrics
 
 from .models import FastModel, TrainingSet
@@ -35,10 +36,22 @@ def model_list(*, dataset: Dataset) -> QuerySet:
 
 
 def artifact_arrays(record: TrainingSet | FastModel) -> dict[str, np.ndarray]:
-    """A ready training set's or model's arrays, cached per process by content hash."""
+    """A ready training set's or model's arrays, cached per process by content hash; a 409 saying why not
+    otherwise (its job still queued or running, or failed with its error)."""
     if not record.ready:
-        raise Conflict("Not ready yet: its job is still running.", code="not_ready")
+        status = product_status(record)
+        if status == JobStatus.FAILED or status == JobStatus.CANCELLED:
+            error = f": {record.job.error}" if record.job and record.job.error else ""
+            raise Conflict(f"Its job {status}{error}. Start a new one.", code=f"job_{status}")
+        raise Conflict(f"Not ready yet: its job is {status}.", code="not_ready")
     return _artifacts.get(record.artifact_sha256, 0, lambda: artifact_read(record.artifact, record.artifact_sha256))
+
+
+def product_status(record: TrainingSet | FastModel) -> str:
+    """`ready`, or the status of the job that makes it (queued, running, failed, cancelled)."""
+    if record.ready:
+        return "ready"
+    return record.job.status if record.job_id else JobStatus.QUEUED
 
 
 def ready_training_set(*, dataset: Dataset) -> TrainingSet | None:
@@ -87,7 +100,8 @@ class PredictionRows(Sequence):
     """A model's predictions per sample and class (sample ascending, then class), read from its artifact and
     built only for the slice a page asks for."""
 
-    def __init__(self, arrays, classes, sample_id=None):
+    def __init__(self, arrays, classes, sample_id=None, model_id=None):
+        self.model_id = model_id
         self.ids = arrays["ids"]
         self.classes = [(c.name, arrays[f"scores_{c.id}"]) for c in classes if f"scores_{c.id}" in arrays]
         self.rows = np.arange(len(self.ids))
@@ -108,7 +122,7 @@ class PredictionRows(Sequence):
             row = self.rows[position // width]
             name, scores = self.classes[position % width]
             score = float(scores[row])
-            result.append({"sample_id": int(self.ids[row]), "label_class": name, "score": score,
+            result.append({"model": self.model_id, "sample_id": int(self.ids[row]), "label_class": name, "score": score,
                            "probability": float(metrics.sigmoid(score)),
                            "label": "PRESENT" if score >= 0 else "ABSENT"})
         return result
@@ -122,9 +136,25 @@ def ready_model(*, dataset: Dataset, model_id: int | None = None) -> FastModel |
     return models.order_by("-id").first()
 
 
+def latest_models_by_class(*, dataset: Dataset) -> dict[int, FastModel]:
+    """Class id -> the newest ready model trained for that class (a model of one class leaves the others' be)."""
+    latest = {}
+    for model in FastModel.objects.filter(dataset=dataset, ready=True).order_by("-id"):
+        for class_id in model.params.get("classes", []):
+            latest.setdefault(class_id, model)
+    return latest
+
+
 def model_predictions(*, model: FastModel, label_class: LabelClass | None = None,
                       sample_id: int | None = None) -> PredictionRows:
     """Score, probability and label per sample and class of a ready model, as a sliceable sequence."""
     classes = [label_class] if label_class else list(LabelClass.objects.filter(dataset=model.dataset_id)
                                                      .order_by("id"))
-    return PredictionRows(artifact_arrays(model), classes, sample_id)
+    return PredictionRows(artifact_arrays(model), classes, sample_id, model_id=model.id)
+
+
+def sample_predictions(*, dataset: Dataset, sample_id: int) -> list[dict]:
+    """One sample's predictions, per class from that class's latest ready model."""
+    latest = latest_models_by_class(dataset=dataset)
+    return [row for label_class in LabelClass.objects.filter(dataset=dataset, id__in=latest).order_by("id")
+            for row in model_predictions(model=latest[label_class.id], label_class=label_class, sample_id=sample_id)]

@@ -146,8 +146,9 @@ def test_fast_model_metrics_predictions_filters_and_model_lf(api, world):
         assert {r["id"] for r in listed["results"]} == {i for i, r in rows.items() if r["label"] == word}
     one = api.get(f"/api/datasets/{dataset.id}/models/{model['id']}/predictions/?sample={min(rows)}").json()
     assert one["count"] == 1 and one["results"][0] == rows[min(rows)]
-    detail = api.get(f"/api/datasets/{dataset.id}/samples/{min(rows)}/").json()  # the image view: latest model
-    assert detail["model"] == model["id"] and detail["predictions"] == [rows[min(rows)]]
+    detail = api.get(f"/api/datasets/{dataset.id}/samples/{min(rows)}/").json()  # the image view: latest per class
+    assert detail["model"] is None and detail["predictions"] == [rows[min(rows)]]
+    assert rows[min(rows)]["model"] == model["id"]
     assert api.get(f"/api/datasets/{dataset.id}/samples/{min(rows)}/?model=99999").status_code == 400
     assert api.get(f"/api/datasets/{dataset.id}/samples/{min(rows)}/?model=x").status_code == 400
     page = api.get(f"/api/datasets/{dataset.id}/models/{model['id']}/predictions/?limit=7&offset=45").json()
@@ -367,3 +368,16 @@ def test_training_set_identity_is_content_not_versions(api, world):
     assert api.put(f"/api/datasets/{dataset.id}/annotations/", {"sample": dev_sample.id, "label_class": "cat",
                                                                 "value": flipped}, format="json").status_code == 200
     assert build(api, dataset)["id"] != first["id"]
+
+
+def test_a_failed_model_reads_as_failed_with_its_error(api, world):
+    dataset = world
+    build(api, dataset)
+    response = api.post(f"/api/datasets/{dataset.id}/models/", {"classes": ["dog"]}, format="json")  # dog: no LF
+    job = api.get(response["Location"]).json()
+    assert job["status"] == "failed"
+    model = api.get(f"/api/datasets/{dataset.id}/models/").json()["results"][0]
+    assert model["status"] == "failed" and "no positive training labels" in model["error"] and not model["ready"]
+    refused = api.get(f"/api/datasets/{dataset.id}/models/{model['id']}/predictions/")
+    assert refused.status_code == 409 and refused.json()["code"] == "job_failed"
+    assert "no positive training labels" in refused.json()["detail"]
