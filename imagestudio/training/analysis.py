@@ -8,6 +8,7 @@ from imagestudio.annotations.models import GroundTruthCount
 from imagestudio.annotations.selectors import ground_truth_for
 from imagestudio.common.arrays import locate
 from imagestudio.common.errors import ValidationFailed
+from imagestudio.common.votes import ABSENT, PRESENT, vote_word
 from imagestudio.datasets.models import Dataset, LabelClass, Sample, Split
 from imagestudio.labeling import metrics
 from imagestudio.labeling.models import LabelingFunction
@@ -24,7 +25,27 @@ WEAK_RATE = 0.8
 NEXT_SAMPLES = 20
 
 
-def _guidance(label_class, split, lfs, rows, coverage, conflicts, model, model_metrics, valid_labels):
+def _imprecise_lf_tips(name, split, rows, votes, truth):
+    """One tip per direction an imprecise LF errs in: each link lists exactly the wrong votes its message counts."""
+    tips = []
+    for k, row in enumerate(rows):
+        precision = row["precision"]
+        if precision["trials"] < MIN_PRECISION_TRIALS or precision["value"] >= IMPRECISE:
+            continue
+        for voted, actual in ((PRESENT, ABSENT), (ABSENT, PRESENT)):
+            wrong = int(((votes[:, k] == voted) & (truth == actual)).sum())
+            if wrong:
+                tips.append({"kind": "imprecise_lf", "message": (
+                    f"LF {row['name']!r} is right only {precision['value']:.0%} of the time on labeled samples of "
+                    f"{split} ({precision['successes']}/{precision['trials']}); {wrong} of its {vote_word(voted)} "
+                    "votes there are wrong: tighten its threshold."),
+                    "samples": {"split": split, "lf_vote": f"{row['lf']}:{vote_word(voted)}",
+                                "gt": f"{name}:{vote_word(actual)}"}})
+    return tips
+
+
+def _guidance(label_class, split, lfs, rows, votes, truth, coverage, conflicts, model, model_metrics,
+              valid_labels):
     name, tips = label_class.name, []
 
     def tip(kind, text, **samples_filter):
@@ -37,14 +58,7 @@ def _guidance(label_class, split, lfs, rows, coverage, conflicts, model, model_m
     if coverage < LOW_COVERAGE:
         tip("low_coverage", f"The active LFs of {name!r} vote on only {coverage:.0%} of {split}: write LFs for the "
             "samples none of them covers.", split=split, lf_vote=[f"{lf.id}:ABSTAIN" for lf in lfs])
-    for row in rows:
-        precision = row["precision"]
-        if precision["trials"] >= MIN_PRECISION_TRIALS and precision["value"] < IMPRECISE:
-            voted = row["polarity"][0] if len(row["polarity"]) == 1 else "PRESENT"
-            wrong = "ABSENT" if voted == "PRESENT" else "PRESENT"
-            tip("imprecise_lf", f"LF {row['name']!r} is right only {precision['value']:.0%} of the time on labeled "
-                f"samples ({precision['successes']}/{precision['trials']}): tighten its threshold.",
-                lf_vote=f"{row['lf']}:{voted}", gt=f"{name}:{wrong}")
+    tips += _imprecise_lf_tips(name, split, rows, votes, truth)
     if conflicts > HIGH_CONFLICT:
         tip("conflicts", f"The LFs of {name!r} disagree on {conflicts:.0%} of {split}: review those samples.",
             split=split, lf_conflict=name)
@@ -109,7 +123,8 @@ def dataset_analysis(*, dataset: Dataset, label_class: LabelClass | None = None,
             "label_model": (training_set.report.get(cls.name) if training_set else None),
             "model": {"id": model.id, "version": model.version, "valid": model_metrics} if model else None,
             "valid_labels": valid_labels,
-            "guidance": _guidance(cls, split, lfs, rows, coverage, conflicts, model, model_metrics, valid_labels),
+            "guidance": _guidance(cls, split, lfs, rows, votes, truth, coverage, conflicts, model, model_metrics,
+                                  valid_labels),
             "next_to_annotate": _next_to_annotate(cls, ids, votes, truth, model),
         })
     return {"split": split, "training_set": training_set.id if training_set else None,

@@ -381,3 +381,19 @@ def test_a_failed_model_reads_as_failed_with_its_error(api, world):
     refused = api.get(f"/api/datasets/{dataset.id}/models/{model['id']}/predictions/")
     assert refused.status_code == 409 and refused.json()["code"] == "job_failed"
     assert "no positive training labels" in refused.json()["detail"]
+
+
+def test_imprecise_lf_links_list_exactly_the_wrong_votes_their_messages_count(api, world):
+    import re
+
+    dataset = world
+    body = {"name": "backwards", "label_class": "cat", "type": "pattern", "low": 0, "high": 1,  # votes both ways
+            "config": {"field": "colour", "builder": "keyword", "words": ["blue"]}}
+    assert api.post(f"/api/datasets/{dataset.id}/lfs/", body, format="json").status_code == 201
+    analysis = api.get(f"/api/datasets/{dataset.id}/analysis/?split=dev&label_class=cat").json()
+    tips = [tip for tip in analysis["classes"][0]["guidance"] if tip["kind"] == "imprecise_lf"]
+    assert {re.search(r"of its (\w+) votes", tip["message"]).group(1) for tip in tips} == {"PRESENT", "ABSENT"}
+    for tip in tips:
+        counted = int(re.search(r"; (\d+) of its", tip["message"]).group(1))
+        listed = api.get(tip["samples"]).json()
+        assert listed["count"] == counted and {row["split"] for row in listed["results"]} == {"dev"}
