@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+import time
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from django.contrib.auth import get_user_model
 from django.core.files.storage import default_storage
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, OperationalError, transaction
 from django.db.models import F, QuerySet
 
 from imagestudio import pipeline
 from imagestudio.common.errors import Conflict, ValidationFailed
+from imagestudio.jobs.services import jobs_cancel_active
 
 from .models import Comment, Dataset, DatasetMembership, LabelClass, ResampleMember, Role, Sample, Tag
 from .signals import sample_split_changed
@@ -41,17 +43,31 @@ def dataset_update(*, dataset: Dataset, **fields: Any) -> Dataset:
     return dataset
 
 
+DELETE_ATTEMPTS = 4
+
+
 def dataset_delete(*, dataset: Dataset) -> None:
-    """Delete the dataset's rows, then its blobs once the deletion is committed."""
+    """Cancel the dataset's jobs, delete its rows, then its blobs once the deletion is committed.
+
+    A job that was writing (an import's batch) may still commit rows between the cancel and the delete: the
+    delete then meets them and is tried again, and answers 409 rather than fail when the job keeps writing."""
     folder = f"datasets/{dataset.id}"
 
     def remove_blobs():
         with contextlib.suppress(NotImplementedError, FileNotFoundError):
             shutil.rmtree(default_storage.path(folder), ignore_errors=True)
 
-    with transaction.atomic():
-        dataset.delete()
-        transaction.on_commit(remove_blobs)
+    jobs_cancel_active(dataset=dataset)
+    for attempt in range(DELETE_ATTEMPTS):
+        try:
+            with transaction.atomic():
+                dataset.delete()
+                transaction.on_commit(remove_blobs)
+            return
+        except (IntegrityError, OperationalError):  # rows committed meanwhile, or a deadlock with their writer
+            time.sleep(0.25 * (attempt + 1))
+    raise Conflict("A job of this dataset kept writing while it was being deleted; retry in a few seconds.",
+                   code="dataset_busy")
 
 
 def label_class_create(*, dataset: Dataset, name: str, description: str = "") -> LabelClass:

@@ -147,6 +147,12 @@ def job_cancel(*, job: Job) -> Job:
     return job
 
 
+def jobs_cancel_active(*, dataset) -> int:
+    """Cancel every queued or running job of a dataset (running ones stop at their next progress report)."""
+    return Job.objects.filter(dataset=dataset, status__in=ACTIVE_STATUSES).update(
+        status=JobStatus.CANCELLED, finished_at=timezone.now(), message="cancelled: the dataset is being deleted")
+
+
 def run_job(job_id: uuid.UUID | str, work: Callable[[Job], dict[str, Any]]) -> None:
     """The common body of every task: claim, run `work(job)`, record success, failure or cancellation.
 

@@ -1,0 +1,38 @@
+"""Deleting a dataset while its jobs write: the jobs are cancelled first and a clash is retried, never a 500."""
+
+import pytest
+from django.db import IntegrityError
+
+from imagestudio.common.errors import Conflict
+from imagestudio.datasets.models import Dataset
+from imagestudio.datasets.services import dataset_delete
+from imagestudio.jobs.models import Job
+from imagestudio.pipeline import embeddings_enqueue
+
+pytestmark = pytest.mark.django_db
+
+
+def test_jobs_are_cancelled_and_a_clash_with_their_writes_is_retried(dataset, owner, monkeypatch):
+    monkeypatch.setattr("imagestudio.jobs.services._run_eagerly", lambda task_name, job_id: None)
+    monkeypatch.setattr("imagestudio.datasets.services.time.sleep", lambda seconds: None)
+    job = embeddings_enqueue(dataset=dataset, user=owner, encoder_key="conse-offline")
+    seen_statuses, real_delete, calls = [], Dataset.delete, []
+
+    def delete_once_clashing(self, *args, **kwargs):
+        calls.append(1)
+        seen_statuses.append(Job.objects.get(pk=job.pk).status)
+        if len(calls) == 1:  # rows a job committed between the cancel and the delete
+            raise IntegrityError("insert or update on table violates foreign key constraint")
+        return real_delete(self, *args, **kwargs)
+
+    monkeypatch.setattr(Dataset, "delete", delete_once_clashing)
+    dataset_delete(dataset=dataset)
+    assert seen_statuses == ["cancelled", "cancelled"] and not Dataset.objects.filter(pk=dataset.pk).exists()
+
+
+def test_a_dataset_that_keeps_clashing_is_a_conflict(dataset, monkeypatch):
+    monkeypatch.setattr("imagestudio.datasets.services.time.sleep", lambda seconds: None)
+    monkeypatch.setattr(Dataset, "delete", lambda self, *a, **k: (_ for _ in ()).throw(IntegrityError("fk")))
+    with pytest.raises(Conflict) as refused:
+        dataset_delete(dataset=dataset)
+    assert refused.value.code == "dataset_busy"
