@@ -31,7 +31,9 @@ class SampleQuerySerializer(serializers.Serializer):
         child=serializers.CharField(max_length=100), required=False, default=list,
         help_text="Tag name or id; repeat (or separate with commas) to require several.",
     )
-    search = serializers.CharField(required=False, max_length=MAX_SEARCH, help_text="Case-insensitive substring of the external id, the file name or any metadata value.")
+    search = serializers.CharField(required=False, max_length=MAX_SEARCH,
+                                   help_text="Case-insensitive substring of the external id, the file name or any "
+                                             "metadata value.")
     gt = serializers.ListField(
         child=serializers.CharField(max_length=120), required=False, default=list,
         help_text=f"Ground-truth condition `<class name or id>:<{'|'.join(GT_WORDS)}>`; ABSTAIN means "
