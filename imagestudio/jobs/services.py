@@ -147,7 +147,7 @@ def job_cancel(*, job: Job) -> Job:
     return job
 
 
-def jobs_cancel_active(*, dataset) -> int:
+def jobs_cancel_active(*, dataset: Model) -> int:
     """Cancel every queued or running job of a dataset (running ones stop at their next progress report)."""
     return Job.objects.filter(dataset=dataset, status__in=ACTIVE_STATUSES).update(
         status=JobStatus.CANCELLED, finished_at=timezone.now(), message="cancelled: the dataset is being deleted")
