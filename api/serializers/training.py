@@ -6,7 +6,7 @@ from api.limits import MAX_INT
 from imagestudio.datasets.models import Split
 from imagestudio.embeddings.encoders import ENCODER_KEYS, SPACES
 from imagestudio.training.models import PREDICTION_LABELS, FastModel, TrainingSet
-from imagestudio.training.selectors import product_status
+from imagestudio.training.selectors import model_staleness, product_status, training_set_staleness
 
 ProductStatus = Literal["ready", "queued", "running", "failed", "cancelled"]
 
@@ -24,13 +24,36 @@ class ProductStatusMixin(serializers.Serializer):
         return record.job.error if record.job_id and not record.ready else ""
 
 
-class TrainingSetSerializer(ProductStatusMixin, serializers.ModelSerializer):
+class StalenessMixin(serializers.Serializer):
+    """Whether the inputs changed since the product was built, and how (the current inputs are read once per
+    response and shared by its items)."""
+
+    stale = serializers.SerializerMethodField(help_text="The inputs changed since it was built: rebuild it.")
+    stale_reasons = serializers.SerializerMethodField()
+
+    def _reasons(self, record):
+        cache = self.context.setdefault("staleness", {})
+        if ("record", record.pk, type(record).__name__) not in cache:
+            current = cache.setdefault("current", {})
+            cache[("record", record.pk, type(record).__name__)] = (
+                training_set_staleness(record, current) if isinstance(record, TrainingSet) and record.ready
+                else model_staleness(record, current) if isinstance(record, FastModel) else [])
+        return cache[("record", record.pk, type(record).__name__)]
+
+    def get_stale(self, record) -> bool:
+        return bool(self._reasons(record))
+
+    def get_stale_reasons(self, record) -> list[str]:
+        return self._reasons(record)
+
+
+class TrainingSetSerializer(ProductStatusMixin, StalenessMixin, serializers.ModelSerializer):
     job = serializers.UUIDField(source="job_id", read_only=True, allow_null=True)
 
     class Meta:
         model = TrainingSet
-        fields = ["id", "content_hash", "snapshot", "report", "samples", "ready", "status", "error", "job",
-                  "created_at"]
+        fields = ["id", "content_hash", "snapshot", "report", "samples", "ready", "status", "error", "stale",
+                  "stale_reasons", "job", "created_at"]
         read_only_fields = fields
 
 
@@ -63,14 +86,14 @@ class TrainingLabelPageSerializer(serializers.Serializer):
     results = TrainingLabelSerializer(many=True)
 
 
-class FastModelSerializer(ProductStatusMixin, serializers.ModelSerializer):
+class FastModelSerializer(ProductStatusMixin, StalenessMixin, serializers.ModelSerializer):
     job = serializers.UUIDField(source="job_id", read_only=True, allow_null=True)
     training_set = serializers.IntegerField(source="training_set_id", read_only=True, allow_null=True)
 
     class Meta:
         model = FastModel
         fields = ["id", "version", "label_source", "training_set", "params", "metrics", "ready", "status", "error",
-                  "job", "created_at"]
+                  "stale", "stale_reasons", "job", "created_at"]
         read_only_fields = fields
 
 

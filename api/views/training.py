@@ -46,6 +46,16 @@ class TrainingSetViewSet(DatasetScopedMixin, mixins.ListModelMixin, mixins.Retri
             return accepted(training_set.job)
         return Response(TrainingSetSerializer(training_set).data, status=status.HTTP_200_OK)
 
+    @extend_schema(request=None, responses={202: JobSerializer, 200: TrainingSetSerializer})
+    @action(detail=True, methods=["post"])
+    def rebuild(self, request, dataset_id=None, pk=None):
+        """The same splits and seed from the current inputs: 202 with the job, or 200 with the set when nothing
+        changed."""
+        training_set, created = services.training_set_rebuild(training_set=self.get_object(), user=request.user)
+        if created or not training_set.ready:
+            return accepted(training_set.job)
+        return Response(TrainingSetSerializer(training_set).data, status=status.HTTP_200_OK)
+
     @extend_schema(parameters=[TrainingLabelQuerySerializer], responses={200: TrainingLabelPageSerializer})
     @action(detail=True, methods=["get"])
     def labels(self, request, dataset_id=None, pk=None):
@@ -78,6 +88,12 @@ class FastModelViewSet(DatasetScopedMixin, mixins.ListModelMixin, mixins.Retriev
             data["training_set"] = training_set
         model = services.model_start(dataset=self.dataset, user=request.user, **data)
         return accepted(model.job)
+
+    @extend_schema(request=None, responses={202: JobSerializer})
+    @action(detail=True, methods=["post"])
+    def retrain(self, request, dataset_id=None, pk=None):
+        """A new version with this model's parameters on the current inputs."""
+        return accepted(services.model_retrain(model=self.get_object(), user=request.user).job)
 
     @extend_schema(parameters=[PredictionQuerySerializer], responses={200: PredictionSerializer(many=True)})
     @action(detail=True, methods=["get"])

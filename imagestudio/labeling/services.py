@@ -108,10 +108,9 @@ def rule_scores(*, dataset: Dataset, rule: Rule, split: str | None = None,
                 in_sample: bool = False) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """(sample ids ascending, float32 scores, notes) of the rule over a split (or the whole dataset)."""
     if rule.type in SIMILARITY_TYPES:
-        # LFs saved before spaces existed scored in the joint space, and keep doing so.
         vector, record, notes = query_vector(
             dataset=dataset, encoder=rule.config.get("encoder"), text=rule.config.get("text"),
-            sample_id=rule.config.get("sample_id"), box=rule.config.get("box"), space=rule.config.get("space", "joint"))
+            sample_id=rule.config.get("sample_id"), box=rule.config.get("box"), space=rule.config.get("space"))
         ids, scores = scores_for(dataset=dataset, record=record, vector=vector, split=split, in_sample=in_sample)
         return ids, scores, notes
     source = score_source(rule.type)

@@ -1,24 +1,133 @@
 """Reads of training sets and fast models: their artifacts' arrays (cached per process), training labels with
 provenance, a model's scores and predictions."""
 
+import hashlib
+import json
 from collections.abc import Sequence
 
 import numpy as np
 from django.db.models import QuerySet
 
+from imagestudio.annotations.selectors import ground_truth_digest
 from imagestudio.common.arrays import locate
 from imagestudio.common.artifacts import artifact_read
 from imagestudio.common.cache import VersionedLRU
 from imagestudio.common.errors import Conflict, ValidationFailed
 from imagestudio.common.votes import VOTE_WORDS
-from imagestudio.datasets.models import SPLIT_CODES, SPLIT_NAMES, Dataset, LabelClass
+from imagestudio.datasets.models import SPLIT_CODES, SPLIT_NAMES, Dataset, LabelClass, Sample, Split
+from imagestudio.embeddings.models import EmbeddingSet
 from imagestudio.jobs.models import JobStatus
 from imagestudio.labeling import metrics
+from imagestudio.labeling.models import LabelingFunction
 
 from .models import FastModel, TrainingSet
 
 # Artifacts are immutable and named by their content hash: the hash is the key, no version needed.
 _artifacts = VersionedLRU("artifacts", max_entries=8, from_database=False)
+
+
+def split_samples(dataset: Dataset, splits: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(ids ascending, split codes) of the dataset's samples in `splits`."""
+    samples = Sample.objects.filter(dataset=dataset, split__in=splits).order_by("id")
+    rows = list(samples.values_list("id", "split"))
+    ids = np.array([r[0] for r in rows], dtype=np.int64)
+    codes = np.array([SPLIT_CODES[r[1]] for r in rows], dtype=np.int8)
+    return ids, codes
+
+
+def training_snapshot(dataset: Dataset, splits: Sequence[str], seed: int) -> tuple[dict, str]:
+    """What a training set of the active LFs would be built from now, and its content hash."""
+    lfs = list(LabelingFunction.objects.filter(dataset=dataset, active=True).select_related("label_class")
+               .order_by("id"))
+    if not lfs:
+        raise ValidationFailed("The dataset has no active labeling function: create or activate one first.",
+                               code="no_active_lfs")
+    ids, codes = split_samples(dataset, splits)
+    # Identity from content: the rules, the votes they cast, the samples in their splits and the dev labels the
+    # label model learns from. Toggling an LF off and on again, or an edit that changes no vote, is the same set.
+    snapshot = {
+        "lfs": [{"id": lf.id, "class_id": lf.label_class_id, "class": lf.label_class.name, "type": lf.type,
+                 "config": lf.config, "low": lf.low, "high": lf.high, "invert": lf.invert, "encoder": lf.encoder,
+                 "votes_sha256": hashlib.sha256(bytes(lf.votes_present) + b"|" + bytes(lf.votes_absent)).hexdigest()}
+                for lf in lfs],
+        "splits": sorted(splits),
+        "seed": seed,
+        "samples": int(len(ids)),
+        "samples_sha256": hashlib.sha256(ids.tobytes() + codes.tobytes()).hexdigest(),
+        "dev_labels_sha256": ground_truth_digest(dataset=dataset, split=Split.DEV),
+    }
+    return snapshot, hashlib.sha256(json.dumps(snapshot, sort_keys=True).encode()).hexdigest()
+
+
+def _lf_changes(old, new):
+    old_lfs, new_lfs = {e["id"]: e for e in old.get("lfs", [])}, {e["id"]: e for e in new.get("lfs", [])}
+    reasons = []
+    if set(old_lfs) != set(new_lfs):
+        reasons.append("active LFs added, removed or deactivated since")
+    rule_keys = ("class_id", "type", "config", "low", "high", "invert", "encoder")
+    for lf_id in sorted(set(old_lfs) & set(new_lfs)):
+        before, now = old_lfs[lf_id], new_lfs[lf_id]
+        if any(before.get(key) != now.get(key) for key in rule_keys):
+            reasons.append(f"LF {now.get('class')}/{lf_id} changed its rule")
+        elif before.get("votes_sha256") != now.get("votes_sha256"):
+            reasons.append(f"LF {now.get('class')}/{lf_id} votes differently (new samples, vectors or edits)")
+    return reasons
+
+
+def training_set_staleness(training_set: TrainingSet, current: dict | None = None) -> list[str]:
+    """Why the training set no longer matches what its inputs would give now (empty: it is current).
+    `current` caches the current snapshots by (splits, seed) across the sets of one request."""
+    old = training_set.snapshot
+    key = (tuple(old.get("splits", [])), old.get("seed", 0))
+    current = {} if current is None else current
+    if key not in current:
+        try:
+            current[key] = training_snapshot(training_set.dataset, list(key[0]), key[1])
+        except ValidationFailed:
+            current[key] = None
+    if current[key] is None:
+        return ["the dataset has no active LF now"]
+    snapshot, content_hash = current[key]
+    if content_hash == training_set.content_hash:
+        return []
+    reasons = _lf_changes(old, snapshot)
+    if old.get("samples_sha256") != snapshot["samples_sha256"]:
+        reasons.append("samples were added or moved between splits")
+    if old.get("dev_labels_sha256") != snapshot["dev_labels_sha256"]:
+        reasons.append("dev ground truth changed")
+    return reasons or ["its inputs changed"]
+
+
+def _labels_sha256(dataset, splits):
+    return {split: ground_truth_digest(dataset=dataset, split=split) for split in sorted(set(splits))}
+
+
+def model_inputs(*, model: FastModel, vectors_identity: str, vectors_version: int) -> dict:
+    """What a model's fit and metrics read besides its own parameters: the vector set's version and the ground
+    truth it learns from (its label splits, dev for C) and is measured on (valid)."""
+    splits = [Split.DEV, Split.VALID]
+    if model.label_source == FastModel.LabelSource.GROUND_TRUTH:
+        splits += model.params.get("ground_truth_splits", [])
+    return {"vectors": vectors_identity, "vectors_version": vectors_version,
+            "labels_sha256": _labels_sha256(model.dataset, splits)}
+
+
+def model_staleness(model: FastModel, current: dict | None = None) -> list[str]:
+    """Why a ready model no longer matches its inputs (empty: current). `current`: see training_set_staleness."""
+    inputs = model.params.get("inputs")
+    if not model.ready or inputs is None:
+        return []
+    reasons = []
+    version = EmbeddingSet.objects.filter(dataset=model.dataset_id, encoder__identity=inputs["vectors"]).values_list(
+        "version", flat=True).first()
+    if version is not None and version != inputs["vectors_version"]:
+        reasons.append("vectors were added since")
+    now = _labels_sha256(model.dataset, list(inputs["labels_sha256"]))
+    reasons += [f"{split} ground truth changed" for split in sorted(now) if now[split] != inputs["labels_sha256"][split]]
+    if model.training_set is not None:
+        reasons += [f"its training set is stale: {reason}" for reason in training_set_staleness(model.training_set,
+                                                                                                current)]
+    return reasons
 
 
 def training_set_list(*, dataset: Dataset) -> QuerySet:

@@ -1,8 +1,6 @@
 """Writes of training: training sets (label model over the active LFs), fast models (a logistic regression per
 class) with their stored predictions, and auto-train. The maths lives in fitting.py, the reads in selectors.py."""
 
-import hashlib
-import json
 import time
 from collections.abc import Callable, Sequence
 
@@ -11,7 +9,7 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import transaction
 from django.db.models import Max
 
-from imagestudio.annotations.selectors import ground_truth_digest, ground_truth_for
+from imagestudio.annotations.selectors import ground_truth_for
 from imagestudio.common.arrays import consecutive_runs, locate
 from imagestudio.common.artifacts import artifact_write
 from imagestudio.common.bulk import copy_id_rows
@@ -27,7 +25,7 @@ from imagestudio.labeling.selectors import vote_matrix
 
 from . import fitting
 from .models import FastModel, Prediction, ScoredRange, TrainingSet
-from .selectors import artifact_arrays, ready_training_set
+from .selectors import artifact_arrays, model_inputs, ready_training_set, split_samples, training_snapshot
 
 TRAINING_SET_TASK = "workers.tasks.training.build_training_set"
 MODEL_TASK = "workers.tasks.training.train_model"
@@ -42,44 +40,13 @@ def _job_progress(job: Job) -> Progress:
 # ---------------------------------------------------------------- training sets
 
 
-def _sample_ids(dataset, splits):
-    samples = Sample.objects.filter(dataset=dataset, split__in=splits).order_by("id")
-    rows = list(samples.values_list("id", "split"))
-    ids = np.array([r[0] for r in rows], dtype=np.int64)
-    codes = np.array([SPLIT_CODES[r[1]] for r in rows], dtype=np.int8)
-    return ids, codes
-
-
-def _snapshot(dataset, splits, seed):
-    lfs = list(LabelingFunction.objects.filter(dataset=dataset, active=True).select_related("label_class")
-               .order_by("id"))
-    if not lfs:
-        raise ValidationFailed("The dataset has no active labeling function: create or activate one first.",
-                               code="no_active_lfs")
-    ids, codes = _sample_ids(dataset, splits)
-    # Identity from content: the rules, the votes they cast, the samples in their splits and the dev labels the
-    # label model learns from. Toggling an LF off and on again, or an edit that changes no vote, is the same set.
-    snapshot = {
-        "lfs": [{"id": lf.id, "class_id": lf.label_class_id, "class": lf.label_class.name, "type": lf.type,
-                 "config": lf.config, "low": lf.low, "high": lf.high, "invert": lf.invert, "encoder": lf.encoder,
-                 "votes_sha256": hashlib.sha256(bytes(lf.votes_present) + b"|" + bytes(lf.votes_absent)).hexdigest()}
-                for lf in lfs],
-        "splits": sorted(splits),
-        "seed": seed,
-        "samples": int(len(ids)),
-        "samples_sha256": hashlib.sha256(ids.tobytes() + codes.tobytes()).hexdigest(),
-        "dev_labels_sha256": ground_truth_digest(dataset=dataset, split=Split.DEV),
-    }
-    return snapshot, hashlib.sha256(json.dumps(snapshot, sort_keys=True).encode()).hexdigest()
-
-
 def training_set_start(*, dataset: Dataset, user: AbstractBaseUser | None, splits: Sequence[str] | None = None,
                        seed: int = 0) -> tuple[TrainingSet, bool]:
     """The training set of the current active LFs: an existing identical snapshot, or a new one built by a job.
 
     Returns (training set, created)."""
     splits = list(splits or Split.values)
-    snapshot, content_hash = _snapshot(dataset, splits, seed)
+    snapshot, content_hash = training_snapshot(dataset, splits, seed)
     with transaction.atomic():
         existing = TrainingSet.objects.select_for_update().filter(dataset=dataset, content_hash=content_hash).first()
         if existing is not None and not existing.ready and existing.job and existing.job.status in (
@@ -102,14 +69,14 @@ def training_set_run(job: Job) -> dict:
     return training_set_build(training_set, _job_progress(job))
 
 
-def _label_class(votes, truth, dev, valid, lfs):
+def _label_class(votes, truth, dev, valid, lfs, seed):
     """Labels and report of one class's label model over its LF votes; `dev` marks the rows whose ground truth
     chooses and fits it, `valid` those it is evaluated on. The one place that calls the label model."""
     if votes.shape[1] == 0:  # no evidence at all: abstain everywhere rather than label by the prior
         labels = np.zeros(len(votes), dtype=np.int8)
         return (np.full(len(votes), np.nan, dtype=np.float32), labels,
                 {"chosen": None, "reason": "no active LF for this class", **fitting.label_counts(labels)})
-    result = label_class_votes(votes, truth, dev)
+    result = label_class_votes(votes, truth, dev, seed=seed)  # the seed deals the dev folds
     report = fitting.label_model_report(result, votes, truth, valid, lfs)
     return result.labels.probability, result.labels.label, {**report, **fitting.label_counts(result.labels.label)}
 
@@ -129,7 +96,7 @@ def _class_lfs(training_set):
 def training_set_build(training_set: TrainingSet, progress: Progress) -> dict:
     """Run the label model of each class over the snapshot's LF votes and store the result."""
     dataset = training_set.dataset
-    ids, codes = _sample_ids(dataset, training_set.snapshot["splits"])
+    ids, codes = split_samples(dataset, training_set.snapshot["splits"])
     by_class = _class_lfs(training_set)
     arrays, report = {"ids": ids, "splits": codes}, {}
     dev, valid = codes == SPLIT_CODES[Split.DEV], codes == SPLIT_CODES[Split.VALID]
@@ -139,7 +106,8 @@ def training_set_build(training_set: TrainingSet, progress: Progress) -> dict:
         votes = vote_matrix(members, ids)
         truth = ground_truth_for(dataset=dataset, label_class=label_class, sample_ids=ids)
         probability, label, class_report = _label_class(votes, truth, dev, valid,
-                                                        [(lf.id, lf.name) for lf in members])
+                                                        [(lf.id, lf.name) for lf in members],
+                                                        training_set.snapshot.get("seed", 0))
         arrays[f"probability_{label_class.id}"] = probability
         arrays[f"label_{label_class.id}"] = label
         arrays[f"votes_{label_class.id}"] = votes
@@ -201,6 +169,25 @@ def model_start(*, dataset: Dataset, user: AbstractBaseUser | None,
         FastModel.objects.filter(pk=model.pk).update(job=job)
     model.refresh_from_db()
     return model
+
+
+def training_set_rebuild(*, training_set: TrainingSet, user) -> tuple[TrainingSet, bool]:
+    """The set of the same splits and seed from the current inputs (the same set when nothing changed)."""
+    return training_set_start(dataset=training_set.dataset, user=user, splits=training_set.snapshot["splits"],
+                              seed=training_set.snapshot.get("seed", 0))
+
+
+def model_retrain(*, model: FastModel, user) -> FastModel:
+    """A new version with the model's parameters on the current inputs (a training-set model takes the latest
+    ready training set: rebuild a stale one first)."""
+    params = model.params
+    classes = list(LabelClass.objects.filter(dataset=model.dataset, id__in=params["classes"]).order_by("id"))
+    if not classes:
+        raise ValidationFailed("The model's classes were deleted.", field="classes")
+    return model_start(dataset=model.dataset, user=user, label_source=model.label_source,
+                       ground_truth_splits=params.get("ground_truth_splits", [Split.TRAIN]), classes=classes,
+                       negative_ratio=params.get("negative_ratio"), seed=params.get("seed", 0),
+                       encoder=params.get("encoder"), space=params.get("space", "joint"))
 
 
 def _training_labels(model, label_class, ids, splits, truth):
@@ -298,6 +285,8 @@ def model_train(model: FastModel, progress: Progress) -> dict:
     # Models trained before spaces existed used the joint space.
     _, record = encoder_for(model.params["encoder"], model.params.get("space", "joint"))
     matrix = matrix_get(dataset=dataset, record=record)
+    # What the fit reads besides its parameters, read with the data (before fitting): staleness compares it.
+    inputs = model_inputs(model=model, vectors_identity=record.identity, vectors_version=matrix.version)
     rng = np.random.default_rng(model.params["seed"])
     fits, class_metrics, predictions = [], {}, {}
     classes = list(LabelClass.objects.filter(id__in=model.params["classes"]).order_by("id"))
@@ -317,7 +306,7 @@ def model_train(model: FastModel, progress: Progress) -> dict:
             return _trained(FastModel.objects.get(pk=model.pk))  # a delivery running at the same time stored first
         _store_predictions(model, matrix.sample_ids, predictions)
         FastModel.objects.filter(pk=model.pk).update(metrics=class_metrics, artifact=key, artifact_sha256=digest,
-                                                     ready=True)
+                                                     params={**model.params, "inputs": inputs}, ready=True)
     return {"model": model.id, "version": model.version, "metrics": class_metrics,
             "seconds": round(time.monotonic() - started, 3)}
 
@@ -369,7 +358,7 @@ def auto_train_run(job: Job) -> dict:
                                                       message=message)
 
     try:
-        snapshot, content_hash = _snapshot(dataset, list(Split.values), 0)
+        snapshot, content_hash = training_snapshot(dataset, list(Split.values), 0)
     except ValidationFailed:
         return {"skipped": "no active LF"}
     with transaction.atomic():

@@ -397,3 +397,35 @@ def test_imprecise_lf_links_list_exactly_the_wrong_votes_their_messages_count(ap
         counted = int(re.search(r"; (\d+) of its", tip["message"]).group(1))
         listed = api.get(tip["samples"]).json()
         assert listed["count"] == counted and {row["split"] for row in listed["results"]} == {"dev"}
+
+
+def test_products_say_when_their_inputs_changed_and_rebuild_in_one_call(api, world):
+    dataset = world
+    ts = build(api, dataset)
+    assert ts["stale"] is False and ts["stale_reasons"] == []
+    job = api.get(api.post(f"/api/datasets/{dataset.id}/models/", {"classes": ["cat"]}, format="json")["Location"])
+    model_url = f"/api/datasets/{dataset.id}/models/{job.json()['result']['model']}/"
+    assert api.get(model_url).json()["stale"] is False
+    lf = LabelingFunction.objects.order_by("id").first()
+    assert api.patch(f"/api/datasets/{dataset.id}/lfs/{lf.id}/", {"high": 0.9}, format="json").status_code == 200
+    stale = api.get(f"/api/datasets/{dataset.id}/training-sets/{ts['id']}/").json()
+    assert stale["stale"] and stale["stale_reasons"] == [f"LF cat/{lf.id} changed its rule"]
+    assert api.get(model_url).json()["stale_reasons"] == [f"its training set is stale: LF cat/{lf.id} changed its rule"]
+    rebuilt = api.post(f"/api/datasets/{dataset.id}/training-sets/{ts['id']}/rebuild/", {}, format="json")
+    assert rebuilt.status_code == 202
+    fresh_id = api.get(rebuilt["Location"]).json()["result"]["training_set"]
+    fresh = api.get(f"/api/datasets/{dataset.id}/training-sets/{fresh_id}/").json()
+    assert fresh["id"] != ts["id"] and fresh["stale"] is False
+    again = api.post(f"/api/datasets/{dataset.id}/training-sets/{fresh['id']}/rebuild/", {}, format="json")
+    assert again.status_code == 200 and again.json()["id"] == fresh["id"]  # nothing changed: the same set
+    # a valid label measures the model: its metrics are out of date
+    valid_sample = Sample.objects.filter(split="valid").order_by("id").first()
+    value = api.get(f"/api/datasets/{dataset.id}/annotations/?sample={valid_sample.id}").json()["results"][0]["value"]
+    api.put(f"/api/datasets/{dataset.id}/annotations/", {"sample": valid_sample.id, "label_class": "cat",
+                                                         "value": "ABSENT" if value == "PRESENT" else "PRESENT"},
+            format="json")
+    assert "valid ground truth changed" in api.get(model_url).json()["stale_reasons"]
+    retrained = api.post(f"{model_url}retrain/", {}, format="json")
+    assert retrained.status_code == 202
+    new_model = api.get(retrained["Location"]).json()["result"]["model"]
+    assert api.get(f"/api/datasets/{dataset.id}/models/{new_model}/").json()["stale"] is False
