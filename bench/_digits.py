@@ -191,8 +191,8 @@ def _suggested_cuts(dataset, label_class, lf_type, config):
     """(low, high) of a similarity rule from lf_preview's suggestions on dev; a side without one is None."""
     from imagestudio.labeling.services import Rule, lf_preview, validate_rule
 
-    # As the preview view does: the normalized config (a raw one would score in the joint space, while lf_create
-    # saves the visual default). The placeholder `high` only satisfies validation; suggestions ignore it.
+    # As the preview view does: the normalized config, as lf_create will save it. The placeholder `high` only
+    # satisfies validation; suggestions ignore it.
     config = validate_rule(dataset=dataset, label_class=label_class, type=lf_type, config=config, low=None, high=1.0)
     rule = Rule(label_class=label_class, type=lf_type, config=config)
     suggested = lf_preview(dataset=dataset, rule=rule, split="dev", min_precision=MIN_PRECISION)["suggested"]
