@@ -351,6 +351,40 @@ def ground_truth_reference(dataset, space, digit_of, seed):
     return result
 
 
+def visual_storage_formats(dataset, digit_of, seed):
+    """Memory per sample against valid F1 (the ground-truth reference on train, C on dev) of the visual space as
+    stored (float16, 1280-d) and reduced by PCA fitted on train (to 512 and 256 dimensions, float16)."""
+    import _digits
+    import numpy as np
+    import torch
+    from sklearn.decomposition import PCA
+
+    from imagestudio.datasets.models import SPLIT_CODES
+    from imagestudio.embeddings.store import encoder_for, matrix_get
+    from imagestudio.training import fitting
+
+    matrix = matrix_get(dataset=dataset, record=encoder_for(_digits.ENCODER, "visual")[1])
+    digits = np.array([digit_of[int(i)] for i in matrix.sample_ids])
+    train, dev, valid = (matrix.splits == SPLIT_CODES[s] for s in ("train", "dev", "valid"))
+    stored = matrix.vectors.numpy().astype(np.float32)
+    formats = {"float16 1280-d (stored)": stored}
+    for dims in (512, 256):
+        reduced = PCA(dims, random_state=seed).fit(stored[train]).transform(stored)
+        formats[f"PCA {dims}-d float16"] = (reduced / np.linalg.norm(reduced, axis=1, keepdims=True)).astype(np.float16)
+    print("\nvisual space storage: bytes per sample against valid F1 (train ground truth, C on dev)")
+    for label, vectors in formats.items():
+        as_float16 = torch.from_numpy(np.ascontiguousarray(vectors.astype(np.float16)))
+        f1 = {}
+        for name in _digits.CLASSES:
+            positive = np.array([_digits.digit_classes(int(d))[name] for d in digits])
+            features = as_float16.numpy().astype(np.float32)
+            fit = fitting.select_c(features[train], positive[train], features[dev], positive[dev], seed)
+            scores = fitting.decision_scores(as_float16, fit.coef, fit.intercept)
+            f1[name] = fitting.evaluate(scores[valid], np.where(positive[valid], 1, -1))["f1"]
+        print(f"  {label:<26} {as_float16.shape[1] * 2:>5} B  mean F1 {np.mean(list(f1.values())):.4f}  "
+              + "  ".join(f"{name} {value:.4f}" for name, value in f1.items()) + f"  (load {load():.2f})")
+
+
 def digits_section(args, snorkel_python, workdir):
     import _common
     import _digits
@@ -423,6 +457,7 @@ def digits_section(args, snorkel_python, workdir):
               f"(load {load():.2f})")
         reference[space] = ground_truth_reference(dataset, space, digit_of, args.seed)
     print_fast_models(fast, reference)
+    visual_storage_formats(dataset, digit_of, args.seed)
     return digits_targets(summary, fast, reference, training_set.report, matches)
 
 
