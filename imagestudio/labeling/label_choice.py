@@ -33,6 +33,11 @@ to the simpler candidate (the order of CANDIDATES); majority vote is a candidate
 lower dev F1 than it. Without at least 2 labeled dev rows nothing can be scored: em_unsupervised is chosen.
 The chosen candidate is refit on all dev labels to label every row.
 
+Calibration: one temperature T, fitted on the chosen candidate's out-of-fold dev probabilities by log loss,
+rescales every probability as sigmoid(logit(p) / T). It corrects over- or under-confidence (a regression on a
+few hundred labels, EM's independence assumption) without moving p = 0.5, so no label changes. The dev
+reliability table is computed after it (on the rows it was fitted on: optimistic); valid is the honest figure.
+
 Labels: PRESENT where the probability is above 0.5, ABSENT below, ABSTAIN (0) at exactly 0.5 or where the
 candidate has no information (majority vote on a row without votes).
 """
@@ -145,6 +150,33 @@ def lf_diagnostics(model, votes, truth):
 # ---------------------------------------------------------------- candidates and the choice
 
 
+TEMPERATURES = np.exp(np.linspace(np.log(0.2), np.log(5.0), 65))
+
+
+def temperature_for(probability, truth) -> float:
+    """The temperature T that minimises the log loss of sigmoid(logit(p) / T) on the rows with ground truth
+    (a grid over 0.2-5): it rescales over- or under-confidence and leaves p = 0.5, hence every label, in place.
+    1 when fewer than 10 rows can tell."""
+    probability, truth = np.asarray(probability, dtype=np.float64), np.asarray(truth)
+    keep = np.isfinite(probability) & (truth != ABSTAIN)
+    if keep.sum() < 10:
+        return 1.0
+    logits = np.log(np.clip(probability[keep], 1e-6, 1 - 1e-6) / np.clip(1 - probability[keep], 1e-6, 1))
+    positive = truth[keep] == PRESENT
+    scaled = logits[None, :] / TEMPERATURES[:, None]
+    # log loss of sigmoid(z): log(1 + exp(-z)) for positives, log(1 + exp(z)) for negatives
+    losses = np.logaddexp(0, np.where(positive, -scaled, scaled)).mean(axis=1)
+    return float(TEMPERATURES[int(np.argmin(losses))])
+
+
+def with_temperature(probability, temperature):
+    """sigmoid(logit(p) / T), NaN kept."""
+    probability = np.asarray(probability, dtype=np.float64)
+    clipped = np.clip(probability, 1e-7, 1 - 1e-7)
+    scaled = 1 / (1 + np.exp(-np.log(clipped / (1 - clipped)) / temperature))
+    return np.where(np.isnan(probability), np.nan, scaled).astype(np.float32)
+
+
 def _stratified_folds(labels, folds, seed):
     """Fold number per labeled row: each class shuffled and dealt round-robin."""
     rng = np.random.default_rng(seed)
@@ -175,6 +207,7 @@ class ClassLabels:
     chosen: str
     reason: str
     candidates: dict
+    temperature: float
     lfs: list
     calibration: dict | None
     dependent_groups: list
@@ -182,7 +215,8 @@ class ClassLabels:
     candidate_probability: dict = field(repr=False)
 
     def report(self):
-        return {"chosen": self.chosen, "reason": self.reason, "candidates": self.candidates, "lfs": self.lfs,
+        return {"chosen": self.chosen, "reason": self.reason, "candidates": self.candidates,
+                "temperature": self.temperature, "lfs": self.lfs,
                 "calibration": self.calibration, "dependent_groups": self.dependent_groups}
 
 
@@ -264,12 +298,18 @@ def label_class_votes(votes, truth, dev_mask, seed=0, folds=DEFAULT_FOLDS, model
         candidate_probability = {name: candidates.fit_predict(name, dev_rows) for name in CANDIDATES
                                  if name != "em_semi_supervised"}
         candidate_probability["em_semi_supervised"] = model.predict_design(design).probability
+    temperature = 1.0
+    if len(dev_rows) >= 2:
+        # Confidence rescaled on the chosen candidate's out-of-fold dev probabilities (p = 0.5 stays: labels too).
+        temperature = temperature_for(dev_probability[dev_rows], truth[dev_rows])
+        dev_probability = with_temperature(dev_probability, temperature)
+        candidate_probability[chosen] = with_temperature(candidate_probability[chosen], temperature)
     probability = candidate_probability[chosen]
     # Majority vote on rows without votes has no information: the prior there rather than NaN.
     labels = Labels(probability=np.where(np.isnan(probability), np.float32(prior), probability).astype(np.float32),
                     label=labels_from_probability(probability).label)
     return ClassLabels(
-        labels=labels, chosen=chosen, reason=reason, candidates=scores,
+        labels=labels, chosen=chosen, reason=reason, candidates=scores, temperature=temperature,
         lfs=lf_diagnostics(model, design.votes[dev_mask], truth[dev_mask]),
         calibration=calibration_table(dev_probability, truth) if len(dev_rows) >= 2 else None,
         dependent_groups=[[int(j) for j in group] for group in model.groups], dev_probability=dev_probability,

@@ -263,3 +263,19 @@ def test_label_model_imports_neither_django_nor_service_code():
 def test_learned_accuracies_of_symmetric_lfs():
     votes, truth = generate([symmetric(a, 0.6) for a in (0.95, 0.9, 0.85, 0.7, 0.6, 0.55, 0.55)], 0.2, 5000, seed=8)
     assert np.allclose(DawidSkene().fit(votes).lf_accuracies(), (0.95, 0.9, 0.85, 0.7, 0.6, 0.55, 0.55), atol=0.04)
+
+
+def test_temperature_fixes_overconfidence_and_moves_no_label():
+    from imagestudio.labeling.label_choice import temperature_for, with_temperature
+
+    rng = np.random.default_rng(3)
+    honest = rng.uniform(0.05, 0.95, 20_000)
+    truth = np.where(rng.random(len(honest)) < honest, 1, -1).astype(np.int8)
+    logit = np.log(honest / (1 - honest))
+    overconfident = 1 / (1 + np.exp(-3 * logit))  # what an overfitted model says
+    temperature = temperature_for(overconfident, truth)
+    assert temperature == pytest.approx(3.0, rel=0.1)
+    fixed = with_temperature(overconfident, temperature)
+    assert calibration_table(fixed, truth)["ece"] < 0.02 < calibration_table(overconfident, truth)["ece"]
+    assert np.array_equal(fixed > 0.5, overconfident > 0.5) and np.isnan(with_temperature([np.nan], 2.0)[0])
+    assert temperature_for(overconfident[:5], truth[:5]) == 1.0  # too few rows to tell
