@@ -101,8 +101,7 @@ def _record(dataset, user, source, changes, batch=None):
 
 def annotations_import(*, dataset: Dataset, user: User | None,
                        rows: Iterable[tuple[int, str, LabelClass, str]]) -> int:
-    """Ground truth arriving with imported samples: (sample_id, split, label_class, value) tuples, runs inside
-    the import's transaction.
+    """Ground truth arriving with imported samples: (sample_id, split, label_class, value) tuples.
 
     New samples have no labels yet; a merged duplicate's twin was locked by the import (its split in the tuple
     read under that lock) and keeps any label it holds by now: the import only fills pairs without one.
@@ -114,24 +113,25 @@ def annotations_import(*, dataset: Dataset, user: User | None,
     rows = list(unique.values())
     if not rows:
         return 0
-    classes_lock_shared(class_ids={label_class.id for _, _, label_class, _ in rows})
-    existing = _locked_annotations({row[0] for row in rows}, {row[2].id for row in rows})
-    changes, to_create, to_update = [], [], {}
-    for sample_id, split, label_class, value in rows:
-        row_id, old = existing.get((sample_id, label_class.id), (None, GroundTruthValue.ABSTAIN))
-        if old != GroundTruthValue.ABSTAIN:
-            continue
-        changes.append(Change(sample_id, label_class.id, split, old, value))
-        if row_id is None:
-            to_create.append(Annotation(sample_id=sample_id, label_class=label_class, value=value, updated_by=user))
-        else:
-            to_update.setdefault(value, []).append(row_id)
-    Annotation.objects.bulk_create(to_create, batch_size=_CHUNK)
-    now = timezone.now()
-    for value, row_ids in to_update.items():
-        _update_values(row_ids, value, user, now)
-    _record(dataset, user, AnnotationSource.IMPORT, changes)
-    return len(changes)
+    with transaction.atomic():  # joins the import's transaction
+        classes_lock_shared(class_ids={label_class.id for _, _, label_class, _ in rows})
+        existing = _locked_annotations({row[0] for row in rows}, {row[2].id for row in rows})
+        changes, to_create, to_update = [], [], {}
+        for sample_id, split, label_class, value in rows:
+            row_id, old = existing.get((sample_id, label_class.id), (None, GroundTruthValue.ABSTAIN))
+            if old != GroundTruthValue.ABSTAIN:
+                continue
+            changes.append(Change(sample_id, label_class.id, split, old, value))
+            if row_id is None:
+                to_create.append(Annotation(sample_id=sample_id, label_class=label_class, value=value, updated_by=user))
+            else:
+                to_update.setdefault(value, []).append(row_id)
+        Annotation.objects.bulk_create(to_create, batch_size=_CHUNK)
+        now = timezone.now()
+        for value, row_ids in to_update.items():
+            _update_values(row_ids, value, user, now)
+        _record(dataset, user, AnnotationSource.IMPORT, changes)
+        return len(changes)
 
 
 def _locked_annotations(sample_ids, class_ids):

@@ -9,6 +9,9 @@ only deadlock by taking the same rows in opposite orders, so each writer takes w
 4. GroundTruthCount rows, ascending (label_class_id, split).
 5. The Dataset row (split_counts, samples_version), last.
 
+An undo locks its AnnotationBatch row before step 1 (no other writer locks batches). Samples an import
+creates are invisible to every other writer until it commits, so inserting them comes first.
+
 FOR NO KEY UPDATE and FOR KEY SHARE leave foreign-key checks alone: inserting a comment, a vote or an
 embedding of a locked sample does not wait.
 """
