@@ -6,7 +6,7 @@ import hashlib
 from typing import TYPE_CHECKING
 
 import numpy as np
-from django.db.models import Max, Prefetch, QuerySet
+from django.db.models import Count, Max, Prefetch, Q, QuerySet
 
 from imagestudio.common.arrays import locate
 from imagestudio.common.cache import VersionedLRU
@@ -83,3 +83,12 @@ def ground_truth_digest(*, dataset: Dataset, split: str) -> str:
     for sample_id, class_id, value in rows.iterator(chunk_size=20_000):
         digest.update(f"{sample_id},{class_id},{value};".encode())
     return digest.hexdigest()
+
+
+def counts_recount(*, dataset: Dataset) -> dict[tuple[int, str], tuple[int, int]]:
+    """{(class id, split): (present, absent)} counted from the annotations."""
+    rows = (Annotation.objects.filter(label_class__dataset=dataset, value__in=LABEL_VALUES)
+            .values_list("label_class_id", "sample__split")
+            .annotate(present=Count("id", filter=Q(value=GroundTruthValue.PRESENT)),
+                      absent=Count("id", filter=Q(value=GroundTruthValue.ABSENT))).order_by())
+    return {(class_id, split): (present, absent) for class_id, split, present, absent in rows}

@@ -10,11 +10,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from django.db import IntegrityError, connection, transaction
-from django.db.models import Count, F, Q, QuerySet
+from django.db import connection, transaction
+from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from imagestudio.common.errors import Conflict, NotFound, ValidationFailed
+from imagestudio.common.transactions import retry_transient
+from imagestudio.datasets.locks import classes_lock_exclusive, classes_lock_shared, samples_lock
 from imagestudio.datasets.signals import ground_truth_imported, ground_truth_requested, sample_split_changed
 
 from .models import (
@@ -26,6 +28,7 @@ from .models import (
     GroundTruthCount,
     GroundTruthValue,
 )
+from .selectors import counts_recount
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -35,7 +38,6 @@ if TYPE_CHECKING:
 MAX_BULK_SAMPLES = 1_000_000  # samples a bulk filter may match
 _CHUNK = 5_000  # ids per IN (...) list
 COPY_AT = 1_000  # events written with COPY on Postgres from this many changes
-_RETRIES = 3
 
 
 @dataclass(frozen=True)
@@ -99,24 +101,53 @@ def _record(dataset, user, source, changes, batch=None):
 
 def annotations_import(*, dataset: Dataset, user: User | None,
                        rows: Iterable[tuple[int, str, LabelClass, str]]) -> int:
-    """Ground truth arriving with newly imported samples: (sample_id, split, label_class, value) tuples.
+    """Ground truth arriving with imported samples: (sample_id, split, label_class, value) tuples.
 
-    The samples are new, so nothing is overwritten; runs inside the import's transaction. Returns the
-    number of annotations written.
-    """
-    rows = [row for row in rows if row[3] in LABEL_VALUES]
+    New samples have no labels yet; a merged duplicate's twin was locked by the import (its split in the tuple
+    read under that lock) and keeps any label it holds by now: the import only fills pairs without one.
+    Returns the number of annotations written."""
+    unique = {}
+    for row in rows:  # a twin may get the same label from its own file and from a merged duplicate
+        if row[3] in LABEL_VALUES:
+            unique.setdefault((row[0], row[2].id), row)
+    rows = list(unique.values())
     if not rows:
         return 0
-    Annotation.objects.bulk_create(
-        [Annotation(sample_id=sample_id, label_class=label_class, value=value, updated_by=user)
-         for sample_id, _, label_class, value in rows]
-    )
-    _record(dataset, user, AnnotationSource.IMPORT,
-            [Change(sample_id, label_class.id, split, GroundTruthValue.ABSTAIN, value)
-             for sample_id, split, label_class, value in rows])
-    return len(rows)
+    with transaction.atomic():  # joins the import's transaction
+        classes_lock_shared(class_ids={label_class.id for _, _, label_class, _ in rows})
+        existing = _locked_annotations({row[0] for row in rows}, {row[2].id for row in rows})
+        changes, to_create, to_update = [], [], {}
+        for sample_id, split, label_class, value in rows:
+            row_id, old = existing.get((sample_id, label_class.id), (None, GroundTruthValue.ABSTAIN))
+            if old != GroundTruthValue.ABSTAIN:
+                continue
+            changes.append(Change(sample_id, label_class.id, split, old, value))
+            if row_id is None:
+                to_create.append(Annotation(sample_id=sample_id, label_class=label_class, value=value, updated_by=user))
+            else:
+                to_update.setdefault(value, []).append(row_id)
+        Annotation.objects.bulk_create(to_create, batch_size=_CHUNK)
+        now = timezone.now()
+        for value, row_ids in to_update.items():
+            _update_values(row_ids, value, user, now)
+        _record(dataset, user, AnnotationSource.IMPORT, changes)
+        return len(changes)
 
 
+def _locked_annotations(sample_ids, class_ids):
+    """{(sample id, class id): (row id, value)} of the existing rows, locked in (sample, class) order. The caller
+    holds the samples' locks (datasets/locks.py)."""
+    sample_ids, class_ids, found = sorted(sample_ids), sorted(class_ids), {}
+    for chunk in _chunks(sample_ids):
+        rows = (Annotation.objects.select_for_update()
+                .filter(sample_id__in=chunk, label_class_id__in=class_ids)
+                .order_by("sample_id", "label_class_id").values_list("id", "sample_id", "label_class_id", "value"))
+        for row_id, sample_id, class_id, value in rows:
+            found[(sample_id, class_id)] = (row_id, value)
+    return found
+
+
+@retry_transient
 def annotation_set(*, dataset: Dataset, user: User | None, sample: Sample, label_class: LabelClass, value: str,
                    expected_version: int | None = None) -> tuple[Annotation | None, bool]:
     """Set (PRESENT / ABSENT) or clear (ABSTAIN) one ground truth.
@@ -124,31 +155,30 @@ def annotation_set(*, dataset: Dataset, user: User | None, sample: Sample, label
     `expected_version` is the version the caller last saw (0 when never annotated); a mismatch is a
     409, so a stale client cannot silently overwrite someone else's label. Returns (annotation, changed).
     """
-    try:
-        with transaction.atomic():
-            row = Annotation.objects.select_for_update().filter(sample=sample, label_class=label_class).first()
-            current = row.version if row else 0
-            if expected_version is not None and expected_version != current:
-                raise Conflict(
-                    f"The label changed since version {expected_version}; it is now version {current} "
-                    f"({row.value if row else GroundTruthValue.ABSTAIN}). Reload and retry.",
-                    code="version_conflict",
-                )
-            old = row.value if row else GroundTruthValue.ABSTAIN
-            if old == value:
-                return row, False
-            if row is None:
-                row = Annotation.objects.create(sample=sample, label_class=label_class, value=value, updated_by=user)
-            else:
-                row.value, row.version, row.updated_by = value, row.version + 1, user
-                row.save(update_fields=["value", "version", "updated_by", "updated_at"])
-            _record(dataset, user, AnnotationSource.API, [Change(sample.id, label_class.id, sample.split, old, value)])
-            return row, True
-    except IntegrityError:
-        raise Conflict("Another writer created this label at the same moment. Reload and retry.",
-                       code="version_conflict") from None
+    with transaction.atomic():
+        classes_lock_shared(class_ids=[label_class.id])
+        sample.split = samples_lock(sample_ids=[sample.id])[sample.id]  # the split this label counts in, under lock
+        row = Annotation.objects.select_for_update().filter(sample=sample, label_class=label_class).first()
+        current = row.version if row else 0
+        if expected_version is not None and expected_version != current:
+            raise Conflict(
+                f"The label changed since version {expected_version}; it is now version {current} "
+                f"({row.value if row else GroundTruthValue.ABSTAIN}). Reload and retry.",
+                code="version_conflict",
+            )
+        old = row.value if row else GroundTruthValue.ABSTAIN
+        if old == value:
+            return row, False
+        if row is None:
+            row = Annotation.objects.create(sample=sample, label_class=label_class, value=value, updated_by=user)
+        else:
+            row.value, row.version, row.updated_by = value, row.version + 1, user
+            row.save(update_fields=["value", "version", "updated_by", "updated_at"])
+        _record(dataset, user, AnnotationSource.API, [Change(sample.id, label_class.id, sample.split, old, value)])
+        return row, True
 
 
+@retry_transient
 def annotations_bulk_set(*, dataset: Dataset, user: User | None, samples: QuerySet[Sample],
                          classes: Sequence[LabelClass], value: str,
                          sample_ids: Iterable[int] | None = None) -> dict[str, Any]:
@@ -158,9 +188,9 @@ def annotations_bulk_set(*, dataset: Dataset, user: User | None, samples: QueryS
     `sample_ids`, an id outside the dataset is a 400 before anything is written.
     Returns counts: samples, changed and unchanged (sample, class) pairs, and the batch id for undo.
     """
-    targets = list(samples.order_by("id").values_list("id", "split")[:MAX_BULK_SAMPLES + 1])
+    targets = list(samples.order_by("id").values_list("id", flat=True)[:MAX_BULK_SAMPLES + 1])
     if sample_ids is not None:
-        missing = set(sample_ids) - {sample_id for sample_id, _ in targets}
+        missing = set(sample_ids) - set(targets)
         if missing:
             raise ValidationFailed(f"Not samples of this dataset: {sorted(missing)[:10]}.", field="sample_ids")
     if len(targets) > MAX_BULK_SAMPLES:
@@ -168,27 +198,15 @@ def annotations_bulk_set(*, dataset: Dataset, user: User | None, samples: QueryS
                                field="filter")
     if not targets:
         return {"samples": 0, "changed": 0, "unchanged": 0, "batch": None}
-    for attempt in range(_RETRIES):
-        try:
-            with transaction.atomic():
-                return _bulk_once(dataset, user, targets, [c.id for c in classes], value)
-        except IntegrityError:
-            if attempt == _RETRIES - 1:
-                raise Conflict("Concurrent writers kept creating the same labels; retry.",
-                               code="concurrent_write") from None
-    raise AssertionError("unreachable")
+    with transaction.atomic():
+        return _bulk_once(dataset, user, targets, [c.id for c in classes], value)
 
 
 def _bulk_once(dataset, user, targets, class_ids, value):
-    split_of = dict(targets)
-    sample_ids = [sample_id for sample_id, _ in targets]
-    existing = {}
-    for chunk in _chunks(sample_ids):
-        rows = (Annotation.objects.select_for_update()
-                .filter(sample_id__in=chunk, label_class_id__in=class_ids)
-                .order_by("id").values_list("id", "sample_id", "label_class_id", "value"))
-        for row_id, sample_id, class_id, old in rows:
-            existing[(sample_id, class_id)] = (row_id, old)
+    classes_lock_shared(class_ids=class_ids)
+    split_of = samples_lock(sample_ids=targets)  # the filter was resolved before the lock; the splits are not
+    sample_ids = sorted(split_of)
+    existing = _locked_annotations(sample_ids, class_ids)
     changes, to_update, to_create = [], [], []
     for sample_id in sample_ids:
         for class_id in class_ids:
@@ -226,6 +244,7 @@ def _update_values(row_ids, value, user, now):
                                                        updated_at=now)
 
 
+@retry_transient
 def annotations_undo_last_bulk(*, dataset: Dataset, user: User | None) -> dict[str, Any]:
     """Revert the user's most recent bulk action not undone yet.
 
@@ -236,24 +255,17 @@ def annotations_undo_last_bulk(*, dataset: Dataset, user: User | None) -> dict[s
                  .filter(dataset=dataset, user=user, undone_at__isnull=True).order_by("-created_at").first())
         if batch is None:
             raise NotFound("You have no bulk action on this dataset left to undo.", code="nothing_to_undo")
-        events = list(batch.events.values_list("sample_id", "label_class_id", "old_value", "new_value",
-                                               "sample__split"))
-        current = {}
-        for chunk in _chunks(events):
-            pairs = {(e[0], e[1]) for e in chunk}
-            rows = (Annotation.objects.select_for_update()
-                    .filter(sample_id__in={p[0] for p in pairs}, label_class_id__in={p[1] for p in pairs})
-                    .order_by("id").values_list("id", "sample_id", "label_class_id", "value"))
-            for row_id, sample_id, class_id, value in rows:
-                if (sample_id, class_id) in pairs:
-                    current[(sample_id, class_id)] = (row_id, value)
+        events = list(batch.events.values_list("sample_id", "label_class_id", "old_value", "new_value"))
+        classes_lock_shared(class_ids={e[1] for e in events})
+        split_of = samples_lock(sample_ids={e[0] for e in events})  # where each label counts now, under lock
+        current = _locked_annotations(split_of, {e[1] for e in events})
         changes, by_target, skipped = [], {}, 0
-        for sample_id, class_id, old, new, split in events:
+        for sample_id, class_id, old, new in events:
             row_id, value = current.get((sample_id, class_id), (None, GroundTruthValue.ABSTAIN))
             if row_id is None or value != new:
                 skipped += 1
                 continue
-            changes.append(Change(sample_id, class_id, split, new, old))
+            changes.append(Change(sample_id, class_id, split_of[sample_id], new, old))
             by_target.setdefault(old, []).append(row_id)
         now = timezone.now()
         for target, row_ids in by_target.items():
@@ -265,7 +277,8 @@ def annotations_undo_last_bulk(*, dataset: Dataset, user: User | None) -> dict[s
 
 
 def counts_move_sample(*, sample: Sample, old_split: str, new_split: str) -> None:
-    """A sample changed split: its labels move between the per-split counters."""
+    """A sample changed split: its labels move between the per-split counters. The caller holds the sample's
+    lock (sample_update does), so no label of it changes meanwhile."""
     values = Annotation.objects.filter(sample=sample, value__in=LABEL_VALUES).values_list("label_class_id", "value")
     deltas = Counter()
     for class_id, value in values:
@@ -274,17 +287,16 @@ def counts_move_sample(*, sample: Sample, old_split: str, new_split: str) -> Non
     _apply_counts(deltas)
 
 
+@retry_transient
 def counts_rebuild(*, dataset: Dataset) -> None:
-    """Recompute the counters of a dataset from the annotations (a repair tool; writes keep them exact)."""
+    """Recompute the counters of a dataset from the annotations (a repair tool; writes keep them exact), with
+    its classes locked so that no writer of labels or splits runs meanwhile (datasets/locks.py)."""
     with transaction.atomic():
+        classes_lock_exclusive(class_ids=dataset.classes.values_list("id", flat=True))
         GroundTruthCount.objects.filter(label_class__dataset=dataset).delete()
-        rows = (Annotation.objects.filter(label_class__dataset=dataset, value__in=LABEL_VALUES)
-                .values("label_class_id", "sample__split")
-                .annotate(present=Count("id", filter=Q(value=GroundTruthValue.PRESENT)),
-                          absent=Count("id", filter=Q(value=GroundTruthValue.ABSENT))))
         GroundTruthCount.objects.bulk_create(
-            GroundTruthCount(label_class_id=r["label_class_id"], split=r["sample__split"], present=r["present"],
-                             absent=r["absent"]) for r in rows
+            GroundTruthCount(label_class_id=class_id, split=split, present=present, absent=absent)
+            for (class_id, split), (present, absent) in counts_recount(dataset=dataset).items()
         )
 
 

@@ -48,3 +48,15 @@ def artifact_read(key, sha256):
                        code="artifact_tampered")
     with np.load(io.BytesIO(data), allow_pickle=False) as archive:
         return {name: archive[name] for name in archive.files}
+
+
+def artifact_sha256(key):
+    """The sha256 of what is stored under `key` now, or None when nothing is."""
+    digest = hashlib.sha256()
+    try:
+        with default_storage.open(key, "rb") as stream:
+            for block in iter(lambda: stream.read(1 << 20), b""):
+                digest.update(block)
+    except FileNotFoundError:
+        return None
+    return digest.hexdigest()

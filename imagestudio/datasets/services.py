@@ -15,9 +15,22 @@ from django.db.models import F, QuerySet
 
 from imagestudio import pipeline
 from imagestudio.common.errors import Conflict, ValidationFailed
+from imagestudio.common.transactions import retry_transient
 from imagestudio.jobs.services import jobs_cancel_active
 
-from .models import Comment, Dataset, DatasetMembership, LabelClass, ResampleMember, Role, Sample, Tag
+from .locks import classes_lock_exclusive, dataset_classes_lock_shared, dataset_lock
+from .models import (
+    Comment,
+    Dataset,
+    DatasetMembership,
+    LabelClass,
+    ResampleMember,
+    Role,
+    Sample,
+    Tag,
+    empty_split_counts,
+)
+from .selectors import sample_split_counts
 from .signals import sample_split_changed
 
 if TYPE_CHECKING:
@@ -91,9 +104,13 @@ def label_class_update(*, label_class: LabelClass, **fields: Any) -> LabelClass:
     return label_class
 
 
+@retry_transient
 def label_class_delete(*, label_class: LabelClass) -> None:
-    """Delete a class with its labels, LFs and counters (they cascade)."""
-    label_class.delete()
+    """Delete a class with its labels, LFs and counters (they cascade), once no writer of its labels is running
+    (datasets/locks.py)."""
+    with transaction.atomic():
+        classes_lock_exclusive(class_ids=[label_class.id])
+        label_class.delete()
 
 
 def user_by_username(username: str) -> User:
@@ -130,17 +147,24 @@ def _refuse_last_owner(dataset, membership):
         raise Conflict("A dataset keeps at least one owner; make someone else owner first.", code="last_owner")
 
 
+@retry_transient
 def sample_update(*, sample: Sample, split: str | None = None, metadata: dict[str, Any] | None = None,
                   user: User | None = None) -> Sample:
     """Move a sample to another split and / or replace its metadata. Arrays derived from the samples (columns,
-    matrices) follow through `samples_version`; LF votes, which read metadata, are refreshed by a job."""
+    matrices) follow through `samples_version`; LF votes, which read metadata, are refreshed by a job.
+
+    Locks in the order of datasets/locks.py: the move reads the split under the sample's lock, so no label
+    write on the sample can run between that read and the counters following the labels to the new split."""
     with transaction.atomic():
+        if split is not None:
+            dataset_classes_lock_shared(dataset_id=sample.dataset_id)
+        current = Sample.objects.select_for_update(no_key=True).get(pk=sample.pk)
+        sample.split, sample.metadata, sample.search_text = current.split, current.metadata, current.search_text
         fields = []
         if split is not None and split != sample.split:
-            dataset_add_counts(dataset_id=sample.dataset_id, counts={sample.split: -1, split: 1})
             sample_split_changed.send(sender=Sample, sample=sample, old_split=sample.split, new_split=split)
             ResampleMember.objects.filter(sample=sample).delete()
-            sample.split = split
+            old_split, sample.split = sample.split, split
             fields.append("split")
         if metadata is not None and metadata != sample.metadata:
             sample.metadata = metadata
@@ -148,7 +172,8 @@ def sample_update(*, sample: Sample, split: str | None = None, metadata: dict[st
             fields += ["metadata", "search_text"]
         if fields:
             sample.save(update_fields=fields)
-            Dataset.objects.filter(pk=sample.dataset_id).update(samples_version=F("samples_version") + 1)
+            counts = {old_split: -1, split: 1} if "split" in fields else {}
+            dataset_add_counts(dataset_id=sample.dataset_id, counts=counts)
         if "metadata" in fields:
             pipeline.after_samples_changed(dataset=sample.dataset, user=user)
     return sample
@@ -161,13 +186,27 @@ def search_text(external_id: str, file_name: str, metadata: Mapping[str, Any]) -
 
 
 def dataset_add_counts(*, dataset_id: int, counts: Mapping[str, int]) -> None:
-    """Add to the per-split sample counts under a row lock (concurrent imports add up correctly)."""
+    """Add to the per-split sample counts and bump `samples_version`, under the dataset's row lock (concurrent
+    imports add up correctly). The last lock a writer takes (datasets/locks.py)."""
     with transaction.atomic():
-        dataset = Dataset.objects.select_for_update().only("split_counts").get(pk=dataset_id)
-        merged = dict(dataset.split_counts)
+        merged = dict(dataset_lock(dataset_id=dataset_id).split_counts)
         for split, delta in counts.items():
             merged[split] = merged.get(split, 0) + delta
         Dataset.objects.filter(pk=dataset_id).update(split_counts=merged, samples_version=F("samples_version") + 1)
+
+
+@retry_transient
+def dataset_recount_splits(*, dataset: Dataset) -> dict[str, int]:
+    """Set the per-split sample counts from the samples (a repair tool; writes keep them exact) and return them.
+
+    Writers change samples first and the counts last, under the dataset's lock: once that lock is held, a
+    committed writer is in both the rows and the counts, and one still running is in neither."""
+    with transaction.atomic():
+        dataset_lock(dataset_id=dataset.id)
+        counts = {**empty_split_counts(), **sample_split_counts(dataset_id=dataset.id)}
+        Dataset.objects.filter(pk=dataset.id).update(split_counts=counts)
+    dataset.split_counts = counts
+    return counts
 
 
 def tag_create(*, dataset: Dataset, name: str) -> Tag:

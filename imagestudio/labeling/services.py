@@ -164,7 +164,8 @@ def lf_preview(*, dataset: Dataset, rule: Rule, split: str | None = None, in_sam
 # ---------------------------------------------------------------- saved LFs and their votes
 
 
-def _rule_of(lf):
+def lf_rule(lf: LabelingFunction) -> Rule:
+    """The rule a saved LF votes by."""
     return Rule(label_class=lf.label_class, type=lf.type, config=lf.config, low=lf.low, high=lf.high,
                 invert=lf.invert)
 
@@ -174,7 +175,7 @@ def lf_materialize(*, lf: LabelingFunction) -> dict[str, int]:
 
     Only the difference with the stored votes is written: a threshold nudge or a refresh after new samples
     rewrites the rows that changed, not every row of the dataset."""
-    ids, scores, notes = rule_scores(dataset=lf.dataset, rule=_rule_of(lf))
+    ids, scores, notes = rule_scores(dataset=lf.dataset, rule=lf_rule(lf))
     votes = metrics.votes_from_scores(scores, lf.low, lf.high, lf.invert)
     present, absent = ids[votes == metrics.PRESENT], ids[votes == metrics.ABSENT]
     stored = LabelingFunction.objects.filter(pk=lf.pk).values_list("votes_present", "votes_absent").get()
@@ -192,6 +193,15 @@ def lf_materialize(*, lf: LabelingFunction) -> dict[str, int]:
             encoder=notes.get("encoder", ""))
     return {"present": int(len(present)), "absent": int(len(absent)), "scored": int(len(ids)),
             "rows_deleted": int(len(gone)), "rows_written": int(len(new_present) + len(new_absent))}
+
+
+def lf_rematerialize(*, lf: LabelingFunction) -> dict[str, int]:
+    """Rewrite every vote of the LF, rows and blobs (a repair: `lf_materialize` writes only the difference with
+    the stored blobs, which cannot mend vote rows that drifted from them)."""
+    with transaction.atomic():
+        LabelingFunction.objects.select_for_update().filter(pk=lf.pk).update(votes_present=b"", votes_absent=b"")
+        LFVote.objects.filter(lf_id=lf.id).delete()
+        return lf_materialize(lf=lf)
 
 
 def _delete_votes(lf_id, sample_ids):

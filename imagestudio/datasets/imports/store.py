@@ -13,7 +13,10 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
 
+from imagestudio.common.transactions import retry_transient
+
 from ..imaging import ValidatedImage
+from ..locks import classes_lock_shared
 from ..models import Sample
 from ..services import dataset_add_counts, search_text
 from ..signals import ground_truth_imported, ground_truth_requested
@@ -73,16 +76,7 @@ def batch_store(*, job: Job, dataset: Dataset, new: list[Validated], merges: dic
     written: dict[str, list[str]] = {}
     try:
         rows = [_sample_row(job, dataset, entry, written) for entry in new]
-        with transaction.atomic():
-            Sample.objects.bulk_create(rows, ignore_conflicts=True)
-            mine = {(sha, external_id): pk for sha, external_id, pk in Sample.objects.filter(
-                dataset=dataset, import_job=job, sha256__in=[row.sha256 for row in rows]
-            ).values_list("sha256", "external_id", "id")}
-            created = [(entry, row, mine[(row.sha256, row.external_id)]) for entry, row in zip(new, rows, strict=True)
-                       if (row.sha256, row.external_id) in mine]
-            annotations = _ground_truth(job, dataset, created, classes_by_name)
-            annotations += _merge(job, dataset, merges, classes_by_name)
-            dataset_add_counts(dataset_id=dataset.id, counts=Counter(row.split for _, row, _ in created))
+        created, annotations = _store_rows(job, dataset, new, rows, merges, classes_by_name)
     except Exception:
         _delete(key for keys in written.values() for key in keys)
         raise
@@ -94,16 +88,34 @@ def batch_store(*, job: Job, dataset: Dataset, new: list[Validated], merges: dic
     return StoredBatch(sample_ids, annotations)
 
 
-def _ground_truth(job, dataset, created, classes_by_name):
-    return _send_ground_truth(job, dataset, [(pk, row.split, classes_by_name[name], value)
-                                             for entry, row, pk in created
-                                             for name, value in entry.item.ground_truth.items()])
+@retry_transient
+def _store_rows(job, dataset, new, rows, merges, classes_by_name):
+    """The batch's rows in one transaction, locking in the order of datasets/locks.py: the new samples (no
+    other writer sees them before the commit), then the classes, the merged twins, their labels and counters
+    (one send, so the counters are taken in order once), the dataset row last."""
+    with transaction.atomic():
+        Sample.objects.bulk_create(rows, ignore_conflicts=True)
+        mine = {(sha, external_id): pk for sha, external_id, pk in Sample.objects.filter(
+            dataset=dataset, import_job=job, sha256__in=[row.sha256 for row in rows]
+        ).values_list("sha256", "external_id", "id")}
+        created = [(entry, row, mine[(row.sha256, row.external_id)]) for entry, row in zip(new, rows, strict=True)
+                   if (row.sha256, row.external_id) in mine]
+        labels = [(pk, row.split, classes_by_name[name], value)
+                  for entry, row, pk in created for name, value in entry.item.ground_truth.items()]
+        if labels or any(additions.ground_truth for additions in merges.values()):
+            classes_lock_shared(class_ids=[label_class.id for label_class in classes_by_name.values()])
+        labels += _merge(dataset, merges, classes_by_name)
+        annotations = _send_ground_truth(job, dataset, labels)
+        dataset_add_counts(dataset_id=dataset.id, counts=Counter(row.split for _, row, _ in created))
+    return created, annotations
 
 
-def _merge(job, dataset, merges, classes_by_name):
-    """Add merged duplicates' metadata keys and labels to their twins (dedupe checked that nothing contradicts)."""
+def _merge(dataset, merges, classes_by_name):
+    """Add merged duplicates' metadata keys to their twins (locked, in id order) and return the labels to add
+    (dedupe checked that nothing contradicts), each with its twin's split as read under the lock."""
     labels = []
-    for sample in Sample.objects.select_for_update().filter(dataset=dataset, sha256__in=list(merges)).order_by("id"):
+    twins = Sample.objects.select_for_update(no_key=True).filter(dataset=dataset, sha256__in=list(merges))
+    for sample in twins.order_by("id"):
         additions = merges[sample.sha256]
         if additions.metadata:
             sample.metadata = {**sample.metadata, **additions.metadata}
@@ -111,7 +123,7 @@ def _merge(job, dataset, merges, classes_by_name):
             sample.save(update_fields=["metadata", "search_text"])
         labels += [(sample.pk, sample.split, classes_by_name[name], value)
                    for name, value in additions.ground_truth.items()]
-    return _send_ground_truth(job, dataset, labels)
+    return labels
 
 
 def _send_ground_truth(job, dataset, rows):

@@ -1,0 +1,62 @@
+"""Transactions that survive their neighbours: a writer re-run when Postgres aborts it as a deadlock victim or
+a serialization failure, and a read-only snapshot for checks that compare two tables."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import random
+import time
+from collections.abc import Callable, Iterator
+from typing import ParamSpec, TypeVar
+
+from django.db import OperationalError, connection, transaction
+
+# SQLSTATE of psycopg's errors.SerializationFailure and errors.DeadlockDetected: the transaction was rolled back
+# whole and running it again is safe.
+TRANSIENT_SQLSTATES = frozenset({"40001", "40P01"})
+ATTEMPTS = 5
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def is_transient(exc: BaseException) -> bool:
+    return isinstance(exc, OperationalError) and getattr(exc.__cause__, "sqlstate", None) in TRANSIENT_SQLSTATES
+
+
+def retry_transient(func: Callable[P, R]) -> Callable[P, R]:
+    """Run `func` (which opens its own transaction) again when the database aborted it as transient.
+
+    Inside an outer transaction there is nothing to retry (the outer one is aborted too): the error goes up to
+    whoever owns that transaction."""
+
+    @functools.wraps(func)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        if connection.in_atomic_block:
+            return func(*args, **kwargs)
+        for attempt in range(1, ATTEMPTS + 1):
+            try:
+                return func(*args, **kwargs)
+            except OperationalError as exc:
+                if attempt == ATTEMPTS or not is_transient(exc):
+                    raise
+            time.sleep(random.uniform(0, 0.02 * 2 ** attempt))  # noqa: S311  (jitter, so the victims do not meet again)
+        raise AssertionError("unreachable")
+
+    return run
+
+
+@contextlib.contextmanager
+def read_snapshot() -> Iterator[None]:
+    """Every query inside sees one committed state of the database (REPEATABLE READ on Postgres), so counters
+    and the rows they count are compared as of the same moment while writers go on. Inside an outer
+    transaction, that transaction's view is used as it is."""
+    if connection.in_atomic_block or connection.vendor != "postgresql":
+        with transaction.atomic():
+            yield
+        return
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        yield

@@ -1,0 +1,59 @@
+"""retry_transient: a deadlock victim or a serialization failure runs again; anything else goes up at once."""
+
+import pytest
+from django.db import OperationalError
+
+from imagestudio.common import transactions
+from imagestudio.common.transactions import ATTEMPTS, retry_transient
+
+
+class FakeCause(Exception):
+    def __init__(self, sqlstate):
+        super().__init__(sqlstate)
+        self.sqlstate = sqlstate
+
+
+def failing(sqlstate, times):
+    calls = []
+
+    @retry_transient
+    def write():
+        calls.append(1)
+        if len(calls) <= times:
+            raise OperationalError("aborted") from FakeCause(sqlstate)
+        return "written"
+
+    return write, calls
+
+
+@pytest.fixture(autouse=True)
+def _no_sleep(monkeypatch):
+    monkeypatch.setattr(transactions.time, "sleep", lambda seconds: None)
+
+
+@pytest.mark.parametrize("sqlstate", ["40P01", "40001"])  # deadlock detected, serialization failure
+def test_transient_failures_are_retried(sqlstate):
+    write, calls = failing(sqlstate, times=2)
+    assert write() == "written" and len(calls) == 3
+
+
+def test_retries_give_up_after_the_last_attempt():
+    write, calls = failing("40P01", times=ATTEMPTS)
+    with pytest.raises(OperationalError):
+        write()
+    assert len(calls) == ATTEMPTS
+
+
+def test_other_database_errors_are_not_retried():
+    write, calls = failing("08006", times=1)  # connection failure
+    with pytest.raises(OperationalError):
+        write()
+    assert len(calls) == 1
+
+
+def test_inside_an_outer_transaction_nothing_is_retried(monkeypatch):
+    monkeypatch.setattr(transactions.connection, "in_atomic_block", True, raising=False)
+    write, calls = failing("40P01", times=1)
+    with pytest.raises(OperationalError):
+        write()
+    assert len(calls) == 1
