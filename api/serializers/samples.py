@@ -257,6 +257,8 @@ class ImportSerializer(serializers.Serializer):
             parsed = json.loads(value)
         except json.JSONDecodeError as exc:
             raise serializers.ValidationError(f"not JSON: {exc.msg}") from None
+        except RecursionError:
+            raise serializers.ValidationError("nested too deeply") from None
         if not isinstance(parsed, dict) or not all(isinstance(v, dict) for v in parsed.values()):
             raise serializers.ValidationError("must be a JSON object mapping file names to metadata objects")
         return parsed

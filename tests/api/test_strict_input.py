@@ -1,0 +1,93 @@
+"""Bodies and methods every route must answer with a 4xx, never a 500: OPTIONS anywhere, JSON nested without
+bound, text Postgres refuses (NUL, lone surrogates) anywhere in a body."""
+
+import io
+import json
+
+import pytest
+from django.urls import get_resolver
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from rest_framework.exceptions import ParseError
+
+from api.parsers import MAX_DEPTH, StrictJSONParser
+
+pytestmark = pytest.mark.django_db
+
+
+def _dataset_routes():
+    """Every API route under datasets/{dataset_id}/, with the ids filled in (1 for the others)."""
+    routes = []
+    for pattern in get_resolver().url_patterns:
+        for inner in getattr(pattern, "url_patterns", []):
+            text = str(inner.pattern).lstrip("^").rstrip("$").replace("\\.(?P<format>[a-z0-9]+)/?", "")
+            if "dataset_id" in text and "format" not in text:
+                routes.append(text)
+    return routes
+
+
+def test_options_answers_on_every_dataset_route(api, dataset):
+    import re
+
+    routes = _dataset_routes()
+    assert len(routes) > 20
+    for route in routes:
+        path = re.sub(r"\(\?P<dataset_id>[^)]*\)|<int:dataset_id>", str(dataset.id), route)
+        path = re.sub(r"\(\?P<\w+>[^)]*\)|<\w+:\w+>|<\w+>", "1", path)
+        response = api.options(f"/api/{path}")
+        assert response.status_code < 500, (path, response.status_code)
+
+
+@pytest.mark.parametrize("body", [
+    "[" * 5000 + "]" * 5000,
+    json.dumps({"name": "x", "classes": [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["cat"]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}),
+    '{"name": "a\\ud800b"}',
+    '{"name": "a\\u0000b"}',
+    '{"name": "ok", "description": "x", "classes": ["c\\udfffat"]}',
+])
+def test_malformed_json_bodies_are_400(api, body):
+    response = api.post("/api/datasets/", body, content_type="application/json")
+    assert response.status_code == 400 and response.json()["code"] == "parse_error"
+
+
+def test_sample_metadata_with_a_lone_surrogate_is_400(api, dataset):
+    from tests.factories import make_samples
+
+    sample = make_samples(dataset, [{}])[0]
+    response = api.patch(f"/api/datasets/{dataset.id}/samples/{sample.id}/",
+                         '{"metadata": {"caption": "bad \\udc00 text"}}', content_type="application/json")
+    assert response.status_code == 400
+
+
+json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.text(), lambda children: st.lists(
+    children, max_size=3) | st.dictionaries(st.text(max_size=5), children, max_size=3), max_leaves=20)
+
+
+def _depth(value):
+    if isinstance(value, dict):
+        return 1 + max([_depth(k) for k in value] + [_depth(v) for v in value.values()], default=0)
+    if isinstance(value, list):
+        return 1 + max((_depth(v) for v in value), default=0)
+    return 0
+
+
+def _clean(value):
+    if isinstance(value, str):
+        return "\x00" not in value and not any("\ud800" <= ch <= "\udfff" for ch in value)
+    if isinstance(value, dict):
+        return all(_clean(k) and _clean(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_clean(v) for v in value)
+    return True
+
+
+@settings(max_examples=200, deadline=None)
+@given(json_values)
+def test_the_parser_takes_exactly_the_clean_bounded_documents(value):
+    raw = json.dumps(value).encode()
+    try:
+        parsed = StrictJSONParser().parse(io.BytesIO(raw), "application/json", {})
+    except ParseError:
+        assert not _clean(value) or _depth(value) > MAX_DEPTH
+    else:
+        assert parsed == value and _clean(value) and _depth(value) <= MAX_DEPTH
