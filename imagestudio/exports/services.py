@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import os
 import tempfile
 import time
@@ -24,6 +23,7 @@ from imagestudio.labeling import metrics
 from imagestudio.training.models import FastModel, TrainingSet
 from imagestudio.training.selectors import artifact_arrays, ready_model
 
+from .cells import SafeWriter
 from .models import Export
 
 if TYPE_CHECKING:
@@ -42,7 +42,7 @@ MAX_FIELDS = 200
 
 def export_start(*, dataset: Dataset, user: User, kind: str, columns: Sequence[str] | None = None,
                  fields: Sequence[str] = (), splits: Sequence[str] | None = None, ground_truth: bool = True,
-                 model: int | None = None, training_set: int | None = None) -> Export:
+                 model: int | None = None, training_set: int | None = None, raw: bool = False) -> Export:
     """Validate what the CSV will hold and queue the job that writes it."""
     columns = list(columns or DEFAULT_COLUMNS)
     unknown = [c for c in columns if c not in SAMPLE_COLUMNS]
@@ -51,7 +51,7 @@ def export_start(*, dataset: Dataset, user: User, kind: str, columns: Sequence[s
     if len(fields) > MAX_FIELDS:
         raise ValidationFailed(f"At most {MAX_FIELDS} metadata fields.", field="fields")
     params = {"columns": columns, "fields": list(fields), "splits": list(splits or Split.values),
-              "ground_truth": ground_truth}
+              "ground_truth": ground_truth, "raw": raw}
     if kind == Export.Kind.DATASET and model is not None:
         found = ready_model(dataset=dataset, model_id=model)
         if found is None:
@@ -98,7 +98,7 @@ def export_run(job: Job) -> dict[str, Any]:
     handle, path = tempfile.mkstemp(suffix=".csv")
     try:
         with os.fdopen(handle, "w", newline="", encoding="utf-8") as stream:
-            writer = csv.writer(stream)
+            writer = SafeWriter(stream, raw=params.get("raw", False))
             writer.writerow(header)
             chunk = []
             for row in samples.values_list(*source).iterator(chunk_size=CHUNK):

