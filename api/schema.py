@@ -48,7 +48,7 @@ def add_error_responses(result, generator, request, public):
     schemas["ValidationError"] = VALIDATION_ERROR_SCHEMA
     for path, operations in result.get("paths", {}).items():
         public = path.endswith("/auth/token/")  # the one operation that needs no credentials
-        for method, operation in operations.items():
+        for operation in operations.values():
             responses = operation.setdefault("responses", {})
             for status, (component, description) in STANDARD_ERRORS.items():
                 if public and status in ("403", "404"):
@@ -62,9 +62,15 @@ def add_error_responses(result, generator, request, public):
                     "description": "Too many attempts: retry after the delay said.",
                     "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
                 })
-            if method in ("post", "put", "patch", "delete"):
-                responses.setdefault("409", {
-                    "description": "Conflict with the current state (a version, a budget, a missing prerequisite).",
-                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-                })
+            # Any operation may meet a state it cannot serve (reads too: a model or export not ready, or failed),
+            # and any may find the database or the queue down.
+            responses.setdefault("409", {
+                "description": "Conflict with the current state (a version, a budget, a missing prerequisite, a "
+                               "product not ready or failed).",
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+            })
+            responses.setdefault("503", {
+                "description": "The database or the task queue is unavailable: retry after the delay said.",
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+            })
     return result

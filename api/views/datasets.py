@@ -105,7 +105,9 @@ class MembershipViewSet(DatasetScopedMixin, mixins.ListModelMixin, mixins.Create
     not_found = "No such member of this dataset."
     write_role = Role.OWNER
 
+    @extend_schema(request=MembershipSerializer, responses={201: MembershipSerializer, 200: MembershipSerializer})
     def create(self, request, dataset_id=None):
+        """Add a member (201), or change an existing member's role (200)."""
         serializer = MembershipSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         membership, created = services.membership_set(
