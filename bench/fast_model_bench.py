@@ -163,12 +163,12 @@ def create_no_dev_class(dataset, source_class, user):
     """A class holding a copy of the source class's ground truth outside the dev split, with its counters."""
     from django.db import connection, transaction
 
-    from imagestudio.datasets.models import LabelClass
+    from imagestudio.datasets.services import label_class_create
 
     drop_class(dataset)  # a leftover of an interrupted run
     with transaction.atomic():
-        label_class = LabelClass.objects.create(dataset=dataset, name=CLASS_NO_DEV,
-                                                description="temporary, bench/fast_model_bench.py")
+        label_class = label_class_create(dataset=dataset, name=CLASS_NO_DEV,
+                                         description="temporary, bench/fast_model_bench.py")
         with connection.cursor() as cursor:
             cursor.execute(
                 "INSERT INTO annotations_annotation (value, version, updated_at, label_class_id, sample_id, "

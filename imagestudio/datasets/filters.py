@@ -17,6 +17,7 @@ from django.db.models import Exists, OuterRef, QuerySet
 from imagestudio.common.errors import ValidationFailed
 
 from .models import Dataset, ResampleMember, Sample
+from .names import class_name_key
 
 MAX_FILTER_IDS = 10_000  # ids one filter or bulk action may name
 
@@ -67,19 +68,22 @@ class SampleFilter:
 
 
 class ClassLookup:
-    """A dataset's classes by name or id (a name wins over an id that spells the same digits)."""
+    """A dataset's classes by name (as stored, or as names.class_name_key compares them) or by id."""
 
     def __init__(self, dataset: Dataset) -> None:
         self._by_ref = {}
         for label_class in dataset.classes.all():
-            self._by_ref.setdefault(str(label_class.id), label_class.id)
-        for label_class in dataset.classes.all():
+            self._by_ref[str(label_class.id)] = label_class.id
+            self._by_ref[label_class.name_key] = label_class.id
             self._by_ref[label_class.name] = label_class.id
 
     def __call__(self, ref: str) -> int:
-        if ref not in self._by_ref:
+        found = self._by_ref.get(ref)
+        if found is None:
+            found = self._by_ref.get(class_name_key(ref))
+        if found is None:
             raise FilterError(f"The dataset has no class {ref!r}.")
-        return self._by_ref[ref]
+        return found
 
 
 def _tag_ids(dataset, refs):

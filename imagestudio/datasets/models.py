@@ -70,12 +70,15 @@ class DatasetMembership(models.Model):
 class LabelClass(models.Model):
     dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="classes")
     name = models.CharField(max_length=100)
+    # names.class_name_key(name): names differing only in case, width or invisible characters are one class
+    name_key = models.CharField(max_length=200)
     description = models.TextField(blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["id"]
-        constraints = [models.UniqueConstraint(fields=["dataset", "name"], name="unique_class_name")]
+        constraints = [models.UniqueConstraint(fields=["dataset", "name"], name="unique_class_name"),
+                       models.UniqueConstraint(fields=["dataset", "name_key"], name="unique_class_name_key")]
 
     def __str__(self):
         return self.name

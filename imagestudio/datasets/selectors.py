@@ -16,6 +16,7 @@ from imagestudio.common.ids import parse_id
 
 from .filters import SampleFilter, filter_term, sample_filter
 from .models import SPLIT_CODES, Comment, Dataset, DatasetMembership, LabelClass, Resample, Role, Sample, Tag
+from .names import class_name_key
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -80,13 +81,18 @@ def dataset_role(*, user: User, dataset: Dataset) -> str | None:
 
 
 def label_class_by_ref(*, dataset: Dataset, ref: str | int) -> LabelClass | None:
-    """A class of the dataset by name or id, or None."""
-    classes = dataset.classes.all()
-    by_name = next((c for c in classes if c.name == ref), None)
-    class_id = parse_id(str(ref))
-    if by_name is not None or class_id is None:
-        return by_name
-    return next((c for c in classes if c.id == class_id), None)
+    """A class of the dataset by name (as stored, or as names.class_name_key compares them) or id, or None.
+    Names are never all digits, so a reference of digits is an id."""
+    classes = list(dataset.classes.all())
+    text = str(ref)
+    found = next((c for c in classes if c.name == text), None)
+    if found is None:
+        key = class_name_key(text)
+        found = next((c for c in classes if c.name_key == key), None)
+    class_id = parse_id(text)
+    if found is None and class_id is not None:
+        found = next((c for c in classes if c.id == class_id), None)
+    return found
 
 
 COUNT_CAP = 10_000  # filtered lists count exactly up to here; beyond it the count is a lower bound

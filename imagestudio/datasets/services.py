@@ -30,6 +30,7 @@ from .models import (
     Tag,
     empty_split_counts,
 )
+from .names import NameError_, class_name_clean, class_name_key
 from .selectors import sample_split_counts
 from .signals import sample_split_changed
 
@@ -45,7 +46,7 @@ def dataset_create(*, user: User, name: str, description: str = "", classes: Ite
                                          auto_train=auto_train)
         DatasetMembership.objects.create(dataset=dataset, user=user, role=Role.OWNER)
         for class_name in dict.fromkeys(classes):
-            LabelClass.objects.create(dataset=dataset, name=class_name)
+            label_class_create(dataset=dataset, name=class_name)
     return dataset
 
 
@@ -83,24 +84,38 @@ def dataset_delete(*, dataset: Dataset) -> None:
                    code="dataset_busy")
 
 
+def _checked_name(name: str) -> tuple[str, str]:
+    try:
+        clean = class_name_clean(name)
+    except NameError_ as exc:
+        raise ValidationFailed(str(exc), field="name") from None
+    return clean, class_name_key(clean)
+
+
+def _duplicate_name(name):
+    return Conflict(f"The dataset already has a class named {name!r} (names that differ only in case, width or "
+                    "invisible characters are the same).", code="duplicate_name", field="name")
+
+
 def label_class_create(*, dataset: Dataset, name: str, description: str = "") -> LabelClass:
+    clean, key = _checked_name(name)
     try:
         with transaction.atomic():
-            return LabelClass.objects.create(dataset=dataset, name=name, description=description)
+            return LabelClass.objects.create(dataset=dataset, name=clean, name_key=key, description=description)
     except IntegrityError:
-        raise Conflict(f"The dataset already has a class named {name!r}.", code="duplicate_name",
-                       field="name") from None
+        raise _duplicate_name(clean) from None
 
 
 def label_class_update(*, label_class: LabelClass, **fields: Any) -> LabelClass:
+    if "name" in fields:
+        fields["name"], fields["name_key"] = _checked_name(fields["name"])
     try:
         with transaction.atomic():
             for name, value in fields.items():
                 setattr(label_class, name, value)
             label_class.save(update_fields=list(fields))
     except IntegrityError:
-        raise Conflict(f"The dataset already has a class named {fields.get('name')!r}.", code="duplicate_name",
-                       field="name") from None
+        raise _duplicate_name(fields.get("name")) from None
     return label_class
 
 

@@ -1,0 +1,51 @@
+"""Class names: one class per name up to case, width and invisible characters; no name that reads as an id or
+breaks a filter."""
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from imagestudio.common.errors import Conflict, ValidationFailed
+from imagestudio.datasets.filters import filter_parse
+from imagestudio.datasets.names import NameError_, class_name_clean, class_name_key
+from imagestudio.datasets.selectors import label_class_by_ref
+from imagestudio.datasets.services import label_class_create, label_class_update
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("twin", ["Cat", "CAT", "cat\u200b", "\u200bcat ", "ｃａｔ", "Ｃat"])
+def test_names_that_look_the_same_are_one_class(dataset, twin):
+    with pytest.raises(Conflict):
+        label_class_create(dataset=dataset, name=twin)
+    cat = dataset.classes.get(name="cat")
+    assert label_class_by_ref(dataset=dataset, ref=twin) == cat
+    assert filter_parse(dataset=dataset, values={"gt": [f"{twin}:PRESENT"]}).terms == [("gt", (cat.id, "PRESENT"))]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("name", ["4", "４２", "  ", "\u200b", "x,y", "a\x00b", "a" * 101])
+def test_names_that_would_break_references_are_refused(dataset, name):
+    with pytest.raises(ValidationFailed) as refused:
+        label_class_create(dataset=dataset, name=name)
+    assert refused.value.field == "name"
+    with pytest.raises(ValidationFailed):
+        label_class_update(label_class=dataset.classes.get(name="dog"), name=name)
+
+
+@pytest.mark.django_db
+def test_a_rename_onto_another_class_is_a_conflict_and_digits_are_ids(dataset):
+    dog = dataset.classes.get(name="dog")
+    with pytest.raises(Conflict):
+        label_class_update(label_class=dog, name="CAT")
+    assert label_class_update(label_class=dog, name="Dog ").name == "Dog"
+    assert label_class_by_ref(dataset=dataset, ref=str(dog.id)) == dog
+
+
+@given(st.text(max_size=30))
+def test_clean_names_hold_no_separator_and_keep_their_key(name):
+    try:
+        clean = class_name_clean(name)
+    except NameError_:
+        return
+    assert clean and "," not in clean and not clean.isdigit() and clean == clean.strip()
+    assert class_name_key(clean) == class_name_key(name)
