@@ -18,8 +18,11 @@ BUILDERS = ("keyword", "regex", "numeric", "length", "empty")
 OPERATORS = ("<", "<=", "=", ">=", ">", "between")
 MAX_PATTERN = 1000
 MAX_WORDS = 100
+MAX_WORD = 100  # characters: a keyword's cost grows with text length x its length
 MAX_FIELD = 100
-REGEX_BUDGET_SECONDS = 1.5  # for one evaluation over a whole split
+REGEX_BUDGET_SECONDS = 1.5  # for one evaluation of a backtracking pattern over a whole split
+SCAN_BUDGET_SECONDS = 10.0  # for one evaluation of a linear pattern (keywords, RE2) over the whole dataset
+SCAN_CHECK_EVERY = 2000  # texts between two looks at the clock
 
 
 class PatternError(ValueError):
@@ -46,8 +49,9 @@ def _number(value, key):
 def _keyword_config(config):
     words = config.get("words")
     if not isinstance(words, list) or not words or len(words) > MAX_WORDS or not all(
-            isinstance(w, str) and w.strip() for w in words):
-        raise PatternError(f"'words' must be a list of 1 to {MAX_WORDS} non-empty strings", field="words")
+            isinstance(w, str) and w.strip() and len(w) <= MAX_WORD for w in words):
+        raise PatternError(f"'words' must be a list of 1 to {MAX_WORDS} non-empty strings of at most {MAX_WORD} "
+                           "characters", field="words")
     mode = config.get("mode", "any")
     if mode not in ("any", "all"):
         raise PatternError("'mode' must be any or all", field="mode")
@@ -157,17 +161,29 @@ def pattern_scores(values, config, budget=REGEX_BUDGET_SECONDS):
                               dtype=np.float64, count=len(values))
         return _compare(lengths, config["op"], config["value"]).astype(np.float32)
     texts = _texts(values)
-    if builder == "keyword":  # escaped literals: linear, no time limit needed
+    if builder == "keyword":
         matched = np.ones(len(texts), dtype=bool)
+        deadline = time.monotonic() + SCAN_BUDGET_SECONDS
         for pattern in _keyword_patterns(config):
-            matched &= np.fromiter((bool(t) and pattern.search(t) is not None for t in texts), dtype=bool,
-                                   count=len(texts))
+            matched &= _linear_scan(pattern, texts, deadline)
         return matched.astype(np.float32)
     pattern, linear = compile_regex(config)
     if linear:
-        return np.fromiter((bool(t) and pattern.search(t) is not None for t in texts), dtype=bool,
-                           count=len(texts)).astype(np.float32)
+        return _linear_scan(pattern, texts, time.monotonic() + SCAN_BUDGET_SECONDS).astype(np.float32)
     return _guarded_scores(pattern, texts, budget)
+
+
+def _linear_scan(pattern, texts, deadline):
+    """Where `pattern` matches; linear in each text, yet long texts times long patterns add up: the clock is
+    read every SCAN_CHECK_EVERY texts and the scan stops with a PatternError past the deadline."""
+    hits = np.zeros(len(texts), dtype=bool)
+    for start in range(0, len(texts), SCAN_CHECK_EVERY):
+        if time.monotonic() > deadline:
+            raise PatternError(f"the pattern takes too long over this field (over {SCAN_BUDGET_SECONDS:g} s): "
+                               "use fewer or shorter words, or a field with shorter texts", field="words")
+        for i in range(start, min(start + SCAN_CHECK_EVERY, len(texts))):
+            hits[i] = bool(texts[i]) and pattern.search(texts[i]) is not None
+    return hits
 
 
 def _guarded_scores(pattern, texts, budget):

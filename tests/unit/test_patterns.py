@@ -60,3 +60,17 @@ def test_backtracking_only_patterns_are_stopped_by_the_time_budget():
         pattern_scores(evil, config, budget=0.2)
     backreference = validate_pattern({"field": "f", "builder": "regex", "pattern": r"(\w)\1"})
     assert pattern_scores(np.array(["book", "cat"], dtype=object), backreference).tolist() == [1, 0]
+
+
+def test_keywords_are_bounded_in_length_and_scans_in_time(monkeypatch):
+    from imagestudio.labeling import patterns
+
+    with pytest.raises(patterns.PatternError):
+        patterns.validate_pattern({"field": "caption", "builder": "keyword", "words": ["a" * (patterns.MAX_WORD + 1)]})
+    config = patterns.validate_pattern({"field": "caption", "builder": "keyword", "words": ["cat"]})
+    texts = ["a cat"] * (patterns.SCAN_CHECK_EVERY * 2)
+    assert patterns.pattern_scores(texts, config).sum() == len(texts)
+    monkeypatch.setattr(patterns, "SCAN_BUDGET_SECONDS", -1.0)  # a scan already past its budget stops at once
+    for scanned in (config, patterns.validate_pattern({"field": "caption", "builder": "regex", "pattern": "c.t"})):
+        with pytest.raises(patterns.PatternError, match="takes too long"):
+            patterns.pattern_scores(texts, scanned)
