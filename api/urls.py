@@ -7,6 +7,7 @@ from api.views.auth import ObtainTokenView
 from api.views.datasets import DatasetViewSet, LabelClassViewSet, MembershipViewSet
 from api.views.embeddings import EmbeddingsView, ResourcesView, SimilaritySearchView
 from api.views.exports import ExportViewSet
+from api.views.health import HealthView
 from api.views.jobs import JobViewSet
 from api.views.labeling import LabelingFunctionViewSet
 from api.views.samples import ImportView, ResampleView, SampleViewSet
@@ -30,6 +31,7 @@ router.register(f"{DATASET}/exports", ExportViewSet, basename="export")
 
 urlpatterns = [
     path("auth/token/", ObtainTokenView.as_view(), name="auth-token"),
+    path("health/", HealthView.as_view(), name="health"),
     path("auth/", include("rest_framework.urls")),  # session login for the browsable API
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),

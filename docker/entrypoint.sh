@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Container entrypoint. First argument picks the role:
-#   web      migrate, collectstatic, then gunicorn (extra arguments go to gunicorn)
-#   worker   celery worker (extra arguments go to celery); web owns migrations
+#   web      collectstatic, then gunicorn (extra arguments go to gunicorn); migrations are the `migrate` role's
+#   worker   celery worker (extra arguments go to celery)
 #   beat     the periodic tasks' scheduler (CELERY_BEAT_SCHEDULE): exactly one per deployment
 #   migrate  apply migrations and exit
 #   other    run it as a command, e.g. `python manage.py createsuperuser` or `bash`
@@ -42,7 +42,6 @@ wait_for_db
 
 case "${role}" in
     web)
-        python manage.py migrate --noinput
         python manage.py collectstatic --noinput
         exec gunicorn imagestudio.wsgi:application \
             --bind "0.0.0.0:${PORT:-8000}" \
