@@ -192,6 +192,10 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["api.parsers.StrictJSONParser"],
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    # X-Forwarded-For is believed only for this many proxies in front of the service (0: the peer address).
+    "NUM_PROXIES": env_int("TRUSTED_PROXIES", 0),
+    "DEFAULT_THROTTLE_RATES": {"login_ip": env_str("LOGIN_RATE_PER_IP", "30/minute"),
+                               "login_user": env_str("LOGIN_RATE_PER_USER", "10/minute")},
 }
 
 SPECTACULAR_SETTINGS = {
@@ -229,6 +233,11 @@ CELERY_TASK_ROUTES = {
     "workers.tasks.embeddings.*": {"queue": "embeddings"},
     "workers.tasks.training.*": {"queue": "training"},
 }
+# State shared by every web process (login throttling): Redis when a broker is configured, else this process.
+CACHE_URL = env_str("CACHE_URL", CELERY_BROKER_URL if CELERY_BROKER_URL.startswith("redis") else "")
+CACHES = {"default": ({"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL,
+                       "KEY_PREFIX": "imagestudio", "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2}}
+                      if CACHE_URL else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"})}
 # A job whose worker dies is delivered again (jobs are resumable, see jobs.services).
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True

@@ -23,9 +23,12 @@ def _isolated_media(settings, tmp_path):
 @pytest.fixture(autouse=True)
 def _fresh_process_caches():
     """Process caches key on database ids and versions, which a rolled-back test database reuses."""
+    from django.core.cache import cache
+
     from imagestudio.common.cache import clear_database_caches
 
     clear_database_caches()
+    cache.clear()  # throttle counters
 
 
 @pytest.fixture(autouse=True)

@@ -17,6 +17,8 @@ fi
 
 export DATABASE_URL=${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/imagestudio}
 export CELERY_BROKER_URL=${TEST_BROKER_URL:-redis://127.0.0.1:6379/15}
+# Throttle counters in their own Redis database: tests clear it between them, never the broker's.
+export CACHE_URL=${TEST_CACHE_URL:-redis://127.0.0.1:6379/14}
 export IMAGESTUDIO_REQUIRE_INTEGRATION=${IMAGESTUDIO_REQUIRE_INTEGRATION:-1}
 
 postgres_answers() {

@@ -34,3 +34,44 @@ def test_session_login_drives_the_browsable_api(owner, dataset):
     assert client.login(username=owner.username, password="olivia-password-123")
     page = client.get("/api/datasets/", HTTP_ACCEPT="text/html")
     assert page.status_code == 200 and b"Pets" in page.content
+
+
+def test_login_attempts_are_throttled_per_user_whatever_the_forwarded_address(db):
+    from rest_framework.test import APIClient
+
+    from tests.conftest import make_user
+
+    make_user("victim")
+    client = APIClient()
+    answers = [client.post("/api/auth/token/", {"username": "victim", "password": "wrong"}, format="json",
+                           HTTP_X_FORWARDED_FOR=f"10.0.0.{i}").status_code for i in range(12)]
+    assert answers[:10] == [401] * 10 and answers[10:] == [429, 429]
+    right = client.post("/api/auth/token/", {"username": "victim", "password": "victim-password-123"}, format="json")
+    assert right.status_code == 429 and "Retry-After" in right  # the right password waits too, then works
+
+
+def test_forwarded_addresses_do_not_reset_the_per_address_limit(db, settings):
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    answers = {client.post("/api/auth/token/", {"username": f"nobody-{i}", "password": "x"}, format="json",
+                           HTTP_X_FORWARDED_FOR=f"203.0.113.{i}").status_code for i in range(31)}
+    assert answers == {401, 429}  # 30 a minute from this peer, whatever X-Forwarded-For claims
+
+
+def test_a_throttle_store_that_is_down_lets_logins_through(db, monkeypatch):
+    from rest_framework.test import APIClient
+
+    from tests.conftest import make_user
+
+    def down(*args, **kwargs):
+        raise ConnectionError("cache unreachable")
+
+    from rest_framework.throttling import SimpleRateThrottle
+
+    monkeypatch.setattr(SimpleRateThrottle.cache, "get", down)
+    with pytest.raises(ConnectionError):
+        SimpleRateThrottle.cache.get("any")  # the throttles' store is down indeed
+    make_user("ada")
+    response = APIClient().post("/api/auth/token/", {"username": "ada", "password": "ada-password-123"}, format="json")
+    assert response.status_code == 200
