@@ -11,6 +11,7 @@ from imagestudio.annotations.models import GroundTruthValue
 from imagestudio.common.votes import vote_word
 from imagestudio.datasets.filters import MAX_FILTER_IDS, filter_parse, samples_select
 from imagestudio.datasets.imports import DuplicatePolicy
+from imagestudio.datasets.imports.storable import metadata_problem
 from imagestudio.datasets.models import Sample, Split
 from imagestudio.datasets.selectors import SAMPLE_ORDERINGS
 from imagestudio.training.filters import PREDICTION_WORDS
@@ -229,6 +230,11 @@ class SampleDetailQuerySerializer(serializers.Serializer):
 class SampleUpdateSerializer(serializers.Serializer):
     split = serializers.ChoiceField(choices=Split.choices, required=False)
     metadata = serializers.DictField(required=False, help_text="Replaces the sample's metadata.")
+
+    def validate_metadata(self, value):
+        if problem := metadata_problem(value):
+            raise serializers.ValidationError(problem)
+        return value
 
 
 class ImportSerializer(serializers.Serializer):

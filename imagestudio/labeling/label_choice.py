@@ -284,8 +284,9 @@ def label_class_votes(votes, truth, dev_mask, seed=0, folds=DEFAULT_FOLDS, model
         scores = {name: score_probabilities([], [], []) for name in CANDIDATES}
         model, prior = candidates.unsupervised, candidates.unsupervised.prior
         # Without labels the learning candidates fall back to what the unsupervised model knows.
-        candidate_probability = {name: candidates.fit_predict(name, dev_rows) for name in CANDIDATES
-                                 if name not in candidates.LEARNING}
+        unsupervised = candidates.fit_predict("em_unsupervised", dev_rows)
+        candidate_probability = {name: unsupervised if name in candidates.LEARNING
+                                 else candidates.fit_predict(name, dev_rows) for name in CANDIDATES}
         candidate_probability["prior_only"] = np.full(design.n, prior, dtype=np.float32)
     else:
         scores, fallback, out_of_fold, fold_count = _out_of_fold(candidates, dev_rows, folds, seed)

@@ -239,7 +239,7 @@ def dependent_groups(votes, present_probability=None, prior=None):
     classes (posterior-weighted, averaged by the prior): conditionally independent LFs score about 0 there
     however accurate they are. Groups are the connected components of the links.
     """
-    step = -(-len(votes) // _DEPENDENCE_ROWS)
+    step = max(1, -(-len(votes) // _DEPENDENCE_ROWS))  # 1 without rows: a dataset with no samples yet
     x = np.asarray(votes[::step], dtype=np.float32)
     total_sum, total_square = x.sum(axis=0, dtype=np.float64), (x.T @ x).astype(np.float64)
     linked = _correlation(total_sum, total_square, len(x)) > DUPLICATE_CORRELATION

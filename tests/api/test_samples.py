@@ -1,6 +1,8 @@
 """Exploration: the samples list (grid / data views), the image view, image bytes and resampling."""
 
 
+import json
+
 import pytest
 
 from imagestudio.datasets.models import Role
@@ -118,6 +120,16 @@ def test_detail_and_patch(api, dataset, samples):
     assert ids(api.get(f"/api/datasets/{dataset.id}/samples/?search=renamed")) == ["s0"]
     assert api.patch(url, {"split": "nowhere"}, format="json").status_code == 400
     assert api.patch(url, {"metadata": "text"}, format="json").status_code == 400
+
+
+@pytest.mark.parametrize("text", ["a lone \ud800 surrogate", "a NUL \u0000 inside"])
+def test_patch_refuses_metadata_the_database_cannot_store(api, dataset, samples, text):
+    """Valid JSON, text Postgres refuses: a 400 naming the field (a lone surrogate was a 500)."""
+    url = f"/api/datasets/{dataset.id}/samples/{samples[0].id}/"
+    body = json.dumps({"metadata": {"caption": text}})  # ASCII with \u escapes: valid JSON on the wire
+    response = api.patch(url, body, content_type="application/json")
+    assert response.status_code == 400 and "caption" in response.content.decode(), response.content
+    assert api.get(url).json()["metadata"] == samples[0].metadata
 
 
 def test_patch_keeps_split_counts(api, owner):

@@ -136,6 +136,22 @@ def test_label_model_report_names_lfs_and_scores_candidates_on_valid():
         assert precision["successes"] == sum(vote == label for vote, label in scored)
 
 
+def test_label_model_report_without_dev_labels_scores_every_candidate_on_valid():
+    """Fewer than 2 dev labels: the learning candidates fall back to the unsupervised model, and the report
+    scores all of them on valid (it raised KeyError 'em_semi_supervised')."""
+    from imagestudio.labeling.label_choice import CANDIDATES, label_class_votes
+
+    truth = np.array([1, -1, 1, -1, 0, 0], np.int8)
+    votes = np.array([[1, 1], [-1, 0], [1, -1], [0, -1], [1, 1], [-1, -1]], np.int8)
+    no_dev, valid = np.zeros(6, dtype=bool), np.arange(6) < 4
+    result = label_class_votes(votes, truth, no_dev)
+    report = fitting.label_model_report(result, votes, truth, valid, [(1, "a"), (2, "b")])
+    assert set(report["candidates"]) == set(CANDIDATES)
+    unsupervised = report["candidates"]["em_unsupervised"]["valid"]
+    for name in ("em_semi_supervised", "logistic_regression"):
+        assert report["candidates"][name]["valid"] == unsupervised
+
+
 def test_label_counts():
     assert fitting.label_counts(np.array([1, -1, 0, 1, 0], np.int8)) == {"covered": 3, "present": 2, "absent": 1}
 

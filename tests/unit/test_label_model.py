@@ -123,6 +123,14 @@ def dev_mask_of(n, size, seed):
     return mask
 
 
+def test_without_rows_there_are_no_dependent_groups():
+    """A dataset with no samples yet and two LFs of a class: no rows to correlate (it raised 'slice step cannot
+    be zero'), and EM on no rows still answers."""
+    empty = np.zeros((0, 2), dtype=np.int8)
+    assert dependent_groups(empty) == []
+    assert len(label_class_votes(empty, np.zeros(0, np.int8), np.zeros(0, bool)).labels.probability) == 0
+
+
 def test_dev_labels_fix_the_orientation_of_few_inverted_lfs():
     # Three LFs written the wrong way round: each votes PRESENT mostly when the class is absent.
     inverted = [symmetric(0.25, 0.7), symmetric(0.3, 0.6), symmetric(0.2, 0.5)]

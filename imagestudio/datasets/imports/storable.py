@@ -31,14 +31,21 @@ def _value_problem(value, depth=0) -> str | None:
     return None
 
 
+def metadata_problem(metadata: dict) -> str | None:
+    """Why a metadata object cannot be stored (NUL, lone surrogates, non-finite numbers), or None."""
+    for key, value in metadata.items():
+        if problem := text_problem(str(key)) or _value_problem(value):
+            return f"metadata field {safe_text(str(key))!r} {problem}"
+    return None
+
+
 def unstorable_reason(*, name: str, external_id: str, metadata: dict, ground_truth: dict) -> str | None:
     """Why the item's row cannot be stored, or None."""
     for what, text in (("the file name", name), ("the external_id", external_id)):
         if problem := text_problem(text):
             return f"{what} {problem}"
-    for key, value in metadata.items():
-        if problem := text_problem(str(key)) or _value_problem(value):
-            return f"metadata field {safe_text(str(key))!r} {problem}"
+    if problem := metadata_problem(metadata):
+        return problem
     for class_name in ground_truth:
         if problem := text_problem(class_name):
             return f"a ground truth class name {problem}"
