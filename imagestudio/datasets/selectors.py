@@ -11,7 +11,6 @@ from django.db.models import Count, F, Prefetch, QuerySet
 from django.db.models.fields.json import KeyTextTransform
 
 from imagestudio.common.cache import VersionedLRU
-from imagestudio.common.errors import ValidationFailed
 from imagestudio.common.ids import parse_id
 
 from .filters import SampleFilter, filter_term, sample_filter
@@ -172,9 +171,12 @@ def _read_column(dataset, field):
         ids.append(sample_id)
         splits.append(SPLIT_CODES[split])
         values.append(value)
-    if field not in BUILTIN_FIELDS and ids and all(v is None for v in values):
-        raise ValidationFailed(f"No sample of this dataset has a metadata field {field!r}.", field="field")
     return np.array(ids, dtype=np.int64), np.array(splits, dtype=np.int8), np.array(values, dtype=object)
+
+
+def metadata_field_exists(*, dataset: Dataset, field: str) -> bool:
+    """A built-in sample column, or a metadata field some sample of the dataset has."""
+    return field in BUILTIN_FIELDS or Sample.objects.filter(dataset=dataset, metadata__has_key=field).exists()
 
 
 def field_column(*, dataset: Dataset, field: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -17,7 +17,7 @@ from imagestudio.common.bulk import copy_id_rows
 from imagestudio.common.errors import Conflict, ValidationFailed
 from imagestudio.common.votes import vote_word
 from imagestudio.datasets.models import SPLIT_CODES, ResampleMember, Sample
-from imagestudio.datasets.selectors import field_column
+from imagestudio.datasets.selectors import field_column, metadata_field_exists
 from imagestudio.embeddings.encoders import SPACES
 from imagestudio.embeddings.services import query_vector, scores_for
 from imagestudio.jobs.services import job_progress
@@ -95,9 +95,15 @@ def validate_rule(*, dataset: Dataset, label_class: LabelClass, type: str, confi
         return _similarity_config(dataset, type, config)
     if type == LFType.PATTERN:
         try:
-            return validate_pattern(config)
+            clean = validate_pattern(config)
         except PatternError as exc:
             raise ValidationFailed(f"{exc} ({exc.field})", field="config") from None
+        # Asked when a rule is written, not when its votes are refreshed: a field the data no longer has is a
+        # miss for every sample then, not a reason to keep stale votes.
+        if any(dataset.split_counts.values()) and not metadata_field_exists(dataset=dataset, field=clean["field"]):
+            raise ValidationFailed(f"No sample of this dataset has a metadata field {clean['field']!r}.",
+                                   field="config")
+        return clean
     source = score_source(type)
     if source is not None:
         return source.validate(dataset, label_class, config)

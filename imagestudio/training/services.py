@@ -47,6 +47,9 @@ def training_set_start(*, dataset: Dataset, user: AbstractBaseUser | None, split
     Returns (training set, created)."""
     splits = list(splits or Split.values)
     snapshot, content_hash = training_snapshot(dataset, splits, seed)
+    if snapshot["samples"] == 0:
+        raise ValidationFailed(f"The dataset has no samples in {', '.join(splits)}: import some first.",
+                               code="no_samples", field="splits")
     with transaction.atomic():
         existing = TrainingSet.objects.select_for_update().filter(dataset=dataset, content_hash=content_hash).first()
         if existing is not None and not existing.ready and existing.job and existing.job.status in (

@@ -45,3 +45,25 @@ def test_split_moves_reach_the_cached_matrix_and_columns(api, dataset, tiny_clip
     hits = api.post(f"/api/datasets/{dataset.id}/embeddings/search/", {"text": "red", "split": "dev"},
                     format="json").json()["results"]
     assert [hit["sample_id"] for hit in hits] == [moved]
+
+
+def test_a_field_removed_from_every_sample_refreshes_votes_to_misses(api, dataset):
+    rule = {"name": "not a pet", "label_class": "cat", "type": "pattern", "invert": True, "low": 0, "high": 1,
+            "config": {"field": "caption", "builder": "keyword", "words": ["cat", "dog"]}}
+    lf = api.post(f"/api/datasets/{dataset.id}/lfs/", rule, format="json").json()  # on an empty dataset
+    sample = make_samples(dataset, [{"metadata": {"caption": "cat cat cat"}}])[0]
+    voted = f"/api/datasets/{dataset.id}/samples/?lf_vote={lf['id']}:"
+    assert api.get(voted + "ABSENT").json()["count"] == 1
+    assert api.patch(f"/api/datasets/{dataset.id}/samples/{sample.id}/", {"metadata": {}}, format="json").status_code == 200
+    assert api.get(voted + "PRESENT").json()["count"] == 1  # a missing field is a miss, inverted: PRESENT
+    # a new rule on a field no sample has is still refused where it is written
+    refused = api.post(f"/api/datasets/{dataset.id}/lfs/", {**rule, "name": "other"}, format="json")
+    assert refused.status_code == 400 and "caption" in str(refused.json())
+
+
+def test_a_training_set_of_no_samples_is_refused(api, dataset):
+    rule = {"name": "kw", "label_class": "cat", "type": "pattern", "high": 1,
+            "config": {"field": "caption", "builder": "keyword", "words": ["cat"]}}
+    assert api.post(f"/api/datasets/{dataset.id}/lfs/", rule, format="json").status_code == 201
+    refused = api.post(f"/api/datasets/{dataset.id}/training-sets/", {}, format="json")
+    assert refused.status_code == 400 and "splits" in refused.json()
