@@ -7,19 +7,20 @@ from rest_framework.parsers import JSONParser
 MAX_DEPTH = 32
 
 
-def _check(value, depth=0):
-    if depth > MAX_DEPTH:
+def _check(value, path=()):
+    if len(path) > MAX_DEPTH:
         raise ParseError(f"JSON nested deeper than {MAX_DEPTH} levels.")
     if isinstance(value, str):
         if "\x00" in value or any("\ud800" <= ch <= "\udfff" for ch in value):
-            raise ParseError("JSON text holds a NUL character or a lone UTF-16 surrogate.")
+            where = ".".join(map(str, path)) or "the body"
+            raise ParseError(f"The text at {where} holds a NUL character or a lone UTF-16 surrogate.")
     elif isinstance(value, dict):
         for key, item in value.items():
-            _check(key, depth + 1)
-            _check(item, depth + 1)
+            _check(key, path)
+            _check(item, (*path, key))
     elif isinstance(value, list):
-        for item in value:
-            _check(item, depth + 1)
+        for index, item in enumerate(value):
+            _check(item, (*path, index))
 
 
 class StrictJSONParser(JSONParser):

@@ -164,7 +164,7 @@ class DawidSkene:
         counts = np.stack([np.vstack([absent, n - mass_present - absent.sum(axis=0)]),
                            np.vstack([present, mass_present - present.sum(axis=0)])])  # (2 classes, 3 outcomes, m)
         base_totals, base_n = self._base
-        outcome_rates = np.vstack([base_totals, base_n - base_totals.sum(axis=0)]) / base_n + 1e-6
+        outcome_rates = np.vstack([base_totals, base_n - base_totals.sum(axis=0)]) / max(base_n, 1) + 1e-6
         outcome_rates /= outcome_rates.sum(axis=0)
         smoothed = np.maximum(counts, 0) + self.smoothing * outcome_rates
         self.theta = (smoothed / smoothed.sum(axis=1, keepdims=True)).transpose(0, 2, 1)  # (2, m, 3)
@@ -223,6 +223,7 @@ DUPLICATE_CORRELATION = 0.8
 
 def _correlation(first, second, mass):
     """Correlation matrix from weighted sums of x and of x x^T over `mass` rows (0 for constant columns)."""
+    mass = max(mass, 1e-12)  # no rows: every column is constant
     mean = first / mass
     covariance = second / mass - np.outer(mean, mean)
     scale = np.sqrt(np.maximum(np.diag(covariance), 0))
