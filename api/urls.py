@@ -3,7 +3,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
 from api.views.annotations import AnnotationBulkView, AnnotationHistoryView, AnnotationUndoView, AnnotationView
-from api.views.auth import ObtainTokenView
+from api.views.auth import ApiTokenViewSet, LogoutView, ObtainTokenView
 from api.views.datasets import DatasetViewSet, LabelClassViewSet, MembershipViewSet
 from api.views.embeddings import EmbeddingsView, ResourcesView, SimilaritySearchView
 from api.views.exports import ExportViewSet
@@ -17,6 +17,7 @@ from api.views.training import AnalysisView, FastModelViewSet, TrainingSetViewSe
 DATASET = r"datasets/(?P<dataset_id>[0-9]+)"
 
 router = SimpleRouter()
+router.register("auth/tokens", ApiTokenViewSet, basename="token")
 router.register("jobs", JobViewSet, basename="job")
 router.register("datasets", DatasetViewSet, basename="dataset")
 router.register(f"{DATASET}/classes", LabelClassViewSet, basename="class")
@@ -31,6 +32,7 @@ router.register(f"{DATASET}/exports", ExportViewSet, basename="export")
 
 urlpatterns = [
     path("auth/token/", ObtainTokenView.as_view(), name="auth-token"),
+    path("auth/logout/", LogoutView.as_view(), name="auth-logout"),  # before the include, which has one too
     path("health/", HealthView.as_view(), name="health"),
     path("auth/", include("rest_framework.urls")),  # session login for the browsable API
     path("schema/", SpectacularAPIView.as_view(), name="schema"),

@@ -283,10 +283,9 @@ def psycopg_connect(autocommit=True):
 
 
 def bench_token(user):
-    from rest_framework.authtoken.models import Token
+    from imagestudio.accounts.services import token_for
 
-    token, _ = Token.objects.get_or_create(user=user)
-    return token.key
+    return token_for(user=user, name="bench")
 
 
 def server_version(connection):

@@ -64,9 +64,9 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "imagestudio.accounts",
     "imagestudio.jobs",
     "imagestudio.datasets",
     "imagestudio.annotations",
@@ -175,10 +175,15 @@ EMBEDDING_CACHE_BYTES = env_int("EMBEDDING_CACHE_BYTES", 2 * 1024**3)  # per pro
 RESOURCE_MEMORY_BUDGET_BYTES = env_int("RESOURCE_MEMORY_BUDGET_BYTES", 8 * 1024**3)  # all dedicated resources
 RESOURCE_IDLE_SECONDS = env_int("RESOURCE_IDLE_SECONDS", 1800)
 
+# API tokens: lifetime of a login token (and of a named token that does not choose one); 0: no expiry.
+TOKEN_TTL_DAYS = env_int("TOKEN_TTL_DAYS", 30)
+if TOKEN_TTL_DAYS < 0:
+    raise ImproperlyConfigured(f"TOKEN_TTL_DAYS must be 0 (no expiry) or a number of days, got {TOKEN_TTL_DAYS}")
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
-        "rest_framework.authentication.SessionAuthentication",
+        "api.authentication.ApiTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",  # the browsable API's login
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "api.pagination.LimitOffsetPagination",

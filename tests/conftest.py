@@ -5,9 +5,9 @@ from pathlib import Path
 import pytest
 from django.contrib.auth import get_user_model
 from PIL import Image
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from imagestudio.accounts.services import token_for
 from imagestudio.celery import app as celery_app
 from imagestudio.datasets.models import Role
 from imagestudio.datasets.services import dataset_create, membership_set
@@ -63,8 +63,7 @@ def make_user(username):
 def client_for(user):
     client = APIClient()
     if user is not None:
-        token, _ = Token.objects.get_or_create(user=user)
-        client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+        client.credentials(HTTP_AUTHORIZATION=f"Token {token_for(user=user, name='tests')}")
     return client
 
 

@@ -30,14 +30,13 @@ def _keep_the_test_connection():
 
 @pytest.fixture
 def token(db):
-    from rest_framework.authtoken.models import Token
-
+    from imagestudio.accounts.services import token_for
     from imagestudio.datasets.services import dataset_create
 
     user = make_user("fuzzer")
     dataset = dataset_create(user=user, name="Fuzzed", classes=["cat", "dog"])
     make_samples(dataset, [{"metadata": {"caption": "a cat"}, "gt": {"cat": "PRESENT"}} for _ in range(3)])
-    return Token.objects.create(user=user).key
+    return token_for(user=user, name="fuzzer")
 
 
 @schema.parametrize()

@@ -66,7 +66,7 @@ def test_end_to_end_through_generated_client(generated, live_server):
             client=anonymous, body=models.CredentialsRequest(username=user.username, password="gina-password-123"))
         assert signed_in.status_code == 200, signed_in.content
         token = signed_in.parsed
-        assert isinstance(token, models.Token) and token.token
+        assert isinstance(token, models.IssuedToken) and token.token
 
         wrong = op("auth.auth_token_create").sync_detailed(
             client=anonymous, body=models.CredentialsRequest(username=user.username, password="nope"))
