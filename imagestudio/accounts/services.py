@@ -15,7 +15,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from imagestudio.common.errors import NotFound
+from imagestudio.common.errors import NotFound, ValidationFailed
 
 from .keys import key_digest, key_new, key_prefix
 from .models import ApiToken
@@ -104,3 +104,30 @@ def token_touch(*, token: ApiToken, now: datetime | None = None) -> None:
 def _prune(*, user: User, now: datetime) -> None:
     cutoff = now - TOKEN_RETENTION
     ApiToken.objects.filter(Q(revoked_at__lt=cutoff) | Q(expires_at__lt=cutoff), user=user).delete()
+
+
+def user_create(*, username: str, password: str | None, email: str = "") -> User:
+    """A user who can sign in with `password` (checked by AUTH_PASSWORD_VALIDATORS), or with tokens only when
+    it is None. ValidationFailed when the name is taken or the password is refused."""
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.password_validation import validate_password
+    from django.core.exceptions import ValidationError
+
+    model = get_user_model()
+    try:
+        model.username_validator(username)
+    except ValidationError as exc:
+        raise ValidationFailed(" ".join(exc.messages), code="invalid_username") from exc
+    if model.objects.filter(username__iexact=username).exists():
+        raise ValidationFailed(f"A user named {username!r} exists already.", code="user_exists")
+    user = model(username=username, email=email)
+    if password is None:
+        user.set_unusable_password()
+    else:
+        try:
+            validate_password(password, user)
+        except ValidationError as exc:
+            raise ValidationFailed(" ".join(exc.messages), code="password_refused") from exc
+        user.set_password(password)
+    user.save()
+    return user
