@@ -63,6 +63,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "corsheaders",
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
@@ -78,6 +79,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, so that a preflight is answered before authentication, CSRF or a redirect can refuse it, and every
+    # response under /api/ (errors included) carries the CORS headers.
+    "corsheaders.middleware.CorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",  # admin and Swagger UI assets behind gunicorn
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -141,6 +145,23 @@ STORAGES = {
     "default": {"BACKEND": env_str("STORAGE_BACKEND", "django.core.files.storage.FileSystemStorage")},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
+
+# CORS: browser pages on these origins may call the API (under /api/ only). None by default, in the embedded
+# default too: allowing an origin is a decision. Tokens, not cookies, authenticate cross-origin calls.
+CORS_URLS_REGEX = r"^/api/"
+CORS_ALLOWED_ORIGINS = env_list("CORS_ALLOWED_ORIGINS")  # e.g. https://studio.example.com,http://localhost:5173
+# Regular expressions (they may contain commas, so whitespace separates them), e.g. ^https://\w+\.example\.com$
+CORS_ALLOWED_ORIGIN_REGEXES = (env_str("CORS_ALLOWED_ORIGIN_REGEXES") or "").split()
+CORS_ALLOW_CREDENTIALS = False
+CORS_ALLOW_HEADERS = ("accept", "authorization", "content-type", "if-match", "if-none-match", "x-requested-with")
+CORS_EXPOSE_HEADERS = ("ETag", "Location", "Retry-After", "Content-Disposition")
+CORS_PREFLIGHT_MAX_AGE = env_int("CORS_PREFLIGHT_MAX_AGE", 86400)
+
+# Image and thumbnail URLs in sample payloads are signed (an <img> cannot send a token) and valid for at least
+# this long; expiries are rounded up to a quarter of it, so a page reloaded meanwhile gets the same URLs.
+IMAGE_URL_TTL_SECONDS = env_int("IMAGE_URL_TTL_SECONDS", 3600)
+if IMAGE_URL_TTL_SECONDS < 1:
+    raise ImproperlyConfigured("IMAGE_URL_TTL_SECONDS must be at least 1")
 
 # Server-side imports read only below this directory; unset disables them.
 IMPORT_ROOT = env_str("IMPORT_ROOT")

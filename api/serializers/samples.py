@@ -10,6 +10,7 @@ from imagestudio.annotations.filters import GT_WORDS
 from imagestudio.annotations.models import GroundTruthValue
 from imagestudio.common.votes import vote_word
 from imagestudio.datasets.filters import MAX_FILTER_IDS, filter_parse, samples_select
+from imagestudio.datasets.image_urls import ImageSize, ImageUrls
 from imagestudio.datasets.imports import DuplicatePolicy
 from imagestudio.datasets.imports.storable import metadata_problem
 from imagestudio.datasets.models import Sample, Split
@@ -17,6 +18,8 @@ from imagestudio.datasets.selectors import SAMPLE_ORDERINGS
 from imagestudio.training.filters import PREDICTION_WORDS
 
 MAX_SEARCH = 200
+IMAGE_URL_HELP = ("{what}, loadable without a token (an `<img src>`): relative to the API's host, signed and valid for "
+                  "at least IMAGE_URL_TTL_SECONDS; or, with object storage, the storage's own (presigned) URL.")
 MAX_PAGE = 500
 
 
@@ -119,8 +122,8 @@ class SampleSerializer(serializers.ModelSerializer):
     ground_truth = serializers.SerializerMethodField(help_text="Class name -> PRESENT or ABSENT (absent = ABSTAIN).")
     tags = serializers.SerializerMethodField()
     metadata = serializers.SerializerMethodField()
-    image_url = serializers.SerializerMethodField()
-    thumbnail_url = serializers.SerializerMethodField()
+    image_url = serializers.SerializerMethodField(help_text=IMAGE_URL_HELP.format(what="The original image"))
+    thumbnail_url = serializers.SerializerMethodField(help_text=IMAGE_URL_HELP.format(what="The JPEG thumbnail"))
 
     class Meta:
         model = Sample
@@ -140,18 +143,19 @@ class SampleSerializer(serializers.ModelSerializer):
             return sample.metadata
         return {key: sample.metadata[key] for key in wanted if key in sample.metadata}
 
-    def _url(self, sample, suffix):
-        # One reverse() per dataset rather than two per row: URLs are a hot spot of the grid view.
-        prefixes = self.__dict__.setdefault("_prefixes", {})
-        if sample.dataset_id not in prefixes:
-            prefixes[sample.dataset_id] = reverse("sample-list", kwargs={"dataset_id": sample.dataset_id})
-        return f"{prefixes[sample.dataset_id]}{sample.pk}/{suffix}/"
+    def _url(self, sample, size, suffix):
+        # One reverse() and one expiry per response rather than per row: URLs are a hot spot of the grid view.
+        if "_image_urls" not in self.__dict__:
+            self._image_urls, self._prefixes = ImageUrls(), {}
+        if sample.dataset_id not in self._prefixes:
+            self._prefixes[sample.dataset_id] = reverse("sample-list", kwargs={"dataset_id": sample.dataset_id})
+        return self._image_urls.url(sample, size, f"{self._prefixes[sample.dataset_id]}{sample.pk}/{suffix}/")
 
     def get_image_url(self, sample) -> str:
-        return self._url(sample, "image")
+        return self._url(sample, ImageSize.ORIGINAL, "image")
 
     def get_thumbnail_url(self, sample) -> str:
-        return self._url(sample, "thumbnail")
+        return self._url(sample, ImageSize.THUMBNAIL, "thumbnail")
 
 
 class SamplePageSerializer(serializers.Serializer):

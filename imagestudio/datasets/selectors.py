@@ -156,6 +156,12 @@ def sample_get(*, dataset: Dataset, sample_id: int | None, prefetch: Iterable[Pr
     return Sample.objects.filter(dataset=dataset, pk=sample_id).prefetch_related(*prefetch).first()
 
 
+def sample_get_signed(*, dataset_id: int, sample_id: int) -> Sample | None:
+    """A sample by its dataset's id and its own, visible to nobody in particular: for a signed image URL, whose
+    signature (checked by the caller) is the permission."""
+    return Sample.objects.filter(dataset_id=dataset_id, pk=sample_id).first()
+
+
 # Sample columns a pattern LF may read besides metadata fields.
 BUILTIN_FIELDS = ("external_id", "file_name", "format", "width", "height", "bytes")
 # One field of a dataset as arrays, valid until the dataset's samples change.
