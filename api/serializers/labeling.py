@@ -60,6 +60,8 @@ class LFUpdateSerializer(serializers.Serializer):
 
 
 class PreviewSerializer(RuleSerializer):
+    """A rule to score; `low` and `high` are optional here (the histogram and the sweep need none)."""
+
     split = serializers.ChoiceField(choices=Split.choices, required=False, allow_null=True, default=None)
     in_sample = serializers.BooleanField(required=False, default=False, help_text="Only the active resample.")
     bins = serializers.IntegerField(required=False, default=40, min_value=1, max_value=MAX_BINS)
@@ -104,8 +106,41 @@ class HistogramCountsSerializer(serializers.Serializer):
 
 
 class HistogramSerializer(serializers.Serializer):
-    edges = serializers.ListField(child=serializers.FloatField())
+    edges = serializers.ListField(child=serializers.FloatField(),
+                                  help_text="bins + 1 equal-width edges over the finite scores' range: bin k counts "
+                                            "edges[k] <= score < edges[k + 1], the last bin also its right edge.")
     counts = HistogramCountsSerializer()
+
+
+class SweepSideSerializer(serializers.Serializer):
+    """One side's rule with each histogram edge as its threshold: item j of every array is for histogram.edges[j]."""
+
+    operator = serializers.ChoiceField(
+        choices=[">=", "<="], help_text="The rule at edge j: score >= edges[j] (the side `high` sets) or score <= "
+                                       "edges[j] (the side `low` sets); PRESENT uses >= unless `invert`.")
+    votes = serializers.ListField(child=serializers.IntegerField(),
+                                  help_text="Samples of the population the rule votes on at edge j.")
+    labeled = serializers.ListField(child=serializers.IntegerField(),
+                                    help_text="Of those, the samples with ground truth (PRESENT or ABSENT).")
+    correct = serializers.ListField(child=serializers.IntegerField(),
+                                    help_text="Of those, the samples whose ground truth is this side.")
+    precision = serializers.ListField(child=serializers.FloatField(allow_null=True),
+                                      help_text="correct[j] / labeled[j]; null where labeled[j] is 0.")
+    recall = serializers.ListField(child=serializers.FloatField(allow_null=True),
+                                   help_text="correct[j] / samples of the population whose ground truth is this side; "
+                                             "null when there is none.")
+    coverage = serializers.ListField(child=serializers.FloatField(allow_null=True),
+                                     help_text="votes[j] / population; null when the population is empty. A two-sided "
+                                               "rule with low below high covers present.votes + absent.votes at its "
+                                               "two edges.")
+
+
+class SweepSerializer(serializers.Serializer):
+    """Exact counts from cumulative bin counts: with a threshold equal to an edge, the point figures (`metrics`)
+    are these numbers. Scores without a value (NaN) never vote."""
+
+    present = SweepSideSerializer(help_text="The rule voting PRESENT (`high`, or `low` when inverted).")
+    absent = SweepSideSerializer(help_text="The rule voting ABSENT (`low`, or `high` when inverted).")
 
 
 class CutSerializer(serializers.Serializer):
@@ -140,7 +175,8 @@ class PreviewResultSerializer(serializers.Serializer):
     population = serializers.IntegerField(help_text="Samples scored.")
     score_range = serializers.ListField(child=serializers.FloatField(), allow_null=True)
     histogram = HistogramSerializer()
-    metrics = PreviewMetricsSerializer()
+    sweep = SweepSerializer(help_text="Both sides' figures at every histogram edge: move thresholds with no request.")
+    metrics = PreviewMetricsSerializer(help_text="At the given low / high (every vote abstains when neither is given).")
     suggested = SuggestionsSerializer()
     top = TopSampleSerializer(many=True)
     seconds = serializers.FloatField(help_text="Server-side compute time.")

@@ -68,12 +68,14 @@ class LabelingFunctionViewSet(DatasetScopedMixin, viewsets.ModelViewSet):
     @extend_schema(request=PreviewSerializer, responses={200: PreviewResultSerializer})
     @action(detail=False, methods=["post"])
     def preview(self, request, dataset_id=None):
-        """Score a rule on a split: histogram by ground truth, precision / recall with Wilson intervals,
-        coverage, suggested thresholds and the top samples. Nothing is saved."""
+        """Score a rule on a split: histogram by ground truth, the figures of both sides' rules at every bin
+        edge (`sweep`: move the thresholds locally), precision / recall with Wilson intervals and coverage at the
+        given thresholds, suggested thresholds and the top samples. Thresholds are optional. Nothing is saved."""
         data = validated(PreviewSerializer, request.data)
         label_class = self.label_class(data.pop("label_class"))
         config = services.validate_rule(dataset=self.dataset, label_class=label_class, type=data["type"],
-                                        config=data["config"], low=data["low"], high=data["high"])
+                                        config=data["config"], low=data["low"], high=data["high"],
+                                        thresholds_required=False)
         rule = services.Rule(label_class=label_class, type=data["type"], config=config, low=data["low"],
                              high=data["high"], invert=data["invert"])
         return Response(services.lf_preview(dataset=self.dataset, rule=rule, split=data["split"],

@@ -81,13 +81,14 @@ def _similarity_config(dataset, type, config):
 
 
 def validate_rule(*, dataset: Dataset, label_class: LabelClass, type: str, config: Any, low: float | None,
-                  high: float | None) -> dict[str, Any]:
-    """A normalized config for the type, or ValidationFailed naming the field at fault."""
+                  high: float | None, thresholds_required: bool = True) -> dict[str, Any]:
+    """A normalized config for the type, or ValidationFailed naming the field at fault. A rule that votes needs
+    a threshold; a preview may go without (its histogram comes first)."""
     if label_class.dataset_id != dataset.id:
         raise ValidationFailed("The class belongs to another dataset.", field="label_class")
     if low is not None and high is not None and low >= high:
         raise ValidationFailed(f"low ({low}) must be below high ({high}).", field="low")
-    if low is None and high is None:
+    if low is None and high is None and thresholds_required:
         raise ValidationFailed("Give at least one threshold (low and / or high).", field="high")
     if not isinstance(config, dict):
         raise ValidationFailed("The config must be an object.", field="config")
@@ -154,11 +155,13 @@ def lf_preview(*, dataset: Dataset, rule: Rule, split: str | None = None, in_sam
                              f"{rule.label_class.name!r}: precision and recall need some.")
     finite = scores[np.isfinite(scores)]
     order = top_k(scores, top, descending=not rule.invert)
+    histogram = metrics.histogram(scores, truth, bins)
     return {
         **notes,
         "population": int(len(ids)),
         "score_range": [float(finite.min()), float(finite.max())] if len(finite) else None,
-        "histogram": metrics.histogram(scores, truth, bins),
+        "histogram": histogram,
+        "sweep": metrics.threshold_sweep(scores, truth, histogram["edges"], invert=rule.invert),
         "metrics": quality,
         "suggested": metrics.suggest_thresholds(scores, truth, invert=rule.invert, min_precision=min_precision),
         "top": [{"sample_id": int(ids[i]), "score": float(scores[i]), "ground_truth": vote_word(truth[i]),
