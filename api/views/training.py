@@ -8,6 +8,7 @@ from rest_framework.response import Response
 from api.links import dataset_analysis_with_links
 from api.responses import accepted
 from api.scoping import DatasetScopedMixin
+from api.serializers.charts import ModelChartsQuerySerializer, ModelChartsSerializer
 from api.serializers.jobs import JobSerializer
 from api.serializers.training import (
     AnalysisQuerySerializer,
@@ -23,7 +24,7 @@ from api.serializers.training import (
 )
 from api.validation import validated
 from imagestudio.datasets.models import Role
-from imagestudio.training import selectors, services
+from imagestudio.training import charts, selectors, services
 from imagestudio.training.models import FastModel, TrainingSet
 
 
@@ -105,6 +106,17 @@ class FastModelViewSet(DatasetScopedMixin, mixins.ListModelMixin, mixins.Retriev
                                            sample_id=query.get("sample"))
         page = self.paginate_queryset(rows)
         return self.get_paginated_response(PredictionSerializer(page, many=True).data)
+
+    @extend_schema(parameters=[ModelChartsQuerySerializer], responses={200: ModelChartsSerializer})
+    @action(detail=True, methods=["get"])
+    def charts(self, request, dataset_id=None, pk=None):
+        """One chart screen per request: per class on a split (default valid), PR and ROC points, the score
+        histogram by ground truth, calibration bins and the confusion at the model's threshold, against the
+        current ground truth. 409 while the model is not ready."""
+        query = validated(ModelChartsQuerySerializer, request.query_params)
+        return Response(charts.model_charts(model=self.get_object(), label_class=self.optional_class(query),
+                                            split=query["split"], points=query["points"], bins=query["bins"],
+                                            calibration_bins=query["calibration_bins"]))
 
 
 class AnalysisView(DatasetScopedMixin, GenericAPIView):
