@@ -4,6 +4,7 @@ from rest_framework.routers import SimpleRouter
 
 from api.views.annotations import AnnotationBulkView, AnnotationHistoryView, AnnotationUndoView, AnnotationView
 from api.views.auth import ApiTokenViewSet, LogoutView, ObtainTokenView
+from api.views.catalogues import FieldCatalogueView, LFTypeCatalogueView
 from api.views.datasets import DatasetViewSet, LabelClassViewSet, MembershipViewSet
 from api.views.embeddings import EmbeddingsView, ResourcesView, SimilaritySearchView
 from api.views.exports import ExportViewSet
@@ -34,6 +35,7 @@ urlpatterns = [
     path("auth/token/", ObtainTokenView.as_view(), name="auth-token"),
     path("auth/logout/", LogoutView.as_view(), name="auth-logout"),  # before the include, which has one too
     path("health/", HealthView.as_view(), name="health"),
+    path("lf-types/", LFTypeCatalogueView.as_view(), name="lf-types"),
     path("auth/", include("rest_framework.urls")),  # session login for the browsable API
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
@@ -43,6 +45,7 @@ urlpatterns = [
     path("datasets/<int:dataset_id>/embeddings/search/", SimilaritySearchView.as_view(), name="embeddings-search"),
     path("datasets/<int:dataset_id>/resources/", ResourcesView.as_view(), name="resources"),
     path("datasets/<int:dataset_id>/analysis/", AnalysisView.as_view(), name="analysis"),
+    path("datasets/<int:dataset_id>/fields/", FieldCatalogueView.as_view(), name="fields"),
     path("datasets/<int:dataset_id>/annotations/", AnnotationView.as_view(), name="annotations"),
     path("datasets/<int:dataset_id>/annotations/bulk/", AnnotationBulkView.as_view(), name="annotations-bulk"),
     path("datasets/<int:dataset_id>/annotations/bulk/undo/", AnnotationUndoView.as_view(), name="annotations-undo"),

@@ -245,6 +245,11 @@ SPECTACULAR_SETTINGS = {
         "GroundTruthValueEnum": "imagestudio.annotations.models.GroundTruthValue",
         "PredictionLabelEnum": "imagestudio.training.models.PREDICTION_LABELS",
         "ProductStatusEnum": "imagestudio.training.models.PRODUCT_STATUSES",
+        "MetadataFieldTypeEnum": "imagestudio.datasets.field_stats.FIELD_TYPES",
+        "LFTypeEnum": "imagestudio.labeling.models.LFType",
+        "PatternBuilderEnum": "imagestudio.labeling.config_schemas.BUILDERS",
+        "BuiltinFieldEnum": "imagestudio.datasets.field_stats.BUILTIN_FIELDS",
+        "ThresholdOperatorEnum": "imagestudio.labeling.metrics.THRESHOLD_OPERATORS",
     },
 }
 

@@ -2,6 +2,7 @@ from rest_framework import serializers
 
 from api.limits import MAX_INT
 from imagestudio.datasets.models import Split
+from imagestudio.labeling.metrics import THRESHOLD_OPERATORS
 from imagestudio.labeling.models import LabelingFunction, LFType
 from imagestudio.labeling.services import MAX_BINS, MAX_TOP
 
@@ -116,7 +117,7 @@ class SweepSideSerializer(serializers.Serializer):
     """One side's rule with each histogram edge as its threshold: item j of every array is for histogram.edges[j]."""
 
     operator = serializers.ChoiceField(
-        choices=[">=", "<="], help_text="The rule at edge j: score >= edges[j] (the side `high` sets) or score <= "
+        choices=THRESHOLD_OPERATORS, help_text="The rule at edge j: score >= edges[j] (the side `high` sets) or score <= "
                                        "edges[j] (the side `low` sets); PRESENT uses >= unless `invert`.")
     votes = serializers.ListField(child=serializers.IntegerField(),
                                   help_text="Samples of the population the rule votes on at edge j.")

@@ -110,6 +110,7 @@ def lf_vote_stats(votes, ground_truth):
 
 
 GROUND_TRUTH_ROWS = (("present", PRESENT), ("absent", ABSENT), ("unlabeled", ABSTAIN))
+THRESHOLD_OPERATORS = (">=", "<=")  # the rule `high` sets (score >= high), the one `low` sets (score <= low)
 
 
 def histogram_edges(scores, bins):
