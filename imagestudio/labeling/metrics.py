@@ -5,6 +5,7 @@ Encodings: a vote or a ground truth is an int8, 1 = PRESENT, -1 = ABSENT, 0 = AB
 """
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -113,11 +114,10 @@ GROUND_TRUTH_ROWS = (("present", PRESENT), ("absent", ABSENT), ("unlabeled", ABS
 THRESHOLD_OPERATORS = (">=", "<=")  # the rule `high` sets (score >= high), the one `low` sets (score <= low)
 
 
-def histogram_edges(scores, bins):
-    """`bins` + 1 strictly increasing equal-width edges over the finite scores' range (widened around a
-    range too narrow to split, e.g. one distinct value)."""
-    finite = scores[np.isfinite(scores)]
-    low, high = (float(finite.min()), float(finite.max())) if len(finite) else (0.0, 1.0)
+def _edges(scores, bins):
+    """`bins` + 1 strictly increasing equal-width edges over the (finite) scores' range, widened around a range
+    too narrow to split (e.g. one distinct value)."""
+    low, high = (float(scores.min()), float(scores.max())) if len(scores) else (0.0, 1.0)
     pad = 0.5
     while True:
         edges = np.linspace(low, high, bins + 1)
@@ -126,30 +126,48 @@ def histogram_edges(scores, bins):
         low, high, pad = low - pad, high + pad, pad * 2
 
 
-def _binned(scores, ground_truth, edges):
-    """Counts by ground truth row (GROUND_TRUTH_ROWS) of the finite scores per bin, (3, bins), and of those
-    equal to each edge, (3, bins + 1). Bin k holds edges[k] <= score < edges[k + 1], the last also its right
-    edge (numpy's histogram rule). O(n log bins): each score is placed among the edges, none are sorted."""
+@dataclass(frozen=True)
+class Binned:
+    """Scores binned once, by ground truth row (GROUND_TRUTH_ROWS): the histogram and the sweep read it.
+    Bin k holds edges[k] <= score < edges[k + 1], the last bin also its right edge (numpy's histogram rule)."""
+
+    edges: np.ndarray  # bins + 1, strictly increasing
+    per_bin: np.ndarray  # (3, bins): finite scores per bin
+    per_edge: np.ndarray  # (3, bins + 1): finite scores equal to each edge
+    totals: np.ndarray  # (3,): samples per ground truth row, those without a score (NaN) included
+
+
+def bin_scores(scores, ground_truth, bins) -> Binned:
+    """O(n): each score's bin comes from arithmetic, settled against the edges; nothing is sorted."""
+    scores, ground_truth = np.asarray(scores, dtype=np.float64), np.asarray(ground_truth)
+    row = (ground_truth != PRESENT).astype(np.intp) + (ground_truth == ABSTAIN)  # present 0, absent 1, unlabeled 2
+    totals = np.bincount(row, minlength=3)
     finite = np.isfinite(scores)
-    scores, ground_truth = scores[finite], ground_truth[finite]
-    bins = len(edges) - 1
-    index = np.clip(np.searchsorted(edges, scores, side="right") - 1, 0, bins - 1)
-    row = np.select([ground_truth == PRESENT, ground_truth == ABSENT], [0, 1], 2)
+    if not finite.all():
+        scores, row = scores[finite], row[finite]
+    edges = _edges(scores, bins)
+    index = ((scores - edges[0]) * (bins / (edges[-1] - edges[0]))).astype(np.intp)
+    np.clip(index, 0, bins - 1, out=index)
+    # The arithmetic may miss by one next to an edge: the edges themselves decide (as in numpy's histogram).
+    index -= scores < edges[index]
+    index += (scores >= edges[index + 1]) & (index < bins - 1)
     per_bin = np.bincount(row * bins + index, minlength=3 * bins).reshape(3, bins)
     # A score on an edge is on its own bin's left edge, or on the last edge (the top of the last bin).
     edge = np.where(scores == edges[-1], bins, index)
     on_edge = scores == edges[edge]
     per_edge = np.bincount(row[on_edge] * (bins + 1) + edge[on_edge], minlength=3 * (bins + 1)).reshape(3, bins + 1)
-    return per_bin, per_edge
+    return Binned(edges, per_bin, per_edge, totals)
+
+
+def histogram_of(binned: Binned) -> dict:
+    """The bin edges and the counts per bin split by ground truth (present / absent / unlabeled)."""
+    return {"edges": binned.edges.tolist(),
+            "counts": {name: binned.per_bin[k].tolist() for k, (name, _) in enumerate(GROUND_TRUTH_ROWS)}}
 
 
 def histogram(scores, ground_truth, bins):
-    """Equal-width bin edges over the finite scores' range and the counts per bin split by ground truth
-    (present / absent / unlabeled)."""
-    scores, ground_truth = np.asarray(scores, dtype=np.float64), np.asarray(ground_truth)
-    edges = histogram_edges(scores, bins)
-    per_bin, _ = _binned(scores, ground_truth, edges)
-    return {"edges": edges.tolist(), "counts": {name: per_bin[k].tolist() for k, (name, _) in enumerate(GROUND_TRUTH_ROWS)}}
+    """Equal-width bins over the finite scores' range, counted by ground truth."""
+    return histogram_of(bin_scores(scores, ground_truth, bins))
 
 
 def _ratios(numerator, denominator):
@@ -165,7 +183,7 @@ def _side_sweep(counts, side_row, population, side_total, operator):
             "coverage": _ratios(votes, population)}
 
 
-def threshold_sweep(scores, ground_truth, edges, invert=False):
+def threshold_sweep(binned: Binned, invert=False) -> dict:
     """For every edge e, what each side's rule would do with e as its threshold: PRESENT for score >= e and
     ABSENT for score <= e (swapped when inverted), as votes_from_scores decides and vote_quality counts.
 
@@ -173,19 +191,17 @@ def threshold_sweep(scores, ground_truth, edges, invert=False):
     ground truth is the side), `precision` = correct / labeled, `recall` = correct / samples whose ground truth is
     the side, `coverage` = votes / population; a ratio over zero is None. From cumulative counts over the bins,
     so a client moves thresholds along the edges without asking again."""
-    scores, ground_truth = np.asarray(scores, dtype=np.float64), np.asarray(ground_truth)
-    per_bin, per_edge = _binned(scores, ground_truth, np.asarray(edges, dtype=np.float64))
+    per_bin, per_edge = binned.per_bin, binned.per_edge
     # score >= edges[j]: bins j.. (all of them below the last edge, whose count is the scores on it)
     at_or_above = np.concatenate([np.cumsum(per_bin[:, ::-1], axis=1)[:, ::-1], per_edge[:, -1:]], axis=1)
     # score < edges[j]: bins ..j-1, and every finite score but those on the last edge for j = bins
     below = np.concatenate([np.zeros((3, 1), dtype=per_bin.dtype), np.cumsum(per_bin, axis=1)], axis=1)
     below[:, -1] -= per_edge[:, -1]
-    at_or_below = below + per_edge
-    counts = {">=": at_or_above, "<=": at_or_below}
+    counts = {">=": at_or_above, "<=": below + per_edge}
     operators = {"present": "<=" if invert else ">=", "absent": ">=" if invert else "<="}
-    return {name: _side_sweep(counts[operators[name]], row, len(scores), int((ground_truth == side).sum()),
-                              operators[name])
-            for row, (name, side) in enumerate(GROUND_TRUTH_ROWS[:2])}
+    population = int(binned.totals.sum())
+    return {name: _side_sweep(counts[operators[name]], row, population, int(binned.totals[row]), operators[name])
+            for row, (name, _) in enumerate(GROUND_TRUTH_ROWS[:2])}
 
 
 def _best_cut(scores, positive, descending):

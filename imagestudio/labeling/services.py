@@ -161,13 +161,13 @@ def lf_preview(*, dataset: Dataset, rule: Rule, split: str | None = None, in_sam
                              f"{rule.label_class.name!r}: precision and recall need some.")
     finite = scores[np.isfinite(scores)]
     order = top_k(scores, top, descending=not rule.invert)
-    histogram = metrics.histogram(scores, truth, bins)
+    binned = metrics.bin_scores(scores, truth, bins)
     return {
         **notes,
         "population": int(len(ids)),
         "score_range": [float(finite.min()), float(finite.max())] if len(finite) else None,
-        "histogram": histogram,
-        "sweep": metrics.threshold_sweep(scores, truth, histogram["edges"], invert=rule.invert),
+        "histogram": metrics.histogram_of(binned),
+        "sweep": metrics.threshold_sweep(binned, invert=rule.invert),
         "metrics": quality,
         "suggested": metrics.suggest_thresholds(scores, truth, invert=rule.invert, min_precision=min_precision),
         "top": [{"sample_id": int(ids[i]), "score": float(scores[i]), "ground_truth": vote_word(truth[i]),

@@ -5,7 +5,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from imagestudio.labeling.metrics import histogram, suggest_thresholds, threshold_sweep, vote_quality, votes_from_scores
+from imagestudio.labeling.metrics import (
+    bin_scores,
+    histogram,
+    suggest_thresholds,
+    threshold_sweep,
+    vote_quality,
+    votes_from_scores,
+)
 
 
 @st.composite
@@ -31,8 +38,8 @@ def point_figures(scores, truth, low, high, invert):
 @given(scored_samples(), st.integers(1, 12), st.booleans())
 def test_sweep_agrees_with_the_point_figures_at_every_edge(data, bins, invert):
     scores, truth = data
-    edges = histogram(scores, truth, bins)["edges"]
-    sweep = threshold_sweep(scores, truth, edges, invert=invert)
+    binned = bin_scores(scores, truth, bins)
+    edges, sweep = binned.edges.tolist(), threshold_sweep(binned, invert=invert)
     for name, side in (("present", 1), ("absent", -1)):
         arrays = sweep[name]
         assert len(arrays["votes"]) == len(edges)
@@ -51,15 +58,15 @@ def test_sweep_agrees_with_the_point_figures_at_every_edge(data, bins, invert):
 def test_an_edge_sent_back_as_a_threshold_selects_what_the_sweep_counted():
     # float32(0.7) lies just below the float64 edge 0.7000000000000001: equal only after rounding the edge to float32
     scores, truth = np.array([0.0, 0.7, 1.0], np.float32), np.array([1, 1, -1], np.int8)
-    edges = histogram(scores, truth, 10)["edges"]
-    sweep = threshold_sweep(scores, truth, edges)
+    binned = bin_scores(scores, truth, 10)
+    edges, sweep = binned.edges.tolist(), threshold_sweep(binned)
     assert sweep["present"]["votes"][7] == point_figures(scores, truth, None, edges[7], False)["votes"]["present"] == 1
 
 
 def test_sweep_operators_follow_invert():
     scores, truth = np.array([0.0, 1.0]), np.array([1, -1], np.int8)
-    edges = histogram(scores, truth, 1)["edges"]
-    plain, inverted = threshold_sweep(scores, truth, edges), threshold_sweep(scores, truth, edges, invert=True)
+    binned = bin_scores(scores, truth, 1)
+    plain, inverted = threshold_sweep(binned), threshold_sweep(binned, invert=True)
     assert (plain["present"]["operator"], plain["absent"]["operator"]) == (">=", "<=")
     assert (inverted["present"]["operator"], inverted["absent"]["operator"]) == ("<=", ">=")
     assert plain["present"]["votes"] == [2, 1] and plain["absent"]["votes"] == [1, 2]
@@ -76,6 +83,23 @@ def test_histogram_counts_are_numpys(data, bins):
         expected, _ = np.histogram(scores[finite & (truth == side)].astype(np.float64), bins=result["edges"])
         assert result["counts"][name] == expected.tolist()
     assert np.all(np.diff(result["edges"]) > 0)
+
+
+@pytest.mark.parametrize("bins", [3, 7, 40, 199])
+def test_scores_next_to_edges_fall_in_the_bins_the_edges_say(bins):
+    """Bins come from arithmetic settled against the edges: scores on an edge and one ulp either side of it."""
+    rng = np.random.default_rng(bins)
+    low, high = sorted(rng.normal(0, 1, 2) * [1, 1e3])
+    edges = np.linspace(low, high, bins + 1)
+    scores = np.concatenate([edges, np.nextafter(edges, -np.inf), np.nextafter(edges, np.inf), rng.uniform(low, high, 999)])
+    scores = scores[(scores >= low) & (scores <= high)]
+    truth = rng.choice(np.array([1, -1, 0], np.int8), len(scores))
+    binned = bin_scores(scores, truth, bins)
+    assert np.array_equal(binned.edges, edges)
+    expected = np.clip(np.searchsorted(edges, scores, side="right") - 1, 0, bins - 1)
+    row = np.select([truth == 1, truth == -1], [0, 1], 2)
+    assert binned.per_bin.tolist() == [np.bincount(expected[row == k], minlength=bins).tolist() for k in range(3)]
+    assert binned.per_edge.sum() == np.isin(scores, edges).sum()
 
 
 @st.composite
