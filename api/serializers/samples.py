@@ -5,6 +5,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from api.limits import MAX_INT
+from api.links import absolute_url
 from api.serializers.training import PredictionSerializer
 from imagestudio.annotations.filters import GT_WORDS
 from imagestudio.annotations.models import GroundTruthValue
@@ -96,8 +97,8 @@ class SampleListQuerySerializer(SampleQuerySerializer):
     offset = serializers.IntegerField(required=False, default=0, min_value=0, max_value=10_000_000)
     after = serializers.IntegerField(
         required=False, min_value=0, max_value=MAX_INT,
-        help_text="Keyset paging for `ordering=id` / `-id`: the samples after this id. `next` links use it, "
-                  "so deep pages cost the same as the first.",
+        help_text="Keyset paging for `ordering=id` / `-id`: the samples after this id (`offset` is then only the "
+                  "page's position, for `previous`). `next` links use it, so deep pages cost the same as the first.",
     )
     fields = serializers.CharField(
         required=False, allow_blank=True, max_length=2000,
@@ -145,7 +146,7 @@ class SampleSerializer(serializers.ModelSerializer):
         prefixes = self.__dict__.setdefault("_prefixes", {})
         if sample.dataset_id not in prefixes:
             prefixes[sample.dataset_id] = reverse("sample-list", kwargs={"dataset_id": sample.dataset_id})
-        return f"{prefixes[sample.dataset_id]}{sample.pk}/{suffix}/"
+        return absolute_url(self.context["request"], f"{prefixes[sample.dataset_id]}{sample.pk}/{suffix}/")
 
     def get_image_url(self, sample) -> str:
         return self._url(sample, "image")

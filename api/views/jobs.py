@@ -45,7 +45,7 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         query = validated(JobQuerySerializer, request.query_params)
         queryset = job_list(user=request.user, **query)
         page = self.paginate_queryset(queryset)
-        return self.get_paginated_response(JobSerializer(page, many=True).data)
+        return self.get_paginated_response(JobSerializer(page, many=True, context={"request": request}).data)
 
     @extend_schema(request=None, responses={200: JobSerializer})
     @action(detail=True, methods=["post"])
@@ -55,7 +55,7 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         if job.creator_id != request.user.id and job.dataset is not None:
             if not role_at_least(dataset_role(user=request.user, dataset=job.dataset), Role.EDITOR):
                 raise PermissionDenied("Only the job's creator or an editor of its dataset may cancel it.")
-        return Response(JobSerializer(job_cancel(job=job)).data)
+        return Response(JobSerializer(job_cancel(job=job), context={"request": request}).data)
 
 
     @extend_schema(responses={(200, "application/octet-stream"): OpenApiResponse(
