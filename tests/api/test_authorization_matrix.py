@@ -16,7 +16,7 @@ from tests.factories import make_samples
 
 pytestmark = pytest.mark.django_db
 
-PUBLIC = {"api/auth/token/", "api/schema/", "api/docs/", "api/health/"}  # public on purpose (health: for probes)
+PUBLIC = {"api/", "api/auth/token/", "api/schema/", "api/docs/", "api/health/"}  # public on purpose (health: probes)
 SKIPPED = {"api/auth/login/", "api/auth/logout/"}  # Django's own session views
 # Object-level rules on top of the role: only a comment's author (here the owner) or an owner edits it.
 OWNER_OR_AUTHOR = {("comment", "partial_update"), ("comment", "destroy")}
