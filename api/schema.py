@@ -41,14 +41,42 @@ STANDARD_ERRORS = {
 }
 
 
+NOT_MODIFIED = {"description": "Not Modified: the If-None-Match you sent is the current ETag (every GET answer "
+                               "carries one)."}
+PRECONDITION_FAILED = {
+    "description": "Precondition Failed: the If-Match you sent is not the current version; nothing changed. The "
+                   "body gives the current `version` and `etag` (also in the ETag header).",
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/PreconditionFailed"}}},
+}
+PRECONDITION_FAILED_SCHEMA = {
+    "type": "object",
+    "properties": {"detail": {"type": "string"}, "code": {"type": "string", "enum": ["version_conflict"]},
+                   "version": {"type": "integer"}, "etag": {"type": "string"}},
+    "required": ["detail", "code", "version", "etag"],
+}
+
+
+def _add_conditional_responses(method, operation):
+    """304 on every GET but a stream (ConditionalGetMiddleware); 412 where If-Match is taken."""
+    responses = operation.setdefault("responses", {})
+    streams = "text/event-stream" in responses.get("200", {}).get("content", {})
+    if method == "get" and not streams:
+        responses.setdefault("304", NOT_MODIFIED)
+    if any(parameter.get("name") == "If-Match" for parameter in operation.get("parameters", ())):
+        responses.setdefault("412", PRECONDITION_FAILED)
+
+
 def add_error_responses(result, generator, request, public):
     """Document the error shape on every operation, so generated clients parse errors too."""
     schemas = result.setdefault("components", {}).setdefault("schemas", {})
     schemas["Error"] = ERROR_SCHEMA
     schemas["ValidationError"] = VALIDATION_ERROR_SCHEMA
+    schemas["PreconditionFailed"] = PRECONDITION_FAILED_SCHEMA
     for path, operations in result.get("paths", {}).items():
-        if path.endswith("/health/"):
-            continue  # answers 200 or 503 with its own report, as declared on the view
+        for method, operation in operations.items():
+            _add_conditional_responses(method, operation)
+        if path.endswith("/health/") or path == "/api/":
+            continue  # answer with their own report or links, as declared on the views, and need no database
         public = path.endswith("/auth/token/")  # the one operation that needs no credentials
         for operation in operations.values():
             responses = operation.setdefault("responses", {})

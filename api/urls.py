@@ -11,6 +11,7 @@ from api.views.exports import ExportViewSet
 from api.views.health import HealthView
 from api.views.jobs import JobViewSet
 from api.views.labeling import LabelingFunctionViewSet
+from api.views.root import ApiRootView
 from api.views.samples import ImportView, ResampleView, SampleViewSet
 from api.views.tags import CommentViewSet, TagViewSet
 from api.views.training import AnalysisView, FastModelViewSet, TrainingSetViewSet
@@ -52,3 +53,5 @@ urlpatterns = [
     path("datasets/<int:dataset_id>/annotations/history/", AnnotationHistoryView.as_view(), name="annotations-history"),
     *router.urls,
 ]
+# The root lists the routes above that take no parameter, so a new top-level resource shows in it by itself.
+urlpatterns.append(path("", ApiRootView.as_view(patterns=tuple(urlpatterns)), name="api-root"))

@@ -86,6 +86,8 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",  # admin and Swagger UI assets behind gunicorn
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    # Every GET answer gets an ETag (the view's, else a hash of the body); If-None-Match matching it answers 304.
+    "django.middleware.http.ConditionalGetMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -264,6 +266,12 @@ CELERY_TASK_ROUTES = {
     "workers.tasks.embeddings.*": {"queue": "embeddings"},
     "workers.tasks.training.*": {"queue": "training"},
 }
+# Job progress pushed to clients (jobs/<id>/events/ and jobs/<id>/?wait=): each open stream or wait holds a web
+# worker thread, so a stream is bounded and the client reconnects; the job row is polled (a primary-key read).
+JOB_EVENTS_MAX_SECONDS = env_int("JOB_EVENTS_MAX_SECONDS", 300)
+JOB_EVENTS_HEARTBEAT_SECONDS = env_int("JOB_EVENTS_HEARTBEAT_SECONDS", 15)
+JOB_EVENTS_ACCESS_SECONDS = env_int("JOB_EVENTS_ACCESS_SECONDS", 900)
+JOB_EVENTS_POLL_SECONDS = 0.5
 # State shared by every web process (login throttling): Redis when a broker is configured, else this process.
 CACHE_URL = env_str("CACHE_URL", CELERY_BROKER_URL if CELERY_BROKER_URL.startswith("redis") else "")
 CACHES = {"default": ({"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL,

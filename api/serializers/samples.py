@@ -5,6 +5,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from api.limits import MAX_INT
+from api.links import absolute_url
 from api.serializers.training import PredictionSerializer
 from imagestudio.annotations.filters import GT_WORDS
 from imagestudio.annotations.models import GroundTruthValue
@@ -99,8 +100,8 @@ class SampleListQuerySerializer(SampleQuerySerializer):
     offset = serializers.IntegerField(required=False, default=0, min_value=0, max_value=10_000_000)
     after = serializers.IntegerField(
         required=False, min_value=0, max_value=MAX_INT,
-        help_text="Keyset paging for `ordering=id` / `-id`: the samples after this id. `next` links use it, "
-                  "so deep pages cost the same as the first.",
+        help_text="Keyset paging for `ordering=id` / `-id`: the samples after this id (`offset` is then only the "
+                  "page's position, for `previous`). `next` links use it, so deep pages cost the same as the first.",
     )
     fields = serializers.CharField(
         required=False, allow_blank=True, max_length=2000,
@@ -149,7 +150,8 @@ class SampleSerializer(serializers.ModelSerializer):
             self._image_urls, self._prefixes = ImageUrls(), {}
         if sample.dataset_id not in self._prefixes:
             self._prefixes[sample.dataset_id] = reverse("sample-list", kwargs={"dataset_id": sample.dataset_id})
-        return self._image_urls.url(sample, size, f"{self._prefixes[sample.dataset_id]}{sample.pk}/{suffix}/")
+        signed = self._image_urls.url(sample, size, f"{self._prefixes[sample.dataset_id]}{sample.pk}/{suffix}/")
+        return absolute_url(self.context["request"], signed)
 
     def get_image_url(self, sample) -> str:
         return self._url(sample, ImageSize.ORIGINAL, "image")

@@ -3,7 +3,7 @@ from rest_framework import status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from api.headers import IF_MATCH, if_match_version
+from api.headers import IF_MATCH, etagged, if_match_precondition, if_match_version, representation_etag
 from api.scoping import DatasetScopedMixin
 from api.serializers.labeling import (
     LFCreateSerializer,
@@ -41,12 +41,22 @@ class LabelingFunctionViewSet(DatasetScopedMixin, viewsets.ModelViewSet):
         page = self.paginate_queryset(queryset)
         return self.get_paginated_response(LFSerializer(page, many=True).data)
 
+    @staticmethod
+    def _represented(lf):
+        """The LF's payload and its ETag."""
+        data = LFSerializer(lf).data
+        return data, representation_etag(lf.version, data)
+
     @extend_schema(request=LFCreateSerializer, responses={201: LFSerializer})
     def create(self, request, dataset_id=None):
         data = validated(LFCreateSerializer, request.data)
         data["label_class"] = self.label_class(data["label_class"])
         lf = services.lf_create(dataset=self.dataset, user=request.user, **data)
-        return Response(LFSerializer(lf).data, status=status.HTTP_201_CREATED)
+        return etagged(*self._represented(lf), status=status.HTTP_201_CREATED)
+
+    def retrieve(self, request, dataset_id=None, pk=None):
+        """The LF, with its ETag: send it back as If-Match to edit, or as If-None-Match to get a 304."""
+        return etagged(*self._represented(self.get_object()))
 
     @extend_schema(request=LFUpdateSerializer, parameters=[IF_MATCH], responses={200: LFSerializer})
     def partial_update(self, request, dataset_id=None, pk=None):
@@ -57,10 +67,9 @@ class LabelingFunctionViewSet(DatasetScopedMixin, viewsets.ModelViewSet):
             expected = header
         if "label_class" in data:
             data["label_class"] = self.label_class(data["label_class"])
-        lf = services.lf_update(lf=lf, user=request.user, expected_version=expected, **data)
-        response = Response(LFSerializer(lf).data)
-        response["ETag"] = f'"{lf.version}"'
-        return response
+        with if_match_precondition(request, lambda: self._represented(self.get_object())[1]):
+            lf = services.lf_update(lf=lf, user=request.user, expected_version=expected, **data)
+        return etagged(*self._represented(lf))
 
     def perform_destroy(self, lf):
         services.lf_delete(lf=lf, user=self.request.user)

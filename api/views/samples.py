@@ -76,7 +76,8 @@ class SampleViewSet(DatasetScopedMixin, viewsets.GenericViewSet):
         query.is_valid(raise_exception=True)
         values = query.validated_data
         fields = values.get("fields")
-        context = {"fields": None if fields is None else [f.strip() for f in fields.split(",") if f.strip()]}
+        context = {"request": request,
+                   "fields": None if fields is None else [f.strip() for f in fields.split(",") if f.strip()]}
         page = sample_page(dataset=self.dataset, spec=query.to_filter(self.dataset), ordering=values["ordering"],
                            limit=values["limit"], offset=values["offset"], after=values.get("after"),
                            prefetch=[ground_truth_prefetch()])
@@ -91,15 +92,16 @@ class SampleViewSet(DatasetScopedMixin, viewsets.GenericViewSet):
     def _next_link(self, request, values, page):
         if not page.has_more:
             return None
-        url = request.build_absolute_uri()
+        url = replace_query_param(request.build_absolute_uri(), "offset", values["offset"] + values["limit"])
         if values["ordering"].lstrip("-") == "id":
-            return replace_query_param(remove_query_param(url, "offset"), "after", page.samples[-1].pk)
-        return replace_query_param(url, "offset", values["offset"] + values["limit"])
+            # By key, at any depth in constant time; the offset stays as the page's position, for `previous`.
+            return replace_query_param(url, "after", page.samples[-1].pk)
+        return url
 
     def _previous_link(self, request, values):
-        if "after" in values or values["offset"] == 0:
+        if values["offset"] == 0:
             return None
-        url = request.build_absolute_uri()
+        url = remove_query_param(request.build_absolute_uri(), "after")  # back by offset: keys only go forward
         previous = values["offset"] - values["limit"]
         return remove_query_param(url, "offset") if previous <= 0 else replace_query_param(url, "offset", previous)
 
@@ -113,7 +115,7 @@ class SampleViewSet(DatasetScopedMixin, viewsets.GenericViewSet):
                 raise ValidationError({"model": [f"The dataset has no trained model {query['model']}."]})
         rows = (model_predictions(model=model, sample_id=sample.id) if model
                 else sample_predictions(dataset=self.dataset, sample_id=sample.id))
-        context = {"model": model, "predictions": rows, "votes": sample_votes(sample=sample)}
+        context = {"request": request, "model": model, "predictions": rows, "votes": sample_votes(sample=sample)}
         return Response(SampleDetailSerializer(sample, context=context).data)
 
     @extend_schema(parameters=[SampleDetailQuerySerializer], responses={200: SampleDetailSerializer})
@@ -248,4 +250,4 @@ class ImportView(DatasetScopedMixin, APIView):
         values = serializer.validated_data
         job = import_start(dataset=self.dataset, user=request.user, **values)
         job.refresh_from_db()
-        return accepted(job)
+        return accepted(request, job)

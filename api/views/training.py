@@ -17,8 +17,8 @@ from api.serializers.training import (
     FastModelSerializer,
     PredictionQuerySerializer,
     PredictionSerializer,
-    TrainingLabelPageSerializer,
     TrainingLabelQuerySerializer,
+    TrainingLabelSerializer,
     TrainingSetCreateSerializer,
     TrainingSetSerializer,
 )
@@ -44,7 +44,7 @@ class TrainingSetViewSet(DatasetScopedMixin, mixins.ListModelMixin, mixins.Retri
         data = validated(TrainingSetCreateSerializer, request.data)
         training_set, created = services.training_set_start(dataset=self.dataset, user=request.user, **data)
         if created or not training_set.ready:
-            return accepted(training_set.job)
+            return accepted(request, training_set.job)
         return Response(TrainingSetSerializer(training_set).data, status=status.HTTP_200_OK)
 
     @extend_schema(request=None, responses={202: JobSerializer, 200: TrainingSetSerializer})
@@ -54,17 +54,18 @@ class TrainingSetViewSet(DatasetScopedMixin, mixins.ListModelMixin, mixins.Retri
         changed."""
         training_set, created = services.training_set_rebuild(training_set=self.get_object(), user=request.user)
         if created or not training_set.ready:
-            return accepted(training_set.job)
+            return accepted(request, training_set.job)
         return Response(TrainingSetSerializer(training_set).data, status=status.HTTP_200_OK)
 
-    @extend_schema(parameters=[TrainingLabelQuerySerializer], responses={200: TrainingLabelPageSerializer})
+    @extend_schema(parameters=[TrainingLabelQuerySerializer], responses={200: TrainingLabelSerializer(many=True)})
     @action(detail=True, methods=["get"])
     def labels(self, request, dataset_id=None, pk=None):
         """Per sample and class: probability, label (ABSTAIN where no LF voted) and provenance."""
         query = validated(TrainingLabelQuerySerializer, request.query_params)
-        count, results = selectors.training_labels_page(training_set=self.get_object(), split=query.get("split"),
-                                                        offset=query["offset"], limit=min(query["limit"], 500))
-        return Response({"count": count, "results": results})
+        training_set = self.get_object()
+        rows = self.paginator.paginate_counted(request, lambda offset, limit: selectors.training_labels_page(
+            training_set=training_set, split=query.get("split"), offset=offset, limit=limit))
+        return self.get_paginated_response(rows)
 
 
 class FastModelViewSet(DatasetScopedMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
@@ -88,13 +89,13 @@ class FastModelViewSet(DatasetScopedMixin, mixins.ListModelMixin, mixins.Retriev
                 raise ValidationError({"training_set": ["No such training set in this dataset."]})
             data["training_set"] = training_set
         model = services.model_start(dataset=self.dataset, user=request.user, **data)
-        return accepted(model.job)
+        return accepted(request, model.job)
 
     @extend_schema(request=None, responses={202: JobSerializer})
     @action(detail=True, methods=["post"])
     def retrain(self, request, dataset_id=None, pk=None):
         """A new version with this model's parameters on the current inputs."""
-        return accepted(services.model_retrain(model=self.get_object(), user=request.user).job)
+        return accepted(request, services.model_retrain(model=self.get_object(), user=request.user).job)
 
     @extend_schema(parameters=[PredictionQuerySerializer], responses={200: PredictionSerializer(many=True)})
     @action(detail=True, methods=["get"])
@@ -128,5 +129,5 @@ class AnalysisView(DatasetScopedMixin, GenericAPIView):
     @extend_schema(parameters=[AnalysisQuerySerializer], responses={200: AnalysisSerializer})
     def get(self, request, dataset_id=None):
         query = validated(AnalysisQuerySerializer, request.query_params)
-        return Response(dataset_analysis_with_links(dataset=self.dataset, label_class=self.optional_class(query),
-                                                    split=query["split"]))
+        return Response(dataset_analysis_with_links(request=request, dataset=self.dataset,
+                                                    label_class=self.optional_class(query), split=query["split"]))

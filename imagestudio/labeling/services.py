@@ -14,7 +14,7 @@ from imagestudio import pipeline
 from imagestudio.annotations.selectors import ground_truth_for
 from imagestudio.common.arrays import top_k
 from imagestudio.common.bulk import copy_id_rows
-from imagestudio.common.errors import Conflict, ValidationFailed
+from imagestudio.common.errors import Conflict, ValidationFailed, VersionConflict
 from imagestudio.common.votes import vote_word
 from imagestudio.datasets.field_stats import BUILTIN_FIELDS
 from imagestudio.datasets.models import SPLIT_CODES, ResampleMember, Sample
@@ -266,12 +266,12 @@ RULE_FIELDS = ("type", "config", "low", "high", "invert", "label_class")
 
 def lf_update(*, lf: LabelingFunction, user: User | None = None, expected_version: int | None = None,
               **changes: Any) -> LabelingFunction:
-    """Edit an LF; rule edits re-materialize its votes. A stale `expected_version` is a 409."""
+    """Edit an LF; rule edits re-materialize its votes. A stale `expected_version` is a VersionConflict."""
     with transaction.atomic():
         current = LabelingFunction.objects.select_for_update().select_related("label_class", "dataset").get(pk=lf.pk)
         if expected_version is not None and expected_version != current.version:
-            raise Conflict(f"The LF changed since version {expected_version}; it is now version {current.version}. "
-                           "Reload and retry.", code="version_conflict")
+            raise VersionConflict(f"The LF changed since version {expected_version}; it is now version "
+                                  f"{current.version}. Reload and retry.", current_version=current.version)
         merged = {name: changes.get(name, getattr(current, name)) for name in RULE_FIELDS}
         if any(name in changes for name in RULE_FIELDS):
             merged["config"] = validate_rule(dataset=current.dataset, **{k: merged[k] for k in

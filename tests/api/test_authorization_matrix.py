@@ -17,7 +17,7 @@ from tests.factories import make_samples
 
 pytestmark = pytest.mark.django_db
 
-PUBLIC = {"api/auth/token/", "api/schema/", "api/docs/", "api/health/"}  # public on purpose (health: for probes)
+PUBLIC = {"api/", "api/auth/token/", "api/schema/", "api/docs/", "api/health/"}  # public on purpose (health: probes)
 SKIPPED = {"api/auth/login/"}  # Django's own session login page (auth/logout/ is the API's: it revokes the token)
 # Object-level rules on top of the role: only a comment's author (here the owner) or an owner edits it.
 OWNER_OR_AUTHOR = {("comment", "partial_update"), ("comment", "destroy")}

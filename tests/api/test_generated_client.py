@@ -109,7 +109,7 @@ def test_end_to_end_through_generated_client(generated, live_server):
         assert imported.status_code == 202, imported.content
         job = imported.parsed
         assert isinstance(job, models.Job)
-        assert imported.headers["Location"] == job.url == f"/api/jobs/{job.id}/"
+        assert imported.headers["Location"] == job.url == f"{live_server.url}/api/jobs/{job.id}/"
         assert job.dataset == dataset.id and job.creator == user.username
 
         # Poll the job (tasks run in-process in tests, so it is already finished).
@@ -140,8 +140,9 @@ def test_end_to_end_through_generated_client(generated, live_server):
             assert (sample.width, sample.height, sample.format_) == (64, 48, "PNG")
             assert sample.bytes_ > 0 and sample.tags == []
             assert sample.ground_truth.additional_properties == {}
-            assert sample.thumbnail_url.startswith(f"/api/datasets/{dataset.id}/samples/{sample.id}/thumbnail/?exp=")
-            assert sample.image_url.startswith(f"/api/datasets/{dataset.id}/samples/{sample.id}/image/?exp=")
+            assert sample.thumbnail_url.startswith(
+                f"{live_server.url}/api/datasets/{dataset.id}/samples/{sample.id}/thumbnail/?exp=")
+            assert sample.image_url.startswith(f"{live_server.url}/api/datasets/{dataset.id}/samples/{sample.id}/image/?exp=")
         assert by_name["red.png"].metadata.additional_properties == {"caption": "A red one"}
         assert by_name["blue.png"].metadata.additional_properties == {}
         ids = [s.id for s in page.results]

@@ -28,7 +28,7 @@ def post_import(client, dataset, **data):
 
 def finished(client, response):
     assert response.status_code == 202, response.content
-    assert response["Location"] == f"/api/jobs/{response.json()['id']}/"
+    assert response["Location"] == f"http://testserver/api/jobs/{response.json()['id']}/" == response.json()["url"]
     job = client.get(response["Location"]).json()
     assert job["status"] == "succeeded", job
     return job["result"]

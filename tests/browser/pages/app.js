@@ -73,7 +73,6 @@ async function main() {
     body: {
       label_class: params.get("class"), type: "pattern", bins: Number(params.get("bins")),
       config: { field: "caption", builder: "keyword", words: [params.get("class")] },
-      high: 0.5,
     },
   });
   drawHistogram(preview.histogram);
