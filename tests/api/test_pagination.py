@@ -36,7 +36,7 @@ def world(api, owner, dataset, tiny_clip, django_capture_on_commit_callbacks):
     base = f"/api/datasets/{dataset.id}"
     dataset_create(user=owner, name="Another")
     samples = make_samples(dataset, [
-        {"split": split, "metadata": {"caption": caption}, "gt": {"cat": truth}, "tags": ["a", "b", "c"]}
+        {"split": split, "metadata": {"caption": caption, "source": "web"}, "gt": {"cat": truth}, "tags": ["a", "b", "c"]}
         for split, caption, truth in [("train", "a cat", "PRESENT"), ("train", "a dog", "ABSENT"),
                                       ("dev", "a cat", "PRESENT"), ("dev", "a dog", "ABSENT"),
                                       ("valid", "a cat", "PRESENT"), ("valid", "a dog", "ABSENT")]])
@@ -58,11 +58,13 @@ def world(api, owner, dataset, tiny_clip, django_capture_on_commit_callbacks):
     run_job(api, capture, f"{base}/models/", {"classes": ["cat"], "label_source": "ground_truth", "seed": 1})
     for columns in (["id"], ["id", "split"]):
         run_job(api, capture, f"{base}/exports/", {"kind": "dataset", "columns": columns})
+    assert api.post("/api/auth/tokens/", {"name": "a second token"}, format="json").status_code == 201
     membership = dataset.memberships.get(user=owner)
     return {"datasets": dataset.id, "samples": samples[0].id, "training-sets": training_set,
             "models": model, "members": membership.id, "classes": dataset.classes.first().id,
             "tags": dataset.tags.first().id, "lfs": dataset.lfs.first().id, "exports": dataset.exports.first().id,
-            "comments": samples[0].comments.first().id, "jobs": dataset.jobs.first().id}
+            "comments": samples[0].comments.first().id, "jobs": dataset.jobs.first().id,
+            "tokens": api.get("/api/auth/tokens/").json()["results"][0]["id"]}
 
 
 def json_get_paths():

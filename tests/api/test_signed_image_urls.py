@@ -113,7 +113,8 @@ def test_a_token_when_sent_is_the_credential_and_the_signature_is_not_needed(api
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_random_tampering_of_a_payload_url_never_opens_a_file(api, dataset, samples, data):
-    url = data.draw(st.sampled_from([u for s in listed(api, dataset).values()
+    # The path and query only: payload URLs are absolute, and the host is not what the signature covers.
+    url = data.draw(st.sampled_from([u.removeprefix("http://testserver") for s in listed(api, dataset).values()
                                      for u in (s["image_url"], s["thumbnail_url"])]))
     position = data.draw(st.integers(min_value=len("/api/datasets/"), max_value=len(url) - 1))
     replacement = data.draw(st.sampled_from("0123456789abcdefABCDEF-_/?&="))
