@@ -389,9 +389,9 @@ function ruleBody(rule) {
   return body;
 }
 
-// Far above any score: asks today's preview for its histogram without voting (it refuses to run without a
-// threshold); a server that previews without thresholds never sees it.
-const NO_VOTE_HIGH = 1e300;
+// Far above any score, and still a float32 (scores are): asks today's preview for its histogram without voting
+// (it refuses to run without a threshold); a server that previews without thresholds never sees it.
+const NO_VOTE_HIGH = 1e38;
 
 /** Score a rule on a split without saving it: histogram by ground truth, suggestions, top samples. */
 async function preview(datasetId, rule) {

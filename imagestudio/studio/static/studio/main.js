@@ -64,6 +64,7 @@ async function render() {
   clearErrors();
   const main = document.getElementById("main");
   clear(main, h("p", { class: "muted" }, "Loading…"));
+  const loading = (SCREENS[route.screen] || SCREENS[""])();
   let dataset = null;
   try {
     if (route.datasetId) dataset = await datasets.get(route.datasetId);
@@ -73,7 +74,7 @@ async function render() {
     return;
   }
   renderChrome(route, dataset);
-  const module = await (SCREENS[route.screen] || SCREENS[""])();
+  const module = await loading;
   const context = {
     dataset, datasetId: route.datasetId, args: route.args, query: route.query, go,
     refreshDataset: async () => {

@@ -51,10 +51,10 @@ export async function render(root, context) {
   const classes = dataset.classes.map((c) => c.name);
   const route = (newFilter, options = {}) => go(`/d/${dataset.id}/grid${queryString(newFilter, { limit, ...options })}`);
 
-  const [page, sources] = await Promise.all([
-    samples.list(dataset.id, filter, { limit, fields: [], ...pagingParams(pageToken) }),
-    filterSources(dataset.id),
-  ]);
+  // The tiles start loading as soon as the page is listed; the filter bar's menus (tags, LFs, models) follow.
+  const sources = filterSources(dataset.id);
+  const page = await samples.list(dataset.id, filter, { limit, fields: [], ...pagingParams(pageToken) });
+  performance.mark("studio:grid-listed", { detail: { count: page.results.length } });
   sessionStorage.setItem(GRID_IDS_KEY, JSON.stringify(page.results.map((s) => s.id)));
 
   const selected = new Set();
@@ -69,7 +69,7 @@ export async function render(root, context) {
                                                            checked: i === 0 }));
   const target = select([["selection", "the selected images"], ["filter", `all ${page.count} matching the filter`]],
                         "selection", { name: "bulk-target" });
-  const tagSelect = select(sources.tags.map((t) => [t.id, t.name]), "", { name: "tag-choice" });
+  const tagSelect = select([], "", { name: "tag-choice" });
   const newTag = h("input", { name: "new-tag", placeholder: "new tag" });
 
   function updateSelection() {
@@ -227,8 +227,12 @@ export async function render(root, context) {
     h("button", { type: "button", class: "link", onclick: () => { page.results.forEach((s) => selected.add(s.id)); updateSelection(); } }, "Select page"),
     h("button", { type: "button", class: "link", onclick: () => { selected.clear(); updateSelection(); } }, "Clear selection"));
 
-  clear(root, h("h1", { class: "visually-hidden" }, `Grid of ${dataset.name}`),
-        filterBar({ filter, dataset, ...sources, onChange: (f) => route(f) }), bulkBar, errors, pager, tiles);
+  const filters = h("div", { class: "filters-slot" });
+  clear(root, h("h1", { class: "visually-hidden" }, `Grid of ${dataset.name}`), filters, bulkBar, errors, pager, tiles);
+  sources.then((menus) => {
+    clear(filters, filterBar({ filter, dataset, ...menus, onChange: (f) => route(f) }));
+    clear(tagSelect, menus.tags.map((t) => h("option", { value: t.id }, t.name)));
+  }, (error) => clear(errors, error.message));
 
   return {
     shortcuts: SHORTCUTS,
@@ -241,7 +245,7 @@ export async function render(root, context) {
       else if (key === "Escape") { selected.clear(); updateSelection(); }
       else if (key === "n") nextPage();
       else if (key === "p") previousPage();
-      else if (key === "/") { event.preventDefault(); root.querySelector('input[name="search"]').focus(); }
+      else if (key === "/") { event.preventDefault(); root.querySelector('input[name="search"]')?.focus(); }
       else if (key.startsWith("Arrow") && !tiles.contains(document.activeElement)) { event.preventDefault(); focusTile(focusIndex); }
     },
   };

@@ -50,7 +50,7 @@ export async function render(root, { dataset, go, refreshDataset }) {
   const errors = h("div", { class: "form-errors", role: "alert" });
   const progress = h("div", { class: "progress-area" });
   const classBoxes = dataset.classes.map((c) => h("input", { type: "checkbox", name: "model-class", value: c.name, checked: true }));
-  const ratio = h("input", { type: "number", name: "negative_ratio", min: 0.1, step: 0.5, value: 3 });
+  const ratio = h("input", { type: "number", name: "negative_ratio", min: 0, step: "any", value: 3 });
   const source = select([["training_set", "training set (LF labels)"], ["ground_truth", "ground truth"]], "training_set", { name: "label_source" });
   const set = select([["", "the latest ready"], ...sets.filter((s) => s.status === "ready").map((s) => [s.id, `training set ${s.id}`])], "",
                      { name: "training_set" });

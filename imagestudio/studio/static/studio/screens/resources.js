@@ -4,7 +4,7 @@
 import { datasets } from "../api.js";
 import { announce, attempt, clear, h, jobProgress, pct } from "../ui.js";
 
-const mib = (bytes) => `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
+const memory = (bytes) => (bytes < 1024 * 1024 ? `${(bytes / 1024).toFixed(1)} KiB` : `${(bytes / 1024 / 1024).toFixed(1)} MiB`);
 
 export async function render(root, { dataset, go }) {
   const [coverage, allocations] = await Promise.all([datasets.embeddings(dataset.id), datasets.resources(dataset.id)]);
@@ -23,7 +23,7 @@ export async function render(root, { dataset, go }) {
     phase.textContent = "caching: loading the dataset's matrices into memory…";
     const made = await attempt(() => datasets.allocate(dataset.id), errors);
     button.disabled = false;
-    if (made) { announce(`Pinned ${mib(made.bytes)}.`); reload(); } else phase.textContent = "not allocated";
+    if (made) { announce(`Pinned ${memory(made.bytes)}.`); reload(); } else phase.textContent = "not allocated";
   };
   const release = async () => {
     if (await attempt(() => datasets.release(dataset.id), errors) !== undefined) { announce("Released."); reload(); }
@@ -42,9 +42,9 @@ export async function render(root, { dataset, go }) {
       phase,
       allocations.length ? h("table", { class: "data", id: "allocations" },
         h("thead", {}, h("tr", {}, ["encoder", "memory", "since", "last used"].map((t) => h("th", { scope: "col" }, t)))),
-        h("tbody", {}, allocations.map((a) => h("tr", {}, h("td", {}, a.encoder), h("td", {}, mib(a.bytes)), h("td", {}, a.created_at),
+        h("tbody", {}, allocations.map((a) => h("tr", {}, h("td", {}, a.encoder), h("td", {}, memory(a.bytes)), h("td", {}, a.created_at),
                                                          h("td", {}, a.last_used_at)))),
-        h("tfoot", {}, h("tr", {}, h("th", { scope: "row" }, "total"), h("td", { colspan: 3 }, mib(total))))) : null,
+        h("tfoot", {}, h("tr", {}, h("th", { scope: "row" }, "total"), h("td", { colspan: 3 }, memory(total))))) : null,
       h("div", { class: "buttons" },
         h("button", { type: "button", class: "primary", onclick: (e) => allocate(e.target) }, allocations.length ? "Refresh allocation" : "Allocate"),
         allocations.length ? h("button", { type: "button", onclick: release }, "Release") : null),
