@@ -311,6 +311,23 @@ def label_conflict(driver, dataset, user):
     assert labels(dataset, [sample.id], "square") == [other]
 
 
+def patch_lf_from_a_crop(driver):
+    """Drag a box on the image view's image: the composer opens on a patch LF of that box, in image pixels."""
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    image = css(driver, "img.full")
+    width, height, natural = driver.execute_script(
+        "const i = arguments[0]; return [i.clientWidth, i.clientHeight, i.naturalWidth]", image)
+    ActionChains(driver).move_to_element_with_offset(image, -width // 4, -height // 4).click_and_hold() \
+        .move_by_offset(width // 2, height // 2).release().perform()
+    button(driver, "Patch LF from the crop").click()
+    wait_for(driver, lambda d: css(d, "main").get_attribute("data-state") == "ready", "the patch LF's preview")
+    box = [int(value) for value in css(driver, 'input[name="box"]').get_attribute("value").split(",")]
+    quarter = natural / 4
+    assert all(abs(got - want) <= 0.05 * natural for got, want in zip(box, [quarter, quarter, 3 * quarter, 3 * quarter]))
+    screenshot(driver, "16-patch-lf")
+
+
 def test_the_whole_loop(chrome, live_server, demo, studio_user):
     client = api_for(studio_user)
     sign_in(chrome, live_server)
@@ -334,6 +351,7 @@ def test_the_whole_loop(chrome, live_server, demo, studio_user):
     wait_for(chrome, present("#allocations tbody tr"), "the dedicated resources")
     screenshot(chrome, "14-resources")
     label_conflict(chrome, demo, studio_user)
+    patch_lf_from_a_crop(chrome)
 
 
 def test_new_dataset_and_upload_with_job_progress(chrome, live_server, studio_user, tmp_path):

@@ -183,7 +183,6 @@ export const datasets = {
       .filter(([, value]) => value !== undefined)),
   }),
   addClass: (id, name) => request("POST", `datasets/${id}/classes/`, { json: { name } }),
-  classes: (id) => all(`datasets/${id}/classes/`),
   /** Upload images (several files) or one archive; answers the import job. */
   importFiles: (id, { files, archive, split }) => {
     const form = new FormData();
@@ -492,7 +491,6 @@ export const trainingSets = {
 
 export const models = {
   list: (datasetId) => all(`datasets/${datasetId}/models/`),
-  get: (datasetId, id) => request("GET", `datasets/${datasetId}/models/${id}/`),
   train: (datasetId, { classes, negativeRatio, labelSource, trainingSet }) =>
     request("POST", `datasets/${datasetId}/models/`, {
       json: Object.fromEntries(Object.entries({ classes, negative_ratio: negativeRatio, label_source: labelSource,

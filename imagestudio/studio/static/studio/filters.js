@@ -39,17 +39,39 @@ export async function filterSources(datasetId) {
   return { tags: tagList, lfs: lfList, models: modelList };
 }
 
-/** Paging tokens in the route: the API's next link names `after` (keyset) or `offset`. */
-export function pagingOf(url) {
+const PAGE_SIZES = [25, 50, 100, 200, 500];
+
+/** A page token of the route for the API's next link, which names `after` (keyset) or `offset`. */
+function tokenOf(url) {
   if (!url) return null;
   const params = new URL(url).searchParams;
   if (params.has("after")) return `a${params.get("after")}`;
   return params.has("offset") ? `o${params.get("offset")}` : null;
 }
 
-export function pagingParams(token) {
-  if (!token) return {};
-  return token.startsWith("a") ? { after: Number(token.slice(1)) } : { offset: Number(token.slice(1)) };
+/**
+ * Paging through a samples list in the route: `page` is this page's token, `trail` the tokens of the pages
+ * before it ("-" for the first), so Previous needs no request. `params` are the list request's paging options.
+ */
+export function paging(query) {
+  const token = query.get("page") || "";
+  const trail = (query.get("trail") || "").split(",").filter(Boolean);
+  const params = !token ? {} : token.startsWith("a") ? { after: Number(token.slice(1)) } : { offset: Number(token.slice(1)) };
+  return { token, trail, params };
+}
+
+/** Page size, Previous, Next and the count; `onRoute(options)` gets the route options of the page asked for. */
+export function pagerControls({ state, page, limit, onRoute }) {
+  const next = tokenOf(page.next);
+  const previous = state.trail.at(-1);
+  return [
+    field("Page size", select(PAGE_SIZES, limit, { name: "limit", onchange: (e) => onRoute({ limit: e.target.value }) })),
+    h("button", { type: "button", disabled: !state.trail.length, onclick: () => onRoute({
+      page: previous === "-" ? "" : previous, trail: state.trail.slice(0, -1).join(",") }) }, "Previous"),
+    h("button", { type: "button", disabled: !next, onclick: () => onRoute({
+      page: next, trail: [...state.trail, state.token || "-"].join(",") }) }, "Next"),
+    h("span", { class: "muted" }, `${page.count}${page.countExact === false ? "+" : ""} samples`),
+  ];
 }
 
 function conditionOf(values, prefix) {

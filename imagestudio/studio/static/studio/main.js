@@ -64,6 +64,7 @@ async function render() {
   clearErrors();
   const main = document.getElementById("main");
   clear(main, h("p", { class: "muted" }, "Loading…"));
+  delete main.dataset.state; // a screen's own progress marker (the composer's preview)
   const loading = (SCREENS[route.screen] || SCREENS[""])();
   let dataset = null;
   try {

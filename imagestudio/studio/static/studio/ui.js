@@ -1,7 +1,7 @@
 // Small DOM helpers shared by the screens: element building, errors shown as the API wrote them, job progress,
 // dialogs. No API access here (that is api.js).
 
-import { followJob } from "./api.js";
+import { followJob, jobs } from "./api.js";
 
 /** An element: h("button", {class: "primary", onclick}, "Save"). Attributes starting with "on" are listeners. */
 export function h(tag, attributes = {}, ...children) {
@@ -81,11 +81,14 @@ export async function attempt(action, region) {
 export async function jobProgress(container, job, what = "Job") {
   const bar = h("progress", { max: 1, value: 0, "aria-label": `${what} progress` });
   const text = h("span", { class: "job-text" });
-  const box = h("div", { class: "job", dataset: { job: job.id } }, bar, text);
+  const failure = h("span", { class: "error" });
+  const cancel = h("button", { type: "button", class: "link", onclick: () => attempt(() => jobs.cancel(job), failure) }, "Cancel");
+  const box = h("div", { class: "job", dataset: { job: job.id } }, bar, text, cancel, failure);
   container.append(box);
   const finished = await followJob(job, (current) => {
     bar.value = current.progress ?? 0;
     box.dataset.status = current.status;
+    cancel.hidden = !["queued", "running"].includes(current.status);
     text.textContent = `${what}: ${current.status}${current.message ? ` — ${current.message}` : ""}`
       + ` (${Math.round((current.progress ?? 0) * 100)}%)`;
   });

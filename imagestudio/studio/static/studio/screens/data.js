@@ -2,8 +2,8 @@
 // columns the API orders by.
 
 import { SAMPLE_ORDERINGS, fieldCatalogue, groundTruth, samples } from "../api.js";
-import { filterBar, filterFromQuery, filterSources, pagingOf, pagingParams, queryString } from "../filters.js";
-import { clear, field, h, link, pct, select } from "../ui.js";
+import { filterBar, filterFromQuery, filterSources, pagerControls, paging, queryString } from "../filters.js";
+import { clear, h, link, pct } from "../ui.js";
 
 const BASE_COLUMNS = ["id", "external_id", "split", "file_name", "width", "height", "bytes", "created_at"];
 
@@ -11,12 +11,11 @@ export async function render(root, { dataset, query, go }) {
   const filter = filterFromQuery(query);
   const limit = Number(query.get("limit")) || 50;
   const ordering = query.get("ordering") || "id";
-  const pageToken = query.get("page") || "";
-  const trail = (query.get("trail") || "").split(",").filter((t) => t !== "");
+  const pages = paging(query);
   const [catalogue, sources] = await Promise.all([fieldCatalogue(dataset.id), filterSources(dataset.id)]);
   const chosen = query.has("fields") ? query.get("fields").split(",").filter(Boolean)
     : catalogue.slice(0, 3).map((f) => f.name);
-  const page = await samples.list(dataset.id, filter, { limit, ordering, fields: chosen, ...pagingParams(pageToken) });
+  const page = await samples.list(dataset.id, filter, { limit, ordering, fields: chosen, ...pages.params });
   const options = { limit, ordering, fields: chosen.join(",") };
   const route = (newFilter, extra = {}) => go(`/d/${dataset.id}/data${queryString(newFilter, { ...options, ...extra })}`);
   const classes = dataset.classes.map((c) => c.name);
@@ -49,15 +48,8 @@ export async function render(root, { dataset, query, go }) {
     h("thead", {}, h("tr", {}, columns.map(header))),
     h("tbody", {}, page.results.map((sample) => h("tr", {}, columns.map((column) => h("td", {}, cell(sample, column)))))));
 
-  const nextToken = pagingOf(page.next);
   clear(root, h("h1", { class: "visually-hidden" }, `Data view of ${dataset.name}`),
     filterBar({ filter, dataset, ...sources, onChange: (f) => route(f) }), picker,
-    h("div", { class: "pager" },
-      field("Page size", select([25, 50, 100, 200, 500], limit, { name: "limit", onchange: (e) => route(filter, { limit: e.target.value }) })),
-      h("button", { type: "button", disabled: !trail.length, onclick: () => route(filter, {
-        page: trail.at(-1) === "-" ? "" : trail.at(-1), trail: trail.slice(0, -1).join(",") }) }, "Previous"),
-      h("button", { type: "button", disabled: !nextToken, onclick: () => route(filter, {
-        page: nextToken, trail: [...trail, pageToken || "-"].join(",") }) }, "Next"),
-      h("span", { class: "muted" }, `${page.count}${page.countExact === false ? "+" : ""} samples`)),
+    h("div", { class: "pager" }, pagerControls({ state: pages, page, limit, onRoute: (options) => route(filter, options) })),
     h("div", { class: "table-scroll" }, table));
 }

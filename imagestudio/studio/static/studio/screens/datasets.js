@@ -4,6 +4,15 @@ import { datasets } from "../api.js";
 import { importDialog } from "../dialogs.js";
 import { attempt, field, h, link } from "../ui.js";
 
+function addClassForm(dataset, go) {
+  const errors = h("div", { class: "form-errors", role: "alert" });
+  const name = h("input", { name: "class", required: true });
+  return h("form", { class: "inline", onsubmit: async (event) => {
+    event.preventDefault();
+    if (await attempt(() => datasets.addClass(dataset.id, name.value.trim()), errors)) go("/");
+  } }, field("New class", name), h("button", { type: "submit" }, "Add class"), errors);
+}
+
 function card(dataset, go) {
   const counts = Object.entries(dataset.split_counts || {}).map(([split, n]) => `${split} ${n}`).join(" · ");
   return h("li", { class: "card dataset" },
@@ -11,6 +20,7 @@ function card(dataset, go) {
            dataset.description ? h("p", {}, dataset.description) : null,
            h("p", { class: "muted" }, `${dataset.sample_count} samples (${counts}) · your role: ${dataset.role}`),
            h("p", {}, "Classes: ", dataset.classes.map((c) => c.name).join(", ") || "none yet"),
+           addClassForm(dataset, go),
            h("div", { class: "row" },
              h("button", { type: "button", class: "primary", onclick: () => go(`/d/${dataset.id}/grid`) }, "Open"),
              h("button", { type: "button", onclick: () => importDialog(dataset, go) }, "Import images…")));

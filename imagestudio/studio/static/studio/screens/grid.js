@@ -2,10 +2,9 @@
 // bulk annotation of class x PRESENT / ABSENT / ABSTAIN with undo, tags.
 
 import { VALUES, annotations, groundTruth, imageSrc, samples, tags as tagApi } from "../api.js";
-import { filterBar, filterFromQuery, filterSources, pagingOf, pagingParams, queryString } from "../filters.js";
+import { filterBar, filterFromQuery, filterSources, pagerControls, paging, queryString } from "../filters.js";
 import { announce, attempt, clear, field, h, select } from "../ui.js";
 
-const PAGE_SIZES = [25, 50, 100, 200, 500];
 export const GRID_IDS_KEY = "imagestudio.gridIds";
 
 const SHORTCUTS = [
@@ -46,14 +45,13 @@ export async function render(root, context) {
   const { dataset, query, go } = context;
   const filter = filterFromQuery(query);
   const limit = Number(query.get("limit")) || 50;
-  const pageToken = query.get("page") || "";
-  const trail = (query.get("trail") || "").split(",").filter((t) => t !== "");
+  const pages = paging(query);
   const classes = dataset.classes.map((c) => c.name);
   const route = (newFilter, options = {}) => go(`/d/${dataset.id}/grid${queryString(newFilter, { limit, ...options })}`);
 
   // The tiles start loading as soon as the page is listed; the filter bar's menus (tags, LFs, models) follow.
   const sources = filterSources(dataset.id);
-  const page = await samples.list(dataset.id, filter, { limit, fields: [], ...pagingParams(pageToken) });
+  const page = await samples.list(dataset.id, filter, { limit, fields: [], ...pages.params });
   performance.mark("studio:grid-listed", { detail: { count: page.results.length } });
   sessionStorage.setItem(GRID_IDS_KEY, JSON.stringify(page.results.map((s) => s.id)));
 
@@ -108,7 +106,7 @@ export async function render(root, context) {
   }
 
   async function refresh() {
-    const fresh = await samples.list(dataset.id, filter, { limit, fields: [], ...pagingParams(pageToken) });
+    const fresh = await samples.list(dataset.id, filter, { limit, fields: [], ...pages.params });
     const byId = new Map(fresh.results.map((s) => [s.id, s]));
     page.results.forEach((sample, i) => {
       const now = byId.get(sample.id);
@@ -149,15 +147,11 @@ export async function render(root, context) {
     const result = await attempt(() => action(dataset.id, tagId, [...selected]), errors);
     if (result) {
       announce(`${result.changed} samples ${remove ? "untagged" : "tagged"}.`);
-      go(`/d/${dataset.id}/grid${queryString(filter, { limit, page: pageToken, trail: trail.join(",") })}`);
+      go(`/d/${dataset.id}/grid${queryString(filter, { limit, page: pages.token, trail: pages.trail.join(",") })}`);
     }
   }
 
   const open = (index) => go(`/d/${dataset.id}/sample/${page.results[index].id}`);
-  const nextToken = pagingOf(page.next);
-  const nextPage = () => nextToken && route(filter, { page: nextToken, trail: [...trail, pageToken || "-"].join(",") });
-  const previousPage = () => trail.length && route(filter, {
-    page: trail.at(-1) === "-" ? "" : trail.at(-1), trail: trail.slice(0, -1).join(",") });
 
   // Thumbnails: the Performance API mark tells how long the page took to become a grid of loaded images.
   let pending = page.results.length;
@@ -220,10 +214,7 @@ export async function render(root, context) {
       h("button", { type: "button", onclick: () => tagSelection(true) }, "Untag selected")));
 
   const pager = h("div", { class: "pager" },
-    field("Page size", select(PAGE_SIZES, limit, { name: "limit", onchange: (e) => go(`/d/${dataset.id}/grid${queryString(filter, { limit: e.target.value })}`) })),
-    h("button", { type: "button", disabled: !trail.length, onclick: previousPage }, "Previous"),
-    h("button", { type: "button", disabled: !nextToken, onclick: nextPage }, "Next"),
-    h("span", { class: "muted" }, `${page.count}${page.countExact === false ? "+" : ""} samples`), count,
+    pagerControls({ state: pages, page, limit, onRoute: (options) => route(filter, options) }), count,
     h("button", { type: "button", class: "link", onclick: () => { page.results.forEach((s) => selected.add(s.id)); updateSelection(); } }, "Select page"),
     h("button", { type: "button", class: "link", onclick: () => { selected.clear(); updateSelection(); } }, "Clear selection"));
 
@@ -243,8 +234,7 @@ export async function render(root, context) {
       else if (["1", "2", "3"].includes(key)) { event.preventDefault(); bulk(VALUES[Number(key) - 1]); }
       else if (key === "a") { event.preventDefault(); page.results.forEach((s) => selected.add(s.id)); updateSelection(); }
       else if (key === "Escape") { selected.clear(); updateSelection(); }
-      else if (key === "n") nextPage();
-      else if (key === "p") previousPage();
+      else if (key === "n" || key === "p") pager.querySelectorAll("button")[key === "n" ? 1 : 0].click();
       else if (key === "/") { event.preventDefault(); root.querySelector('input[name="search"]')?.focus(); }
       else if (key.startsWith("Arrow") && !tiles.contains(document.activeElement)) { event.preventDefault(); focusTile(focusIndex); }
     },

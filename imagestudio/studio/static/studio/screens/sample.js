@@ -104,6 +104,15 @@ function tagsPanel(dataset, detail, allTags, reload) {
            errors);
 }
 
+function historyPanel(dataset, detail) {
+  const list = h("ul", { class: "history" }, h("li", { class: "muted" }, "Loading…"));
+  annotations.history(dataset.id, detail.id).then((page) => clear(list, page.results.length
+    ? page.results.map((e) => h("li", {}, `${e.created_at}: ${e.user || "?"} set ${e.class_name} ${e.old_value} → ${e.new_value}`
+                                       + ` (${e.source})`))
+    : h("li", { class: "muted" }, "No change yet.")), (error) => clear(list, h("li", { class: "error" }, error.message)));
+  return h("section", { "aria-labelledby": "history-title" }, h("h2", { id: "history-title" }, "Label history"), list);
+}
+
 function commentsPanel(dataset, detail, reload) {
   const errors = h("div", { class: "form-errors", role: "alert" });
   const body = h("textarea", { name: "comment", rows: 2 });
@@ -188,7 +197,8 @@ export async function render(root, { dataset, args, query, go }) {
     h("div", { class: "sample-layout" },
       h("div", { class: "sample-image" }, stage, h("p", { class: "muted" }, "Drag on the image to crop a patch."), cropActions, similarArea),
       h("div", { class: "sample-panels" }, groundTruthTable(dataset, detail, reload), predictions, votes,
-        tagsPanel(dataset, detail, allTags, reload), commentsPanel(dataset, detail, reload), metadata)));
+        tagsPanel(dataset, detail, allTags, reload), commentsPanel(dataset, detail, reload), historyPanel(dataset, detail),
+        metadata)));
 
   return {
     shortcuts: SHORTCUTS,
