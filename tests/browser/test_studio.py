@@ -397,3 +397,30 @@ def test_grid_of_100_thumbnails_after_navigation(chrome, live_server, studio_use
         "        at('studio:grid-thumbnails')]")
     print(f"\ngrid of 100 thumbnails loaded {loaded:.0f} ms after navigation (DOM interactive {interactive:.0f} ms, "
           f"samples listed {listed:.0f} ms; {time.monotonic() - started:.1f} s of test wall time)")
+
+
+def test_pattern_lf_typed_with_a_slash_command(chrome, live_server, studio_user):
+    """A keyword rule picked with "/keyword red": its 0/1 scores land in the first and last bins, and the numbers
+    the page shows for the thresholds are the API's."""
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import Select
+
+    dataset, job = demo_dataset_get_or_create(user=studio_user)
+    assert job.status == "succeeded"
+    sign_in_with_token(chrome, live_server, studio_user, f"/d/{dataset.id}/lfs/new?type=pattern&class=red")
+    wait_for(chrome, present('input[name="builder-command"]'), "the pattern composer")
+    Select(css(chrome, 'select[name="pattern-field"]')).select_by_value("caption")
+    Select(css(chrome, 'select[name="builder"]')).select_by_value("regex")
+    css(chrome, 'input[name="builder-command"]').send_keys("/keyword red", Keys.TAB)
+    assert Select(css(chrome, 'select[name="builder"]')).first_selected_option.text == "keyword"
+    assert css(chrome, 'input[name="words"]').get_attribute("value") == "red"
+    button(chrome, "Preview").click()
+    wait_for(chrome, lambda d: css(d, "main").get_attribute("data-state") == "ready", "the preview")
+    low, high = handle_values(chrome)
+    rule = {"label_class": "red", "type": "pattern", "split": "dev", "bins": 40, "invert": False,
+            "config": {"field": "caption", "builder": "keyword", "words": ["red"], "mode": "any",
+                       "case_sensitive": False, "whole_word": True}}
+    shown = {stat: fraction(text) for stat, text in shown_stats(chrome).items()}
+    assert shown == server_stats(api_for(studio_user), dataset, rule, low, high)
+    assert shown["stat-present-precision"][0] > 0  # the captions name the colour: the rule finds red shapes
+    screenshot(chrome, "17-pattern-lf")

@@ -132,7 +132,6 @@ export function histogramChart({ edges, counts, low, high, invert, onMove }) {
   svg.addEventListener("pointercancel", stop);
 
   draw();
-  svg.setInvert = (value) => { state.invert = value; draw(); };
   svg.setHandles = (lowIndex, highIndex) => { state.low = lowIndex; state.high = highIndex; draw(); };
   return svg;
 }

@@ -172,7 +172,8 @@ export async function render(root, { dataset, args, query, go }) {
   drawEditor(initial.config || {});
   type.addEventListener("change", () => drawEditor({}));
 
-  const chartArea = h("div", { class: "chart-area", id: "histogram-area" });
+  const chartArea = h("div", { class: "chart-area", id: "histogram-area" },
+                      h("p", { class: "muted" }, "Preview the rule to see its scores, then set its thresholds on the histogram."));
   const stats = statsTable();
   const suggestions = h("div", { class: "suggestions" });
   const topArea = h("section", { "aria-label": "Top samples" });
@@ -274,7 +275,7 @@ export async function render(root, { dataset, args, query, go }) {
 
   invert.addEventListener("change", () => { if (state.preview) preview(); });
   // Enter (or Ctrl + Enter) in the form previews; only the button creates or saves.
-  const form = h("form", { class: "composer-form", onsubmit: (event) => { event.preventDefault(); preview(); },
+  const form = h("form", { class: "composer-form", novalidate: true, onsubmit: (event) => { event.preventDefault(); preview(); },
                            onkeydown: (event) => { if (event.ctrlKey && event.key === "Enter") { event.preventDefault(); preview(); } } },
     field("Name", name), field("Class", labelClass), field("Type", type), configArea,
     h("div", { class: "row" }, field("Preview on", split), field("Bins", bins)),
