@@ -1,6 +1,7 @@
-// Every call the studio makes to the Image Studio REST API, and every adapter of the API's payload shapes.
-// Nothing else in the studio calls fetch() or knows a path, a field name or a status code of the API, so a
-// change of the API is adapted here, in one place. The studio uses the public API only, as a third party would.
+// Every call the studio makes to the Image Studio REST API, as a third party would make them (public API only).
+// Nothing else in the studio calls fetch() or knows a path or a status code of the API; the payload shapes that
+// move (image URLs, threshold curves, catalogues, list envelopes, version conflicts) are adapted here too, so a
+// change of the API is adapted in one place.
 
 const TOKEN_KEY = "imagestudio.token";
 const BASE_KEY = "imagestudio.api";
@@ -408,13 +409,14 @@ async function preview(datasetId, rule) {
  * What the histogram's thresholds need to move without a request: for every bin edge i (0..bins), the samples
  * by ground truth with a score at or above it (`above[i]`: bins i..) and below it (`below[i]`: bins 0..i-1;
  * below[bins] is everything), the ground-truth totals of the scored population and its size.
- * Built from the preview's per-bin counts by ground truth; a preview's own cumulative arrays are used where the
- * server gives them instead. Null when the preview carries neither (then thresholds go to the server).
+ * Built from the preview's per-bin counts by ground truth, so precision, recall and coverage of either side, inverted
+ * or not, follow at each edge. Thresholds on edges give exactly the API's numbers (the browser tests compare them).
+ * A preview shaped otherwise is adapted here; null when it has no counts by ground truth.
  */
 export function thresholdCurves(preview) {
   const histogram = preview?.histogram;
   const edges = histogram?.edges;
-  const counts = preview?.curves?.counts || histogram?.counts;
+  const counts = histogram?.counts;
   if (!edges || !counts?.present || !counts?.absent) return null;
   const bins = edges.length - 1;
   const kinds = ["present", "absent", "unlabeled"];
