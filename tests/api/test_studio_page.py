@@ -13,8 +13,6 @@ ROOT = Path(__file__).resolve().parents[2]
 STUDIO = ROOT / "imagestudio" / "studio"
 STATIC = STUDIO / "static" / "studio"
 MODULES = sorted(STATIC.rglob("*.js"))
-# Announced by the API's next version (issue 14); api.js asks for them and falls back where they 404.
-NOT_YET_IN_THE_SCHEMA = {("GET", "datasets/{}/fields/"), ("GET", "lf-types/")}
 CALL = re.compile(r"""\b(?:request|send)\(\s*"(GET|POST|PUT|PATCH|DELETE)",\s*[`"]([^`"]+)[`"]"""
                   r"""|\b(?:list|all)\(\s*[`"]([^`"]+)[`"]""")
 
@@ -50,7 +48,7 @@ def test_every_path_the_studio_calls_is_in_the_schema():
              for path, operations in schema["paths"].items() for method in operations if method != "parameters"}
     calls = _api_calls()
     assert len(calls) > 30, calls  # the pattern still finds them
-    assert sorted(calls - known - NOT_YET_IN_THE_SCHEMA) == []
+    assert sorted(calls - known) == []
 
 
 def test_only_api_js_talks_to_the_api():

@@ -1,7 +1,7 @@
 """Fixtures of the studio's browser tests: Debian's headless Chromium driven by Selenium, the demo data, helpers.
 
-Without Chromium and its driver the tests skip, unless IMAGESTUDIO_REQUIRE_INTEGRATION=1 makes that a failure
-(CI installs `chromium` and `chromium-driver`, see .ci/run)."""
+Without Chromium and its driver the tests skip, unless IMAGESTUDIO_REQUIRE_BROWSER=1 (set by .ci/run, which
+installs `chromium` and `chromium-driver`) makes that a failure. CHROMIUM and CHROMEDRIVER name other binaries."""
 
 import os
 import shutil
@@ -18,26 +18,28 @@ WAIT_SECONDS = 60
 
 
 def _chromium():
-    browser = shutil.which("chromium") or shutil.which("chromium-browser")
-    driver = shutil.which("chromedriver")
+    browser = os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    driver = os.environ.get("CHROMEDRIVER") or shutil.which("chromedriver")
     if browser and driver:
         return browser, driver
     reason = "Chromium and chromedriver are needed (apt-get install chromium chromium-driver)"
-    if os.environ.get("IMAGESTUDIO_REQUIRE_INTEGRATION") == "1":
+    if os.environ.get("IMAGESTUDIO_REQUIRE_BROWSER") == "1":
         pytest.fail(f"browser tests are required but {reason}")
     pytest.skip(reason)
 
 
 # Fixtures are imported by the test modules: named apart from their functions, so parameters shadow nothing.
-@pytest.fixture(scope="module", name="chrome")
-def chrome_fixture(tmp_path_factory):
-    """A headless Chromium at 1280x800 that downloads into a temporary folder (`chrome.downloads`)."""
+@pytest.fixture(name="chrome")
+def chrome_fixture(tmp_path):
+    """A fresh headless Chromium at 1280x800 per test (no connection to the live server outlives its test), that
+    downloads into a temporary folder (`chrome.downloads`)."""
     browser, driver_path = _chromium()
     from selenium import webdriver
     from selenium.webdriver.chrome.options import Options
     from selenium.webdriver.chrome.service import Service
 
-    downloads = tmp_path_factory.mktemp("downloads")
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
     options = Options()
     options.binary_location = browser
     for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,800",
@@ -49,8 +51,10 @@ def chrome_fixture(tmp_path_factory):
     driver.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)})
     driver.downloads = downloads
     ARTIFACTS.mkdir(exist_ok=True)
-    yield driver
-    driver.quit()
+    try:
+        yield driver
+    finally:
+        driver.quit()
 
 
 @pytest.fixture(name="studio_user")

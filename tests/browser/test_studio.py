@@ -262,7 +262,7 @@ def train_model(driver, dataset):
     css(driver, "#train-model").click()
     card = wait_for(driver, present('article.model section[data-class="circle"] dl'), "the model's metrics")[0]
     assert re.search(r"precision\s+\d+\.\d%", card.text)
-    wait_for(driver, present("article.model .pr-curve path.curve"), "the PR curve")
+    wait_for(driver, present('article.model section[data-class="circle"] .curve-chart path.curve'), "the PR and ROC curves")
     screenshot(driver, "08-models")
 
 
@@ -328,6 +328,16 @@ def patch_lf_from_a_crop(driver):
     screenshot(driver, "16-patch-lf")
 
 
+def sign_out(driver, client):
+    """Signing out revokes the token on the server, not only in the tab."""
+    key = driver.execute_script("return sessionStorage.getItem('imagestudio.token')")
+    button(driver, "Sign out").click()
+    wait_for(driver, present('input[name="username"]'), "the sign-in screen")
+    assert driver.execute_script("return sessionStorage.getItem('imagestudio.token')") is None
+    client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+    assert client.get("/api/datasets/").status_code == 401
+
+
 def test_the_whole_loop(chrome, live_server, demo, studio_user):
     client = api_for(studio_user)
     sign_in(chrome, live_server)
@@ -352,6 +362,7 @@ def test_the_whole_loop(chrome, live_server, demo, studio_user):
     screenshot(chrome, "14-resources")
     label_conflict(chrome, demo, studio_user)
     patch_lf_from_a_crop(chrome)
+    sign_out(chrome, client)
 
 
 def test_new_dataset_and_upload_with_job_progress(chrome, live_server, studio_user, tmp_path):
@@ -412,7 +423,7 @@ def test_pattern_lf_typed_with_a_slash_command(chrome, live_server, studio_user)
     Select(css(chrome, 'select[name="pattern-field"]')).select_by_value("caption")
     Select(css(chrome, 'select[name="builder"]')).select_by_value("regex")
     css(chrome, 'input[name="builder-command"]').send_keys("/keyword red", Keys.TAB)
-    assert Select(css(chrome, 'select[name="builder"]')).first_selected_option.text == "keyword"
+    assert Select(css(chrome, 'select[name="builder"]')).first_selected_option.get_attribute("value") == "keyword"
     assert css(chrome, 'input[name="words"]').get_attribute("value") == "red"
     button(chrome, "Preview").click()
     wait_for(chrome, lambda d: css(d, "main").get_attribute("data-state") == "ready", "the preview")

@@ -5,7 +5,8 @@
 
 const TOKEN_KEY = "imagestudio.token";
 const BASE_KEY = "imagestudio.api";
-const JOB_POLL_MS = 400;
+const JOB_WAIT_SECONDS = 20;
+const JOB_RETRY_MS = 250; // between long polls that came back with no change
 const FINISHED = new Set(["succeeded", "failed", "cancelled"]);
 
 let unauthorizedHandler = () => {};
@@ -77,9 +78,15 @@ export async function signIn(username, password) {
   sessionStorage.setItem(TOKEN_KEY, body.token);
 }
 
-export function signOut() {
+/** Revoke the token on the server (best effort: a server that is gone changes nothing) and forget it. */
+export async function signOut() {
+  if (token()) await request("POST", "auth/logout/", { quiet: true }).catch(() => {});
   sessionStorage.removeItem(TOKEN_KEY);
-  imageCache.clear();
+}
+
+/** Forget a token the server refused (it cannot be used to revoke itself). */
+export function forgetToken() {
+  sessionStorage.removeItem(TOKEN_KEY);
 }
 
 // ------------------------------------------------------------------------------------------ transport
@@ -156,13 +163,17 @@ async function all(path, query = {}) {
 
 // ------------------------------------------------------------------------------------------ jobs
 
-/** A job (the 202 body) followed until it finishes; `onUpdate(job)` sees every state on the way. */
+/**
+ * A job (the 202 body) followed until it finishes; `onUpdate(job)` sees every state on the way. Each read is a
+ * long poll (`?wait=&since=`): the server answers as soon as the job changes.
+ */
 export async function followJob(job, onUpdate = () => {}) {
   let current = job;
   onUpdate(current);
   while (!FINISHED.has(current.status)) {
-    await new Promise((resolve) => setTimeout(resolve, JOB_POLL_MS));
-    current = await request("GET", current.url || `jobs/${current.id}/`);
+    const next = await request("GET", current.url, { query: { wait: JOB_WAIT_SECONDS, since: current.updated_at } });
+    if (next.updated_at === current.updated_at) await new Promise((resolve) => setTimeout(resolve, JOB_RETRY_MS));
+    current = next;
     onUpdate(current);
   }
   return current;
@@ -202,39 +213,11 @@ export const datasets = {
     request("GET", `datasets/${id}/analysis/`, { query: { label_class: labelClass || undefined, split: split || undefined } }),
 };
 
-/**
- * The metadata field catalogue: [{name, type, fill_rate, distinct, examples}].
- * From `GET datasets/{id}/fields/` where the server has it, else inferred from the first page of samples.
- */
+/** The metadata field catalogue: [{name, type, fillRate, distinct, examples}] (`GET datasets/{id}/fields/`). */
 export async function fieldCatalogue(datasetId) {
-  try {
-    const body = await request("GET", `datasets/${datasetId}/fields/`, { quiet: true });
-    return asPage(body).results.map((field) => ({
-      name: field.name, type: field.type, fillRate: field.fill_rate ?? null,
-      distinct: field.distinct ?? field.distinct_count ?? null, examples: field.examples || [],
-    }));
-  } catch (error) {
-    if (error.status !== 404 && error.status !== 405) throw error;
-  }
-  const page = await samples.list(datasetId, {}, { limit: 200 });
-  const seen = new Map();
-  for (const sample of page.results) {
-    for (const [name, value] of Object.entries(sample.metadata || {})) {
-      const entry = seen.get(name) || { name, types: new Set(), filled: 0, values: new Set() };
-      entry.types.add(value === null ? "null" : Array.isArray(value) ? "list" : typeof value);
-      entry.filled += value === null || value === "" ? 0 : 1;
-      if (entry.values.size < 50) entry.values.add(JSON.stringify(value));
-      seen.set(name, entry);
-    }
-  }
-  const total = page.results.length || 1;
-  return [...seen.values()].sort((a, b) => a.name.localeCompare(b.name)).map((entry) => ({
-    name: entry.name,
-    type: entry.types.size === 1 ? [...entry.types][0] : "mixed",
-    fillRate: entry.filled / total,
-    distinct: entry.values.size,
-    examples: [...entry.values].slice(0, 3).map((value) => JSON.parse(value)),
-  }));
+  const fields = await all(`datasets/${datasetId}/fields/`);
+  return fields.map((field) => ({ name: field.name, type: field.type, fillRate: field.fill_rate,
+                                  distinct: field.distinct, examples: field.examples }));
 }
 
 // ------------------------------------------------------------------------------------------ samples
@@ -304,39 +287,12 @@ export function labelVersions(detail) {
   return out;
 }
 
-// Blob URLs of images fetched with the token, kept for reuse and revoked when evicted.
-const imageCache = new Map();
-imageCache.limit = 800;
-imageCache.clear = function clearAll() {
-  for (const url of this.values()) url.then((src) => src.startsWith("blob:") && URL.revokeObjectURL(src), () => {});
-  Map.prototype.clear.call(this);
-};
-
 /**
- * What an <img src> needs to show a sample's image (`size` "image") or thumbnail ("thumbnail"): the signed URL of
- * the payload where the server gives one (it carries its own credentials, so the browser loads and caches it),
- * else the bytes fetched with the token, as a blob: URL.
+ * What an <img src> needs to show a sample's image (`size` "image") or thumbnail ("thumbnail"): the payload's
+ * signed URL, which carries its own credential (no token: the browser loads and caches it like any image).
  */
 export function imageSrc(sample, size = "thumbnail") {
-  const given = sample[`${size}_url`] || sample[size]?.url;
-  if (!given) return Promise.reject(new Error(`The sample payload has no ${size} URL.`));
-  const url = apiUrl(given);
-  if (new URL(url).search) return Promise.resolve(url); // signed: its query string is the credential
-  if (!imageCache.has(url)) {
-    if (imageCache.size >= imageCache.limit) {
-      const [oldest, src] = imageCache.entries().next().value;
-      imageCache.delete(oldest);
-      src.then((value) => URL.revokeObjectURL(value), () => {});
-    }
-    // Accept */*: the API negotiates its renderers and answers `Accept: image/*` alone with a 406.
-    const loading = send("GET", url, { headers: { Accept: "*/*" } }).then(async (response) => {
-      if (!response.ok) throw new ApiError(response.status, await bodyOf(response), `Image ${response.status}.`);
-      return URL.createObjectURL(await response.blob());
-    });
-    loading.catch(() => imageCache.delete(url));
-    imageCache.set(url, loading);
-  }
-  return imageCache.get(url);
+  return apiUrl(sample[`${size}_url`]);
 }
 
 // ------------------------------------------------------------------------------------------ annotations, tags
@@ -389,93 +345,56 @@ function ruleBody(rule) {
   return body;
 }
 
-// Far above any score, and still a float32 (scores are): asks today's preview for its histogram without voting
-// (it refuses to run without a threshold); a server that previews without thresholds never sees it.
-const NO_VOTE_HIGH = 1e38;
-
-/** Score a rule on a split without saving it: histogram by ground truth, suggestions, top samples. */
-async function preview(datasetId, rule) {
-  const body = ruleBody({ ...rule, low: undefined, high: undefined });
-  try {
-    return await request("POST", `datasets/${datasetId}/lfs/preview/`, { json: body });
-  } catch (error) {
-    const refusedForThresholds = error.status === 400 && error.body && ("high" in error.body || "low" in error.body);
-    if (!refusedForThresholds) throw error;
-    return request("POST", `datasets/${datasetId}/lfs/preview/`, { json: { ...body, high: NO_VOTE_HIGH } });
-  }
+/** Score a rule on a split without saving it: histogram by ground truth, the threshold sweep, suggestions, top
+ * samples. No thresholds are sent: the sweep gives every edge's figures. */
+function preview(datasetId, rule) {
+  return request("POST", `datasets/${datasetId}/lfs/preview/`, { json: ruleBody({ ...rule, low: undefined, high: undefined }) });
 }
 
 /**
- * What the histogram's thresholds need to move without a request: for every bin edge i (0..bins), the samples
- * by ground truth with a score at or above it (`above[i]`: bins i..) and below it (`below[i]`: bins 0..i-1;
- * below[bins] is everything), the ground-truth totals of the scored population and its size.
- * Built from the preview's per-bin counts by ground truth, so precision, recall and coverage of either side, inverted
- * or not, follow at each edge. Thresholds on edges give exactly the API's numbers (the browser tests compare them).
- * A preview shaped otherwise is adapted here; null when it has no counts by ground truth.
+ * What the histogram's thresholds need to move without a request, from the preview's sweep: per side ("present",
+ * "absent"), at every bin edge j, the samples its rule votes on (`voted`), the labeled ones among them
+ * (`labeled`), those whose ground truth is that side (`correct`), and the side's ground-truth total (`total`).
+ * A threshold on edge j has exactly these figures (the API's own). Null for a preview without a sweep.
  */
 export function thresholdCurves(preview) {
-  const histogram = preview?.histogram;
-  const edges = histogram?.edges;
-  const counts = histogram?.counts;
-  if (!edges || !counts?.present || !counts?.absent) return null;
-  const bins = edges.length - 1;
-  const kinds = ["present", "absent", "unlabeled"];
-  const zero = () => ({ present: 0, absent: 0, unlabeled: 0 });
-  const above = Array.from({ length: bins + 1 }, zero);
-  const below = Array.from({ length: bins + 1 }, zero);
-  for (const kind of kinds) {
-    const bin = counts[kind] || new Array(bins).fill(0);
-    for (let i = bins - 1; i >= 0; i -= 1) above[i][kind] = above[i + 1][kind] + bin[i];
-    for (let i = 1; i <= bins; i += 1) below[i][kind] = below[i - 1][kind] + bin[i - 1];
-  }
-  const recall = preview.metrics || {};
+  const sweep = preview?.sweep;
+  if (!sweep || !preview.histogram?.edges) return null;
+  const side = (name) => {
+    const rule = sweep[name];
+    const total = preview.metrics[name].recall.trials; // the population's samples whose ground truth is this side
+    return rule.votes.map((voted, j) => ({ voted, labeled: rule.labeled[j], correct: rule.correct[j], total }));
+  };
+  return { edges: preview.histogram.edges, bins: preview.histogram.edges.length - 1, population: preview.population,
+           present: side("present"), absent: side("absent") };
+}
+
+/**
+ * The composer's menu from `GET lf-types/`: {types: [{type, label, description, builders}], builtinFields}, where
+ * a pattern builder's params come from its config's JSON Schema (everything but `field` and `builder`).
+ */
+export async function lfTypes() {
+  const catalogue = await request("GET", "lf-types/");
+  const builders = catalogue.builders.map((entry) => ({
+    builder: entry.builder, label: entry.title, description: entry.description,
+    params: schemaParams(entry.config_schema, ["field", "builder"]),
+  }));
   return {
-    edges, bins, above, below,
-    population: preview.population ?? (above[0].present + above[0].absent + above[0].unlabeled),
-    // Recall counts every labeled sample of the population, scored or not (a sample without a vector abstains).
-    totals: { present: recall.present?.recall?.trials ?? above[0].present,
-              absent: recall.absent?.recall?.trials ?? above[0].absent },
+    builtinFields: catalogue.builtin_fields || [],
+    types: catalogue.types.map((entry) => ({ type: entry.type, label: entry.title, description: entry.description,
+                                             builders: entry.type === "pattern" ? builders : undefined })),
   };
 }
 
-/**
- * The composer's menu: LF types and the pattern builders with their parameters. Where the server lists them
- * (`GET lf-types/`) the menu offers the types and builders it names, with the editors the studio has for them.
- */
-export async function lfTypes() {
-  let served;
-  try {
-    served = asPage(await request("GET", "lf-types/", { quiet: true })).results;
-  } catch (error) {
-    if (error.status !== 404 && error.status !== 405) throw error;
-    return BUILT_IN_LF_TYPES;
-  }
-  const named = (entry) => entry.type ?? entry.name;
-  const offered = new Map(served.map((entry) => [named(entry), entry]));
-  return BUILT_IN_LF_TYPES.filter((type) => offered.has(type.type)).map((type) => {
-    const entry = offered.get(type.type);
-    const builders = (entry.builders || []).map(named);
-    return { ...type, label: entry.label || entry.title || type.label,
-             builders: type.builders && builders.length ? type.builders.filter((b) => builders.includes(b.builder)) : type.builders };
+/** A JSON Schema object's properties as editor params: {name, kind, choices, default, description}. */
+function schemaParams(schema, skip) {
+  return Object.entries(schema.properties || {}).filter(([name]) => !skip.includes(name)).map(([name, property]) => {
+    const kind = property.enum ? "choice" : property.type === "boolean" ? "boolean"
+      : property.type === "array" ? "words" : property.type === "string" ? "text" : "number";
+    return { name, kind, choices: property.enum?.filter((value) => value !== null), default: property.default,
+             description: property.description || "" };
   });
 }
-
-const OPS = ["<", "<=", "=", ">=", ">", "between"];
-const BUILT_IN_LF_TYPES = [
-  { type: "similarity_text", label: "Similarity to a text", params: [{ name: "text", kind: "text" }] },
-  { type: "similarity_image", label: "Similarity to an image", params: [{ name: "sample_id", kind: "integer" }] },
-  { type: "similarity_patch", label: "Similarity to a patch",
-    params: [{ name: "sample_id", kind: "integer" }, { name: "box", kind: "box" }] },
-  { type: "model", label: "A fast model's score", params: [{ name: "model_id", kind: "model" }] },
-  { type: "pattern", label: "A pattern on a metadata field", builders: [
-    { builder: "keyword", params: [{ name: "words", kind: "words" }, { name: "mode", kind: "choice", choices: ["any", "all"] },
-                                   { name: "case_sensitive", kind: "boolean" }, { name: "whole_word", kind: "boolean" }] },
-    { builder: "regex", params: [{ name: "pattern", kind: "text" }, { name: "case_sensitive", kind: "boolean" }] },
-    { builder: "numeric", params: [{ name: "op", kind: "choice", choices: OPS }, { name: "value", kind: "number" }] },
-    { builder: "length", params: [{ name: "op", kind: "choice", choices: OPS }, { name: "value", kind: "number" }] },
-    { builder: "empty", params: [] },
-  ] },
-];
 
 // ------------------------------------------------------------------------------------------ training, models
 
@@ -503,7 +422,7 @@ export const models = {
     list(`datasets/${datasetId}/models/${id}/predictions/`, { label_class: labelClass, limit, offset }),
 };
 
-/** A model's metrics on valid for one class: {precision, recall, f1, prAuc, rocAuc, confusion, ceilingF1, pr}. */
+/** A model's metrics on valid for one class: {precision, recall, f1, prAuc, rocAuc, confusion, ceilingF1}. */
 export function classMetrics(model, className) {
   const entry = model.metrics?.[className];
   if (!entry) return null;
@@ -511,47 +430,23 @@ export function classMetrics(model, className) {
   return {
     precision: valid.precision ?? null, recall: valid.recall ?? null, f1: valid.f1 ?? null,
     prAuc: valid.pr_auc ?? null, rocAuc: valid.roc_auc ?? null, labeled: valid.labeled ?? null,
-    confusion: valid.confusion || null, ceilingF1: entry.ceiling?.valid?.f1 ?? null,
-    trainedOn: entry.trained_on || null,
-    // PR curve points [{recall, precision}] where the server gives them.
-    pr: (valid.curves?.pr || valid.pr_curve || null),
+    confusion: valid.confusion || null, ceilingF1: entry.ceiling?.valid?.f1 ?? null, trainedOn: entry.trained_on || null,
   };
 }
 
-/**
- * A PR curve for a class from the model's predictions on valid and the valid ground truth, read through the
- * public lists (for servers whose model payload carries no curve). At most `cap` labeled samples.
- */
-export async function prCurveFromPredictions(datasetId, model, className, cap = 2000) {
-  const truth = new Map();
-  let page = await samples.list(datasetId, { split: "valid", gt: [`${className}:LABELED`] }, { limit: 500, fields: [] });
-  for (;;) {
-    for (const sample of page.results) truth.set(sample.id, groundTruth(sample)[className] === "PRESENT");
-    if (!page.next || truth.size >= cap) break;
-    page = await samples.page(page.next);
+/** Per class name, a model's curves on a split: {pr: [{x: recall, y: precision}], roc: [{x: fpr, y: recall}]}. */
+export async function modelCurves(datasetId, modelId, { split = "valid", points = 101 } = {}) {
+  const charts = await request("GET", `datasets/${datasetId}/models/${modelId}/charts/`, { query: { split, points } });
+  const curves = {};
+  for (const entry of charts.classes) {
+    const { precision, recall, fpr } = entry.curve;
+    curves[entry.label_class] = {
+      reason: entry.reason || "",
+      pr: recall ? recall.map((r, k) => ({ x: r, y: precision[k] })) : [],
+      roc: recall && fpr ? [{ x: 0, y: 0 }, ...fpr.map((f, k) => ({ x: f, y: recall[k] }))] : [],
+    };
   }
-  const scored = [];
-  for (let offset = 0; ; offset += 500) {
-    const rows = await models.predictions(datasetId, model.id, { labelClass: className, offset });
-    for (const row of rows.results) if (truth.has(row.sample_id)) scored.push([row.score, truth.get(row.sample_id)]);
-    if (!rows.next || offset > 100_000) break;
-  }
-  return prPoints(scored);
-}
-
-function prPoints(scored) {
-  const positives = scored.filter(([, present]) => present).length;
-  if (!positives) return [];
-  scored.sort((a, b) => b[0] - a[0]);
-  const points = [];
-  let tp = 0;
-  scored.forEach(([score, present], index) => {
-    if (present) tp += 1;
-    if (index === scored.length - 1 || scored[index + 1][0] !== score) {
-      points.push({ recall: tp / positives, precision: tp / (index + 1), threshold: score });
-    }
-  });
-  return points;
+  return curves;
 }
 
 // ------------------------------------------------------------------------------------------ exports

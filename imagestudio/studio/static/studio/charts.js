@@ -1,4 +1,4 @@
-// Plain SVG charts: the LF histogram with two draggable thresholds, a precision-recall curve.
+// Plain SVG charts: the LF histogram with two draggable thresholds, PR and ROC curves.
 
 const SVG = "http://www.w3.org/2000/svg";
 const COLOURS = { present: "#1a7f37", absent: "#c62828", unlabeled: "#8a8f98" };
@@ -136,17 +136,18 @@ export function histogramChart({ edges, counts, low, high, invert, onMove }) {
   return svg;
 }
 
-/** A precision-recall curve from points [{recall, precision}]. */
-export function prCurveChart(points, label) {
+/** A curve in the unit square from points [{x, y}] (PR: recall, precision; ROC: false-positive rate, recall). */
+export function curveChart(points, { label, x, y, diagonal = false }) {
   const size = 220;
   const margin = 30;
   const span = size - 2 * margin;
-  const svg = s("svg", { viewBox: `0 0 ${size} ${size}`, class: "pr-curve", role: "img", "aria-label": label });
+  const svg = s("svg", { viewBox: `0 0 ${size} ${size}`, class: "curve-chart", role: "img", "aria-label": label });
   svg.append(s("rect", { x: margin, y: margin, width: span, height: span, class: "frame" }));
-  const path = points.map((p, i) => `${i ? "L" : "M"}${margin + p.recall * span},${margin + (1 - p.precision) * span}`).join(" ");
+  if (diagonal) svg.append(s("line", { x1: margin, y1: margin + span, x2: margin + span, y2: margin, class: "chance" }));
+  const path = points.map((p, i) => `${i ? "L" : "M"}${margin + p.x * span},${margin + (1 - p.y) * span}`).join(" ");
   if (path) svg.append(s("path", { d: path, class: "curve" }));
-  svg.append(s("text", { x: size / 2, y: size - 6, "text-anchor": "middle", class: "tick" }, "recall"),
-             s("text", { x: 10, y: size / 2, class: "tick", transform: `rotate(-90 10 ${size / 2})`, "text-anchor": "middle" }, "precision"),
+  svg.append(s("text", { x: size / 2, y: size - 6, "text-anchor": "middle", class: "tick" }, x),
+             s("text", { x: 10, y: size / 2, class: "tick", transform: `rotate(-90 10 ${size / 2})`, "text-anchor": "middle" }, y),
              s("text", { x: margin, y: size - 16, class: "tick", "text-anchor": "middle" }, "0"),
              s("text", { x: size - margin, y: size - 16, class: "tick", "text-anchor": "middle" }, "1"));
   return svg;

@@ -1,6 +1,6 @@
 // The studio's shell: hash routes to screens, the dataset navigation, sign-in state and keyboard shortcuts.
 
-import { datasets, onUnauthorized, signOut, token } from "./api.js";
+import { datasets, forgetToken, onUnauthorized, signOut, token } from "./api.js";
 import { exportDialog, resampleDialog } from "./dialogs.js";
 import { clear, clearErrors, dialog, h, link, showError } from "./ui.js";
 
@@ -113,7 +113,7 @@ function renderChrome(route, dataset) {
   if (token()) {
     account.append(h("button", { type: "button", class: "link", onclick: showShortcuts,
                                  "aria-label": "Keyboard shortcuts" }, "?"),
-                   h("button", { type: "button", onclick: () => { signOut(); go("/signin"); } }, "Sign out"));
+                   h("button", { type: "button", onclick: async () => { await signOut(); go("/signin"); } }, "Sign out"));
   }
 }
 
@@ -161,7 +161,7 @@ function onKey(event) {
 // Room for every image of a session in the resource timings, which tests and the curious read.
 performance.setResourceTimingBufferSize(10_000);
 onUnauthorized(() => {
-  signOut();
+  forgetToken();
   go(`/signin?next=${encodeURIComponent((window.location.hash || "#/").slice(1))}`);
 });
 window.addEventListener("hashchange", render);

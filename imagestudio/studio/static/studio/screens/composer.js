@@ -9,20 +9,19 @@ import { thumbnailStrip } from "./grid.js";
 
 const SHORTCUTS = [["Ctrl + Enter", "Preview the rule"], ["← → on a threshold", "Move it one bin"],
                    ["Page Up / Down", "Move it five bins"], ["/ in the builder box", "Choose a pattern builder"]];
-const OPS = ["<", "<=", "=", ">=", ">", "between"];
 
-/** Precision, recall and coverage of both sides at edge indices (see api.thresholdCurves). */
+/**
+ * Precision, recall and coverage of both sides with the handles on edges `low` (0: no low side) and `high`
+ * (bins: no high side), read from the preview's sweep (see api.thresholdCurves): PRESENT is the high side, or
+ * the low one when inverted.
+ */
 export function thresholdMetrics(curves, low, high, invert) {
-  const none = { present: 0, absent: 0, unlabeled: 0 };
-  const highRegion = high < curves.bins ? curves.above[high] : none;
-  const lowRegion = low > 0 ? curves.below[low] : none;
-  const side = (region, truth) => {
-    const labeled = region.present + region.absent;
-    const voted = labeled + region.unlabeled;
-    return { correct: region[truth], labeled, total: curves.totals[truth], voted, population: curves.population };
+  const at = (side, index, off) => {
+    const point = curves[side][index];
+    return off ? { ...point, voted: 0, labeled: 0, correct: 0 } : point;
   };
-  const present = side(invert ? lowRegion : highRegion, "present");
-  const absent = side(invert ? highRegion : lowRegion, "absent");
+  const present = invert ? at("present", low, low === 0) : at("present", high, high === curves.bins);
+  const absent = invert ? at("absent", high, high === curves.bins) : at("absent", low, low === 0);
   return { present, absent, voted: present.voted + absent.voted, population: curves.population };
 }
 
@@ -45,10 +44,10 @@ function snap(edges, lowValue, highValue) {
   return [low, high];
 }
 
-function patternEditor(config, catalogue, builders) {
-  const fieldSelect = select(catalogue.map((f) => [f.name, `${f.name} (${f.type})`]), config.field || catalogue[0]?.name,
-                             { name: "pattern-field" });
-  const builderSelect = select(builders.map((b) => b.builder), config.builder || "keyword", { name: "builder" });
+function patternEditor(config, fields, builders) {
+  const fieldSelect = select(fields, config.field || fields[0]?.[0], { name: "pattern-field" });
+  const builderSelect = select(builders.map((b) => [b.builder, b.label]), config.builder || builders[0]?.builder,
+                               { name: "builder" });
   const command = h("input", { name: "builder-command", list: "builder-commands", placeholder: "/keyword cat, kitten",
                                "aria-describedby": "builder-help" });
   const params = h("div", { class: "params" });
@@ -59,13 +58,14 @@ function patternEditor(config, catalogue, builders) {
     for (const param of builder?.params || []) {
       const given = config.builder === builderSelect.value ? config[param.name] : undefined;
       let control;
-      if (param.kind === "boolean") control = h("input", { type: "checkbox", name: param.name, checked: Boolean(given ?? param.name === "whole_word") });
-      else if (param.kind === "choice") control = select(param.choices, given ?? param.choices[0], { name: param.name });
+      if (param.kind === "boolean") control = h("input", { type: "checkbox", name: param.name, checked: Boolean(given ?? param.default) });
+      else if (param.kind === "choice") control = select(param.choices, given ?? param.default ?? param.choices[0], { name: param.name });
       else if (param.kind === "words") control = h("input", { name: "words", value: (given || []).join(", "), placeholder: "cat, kitten" });
       else control = h("input", { name: param.name, value: Array.isArray(given) ? given.join(", ") : given ?? "" });
       controls[param.name] = { control, param };
-      params.append(param.kind === "boolean" ? h("label", { class: "check" }, control, ` ${param.name.replace("_", " ")}`)
-        : field(param.name.replace("_", " "), control));
+      const label = param.name.replaceAll("_", " ");
+      params.append(param.kind === "boolean" ? h("label", { class: "check", title: param.description }, control, ` ${label}`)
+        : field(label, control, param.description));
     }
   };
   builderSelect.addEventListener("change", drawParams);
@@ -90,7 +90,7 @@ function patternEditor(config, catalogue, builders) {
   const element = h("div", { class: "pattern" }, field("Field", fieldSelect),
     field("Builder command", command),
     h("small", { id: "builder-help", class: "muted" }, "Type / to pick a builder, e.g. /keyword cat, kitten"),
-    h("datalist", { id: "builder-commands" }, builders.map((b) => h("option", { value: `/${b.builder} ` }))),
+    h("datalist", { id: "builder-commands" }, builders.map((b) => h("option", { value: `/${b.builder} `, label: b.label }))),
     field("Builder", builderSelect), params);
   element.config = () => {
     const out = { field: fieldSelect.value, builder: builderSelect.value };
@@ -108,7 +108,7 @@ function patternEditor(config, catalogue, builders) {
   return element;
 }
 
-function configEditor(type, config, { catalogue, catalogueTypes, modelList }) {
+function configEditor(type, config, { catalogue, menu, modelList }) {
   if (type === "similarity_text") {
     const text = h("input", { name: "text", value: config.text || "", placeholder: "a photo of a cat", required: true });
     return Object.assign(h("div", {}, field("Text", text)), { config: () => ({ text: text.value }) });
@@ -126,8 +126,11 @@ function configEditor(type, config, { catalogue, catalogueTypes, modelList }) {
     const model = select(ready.map((m) => [m.id, `model ${m.id} v${m.version}`]), config.model_id, { name: "model_id" });
     return Object.assign(h("div", {}, field("Model", model)), { config: () => ({ model_id: Number(model.value) }) });
   }
-  const builders = catalogueTypes.find((t) => t.type === "pattern")?.builders || [];
-  return patternEditor(config, catalogue, builders);
+  // Metadata fields from the dataset's catalogue, then the sample columns a pattern may read too.
+  const fields = [...catalogue.map((f) => [f.name, `${f.name} (${f.type})`]),
+                  ...menu.builtinFields.map((name) => [name, `${name} (sample column)`])];
+  const builders = menu.types.find((t) => t.type === "pattern")?.builders || [];
+  return patternEditor(config, fields, builders);
 }
 
 function statsTable() {
@@ -148,7 +151,7 @@ function statsTable() {
 
 export async function render(root, { dataset, args, query, go }) {
   const editing = args[0] && args[0] !== "new" ? await lfs.get(dataset.id, Number(args[0])) : null;
-  const [catalogueTypes, catalogue, modelList] = await Promise.all([lfTypes(), fieldCatalogue(dataset.id), modelApi.list(dataset.id)]);
+  const [menu, catalogue, modelList] = await Promise.all([lfTypes(), fieldCatalogue(dataset.id), modelApi.list(dataset.id)]);
   const initial = editing || {
     type: query.get("type") || "similarity_text", label_class: query.get("class") || dataset.classes[0]?.name,
     config: { text: query.get("text") || "", sample_id: Number(query.get("sample_id")) || undefined,
@@ -158,15 +161,18 @@ export async function render(root, { dataset, args, query, go }) {
   const errors = h("div", { class: "form-errors", role: "alert" });
   const name = h("input", { name: "name", value: initial.name, required: true });
   const labelClass = select(dataset.classes.map((c) => c.name), initial.label_class, { name: "label_class" });
-  const type = select(catalogueTypes.map((t) => [t.type, t.label || t.type]), initial.type, { name: "type" });
+  const type = select(menu.types.map((t) => [t.type, t.label]), initial.type, { name: "type" });
   const split = select([["", "all splits"], ...SPLITS], query.get("split") ?? "dev", { name: "split" });
   const bins = h("input", { name: "bins", type: "number", min: 5, max: 200, value: 40 });
   const invert = h("input", { type: "checkbox", name: "invert", checked: initial.invert });
   const active = h("input", { type: "checkbox", name: "active", checked: initial.active });
   const configArea = h("div", {});
+  const typeHint = h("small", { class: "muted", id: "type-help" });
+  type.setAttribute("aria-describedby", "type-help");
   let editor = null;
   const drawEditor = (config) => {
-    editor = configEditor(type.value, config, { catalogue, catalogueTypes, modelList });
+    editor = configEditor(type.value, config, { catalogue, menu, modelList });
+    typeHint.textContent = menu.types.find((t) => t.type === type.value)?.description || "";
     clear(configArea, editor);
   };
   drawEditor(initial.config || {});
@@ -198,7 +204,7 @@ export async function render(root, { dataset, args, query, go }) {
         : `${side === lowSide ? "≤" : "≥"} ${num(threshold, 4)}`;
       stats.cells[`${side}-precision`].textContent = ratio(data.correct, data.labeled);
       stats.cells[`${side}-recall`].textContent = ratio(data.correct, data.total);
-      stats.cells[`${side}-coverage`].textContent = ratio(data.voted, data.population);
+      stats.cells[`${side}-coverage`].textContent = ratio(data.voted, m.population);
     }
     stats.total.textContent = `coverage ${ratio(m.voted, m.population)}`;
   }
@@ -277,7 +283,7 @@ export async function render(root, { dataset, args, query, go }) {
   // Enter (or Ctrl + Enter) in the form previews; only the button creates or saves.
   const form = h("form", { class: "composer-form", novalidate: true, onsubmit: (event) => { event.preventDefault(); preview(); },
                            onkeydown: (event) => { if (event.ctrlKey && event.key === "Enter") { event.preventDefault(); preview(); } } },
-    field("Name", name), field("Class", labelClass), field("Type", type), configArea,
+    field("Name", name), field("Class", labelClass), field("Type", type), typeHint, configArea,
     h("div", { class: "row" }, field("Preview on", split), field("Bins", bins)),
     h("button", { type: "submit", class: "primary" }, "Preview"),
     h("label", { class: "check" }, active, " Active (votes count in training sets)"),

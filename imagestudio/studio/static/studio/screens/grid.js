@@ -34,9 +34,7 @@ export function thumbnailStrip(dataset, entries) {
   });
   samples.byIds(dataset.id, entries.map(([id]) => id)).then((found) => {
     const byId = new Map(found.map((sample) => [sample.id, sample]));
-    for (const { id, thumb } of items) {
-      if (byId.has(id)) imageSrc(byId.get(id), "thumbnail").then((src) => { thumb.src = src; }, () => {});
-    }
+    for (const { id, thumb } of items) if (byId.has(id)) thumb.src = imageSrc(byId.get(id), "thumbnail");
   }, () => {});
   return items.map(({ item }) => item);
 }
@@ -164,8 +162,7 @@ export async function render(root, context) {
   };
   page.results.forEach((sample, index) => {
     const img = h("img", { alt: `Sample ${sample.id}`, width: 160, height: 160, decoding: "async",
-                           onload: loaded, onerror: loaded });
-    imageSrc(sample, "thumbnail").then((src) => { img.src = src; }, () => loaded());
+                           onload: loaded, onerror: loaded, src: imageSrc(sample, "thumbnail") });
     const tile = h("li", {
       role: "option", "aria-selected": "false", tabindex: index === 0 ? 0 : -1, dataset: { id: sample.id },
       class: "tile",

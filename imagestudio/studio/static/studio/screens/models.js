@@ -1,8 +1,8 @@
 // Fast models: train one (classes, negative / positive ratio, label source), the auto-train switch, metrics on
 // valid per class with the PR curve and the confusion matrix, whose cells open the grid on that bucket.
 
-import { classMetrics, datasets, models, prCurveFromPredictions, trainingSets } from "../api.js";
-import { prCurveChart } from "../charts.js";
+import { classMetrics, datasets, modelCurves, models, trainingSets } from "../api.js";
+import { curveChart } from "../charts.js";
 import { queryString } from "../filters.js";
 import { announce, attempt, clear, field, h, jobProgress, link, num, pct, select } from "../ui.js";
 
@@ -17,16 +17,20 @@ function confusion(dataset, model, name, matrix) {
       h("tr", {}, h("th", { scope: "row" }, "truly ABSENT"), cell("FP", "FP"), cell("TN", "TN"))));
 }
 
-function modelCard(dataset, model, drawCurves) {
+function drawCurves(box, curves, name) {
+  if (!curves?.pr.length) return clear(box, h("p", { class: "muted" }, curves?.reason || "No curve: no labeled valid sample."));
+  return clear(box,
+    curveChart(curves.pr, { label: `Precision-recall curve of ${name} on valid`, x: "recall", y: "precision" }),
+    curveChart(curves.roc, { label: `ROC curve of ${name} on valid`, x: "false-positive rate", y: "recall", diagonal: true }));
+}
+
+function modelCard(dataset, model, withCurves) {
   const names = Object.keys(model.metrics || {});
+  const curves = withCurves ? modelCurves(dataset.id, model.id) : null;
   const perClass = names.map((name) => {
     const m = classMetrics(model, name);
     const curve = h("div", { class: "curve-box" });
-    if (drawCurves && m) {
-      const points = m.pr ? Promise.resolve(m.pr) : prCurveFromPredictions(dataset.id, model, name);
-      points.then((p) => clear(curve, p.length ? prCurveChart(p, `Precision-recall curve of ${name} on valid`)
-        : h("p", { class: "muted" }, "No labeled valid sample to draw a PR curve.")), (e) => clear(curve, e.message));
-    }
+    curves?.then((all) => drawCurves(curve, all[name], name), (error) => clear(curve, h("p", { class: "error" }, error.message)));
     return h("section", { class: "class-metrics", dataset: { class: name } }, h("h3", {}, name),
       m ? h("dl", { class: "metrics" },
         ["precision", "recall", "f1"].flatMap((k) => [h("dt", {}, k), h("dd", {}, pct(m[k]))]),

@@ -139,8 +139,7 @@ export async function render(root, { dataset, args, query, go }) {
   };
   const errors = h("div", { class: "form-errors", role: "alert" });
   let box = null;
-  const img = h("img", { alt: `Sample ${detail.id}: ${detail.file_name}`, class: "full" });
-  imageSrc(detail, "image").then((src) => { img.src = src; }, (error) => clear(errors, error.message));
+  const img = h("img", { alt: `Sample ${detail.id}: ${detail.file_name}`, class: "full", src: imageSrc(detail, "image") });
   const cropActions = h("div", { class: "buttons", hidden: true },
     h("button", { type: "button", onclick: () => go(`/d/${dataset.id}/lfs/new${queryString({}, {
       type: "similarity_patch", sample_id: detail.id, box: box.join(",") })}`) }, "Patch LF from the crop"),
