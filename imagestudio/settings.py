@@ -76,6 +76,7 @@ INSTALLED_APPS = [
     "imagestudio.training",
     "imagestudio.exports",
     "imagestudio.demo",
+    "imagestudio.studio",
 ]
 
 MIDDLEWARE = [
