@@ -10,6 +10,7 @@ from rest_framework.response import Response
 from rest_framework.utils.urls import remove_query_param, replace_query_param
 from rest_framework.views import APIView
 
+from api.negotiation import FileContentNegotiation
 from api.responses import accepted
 from api.scoping import DatasetScopedMixin
 from api.serializers.datasets import ResampleParamsSerializer, ResampleSerializer
@@ -130,6 +131,12 @@ class SampleViewSet(DatasetScopedMixin, viewsets.GenericViewSet):
         serializer.is_valid(raise_exception=True)
         services.sample_update(sample=sample, user=request.user, **serializer.validated_data)
         return self._detail(request, pk)
+
+    def get_content_negotiator(self):
+        # Asked before the action is set too (when the request is wrapped): only the file routes differ.
+        if getattr(self, "action", None) in FILE_SIZES:
+            return FileContentNegotiation()
+        return super().get_content_negotiator()
 
     def initial(self, request, *args, **kwargs):
         if self.action in FILE_SIZES and is_signed(request):

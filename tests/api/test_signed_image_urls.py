@@ -137,3 +137,13 @@ def test_with_object_storage_payloads_carry_the_storages_presigned_urls(api, dat
     # The API still streams the bytes to a token holder, reading them through the storage.
     streamed = api.get(f"/api/datasets/{dataset.id}/samples/{sample.id}/image/")
     assert streamed.status_code == 200 and b"".join(streamed.streaming_content) == sample_png(0)
+
+
+@pytest.mark.parametrize("accept", ["image/*", "image/png,image/*;q=0.8", "image/avif,image/webp,*/*;q=0.8", "text/html"])
+def test_an_accept_header_asking_for_an_image_gets_the_image_and_errors_stay_json(api, dataset, samples, accept):
+    payload = listed(api, dataset)[samples[0].id]
+    for url in (payload["image_url"], payload["thumbnail_url"]):
+        response = fetch(url, HTTP_ACCEPT=accept)
+        assert response.status_code == 200 and response["Content-Type"].startswith("image/"), response
+    refused = fetch(payload["thumbnail_url"].replace("sig=", "sig=x"), HTTP_ACCEPT=accept)
+    assert refused.status_code == 403 and refused.json()["code"] == "signature_invalid"
