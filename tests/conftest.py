@@ -1,4 +1,5 @@
 import io
+import socket
 import zipfile
 from pathlib import Path
 
@@ -54,6 +55,13 @@ def zip_bytes(members):
         for name, data in members.items():
             archive.writestr(name, data)
     return out.getvalue()
+
+
+def free_port():
+    """A TCP port nobody listens on now, for a server a test starts."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def make_user(username):

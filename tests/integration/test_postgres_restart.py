@@ -27,11 +27,6 @@ ROOT = Path(__file__).resolve().parents[2]
 DATABASE = "imagestudio"
 
 
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
 
 def postgres_bindir():
     """The newest installed server's binaries (Debian keeps them off PATH), or PG_BINDIR."""

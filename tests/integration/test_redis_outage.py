@@ -18,11 +18,6 @@ from tests.integration.conftest import wait_for_job
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
 
 class PrivateRedis:
     def __init__(self, directory):
