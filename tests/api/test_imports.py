@@ -12,6 +12,7 @@ from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from imagestudio.annotations.models import Annotation, AnnotationEvent
+from imagestudio.datasets.imports.grants import import_grant_create
 from imagestudio.datasets.models import Dataset, Role, Sample
 from tests.conftest import png_bytes, zip_bytes
 
@@ -185,6 +186,7 @@ def test_server_side_directory_and_manifest(api, dataset, settings, tmp_path):
     (root / "batch" / "b.png").write_bytes(png_bytes((8, 0, 0)))
     (root / "batch" / "list.csv").write_text("file,caption\na.png,from manifest\n")
     settings.IMPORT_ROOT = str(root)
+    import_grant_create(dataset=dataset, path="batch")
     by_manifest = finished(api, api.post(f"/api/datasets/{dataset.id}/imports/", {"path": "batch/list.csv"},
                                          format="multipart"))
     assert by_manifest["created"] == 1 and Sample.objects.get().metadata == {"caption": "from manifest"}
@@ -197,8 +199,9 @@ def test_server_side_paths_are_confined(api, dataset, settings, tmp_path):
     disabled = api.post(url, {"path": "x"}, format="multipart")
     assert disabled.status_code == 400 and "IMPORT_ROOT" in disabled.json()["path"][0]
     settings.IMPORT_ROOT = str(tmp_path / "root")
-    (tmp_path / "root").mkdir()
-    for path in ("../", "/etc", "../../etc/passwd", "nothing-here"):
+    (tmp_path / "root" / "granted").mkdir(parents=True)
+    import_grant_create(dataset=dataset, path="granted")
+    for path in ("../", "/etc", "../../etc/passwd", "nothing-here", "granted/.."):
         response = api.post(url, {"path": path}, format="multipart")
         assert response.status_code == 400, path
 
