@@ -14,7 +14,7 @@ from django.core.files.storage import default_storage
 
 from imagestudio.common.errors import ValidationFailed
 
-from ..manifest import ManifestError, ManifestRow, ground_truth_classes, parse_manifest
+from ..manifest import ManifestError, ManifestRow, ground_truth_resolve, parse_manifest
 from ..models import Split
 from ..sources import ArchiveSource, DirectorySource, Entry, SourceError, find_manifest, join_relative
 from .grants import resolve_granted_path
@@ -172,12 +172,7 @@ def _manifest_rows(manifest, class_names):
                               max_rows=settings.MAX_ARCHIVE_MEMBERS)
     except ManifestError as exc:
         raise ValidationFailed(f"manifest {manifest.name}: {exc}") from None
-    unknown = ground_truth_classes(rows) - set(class_names)
-    if unknown:
-        raise ValidationFailed(
-            f"manifest {manifest.name} gives ground truth for classes this dataset does not have: "
-            f"{', '.join(sorted(unknown))}. Create them first (classes: {', '.join(sorted(class_names)) or 'none'})."
-        )
+    ground_truth_resolve(rows, class_names)
     return rows
 
 
@@ -192,16 +187,14 @@ def _item(row: ManifestRow | None, name, listing, default_split, extra_metadata=
 
 def _items_with_manifest(plan, listing, entries, manifest, default_split, class_names, extra_metadata):
     rows = _manifest_rows(manifest, class_names)
+    if not manifest.selects:
+        _describe_uploads(plan, listing, entries, rows, default_split, extra_metadata)
+        return
     present = {e.name for e in entries} - {manifest.name}
     for row in rows:
         if row.error:
             plan.refused.append((row.file or f"line {row.line}", f"manifest line {row.line}: {row.error}"))
     valid = [row for row in rows if not row.error]
-    if not manifest.selects:
-        by_file = {row.file: row for row in valid}
-        plan.items = [_item(by_file.get(e.name), e.name, listing, default_split, extra_metadata.get(e.name))
-                      for e in entries]
-        return
     manifest_dir = os.path.dirname(manifest.name) if manifest.name in {e.name for e in entries} else ""
     for row in valid:
         try:
@@ -213,3 +206,17 @@ def _items_with_manifest(plan, listing, entries, manifest, default_split, class_
             plan.refused.append((row.file, f"manifest line {row.line}: no such file"))
             continue
         plan.items.append(_item(row, name, listing, default_split))
+
+
+def _describe_uploads(plan, listing, entries, rows, default_split, extra_metadata):
+    """Beside uploads the manifest describes the files sent: a file with a bad row is refused once, with the first
+    bad row's reason, and not imported; rows naming no uploaded file are ignored."""
+    uploaded = {e.name for e in entries}
+    bad = {}
+    for row in rows:
+        if row.error and row.file in uploaded:
+            bad.setdefault(row.file, f"manifest line {row.line}: {row.error}")
+    plan.refused += list(bad.items())
+    by_file = {row.file: row for row in rows if not row.error}
+    plan.items = [_item(by_file.get(e.name), e.name, listing, default_split, extra_metadata.get(e.name))
+                  for e in entries if e.name not in bad]
