@@ -87,6 +87,11 @@ def add_error_responses(result, generator, request, public):
                     "description": description,
                     "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{component}"}}},
                 })
+            if "requestBody" in operation:
+                responses.setdefault("415", {
+                    "description": "The body's Content-Type is not one this operation reads.",
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+                })
             if public:
                 responses.setdefault("429", {
                     "description": "Too many attempts: retry after the delay said.",

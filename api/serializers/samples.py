@@ -249,8 +249,12 @@ class ImportSerializer(serializers.Serializer):
     files = serializers.ListField(child=serializers.FileField(allow_empty_file=True), required=False,
                                   help_text="Image files (also accepted as `files[]`).")
     archive = serializers.FileField(required=False, allow_empty_file=True, help_text="A zip or tar archive.")
-    path = serializers.CharField(required=False, max_length=1000,
-                                 help_text="A directory or manifest below the server's import root.")
+    path = serializers.CharField(
+        required=False, max_length=1000,
+        help_text="A directory or .csv / .jsonl manifest on the server, relative to IMPORT_ROOT, inside an import "
+                  "source granted to this dataset or to you (`manage.py grant_import_source`). A path outside every "
+                  "grant, one that does not exist and one whose links lead out of its grant all answer the same 400 "
+                  "on `path`, so no file's existence shows.")
     manifest = serializers.FileField(required=False, help_text="CSV or JSONL: file, split, external_id, "
                                      "gt:<class> columns, any metadata columns.")
     split = serializers.ChoiceField(choices=Split.choices, default=Split.TRAIN,

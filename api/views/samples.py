@@ -238,7 +238,9 @@ class ResampleView(DatasetScopedMixin, APIView):
 class ImportView(DatasetScopedMixin, APIView):
     """Ingest images: uploaded files, an archive (zip / tar, optional manifest) or a server-side path.
 
-    Answers 202 with the import Job; its result lists created, duplicate and refused files with reasons.
+    Answers 202 with the import Job; its result lists created, duplicate and refused files with reasons. A server
+    `path` must lie, links resolved, inside an import source an operator granted to this dataset or to you (as an
+    editor of it); any other path, existing or not, answers the same 400 on `path`.
     """
 
     parser_classes = [MultiPartParser, FormParser]
