@@ -209,14 +209,14 @@ def free_port():
         return sock.getsockname()[1]
 
 
-def start_server(env, port, extra_env=None, threads=1, log=None):
+def start_server(env, port, extra_env=None, threads=1, log=None, workers=1):
     """gunicorn with the bench environment: one worker, one thread by default, keep-alive (requests never queue);
     its output goes to the open file `log` when given."""
     import subprocess
 
     gunicorn = Path(sys.executable).with_name("gunicorn")
     command = [str(gunicorn), "imagestudio.wsgi:application", "--bind", f"127.0.0.1:{port}",
-               "--workers", "1", "--worker-class", "gthread", "--threads", str(threads), "--keep-alive", "30",
+               "--workers", str(workers), "--worker-class", "gthread", "--threads", str(threads), "--keep-alive", "30",
                "--timeout", "300", "--log-level", "warning", "--chdir", str(REPO)]
     process = subprocess.Popen(command, env={**env, "DEBUG": "0", **(extra_env or {})}, cwd=REPO,
                                start_new_session=True, stdout=log, stderr=log)
@@ -237,13 +237,35 @@ def wait_ready(client, process, timeout=60):
 
 
 def stop_server(process):
+    stop_process_group(process, timeout=15)  # its own session: the arbiter and its workers
+
+
+def start_celery_worker(env, log):
+    """A Celery worker (one process, every queue) on the broker of `env`, its queues purged first; None when `env`
+    names no broker (tasks then run eagerly inside gunicorn)."""
+    import subprocess
+
+    if not env.get("CELERY_BROKER_URL"):
+        return None
+    celery = str(Path(sys.executable).with_name("celery"))
+    queues = "default,embeddings,training"
+    subprocess.run([celery, "-A", "imagestudio", "purge", "-f", "-Q", queues], env=env, cwd=REPO,
+                   capture_output=True, check=False)
+    return subprocess.Popen([celery, "-A", "imagestudio", "worker", "-Q", queues, "--concurrency", "1",
+                             "--loglevel", "WARNING", "--without-gossip", "--without-mingle"],
+                            env=env, cwd=REPO, start_new_session=True, stdout=log, stderr=log)
+
+
+def stop_process_group(process, timeout=30):
+    """SIGTERM to a process started in its own session (and its children), SIGKILL after `timeout` s; None is a
+    no-op."""
     import signal
     import subprocess
 
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)  # its own session: the arbiter and its worker
+    if process is not None and process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
         try:
-            process.wait(timeout=15)
+            process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=15)

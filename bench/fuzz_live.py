@@ -20,7 +20,6 @@ import argparse
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import tempfile
@@ -85,28 +84,6 @@ def seed(env) -> str:
     if done.returncode:
         raise SystemExit(f"seeding failed:\n{done.stderr}")
     return done.stdout.strip().splitlines()[-1]
-
-
-def start_worker(env, log):
-    if not env.get("CELERY_BROKER_URL"):
-        return None
-    celery = str(Path(sys.executable).with_name("celery"))
-    queues = "default,embeddings,training"
-    subprocess.run([celery, "-A", "imagestudio", "purge", "-f", "-Q", queues], env=env, cwd=_common.REPO,
-                   capture_output=True, check=False)
-    return subprocess.Popen([celery, "-A", "imagestudio", "worker", "-Q", queues, "--concurrency", "1",
-                             "--loglevel", "WARNING", "--without-gossip", "--without-mingle"],
-                            env=env, cwd=_common.REPO, start_new_session=True, stdout=log, stderr=log)
-
-
-def stop(process):
-    if process is not None and process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=15)
 
 
 def run_schemathesis(base_url, token, args, run) -> int:
@@ -215,7 +192,7 @@ def main():
         token = seed(env)
         port = _common.free_port()
         server, command = _common.start_server(env, port, threads=2, log=server_log)
-        worker = start_worker(env, worker_log)
+        worker = _common.start_celery_worker(env, worker_log)
         print(f"server  gunicorn {command}\nworker  {'celery, 1 process' if worker else 'none: tasks run eagerly'}"
               f"\nlogs    {args.out}/server.log, worker.log")
         try:
@@ -227,7 +204,7 @@ def main():
             wall = time.monotonic() - started
         finally:
             _common.stop_server(server)
-            stop(worker)
+            _common.stop_process_group(worker)
     clean = report(args, wall, exit_codes)
     sys.exit(0 if clean else 1)
 
