@@ -13,7 +13,7 @@ from imagestudio.common.votes import vote_word
 from imagestudio.datasets.filters import MAX_FILTER_IDS, filter_parse, samples_select
 from imagestudio.datasets.image_urls import ImageSize, ImageUrls
 from imagestudio.datasets.imports import DuplicatePolicy
-from imagestudio.datasets.imports.storable import metadata_problem
+from imagestudio.datasets.imports.storable import MAX_TEXT_VALUE, metadata_problem
 from imagestudio.datasets.models import Sample, Split
 from imagestudio.datasets.selectors import SAMPLE_ORDERINGS
 from imagestudio.training.filters import PREDICTION_WORDS
@@ -235,7 +235,8 @@ class SampleDetailQuerySerializer(serializers.Serializer):
 
 class SampleUpdateSerializer(serializers.Serializer):
     split = serializers.ChoiceField(choices=Split.choices, required=False)
-    metadata = serializers.DictField(required=False, help_text="Replaces the sample's metadata.")
+    metadata = serializers.DictField(required=False, help_text=f"Replaces the sample's metadata; a value holds at "
+                                     f"most {MAX_TEXT_VALUE:,} characters (a list or object: its JSON text).")
 
     def validate_metadata(self, value):
         if problem := metadata_problem(value):
@@ -260,7 +261,9 @@ class ImportSerializer(serializers.Serializer):
     split = serializers.ChoiceField(choices=Split.choices, default=Split.TRAIN,
                                     help_text="Split of files the manifest does not place.")
     metadata = serializers.CharField(required=False, max_length=10_000_000,
-                                     help_text="JSON object: file name -> metadata object.")
+                                     help_text=f"JSON object: file name -> metadata object (a value holds at most "
+                                               f"{MAX_TEXT_VALUE:,} characters; a file whose metadata does not fit is "
+                                               "refused alone).")
     duplicates = serializers.ChoiceField(
         choices=[policy.value for policy in DuplicatePolicy], default=DuplicatePolicy.KEEP_FIRST.value,
         help_text="A duplicate (same image as a stored sample or an earlier file) whose split, metadata or ground "

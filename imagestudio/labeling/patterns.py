@@ -29,7 +29,12 @@ from .config_schemas import (  # noqa: F401  (the limits are the pattern LF's: r
 
 REGEX_BUDGET_SECONDS = 1.5  # for one evaluation of a backtracking pattern over a whole split
 SCAN_BUDGET_SECONDS = 10.0  # for one evaluation of a linear pattern (keywords, RE2) over the whole dataset
-SCAN_CHECK_EVERY = 2000  # texts between two looks at the clock
+# A linear scan reads the clock before each run of texts of SCAN_CHECK_CHARS characters in all (one text when it
+# is longer), a text counting at least _MIN_TEXT_COST: a few long texts are checked as often as many short ones,
+# and at most SCAN_CHECK_EVERY texts pass between two looks.
+SCAN_CHECK_CHARS = 20_000
+SCAN_CHECK_EVERY = 2000
+_MIN_TEXT_COST = SCAN_CHECK_CHARS // SCAN_CHECK_EVERY
 
 PatternError = ConfigError  # a pattern's config or evaluation is unusable; `field` names the config key at fault
 
@@ -130,24 +135,31 @@ def pattern_scores(values, config, budget=REGEX_BUDGET_SECONDS):
         matched = np.ones(len(texts), dtype=bool)
         deadline = time.monotonic() + SCAN_BUDGET_SECONDS
         for pattern in _keyword_patterns(config):
-            matched &= _linear_scan(pattern, texts, deadline)
+            matched &= _linear_scan(pattern, texts, deadline, "words")
         return matched.astype(np.float32)
     pattern, linear = compile_regex(config)
     if linear:
-        return _linear_scan(pattern, texts, time.monotonic() + SCAN_BUDGET_SECONDS).astype(np.float32)
+        return _linear_scan(pattern, texts, time.monotonic() + SCAN_BUDGET_SECONDS, "pattern").astype(np.float32)
     return _guarded_scores(pattern, texts, budget)
 
 
-def _linear_scan(pattern, texts, deadline):
+def _linear_scan(pattern, texts, deadline, field):
     """Where `pattern` matches; linear in each text, yet long texts times long patterns add up: the clock is
-    read every SCAN_CHECK_EVERY texts and the scan stops with a PatternError past the deadline."""
+    read before every SCAN_CHECK_CHARS characters searched (see there) and the scan stops with a PatternError on
+    `field` past the deadline."""
     hits = np.zeros(len(texts), dtype=bool)
-    for start in range(0, len(texts), SCAN_CHECK_EVERY):
+    cost = np.maximum(np.fromiter(map(len, texts), dtype=np.int64, count=len(texts)), _MIN_TEXT_COST)
+    ends = np.cumsum(cost)
+    start = 0
+    while start < len(texts):
         if time.monotonic() > deadline:
             raise PatternError(f"the pattern takes too long over this field (over {SCAN_BUDGET_SECONDS:g} s): "
-                               "use fewer or shorter words, or a field with shorter texts", field="words")
-        for i in range(start, min(start + SCAN_CHECK_EVERY, len(texts))):
+                               f"simplify the {field}, or use a field with shorter texts", field=field)
+        # the texts that fit in the next SCAN_CHECK_CHARS characters, at least one
+        stop = max(start + 1, int(np.searchsorted(ends, ends[start] - cost[start] + SCAN_CHECK_CHARS, side="right")))
+        for i in range(start, stop):
             hits[i] = bool(texts[i]) and pattern.search(texts[i]) is not None
+        start = stop
     return hits
 
 

@@ -160,6 +160,17 @@ def test_a_bad_manifest_row_is_refused_alone(api, dataset):
     assert Sample.objects.filter(dataset=dataset).count() == 37
 
 
+def test_an_uploaded_file_whose_metadata_value_is_too_long_is_refused_alone(api, dataset):
+    """An upload's metadata takes what a manifest takes: a pattern LF searches every value whole."""
+    files = [SimpleUploadedFile(f"{i}.png", png_bytes((i, 9, 9))) for i in range(3)]
+    metadata = {"0.png": {"caption": "a" * 10_001}, "1.png": {"tags": ["a" * 6_000, "b" * 6_000]},
+                "2.png": {"caption": "a" * 10_000}}
+    result = finished(api, post_import(api, dataset, files=files, metadata=json.dumps(metadata)))
+    assert (result["created"], result["errors"]) == (1, 2), result
+    reasons = {e["file"]: e["reason"] for e in result["error_files"]}
+    assert "'caption' is longer than" in reasons["0.png"] and "'tags' is longer than" in reasons["1.png"]
+
+
 def test_every_bucket_and_listing_refusals_add_up_to_the_total(api, dataset):
     image = png_bytes((3, 3, 3))
     archive = {"plain.png": png_bytes((1, 1, 1)), "copy.png": image, "orig.png": image,

@@ -133,6 +133,16 @@ def test_patch_refuses_metadata_the_database_cannot_store(api, dataset, samples,
     assert api.get(url).json()["metadata"] == samples[0].metadata
 
 
+@pytest.mark.parametrize("value", ["a" * 10_001, ["a" * 5_000, "b" * 5_000]])
+def test_patch_refuses_a_metadata_value_longer_than_an_import_takes(api, dataset, samples, value):
+    """A pattern LF searches each value whole, in one call its time budget cannot interrupt (a 200,000-character
+    caption set by PATCH held a keyword preview for seconds)."""
+    url = f"/api/datasets/{dataset.id}/samples/{samples[0].id}/"
+    response = api.patch(url, {"metadata": {"caption": value}}, format="json")
+    assert response.status_code == 400 and "longer than 10000 characters" in response.content.decode()
+    assert api.patch(url, {"metadata": {"caption": "a" * 10_000}}, format="json").status_code == 200
+
+
 def test_patch_keeps_split_counts(api, owner):
     dataset = dataset_create(user=owner, name="Counts", classes=["cat"])
     sample = make_samples(dataset, [{"split": "train"}])[0]

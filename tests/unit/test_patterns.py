@@ -87,6 +87,40 @@ def test_keywords_are_bounded_in_length_and_scans_in_time(monkeypatch):
             patterns.pattern_scores(texts, scanned)
 
 
+@pytest.mark.parametrize("config", [{"field": "f", "builder": "keyword", "words": ["cat"]},
+                                    {"field": "f", "builder": "regex", "pattern": "c.t"}])
+def test_a_scan_of_few_long_texts_reads_the_clock_as_it_goes(monkeypatch, config):
+    """The clock was read once per 2000 texts, so five 200,000-character captions ran far past the budget."""
+    from imagestudio.labeling import patterns
+
+    reads = []
+
+    class Clock:  # a second passes at every look
+        @staticmethod
+        def monotonic():
+            reads.append(None)
+            return float(len(reads))
+
+    monkeypatch.setattr(patterns, "time", Clock)
+    texts = ["a" * patterns.SCAN_CHECK_CHARS] * 50
+    with pytest.raises(PatternError, match="takes too long"):
+        pattern_scores(texts, validate_pattern(config))
+    assert len(reads) <= patterns.SCAN_BUDGET_SECONDS + 2  # stopped at the first look past the deadline
+
+
+@settings(max_examples=200, deadline=None)
+@given(lengths=st.lists(st.integers(0, 30), max_size=40), check_chars=st.integers(1, 40))
+def test_a_scan_searches_every_text_once_whatever_the_check_points(lengths, check_chars):
+    from imagestudio.labeling import patterns
+
+    texts = [("ab" * 20)[:n] + ("c" if n % 3 == 0 else "") for n in lengths]
+    with pytest.MonkeyPatch.context() as patched:
+        patched.setattr(patterns, "SCAN_CHECK_CHARS", check_chars)
+        patched.setattr(patterns, "_MIN_TEXT_COST", 1)
+        config = validate_pattern({"field": "f", "builder": "regex", "pattern": "bc"})
+        assert pattern_scores(texts, config).tolist() == [float(text.endswith("bc")) for text in texts]
+
+
 _maybe = st.one_of(st.none(), st.booleans(), st.integers(-3, 3), st.floats(allow_nan=True), st.text(max_size=4),
                    st.lists(st.one_of(st.integers(-2, 2), st.text(max_size=3)), max_size=3))
 _configs = st.fixed_dictionaries({"builder": st.sampled_from([*BUILDERS, "fuzzy"])}, optional={

@@ -1,7 +1,10 @@
-"""What the database would refuse in an item's text: checked before any write, so one bad row is refused alone
-instead of failing its batch. Pure (no Django)."""
+"""What the database would refuse in an item's text, and metadata values past the size every writer allows:
+checked before any write, so one bad row is refused alone instead of failing its batch. Pure (no Django)."""
 
+import json
 import math
+
+from ..manifest import MAX_TEXT_VALUE
 
 _DEPTH_LIMIT = 20
 
@@ -31,11 +34,22 @@ def _value_problem(value, depth=0) -> str | None:
     return None
 
 
+def _too_long(value) -> bool:
+    """A value longer than MAX_TEXT_VALUE characters (a list or object: its JSON text), which a pattern LF would
+    have to search whole."""
+    if isinstance(value, str):
+        return len(value) > MAX_TEXT_VALUE
+    return isinstance(value, dict | list) and len(json.dumps(value, ensure_ascii=False)) > MAX_TEXT_VALUE
+
+
 def metadata_problem(metadata: dict) -> str | None:
-    """Why a metadata object cannot be stored (NUL, lone surrogates, non-finite numbers), or None."""
+    """Why a metadata object cannot be stored (NUL, lone surrogates, non-finite numbers, a value longer than
+    MAX_TEXT_VALUE characters), or None."""
     for key, value in metadata.items():
         if problem := text_problem(str(key)) or _value_problem(value):
             return f"metadata field {safe_text(str(key))!r} {problem}"
+        if _too_long(value):
+            return f"metadata field {safe_text(str(key))!r} is longer than {MAX_TEXT_VALUE} characters"
     return None
 
 
