@@ -15,8 +15,9 @@ from typing import Any
 from django.db.models import Exists, OuterRef, QuerySet
 
 from imagestudio.common.errors import ValidationFailed
+from imagestudio.common.ids import parse_id
 
-from .models import Dataset, ResampleMember, Sample
+from .models import Dataset, LabelClass, ResampleMember, Sample
 from .names import class_name_key
 
 MAX_FILTER_IDS = 10_000  # ids one filter or bulk action may name
@@ -68,22 +69,25 @@ class SampleFilter:
 
 
 class ClassLookup:
-    """A dataset's classes by name (as stored, or as names.class_name_key compares them) or by id."""
+    """A dataset's classes by reference, read once: by name as stored, else by names.class_name_key, else by an id
+    in ASCII digits (common.ids.parse_id). A name's key is never looked up among the ids, so `¹`, `１` or ` 1`
+    (whose key is `1`) name no class rather than the class whose id is 1."""
 
     def __init__(self, dataset: Dataset) -> None:
-        self._by_ref = {}
-        for label_class in dataset.classes.all():
-            self._by_ref[str(label_class.id)] = label_class.id
-            self._by_ref[label_class.name_key] = label_class.id
-            self._by_ref[label_class.name] = label_class.id
+        classes = list(dataset.classes.all())
+        self._by_name = {label_class.name: label_class for label_class in classes}
+        self._by_key = {label_class.name_key: label_class for label_class in classes}
+        self._by_id = {label_class.id: label_class for label_class in classes}
+
+    def find(self, ref: str) -> LabelClass | None:
+        found = self._by_name.get(ref) or self._by_key.get(class_name_key(ref))
+        return found if found is not None else self._by_id.get(parse_id(ref))
 
     def __call__(self, ref: str) -> int:
-        found = self._by_ref.get(ref)
-        if found is None:
-            found = self._by_ref.get(class_name_key(ref))
+        found = self.find(ref)
         if found is None:
             raise FilterError(f"The dataset has no class {ref!r}.")
-        return found
+        return found.id
 
 
 def _tag_ids(dataset, refs):

@@ -13,12 +13,10 @@ from django.db.models import Count, F, Prefetch, QuerySet
 from django.db.models.fields.json import KeyTextTransform
 
 from imagestudio.common.cache import VersionedLRU
-from imagestudio.common.ids import parse_id
 
 from .field_stats import BUILTIN_FIELDS, EXAMPLES, KINDS, catalogue_row, field_catalogue_of
-from .filters import SampleFilter, filter_term, sample_filter
+from .filters import ClassLookup, SampleFilter, filter_term, sample_filter
 from .models import SPLIT_CODES, Comment, Dataset, DatasetMembership, LabelClass, Resample, Role, Sample, Tag
-from .names import class_name_key
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -83,18 +81,9 @@ def dataset_role(*, user: User, dataset: Dataset) -> str | None:
 
 
 def label_class_by_ref(*, dataset: Dataset, ref: str | int) -> LabelClass | None:
-    """A class of the dataset by name (as stored, or as names.class_name_key compares them) or id, or None.
-    Names are never all digits, so a reference of digits is an id."""
-    classes = list(dataset.classes.all())
-    text = str(ref)
-    found = next((c for c in classes if c.name == text), None)
-    if found is None:
-        key = class_name_key(text)
-        found = next((c for c in classes if c.name_key == key), None)
-    class_id = parse_id(text)
-    if found is None and class_id is not None:
-        found = next((c for c in classes if c.id == class_id), None)
-    return found
+    """A class of the dataset by name (as stored, or as names.class_name_key compares them) or id, or None:
+    the filters' ClassLookup, so a reference means one class everywhere."""
+    return ClassLookup(dataset).find(str(ref))
 
 
 COUNT_CAP = 10_000  # filtered lists count exactly up to here; beyond it the count is a lower bound

@@ -41,6 +41,28 @@ def test_a_rename_onto_another_class_is_a_conflict_and_digits_are_ids(dataset):
     assert label_class_by_ref(dataset=dataset, ref=str(dog.id)) == dog
 
 
+SUPERSCRIPT = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
+FULL_WIDTH = str.maketrans("0123456789", "０１２３４５６７８９")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("spell", [lambda i: str(i).translate(SUPERSCRIPT), lambda i: str(i).translate(FULL_WIDTH),
+                                   lambda i: f" {i}", lambda i: f"{i}\u200b"], ids=["superscript", "full-width",
+                                                                                    "space", "zero-width space"])
+def test_an_id_in_other_digits_names_no_class(dataset, spell):
+    """Their name key is the id in ASCII digits; ids are looked up only as ASCII digits (`¹` selected the class
+    whose id is 1 in filters)."""
+    for label_class in dataset.classes.all():
+        ref = spell(label_class.id)
+        assert label_class_by_ref(dataset=dataset, ref=ref) is None
+        with pytest.raises(ValidationFailed):
+            filter_parse(dataset=dataset, values={"gt": [f"{ref}:PRESENT"]})
+        with pytest.raises(ValidationFailed):
+            filter_parse(dataset=dataset, values={"lf_conflict": [ref]})
+        assert filter_parse(dataset=dataset, values={"gt": [f"{label_class.id}:PRESENT"]}).terms == [
+            ("gt", (label_class.id, "PRESENT"))]
+
+
 @given(st.text(max_size=30))
 def test_clean_names_hold_no_separator_and_keep_their_key(name):
     try:
