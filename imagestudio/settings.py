@@ -191,6 +191,8 @@ FILE_UPLOAD_TEMP_DIR = env_str("FILE_UPLOAD_TEMP_DIR")
 CLIP_MODEL = env_str("CLIP_MODEL", "ViT-B-32")
 CLIP_PRETRAINED = env_str("CLIP_PRETRAINED", "laion2b_s34b_b79k")
 CLIP_CHECKPOINT = env_str("CLIP_CHECKPOINT")
+# Whether the embeddings job may download the weights of CLIP_PRETRAINED; web requests never download.
+CLIP_DOWNLOAD = env_bool("CLIP_DOWNLOAD", default=False)
 CLIP_MODEL_CONFIG = env_str("CLIP_MODEL_CONFIG")  # JSON config of a custom architecture, registered at load
 EMBEDDING_DEFAULT_ENCODER = env_str("EMBEDDING_DEFAULT_ENCODER", "open_clip" if CLIP_CHECKPOINT else "conse-offline")
 EMBEDDING_DEVICE = env_str("EMBEDDING_DEVICE", "auto")  # auto: CUDA when present, else CPU

@@ -1,6 +1,9 @@
 import io
+import shutil
 import socket
+import threading
 import zipfile
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -139,3 +142,121 @@ def tiny_clip(settings, tiny_clip_checkpoint):
     settings.CLIP_CHECKPOINT = tiny_clip_checkpoint
     settings.EMBEDDING_DEVICE = "cpu"
     return tiny_clip_checkpoint
+
+
+LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1"}
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Refuses, and records, every name lookup and connection beyond this machine (Postgres and Redis are local)."""
+    attempts = []
+    lookup, connect = socket.getaddrinfo, socket.socket.connect
+
+    def guarded_lookup(host, *args, **kwargs):
+        if host is not None and host not in LOCAL_HOSTS:
+            attempts.append(host)
+            raise socket.gaierror(f"no network in this test ({host!r})")
+        return lookup(host, *args, **kwargs)
+
+    def guarded_connect(sock, address):
+        if sock.family in (socket.AF_INET, socket.AF_INET6) and address[0] not in LOCAL_HOSTS:
+            attempts.append(address)
+            raise OSError(f"no network in this test ({address!r})")
+        return connect(sock, address)
+
+    monkeypatch.setattr(socket, "getaddrinfo", guarded_lookup)
+    monkeypatch.setattr(socket.socket, "connect", guarded_connect)
+    return attempts
+
+
+TINY_CLIP_HUB_REPO = "imagestudio-tests/tiny-clip"
+TINY_CLIP_URL_FILE = "tiny-clip-url.pt"
+
+
+@pytest.fixture
+def clip_caches(monkeypatch, tmp_path):
+    """Empty open_clip weight caches (Hugging Face's, and ~/.cache/clip for URL-hosted weights), two pretrained
+    tags of tiny-clip (`hub`: on the Hugging Face Hub, `url`: at a URL) and no encoder loaded in this process."""
+    import huggingface_hub.constants
+    import open_clip
+
+    from imagestudio.embeddings import encoders
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hf-hub"))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setitem(open_clip.pretrained._PRETRAINED, "tiny-clip", {
+        "hub": {"hf_hub": f"{TINY_CLIP_HUB_REPO}/", "url": ""},
+        "url": {"hf_hub": "", "url": f"https://weights.invalid/{TINY_CLIP_URL_FILE}"},
+    })
+    for cache in (encoders._encoders, encoders._failed):
+        cache.clear()
+    yield
+    for cache in (encoders._encoders, encoders._failed):
+        cache.clear()
+
+
+def put_in_hub_cache(checkpoint, repo_id=TINY_CLIP_HUB_REPO, filename="open_clip_pytorch_model.bin"):
+    """Place a file where huggingface_hub's cache finds it: refs/main names the snapshot folder holding it."""
+    import huggingface_hub.constants
+
+    commit = "0" * 40
+    repo = Path(huggingface_hub.constants.HF_HUB_CACHE) / f"models--{repo_id.replace('/', '--')}"
+    (repo / "snapshots" / commit).mkdir(parents=True)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    shutil.copy(checkpoint, repo / "snapshots" / commit / filename)
+
+
+def put_in_url_cache(checkpoint):
+    """Place a file where open_clip looks for URL-hosted weights it downloaded before."""
+    cache = Path("~/.cache/clip").expanduser()
+    cache.mkdir(parents=True)
+    shutil.copy(checkpoint, cache / TINY_CLIP_URL_FILE)
+
+
+@pytest.fixture
+def local_hub(monkeypatch, clip_caches, tiny_clip_checkpoint):
+    """A Hugging Face Hub on this machine serving tiny-clip's weights as TINY_CLIP_HUB_REPO; returns the list of
+    requests it answered, as "METHOD path"."""
+    import huggingface_hub.constants
+
+    weights = Path(tiny_clip_checkpoint).read_bytes()
+    served = f"/{TINY_CLIP_HUB_REPO}/resolve/main/open_clip_pytorch_model.bin"
+    requests = []
+
+    class Hub(BaseHTTPRequestHandler):
+        def answer(self, with_body):
+            requests.append(f"{self.command} {self.path}")
+            if self.path != served:
+                self.send_response(404)
+                self.send_header("X-Error-Code", "EntryNotFound")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            self.send_response(200)
+            self.send_header("X-Repo-Commit", "1" * 40)
+            self.send_header("ETag", '"tiny-clip-weights"')
+            self.send_header("Content-Length", str(len(weights)))
+            self.end_headers()
+            if with_body:
+                self.wfile.write(weights)
+
+        def do_HEAD(self):
+            self.answer(with_body=False)
+
+        def do_GET(self):
+            self.answer(with_body=True)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hub)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    endpoint = f"http://127.0.0.1:{server.server_port}"
+    monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", endpoint)  # its other calls (agent registry) too
+    monkeypatch.setattr(huggingface_hub.constants, "HUGGINGFACE_CO_URL_TEMPLATE",
+                        f"{endpoint}/{{repo_id}}/resolve/{{revision}}/{{filename}}")
+    yield requests
+    server.shutdown()
+    server.server_close()

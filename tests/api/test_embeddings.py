@@ -5,9 +5,11 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from imagestudio.datasets.models import Role, Sample
+from imagestudio.embeddings import encoders
 from imagestudio.embeddings.models import Embedding, EmbeddingSet
 from imagestudio.embeddings.store import encoder_for
-from tests.conftest import png_bytes
+from imagestudio.jobs.models import Job
+from tests.conftest import TINY_CLIP_CONFIG, TINY_CLIP_HUB_REPO, png_bytes
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -241,3 +243,51 @@ def test_quickstart_sets_up_the_demo(settings, capsys):
     assert signed_in.get("/api/datasets/").json()["count"] == 1  # the printed token signs in, to the demo dataset
     call_command("quickstart", "--no-serve")  # a second run reuses what is there
     assert Sample.objects.count() == 60
+
+
+# ---------------------------------------------------------------- pretrained weights: a request never downloads
+
+
+@pytest.fixture
+def clip_tag(settings, clip_caches):
+    """open_clip by a pretrained tag, no checkpoint file, downloads off: the defaults with CLIP_CHECKPOINT unset."""
+    settings.EMBEDDING_DEFAULT_ENCODER = "open_clip"
+    settings.CLIP_CHECKPOINT = None
+    settings.CLIP_DOWNLOAD = False
+    settings.EMBEDDING_DEVICE = "cpu"
+
+
+def test_weights_not_on_disk_are_a_400_naming_the_settings_without_network(api, dataset, clip_tag, settings,
+                                                                           no_network):
+    settings.CLIP_MODEL, settings.CLIP_PRETRAINED = "ViT-B-32", "laion2b_s34b_b79k"
+    ingest(api, dataset, COLOURS[:1])
+    sample = Sample.objects.get()
+    for path, body in [("resources/", {"encoder": "open_clip"}),
+                       ("embeddings/search/", {"sample_id": sample.id, "box": [0, 0, 0, 0], "encoder": "open_clip"}),
+                       ("embeddings/search/", {"text": "a cat", "encoder": "open_clip"}),
+                       ("embeddings/", {"encoder": "open_clip"})]:
+        response = api.post(f"/api/datasets/{dataset.id}/{path}", body, format="json")
+        assert response.status_code == 400, (path, response.content)
+        message = response.json()["encoder"][0]
+        assert "not on this machine's disk" in message and "CLIP_CHECKPOINT" in message and "CLIP_DOWNLOAD" in message
+    assert no_network == [] and not Job.objects.filter(kind="embeddings").exists()
+
+
+def test_only_the_embeddings_job_downloads_then_requests_read_the_cache(api, dataset, clip_tag, settings, local_hub,
+                                                                       no_network):
+    settings.CLIP_MODEL, settings.CLIP_PRETRAINED = "tiny-clip", "hub"
+    settings.CLIP_MODEL_CONFIG = str(TINY_CLIP_CONFIG)
+    ingest(api, dataset, COLOURS[:2])
+    search = f"/api/datasets/{dataset.id}/embeddings/search/"
+    assert api.post(f"/api/datasets/{dataset.id}/embeddings/", {}, format="json").status_code == 400
+    settings.CLIP_DOWNLOAD = True
+    assert api.post(search, {"text": "red"}, format="json").status_code == 400
+    assert local_hub == []  # no request asked the hub, downloads allowed or not
+    job = embed(api, dataset)
+    assert job["status"] == "succeeded", job
+    assert f"GET /{TINY_CLIP_HUB_REPO}/resolve/main/open_clip_pytorch_model.bin" in local_hub
+    encoders._encoders.clear()  # as in a web process, which did not run the job
+    asked = len(local_hub)
+    found = api.post(search, {"text": "red"}, format="json")
+    assert found.status_code == 200 and len(found.json()["results"]) == 2, found.content
+    assert len(local_hub) == asked and no_network == []

@@ -5,8 +5,15 @@ import pytest
 import torch
 from PIL import Image
 
-from imagestudio.embeddings.encoders import EncoderUnavailable, OpenClipEncoder, pick_device
-from tests.conftest import TINY_CLIP_CONFIG, save_random_clip
+from imagestudio.embeddings.encoders import (
+    EncoderConfig,
+    EncoderUnavailable,
+    OpenClipEncoder,
+    WeightsNotLocal,
+    load_encoder,
+    pick_device,
+)
+from tests.conftest import TINY_CLIP_CONFIG, put_in_hub_cache, put_in_url_cache, save_random_clip
 
 
 def load(checkpoint):
@@ -69,3 +76,47 @@ def test_device_choice():
     if not torch.cuda.is_available():
         with pytest.raises(EncoderUnavailable, match="CUDA"):
             pick_device("cuda")
+
+
+def tagged(tag, model="tiny-clip"):
+    return EncoderConfig(key="open_clip", device="cpu", clip_model=model, clip_pretrained=tag,
+                         clip_model_config=str(TINY_CLIP_CONFIG) if model == "tiny-clip" else None)
+
+
+@pytest.mark.parametrize(("tag", "put_in_cache"), [("hub", put_in_hub_cache), ("url", put_in_url_cache)])
+def test_pretrained_weights_in_the_cache_load_without_network(clip_caches, no_network, encoder,
+                                                              tiny_clip_checkpoint, tag, put_in_cache):
+    from huggingface_hub import constants
+
+    put_in_cache(tiny_clip_checkpoint)
+    loaded = load_encoder(tagged(tag))
+    assert loaded.identity == encoder.identity  # the same weights as the checkpoint file
+    assert no_network == [] and constants.HF_HUB_OFFLINE is False  # offline only while loading
+
+
+@pytest.mark.parametrize("config", [tagged("hub"), tagged("url"), tagged("laion2b_s34b_b79k", model="ViT-B-32")],
+                         ids=["hub", "url", "default"])
+def test_pretrained_weights_not_on_disk_fail_at_once_without_network(clip_caches, no_network, config):
+    with pytest.raises(WeightsNotLocal, match="CLIP_CHECKPOINT.*CLIP_DOWNLOAD"):
+        load_encoder(config)
+    assert no_network == []
+
+
+def test_weights_that_arrive_later_load_at_once(clip_caches, no_network, encoder, tiny_clip_checkpoint):
+    """A missing file is no remembered failure: the embeddings job may download it any time."""
+    with pytest.raises(WeightsNotLocal):
+        load_encoder(tagged("hub"))
+    put_in_hub_cache(tiny_clip_checkpoint)
+    assert load_encoder(tagged("hub")).identity == encoder.identity
+
+
+def test_a_load_allowed_to_download_fetches_from_the_hub_once(local_hub, no_network, encoder):
+    downloaded = load_encoder(tagged("hub"), allow_download=True)
+    assert downloaded.identity == encoder.identity
+    assert any(request.startswith("GET ") for request in local_hub)
+    from imagestudio.embeddings import encoders
+
+    encoders._encoders.clear()  # a fresh process (the web's) finds the file without asking the hub
+    asked = len(local_hub)
+    assert load_encoder(tagged("hub")).identity == encoder.identity and len(local_hub) == asked
+    assert no_network == []
