@@ -1,6 +1,8 @@
 from rest_framework import serializers
 
 from api.limits import MAX_INT
+from api.serializers.polymorphic import stored
+from api.serializers.reports import ExportParamsSerializer
 from imagestudio.datasets.models import Split
 from imagestudio.exports.models import Export
 from imagestudio.exports.services import SAMPLE_COLUMNS
@@ -9,6 +11,7 @@ from imagestudio.exports.services import SAMPLE_COLUMNS
 class ExportSerializer(serializers.ModelSerializer):
     job = serializers.UUIDField(source="job_id", read_only=True, allow_null=True)
     download_url = serializers.SerializerMethodField()
+    params = stored(ExportParamsSerializer, read_only=True)
 
     class Meta:
         model = Export
@@ -21,8 +24,9 @@ class ExportSerializer(serializers.ModelSerializer):
 
 class ExportCreateSerializer(serializers.Serializer):
     kind = serializers.ChoiceField(choices=Export.Kind.choices)
-    columns = serializers.ListField(child=serializers.CharField(max_length=40), required=False, min_length=1,
-                                    help_text=f"Sample columns among {', '.join(SAMPLE_COLUMNS)}.")
+    columns = serializers.ListField(child=serializers.ChoiceField(choices=SAMPLE_COLUMNS), required=False,
+                                    min_length=1, help_text="Sample columns (default id, external_id, file_name, "
+                                                            "split).")
     fields = serializers.ListField(child=serializers.CharField(max_length=100), required=False, default=list,
                                    help_text="Metadata fields, one column each.")
     splits = serializers.ListField(child=serializers.ChoiceField(choices=Split.choices), required=False, min_length=1)

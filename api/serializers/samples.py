@@ -10,14 +10,17 @@ from imagestudio.annotations.filters import GT_WORDS
 from imagestudio.annotations.models import GroundTruthValue
 from imagestudio.common.votes import vote_word
 from imagestudio.datasets.filters import MAX_FILTER_IDS, filter_parse, samples_select
+from imagestudio.datasets.imaging import ACCEPTED_FORMATS
 from imagestudio.datasets.imports import DuplicatePolicy
 from imagestudio.datasets.imports.storable import metadata_problem
 from imagestudio.datasets.models import Sample, Split
 from imagestudio.datasets.selectors import SAMPLE_ORDERINGS
 from imagestudio.training.filters import PREDICTION_WORDS
+from imagestudio.training.models import PREDICTION_LABELS
 
 MAX_SEARCH = 200
 MAX_PAGE = 500
+SAMPLE_ORDERING_CHOICES = [*SAMPLE_ORDERINGS, *(f"-{o}" for o in SAMPLE_ORDERINGS)]
 
 
 def _split_commas(values):
@@ -103,7 +106,7 @@ class SampleListQuerySerializer(SampleQuerySerializer):
         required=False, allow_blank=True, max_length=2000,
         help_text="Comma-separated metadata fields to return; empty returns none; absent returns all.",
     )
-    ordering = serializers.ChoiceField(choices=[*SAMPLE_ORDERINGS, *(f"-{o}" for o in SAMPLE_ORDERINGS)],
+    ordering = serializers.ChoiceField(choices=SAMPLE_ORDERING_CHOICES,
                                        required=False, default="id")
 
     def validate(self, attrs):
@@ -121,6 +124,7 @@ class SampleSerializer(serializers.ModelSerializer):
     metadata = serializers.SerializerMethodField()
     image_url = serializers.SerializerMethodField()
     thumbnail_url = serializers.SerializerMethodField()
+    format = serializers.ChoiceField(choices=ACCEPTED_FORMATS, read_only=True, help_text="The decoded image format.")
 
     class Meta:
         model = Sample
@@ -128,7 +132,8 @@ class SampleSerializer(serializers.ModelSerializer):
                   "ground_truth", "tags", "image_url", "thumbnail_url", "created_at"]
         read_only_fields = fields
 
-    def get_ground_truth(self, sample) -> dict[str, str]:
+    @extend_schema_field(serializers.DictField(child=serializers.ChoiceField(choices=PREDICTION_LABELS)))
+    def get_ground_truth(self, sample):
         return {a.label_class.name: a.value for a in sample.annotations.all() if a.value != GroundTruthValue.ABSTAIN}
 
     def get_tags(self, sample) -> list[str]:
@@ -186,7 +191,8 @@ class SampleVoteSerializer(serializers.Serializer):
     label_class = serializers.CharField(source="lf.label_class.name")
     vote = serializers.SerializerMethodField()
 
-    def get_vote(self, row) -> str:
+    @extend_schema_field(serializers.ChoiceField(choices=PREDICTION_LABELS))
+    def get_vote(self, row):
         return vote_word(row.vote)
 
 

@@ -1,4 +1,4 @@
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -6,12 +6,13 @@ from rest_framework.response import Response
 from api.headers import IF_MATCH, if_match_version
 from api.scoping import DatasetScopedMixin
 from api.serializers.labeling import (
-    LFCreateSerializer,
+    LFByTypeSerializer,
+    LFCreateByTypeSerializer,
     LFQuerySerializer,
     LFSerializer,
     LFUpdateSerializer,
+    PreviewByTypeSerializer,
     PreviewResultSerializer,
-    PreviewSerializer,
     SummaryQuerySerializer,
     SummarySerializer,
 )
@@ -21,19 +22,21 @@ from imagestudio.labeling import selectors, services
 from imagestudio.labeling.models import LabelingFunction
 
 
+@extend_schema_view(retrieve=extend_schema(responses={200: LFByTypeSerializer}))
 class LabelingFunctionViewSet(DatasetScopedMixin, viewsets.ModelViewSet):
     """Labeling functions: tune one on `preview`, save it (its votes are materialized), activate or
     deactivate it with PATCH `active`, compare them on `summary`."""
 
     serializer_class = LFSerializer
     scoped_model = LabelingFunction
+    lookup_url_kwarg = "lf_id"
     scoped_selector = staticmethod(selectors.lf_list)
     not_found = "No such LF in this dataset."
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
     write_role = Role.ANNOTATOR
     required_roles = {"preview": Role.VIEWER}
 
-    @extend_schema(parameters=[LFQuerySerializer])
+    @extend_schema(parameters=[LFQuerySerializer], responses={200: LFByTypeSerializer(many=True)})
     def list(self, request, dataset_id=None):
         query = validated(LFQuerySerializer, request.query_params)
         queryset = selectors.lf_list(dataset=self.dataset, label_class=self.optional_class(query),
@@ -41,17 +44,19 @@ class LabelingFunctionViewSet(DatasetScopedMixin, viewsets.ModelViewSet):
         page = self.paginate_queryset(queryset)
         return self.get_paginated_response(LFSerializer(page, many=True).data)
 
-    @extend_schema(request=LFCreateSerializer, responses={201: LFSerializer})
+    @extend_schema(request=LFCreateByTypeSerializer, responses={201: LFByTypeSerializer})
     def create(self, request, dataset_id=None):
-        data = validated(LFCreateSerializer, request.data)
+        data = validated(LFCreateByTypeSerializer, request.data)
         data["label_class"] = self.label_class(data["label_class"])
         lf = services.lf_create(dataset=self.dataset, user=request.user, **data)
         return Response(LFSerializer(lf).data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(request=LFUpdateSerializer, parameters=[IF_MATCH], responses={200: LFSerializer})
-    def partial_update(self, request, dataset_id=None, pk=None):
+    @extend_schema(request=LFUpdateSerializer, parameters=[IF_MATCH], responses={200: LFByTypeSerializer})
+    def partial_update(self, request, dataset_id=None, lf_id=None):
         lf = self.get_object()
-        data = validated(LFUpdateSerializer, request.data)
+        serializer = LFUpdateSerializer(data=request.data, context={"lf_type": lf.type})
+        serializer.is_valid(raise_exception=True)
+        data = dict(serializer.validated_data)
         expected = data.pop("version", None)
         if (header := if_match_version(request)) is not None:
             expected = header
@@ -65,12 +70,12 @@ class LabelingFunctionViewSet(DatasetScopedMixin, viewsets.ModelViewSet):
     def perform_destroy(self, lf):
         services.lf_delete(lf=lf, user=self.request.user)
 
-    @extend_schema(request=PreviewSerializer, responses={200: PreviewResultSerializer})
+    @extend_schema(request=PreviewByTypeSerializer, responses={200: PreviewResultSerializer})
     @action(detail=False, methods=["post"])
     def preview(self, request, dataset_id=None):
         """Score a rule on a split: histogram by ground truth, precision / recall with Wilson intervals,
         coverage, suggested thresholds and the top samples. Nothing is saved."""
-        data = validated(PreviewSerializer, request.data)
+        data = validated(PreviewByTypeSerializer, request.data)
         label_class = self.label_class(data.pop("label_class"))
         config = services.validate_rule(dataset=self.dataset, label_class=label_class, type=data["type"],
                                         config=data["config"], low=data["low"], high=data["high"])

@@ -13,7 +13,7 @@ from rest_framework.views import APIView
 from api.responses import accepted
 from api.scoping import DatasetScopedMixin
 from api.serializers.datasets import ResampleParamsSerializer, ResampleSerializer
-from api.serializers.jobs import JobSerializer
+from api.serializers.jobs import JOB_VARIANTS
 from api.serializers.samples import (
     ImportSerializer,
     SampleDetailQuerySerializer,
@@ -31,6 +31,7 @@ from imagestudio.datasets.imaging import mime_for_format
 from imagestudio.datasets.imports import import_start
 from imagestudio.datasets.models import Role, Sample, Split
 from imagestudio.datasets.selectors import resample_get, sample_page
+from imagestudio.jobs.models import JobKind
 from imagestudio.labeling.selectors import sample_votes
 from imagestudio.training.selectors import model_predictions, ready_model, sample_predictions
 
@@ -45,6 +46,7 @@ class SampleViewSet(DatasetScopedMixin, viewsets.GenericViewSet):
 
     serializer_class = SampleSerializer
     scoped_model = Sample
+    lookup_url_kwarg = "sample_id"
     pagination_class = None
     pages_itself = True  # the list builds its page (counters, keyset links), see sample_page
     required_roles = {"partial_update": Role.EDITOR, "resample": Role.VIEWER}
@@ -83,9 +85,9 @@ class SampleViewSet(DatasetScopedMixin, viewsets.GenericViewSet):
         previous = values["offset"] - values["limit"]
         return remove_query_param(url, "offset") if previous <= 0 else replace_query_param(url, "offset", previous)
 
-    def _detail(self, request, pk):
+    def _detail(self, request, sample_id):
         query = validated(SampleDetailQuerySerializer, request.query_params)
-        sample = self.sample(pk, prefetch=["tags", "comments__author", ground_truth_prefetch(with_history=True)])
+        sample = self.sample(sample_id, prefetch=["tags", "comments__author", ground_truth_prefetch(with_history=True)])
         model = None
         if "model" in query:
             model = ready_model(dataset=self.dataset, model_id=query["model"])
@@ -97,17 +99,17 @@ class SampleViewSet(DatasetScopedMixin, viewsets.GenericViewSet):
         return Response(SampleDetailSerializer(sample, context=context).data)
 
     @extend_schema(parameters=[SampleDetailQuerySerializer], responses={200: SampleDetailSerializer})
-    def retrieve(self, request, dataset_id=None, pk=None):
-        return self._detail(request, pk)
+    def retrieve(self, request, dataset_id=None, sample_id=None):
+        return self._detail(request, sample_id)
 
     @extend_schema(request=SampleUpdateSerializer, parameters=[SampleDetailQuerySerializer],
                    responses={200: SampleDetailSerializer})
-    def partial_update(self, request, dataset_id=None, pk=None):
-        sample = self.sample(pk)
+    def partial_update(self, request, dataset_id=None, sample_id=None):
+        sample = self.sample(sample_id)
         serializer = SampleUpdateSerializer(data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
         services.sample_update(sample=sample, user=request.user, **serializer.validated_data)
-        return self._detail(request, pk)
+        return self._detail(request, sample_id)
 
     def _file(self, request, key, content_type, etag):
         if request.headers.get("If-None-Match") == etag:
@@ -125,14 +127,14 @@ class SampleViewSet(DatasetScopedMixin, viewsets.GenericViewSet):
 
     @extend_schema(responses={(200, "image/*"): OpenApiResponse(OpenApiTypes.BINARY, description="The original bytes.")})
     @action(detail=True, methods=["get"])
-    def image(self, request, dataset_id=None, pk=None):
-        sample = self.sample(pk)
+    def image(self, request, dataset_id=None, sample_id=None):
+        sample = self.sample(sample_id)
         return self._file(request, sample.original, mime_for_format(sample.format), f'"{sample.sha256}"')
 
     @extend_schema(responses={(200, "image/jpeg"): OpenApiResponse(OpenApiTypes.BINARY, description="A JPEG thumbnail.")})
     @action(detail=True, methods=["get"])
-    def thumbnail(self, request, dataset_id=None, pk=None):
-        sample = self.sample(pk)
+    def thumbnail(self, request, dataset_id=None, sample_id=None):
+        sample = self.sample(sample_id)
         return self._file(request, sample.thumbnail, "image/jpeg", f'"{sample.sha256}-thumb"')
 
 
@@ -180,7 +182,7 @@ class ImportView(DatasetScopedMixin, APIView):
     write_role = Role.EDITOR
 
     @extend_schema(request={"multipart/form-data": ImportSerializer},
-                   responses={202: JobSerializer})
+                   responses={202: JOB_VARIANTS[JobKind.IMPORT]})
     def post(self, request, dataset_id=None):
         # A plain dict, not QueryDict.copy(): that deep-copies, and large uploads are open temp files.
         data = {key: value for key, value in request.data.items() if key not in ("files", "files[]")}
