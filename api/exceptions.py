@@ -9,7 +9,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from imagestudio.common.errors import Conflict, DomainError, NotFound, ServiceUnavailable
+from imagestudio.common.errors import Conflict, DomainError, NotFound, ServiceUnavailable, VersionConflict
 
 logger = logging.getLogger(__name__)
 
@@ -17,17 +17,34 @@ _STATUS = {Conflict: status.HTTP_409_CONFLICT, NotFound: status.HTTP_404_NOT_FOU
            ServiceUnavailable: status.HTTP_503_SERVICE_UNAVAILABLE}
 
 
+class PreconditionFailed(exceptions.APIException):
+    """412: the If-Match header names a version the resource has moved on from (RFC 9110, 13.1.1)."""
+
+    status_code = status.HTTP_412_PRECONDITION_FAILED
+    default_code = "version_conflict"
+
+    def __init__(self, detail, *, version, etag):
+        super().__init__(detail)
+        self.version, self.etag = version, etag
+
+
 def _domain_response(exc):
     code = next((value for kind, value in _STATUS.items() if isinstance(exc, kind)), status.HTTP_400_BAD_REQUEST)
     if exc.field and code == status.HTTP_400_BAD_REQUEST:
         return Response({exc.field: [exc.message]}, status=code)
     headers = {"Retry-After": "30"} if code == status.HTTP_503_SERVICE_UNAVAILABLE else None
-    return Response({"detail": exc.message, "code": exc.code}, status=code, headers=headers)
+    body = {"detail": exc.message, "code": exc.code}
+    if isinstance(exc, VersionConflict):
+        body["version"] = exc.current_version
+    return Response(body, status=code, headers=headers)
 
 
 def exception_handler(exc, context):
     if isinstance(exc, DomainError):
         return _domain_response(exc)
+    if isinstance(exc, PreconditionFailed):
+        return Response({"detail": str(exc.detail), "code": exc.default_code, "version": exc.version, "etag": exc.etag},
+                        status=exc.status_code, headers={"ETag": exc.etag})
     if isinstance(exc, OperationalError | InterfaceError):
         # The database is down, restarting or refusing connections (Django replaces a broken connection on the
         # next request): a prompt, retryable 503 in the API's shape rather than an HTML 500 page.

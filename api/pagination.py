@@ -5,6 +5,7 @@ from rest_framework.exceptions import ValidationError
 class LimitOffsetPagination(pagination.LimitOffsetPagination):
     """`?limit=&offset=` with `count`, `next`, `previous`, `results`; limit capped at max_limit.
 
+    Every list of the API answers this envelope; `next` and `previous` are absolute URLs (see api/links.py).
     Unlike DRF's default, a limit or offset that is not a non-negative integer is a 400, not ignored.
     """
 
@@ -29,6 +30,21 @@ class LimitOffsetPagination(pagination.LimitOffsetPagination):
 
     def get_offset(self, request):
         return self._integer(request, self.offset_query_param, 0) or 0
+
+    def paginate_counted(self, request, fetch):
+        """The page of a selector that counts and slices its rows itself: `fetch(offset, limit)` returns
+        (count, rows). Answer with get_paginated_response like any other page."""
+        self.request = request
+        self.limit = self.get_limit(request)
+        self.offset = self.get_offset(request)
+        self.count, rows = fetch(self.offset, self.limit)
+        return rows
+
+    def get_paginated_response_schema(self, schema):
+        # The four keys are always there (links null at either end), so generated clients need no "unset" case.
+        page = super().get_paginated_response_schema(schema)
+        page["required"] = ["count", "next", "previous", "results"]
+        return page
 
     def get_schema_operation_parameters(self, view):
         parameters = super().get_schema_operation_parameters(view)

@@ -5,7 +5,7 @@ from rest_framework.response import Response
 from api.serializers.jobs import JobSerializer
 
 
-def accepted(job):
+def accepted(request, job):
     """202 with the job and its Location, the answer of every async endpoint."""
-    data = JobSerializer(job).data
+    data = JobSerializer(job, context={"request": request}).data
     return Response(data, status=202, headers={"Location": data["url"]})

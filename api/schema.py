@@ -74,6 +74,52 @@ class PolymorphicExtension(OpenApiSerializerExtension):
             "propertyName": self.target.discriminator, "mapping": {value: ref["$ref"] for value, ref in refs.items()}}}
 
 
+def _oas30(schema):
+    """A JSON Schema (2020-12) of the domain as an OpenAPI 3.0 schema: `const` as a one-value enum, a property that
+    depends on another through if / then / else as the oneOf of its alternatives, no empty `required`, no title."""
+    # no `title`: generators would name the class after it rather than after the component
+    converted = {key: value for key, value in schema.items() if key not in ("allOf", "const", "required", "title")}
+    if "const" in schema:
+        converted["enum"] = [schema["const"]]
+    if schema.get("required"):
+        converted["required"] = schema["required"]
+    if "properties" in schema:
+        converted["properties"] = {name: _oas30(prop) for name, prop in schema["properties"].items()}
+    for key in ("items", "oneOf"):
+        if key in schema:
+            converted[key] = _oas30(schema[key]) if key == "items" else [_oas30(item) for item in schema[key]]
+    for branch in schema.get("allOf", []):
+        alternatives = [branch[key]["properties"] for key in ("then", "else") if key in branch]
+        for name in alternatives[0] if alternatives else ():
+            converted["properties"][name] = {
+                "oneOf": [_oas30(alternative[name]) for alternative in alternatives],
+                **{k: v for k, v in schema["properties"][name].items() if k == "description"}}
+    return converted
+
+
+def add_lf_configs(result, generator, request, public):
+    """The LF configs' components, from the JSON Schemas validation enforces (the lf-types/ catalogue): one per
+    type (`<Type>Config`), the pattern's a oneOf of its builders' (`<Builder>Pattern`) by `builder`, and `LFConfig`
+    (any of them, for where the type is beside it)."""
+    from api.serializers.labeling import ANY_CONFIG, CONFIG_COMPONENTS
+    from imagestudio.labeling.services import lf_type_catalogue
+
+    schemas = result.setdefault("components", {}).setdefault("schemas", {})
+    catalogue = lf_type_catalogue()
+    builders = {entry["builder"]: f"{pascal(entry['builder'])}Pattern" for entry in catalogue["builders"]}
+    for entry in catalogue["builders"]:
+        schemas[builders[entry["builder"]]] = _oas30(entry["config_schema"])
+    for entry in catalogue["types"]:
+        schemas[CONFIG_COMPONENTS[entry["type"]]] = _oas30(entry["config_schema"]) if entry["type"] != "pattern" else {
+            "description": entry["description"],
+            "oneOf": [{"$ref": f"#/components/schemas/{name}"} for name in builders.values()],
+            "discriminator": {"propertyName": "builder",
+                              "mapping": {builder: f"#/components/schemas/{name}" for builder, name in builders.items()}}}
+    schemas[ANY_CONFIG] = {"description": "The config of an LF: its `type`, beside it, says which.",
+                           "anyOf": [{"$ref": f"#/components/schemas/{name}"} for name in CONFIG_COMPONENTS.values()]}
+    return result
+
+
 IDENTIFIER = re.compile(r"[A-Za-z][\w-]*")
 OPERATOR_NAMES = {"<": "LT", "<=": "LE", "=": "EQ", ">=": "GE", ">": "GT"}
 
@@ -157,7 +203,8 @@ def name_enums(result, generator, request, public):
 ERROR_SCHEMA = {
     "type": "object",
     "description": "An error: a human-readable `detail` and a stable machine-readable `code`.",
-    "properties": {"detail": {"type": "string"}, "code": {"type": "string"}},
+    "properties": {"detail": {"type": "string"}, "code": {"type": "string"},
+                   "version": {"type": "integer", "description": "A version conflict (409): the current version."}},
     "required": ["detail", "code"],
 }
 VALIDATION_ERROR_SCHEMA = {
@@ -174,14 +221,42 @@ STANDARD_ERRORS = {
 }
 
 
+NOT_MODIFIED = {"description": "Not Modified: the If-None-Match you sent is the current ETag (every GET answer "
+                               "carries one)."}
+PRECONDITION_FAILED = {
+    "description": "Precondition Failed: the If-Match you sent is not the current version; nothing changed. The "
+                   "body gives the current `version` and `etag` (also in the ETag header).",
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/PreconditionFailed"}}},
+}
+PRECONDITION_FAILED_SCHEMA = {
+    "type": "object",
+    "properties": {"detail": {"type": "string"}, "code": {"type": "string", "enum": ["version_conflict"]},
+                   "version": {"type": "integer"}, "etag": {"type": "string"}},
+    "required": ["detail", "code", "version", "etag"],
+}
+
+
+def _add_conditional_responses(method, operation):
+    """304 on every GET but a stream (ConditionalGetMiddleware); 412 where If-Match is taken."""
+    responses = operation.setdefault("responses", {})
+    streams = "text/event-stream" in responses.get("200", {}).get("content", {})
+    if method == "get" and not streams:
+        responses.setdefault("304", NOT_MODIFIED)
+    if any(parameter.get("name") == "If-Match" for parameter in operation.get("parameters", ())):
+        responses.setdefault("412", PRECONDITION_FAILED)
+
+
 def add_error_responses(result, generator, request, public):
     """Document the error shape on every operation, so generated clients parse errors too."""
     schemas = result.setdefault("components", {}).setdefault("schemas", {})
     schemas["Error"] = ERROR_SCHEMA
     schemas["ValidationError"] = VALIDATION_ERROR_SCHEMA
+    schemas["PreconditionFailed"] = PRECONDITION_FAILED_SCHEMA
     for path, operations in result.get("paths", {}).items():
-        if path.endswith("/health/"):
-            continue  # answers 200 or 503 with its own report, as declared on the view
+        for method, operation in operations.items():
+            _add_conditional_responses(method, operation)
+        if path.endswith("/health/") or path == "/api/":
+            continue  # answer with their own report or links, as declared on the views, and need no database
         public = path.endswith("/auth/token/")  # the one operation that needs no credentials
         for operation in operations.values():
             responses = operation.setdefault("responses", {})
@@ -191,6 +266,11 @@ def add_error_responses(result, generator, request, public):
                 responses.setdefault(status, {
                     "description": description,
                     "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{component}"}}},
+                })
+            if "requestBody" in operation:
+                responses.setdefault("415", {
+                    "description": "The body's Content-Type is not one this operation reads.",
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
                 })
             if public:
                 responses.setdefault("429", {

@@ -3,13 +3,15 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
 from api.views.annotations import AnnotationBulkView, AnnotationHistoryView, AnnotationUndoView, AnnotationView
-from api.views.auth import ObtainTokenView
+from api.views.auth import ApiTokenViewSet, LogoutView, ObtainTokenView
+from api.views.catalogues import FieldCatalogueView, LFTypeCatalogueView
 from api.views.datasets import DatasetViewSet, LabelClassViewSet, MembershipViewSet
 from api.views.embeddings import EmbeddingsView, ResourcesView, SimilaritySearchView
 from api.views.exports import ExportViewSet
 from api.views.health import HealthView
 from api.views.jobs import JobViewSet
 from api.views.labeling import LabelingFunctionViewSet
+from api.views.root import ApiRootView
 from api.views.samples import ImportView, ResampleView, SampleViewSet
 from api.views.tags import CommentViewSet, TagViewSet
 from api.views.training import AnalysisView, FastModelViewSet, TrainingSetViewSet
@@ -17,6 +19,7 @@ from api.views.training import AnalysisView, FastModelViewSet, TrainingSetViewSe
 DATASET = r"datasets/(?P<dataset_id>[0-9]+)"
 
 router = SimpleRouter()
+router.register("auth/tokens", ApiTokenViewSet, basename="token")
 router.register("jobs", JobViewSet, basename="job")
 router.register("datasets", DatasetViewSet, basename="dataset")
 router.register(f"{DATASET}/classes", LabelClassViewSet, basename="class")
@@ -31,7 +34,9 @@ router.register(f"{DATASET}/exports", ExportViewSet, basename="export")
 
 urlpatterns = [
     path("auth/token/", ObtainTokenView.as_view(), name="auth-token"),
+    path("auth/logout/", LogoutView.as_view(), name="auth-logout"),  # before the include, which has one too
     path("health/", HealthView.as_view(), name="health"),
+    path("lf-types/", LFTypeCatalogueView.as_view(), name="lf-types"),
     path("auth/", include("rest_framework.urls")),  # session login for the browsable API
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
@@ -41,9 +46,12 @@ urlpatterns = [
     path("datasets/<int:dataset_id>/embeddings/search/", SimilaritySearchView.as_view(), name="embeddings-search"),
     path("datasets/<int:dataset_id>/resources/", ResourcesView.as_view(), name="resources"),
     path("datasets/<int:dataset_id>/analysis/", AnalysisView.as_view(), name="analysis"),
+    path("datasets/<int:dataset_id>/fields/", FieldCatalogueView.as_view(), name="fields"),
     path("datasets/<int:dataset_id>/annotations/", AnnotationView.as_view(), name="annotations"),
     path("datasets/<int:dataset_id>/annotations/bulk/", AnnotationBulkView.as_view(), name="annotations-bulk"),
     path("datasets/<int:dataset_id>/annotations/bulk/undo/", AnnotationUndoView.as_view(), name="annotations-undo"),
     path("datasets/<int:dataset_id>/annotations/history/", AnnotationHistoryView.as_view(), name="annotations-history"),
     *router.urls,
 ]
+# The root lists the routes above that take no parameter, so a new top-level resource shows in it by itself.
+urlpatterns.append(path("", ApiRootView.as_view(patterns=tuple(urlpatterns)), name="api-root"))

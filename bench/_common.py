@@ -209,16 +209,17 @@ def free_port():
         return sock.getsockname()[1]
 
 
-def start_server(env, port, extra_env=None):
-    """gunicorn with the bench environment: one worker, one thread, keep-alive (requests never queue)."""
+def start_server(env, port, extra_env=None, threads=1, log=None):
+    """gunicorn with the bench environment: one worker, one thread by default, keep-alive (requests never queue);
+    its output goes to the open file `log` when given."""
     import subprocess
 
     gunicorn = Path(sys.executable).with_name("gunicorn")
     command = [str(gunicorn), "imagestudio.wsgi:application", "--bind", f"127.0.0.1:{port}",
-               "--workers", "1", "--worker-class", "gthread", "--threads", "1", "--keep-alive", "30",
+               "--workers", "1", "--worker-class", "gthread", "--threads", str(threads), "--keep-alive", "30",
                "--timeout", "300", "--log-level", "warning", "--chdir", str(REPO)]
     process = subprocess.Popen(command, env={**env, "DEBUG": "0", **(extra_env or {})}, cwd=REPO,
-                               start_new_session=True)
+                               start_new_session=True, stdout=log, stderr=log)
     return process, " ".join(command[1:])
 
 
@@ -283,10 +284,9 @@ def psycopg_connect(autocommit=True):
 
 
 def bench_token(user):
-    from rest_framework.authtoken.models import Token
+    from imagestudio.accounts.services import token_for
 
-    token, _ = Token.objects.get_or_create(user=user)
-    return token.key
+    return token_for(user=user, name="bench")
 
 
 def server_version(connection):

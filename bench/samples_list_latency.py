@@ -347,7 +347,6 @@ def main():
     import psycopg
     from django.conf import settings
     from django.db import connection
-    from rest_framework.authtoken.models import Token
 
     Path(settings.STATIC_ROOT).mkdir(parents=True, exist_ok=True)  # silences whitenoise's "No directory" warning
 
@@ -365,7 +364,7 @@ def main():
     vacuum_analyze()
     print(f"dataset {dataset.id}: splits {dataset.split_counts}")
     consistent = _common.print_counters_check(dataset, "counters (the list's counts come from them)")
-    token, _ = Token.objects.get_or_create(user=dataset.created_by)
+    token = _common.bench_token(dataset.created_by)
     cases = build_cases(dataset, args.samples)
     connection.close()  # the server and psycopg below use their own connections
 
@@ -375,7 +374,7 @@ def main():
     results = {}
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120,
-                          headers={"Authorization": f"Token {token.key}"}) as client:
+                          headers={"Authorization": f"Token {token}"}) as client:
             wait_ready(client, process)
             url = f"/api/datasets/{dataset.id}/samples/"
             infos = {name: {} for name, _ in cases}

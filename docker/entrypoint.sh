@@ -43,9 +43,12 @@ wait_for_db
 case "${role}" in
     web)
         python manage.py collectstatic --noinput
+        # Threads: an open job event stream or long poll holds one for its duration (see api/job_events.py).
         exec gunicorn imagestudio.wsgi:application \
             --bind "0.0.0.0:${PORT:-8000}" \
             --workers "${WEB_CONCURRENCY:-2}" \
+            --worker-class gthread \
+            --threads "${WEB_THREADS:-8}" \
             --timeout 120 \
             "$@"
         ;;

@@ -63,10 +63,11 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "corsheaders",
     "rest_framework",
-    "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "imagestudio.accounts",
     "imagestudio.jobs",
     "imagestudio.datasets",
     "imagestudio.annotations",
@@ -75,13 +76,19 @@ INSTALLED_APPS = [
     "imagestudio.training",
     "imagestudio.exports",
     "imagestudio.demo",
+    "imagestudio.studio",
 ]
 
 MIDDLEWARE = [
+    # First, so that a preflight is answered before authentication, CSRF or a redirect can refuse it, and every
+    # response under /api/ (errors included) carries the CORS headers.
+    "corsheaders.middleware.CorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",  # admin and Swagger UI assets behind gunicorn
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    # Every GET answer gets an ETag (the view's, else a hash of the body); If-None-Match matching it answers 304.
+    "django.middleware.http.ConditionalGetMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -142,6 +149,23 @@ STORAGES = {
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 
+# CORS: browser pages on these origins may call the API (under /api/ only). None by default, in the embedded
+# default too: allowing an origin is a decision. Tokens, not cookies, authenticate cross-origin calls.
+CORS_URLS_REGEX = r"^/api/"
+CORS_ALLOWED_ORIGINS = env_list("CORS_ALLOWED_ORIGINS")  # e.g. https://studio.example.com,http://localhost:5173
+# Regular expressions (they may contain commas, so whitespace separates them), e.g. ^https://\w+\.example\.com$
+CORS_ALLOWED_ORIGIN_REGEXES = (env_str("CORS_ALLOWED_ORIGIN_REGEXES") or "").split()
+CORS_ALLOW_CREDENTIALS = False
+CORS_ALLOW_HEADERS = ("accept", "authorization", "content-type", "if-match", "if-none-match", "x-requested-with")
+CORS_EXPOSE_HEADERS = ("ETag", "Location", "Retry-After", "Content-Disposition")
+CORS_PREFLIGHT_MAX_AGE = env_int("CORS_PREFLIGHT_MAX_AGE", 86400)
+
+# Image and thumbnail URLs in sample payloads are signed (an <img> cannot send a token) and valid for at least
+# this long; expiries are rounded up to a quarter of it, so a page reloaded meanwhile gets the same URLs.
+IMAGE_URL_TTL_SECONDS = env_int("IMAGE_URL_TTL_SECONDS", 3600)
+if IMAGE_URL_TTL_SECONDS < 1:
+    raise ImproperlyConfigured("IMAGE_URL_TTL_SECONDS must be at least 1")
+
 # Server-side imports read only below this directory; unset disables them.
 IMPORT_ROOT = env_str("IMPORT_ROOT")
 
@@ -175,10 +199,15 @@ EMBEDDING_CACHE_BYTES = env_int("EMBEDDING_CACHE_BYTES", 2 * 1024**3)  # per pro
 RESOURCE_MEMORY_BUDGET_BYTES = env_int("RESOURCE_MEMORY_BUDGET_BYTES", 8 * 1024**3)  # all dedicated resources
 RESOURCE_IDLE_SECONDS = env_int("RESOURCE_IDLE_SECONDS", 1800)
 
+# API tokens: lifetime of a login token (and of a named token that does not choose one); 0: no expiry.
+TOKEN_TTL_DAYS = env_int("TOKEN_TTL_DAYS", 30)
+if TOKEN_TTL_DAYS < 0:
+    raise ImproperlyConfigured(f"TOKEN_TTL_DAYS must be 0 (no expiry) or a number of days, got {TOKEN_TTL_DAYS}")
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
-        "rest_framework.authentication.SessionAuthentication",
+        "api.authentication.ApiTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",  # the browsable API's login
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "api.pagination.LimitOffsetPagination",
@@ -209,8 +238,9 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "POSTPROCESSING_HOOKS": [
-        "api.schema.name_enums",
+        "api.schema.add_lf_configs",
         "api.schema.add_error_responses",
+        "api.schema.name_enums",
     ],
     "ENUM_GENERATE_CHOICE_DESCRIPTION": False,
     "ENUM_ADD_EXPLICIT_BLANK_NULL_CHOICE": False,
@@ -225,7 +255,6 @@ SPECTACULAR_SETTINGS = {
         "PresentAbsentEnum": "imagestudio.training.models.PREDICTION_LABELS",
         "ProductStatusEnum": "imagestudio.training.models.PRODUCT_STATUSES",
         "LabelSourceEnum": "imagestudio.training.models.FastModel.LabelSource",
-        "LFTypeEnum": "imagestudio.labeling.models.LFType",
         "ExportKindEnum": "imagestudio.exports.models.Export.Kind",
         "ExportJobKindEnum": ["export"],  # the export job, apart from the kinds of export
         "EncoderEnum": "imagestudio.embeddings.encoders.ENCODER_KEYS",
@@ -240,6 +269,11 @@ SPECTACULAR_SETTINGS = {
         "LabelModelCandidateEnum": "imagestudio.labeling.label_choice.CANDIDATES",
         "ImportSourceEnum": ["upload", "archive", "server"],
         "SampleColumnEnum": "imagestudio.exports.services.SAMPLE_COLUMNS",
+        "MetadataFieldTypeEnum": "imagestudio.datasets.field_stats.FIELD_TYPES",
+        "LFTypeEnum": "imagestudio.labeling.models.LFType",
+        "PatternBuilderEnum": "imagestudio.labeling.config_schemas.BUILDERS",
+        "BuiltinFieldEnum": "imagestudio.datasets.field_stats.BUILTIN_FIELDS",
+        "ThresholdOperatorEnum": "imagestudio.labeling.metrics.THRESHOLD_OPERATORS",
     },
 }
 
@@ -254,6 +288,12 @@ CELERY_TASK_ROUTES = {
     "workers.tasks.embeddings.*": {"queue": "embeddings"},
     "workers.tasks.training.*": {"queue": "training"},
 }
+# Job progress pushed to clients (jobs/<id>/events/ and jobs/<id>/?wait=): each open stream or wait holds a web
+# worker thread, so a stream is bounded and the client reconnects; the job row is polled (a primary-key read).
+JOB_EVENTS_MAX_SECONDS = env_int("JOB_EVENTS_MAX_SECONDS", 300)
+JOB_EVENTS_HEARTBEAT_SECONDS = env_int("JOB_EVENTS_HEARTBEAT_SECONDS", 15)
+JOB_EVENTS_ACCESS_SECONDS = env_int("JOB_EVENTS_ACCESS_SECONDS", 900)
+JOB_EVENTS_POLL_SECONDS = 0.5
 # State shared by every web process (login throttling): Redis when a broker is configured, else this process.
 CACHE_URL = env_str("CACHE_URL", CELERY_BROKER_URL if CELERY_BROKER_URL.startswith("redis") else "")
 CACHES = {"default": ({"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL,

@@ -6,6 +6,7 @@ from django.views.defaults import bad_request, page_not_found
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", include("api.urls")),
+    path("studio/", include("imagestudio.studio.urls")),
 ]
 
 

@@ -1,13 +1,14 @@
 import io
+import socket
 import zipfile
 from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
 from PIL import Image
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from imagestudio.accounts.services import token_for
 from imagestudio.celery import app as celery_app
 from imagestudio.datasets.models import Role
 from imagestudio.datasets.services import dataset_create, membership_set
@@ -57,6 +58,13 @@ def zip_bytes(members):
     return out.getvalue()
 
 
+def free_port():
+    """A TCP port nobody listens on now, for a server a test starts."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 def make_user(username):
     return get_user_model().objects.create_user(username=username, password=f"{username}-password-123")
 
@@ -76,8 +84,7 @@ class CheckedClient(APIClient):
 def client_for(user):
     client = CheckedClient()
     if user is not None:
-        token, _ = Token.objects.get_or_create(user=user)
-        client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+        client.credentials(HTTP_AUTHORIZATION=f"Token {token_for(user=user, name='tests')}")
     return client
 
 

@@ -1,6 +1,8 @@
+from django.urls import reverse
 from rest_framework import serializers
 
 from api.limits import MAX_INT
+from api.links import absolute_url
 from api.serializers.polymorphic import stored
 from api.serializers.reports import ExportParamsSerializer
 from imagestudio.datasets.models import Split
@@ -19,7 +21,8 @@ class ExportSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
     def get_download_url(self, export) -> str:
-        return f"/api/datasets/{export.dataset_id}/exports/{export.id}/download/"
+        path = reverse("export-download", kwargs={"dataset_id": export.dataset_id, "export_id": export.id})
+        return absolute_url(self.context["request"], path)
 
 
 class ExportCreateSerializer(serializers.Serializer):

@@ -1,131 +1,32 @@
-import math
-
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from api.limits import MAX_INT
-from api.serializers.embeddings import BoxField
-from api.serializers.polymorphic import PolymorphicSerializer, pascal, pinned, variant_of
+from api.serializers.polymorphic import PolymorphicSerializer, pascal, pinned, stored, variant_of
 from imagestudio.annotations.models import GroundTruthValue
 from imagestudio.datasets.models import Split
-from imagestudio.embeddings.encoders import ENCODER_KEYS, SPACES
+from imagestudio.embeddings.encoders import SPACES
+from imagestudio.labeling.metrics import THRESHOLD_OPERATORS
 from imagestudio.labeling.models import LabelingFunction, LFType
-from imagestudio.labeling.patterns import MAX_FIELD, MAX_PATTERN, MAX_WORD, MAX_WORDS, OPERATORS
 from imagestudio.labeling.services import MAX_BINS, MAX_TOP
 from imagestudio.training.models import PREDICTION_LABELS
 
-# ---------------------------------------------------------------- LF configs, one shape per type and builder
-# They check the shape; the domain (labeling.services.validate_rule) checks the rest against the data and
-# normalizes (the sample or model exists, the regex compiles, the field is in the metadata).
+# LF configs: the domain's JSON Schemas (imagestudio.labeling.config_schemas, published at lf-types/) are their one
+# definition: validation enforces them (labeling.services.validate_rule) and api.schema.add_lf_configs makes them
+# the components named here.
+CONFIG_COMPONENTS = {lf_type: f"{pascal(lf_type)}Config" for lf_type in LFType}
+ANY_CONFIG = "LFConfig"
 
 
-class SimilarityConfigSerializer(serializers.Serializer):
-    encoder = serializers.ChoiceField(choices=ENCODER_KEYS, required=False,
-                                      help_text="Default: the server's EMBEDDING_DEFAULT_ENCODER.")
-    space = serializers.ChoiceField(choices=SPACES, required=False,
-                                    help_text="The vectors compared: joint (texts and images; the only one for a "
-                                              "text) or visual (the image network's own; the default for images).")
-
-
-class SimilarityTextConfigSerializer(SimilarityConfigSerializer):
-    text = serializers.CharField(max_length=10_000, trim_whitespace=False, help_text="What the images should show.")
-
-
-class SimilarityImageConfigSerializer(SimilarityConfigSerializer):
-    sample_id = serializers.IntegerField(min_value=1, max_value=MAX_INT, help_text="A sample of this dataset.")
-
-
-class SimilarityPatchConfigSerializer(SimilarityImageConfigSerializer):
-    box = BoxField(help_text="The patch: [x0, y0, x1, y1] in pixels of the (EXIF-oriented) image.")
-
-
-class ModelConfigSerializer(serializers.Serializer):
-    model_id = serializers.IntegerField(min_value=1, max_value=MAX_INT,
-                                        help_text="A trained fast model of this dataset (scores its decision "
-                                                  "function for the LF's class).")
-
-
-class PatternFieldSerializer(serializers.Serializer):
-    field = serializers.CharField(max_length=MAX_FIELD, help_text="The metadata field the pattern reads.")
-
-
-class KeywordPatternSerializer(PatternFieldSerializer):
-    builder = pinned("keyword")
-    words = serializers.ListField(child=serializers.CharField(max_length=MAX_WORD), min_length=1,
-                                  max_length=MAX_WORDS)
-    mode = serializers.ChoiceField(choices=["any", "all"], required=False, help_text="Any word (default) or all.")
-    case_sensitive = serializers.BooleanField(required=False, help_text="Default false.")
-    whole_word = serializers.BooleanField(required=False, help_text="Default true.")
-
-
-class RegexPatternSerializer(PatternFieldSerializer):
-    builder = pinned("regex")
-    pattern = serializers.CharField(max_length=MAX_PATTERN, trim_whitespace=False)
-    case_sensitive = serializers.BooleanField(required=False, help_text="Default false.")
-
-
-@extend_schema_field({"oneOf": [{"type": "number"},
-                                {"type": "array", "items": {"type": "number"}, "minItems": 2, "maxItems": 2}]})
-class ComparedValueField(serializers.Field):
-    """A number, or [low, high] for `between`."""
-
-    def to_internal_value(self, data):
-        numbers = data if isinstance(data, list) else [data]
-        if not 1 <= len(numbers) <= 2 or not all(
-                isinstance(n, int | float) and not isinstance(n, bool) and math.isfinite(n) for n in numbers):
-            raise serializers.ValidationError("A finite number, or [low, high] for between.")
-        return data
-
-    def to_representation(self, value):
-        return value
-
-
-class NumericPatternSerializer(PatternFieldSerializer):
-    builder = pinned("numeric", help_text="Compares the field's value as a number.")
-    op = serializers.ChoiceField(choices=OPERATORS)
-    value = ComparedValueField()
-
-
-class LengthPatternSerializer(NumericPatternSerializer):
-    builder = pinned("length", help_text="Compares the length of the field's text.")
-
-
-class EmptyPatternSerializer(PatternFieldSerializer):
-    builder = pinned("empty", help_text="Matches a missing or empty field.")
-
-
-class PatternConfigSerializer(PolymorphicSerializer):
-    discriminator = "builder"
-    variants = {"keyword": KeywordPatternSerializer, "regex": RegexPatternSerializer,
-                "numeric": NumericPatternSerializer, "length": LengthPatternSerializer,
-                "empty": EmptyPatternSerializer}
-
-
-CONFIGS = {LFType.SIMILARITY_TEXT: SimilarityTextConfigSerializer,
-           LFType.SIMILARITY_IMAGE: SimilarityImageConfigSerializer,
-           LFType.SIMILARITY_PATCH: SimilarityPatchConfigSerializer, LFType.MODEL: ModelConfigSerializer,
-           LFType.PATTERN: PatternConfigSerializer}
-
-
-class LFConfigSerializer(PolymorphicSerializer):
-    """Any LF config; its `type`, beside it, says which."""
-
-    variants = CONFIGS
-
-
-def config_validated(lf_type, config):
-    """`config` checked against the shape of `lf_type`'s configs (a 400 on `config` otherwise)."""
-    serializer = CONFIGS[lf_type](data=config)
-    if not serializer.is_valid():
-        raise serializers.ValidationError({"config": serializer.errors})
-    return dict(serializer.validated_data)
+def config_field(lf_type=None, **kwargs):
+    """`config`, documented as the config of `lf_type` (without one: of any type)."""
+    return stored({"$ref": f"#/components/schemas/{CONFIG_COMPONENTS.get(lf_type, ANY_CONFIG)}"}, **kwargs)
 
 
 def by_type(base, **fields):
     """One variant of `base` per LF type, `type` pinned and `config` typed, as {type: serializer class}."""
-    name = base.__name__
-    return {lf_type: variant_of(base, f"{pascal(lf_type)}{name}", type=pinned(lf_type, **fields),
-                                config=CONFIGS[lf_type](**fields))
+    return {lf_type: variant_of(base, f"{pascal(lf_type)}{base.__name__}", type=pinned(lf_type, **fields),
+                                config=config_field(lf_type, **fields))
             for lf_type in LFType}
 
 
@@ -182,16 +83,11 @@ class LFCreateByTypeSerializer(PolymorphicSerializer):
     variants = by_type(LFCreateSerializer)
 
 
-@extend_schema_field(LFConfigSerializer)
-class LFConfigField(serializers.DictField):
-    """Any LF config (what its shape must be depends on the LF's type: see LFUpdateSerializer.validate)."""
-
-
 class LFUpdateSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=200, required=False)
     label_class = serializers.CharField(max_length=120, required=False)
     type = serializers.ChoiceField(choices=LFType.choices, required=False)
-    config = LFConfigField(required=False, help_text="The config of the LF's type (of `type` when it changes too).")
+    config = config_field(required=False, help_text="The config of the LF's type (of `type` when it changes too).")
     low = serializers.FloatField(required=False, allow_null=True)
     high = serializers.FloatField(required=False, allow_null=True)
     invert = serializers.BooleanField(required=False)
@@ -199,14 +95,10 @@ class LFUpdateSerializer(serializers.Serializer):
     version = serializers.IntegerField(required=False, min_value=1, max_value=MAX_INT,
                                        help_text="The version you edited; a newer one on the server is a 409.")
 
-    def validate(self, attrs):
-        """The config against the shape of the LF's type (context `lf_type`), or of the new `type`."""
-        if "config" in attrs:
-            attrs["config"] = config_validated(attrs.get("type", self.context["lf_type"]), attrs["config"])
-        return attrs
-
 
 class PreviewSerializer(RuleSerializer):
+    """A rule to score; `low` and `high` are optional here (the histogram and the sweep need none)."""
+
     split = serializers.ChoiceField(choices=Split.choices, required=False, allow_null=True, default=None)
     in_sample = serializers.BooleanField(required=False, default=False, help_text="Only the active resample.")
     bins = serializers.IntegerField(required=False, default=40, min_value=1, max_value=MAX_BINS)
@@ -257,8 +149,41 @@ class HistogramCountsSerializer(serializers.Serializer):
 
 
 class HistogramSerializer(serializers.Serializer):
-    edges = serializers.ListField(child=serializers.FloatField())
+    edges = serializers.ListField(child=serializers.FloatField(),
+                                  help_text="bins + 1 equal-width edges over the finite scores' range: bin k counts "
+                                            "edges[k] <= score < edges[k + 1], the last bin also its right edge.")
     counts = HistogramCountsSerializer()
+
+
+class SweepSideSerializer(serializers.Serializer):
+    """One side's rule with each histogram edge as its threshold: item j of every array is for histogram.edges[j]."""
+
+    operator = serializers.ChoiceField(
+        choices=THRESHOLD_OPERATORS, help_text="The rule at edge j: score >= edges[j] (the side `high` sets) or score <= "
+                                       "edges[j] (the side `low` sets); PRESENT uses >= unless `invert`.")
+    votes = serializers.ListField(child=serializers.IntegerField(),
+                                  help_text="Samples of the population the rule votes on at edge j.")
+    labeled = serializers.ListField(child=serializers.IntegerField(),
+                                    help_text="Of those, the samples with ground truth (PRESENT or ABSENT).")
+    correct = serializers.ListField(child=serializers.IntegerField(),
+                                    help_text="Of those, the samples whose ground truth is this side.")
+    precision = serializers.ListField(child=serializers.FloatField(allow_null=True),
+                                      help_text="correct[j] / labeled[j]; null where labeled[j] is 0.")
+    recall = serializers.ListField(child=serializers.FloatField(allow_null=True),
+                                   help_text="correct[j] / samples of the population whose ground truth is this side; "
+                                             "null when there is none.")
+    coverage = serializers.ListField(child=serializers.FloatField(allow_null=True),
+                                     help_text="votes[j] / population; null when the population is empty. A two-sided "
+                                               "rule with low below high covers present.votes + absent.votes at its "
+                                               "two edges.")
+
+
+class SweepSerializer(serializers.Serializer):
+    """Exact counts from cumulative bin counts: with a threshold equal to an edge, the point figures (`metrics`)
+    are these numbers. Scores without a value (NaN) never vote."""
+
+    present = SweepSideSerializer(help_text="The rule voting PRESENT (`high`, or `low` when inverted).")
+    absent = SweepSideSerializer(help_text="The rule voting ABSENT (`low`, or `high` when inverted).")
 
 
 class CutSerializer(serializers.Serializer):
@@ -294,7 +219,8 @@ class PreviewResultSerializer(serializers.Serializer):
     population = serializers.IntegerField(help_text="Samples scored.")
     score_range = serializers.ListField(child=serializers.FloatField(), allow_null=True)
     histogram = HistogramSerializer()
-    metrics = PreviewMetricsSerializer()
+    sweep = SweepSerializer(help_text="Both sides' figures at every histogram edge: move thresholds with no request.")
+    metrics = PreviewMetricsSerializer(help_text="At the given low / high (every vote abstains when neither is given).")
     suggested = SuggestionsSerializer()
     top = TopSampleSerializer(many=True)
     seconds = serializers.FloatField(help_text="Server-side compute time.")

@@ -5,7 +5,8 @@ as stored); tests/conformance.py holds every answer of the test suite to them, s
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from api.serializers.labeling import LFConfigSerializer, PrecisionRecallSerializer, RateSerializer
+from api.serializers.charts import CalibrationSerializer, ConfusionSerializer
+from api.serializers.labeling import PrecisionRecallSerializer, RateSerializer, config_field
 from imagestudio.datasets.imports import DuplicatePolicy
 from imagestudio.datasets.models import Split
 from imagestudio.embeddings.encoders import ENCODER_KEYS, SPACES
@@ -153,13 +154,6 @@ class NoParamsField(serializers.DictField):
 # ---------------------------------------------------------------- label-model reports
 
 
-class ConfusionSerializer(serializers.Serializer):
-    tp = serializers.IntegerField()
-    fp = serializers.IntegerField()
-    fn = serializers.IntegerField()
-    tn = serializers.IntegerField()
-
-
 class ScoresSerializer(ConfusionSerializer):
     accuracy = serializers.FloatField(allow_null=True)
     f1 = serializers.FloatField(allow_null=True, help_text="PRESENT positive.")
@@ -176,23 +170,9 @@ CandidatesSerializer = type("CandidatesSerializer", (serializers.Serializer,), {
     "__module__": __name__, **{name: CandidateScoresSerializer() for name in CANDIDATES}})
 
 
-class CalibrationBinSerializer(serializers.Serializer):
-    low = serializers.FloatField()
-    high = serializers.FloatField()
-    count = serializers.IntegerField()
-    mean_predicted = serializers.FloatField(allow_null=True)
-    observed = serializers.FloatField(allow_null=True, help_text="The PRESENT frequency.")
-
-
-class CalibrationTableSerializer(serializers.Serializer):
-    ece = serializers.FloatField(allow_null=True, help_text="Expected calibration error.")
-    count = serializers.IntegerField()
-    bins = CalibrationBinSerializer(many=True)
-
-
-class CalibrationSerializer(serializers.Serializer):
-    dev = CalibrationTableSerializer(allow_null=True)
-    valid = CalibrationTableSerializer()
+class DevValidCalibrationSerializer(serializers.Serializer):
+    dev = CalibrationSerializer(allow_null=True, help_text="The chosen candidate's out-of-fold dev probabilities.")
+    valid = CalibrationSerializer()
 
 
 class LearnedConditionalsSerializer(serializers.Serializer):
@@ -237,7 +217,7 @@ class ClassLabelReportSerializer(serializers.Serializer):
     chosen = serializers.ChoiceField(choices=CANDIDATES, allow_null=True)
     reason = serializers.CharField()
     candidates = CandidatesSerializer(required=False)
-    calibration = CalibrationSerializer(required=False)
+    calibration = DevValidCalibrationSerializer(required=False)
     dependent_groups = serializers.ListField(child=serializers.ListField(child=serializers.IntegerField()),
                                              required=False)
     lfs = LFDiagnosticsSerializer(many=True, required=False)
@@ -258,7 +238,7 @@ SnapshotLFSerializer = type("SnapshotLFSerializer", (serializers.Serializer,), {
     "__module__": __name__, "__doc__": "An LF as the training set read it.",
     "id": serializers.IntegerField(), "class_id": serializers.IntegerField(),
     "class": serializers.CharField(help_text="The class's name."),
-    "type": serializers.ChoiceField(choices=LFType.choices), "config": LFConfigSerializer(),
+    "type": serializers.ChoiceField(choices=LFType.choices), "config": config_field(),
     "low": serializers.FloatField(allow_null=True), "high": serializers.FloatField(allow_null=True),
     "invert": serializers.BooleanField(), "encoder": serializers.CharField(), "votes_sha256": serializers.CharField(),
 })

@@ -5,11 +5,13 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from api.limits import MAX_INT
+from api.links import absolute_url
 from api.serializers.training import PredictionSerializer
 from imagestudio.annotations.filters import GT_WORDS
 from imagestudio.annotations.models import GroundTruthValue
 from imagestudio.common.votes import vote_word
 from imagestudio.datasets.filters import MAX_FILTER_IDS, filter_parse, samples_select
+from imagestudio.datasets.image_urls import ImageSize, ImageUrls
 from imagestudio.datasets.imaging import ACCEPTED_FORMATS
 from imagestudio.datasets.imports import DuplicatePolicy
 from imagestudio.datasets.imports.storable import metadata_problem
@@ -19,6 +21,8 @@ from imagestudio.training.filters import PREDICTION_WORDS
 from imagestudio.training.models import PREDICTION_LABELS
 
 MAX_SEARCH = 200
+IMAGE_URL_HELP = ("{what}, loadable without a token (an `<img src>`): relative to the API's host, signed and valid for "
+                  "at least IMAGE_URL_TTL_SECONDS; or, with object storage, the storage's own (presigned) URL.")
 MAX_PAGE = 500
 SAMPLE_ORDERING_CHOICES = [*SAMPLE_ORDERINGS, *(f"-{o}" for o in SAMPLE_ORDERINGS)]
 
@@ -99,8 +103,8 @@ class SampleListQuerySerializer(SampleQuerySerializer):
     offset = serializers.IntegerField(required=False, default=0, min_value=0, max_value=10_000_000)
     after = serializers.IntegerField(
         required=False, min_value=0, max_value=MAX_INT,
-        help_text="Keyset paging for `ordering=id` / `-id`: the samples after this id. `next` links use it, "
-                  "so deep pages cost the same as the first.",
+        help_text="Keyset paging for `ordering=id` / `-id`: the samples after this id (`offset` is then only the "
+                  "page's position, for `previous`). `next` links use it, so deep pages cost the same as the first.",
     )
     fields = serializers.CharField(
         required=False, allow_blank=True, max_length=2000,
@@ -122,8 +126,8 @@ class SampleSerializer(serializers.ModelSerializer):
     ground_truth = serializers.SerializerMethodField(help_text="Class name -> PRESENT or ABSENT (absent = ABSTAIN).")
     tags = serializers.SerializerMethodField()
     metadata = serializers.SerializerMethodField()
-    image_url = serializers.SerializerMethodField()
-    thumbnail_url = serializers.SerializerMethodField()
+    image_url = serializers.SerializerMethodField(help_text=IMAGE_URL_HELP.format(what="The original image"))
+    thumbnail_url = serializers.SerializerMethodField(help_text=IMAGE_URL_HELP.format(what="The JPEG thumbnail"))
     format = serializers.ChoiceField(choices=ACCEPTED_FORMATS, read_only=True, help_text="The decoded image format.")
 
     class Meta:
@@ -145,18 +149,20 @@ class SampleSerializer(serializers.ModelSerializer):
             return sample.metadata
         return {key: sample.metadata[key] for key in wanted if key in sample.metadata}
 
-    def _url(self, sample, suffix):
-        # One reverse() per dataset rather than two per row: URLs are a hot spot of the grid view.
-        prefixes = self.__dict__.setdefault("_prefixes", {})
-        if sample.dataset_id not in prefixes:
-            prefixes[sample.dataset_id] = reverse("sample-list", kwargs={"dataset_id": sample.dataset_id})
-        return f"{prefixes[sample.dataset_id]}{sample.pk}/{suffix}/"
+    def _url(self, sample, size, suffix):
+        # One reverse() and one expiry per response rather than per row: URLs are a hot spot of the grid view.
+        if "_image_urls" not in self.__dict__:
+            self._image_urls, self._prefixes = ImageUrls(), {}
+        if sample.dataset_id not in self._prefixes:
+            self._prefixes[sample.dataset_id] = reverse("sample-list", kwargs={"dataset_id": sample.dataset_id})
+        signed = self._image_urls.url(sample, size, f"{self._prefixes[sample.dataset_id]}{sample.pk}/{suffix}/")
+        return absolute_url(self.context["request"], signed)
 
     def get_image_url(self, sample) -> str:
-        return self._url(sample, "image")
+        return self._url(sample, ImageSize.ORIGINAL, "image")
 
     def get_thumbnail_url(self, sample) -> str:
-        return self._url(sample, "thumbnail")
+        return self._url(sample, ImageSize.THUMBNAIL, "thumbnail")
 
 
 class SamplePageSerializer(serializers.Serializer):
@@ -249,8 +255,12 @@ class ImportSerializer(serializers.Serializer):
     files = serializers.ListField(child=serializers.FileField(allow_empty_file=True), required=False,
                                   help_text="Image files (also accepted as `files[]`).")
     archive = serializers.FileField(required=False, allow_empty_file=True, help_text="A zip or tar archive.")
-    path = serializers.CharField(required=False, max_length=1000,
-                                 help_text="A directory or manifest below the server's import root.")
+    path = serializers.CharField(
+        required=False, max_length=1000,
+        help_text="A directory or .csv / .jsonl manifest on the server, relative to IMPORT_ROOT, inside an import "
+                  "source granted to this dataset or to you (`manage.py grant_import_source`). A path outside every "
+                  "grant, one that does not exist and one whose links lead out of its grant all answer the same 400 "
+                  "on `path`, so no file's existence shows.")
     manifest = serializers.FileField(required=False, help_text="CSV or JSONL: file, split, external_id, "
                                      "gt:<class> columns, any metadata columns.")
     split = serializers.ChoiceField(choices=Split.choices, default=Split.TRAIN,

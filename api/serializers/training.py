@@ -79,8 +79,6 @@ class TrainingSetCreateSerializer(serializers.Serializer):
 
 class TrainingLabelQuerySerializer(serializers.Serializer):
     split = serializers.ChoiceField(choices=Split.choices, required=False)
-    limit = serializers.IntegerField(required=False, default=50, min_value=1, max_value=MAX_INT)
-    offset = serializers.IntegerField(required=False, default=0, min_value=0, max_value=MAX_INT)
 
 
 class ClassLabelSerializer(serializers.Serializer):
@@ -94,11 +92,6 @@ class TrainingLabelSerializer(serializers.Serializer):
     sample_id = serializers.IntegerField()
     split = serializers.ChoiceField(choices=Split.choices)
     classes = serializers.DictField(child=ClassLabelSerializer(), help_text="Class name -> its training label.")
-
-
-class TrainingLabelPageSerializer(serializers.Serializer):
-    count = serializers.IntegerField()
-    results = TrainingLabelSerializer(many=True)
 
 
 class FastModelSerializer(ProductStatusMixin, StalenessMixin, serializers.ModelSerializer):

@@ -3,7 +3,7 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
 
-from api.headers import IF_MATCH, if_match_version
+from api.headers import IF_MATCH, etagged, if_match_precondition, if_match_version, representation_etag
 from api.scoping import DatasetScopedMixin
 from api.serializers.annotations import (
     AnnotationEventSerializer,
@@ -27,21 +27,35 @@ from imagestudio.datasets.selectors import sample_get
 class AnnotationView(DatasetScopedMixin, GenericAPIView):
     """Ground truth per (sample, class). GET lists labels (filter by sample, class, value); PUT sets one.
 
-    PUT with value ABSTAIN clears the label. Send the `version` you last saw (or If-Match) to get a 409
-    instead of overwriting someone else's change.
+    PUT with value ABSTAIN clears the label. Send the `version` you last saw to get a 409, or its ETag as If-Match
+    to get a 412, instead of overwriting someone else's change. A GET naming one sample and one class (and no value)
+    carries that label's ETag.
     """
 
     serializer_class = AnnotationSerializer
     scoped_model = Annotation
     required_roles = {"GET": Role.VIEWER, "PUT": Role.ANNOTATOR}
 
+    @staticmethod
+    def _etag(rows):
+        """The ETag of one (sample, class) label from its rows (none: never labeled, version 0)."""
+        return representation_etag(rows[0]["version"] if rows else 0, rows)
+
+    def _current_etag(self, sample, label_class):
+        rows = annotation_list(dataset=self.dataset, sample_id=sample.id, label_class=label_class)
+        return self._etag(AnnotationSerializer(rows, many=True).data)
+
     @extend_schema(parameters=[AnnotationQuerySerializer], responses={200: AnnotationSerializer(many=True)})
     def get(self, request, dataset_id=None):
         query = validated(AnnotationQuerySerializer, request.query_params)
-        queryset = annotation_list(dataset=self.dataset, sample_id=query.get("sample"),
-                                   label_class=self.optional_class(query), value=query.get("value"))
-        page = self.paginate_queryset(queryset)
-        return self.get_paginated_response(AnnotationSerializer(page, many=True).data)
+        label_class = self.optional_class(query)
+        queryset = annotation_list(dataset=self.dataset, sample_id=query.get("sample"), label_class=label_class,
+                                   value=query.get("value"))
+        rows = AnnotationSerializer(self.paginate_queryset(queryset), many=True).data
+        response = self.get_paginated_response(rows)
+        if "sample" in query and label_class is not None and "value" not in query:
+            response["ETag"] = self._etag(rows)  # one label: its version, for a PUT's If-Match
+        return response
 
     @extend_schema(request=AnnotationWriteSerializer, parameters=[IF_MATCH],
                    responses={200: AnnotationWriteResultSerializer})
@@ -54,14 +68,16 @@ class AnnotationView(DatasetScopedMixin, GenericAPIView):
         if sample is None:
             raise ValidationError({"sample": ["No sample with this id in this dataset."]})
         label_class = self.label_class(data["label_class"])
-        annotation, changed = services.annotation_set(dataset=self.dataset, user=request.user, sample=sample,
-                                                      label_class=label_class, value=data["value"],
-                                                      expected_version=expected)
+        with if_match_precondition(request, lambda: self._current_etag(sample, label_class)):
+            annotation, changed = services.annotation_set(dataset=self.dataset, user=request.user, sample=sample,
+                                                          label_class=label_class, value=data["value"],
+                                                          expected_version=expected)
         if annotation is None:  # clearing a label that never existed
+            rows = []
             annotation = Annotation(sample=sample, label_class=label_class, value=data["value"], version=0)
-        response = Response({"changed": changed, "annotation": AnnotationSerializer(annotation).data})
-        response["ETag"] = f'"{annotation.version}"'
-        return response
+        else:
+            rows = [AnnotationSerializer(annotation).data]
+        return etagged({"changed": changed, "annotation": AnnotationSerializer(annotation).data}, self._etag(rows))
 
 
 class AnnotationBulkView(DatasetScopedMixin, GenericAPIView):

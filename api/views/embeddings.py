@@ -37,7 +37,7 @@ class EmbeddingsView(DatasetScopedMixin, GenericAPIView):
     @extend_schema(request=EmbeddingComputeSerializer, responses={202: JOB_VARIANTS[JobKind.EMBEDDINGS]})
     def post(self, request, dataset_id=None):
         data = validated(EmbeddingComputeSerializer, request.data)
-        return accepted(services.embeddings_start(dataset=self.dataset, user=request.user, **data))
+        return accepted(request, services.embeddings_start(dataset=self.dataset, user=request.user, **data))
 
 
 class SimilaritySearchView(DatasetScopedMixin, GenericAPIView):

@@ -32,7 +32,7 @@ class ExportViewSet(DatasetScopedMixin, mixins.ListModelMixin, mixins.RetrieveMo
         serializer = ExportCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         export = export_start(dataset=self.dataset, user=request.user, **serializer.validated_data)
-        return accepted(export.job)
+        return accepted(request, export.job)
 
     @extend_schema(responses={(200, "text/csv"): OpenApiResponse(OpenApiTypes.BINARY, description="The CSV file.")})
     @action(detail=True, methods=["get"])

@@ -1,9 +1,9 @@
-from drf_spectacular.utils import extend_schema, extend_schema_view
+from drf_spectacular.utils import extend_schema
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from api.headers import IF_MATCH, if_match_version
+from api.headers import IF_MATCH, etagged, if_match_precondition, if_match_version, representation_etag
 from api.scoping import DatasetScopedMixin
 from api.serializers.labeling import (
     LFByTypeSerializer,
@@ -22,7 +22,6 @@ from imagestudio.labeling import selectors, services
 from imagestudio.labeling.models import LabelingFunction
 
 
-@extend_schema_view(retrieve=extend_schema(responses={200: LFByTypeSerializer}))
 class LabelingFunctionViewSet(DatasetScopedMixin, viewsets.ModelViewSet):
     """Labeling functions: tune one on `preview`, save it (its votes are materialized), activate or
     deactivate it with PATCH `active`, compare them on `summary`."""
@@ -44,28 +43,36 @@ class LabelingFunctionViewSet(DatasetScopedMixin, viewsets.ModelViewSet):
         page = self.paginate_queryset(queryset)
         return self.get_paginated_response(LFSerializer(page, many=True).data)
 
+    @staticmethod
+    def _represented(lf):
+        """The LF's payload and its ETag."""
+        data = LFSerializer(lf).data
+        return data, representation_etag(lf.version, data)
+
     @extend_schema(request=LFCreateByTypeSerializer, responses={201: LFByTypeSerializer})
     def create(self, request, dataset_id=None):
         data = validated(LFCreateByTypeSerializer, request.data)
         data["label_class"] = self.label_class(data["label_class"])
         lf = services.lf_create(dataset=self.dataset, user=request.user, **data)
-        return Response(LFSerializer(lf).data, status=status.HTTP_201_CREATED)
+        return etagged(*self._represented(lf), status=status.HTTP_201_CREATED)
+
+    @extend_schema(responses={200: LFByTypeSerializer})
+    def retrieve(self, request, dataset_id=None, lf_id=None):
+        """The LF, with its ETag: send it back as If-Match to edit, or as If-None-Match to get a 304."""
+        return etagged(*self._represented(self.get_object()))
 
     @extend_schema(request=LFUpdateSerializer, parameters=[IF_MATCH], responses={200: LFByTypeSerializer})
     def partial_update(self, request, dataset_id=None, lf_id=None):
         lf = self.get_object()
-        serializer = LFUpdateSerializer(data=request.data, context={"lf_type": lf.type})
-        serializer.is_valid(raise_exception=True)
-        data = dict(serializer.validated_data)
+        data = validated(LFUpdateSerializer, request.data)
         expected = data.pop("version", None)
         if (header := if_match_version(request)) is not None:
             expected = header
         if "label_class" in data:
             data["label_class"] = self.label_class(data["label_class"])
-        lf = services.lf_update(lf=lf, user=request.user, expected_version=expected, **data)
-        response = Response(LFSerializer(lf).data)
-        response["ETag"] = f'"{lf.version}"'
-        return response
+        with if_match_precondition(request, lambda: self._represented(self.get_object())[1]):
+            lf = services.lf_update(lf=lf, user=request.user, expected_version=expected, **data)
+        return etagged(*self._represented(lf))
 
     def perform_destroy(self, lf):
         services.lf_delete(lf=lf, user=self.request.user)
@@ -73,12 +80,14 @@ class LabelingFunctionViewSet(DatasetScopedMixin, viewsets.ModelViewSet):
     @extend_schema(request=PreviewByTypeSerializer, responses={200: PreviewResultSerializer})
     @action(detail=False, methods=["post"])
     def preview(self, request, dataset_id=None):
-        """Score a rule on a split: histogram by ground truth, precision / recall with Wilson intervals,
-        coverage, suggested thresholds and the top samples. Nothing is saved."""
+        """Score a rule on a split: histogram by ground truth, the figures of both sides' rules at every bin
+        edge (`sweep`: move the thresholds locally), precision / recall with Wilson intervals and coverage at the
+        given thresholds, suggested thresholds and the top samples. Thresholds are optional. Nothing is saved."""
         data = validated(PreviewByTypeSerializer, request.data)
         label_class = self.label_class(data.pop("label_class"))
         config = services.validate_rule(dataset=self.dataset, label_class=label_class, type=data["type"],
-                                        config=data["config"], low=data["low"], high=data["high"])
+                                        config=data["config"], low=data["low"], high=data["high"],
+                                        thresholds_required=False)
         rule = services.Rule(label_class=label_class, type=data["type"], config=config, low=data["low"],
                              high=data["high"], invert=data["invert"])
         return Response(services.lf_preview(dataset=self.dataset, rule=rule, split=data["split"],

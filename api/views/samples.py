@@ -4,12 +4,13 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.utils.urls import remove_query_param, replace_query_param
 from rest_framework.views import APIView
 
+from api.negotiation import FileContentNegotiation
 from api.responses import accepted
 from api.scoping import DatasetScopedMixin
 from api.serializers.datasets import ResampleParamsSerializer, ResampleSerializer
@@ -26,11 +27,13 @@ from api.serializers.samples import (
 from api.validation import validated
 from imagestudio.annotations.resamples import resample_clear, resample_create
 from imagestudio.annotations.selectors import ground_truth_prefetch
+from imagestudio.common.ids import parse_id
 from imagestudio.datasets import services
+from imagestudio.datasets.image_urls import EXPIRY_PARAM, REFUSALS, SIGNATURE_PARAM, ImageSize, signed_access
 from imagestudio.datasets.imaging import mime_for_format
 from imagestudio.datasets.imports import import_start
 from imagestudio.datasets.models import Role, Sample, Split
-from imagestudio.datasets.selectors import resample_get, sample_page
+from imagestudio.datasets.selectors import resample_get, sample_get_signed, sample_page
 from imagestudio.jobs.models import JobKind
 from imagestudio.labeling.selectors import sample_votes
 from imagestudio.training.selectors import model_predictions, ready_model, sample_predictions
@@ -39,6 +42,23 @@ IMMUTABLE_CACHE = "private, max-age=31536000, immutable"
 # Stored files are served as the image type Pillow decoded (never the uploaded name's), with nosniff from
 # SecurityMiddleware; and should a browser still render one as a document, it gets no script, no plugin, no origin.
 FILE_CSP = "default-src 'none'; style-src 'unsafe-inline'; sandbox"
+FILE_SIZES = {"image": ImageSize.ORIGINAL, "thumbnail": ImageSize.THUMBNAIL}
+SIGNED_URL_PARAMETERS = [
+    OpenApiParameter(EXPIRY_PARAM, int, description="Signed URL: its expiry (seconds since the epoch). The sample "
+                     "payload's URL carries it; with it and `sig`, no token is needed."),
+    OpenApiParameter(SIGNATURE_PARAM, str, description="Signed URL: its signature (see `exp`)."),
+]
+TOKEN_OR_SIGNATURE = [{"tokenAuth": []}, {"cookieAuth": []}, {}]  # {}: a signed URL needs no credentials
+SIGNED_URL_REFUSED = OpenApiResponse(
+    {"$ref": "#/components/schemas/Error"},  # completed by api.schema.add_error_responses
+    description="A signed URL that is tampered with (code `signature_invalid`) or expired (`signature_expired`); "
+                "with a token instead, a role too low.")
+
+
+def is_signed(request):
+    """Whether the request chose a signed URL over credentials (a token, when sent, wins)."""
+    params = request.query_params
+    return (EXPIRY_PARAM in params or SIGNATURE_PARAM in params) and "Authorization" not in request.headers
 
 
 class SampleViewSet(DatasetScopedMixin, viewsets.GenericViewSet):
@@ -49,6 +69,7 @@ class SampleViewSet(DatasetScopedMixin, viewsets.GenericViewSet):
     lookup_url_kwarg = "sample_id"
     pagination_class = None
     pages_itself = True  # the list builds its page (counters, keyset links), see sample_page
+    access = None  # a signed image URL's SignedAccess, when the request came with one instead of credentials
     required_roles = {"partial_update": Role.EDITOR, "resample": Role.VIEWER}
 
     @extend_schema(parameters=[SampleListQuerySerializer], responses={200: SamplePageSerializer},
@@ -58,7 +79,8 @@ class SampleViewSet(DatasetScopedMixin, viewsets.GenericViewSet):
         query.is_valid(raise_exception=True)
         values = query.validated_data
         fields = values.get("fields")
-        context = {"fields": None if fields is None else [f.strip() for f in fields.split(",") if f.strip()]}
+        context = {"request": request,
+                   "fields": None if fields is None else [f.strip() for f in fields.split(",") if f.strip()]}
         page = sample_page(dataset=self.dataset, spec=query.to_filter(self.dataset), ordering=values["ordering"],
                            limit=values["limit"], offset=values["offset"], after=values.get("after"),
                            prefetch=[ground_truth_prefetch()])
@@ -73,15 +95,16 @@ class SampleViewSet(DatasetScopedMixin, viewsets.GenericViewSet):
     def _next_link(self, request, values, page):
         if not page.has_more:
             return None
-        url = request.build_absolute_uri()
+        url = replace_query_param(request.build_absolute_uri(), "offset", values["offset"] + values["limit"])
         if values["ordering"].lstrip("-") == "id":
-            return replace_query_param(remove_query_param(url, "offset"), "after", page.samples[-1].pk)
-        return replace_query_param(url, "offset", values["offset"] + values["limit"])
+            # By key, at any depth in constant time; the offset stays as the page's position, for `previous`.
+            return replace_query_param(url, "after", page.samples[-1].pk)
+        return url
 
     def _previous_link(self, request, values):
-        if "after" in values or values["offset"] == 0:
+        if values["offset"] == 0:
             return None
-        url = request.build_absolute_uri()
+        url = remove_query_param(request.build_absolute_uri(), "after")  # back by offset: keys only go forward
         previous = values["offset"] - values["limit"]
         return remove_query_param(url, "offset") if previous <= 0 else replace_query_param(url, "offset", previous)
 
@@ -95,7 +118,7 @@ class SampleViewSet(DatasetScopedMixin, viewsets.GenericViewSet):
                 raise ValidationError({"model": [f"The dataset has no trained model {query['model']}."]})
         rows = (model_predictions(model=model, sample_id=sample.id) if model
                 else sample_predictions(dataset=self.dataset, sample_id=sample.id))
-        context = {"model": model, "predictions": rows, "votes": sample_votes(sample=sample)}
+        context = {"request": request, "model": model, "predictions": rows, "votes": sample_votes(sample=sample)}
         return Response(SampleDetailSerializer(sample, context=context).data)
 
     @extend_schema(parameters=[SampleDetailQuerySerializer], responses={200: SampleDetailSerializer})
@@ -111,7 +134,47 @@ class SampleViewSet(DatasetScopedMixin, viewsets.GenericViewSet):
         services.sample_update(sample=sample, user=request.user, **serializer.validated_data)
         return self._detail(request, sample_id)
 
-    def _file(self, request, key, content_type, etag):
+    def get_content_negotiator(self):
+        # Asked before the action is set too (when the request is wrapped): only the file routes differ.
+        if getattr(self, "action", None) in FILE_SIZES:
+            return FileContentNegotiation()
+        return super().get_content_negotiator()
+
+    def initial(self, request, *args, **kwargs):
+        if self.action in FILE_SIZES and is_signed(request):
+            # The signature is the permission: no token, no role, no dataset lookup for the caller.
+            self.access = self._checked_signature(request)
+            APIView.initial(self, request, *args, **kwargs)
+            return
+        super().initial(request, *args, **kwargs)
+
+    def get_permissions(self):
+        return [] if self.access else super().get_permissions()
+
+    def _checked_signature(self, request):
+        access = signed_access(dataset_id=parse_id(str(self.kwargs["dataset_id"])),
+                               sample_id=parse_id(str(self.kwargs["sample_id"])), size=FILE_SIZES[self.action],
+                               expires=request.query_params.get(EXPIRY_PARAM, ""),
+                               signature=request.query_params.get(SIGNATURE_PARAM, ""))
+        if access.refusal:
+            raise PermissionDenied(REFUSALS[access.refusal], code=access.refusal)
+        return access
+
+    def _file(self, request, sample_id, size):
+        if self.access:
+            sample = sample_get_signed(dataset_id=parse_id(str(self.kwargs["dataset_id"])),
+                                       sample_id=parse_id(str(sample_id)))
+            if sample is None:
+                raise NotFound("No sample with this id in this dataset.")
+            # Cached no longer than the URL opens it; the bytes behind a URL never change (content-addressed).
+            cache_control = f"private, max-age={self.access.seconds_left}, immutable"
+        else:
+            sample = self.sample(sample_id)
+            cache_control = IMMUTABLE_CACHE
+        if size == ImageSize.ORIGINAL:
+            key, content_type, etag = sample.original, mime_for_format(sample.format), f'"{sample.sha256}"'
+        else:
+            key, content_type, etag = sample.thumbnail, "image/jpeg", f'"{sample.sha256}-thumb"'
         if request.headers.get("If-None-Match") == etag:
             response = HttpResponseNotModified()
         else:
@@ -121,21 +184,25 @@ class SampleViewSet(DatasetScopedMixin, viewsets.GenericViewSet):
                 raise NotFound("The stored file is missing.") from None
             response = FileResponse(stream, content_type=content_type)
         response["ETag"] = etag
-        response["Cache-Control"] = IMMUTABLE_CACHE
+        response["Cache-Control"] = cache_control
         response["Content-Security-Policy"] = FILE_CSP
         return response
 
-    @extend_schema(responses={(200, "image/*"): OpenApiResponse(OpenApiTypes.BINARY, description="The original bytes.")})
+    @extend_schema(parameters=SIGNED_URL_PARAMETERS, auth=TOKEN_OR_SIGNATURE, responses={
+        (200, "image/*"): OpenApiResponse(OpenApiTypes.BINARY, description="The original bytes."),
+        304: OpenApiResponse(description="Not modified (If-None-Match matched the ETag)."),
+        403: SIGNED_URL_REFUSED})
     @action(detail=True, methods=["get"])
     def image(self, request, dataset_id=None, sample_id=None):
-        sample = self.sample(sample_id)
-        return self._file(request, sample.original, mime_for_format(sample.format), f'"{sample.sha256}"')
+        return self._file(request, sample_id, ImageSize.ORIGINAL)
 
-    @extend_schema(responses={(200, "image/jpeg"): OpenApiResponse(OpenApiTypes.BINARY, description="A JPEG thumbnail.")})
+    @extend_schema(parameters=SIGNED_URL_PARAMETERS, auth=TOKEN_OR_SIGNATURE, responses={
+        (200, "image/jpeg"): OpenApiResponse(OpenApiTypes.BINARY, description="A JPEG thumbnail."),
+        304: OpenApiResponse(description="Not modified (If-None-Match matched the ETag)."),
+        403: SIGNED_URL_REFUSED})
     @action(detail=True, methods=["get"])
     def thumbnail(self, request, dataset_id=None, sample_id=None):
-        sample = self.sample(sample_id)
-        return self._file(request, sample.thumbnail, "image/jpeg", f'"{sample.sha256}-thumb"')
+        return self._file(request, sample_id, ImageSize.THUMBNAIL)
 
 
 class ResampleView(DatasetScopedMixin, APIView):
@@ -175,7 +242,9 @@ class ResampleView(DatasetScopedMixin, APIView):
 class ImportView(DatasetScopedMixin, APIView):
     """Ingest images: uploaded files, an archive (zip / tar, optional manifest) or a server-side path.
 
-    Answers 202 with the import Job; its result lists created, duplicate and refused files with reasons.
+    Answers 202 with the import Job; its result lists created, duplicate and refused files with reasons. A server
+    `path` must lie, links resolved, inside an import source an operator granted to this dataset or to you (as an
+    editor of it); any other path, existing or not, answers the same 400 on `path`.
     """
 
     parser_classes = [MultiPartParser, FormParser]
@@ -194,4 +263,4 @@ class ImportView(DatasetScopedMixin, APIView):
         values = serializer.validated_data
         job = import_start(dataset=self.dataset, user=request.user, **values)
         job.refresh_from_db()
-        return accepted(job)
+        return accepted(request, job)

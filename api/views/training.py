@@ -8,6 +8,7 @@ from rest_framework.response import Response
 from api.links import dataset_analysis_with_links
 from api.responses import accepted
 from api.scoping import DatasetScopedMixin
+from api.serializers.charts import ModelChartsQuerySerializer, ModelChartsSerializer
 from api.serializers.jobs import JOB_VARIANTS, JobByKindSerializer
 from api.serializers.training import (
     AnalysisQuerySerializer,
@@ -16,15 +17,15 @@ from api.serializers.training import (
     FastModelSerializer,
     PredictionQuerySerializer,
     PredictionSerializer,
-    TrainingLabelPageSerializer,
     TrainingLabelQuerySerializer,
+    TrainingLabelSerializer,
     TrainingSetCreateSerializer,
     TrainingSetSerializer,
 )
 from api.validation import validated
 from imagestudio.datasets.models import Role
 from imagestudio.jobs.models import JobKind
-from imagestudio.training import selectors, services
+from imagestudio.training import charts, selectors, services
 from imagestudio.training.models import FastModel, TrainingSet
 
 
@@ -45,7 +46,7 @@ class TrainingSetViewSet(DatasetScopedMixin, mixins.ListModelMixin, mixins.Retri
         data = validated(TrainingSetCreateSerializer, request.data)
         training_set, created = services.training_set_start(dataset=self.dataset, user=request.user, **data)
         if created or not training_set.ready:
-            return accepted(training_set.job)
+            return accepted(request, training_set.job)
         return Response(TrainingSetSerializer(training_set).data, status=status.HTTP_200_OK)
 
     @extend_schema(request=None, responses={202: JobByKindSerializer, 200: TrainingSetSerializer})
@@ -55,17 +56,18 @@ class TrainingSetViewSet(DatasetScopedMixin, mixins.ListModelMixin, mixins.Retri
         changed."""
         training_set, created = services.training_set_rebuild(training_set=self.get_object(), user=request.user)
         if created or not training_set.ready:
-            return accepted(training_set.job)
+            return accepted(request, training_set.job)
         return Response(TrainingSetSerializer(training_set).data, status=status.HTTP_200_OK)
 
-    @extend_schema(parameters=[TrainingLabelQuerySerializer], responses={200: TrainingLabelPageSerializer})
+    @extend_schema(parameters=[TrainingLabelQuerySerializer], responses={200: TrainingLabelSerializer(many=True)})
     @action(detail=True, methods=["get"])
     def labels(self, request, dataset_id=None, training_set_id=None):
         """Per sample and class: probability, label (ABSTAIN where no LF voted) and provenance."""
         query = validated(TrainingLabelQuerySerializer, request.query_params)
-        count, results = selectors.training_labels_page(training_set=self.get_object(), split=query.get("split"),
-                                                        offset=query["offset"], limit=min(query["limit"], 500))
-        return Response({"count": count, "results": results})
+        training_set = self.get_object()
+        rows = self.paginator.paginate_counted(request, lambda offset, limit: selectors.training_labels_page(
+            training_set=training_set, split=query.get("split"), offset=offset, limit=limit))
+        return self.get_paginated_response(rows)
 
 
 class FastModelViewSet(DatasetScopedMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
@@ -90,13 +92,13 @@ class FastModelViewSet(DatasetScopedMixin, mixins.ListModelMixin, mixins.Retriev
                 raise ValidationError({"training_set": ["No such training set in this dataset."]})
             data["training_set"] = training_set
         model = services.model_start(dataset=self.dataset, user=request.user, **data)
-        return accepted(model.job)
+        return accepted(request, model.job)
 
     @extend_schema(request=None, responses={202: JOB_VARIANTS[JobKind.FAST_MODEL]})
     @action(detail=True, methods=["post"])
     def retrain(self, request, dataset_id=None, model_id=None):
         """A new version with this model's parameters on the current inputs."""
-        return accepted(services.model_retrain(model=self.get_object(), user=request.user).job)
+        return accepted(request, services.model_retrain(model=self.get_object(), user=request.user).job)
 
     @extend_schema(parameters=[PredictionQuerySerializer], responses={200: PredictionSerializer(many=True)})
     @action(detail=True, methods=["get"])
@@ -109,6 +111,17 @@ class FastModelViewSet(DatasetScopedMixin, mixins.ListModelMixin, mixins.Retriev
         page = self.paginate_queryset(rows)
         return self.get_paginated_response(PredictionSerializer(page, many=True).data)
 
+    @extend_schema(parameters=[ModelChartsQuerySerializer], responses={200: ModelChartsSerializer})
+    @action(detail=True, methods=["get"])
+    def charts(self, request, dataset_id=None, model_id=None):
+        """One chart screen per request: per class on a split (default valid), PR and ROC points, the score
+        histogram by ground truth, calibration bins and the confusion at the model's threshold, against the
+        current ground truth. 409 while the model is not ready."""
+        query = validated(ModelChartsQuerySerializer, request.query_params)
+        return Response(charts.model_charts(model=self.get_object(), label_class=self.optional_class(query),
+                                            split=query["split"], points=query["points"], bins=query["bins"],
+                                            calibration_bins=query["calibration_bins"]))
+
 
 class AnalysisView(DatasetScopedMixin, GenericAPIView):
     """Per class: LF coverage and conflicts, label model against majority vote on dev, model metrics on valid,
@@ -119,5 +132,5 @@ class AnalysisView(DatasetScopedMixin, GenericAPIView):
     @extend_schema(parameters=[AnalysisQuerySerializer], responses={200: AnalysisSerializer})
     def get(self, request, dataset_id=None):
         query = validated(AnalysisQuerySerializer, request.query_params)
-        return Response(dataset_analysis_with_links(dataset=self.dataset, label_class=self.optional_class(query),
-                                                    split=query["split"]))
+        return Response(dataset_analysis_with_links(request=request, dataset=self.dataset,
+                                                    label_class=self.optional_class(query), split=query["split"]))

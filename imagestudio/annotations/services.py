@@ -14,7 +14,7 @@ from django.db import connection, transaction
 from django.db.models import F, QuerySet
 from django.utils import timezone
 
-from imagestudio.common.errors import Conflict, NotFound, ValidationFailed
+from imagestudio.common.errors import NotFound, ValidationFailed, VersionConflict
 from imagestudio.common.transactions import retry_transient
 from imagestudio.datasets.locks import classes_lock_exclusive, classes_lock_shared, samples_lock
 from imagestudio.datasets.signals import ground_truth_imported, ground_truth_requested, sample_split_changed
@@ -161,10 +161,10 @@ def annotation_set(*, dataset: Dataset, user: User | None, sample: Sample, label
         row = Annotation.objects.select_for_update().filter(sample=sample, label_class=label_class).first()
         current = row.version if row else 0
         if expected_version is not None and expected_version != current:
-            raise Conflict(
+            raise VersionConflict(
                 f"The label changed since version {expected_version}; it is now version {current} "
                 f"({row.value if row else GroundTruthValue.ABSTAIN}). Reload and retry.",
-                code="version_conflict",
+                current_version=current,
             )
         old = row.value if row else GroundTruthValue.ABSTAIN
         if old == value:

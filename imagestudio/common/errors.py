@@ -28,3 +28,13 @@ class Conflict(DomainError):
 
 class ServiceUnavailable(DomainError):
     code = "service_unavailable"
+
+
+class VersionConflict(Conflict):
+    """An edit made from a version that is no longer the current one; `current_version` says which is."""
+
+    code = "version_conflict"
+
+    def __init__(self, message, *, current_version):
+        super().__init__(message)
+        self.current_version = current_version

@@ -1,8 +1,9 @@
 """Import manifests (CSV or JSONL): one row per file. Pure parsing, no Django.
 
 Columns: `file` (required), `split`, `external_id`, `gt:<class name>` (PRESENT / ABSENT / ABSTAIN or
-empty), and any other column, which becomes metadata. CSV cells that read as numbers become numbers.
-A JSONL row may also nest `metadata` (an object) and `ground_truth` (an object class -> value).
+empty; class names compare as names.class_name_key does), and any other column, which becomes metadata. CSV cells
+that read as numbers become numbers. A JSONL row may also nest `metadata` (an object) and `ground_truth` (an
+object class -> value).
 """
 
 import csv
@@ -10,6 +11,8 @@ import io
 import json
 import math
 from dataclasses import dataclass, field
+
+from .names import class_name_key
 
 GT_PREFIX = "gt:"
 RESERVED = {"file", "split", "external_id", "metadata", "ground_truth"}
@@ -28,7 +31,7 @@ class ManifestRow:
     split: str | None = None
     external_id: str | None = None
     metadata: dict = field(default_factory=dict)
-    ground_truth: dict = field(default_factory=dict)  # class name -> PRESENT / ABSENT
+    ground_truth: dict = field(default_factory=dict)  # class name (as stored, once resolved) -> PRESENT / ABSENT
     error: str | None = None  # a row-level problem, reported for that file only
 
 
@@ -176,6 +179,23 @@ def _parse_jsonl(text, valid_splits):
     return rows
 
 
-def ground_truth_classes(rows):
-    """Every class name the manifest gives ground truth for."""
-    return {name for row in rows for name in row.ground_truth}
+def ground_truth_resolve(rows, class_names):
+    """Point each row's ground truth at the dataset's classes (`class_names`, as stored), matching names as
+    names.class_name_key compares them: `Cat` and `ｃａｔ` are `cat`. A row naming a class the dataset does not
+    have, or one class twice with two values, gets an error: it is refused alone."""
+    by_key = {class_name_key(name): name for name in class_names}
+    for row in rows:
+        if row.error is None and row.ground_truth:
+            row.error = _resolve_row(row, by_key)
+
+
+def _resolve_row(row, by_key):
+    resolved = {}
+    for name, value in row.ground_truth.items():
+        target = by_key.get(class_name_key(name))
+        if target is None:
+            return f"ground truth for {name!r}: the dataset has no such class (create it first)"
+        if resolved.setdefault(target, value) != value:
+            return f"ground truth for class {target!r} is given twice, as {resolved[target]} and {value}"
+    row.ground_truth = resolved
+    return None

@@ -167,3 +167,35 @@ class ResampleMember(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["resample", "sample"], name="unique_resample_member")]
+
+
+class ImportGrant(models.Model):
+    """A sub-directory of IMPORT_ROOT that server-side imports may read: granted by an operator to one dataset (its
+    editors import from it) or to one user (on the datasets that user edits). See imports/grants.py."""
+
+    dataset = models.ForeignKey(Dataset, null=True, blank=True, on_delete=models.CASCADE, related_name="import_grants")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE,
+                             related_name="import_grants")
+    # Relative to IMPORT_ROOT, POSIX separators, no '.' or '..' parts; "." is the whole root.
+    path = models.CharField(max_length=1000)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(dataset__isnull=False, user__isnull=True)
+                | models.Q(dataset__isnull=True, user__isnull=False),
+                name="import_grant_one_grantee",
+            ),
+            models.UniqueConstraint(fields=["dataset", "path"], condition=models.Q(dataset__isnull=False),
+                                    name="unique_dataset_import_grant"),
+            models.UniqueConstraint(fields=["user", "path"], condition=models.Q(user__isnull=False),
+                                    name="unique_user_import_grant"),
+        ]
+
+    def __str__(self):
+        grantee = f"dataset {self.dataset_id}" if self.dataset_id else f"user {self.user_id}"
+        return f"{self.path} -> {grantee}"

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
+from django.db import connection
 from django.db.models import Count, F, Prefetch, QuerySet
 from django.db.models.fields.json import KeyTextTransform
 
 from imagestudio.common.cache import VersionedLRU
 from imagestudio.common.ids import parse_id
 
+from .field_stats import BUILTIN_FIELDS, EXAMPLES, KINDS, catalogue_row, field_catalogue_of
 from .filters import SampleFilter, filter_term, sample_filter
 from .models import SPLIT_CODES, Comment, Dataset, DatasetMembership, LabelClass, Resample, Role, Sample, Tag
 from .names import class_name_key
@@ -156,8 +159,12 @@ def sample_get(*, dataset: Dataset, sample_id: int | None, prefetch: Iterable[Pr
     return Sample.objects.filter(dataset=dataset, pk=sample_id).prefetch_related(*prefetch).first()
 
 
-# Sample columns a pattern LF may read besides metadata fields.
-BUILTIN_FIELDS = ("external_id", "file_name", "format", "width", "height", "bytes")
+def sample_get_signed(*, dataset_id: int, sample_id: int) -> Sample | None:
+    """A sample by its dataset's id and its own, visible to nobody in particular: for a signed image URL, whose
+    signature (checked by the caller) is the permission."""
+    return Sample.objects.filter(dataset_id=dataset_id, pk=sample_id).first()
+
+
 # One field of a dataset as arrays, valid until the dataset's samples change.
 _columns = VersionedLRU("sample columns", max_entries=16)
 
@@ -183,6 +190,56 @@ def field_column(*, dataset: Dataset, field: str) -> tuple[np.ndarray, np.ndarra
     """(ids, split codes, values) of one field over the dataset's samples, ascending by id."""
     version = Dataset.objects.filter(pk=dataset.pk).values_list("samples_version", flat=True).first()
     return _columns.get((dataset.pk, field), version, lambda: _read_column(dataset, field))
+
+
+# A dataset's (or split's) metadata field catalogue, valid until its samples change (samples_version grows with
+# every import, metadata edit and split move).
+_catalogues = VersionedLRU("field catalogues", max_entries=32)
+_KIND_SUMS = ", ".join(f"sum(n) FILTER (WHERE kind = '{kind}')" for kind in KINDS)
+# Every (field, value) pair with its count and first sample, then per field the sums by JSON kind, the distinct
+# non-null values and the most frequent ones (ties to the first seen): field_stats's rules, in one scan.
+_CATALOGUE_SQL = f"""
+WITH pairs AS (
+    SELECT kv.key, kv.value, count(*) AS n, min(s.id) AS first
+    FROM {Sample._meta.db_table} s CROSS JOIN LATERAL jsonb_each(s.metadata) AS kv
+    WHERE s.dataset_id = %s AND jsonb_typeof(s.metadata) = 'object' {{split}}
+    GROUP BY kv.key, kv.value
+), ranked AS (
+    SELECT key, value, n, jsonb_typeof(value) AS kind,
+           row_number() OVER (PARTITION BY key ORDER BY jsonb_typeof(value) = 'null', n DESC, first) AS rank
+    FROM pairs
+)
+SELECT key, {_KIND_SUMS}, count(*) FILTER (WHERE kind <> 'null'),
+       array_agg(value::text ORDER BY rank) FILTER (WHERE rank <= {EXAMPLES} AND kind <> 'null')
+FROM ranked GROUP BY key
+"""  # noqa: S608  (no user text: table name and constants)
+
+
+def _catalogue_in_sql(dataset_id, split, samples):
+    query, params = _CATALOGUE_SQL.format(split="AND s.split = %s" if split else ""), [dataset_id]
+    with connection.cursor() as cursor:
+        cursor.execute(query, params + ([split] if split else []))
+        rows = cursor.fetchall()
+    return [catalogue_row(key, {kind: int(n or 0) for kind, n in zip(KINDS, sums, strict=True)}, distinct,
+                          [json.loads(text) for text in examples or []], samples)
+            for key, *sums, distinct, examples in sorted(rows, key=lambda row: row[0])]
+
+
+def _catalogue_in_python(dataset_id, split):
+    samples = Sample.objects.filter(dataset_id=dataset_id, **({"split": split} if split else {})).order_by("id")
+    return field_catalogue_of(metadata if isinstance(metadata, dict) else {}
+                              for metadata in samples.values_list("metadata", flat=True).iterator(chunk_size=20_000))
+
+
+def field_catalogue(*, dataset: Dataset, split: str | None = None) -> list[dict]:
+    """The metadata fields of the dataset's samples (or a split's), by name: kinds, fill rate, distinct count and
+    examples (field_stats). Computed in one SQL scan on Postgres, in Python elsewhere; cached per process until
+    the samples change."""
+    version, counts = Dataset.objects.filter(pk=dataset.pk).values_list("samples_version", "split_counts").get()
+    samples = counts.get(split, 0) if split else sum(counts.values())
+    if connection.vendor == "postgresql":
+        return _catalogues.get((dataset.pk, split), version, lambda: _catalogue_in_sql(dataset.pk, split, samples))
+    return _catalogues.get((dataset.pk, split), version, lambda: _catalogue_in_python(dataset.pk, split))
 
 
 def sample_split_counts(*, dataset_id: int) -> dict[str, int]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import shutil
 import time
 from collections.abc import Iterable, Mapping
@@ -181,7 +182,8 @@ def sample_update(*, sample: Sample, split: str | None = None, metadata: dict[st
             ResampleMember.objects.filter(sample=sample).delete()
             old_split, sample.split = sample.split, split
             fields.append("split")
-        if metadata is not None and metadata != sample.metadata:
+        # As JSON, not as Python values: False == 0 in Python, yet false -> 0 is an edit.
+        if metadata is not None and json.dumps(metadata, sort_keys=True) != json.dumps(sample.metadata, sort_keys=True):
             sample.metadata = metadata
             sample.search_text = search_text(sample.external_id, sample.file_name, metadata)
             fields += ["metadata", "search_text"]

@@ -177,7 +177,7 @@ class ArchiveSource:
 
 
 class DirectorySource:
-    """Files below a directory on the server; symlinks and anything outside `root` are refused."""
+    """Files below a directory on the server; symlinks and anything outside `root` (the import source) are refused."""
 
     def __init__(self, root, base, *, max_member_bytes, max_members):
         self.root = Path(root).resolve()
@@ -186,7 +186,7 @@ class DirectorySource:
         self.max_members = max_members
         self.refused = []
         if not self.base.is_relative_to(self.root):
-            raise SourceError("the path is outside the import root")
+            raise SourceError("the path is outside the import source")
 
     def close(self):
         pass
@@ -211,7 +211,7 @@ class DirectorySource:
     def read(self, name):
         full = (self.base / name)
         if full.is_symlink() or not full.resolve().is_relative_to(self.root):
-            raise SourceError("the path leaves the import root or is a link")
+            raise SourceError("the path leaves the import source or is a link")
         try:
             with open(full, "rb") as stream:
                 return read_limited(stream, self.max_member_bytes, "the file")

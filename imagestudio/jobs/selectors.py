@@ -35,3 +35,9 @@ def job_get(*, user: User, job_id: uuid.UUID | str) -> Job | None:
     except ValueError:
         return None
     return job_list_visible(user=user).select_related("creator").filter(pk=job_uuid).first()
+
+
+def job_state(*, job_id: uuid.UUID | str) -> dict | None:
+    """What a watcher of the job compares between polls: status, progress, message and updated_at (which every
+    change of the job moves). One primary-key read of four columns, cheap enough to poll."""
+    return Job.objects.filter(pk=job_id).values("status", "progress", "message", "updated_at").first()

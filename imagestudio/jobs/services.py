@@ -38,8 +38,9 @@ def _send(task_name, job_id):
         app.send_task(task_name, args=[str(job_id)])
     except KombuOperationalError as exc:
         logger.error("could not enqueue %s for job %s: %s", task_name, job_id, exc)
+        now = timezone.now()
         Job.objects.filter(pk=job_id, status=JobStatus.QUEUED).update(
-            status=JobStatus.FAILED, error=f"the task queue is unreachable: {exc}", finished_at=timezone.now()
+            status=JobStatus.FAILED, error=f"the task queue is unreachable: {exc}", finished_at=now, updated_at=now
         )
 
 
@@ -119,17 +120,20 @@ def job_progress(*, job_id: uuid.UUID | str, progress: float, message: str = "")
 
 
 def job_succeed(*, job_id: uuid.UUID | str, result: dict[str, Any], message: str = "done") -> None:
+    now = timezone.now()
     Job.objects.filter(pk=job_id, status=JobStatus.RUNNING).update(
         status=JobStatus.SUCCEEDED,
         progress=1.0,
         result=result,
         message=message[:500],
-        finished_at=timezone.now(),
+        finished_at=now,
+        updated_at=now,
     )
 
 
 def job_fail(*, job_id: uuid.UUID | str, error: str, result: dict[str, Any] | None = None) -> None:
-    updates = {"status": JobStatus.FAILED, "error": str(error), "finished_at": timezone.now()}
+    now = timezone.now()
+    updates = {"status": JobStatus.FAILED, "error": str(error), "finished_at": now, "updated_at": now}
     if result is not None:
         updates["result"] = result
     Job.objects.filter(pk=job_id, status__in=ACTIVE_STATUSES).update(**updates)
@@ -137,8 +141,9 @@ def job_fail(*, job_id: uuid.UUID | str, error: str, result: dict[str, Any] | No
 
 def job_cancel(*, job: Job) -> Job:
     """Cancel a queued or running job; a finished one cannot be cancelled."""
+    now = timezone.now()
     updated = Job.objects.filter(pk=job.pk, status__in=ACTIVE_STATUSES).update(
-        status=JobStatus.CANCELLED, finished_at=timezone.now(), message="cancelled"
+        status=JobStatus.CANCELLED, finished_at=now, updated_at=now, message="cancelled"
     )
     job.refresh_from_db()
     if not updated:
@@ -149,8 +154,9 @@ def job_cancel(*, job: Job) -> Job:
 
 def jobs_cancel_active(*, dataset: Model) -> int:
     """Cancel every queued or running job of a dataset (running ones stop at their next progress report)."""
+    now = timezone.now()
     return Job.objects.filter(dataset=dataset, status__in=ACTIVE_STATUSES).update(
-        status=JobStatus.CANCELLED, finished_at=timezone.now(), message="cancelled: the dataset is being deleted")
+        status=JobStatus.CANCELLED, finished_at=now, updated_at=now, message="cancelled: the dataset is being deleted")
 
 
 def run_job(job_id: uuid.UUID | str, work: Callable[[Job], dict[str, Any]]) -> None:

@@ -28,10 +28,14 @@ scored on the same labeled dev rows with one rule: where a candidate gives no la
 tie, probability exactly 0.5) it counts as the prior-majority class of the training folds, and a NaN
 probability as the training folds' PRESENT fraction. Candidates that learn from dev labels (prior_only, the
 semi-supervised EM, the regression) are scored out-of-fold: stratified k-fold over the labeled dev rows, fit
-on the other folds' labels, predict the held-out fold. The choice is the best dev F1 (PRESENT positive), ties
-to the simpler candidate (the order of CANDIDATES); majority vote is a candidate, so the choice never has a
-lower dev F1 than it. Without at least 2 labeled dev rows nothing can be scored: em_unsupervised is chosen.
-The chosen candidate is refit on all dev labels to label every row.
+on the other folds' labels, predict the held-out fold. The choice is by dev F1 (PRESENT positive), with the
+noise of a few hundred labels taken into account: the eligible candidates are those whose dev F1 is within one
+paired standard error of the best (a bootstrap over the same dev rows, BOOTSTRAP_RESAMPLES resamples) and not
+below majority vote's; among them the lowest dev Brier score wins (a proper score: it reads every probability,
+where F1 reads one threshold, so it separates candidates F1 cannot tell apart), ties to the simpler candidate
+(the order of CANDIDATES). So the choice never has a lower dev F1 than majority vote, and a candidate whose F1
+lead is within noise does not win on it alone. Without at least 2 labeled dev rows nothing can be scored:
+em_unsupervised is chosen. The chosen candidate is refit on all dev labels to label every row.
 
 Calibration: one temperature T, fitted on the chosen candidate's out-of-fold dev probabilities by log loss,
 rescales every probability as sigmoid(logit(p) / T). It corrects over- or under-confidence (a regression on a
@@ -56,9 +60,17 @@ from .label_model import DawidSkene, Labels, MajorityVote, VoteDesign, labels_fr
 CANDIDATES = ("prior_only", "majority_vote", "em_unsupervised", "em_semi_supervised", "logistic_regression")
 DEFAULT_FOLDS = 5
 CALIBRATION_BINS = 10
+BOOTSTRAP_RESAMPLES = 200
 
 
 # ---------------------------------------------------------------- scoring
+
+
+def predicted_present(probability, fallback_present):
+    """Per row, whether the candidate's label is PRESENT once a label-less row (tie or NaN) takes the majority
+    class of its fallback prior: the one rule every candidate is scored by."""
+    label = labels_from_probability(probability).label
+    return np.where(label == ABSTAIN, fallback_present > 0.5, label == PRESENT)
 
 
 def score_probabilities(probability, truth, fallback_present):
@@ -70,10 +82,8 @@ def score_probabilities(probability, truth, fallback_present):
     probability = np.asarray(probability, dtype=np.float64)
     fallback_present = np.broadcast_to(np.asarray(fallback_present, dtype=np.float64), probability.shape)
     filled = np.where(np.isnan(probability), fallback_present, probability)
-    label = labels_from_probability(probability).label
-    label = np.where(label == ABSTAIN, np.where(fallback_present > 0.5, PRESENT, ABSENT), label)
     positive = np.asarray(truth) == PRESENT
-    predicted = label == PRESENT
+    predicted = predicted_present(probability, fallback_present)
     tp, fp = int((predicted & positive).sum()), int((predicted & ~positive).sum())
     fn, tn = int((~predicted & positive).sum()), int((~predicted & ~positive).sum())
     scored = len(probability)
@@ -268,6 +278,38 @@ def _out_of_fold(candidates, dev_rows, folds, seed):
     return scores, fallback, out_of_fold, int(fold_of.max() + 1)
 
 
+def f1_standard_errors(predicted, positive, best, seed):
+    """Per candidate, the standard error of (best's dev F1 - its dev F1) over paired bootstrap resamples of the
+    dev rows: both scored on the same resampled rows, so what they share cancels. predicted: {name: bool array}."""
+    rng = np.random.default_rng(seed)
+    resamples = rng.integers(0, len(positive), size=(BOOTSTRAP_RESAMPLES, len(positive)))
+    truth = positive[resamples]
+
+    def f1(name):
+        guess = predicted[name][resamples]
+        tp = (guess & truth).sum(axis=1)
+        return 2 * tp / np.maximum(tp + guess.sum(axis=1) + truth.sum(axis=1), 1)
+
+    reference = f1(best)
+    return {name: float(np.std(reference - f1(name))) for name in predicted}
+
+
+def _choose(scores, out_of_fold, fallback, truth, seed):
+    """(chosen candidate, reason): dev F1 within noise of the best and not below majority vote, then the lowest
+    dev Brier score, then the simpler candidate (module docstring)."""
+    best = max(CANDIDATES, key=lambda name: (scores[name]["f1"], -CANDIDATES.index(name)))
+    predicted = {name: predicted_present(out_of_fold[name], fallback) for name in CANDIDATES}
+    errors = f1_standard_errors(predicted, truth == PRESENT, best, seed)
+    floor = scores["majority_vote"]["f1"]
+    eligible = [name for name in CANDIDATES
+                if scores[name]["f1"] >= max(scores[best]["f1"] - errors[name], floor)]
+    chosen = min(eligible, key=lambda name: (scores[name]["brier"], CANDIDATES.index(name)))
+    reason = (f"best dev F1 {scores[best]['f1']:.4f} ({best}); within one paired standard error of it and not "
+              f"below majority vote ({floor:.4f}): {', '.join(eligible)}; lowest dev Brier score among them: "
+              f"{chosen} (F1 {scores[chosen]['f1']:.4f}, Brier {scores[chosen]['brier']:.4f})")
+    return chosen, reason
+
+
 def label_class_votes(votes, truth, dev_mask, seed=0, folds=DEFAULT_FOLDS, model_options=None) -> ClassLabels:
     """Fit every candidate, score them on dev on equal terms, label all rows with the best (module docstring).
 
@@ -290,9 +332,8 @@ def label_class_votes(votes, truth, dev_mask, seed=0, folds=DEFAULT_FOLDS, model
         candidate_probability["prior_only"] = np.full(design.n, prior, dtype=np.float32)
     else:
         scores, fallback, out_of_fold, fold_count = _out_of_fold(candidates, dev_rows, folds, seed)
-        chosen = max(CANDIDATES, key=lambda name: (scores[name]["f1"], -CANDIDATES.index(name)))
-        reason = (f"best dev F1 ({scores[chosen]['f1']:.4f} on {len(dev_rows)} samples, out-of-fold over "
-                  f"{fold_count} folds; majority vote {scores['majority_vote']['f1']:.4f})")
+        chosen, reason = _choose(scores, out_of_fold, fallback, truth[dev_rows], seed)
+        reason += f" ({len(dev_rows)} dev samples, out-of-fold over {fold_count} folds)"
         dev_probability[dev_rows] = np.where(np.isnan(out_of_fold[chosen]), fallback, out_of_fold[chosen])
         model, prior = candidates.semi_supervised(dev_rows), float((truth[dev_rows] == PRESENT).mean())
         # Every candidate refit on all dev labels: the chosen one labels the rows, the others are for comparison.

@@ -5,6 +5,7 @@ Encodings: a vote or a ground truth is an int8, 1 = PRESENT, -1 = ABSENT, 0 = AB
 """
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -16,9 +17,10 @@ Z95 = 1.959963984540054
 def votes_from_scores(scores, low=None, high=None, invert=False):
     """score >= high -> PRESENT, score <= low -> ABSENT, else ABSTAIN; `invert` swaps the two directions.
 
-    A missing threshold makes the LF one-sided. NaN scores (no score for the sample) abstain.
+    A missing threshold makes the LF one-sided. NaN scores (no score for the sample) abstain. Scores compare
+    in float64, so a threshold is used exactly as given (a histogram edge sent back selects what it counted).
     """
-    scores = np.asarray(scores, dtype=np.float32)
+    scores = np.asarray(scores, dtype=np.float64)
     votes = np.zeros(len(scores), dtype=np.int8)
     if high is not None:
         votes[scores >= high] = ABSENT if invert else PRESENT
@@ -108,21 +110,98 @@ def lf_vote_stats(votes, ground_truth):
     return rows
 
 
-def histogram(scores, ground_truth, bins, value_range=None):
-    """Bin edges and counts per bin split by ground truth (present / absent / unlabeled)."""
+GROUND_TRUTH_ROWS = (("present", PRESENT), ("absent", ABSENT), ("unlabeled", ABSTAIN))
+THRESHOLD_OPERATORS = (">=", "<=")  # the rule `high` sets (score >= high), the one `low` sets (score <= low)
+
+
+def _edges(scores, bins):
+    """`bins` + 1 strictly increasing equal-width edges over the (finite) scores' range, widened around a range
+    too narrow to split (e.g. one distinct value)."""
+    low, high = (float(scores.min()), float(scores.max())) if len(scores) else (0.0, 1.0)
+    pad = 0.5
+    while True:
+        edges = np.linspace(low, high, bins + 1)
+        if np.all(np.diff(edges) > 0):
+            return edges
+        low, high, pad = low - pad, high + pad, pad * 2
+
+
+@dataclass(frozen=True)
+class Binned:
+    """Scores binned once, by ground truth row (GROUND_TRUTH_ROWS): the histogram and the sweep read it.
+    Bin k holds edges[k] <= score < edges[k + 1], the last bin also its right edge (numpy's histogram rule)."""
+
+    edges: np.ndarray  # bins + 1, strictly increasing
+    per_bin: np.ndarray  # (3, bins): finite scores per bin
+    per_edge: np.ndarray  # (3, bins + 1): finite scores equal to each edge
+    totals: np.ndarray  # (3,): samples per ground truth row, those without a score (NaN) included
+
+
+def bin_scores(scores, ground_truth, bins) -> Binned:
+    """O(n): each score's bin comes from arithmetic, settled against the edges; nothing is sorted."""
     scores, ground_truth = np.asarray(scores, dtype=np.float64), np.asarray(ground_truth)
+    row = (ground_truth != PRESENT).astype(np.intp) + (ground_truth == ABSTAIN)  # present 0, absent 1, unlabeled 2
+    totals = np.bincount(row, minlength=3)
     finite = np.isfinite(scores)
-    scores, ground_truth = scores[finite], ground_truth[finite]
-    if value_range is None:
-        value_range = (float(scores.min()), float(scores.max())) if len(scores) else (0.0, 1.0)
-    low, high = value_range
-    if high <= low:  # one distinct value: give the bins some width around it
-        low, high = low - 0.5, high + 0.5
-    counts = {}
-    for name, side in (("present", PRESENT), ("absent", ABSENT), ("unlabeled", ABSTAIN)):
-        # bins + range lets numpy bin uniformly without sorting (explicit edges make it sort)
-        counts[name] = np.histogram(scores[ground_truth == side], bins=bins, range=(low, high))[0].astype(int).tolist()
-    return {"edges": np.linspace(low, high, bins + 1).tolist(), "counts": counts}
+    if not finite.all():
+        scores, row = scores[finite], row[finite]
+    edges = _edges(scores, bins)
+    index = ((scores - edges[0]) * (bins / (edges[-1] - edges[0]))).astype(np.intp)
+    np.clip(index, 0, bins - 1, out=index)
+    # The arithmetic may miss by one next to an edge: the edges themselves decide (as in numpy's histogram).
+    index -= scores < edges[index]
+    index += (scores >= edges[index + 1]) & (index < bins - 1)
+    per_bin = np.bincount(row * bins + index, minlength=3 * bins).reshape(3, bins)
+    # A score on an edge is on its own bin's left edge, or on the last edge (the top of the last bin).
+    edge = np.where(scores == edges[-1], bins, index)
+    on_edge = scores == edges[edge]
+    per_edge = np.bincount(row[on_edge] * (bins + 1) + edge[on_edge], minlength=3 * (bins + 1)).reshape(3, bins + 1)
+    return Binned(edges, per_bin, per_edge, totals)
+
+
+def histogram_of(binned: Binned) -> dict:
+    """The bin edges and the counts per bin split by ground truth (present / absent / unlabeled)."""
+    return {"edges": binned.edges.tolist(),
+            "counts": {name: binned.per_bin[k].tolist() for k, (name, _) in enumerate(GROUND_TRUTH_ROWS)}}
+
+
+def histogram(scores, ground_truth, bins):
+    """Equal-width bins over the finite scores' range, counted by ground truth."""
+    return histogram_of(bin_scores(scores, ground_truth, bins))
+
+
+def _ratios(numerator, denominator):
+    return [float(n / d) if d else None for n, d in zip(numerator, np.broadcast_to(denominator, numerator.shape),
+                                                        strict=True)]
+
+
+def _side_sweep(counts, side_row, population, side_total, operator):
+    """The figures of one side's rule at every edge, from its vote counts by ground truth row (3, edges)."""
+    votes, labeled, correct = counts.sum(axis=0), counts[0] + counts[1], counts[side_row]
+    return {"operator": operator, "votes": votes.tolist(), "labeled": labeled.tolist(), "correct": correct.tolist(),
+            "precision": _ratios(correct, labeled), "recall": _ratios(correct, side_total),
+            "coverage": _ratios(votes, population)}
+
+
+def threshold_sweep(binned: Binned, invert=False) -> dict:
+    """For every edge e, what each side's rule would do with e as its threshold: PRESENT for score >= e and
+    ABSENT for score <= e (swapped when inverted), as votes_from_scores decides and vote_quality counts.
+
+    Per side: `votes` (samples it would vote on), `labeled` (those with ground truth), `correct` (those whose
+    ground truth is the side), `precision` = correct / labeled, `recall` = correct / samples whose ground truth is
+    the side, `coverage` = votes / population; a ratio over zero is None. From cumulative counts over the bins,
+    so a client moves thresholds along the edges without asking again."""
+    per_bin, per_edge = binned.per_bin, binned.per_edge
+    # score >= edges[j]: bins j.. (all of them below the last edge, whose count is the scores on it)
+    at_or_above = np.concatenate([np.cumsum(per_bin[:, ::-1], axis=1)[:, ::-1], per_edge[:, -1:]], axis=1)
+    # score < edges[j]: bins ..j-1, and every finite score but those on the last edge for j = bins
+    below = np.concatenate([np.zeros((3, 1), dtype=per_bin.dtype), np.cumsum(per_bin, axis=1)], axis=1)
+    below[:, -1] -= per_edge[:, -1]
+    counts = {">=": at_or_above, "<=": below + per_edge}
+    operators = {"present": "<=" if invert else ">=", "absent": ">=" if invert else "<="}
+    population = int(binned.totals.sum())
+    return {name: _side_sweep(counts[operators[name]], row, population, int(binned.totals[row]), operators[name])
+            for row, (name, _) in enumerate(GROUND_TRUTH_ROWS[:2])}
 
 
 def _best_cut(scores, positive, descending):
@@ -148,29 +227,54 @@ def _pick(thresholds, precision, recall, index):
             "f1": 2 * p * r / (p + r) if p + r else 0.0}
 
 
+def _side_cuts(scores, ground_truth, side, descending):
+    """(thresholds, precision, recall, F1) of every cut of one side's rule; None without a labeled sample of it."""
+    positive = ground_truth == side
+    if not positive.any():
+        return None
+    thresholds, precision, recall = _best_cut(scores, positive, descending)
+    f1 = np.where(precision + recall > 0, 2 * precision * recall / np.maximum(precision + recall, 1e-12), 0)
+    return thresholds, precision, recall, f1
+
+
+def _best_of(cuts, kind, min_precision, above=None, below=None):
+    """The best cut of `kind` with a threshold strictly between `above` and `below` (first on ties: the fewest
+    votes), or None."""
+    if cuts is None:
+        return None
+    thresholds, precision, recall, f1 = cuts
+    candidates = np.ones(len(thresholds), dtype=bool)
+    if above is not None:
+        candidates &= thresholds > above
+    if below is not None:
+        candidates &= thresholds < below
+    if kind == "best_recall_at_precision":
+        candidates &= precision >= min_precision
+    index = np.flatnonzero(candidates)
+    if not len(index):
+        return None
+    goal = f1 if kind == "best_f1" else recall
+    return _pick(thresholds, precision, recall, int(index[np.argmax(goal[index])]))
+
+
 def suggest_thresholds(scores, ground_truth, invert=False, min_precision=0.9):
     """Suggested `high` and `low`: the best F1 cut, and the best-recall cut with precision >= min_precision.
 
-    Computed on the labeled samples; None where the class has no labeled example of that side.
+    Computed on the labeled samples; None where the class has no labeled example of that side. The side that
+    votes PRESENT (high, or low when inverted) gets its best cut over all cuts; the other side its best among the
+    cuts beyond it, so for each kind a suggested low is always below the suggested high (None when no cut is left).
     """
     scores, ground_truth = np.asarray(scores, dtype=np.float64), np.asarray(ground_truth)
     keep = (ground_truth != ABSTAIN) & np.isfinite(scores)
     scores, ground_truth = scores[keep], ground_truth[keep]
-    suggestions = {}
-    # Which label a high score votes for, and which a low score votes for.
-    sides = {"high": (ABSENT if invert else PRESENT, True), "low": (PRESENT if invert else ABSENT, False)}
-    for name, (side, descending) in sides.items():
-        positive = ground_truth == side
-        if not positive.any():
-            suggestions[name] = {"best_f1": None, "best_recall_at_precision": None}
-            continue
-        thresholds, precision, recall = _best_cut(scores, positive, descending)
-        f1 = np.where(precision + recall > 0, 2 * precision * recall / np.maximum(precision + recall, 1e-12), 0)
-        precise = np.flatnonzero(precision >= min_precision)
-        suggestions[name] = {
-            "best_f1": _pick(thresholds, precision, recall, int(np.argmax(f1))),
-            "best_recall_at_precision": _pick(thresholds, precision, recall,
-                                              int(precise[np.argmax(recall[precise])]) if len(precise) else None),
-        }
+    # high: score >= t votes PRESENT (ABSENT inverted); low: score <= t votes ABSENT (PRESENT inverted)
+    cuts = {"high": _side_cuts(scores, ground_truth, ABSENT if invert else PRESENT, descending=True),
+            "low": _side_cuts(scores, ground_truth, PRESENT if invert else ABSENT, descending=False)}
+    first, second = ("low", "high") if invert else ("high", "low")
+    suggestions = {"high": {}, "low": {}}
+    for kind in ("best_f1", "best_recall_at_precision"):
+        chosen = suggestions[first][kind] = _best_of(cuts[first], kind, min_precision)
+        bound = {} if chosen is None else {"above" if second == "high" else "below": chosen["threshold"]}
+        suggestions[second][kind] = _best_of(cuts[second], kind, min_precision, **bound)
     suggestions["min_precision"] = min_precision
     return suggestions

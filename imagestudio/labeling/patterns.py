@@ -14,91 +14,56 @@ import numpy as np
 import re2
 import regex
 
-BUILDERS = ("keyword", "regex", "numeric", "length", "empty")
-OPERATORS = ("<", "<=", "=", ">=", ">", "between")
-MAX_PATTERN = 1000
-MAX_WORDS = 100
-MAX_WORD = 100  # characters: a keyword's cost grows with text length x its length
-MAX_FIELD = 100
+from .config_schemas import (  # noqa: F401  (the limits are the pattern LF's: re-exported)
+    BUILDERS,
+    MAX_FIELD,
+    MAX_PATTERN,
+    MAX_WORD,
+    MAX_WORDS,
+    OPERATORS,
+    PATTERN_BASE,
+    PATTERN_SCHEMAS,
+    ConfigError,
+    check,
+)
+
 REGEX_BUDGET_SECONDS = 1.5  # for one evaluation of a backtracking pattern over a whole split
 SCAN_BUDGET_SECONDS = 10.0  # for one evaluation of a linear pattern (keywords, RE2) over the whole dataset
 SCAN_CHECK_EVERY = 2000  # texts between two looks at the clock
 
-
-class PatternError(ValueError):
-    """The pattern config is unusable; `field` names the config key at fault."""
-
-    def __init__(self, message, field="config"):
-        super().__init__(message)
-        self.field = field
+PatternError = ConfigError  # a pattern's config or evaluation is unusable; `field` names the config key at fault
 
 
-def _require(config, key, kind, message):
-    value = config.get(key)
-    if not isinstance(value, kind):
-        raise PatternError(message, field=key)
-    return value
-
-
-def _number(value, key):
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise PatternError(f"'{key}' must be a finite number", field=key)
+def _finite(value):
+    if not math.isfinite(value):
+        raise PatternError("'value' must be a finite number", field="value")
     return float(value)
 
 
-def _keyword_config(config):
-    words = config.get("words")
-    if not isinstance(words, list) or not words or len(words) > MAX_WORDS or not all(
-            isinstance(w, str) and w.strip() and len(w) <= MAX_WORD for w in words):
-        raise PatternError(f"'words' must be a list of 1 to {MAX_WORDS} non-empty strings of at most {MAX_WORD} "
-                           "characters", field="words")
-    mode = config.get("mode", "any")
-    if mode not in ("any", "all"):
-        raise PatternError("'mode' must be any or all", field="mode")
-    return {"words": [w.strip() for w in words], "mode": mode,
-            "case_sensitive": bool(config.get("case_sensitive", False)),
-            "whole_word": bool(config.get("whole_word", True))}
-
-
-def _regex_config(config):
-    pattern = _require(config, "pattern", str, "'pattern' must be a regular expression")
-    if not pattern or len(pattern) > MAX_PATTERN:
-        raise PatternError(f"'pattern' must have 1 to {MAX_PATTERN} characters", field="pattern")
-    clean = {"pattern": pattern, "case_sensitive": bool(config.get("case_sensitive", False))}
-    compile_regex(clean)
-    return clean
-
-
-def _comparison_config(config):
-    op = config.get("op")
-    if op not in OPERATORS:
-        raise PatternError(f"'op' must be one of {' '.join(OPERATORS)}", field="op")
-    if op != "between":
-        return {"op": op, "value": _number(config.get("value"), "value")}
-    values = config.get("value")
-    if not isinstance(values, list) or len(values) != 2:
-        raise PatternError("'value' must be [low, high] for between", field="value")
-    low, high = (_number(v, "value") for v in values)
+def _comparison(config):
+    """Beyond the schema: finite numbers, an ordered pair for between."""
+    if config["op"] != "between":
+        return {**config, "value": _finite(config["value"])}
+    low, high = (_finite(v) for v in config["value"])
     if low > high:
         raise PatternError("'value' must be [low, high] with low <= high", field="value")
-    return {"op": op, "value": [low, high]}
+    return {**config, "value": [low, high]}
 
 
-_BUILDER_CONFIGS = {"keyword": _keyword_config, "regex": _regex_config, "numeric": _comparison_config,
-                    "length": _comparison_config, "empty": lambda config: {}}
+def _regex(config):
+    compile_regex(config)
+    return config
+
+
+_BEYOND_SCHEMA = {"keyword": lambda config: {**config, "words": [w.strip() for w in config["words"]]},
+                  "regex": _regex, "numeric": _comparison, "length": _comparison, "empty": lambda config: config}
 
 
 def validate_pattern(config):
-    """A normalized copy of a pattern config, or PatternError."""
-    if not isinstance(config, dict):
-        raise PatternError("the config must be an object")
-    field = _require(config, "field", str, "'field' must name a metadata field")
-    if not field or len(field) > MAX_FIELD:
-        raise PatternError(f"'field' must have 1 to {MAX_FIELD} characters", field="field")
-    builder = config.get("builder")
-    if builder not in BUILDERS:
-        raise PatternError(f"'builder' must be one of {', '.join(BUILDERS)}", field="builder")
-    return {"field": field, "builder": builder, **_BUILDER_CONFIGS[builder](config)}
+    """A normalized copy of a pattern config, or PatternError: the builder's JSON Schema (config_schemas), then
+    what a schema cannot say."""
+    builder = check(PATTERN_BASE, config)["builder"]
+    return _BEYOND_SCHEMA[builder](check(PATTERN_SCHEMAS[builder], config))
 
 
 def compile_regex(config):

@@ -9,7 +9,9 @@ import numpy as np
 
 @dataclass(frozen=True)
 class ScoreSource:
-    # (dataset, label_class, config) -> the normalized config, or ValidationFailed
+    # The config's JSON Schema (config_schemas), with a title and description: what lf-types publishes
+    schema: dict
+    # (dataset, label_class, config) -> the normalized config, or ValidationFailed; checks `schema` first
     validate: Callable[..., dict]
     # (dataset, label_class, config) -> (sample ids ascending, split codes, float32 scores) over the dataset
     column: Callable[..., tuple[np.ndarray, np.ndarray, np.ndarray]]

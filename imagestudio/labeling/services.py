@@ -14,15 +14,17 @@ from imagestudio import pipeline
 from imagestudio.annotations.selectors import ground_truth_for
 from imagestudio.common.arrays import top_k
 from imagestudio.common.bulk import copy_id_rows
-from imagestudio.common.errors import Conflict, ValidationFailed
+from imagestudio.common.errors import Conflict, ValidationFailed, VersionConflict
 from imagestudio.common.votes import vote_word
+from imagestudio.datasets.field_stats import BUILTIN_FIELDS
 from imagestudio.datasets.models import SPLIT_CODES, ResampleMember, Sample
 from imagestudio.datasets.selectors import field_column, metadata_field_exists
-from imagestudio.embeddings.encoders import SPACES
+from imagestudio.embeddings.encoders import ENCODER_KEYS, SPACES
 from imagestudio.embeddings.services import query_vector, scores_for
 from imagestudio.jobs.services import job_progress
 
 from . import metrics
+from .config_schemas import BUILDERS, PATTERN_SCHEMAS, ConfigError, check, pattern_schema, similarity_schema
 from .models import SIMILARITY_TYPES, LabelingFunction, LFType, LFVote
 from .patterns import PatternError, pattern_scores, validate_pattern
 from .score_sources import score_source
@@ -49,45 +51,50 @@ class Rule:
     invert: bool = False
 
 
-def _box(value):
-    if not (isinstance(value, list) and len(value) == 4 and all(isinstance(v, int) and not isinstance(v, bool)
-                                                                and v >= 0 for v in value)):
-        raise ValidationFailed("'box' must be [x0, y0, x1, y1], non-negative integer pixels.", field="config")
-    return value
+SIMILARITY_SCHEMAS = {lf_type: similarity_schema(lf_type, ENCODER_KEYS, SPACES) for lf_type in SIMILARITY_TYPES}
 
 
 def _similarity_config(dataset, type, config):
-    encoder = config.get("encoder")
-    clean = {"encoder": encoder} if encoder else {}
-    # Image and patch queries compare in the visual space unless the LF asks for the joint one; texts need it.
-    space = config.get("space", "joint" if type == LFType.SIMILARITY_TEXT else "visual")
-    if space not in SPACES or (type == LFType.SIMILARITY_TEXT and space != "joint"):
-        allowed = "joint" if type == LFType.SIMILARITY_TEXT else " or ".join(SPACES)
-        raise ValidationFailed(f"'space' must be {allowed} for a {type} LF.", field="config")
-    clean["space"] = space
-    if type == LFType.SIMILARITY_TEXT:
-        text = config.get("text")
-        if not isinstance(text, str) or not text.strip() or len(text) > 10_000:
-            raise ValidationFailed("A similarity_text LF needs 'text' (1 to 10,000 characters).", field="config")
-        return {**clean, "text": text}
-    sample_id = config.get("sample_id")
-    if isinstance(sample_id, bool) or not isinstance(sample_id, int) or not Sample.objects.filter(
-            dataset=dataset, pk=sample_id).exists():
-        raise ValidationFailed("'sample_id' must name a sample of this dataset.", field="config")
-    clean["sample_id"] = sample_id
-    if type == LFType.SIMILARITY_PATCH:
-        clean["box"] = _box(config.get("box"))
+    """The type's JSON Schema, then what it cannot say: the query sample is this dataset's."""
+    try:
+        clean = check(SIMILARITY_SCHEMAS[type], config)
+    except ConfigError as exc:
+        raise ValidationFailed(f"{exc} ({exc.field})", field="config") from None
+    if clean.get("encoder") is None:
+        clean.pop("encoder", None)  # the configured default
+    if "sample_id" in clean:
+        clean["sample_id"] = int(clean["sample_id"])
+        if not Sample.objects.filter(dataset=dataset, pk=clean["sample_id"]).exists():
+            raise ValidationFailed("'sample_id' must name a sample of this dataset.", field="config")
+    if "box" in clean:
+        clean["box"] = [int(v) for v in clean["box"]]
     return clean
 
 
+def lf_type_catalogue() -> dict[str, Any]:
+    """The composer's menu: every LF type with its config's JSON Schema (the one validation enforces), the pattern
+    builders with theirs, and the built-in columns a pattern may read besides metadata fields."""
+    schemas = {**SIMILARITY_SCHEMAS, LFType.PATTERN: pattern_schema()}
+    schemas.update({lf_type: source.schema for lf_type in LFType.values if (source := score_source(lf_type))})
+
+    def entry(schema):
+        return {"title": schema["title"], "description": schema["description"], "config_schema": schema}
+
+    return {"dialect": "https://json-schema.org/draft/2020-12/schema",
+            "types": [{"type": lf_type, **entry(schemas[lf_type])} for lf_type in LFType.values if lf_type in schemas],
+            "builders": [{"builder": builder, **entry(PATTERN_SCHEMAS[builder])} for builder in BUILDERS],
+            "builtin_fields": list(BUILTIN_FIELDS)}
+
+
 def validate_rule(*, dataset: Dataset, label_class: LabelClass, type: str, config: Any, low: float | None,
-                  high: float | None) -> dict[str, Any]:
-    """A normalized config for the type, or ValidationFailed naming the field at fault."""
+                  high: float | None, thresholds_required: bool = True) -> dict[str, Any]:
+    """A normalized config for the type, or ValidationFailed naming the field at fault. A rule that votes needs
+    a threshold; a preview may go without (its histogram comes first)."""
     if label_class.dataset_id != dataset.id:
         raise ValidationFailed("The class belongs to another dataset.", field="label_class")
     if low is not None and high is not None and low >= high:
         raise ValidationFailed(f"low ({low}) must be below high ({high}).", field="low")
-    if low is None and high is None:
+    if low is None and high is None and thresholds_required:
         raise ValidationFailed("Give at least one threshold (low and / or high).", field="high")
     if not isinstance(config, dict):
         raise ValidationFailed("The config must be an object.", field="config")
@@ -154,11 +161,13 @@ def lf_preview(*, dataset: Dataset, rule: Rule, split: str | None = None, in_sam
                              f"{rule.label_class.name!r}: precision and recall need some.")
     finite = scores[np.isfinite(scores)]
     order = top_k(scores, top, descending=not rule.invert)
+    binned = metrics.bin_scores(scores, truth, bins)
     return {
         **notes,
         "population": int(len(ids)),
         "score_range": [float(finite.min()), float(finite.max())] if len(finite) else None,
-        "histogram": metrics.histogram(scores, truth, bins),
+        "histogram": metrics.histogram_of(binned),
+        "sweep": metrics.threshold_sweep(binned, invert=rule.invert),
         "metrics": quality,
         "suggested": metrics.suggest_thresholds(scores, truth, invert=rule.invert, min_precision=min_precision),
         "top": [{"sample_id": int(ids[i]), "score": float(scores[i]), "ground_truth": vote_word(truth[i]),
@@ -257,12 +266,12 @@ RULE_FIELDS = ("type", "config", "low", "high", "invert", "label_class")
 
 def lf_update(*, lf: LabelingFunction, user: User | None = None, expected_version: int | None = None,
               **changes: Any) -> LabelingFunction:
-    """Edit an LF; rule edits re-materialize its votes. A stale `expected_version` is a 409."""
+    """Edit an LF; rule edits re-materialize its votes. A stale `expected_version` is a VersionConflict."""
     with transaction.atomic():
         current = LabelingFunction.objects.select_for_update().select_related("label_class", "dataset").get(pk=lf.pk)
         if expected_version is not None and expected_version != current.version:
-            raise Conflict(f"The LF changed since version {expected_version}; it is now version {current.version}. "
-                           "Reload and retry.", code="version_conflict")
+            raise VersionConflict(f"The LF changed since version {expected_version}; it is now version "
+                                  f"{current.version}. Reload and retry.", current_version=current.version)
         merged = {name: changes.get(name, getattr(current, name)) for name in RULE_FIELDS}
         if any(name in changes for name in RULE_FIELDS):
             merged["config"] = validate_rule(dataset=current.dataset, **{k: merged[k] for k in

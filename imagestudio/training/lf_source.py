@@ -1,17 +1,28 @@
 """A model LF's scores: a ready fast model's decision function for one class, registered with labeling."""
 
 from imagestudio.common.errors import ValidationFailed
+from imagestudio.labeling.config_schemas import ConfigError, check
 from imagestudio.labeling.models import LFType
 from imagestudio.labeling.score_sources import ScoreSource, score_source_register
 
 from .models import FastModel
 from .selectors import model_scores
 
+SCHEMA = {
+    "type": "object", "title": "Model", "required": ["model_id"],
+    "description": "A trained fast model's opinion of the class. Scores its decision function (0 at probability 0.5; "
+                   "the model's own threshold).",
+    "properties": {"model_id": {"type": "integer", "minimum": 1,
+                                "description": "the id of a ready fast model of this dataset trained for the class"}},
+}
+
 
 def _validate(dataset, label_class, config):
-    model_id = config.get("model_id")
-    model = (FastModel.objects.filter(dataset=dataset, pk=model_id, ready=True).first()
-             if isinstance(model_id, int) and not isinstance(model_id, bool) else None)
+    try:
+        model_id = int(check(SCHEMA, config)["model_id"])
+    except ConfigError as exc:
+        raise ValidationFailed(f"{exc} ({exc.field})", field="config") from None
+    model = FastModel.objects.filter(dataset=dataset, pk=model_id, ready=True).first()
     if model is None:
         raise ValidationFailed(f"'model_id' must name a trained fast model of this dataset (got {model_id!r}).",
                                field="config", code="model_unavailable")
@@ -26,4 +37,4 @@ def _column(dataset, label_class, config):
 
 
 def register():
-    score_source_register(LFType.MODEL, ScoreSource(validate=_validate, column=_column))
+    score_source_register(LFType.MODEL, ScoreSource(schema=SCHEMA, validate=_validate, column=_column))

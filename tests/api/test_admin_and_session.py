@@ -4,6 +4,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
 
+from imagestudio.datasets.models import ImportGrant
 from imagestudio.jobs.models import Job
 from tests.factories import make_samples
 
@@ -25,6 +26,22 @@ def test_admin_lists_and_changes_datasets_samples_jobs(admin_client_logged_in, d
                  "/admin/datasets/sample/", f"/admin/datasets/sample/{sample.id}/change/",
                  "/admin/jobs/job/", f"/admin/jobs/job/{job.id}/change/", "/admin/annotations/annotation/"):
         assert admin_client_logged_in.get(path).status_code == 200, path
+
+
+def test_admin_grants_an_import_source_to_a_dataset_only_where_a_directory_is(admin_client_logged_in, dataset,
+                                                                             settings, tmp_path):
+    (tmp_path / "team").mkdir()
+    settings.IMPORT_ROOT = str(tmp_path)
+    add = "/admin/datasets/importgrant/add/"
+    for form, error in (({"dataset": dataset.id, "path": "../team"}, b"cannot contain"),
+                        ({"dataset": dataset.id, "path": "nowhere"}, b"not a directory"),
+                        ({"path": "team"}, b"exactly one")):
+        page = admin_client_logged_in.post(add, form)
+        assert page.status_code == 200 and error in page.content, form
+    assert admin_client_logged_in.post(add, {"dataset": dataset.id, "path": "./team/"}).status_code == 302
+    grant = ImportGrant.objects.get()
+    assert (grant.dataset, grant.path, grant.created_by.username) == (dataset, "team", "root")
+    assert admin_client_logged_in.get("/admin/datasets/importgrant/").status_code == 200
 
 
 def test_session_login_drives_the_browsable_api(owner, dataset):

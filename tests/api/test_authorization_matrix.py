@@ -8,6 +8,7 @@ import pytest
 from django.db import transaction
 from django.urls import URLResolver, get_resolver
 
+from imagestudio.accounts.models import ApiToken
 from imagestudio.datasets.models import ROLE_RANK, Comment, Role, Tag
 from imagestudio.datasets.services import membership_set
 from imagestudio.jobs.models import Job
@@ -17,8 +18,8 @@ from tests.factories import make_samples
 
 pytestmark = pytest.mark.django_db
 
-PUBLIC = {"api/auth/token/", "api/schema/", "api/docs/", "api/health/"}  # public on purpose (health: for probes)
-SKIPPED = {"api/auth/login/", "api/auth/logout/"}  # Django's own session views
+PUBLIC = {"api/", "api/auth/token/", "api/schema/", "api/docs/", "api/health/"}  # public on purpose (health: probes)
+SKIPPED = {"api/auth/login/"}  # Django's own session login page (auth/logout/ is the API's: it revokes the token)
 # Object-level rules on top of the role: only a comment's author (here the owner) or an owner edits it.
 OWNER_OR_AUTHOR = {("comment", "partial_update"), ("comment", "destroy")}
 METHODS = ("get", "post", "put", "patch", "delete")
@@ -75,7 +76,8 @@ def world(owner, dataset):
     owner_membership = dataset.memberships.get(user=owner)
     ids = {"dataset_id": dataset.id, "sample_id": sample.id, "class_id": dataset.classes.first().id,
            "member_id": owner_membership.id, "comment_id": comment.id, "tag_id": Tag.objects.get().id,
-           "lf_id": lf.id, "job_id": job.id}
+           "lf_id": lf.id, "job_id": job.id,
+           "token_id": ApiToken.objects.filter(user=owner).latest("id").id}
     return clients, ids
 
 
@@ -108,7 +110,8 @@ def test_every_endpoint_for_every_role(world):
             if who == "anonymous":
                 assert status == 401, where
             elif who == "stranger":
-                if dataset_scoped or basename == "job" and action != "list":
+                owned_by_someone = basename in ("job", "token") and action not in ("list", "create")
+                if dataset_scoped or owned_by_someone:
                     assert status == 404, where
                 else:
                     assert status not in (401, 403, 404), where

@@ -230,9 +230,14 @@ def test_conse_offline_search_finds_the_cat_and_the_coffee(api, dataset, setting
 
 def test_quickstart_sets_up_the_demo(settings, capsys):
     from django.core.management import call_command
+    from rest_framework.test import APIClient
 
     call_command("quickstart", "--no-serve")
     out = capsys.readouterr().out
     assert "60 images" in out and "60 vectors" in out and "Token:" in out and "conse-offline" in out
+    key = out.split("Token:")[1].split()[0]
+    signed_in = APIClient()
+    signed_in.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+    assert signed_in.get("/api/datasets/").json()["count"] == 1  # the printed token signs in, to the demo dataset
     call_command("quickstart", "--no-serve")  # a second run reuses what is there
     assert Sample.objects.count() == 60

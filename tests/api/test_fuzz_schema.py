@@ -1,5 +1,7 @@
-"""Schemathesis against the live OpenAPI schema, authenticated, every operation: no 5xx and every response
-conforms to the schema. A bounded profile runs here (CI); bench/fuzz_api.sh runs a longer one."""
+"""Schemathesis against the live OpenAPI schema, authenticated: every operation alone (no 5xx, every response
+conforms to the schema), then chains of operations along the links schemathesis infers from the schema (an id a
+response returns, fed to the operations that take it: create a class, then read, rename and delete it). A bounded
+profile runs here (CI); bench/fuzz_api.sh runs a long one against a live server."""
 
 import os
 
@@ -8,13 +10,18 @@ import schemathesis
 from django.core.signals import request_finished, request_started
 from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
+from schemathesis.generation.stateful import run_state_machine_as_test
 
 from imagestudio.wsgi import application
-from tests.conftest import make_user
-from tests.factories import make_samples
+from tests.fuzz_world import fuzz_world
 
 schema = schemathesis.openapi.from_wsgi("/api/schema/", application)
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "8"))
+STATEFUL_EXAMPLES = int(os.environ.get("FUZZ_STATEFUL_EXAMPLES", "30"))
+STATEFUL_STEPS = int(os.environ.get("FUZZ_STATEFUL_STEPS", "10"))
+# Every check but the two about which inputs are accepted: the API parses leniently where DRF does ("1" as a
+# boolean) and refuses what Postgres cannot store (NUL characters) although the schema does not say so.
+EXCLUDED_CHECKS = [schemathesis.checks.negative_data_rejection, schemathesis.checks.positive_data_acceptance]
 
 
 @pytest.fixture(autouse=True)
@@ -30,14 +37,7 @@ def _keep_the_test_connection():
 
 @pytest.fixture
 def token(db):
-    from rest_framework.authtoken.models import Token
-
-    from imagestudio.datasets.services import dataset_create
-
-    user = make_user("fuzzer")
-    dataset = dataset_create(user=user, name="Fuzzed", classes=["cat", "dog"])
-    make_samples(dataset, [{"metadata": {"caption": "a cat"}, "gt": {"cat": "PRESENT"}} for _ in range(3)])
-    return Token.objects.create(user=user).key
+    return fuzz_world()
 
 
 @schema.parametrize()
@@ -45,7 +45,31 @@ def token(db):
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.function_scoped_fixture])
 @pytest.mark.django_db
 def test_api_conforms_and_never_fails(case, token):
-    # Every check but the two about which inputs are accepted: the API parses leniently where DRF does ("1" as a
-    # boolean) and refuses what Postgres cannot store (NUL characters) although the schema does not say so.
-    case.call_and_validate(headers={"Authorization": f"Token {token}"}, excluded_checks=[
-        schemathesis.checks.negative_data_rejection, schemathesis.checks.positive_data_acceptance])
+    case.call_and_validate(headers={"Authorization": f"Token {token}"}, excluded_checks=EXCLUDED_CHECKS)
+
+
+@pytest.mark.django_db
+def test_linked_operations_conform_and_never_fail(token):
+    headers = {"Authorization": f"Token {token}"}
+    followed = []  # (link, status) of each step that fed a value from an earlier response into its request
+
+    class LinkedCalls(schema.as_state_machine()):
+        def step(self, input):
+            output = super().step(input)
+            if input.transition is not None and input.applied_parameters:
+                followed.append((input.transition.id, output.response.status_code))
+            return output
+
+        def get_call_kwargs(self, case):
+            return {"headers": headers}
+
+        def validate_response(self, response, case, additional_checks=None, **kwargs):
+            # `headers` tells the auth checks that these credentials are the caller's, to be probed without
+            case.validate_response(response, additional_checks=additional_checks, excluded_checks=EXCLUDED_CHECKS,
+                                   headers=headers, transport_kwargs=kwargs, recorder=self.recorder)
+
+    run_state_machine_as_test(LinkedCalls, settings=settings(
+        max_examples=STATEFUL_EXAMPLES, stateful_step_count=STATEFUL_STEPS, deadline=None,
+        suppress_health_check=list(HealthCheck)))
+    # Not vacuous: chains were followed, and some reached a resource an earlier step had created or listed.
+    assert any(200 <= status < 300 for _, status in followed), followed

@@ -71,7 +71,7 @@ def test_end_to_end_through_generated_client(generated, live_server):
             client=anonymous, body=models.CredentialsRequest(username=user.username, password="gina-password-123"))
         assert signed_in.status_code == 200, signed_in.content
         token = signed_in.parsed
-        assert isinstance(token, models.Token) and token.token
+        assert isinstance(token, models.IssuedToken) and token.token
 
         wrong = op("auth.auth_token_create").sync_detailed(
             client=anonymous, body=models.CredentialsRequest(username=user.username, password="nope"))
@@ -114,7 +114,7 @@ def test_end_to_end_through_generated_client(generated, live_server):
         assert imported.status_code == 202, imported.content
         job = imported.parsed
         assert isinstance(job, models.ImportJob) and job.kind == models.ImportKindEnum.IMPORT
-        assert imported.headers["Location"] == job.url == f"/api/jobs/{job.id}/"
+        assert imported.headers["Location"] == job.url == f"{live_server.url}/api/jobs/{job.id}/"
         assert job.dataset == dataset.id and job.creator == user.username
 
         # Poll the job (tasks run in-process in tests, so it is already finished).
@@ -146,8 +146,9 @@ def test_end_to_end_through_generated_client(generated, live_server):
             assert (sample.width, sample.height, sample.format_) == (64, 48, "PNG")
             assert sample.bytes_ > 0 and sample.tags == []
             assert sample.ground_truth.additional_properties == {}
-            assert sample.thumbnail_url == f"/api/datasets/{dataset.id}/samples/{sample.id}/thumbnail/"
-            assert sample.image_url == f"/api/datasets/{dataset.id}/samples/{sample.id}/image/"
+            assert sample.thumbnail_url.startswith(
+                f"{live_server.url}/api/datasets/{dataset.id}/samples/{sample.id}/thumbnail/?exp=")
+            assert sample.image_url.startswith(f"{live_server.url}/api/datasets/{dataset.id}/samples/{sample.id}/image/?exp=")
         assert by_name["red.png"].metadata.additional_properties == {"caption": "A red one"}
         assert by_name["blue.png"].metadata.additional_properties == {}
         ids = [s.id for s in page.results]

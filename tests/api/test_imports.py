@@ -12,6 +12,7 @@ from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from imagestudio.annotations.models import Annotation, AnnotationEvent
+from imagestudio.datasets.imports.grants import import_grant_create
 from imagestudio.datasets.models import Dataset, Role, Sample
 from tests.conftest import png_bytes, zip_bytes
 
@@ -28,7 +29,7 @@ def post_import(client, dataset, **data):
 
 def finished(client, response):
     assert response.status_code == 202, response.content
-    assert response["Location"] == f"/api/jobs/{response.json()['id']}/"
+    assert response["Location"] == f"http://testserver/api/jobs/{response.json()['id']}/" == response.json()["url"]
     job = client.get(response["Location"]).json()
     assert job["status"] == "succeeded", job
     return job["result"]
@@ -124,12 +125,34 @@ def test_archive_with_manifest_metadata_and_ground_truth(api, dataset, owner):
     assert counts["dog"]["test"] == {"present": 1, "absent": 0, "unlabeled": 0}
 
 
-def test_manifest_naming_unknown_class_fails_the_job_before_writing(api, dataset):
-    archive = zip_bytes({"manifest.csv": b"file,gt:unicorn\na.png,PRESENT\n", "a.png": png_bytes()})
-    response = post_import(api, dataset, archive=upload("set.zip", archive, "application/zip"))
-    job = api.get(response["Location"]).json()
-    assert job["status"] == "failed" and "unicorn" in job["error"]
-    assert Sample.objects.count() == 0 and stored_files() == []
+def test_manifest_classes_are_named_by_key_and_a_row_naming_an_unknown_class_is_refused_alone(api, dataset):
+    manifest = ("file,gt:Ｃａｔ,gt:DOG,gt:unicorn\n"
+                "a.png,PRESENT,absent,\n"
+                "b.png,,PRESENT,PRESENT\n"
+                "c.png,ABSENT,,\n").encode()
+    archive = zip_bytes({"manifest.csv": manifest, "a.png": png_bytes((1, 0, 0)), "b.png": png_bytes((2, 0, 0)),
+                         "c.png": png_bytes((3, 0, 0))})
+    result = finished(api, post_import(api, dataset, archive=upload("set.zip", archive, "application/zip")))
+    assert (result["total"], result["created"], result["errors"], result["annotations"]) == (3, 2, 1, 3), result
+    assert result["error_files"] == [{"file": "b.png", "reason": "manifest line 3: ground truth for 'unicorn': the "
+                                                                 "dataset has no such class (create it first)"}]
+    labels = Annotation.objects.values_list("sample__external_id", "label_class__name", "value")
+    assert set(labels) == {("a.png", "cat", "PRESENT"), ("a.png", "dog", "ABSENT"), ("c.png", "cat", "ABSENT")}
+
+
+def test_a_file_uploaded_with_a_bad_manifest_row_is_refused_once_and_not_imported(api, dataset):
+    manifest = (b'{"file": "a.png", "ground_truth": {"Cat": "PRESENT"}}\n'
+                b'{"file": "b.png", "ground_truth": {"unicorn": "PRESENT"}}\n'
+                b'{"file": "c.png", "split": "holdout"}\n'
+                b'{"file": "c.png", "split": "nowhere"}\n'
+                b'{"file": "not-uploaded.png", "split": "nowhere"}\n')
+    files = [upload(f"{name}.png", png_bytes((index, 9, 9))) for index, name in enumerate("abc")]
+    result = finished(api, post_import(api, dataset, files=files, manifest=upload("m.jsonl", manifest, "text/plain")))
+    assert (result["total"], result["created"], result["errors"]) == (3, 1, 2), result
+    reasons = {entry["file"]: entry["reason"] for entry in result["error_files"]}
+    assert "unicorn" in reasons["b.png"] and "line 3: split 'holdout'" in reasons["c.png"]
+    assert list(Sample.objects.values_list("external_id", flat=True)) == ["a.png"]
+    assert list(Annotation.objects.values_list("label_class__name", "value")) == [("cat", "PRESENT")]
 
 
 def test_jsonl_manifest_beside_a_tar_archive(api, dataset):
@@ -185,6 +208,7 @@ def test_server_side_directory_and_manifest(api, dataset, settings, tmp_path):
     (root / "batch" / "b.png").write_bytes(png_bytes((8, 0, 0)))
     (root / "batch" / "list.csv").write_text("file,caption\na.png,from manifest\n")
     settings.IMPORT_ROOT = str(root)
+    import_grant_create(dataset=dataset, path="batch")
     by_manifest = finished(api, api.post(f"/api/datasets/{dataset.id}/imports/", {"path": "batch/list.csv"},
                                          format="multipart"))
     assert by_manifest["created"] == 1 and Sample.objects.get().metadata == {"caption": "from manifest"}
@@ -197,8 +221,9 @@ def test_server_side_paths_are_confined(api, dataset, settings, tmp_path):
     disabled = api.post(url, {"path": "x"}, format="multipart")
     assert disabled.status_code == 400 and "IMPORT_ROOT" in disabled.json()["path"][0]
     settings.IMPORT_ROOT = str(tmp_path / "root")
-    (tmp_path / "root").mkdir()
-    for path in ("../", "/etc", "../../etc/passwd", "nothing-here"):
+    (tmp_path / "root" / "granted").mkdir(parents=True)
+    import_grant_create(dataset=dataset, path="granted")
+    for path in ("../", "/etc", "../../etc/passwd", "nothing-here", "granted/.."):
         response = api.post(url, {"path": path}, format="multipart")
         assert response.status_code == 400, path
 

@@ -62,6 +62,40 @@ def test_one_sided_and_inverted(api, dataset, captioned):
     assert inverted["metrics"]["votes"]["present"] == one_sided["metrics"]["votes"]["abstain"]
 
 
+@pytest.mark.parametrize("invert", [False, True])
+def test_preview_without_thresholds_sweeps_every_edge_as_the_point_figures_count(api, dataset, captioned, invert):
+    url = f"/api/datasets/{dataset.id}/lfs/preview/"
+    rule = {**keyword_rule(low=None, high=None), "invert": invert, "split": "dev", "bins": 4}
+    response = api.post(url, rule, format="json")
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["metrics"]["votes"]["abstain"] == 10
+    assert body["suggested"]["low" if invert else "high"]["best_f1"] is not None  # the PRESENT side's
+    edges, sweep = body["histogram"]["edges"], body["sweep"]
+    assert len(edges) == 5 and all(len(sweep[side][key]) == 5 for side in ("present", "absent")
+                                   for key in ("votes", "labeled", "correct", "precision", "recall", "coverage"))
+    for side in ("present", "absent"):
+        arrays = sweep[side]
+        threshold = "high" if arrays["operator"] == ">=" else "low"
+        assert (threshold == "high") != (invert == (side == "present"))
+        for j, edge in enumerate(edges):
+            point = api.post(url, {**rule, threshold: edge}, format="json").json()["metrics"]
+            assert arrays["votes"][j] == point["votes"][side]
+            assert arrays["coverage"][j] == point["coverage"]["value"]
+            assert arrays["precision"][j] == point[side]["precision"]["value"]
+            assert arrays["recall"][j] == point[side]["recall"]["value"]
+            assert arrays["correct"][j] == point[side]["precision"]["successes"]
+
+
+def test_a_saved_lf_needs_a_threshold(api, dataset, captioned):
+    response = api.post(f"/api/datasets/{dataset.id}/lfs/", {**keyword_rule(low=None, high=None), "name": "none"},
+                        format="json")
+    assert response.status_code == 400 and "threshold" in str(response.json())
+    lf = api.post(f"/api/datasets/{dataset.id}/lfs/", {**keyword_rule(), "name": "cat"}, format="json").json()
+    edit = api.patch(f"/api/datasets/{dataset.id}/lfs/{lf['id']}/", {"low": None, "high": None}, format="json")
+    assert edit.status_code == 400 and "threshold" in str(edit.json())
+
+
 def test_split_without_ground_truth_gives_null_rates_with_reason(api, dataset, captioned):
     body = api.post(f"/api/datasets/{dataset.id}/lfs/preview/", {**keyword_rule(), "split": "test"},
                     format="json").json()
@@ -95,10 +129,10 @@ def test_threshold_edit_rematerializes_and_stale_edits_conflict(api, dataset, ca
     url = f"/api/datasets/{dataset.id}/lfs/{lf['id']}/"
     edited = api.patch(url, {"low": None, "version": 1}, format="json")
     assert edited.status_code == 200 and edited.json()["votes"] == {"present": 5, "absent": 0}
-    assert edited.json()["version"] == 2 and edited["ETag"] == '"2"'
+    assert edited.json()["version"] == 2 and edited["ETag"].startswith('"2.')
     stale = api.patch(url, {"high": 0.5, "version": 1}, format="json")
-    assert stale.status_code == 409 and stale.json()["code"] == "version_conflict"
-    assert api.patch(url, {"active": False}, format="json", HTTP_IF_MATCH='"1"').status_code == 409
+    assert stale.status_code == 409 and stale.json()["code"] == "version_conflict" and stale.json()["version"] == 2
+    assert api.patch(url, {"active": False}, format="json", HTTP_IF_MATCH='"1"').status_code == 412
     off = api.patch(url, {"active": False}, format="json", HTTP_IF_MATCH='"2"').json()
     assert off["active"] is False and off["votes"] == {"present": 5, "absent": 0}
     assert api.get(f"/api/datasets/{dataset.id}/lfs/?active=false").json()["count"] == 1
@@ -108,7 +142,6 @@ def test_threshold_edit_rematerializes_and_stale_edits_conflict(api, dataset, ca
 
 @pytest.mark.parametrize("change, field", [
     ({"low": 2, "high": 1}, "low"),
-    ({"low": None, "high": None}, "high"),
     ({"label_class": "unicorn"}, "label_class"),
     ({"type": "telepathy"}, "type"),
     ({"config": {"field": "caption", "builder": "regex", "pattern": "(open"}}, "config"),

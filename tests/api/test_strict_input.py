@@ -3,6 +3,7 @@ bound, text Postgres refuses (NUL, lone surrogates) anywhere in a body."""
 
 import io
 import json
+from pathlib import Path
 
 import pytest
 from django.urls import get_resolver
@@ -48,6 +49,17 @@ def test_options_answers_on_every_dataset_route(api, dataset):
 def test_malformed_json_bodies_are_400(api, body):
     response = api.post("/api/datasets/", body, content_type="application/json")
     assert response.status_code == 400 and response.json()["code"] == "parse_error"
+
+
+def test_a_body_of_a_type_the_operation_does_not_read_is_a_documented_415(api, dataset):
+    import yaml
+
+    schema = yaml.safe_load((Path(__file__).resolve().parents[2] / "api" / "openapi.yaml").read_text())
+    for method, path, url in (("post", "/api/datasets/", "/api/datasets/"),
+                              ("post", "/api/datasets/{dataset_id}/imports/", f"/api/datasets/{dataset.id}/imports/")):
+        response = getattr(api, method)(url, "name=x", content_type="text/plain")
+        assert (response.status_code, response.json()["code"]) == (415, "unsupported_media_type"), url
+        assert "415" in schema["paths"][path][method]["responses"], path
 
 
 def test_sample_metadata_with_a_lone_surrogate_is_400(api, dataset):

@@ -292,7 +292,8 @@ def test_analysis_guidance_links_work_and_next_samples_are_unlabeled(api, world)
     assert cat["valid_labels"] == 10
     kinds = {tip["kind"] for tip in cat["guidance"]}
     assert "little_ground_truth" in kinds  # 10 < 50 valid labels
-    assert f"/api/datasets/{dataset.id}/samples/?split=valid&gt=cat%3AABSTAIN" in [tip["samples"] for tip in cat["guidance"]]
+    links = [tip["samples"] for tip in cat["guidance"]]
+    assert f"http://testserver/api/datasets/{dataset.id}/samples/?split=valid&gt=cat%3AABSTAIN" in links
     for tip in cat["guidance"] + dog["guidance"]:
         assert api.get(tip["samples"]).status_code == 200, tip
     assert [tip["kind"] for tip in dog["guidance"]] == ["no_lfs"]
@@ -429,3 +430,51 @@ def test_products_say_when_their_inputs_changed_and_rebuild_in_one_call(api, wor
     assert retrained.status_code == 202
     new_model = api.get(retrained["Location"]).json()["result"]["model"]
     assert api.get(f"/api/datasets/{dataset.id}/models/{new_model}/").json()["stale"] is False
+
+
+def test_model_charts_match_an_independent_computation_and_follow_the_ground_truth(api, world, stranger):
+    from sklearn.metrics import average_precision_score, precision_recall_curve
+
+    from tests.conftest import client_for
+
+    dataset = world
+    build(api, dataset)
+    job = api.get(api.post(f"/api/datasets/{dataset.id}/models/", {"classes": ["cat"]}, format="json")["Location"])
+    model_id = job.json()["result"]["model"]
+    model = api.get(f"/api/datasets/{dataset.id}/models/{model_id}/").json()
+    url = f"/api/datasets/{dataset.id}/models/{model_id}/charts/"
+    body = api.get(url).json()
+    assert (body["split"], body["threshold"], body["scored"], body["unscored"]) == ("valid", 0.0, 10, 0)
+    assert [c["label_class"] for c in body["classes"]] == ["cat"]  # the classes it was trained for
+    cat = body["classes"][0]
+    valid = model["metrics"]["cat"]["valid"]
+    assert cat["confusion"] == valid["confusion"] and cat["labeled"] == valid["labeled"] == 10
+    # independent computation: the predictions' scores against the ground truth of valid
+    predictions = api.get(f"/api/datasets/{dataset.id}/models/{model_id}/predictions/?limit=100").json()["results"]
+    scores = {p["sample_id"]: p["score"] for p in predictions}
+    rows = Sample.objects.filter(dataset=dataset, split="valid").order_by("id")
+    s = np.array([scores[r.id] for r in rows], np.float32).astype(np.float64)
+    y = np.array([r.annotations.get(label_class__name="cat").value == "PRESENT" for r in rows])
+    assert cat["pr_auc"] == pytest.approx(average_precision_score(y, s)) == pytest.approx(valid["pr_auc"])
+    assert cat["roc_auc"] == pytest.approx(valid["roc_auc"])
+    precision, recall, thresholds = precision_recall_curve(y, s)
+    at = {t: (p, r) for p, r, t in zip(precision, recall, thresholds, strict=False)}
+    curve = cat["curve"]
+    for k, t in enumerate(curve["thresholds"]):
+        assert (curve["precision"][k], curve["recall"][k]) == pytest.approx(at[t])
+    assert sum(cat["histogram"]["counts"]["present"]) == y.sum() and cat["calibration"]["count"] == 10
+    few = api.get(f"{url}?label_class=cat&split=train&points=3&bins=5&calibration_bins=4").json()["classes"][0]
+    assert len(few["curve"]["thresholds"]) <= 3 and len(few["histogram"]["edges"]) == 6
+    assert len(few["calibration"]["bins"]) == 4 and few["labeled"] == 10  # every third train sample is labeled
+    # the charts read the ground truth as it is now
+    flipped = rows[0]
+    value = "ABSENT" if y[0] else "PRESENT"
+    assert api.put(f"/api/datasets/{dataset.id}/annotations/", {"sample": flipped.id, "label_class": "cat",
+                                                                "value": value}, format="json").status_code == 200
+    after = api.get(url).json()["classes"][0]
+    assert after["positives"] == cat["positives"] + (1 if value == "PRESENT" else -1)
+    assert api.get(f"{url}?label_class=dog").status_code == 400  # not trained for dog
+    for bad in ("split=holdout", "points=2", "points=5000", "bins=0", "calibration_bins=1000", "label_class=unicorn"):
+        assert api.get(f"{url}?{bad}").status_code == 400, bad
+    assert client_for(stranger).get(url).status_code == 404
+    assert api.get(f"/api/datasets/{dataset.id}/models/999999/charts/").status_code == 404

@@ -1,6 +1,6 @@
-"""The schema is typed for client generators, and the same serializers that type it validate the requests:
-one named enum per closed set, LF configs and jobs told apart by their discriminator, one tag and one id name
-per resource."""
+"""The schema is typed for client generators, from what validates the requests (serializers, and the domain's
+JSON Schemas of LF configs): one named enum per closed set, LF configs and jobs told apart by their
+discriminator, one tag and one id name per resource."""
 
 import re
 from pathlib import Path
@@ -91,7 +91,7 @@ def captioned(dataset):
     ("pattern", {"field": "size", "builder": "numeric", "op": "~", "value": 1}, "op"),
     ("pattern", {"field": "size", "builder": "numeric", "op": ">", "value": True}, "value"),
     ("pattern", {"field": "size", "builder": "length", "op": "between", "value": [1, 2, 3]}, "value"),
-    ("pattern", ["field", "caption"], "non_field_errors"),
+    ("pattern", ["field", "caption"], "object"),
     ("similarity_text", {"sample_id": 1}, "text"),
     ("similarity_text", {"text": "a cat", "space": "sideways"}, "space"),
     ("similarity_patch", {"sample_id": 1, "box": [0, 0, 5]}, "box"),
@@ -103,7 +103,23 @@ def test_a_config_off_its_type_s_shape_is_a_400_naming_the_key(api, dataset, cap
     for url in (f"/api/datasets/{dataset.id}/lfs/", f"/api/datasets/{dataset.id}/lfs/preview/"):
         response = api.post(url, body, format="json")
         assert response.status_code == 400, response.content
-        assert where in response.json()["config"], response.json()
+        assert where in str(response.json()["config"]), response.json()
+
+
+def test_lf_configs_are_the_schemas_validation_enforces():
+    """The config components are the lf-types/ catalogue's JSON Schemas (what validation checks), in OpenAPI 3.0."""
+    from imagestudio.labeling.services import lf_type_catalogue
+
+    catalogue = lf_type_catalogue()
+    for entry in catalogue["types"]:
+        component = COMPONENTS[f"{entry['type'].title().replace('_', '')}Config"]
+        assert component["description"] == entry["config_schema"]["description"]
+        if "properties" in entry["config_schema"]:
+            assert set(component["properties"]) == set(entry["config_schema"]["properties"])
+            assert component["required"] == entry["config_schema"]["required"]
+    for entry in catalogue["builders"]:
+        assert set(COMPONENTS[f"{entry['builder'].title()}Pattern"]["properties"]) == set(
+            entry["config_schema"]["properties"])
 
 
 @pytest.mark.django_db
@@ -113,10 +129,10 @@ def test_an_lf_edit_checks_the_config_against_the_lf_s_type(api, dataset, captio
                         "config": {"field": "caption", "builder": "keyword", "words": ["cat"]}}, format="json").json()
     assert lf["type"] == "pattern" and lf["config"]["builder"] == "keyword"
     wrong = api.patch(f"{url}{lf['id']}/", {"config": {"text": "a cat"}}, format="json")
-    assert wrong.status_code == 400 and "builder" in wrong.json()["config"]
+    assert wrong.status_code == 400 and "field" in str(wrong.json()["config"])
     retyped = api.patch(f"{url}{lf['id']}/", {"type": "similarity_text", "config": {"field": "caption"}},
                         format="json")
-    assert retyped.status_code == 400 and "text" in retyped.json()["config"]
+    assert retyped.status_code == 400 and "text" in str(retyped.json()["config"])
     edited = api.patch(f"{url}{lf['id']}/", {"config": {"field": "caption", "builder": "regex", "pattern": "ca+t"}},
                        format="json")
     assert edited.status_code == 200, edited.content

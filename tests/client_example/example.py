@@ -39,9 +39,10 @@ from imagestudio_client.models import (
     FastModelJob,
     ImportJob,
     ImportRequest,
+    IssuedToken,
     JobStatusEnum,
     KeywordBuilderEnum,
-    KeywordPatternRequest,
+    KeywordPattern,
     PatternLF,
     PatternLFCreateRequest,
     PatternPreviewRequest,
@@ -50,7 +51,6 @@ from imagestudio_client.models import (
     SampleOrderingEnum,
     SamplePage,
     SplitEnum,
-    Token,
     TrainingSet,
     TrainingSetCreateRequest,
     TrainingSetJob,
@@ -126,7 +126,7 @@ def sign_in(base_url: str, username: str, password: str, httpx_args: dict[str, A
     with Client(base_url=base_url, httpx_args=httpx_args) as anonymous:
         answer = auth_token_create.sync_detailed(
             client=anonymous, body=CredentialsRequest(username=username, password=password))
-        return expect(answer, Token).token
+        return expect(answer, IssuedToken).token
 
 
 def build_training_set(client: AuthenticatedClient, dataset_id: int) -> int:
@@ -164,7 +164,7 @@ def main(base_url: str, username: str, password: str, httpx_args: dict[str, Any]
             SamplePage)
         print(f"{page.count} samples, {dev.count} on dev; first: {page.results[0].file_name}")
 
-        says_red = KeywordPatternRequest(field="caption", builder=KeywordBuilderEnum.KEYWORD, words=["red"])
+        says_red = KeywordPattern(field="caption", builder=KeywordBuilderEnum.KEYWORD, words=["red"])
         preview = expect(datasets_lfs_preview_create.sync_detailed(
             dataset_id=dataset.id, client=client,
             body=PatternPreviewRequest(label_class="red", type_=PatternTypeEnum.PATTERN, config=says_red, high=1.0,

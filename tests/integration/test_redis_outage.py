@@ -2,7 +2,6 @@
 queued before the outage runs once Redis is back (a private Redis with an append-only file, so the
 machine's own Redis is never touched)."""
 
-import socket
 import subprocess
 import time
 
@@ -12,16 +11,10 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from imagestudio.celery import app as celery_app
 from imagestudio.datasets.models import Sample
-from tests.conftest import png_bytes
+from tests.conftest import free_port, png_bytes
 from tests.integration.conftest import wait_for_job
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
-
-
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class PrivateRedis:

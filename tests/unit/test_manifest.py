@@ -1,6 +1,9 @@
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from imagestudio.datasets.manifest import ManifestError, ground_truth_classes, parse_manifest
+from imagestudio.datasets.manifest import ManifestError, ground_truth_resolve, parse_manifest
+from imagestudio.datasets.names import class_name_key
 
 SPLITS = ["train", "dev", "valid", "test"]
 
@@ -18,7 +21,6 @@ def test_csv_columns_become_split_ids_metadata_and_ground_truth():
     assert a.metadata == {"caption": "a cat", "score": 0.5}
     assert a.ground_truth == {"cat": "PRESENT", "dog": "ABSENT"}
     assert (b.split, b.external_id, b.metadata, b.ground_truth) == (None, None, {"score": 3}, {})
-    assert ground_truth_classes(rows) == {"cat", "dog"}
 
 
 def test_jsonl_with_nested_metadata_and_ground_truth():
@@ -59,3 +61,43 @@ def test_row_limit_and_format():
         parse("file\na\n", name="manifest.txt")
     with pytest.raises(ManifestError, match="UTF-8"):
         parse_manifest(b"\xff\xfe\x00bad", file_name="m.csv", valid_splits=SPLITS, max_rows=10)
+
+
+def test_ground_truth_names_classes_by_key_and_a_row_naming_an_unknown_class_is_refused_alone():
+    rows = parse("file,gt:Ｃａｔ,gt:DOG\u200b,gt:unicorn,gt:cat\n"
+                 "a.png,PRESENT,absent,,\n"  # the unicorn column is empty here: no error
+                 "b.png,,,PRESENT,\n"
+                 "c.png,PRESENT,,,PRESENT\n"  # cat twice, one value: one label
+                 "d.png,PRESENT,,,ABSENT\n")  # cat twice, two values
+    ground_truth_resolve(rows, ["cat", "Dog"])
+    a, b, c, d = rows
+    assert (a.error, a.ground_truth) == (None, {"cat": "PRESENT", "Dog": "ABSENT"})
+    assert "'unicorn': the dataset has no such class" in b.error
+    assert (c.error, c.ground_truth) == (None, {"cat": "PRESENT"})
+    assert "'cat' is given twice, as PRESENT and ABSENT" in d.error
+
+
+FORMS = {"upper": str.upper, "title": str.title, "full width": lambda name: "".join(
+    chr(ord(ch) + 0xFEE0) if "!" <= ch <= "~" else ch for ch in name),
+         "zero-width": lambda name: name[:1] + "\u200b" + name[1:] + "\u2060", "spaces": lambda name: f"  {name} "}
+class_names = st.text(alphabet="abcdefghijklmnopqrstuvwxyzäß-_ 0123456789", min_size=1, max_size=12).filter(
+    lambda name: name.strip() and not name.strip().isdigit()).map(str.strip)
+
+
+@given(classes=st.lists(class_names, min_size=1, max_size=5, unique_by=class_name_key), pick=st.data())
+def test_any_spelling_of_a_class_with_its_key_resolves_to_it_and_no_other_name_does(classes, pick):
+    name = pick.draw(st.sampled_from(classes))
+    spelled = FORMS[pick.draw(st.sampled_from(sorted(FORMS)))](name)
+    stranger = pick.draw(class_names)
+    rows = parse(f'{{"file": "a.png", "ground_truth": {{"{spelled}": "PRESENT"}}}}\n'
+                 f'{{"file": "b.png", "ground_truth": {{"{stranger}": "ABSENT"}}}}\n', name="m.jsonl")
+    ground_truth_resolve(rows, classes)
+    if class_name_key(spelled) == class_name_key(name):  # the form keeps the key (str.upper of ß is SS: it may not)
+        assert (rows[0].error, rows[0].ground_truth) == (None, {name: "PRESENT"})
+    else:
+        assert "no such class" in rows[0].error
+    by_key = {class_name_key(c): c for c in classes}
+    if class_name_key(stranger) in by_key:
+        assert rows[1].ground_truth == {by_key[class_name_key(stranger)]: "ABSENT"}
+    else:
+        assert rows[1].error and "no such class" in rows[1].error and rows[1].ground_truth == {stranger: "ABSENT"}

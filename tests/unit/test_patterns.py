@@ -1,7 +1,18 @@
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from jsonschema import Draft202012Validator
 
-from imagestudio.labeling.patterns import PatternError, pattern_scores, validate_pattern
+from imagestudio.labeling.patterns import (
+    BUILDERS,
+    OPERATORS,
+    PATTERN_BASE,
+    PATTERN_SCHEMAS,
+    PatternError,
+    pattern_scores,
+    validate_pattern,
+)
 
 TEXTS = np.array(["A tabby Cat on a mat", "catalogue of dogs", None, "", "two cats", 42], dtype=object)
 
@@ -74,3 +85,28 @@ def test_keywords_are_bounded_in_length_and_scans_in_time(monkeypatch):
     for scanned in (config, patterns.validate_pattern({"field": "caption", "builder": "regex", "pattern": "c.t"})):
         with pytest.raises(patterns.PatternError, match="takes too long"):
             patterns.pattern_scores(texts, scanned)
+
+
+_maybe = st.one_of(st.none(), st.booleans(), st.integers(-3, 3), st.floats(allow_nan=True), st.text(max_size=4),
+                   st.lists(st.one_of(st.integers(-2, 2), st.text(max_size=3)), max_size=3))
+_configs = st.fixed_dictionaries({"builder": st.sampled_from([*BUILDERS, "fuzzy"])}, optional={
+    "field": st.one_of(st.text(max_size=3), _maybe), "words": _maybe, "mode": st.sampled_from(["any", "all", "x"]),
+    "case_sensitive": _maybe, "whole_word": _maybe, "pattern": st.one_of(st.text(alphabet="ab()|*", max_size=5), _maybe),
+    "op": st.sampled_from([*OPERATORS, "~"]), "value": _maybe})
+
+
+@settings(max_examples=400, deadline=None)
+@given(_configs)
+def test_the_published_schema_decides_every_refusal_but_those_past_it(config):
+    """A config its builder's JSON Schema refuses is refused; one it accepts is accepted, unless a check past the
+    schema refuses it (a regex that does not compile, a non-finite number, an unordered [low, high])."""
+    schema = PATTERN_SCHEMAS.get(config["builder"], PATTERN_BASE)
+    try:
+        validate_pattern(config)
+        refused = None
+    except PatternError as exc:
+        refused = exc.field
+    if not Draft202012Validator(schema).is_valid(config):
+        assert refused in schema["properties"]
+    else:
+        assert refused in (None, "pattern", "value")

@@ -28,6 +28,11 @@ def test_production_refuses_to_start_without_a_secret(tmp_path):
     assert result.returncode != 0 and "SECRET_KEY must be set" in result.stderr
 
 
+def test_a_negative_token_lifetime_is_refused(tmp_path):
+    result = manage("check", TOKEN_TTL_DAYS="-1", IMAGESTUDIO_DATA_DIR=str(tmp_path))
+    assert result.returncode != 0 and "TOKEN_TTL_DAYS must be 0" in result.stderr
+
+
 def test_security_headers_on_responses(client):
     response = client.get("/api/schema/")
     assert response["X-Content-Type-Options"] == "nosniff"

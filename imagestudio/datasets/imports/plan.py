@@ -1,22 +1,28 @@
 """What an import job reads: one protocol for uploaded files, archives and server directories (a listing of
 entries, each read on demand, plus the entries refused while listing), and the items the manifest makes of them."""
 
+from __future__ import annotations
+
 import contextlib
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from django.conf import settings
 from django.core.files.storage import default_storage
 
 from imagestudio.common.errors import ValidationFailed
 
-from ..manifest import ManifestError, ManifestRow, ground_truth_classes, parse_manifest
+from ..manifest import ManifestError, ManifestRow, ground_truth_resolve, parse_manifest
 from ..models import Split
 from ..sources import ArchiveSource, DirectorySource, Entry, SourceError, find_manifest, join_relative
-from .staging import local_file, read_staged, resolve_server_path
+from .grants import resolve_granted_path
+from .staging import local_file, read_staged
 from .storable import unstorable_reason
+
+if TYPE_CHECKING:
+    from imagestudio.jobs.models import Job
 
 
 class Listing(Protocol):
@@ -81,11 +87,12 @@ class Plan:
 
 
 @contextlib.contextmanager
-def open_plan(params: dict, class_names: list[str]) -> Iterator[Plan]:
+def open_plan(job: Job, class_names: list[str]) -> Iterator[Plan]:
     """The items of an import job and the inputs refused while listing them; the source closes on exit."""
+    params = job.params
     with contextlib.ExitStack() as stack:
         try:
-            listing, manifest = _OPENERS[params["source"]](params, stack)
+            listing, manifest = _OPENERS[params["source"]](job, stack)
             stack.callback(listing.close)
             entries = listing.entries()
         except SourceError as exc:
@@ -128,19 +135,23 @@ def _staged_manifest(params):
     return Manifest(params["manifest"]["name"], data, selects=params["source"] != "upload")
 
 
-def _open_upload(params, stack):
+def _open_upload(job, stack):
+    params = job.params
     return StagedFiles(params["files"], max_member_bytes=settings.MAX_IMAGE_BYTES), _staged_manifest(params)
 
 
-def _open_archive(params, stack):
+def _open_archive(job, stack):
+    params = job.params
     local = stack.enter_context(local_file(params["archive"]["key"]))
     archive = ArchiveSource(local, max_total_bytes=settings.MAX_ARCHIVE_UNCOMPRESSED_BYTES, **_limits())
     return archive, _staged_manifest(params)
 
 
-def _open_directory(params, stack):
-    target = resolve_server_path(params["path"])
-    directory = DirectorySource(settings.IMPORT_ROOT, target if target.is_dir() else target.parent, **_limits())
+def _open_directory(job, stack):
+    # Checked again as the job starts: a grant revoked since the request no longer applies.
+    granted = resolve_granted_path(job.params["path"], dataset=job.dataset, user=job.creator)
+    target = granted.target
+    directory = DirectorySource(granted.source, target if target.is_dir() else target.parent, **_limits())
     manifest = None
     if target.is_file():
         manifest = Manifest(target.name, directory.read(target.name), selects=True)
@@ -161,12 +172,7 @@ def _manifest_rows(manifest, class_names):
                               max_rows=settings.MAX_ARCHIVE_MEMBERS)
     except ManifestError as exc:
         raise ValidationFailed(f"manifest {manifest.name}: {exc}") from None
-    unknown = ground_truth_classes(rows) - set(class_names)
-    if unknown:
-        raise ValidationFailed(
-            f"manifest {manifest.name} gives ground truth for classes this dataset does not have: "
-            f"{', '.join(sorted(unknown))}. Create them first (classes: {', '.join(sorted(class_names)) or 'none'})."
-        )
+    ground_truth_resolve(rows, class_names)
     return rows
 
 
@@ -181,16 +187,14 @@ def _item(row: ManifestRow | None, name, listing, default_split, extra_metadata=
 
 def _items_with_manifest(plan, listing, entries, manifest, default_split, class_names, extra_metadata):
     rows = _manifest_rows(manifest, class_names)
+    if not manifest.selects:
+        _describe_uploads(plan, listing, entries, rows, default_split, extra_metadata)
+        return
     present = {e.name for e in entries} - {manifest.name}
     for row in rows:
         if row.error:
             plan.refused.append((row.file or f"line {row.line}", f"manifest line {row.line}: {row.error}"))
     valid = [row for row in rows if not row.error]
-    if not manifest.selects:
-        by_file = {row.file: row for row in valid}
-        plan.items = [_item(by_file.get(e.name), e.name, listing, default_split, extra_metadata.get(e.name))
-                      for e in entries]
-        return
     manifest_dir = os.path.dirname(manifest.name) if manifest.name in {e.name for e in entries} else ""
     for row in valid:
         try:
@@ -202,3 +206,17 @@ def _items_with_manifest(plan, listing, entries, manifest, default_split, class_
             plan.refused.append((row.file, f"manifest line {row.line}: no such file"))
             continue
         plan.items.append(_item(row, name, listing, default_split))
+
+
+def _describe_uploads(plan, listing, entries, rows, default_split, extra_metadata):
+    """Beside uploads the manifest describes the files sent: a file with a bad row is refused once, with the first
+    bad row's reason, and not imported; rows naming no uploaded file are ignored."""
+    uploaded = {e.name for e in entries}
+    bad = {}
+    for row in rows:
+        if row.error and row.file in uploaded:
+            bad.setdefault(row.file, f"manifest line {row.line}: {row.error}")
+    plan.refused += list(bad.items())
+    by_file = {row.file: row for row in rows if not row.error}
+    plan.items = [_item(by_file.get(e.name), e.name, listing, default_split, extra_metadata.get(e.name))
+                  for e in entries if e.name not in bad]

@@ -34,7 +34,7 @@ def import_run(job: Job) -> dict:
     classes_by_name = {c.name: c for c in LabelClass.objects.filter(dataset=job.dataset)}
     with ImportReport() as report:
         try:
-            with open_plan(job.params, list(classes_by_name)) as plan:
+            with open_plan(job, list(classes_by_name)) as plan:
                 for name, reason in plan.refused:
                     report.refuse(name, reason)
                 _import_items(job, plan.items, classes_by_name, report, started)

@@ -1,4 +1,4 @@
-"""Files an import reads before it runs: uploads staged in default_storage, and paths below IMPORT_ROOT."""
+"""Uploads an import reads before it runs, staged in default_storage (server-side paths: see grants.py)."""
 
 from __future__ import annotations
 
@@ -12,11 +12,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from django.conf import settings
 from django.core.files.storage import default_storage
 from django.utils import timezone
 
-from imagestudio.common.errors import ValidationFailed
 from imagestudio.jobs.models import ACTIVE_STATUSES, Job
 
 from ..sources import SourceError
@@ -98,19 +96,3 @@ def local_file(key: str) -> Iterator[str]:
         shutil.copyfileobj(remote, tmp)
         tmp.flush()
         yield tmp.name
-
-
-def resolve_server_path(relative: str) -> Path:
-    """A path below IMPORT_ROOT, or ValidationFailed."""
-    if not settings.IMPORT_ROOT:
-        raise ValidationFailed("Server-side imports are disabled: the operator has not set IMPORT_ROOT.",
-                               code="import_root_unset", field="path")
-    root = Path(settings.IMPORT_ROOT).resolve()
-    candidate = (root / relative.lstrip("/")).resolve()
-    if not candidate.is_relative_to(root):
-        raise ValidationFailed("The path leaves the import root.", field="path")
-    if not candidate.exists():
-        raise ValidationFailed(f"Nothing exists at {relative!r} below the import root.", field="path")
-    if candidate.is_file() and not candidate.name.lower().endswith(MANIFEST_SUFFIXES):
-        raise ValidationFailed("A server path must be a directory or a .csv / .jsonl manifest.", field="path")
-    return candidate

@@ -13,7 +13,8 @@ from imagestudio.jobs.models import Job
 from imagestudio.jobs.services import job_enqueue, queue_check
 
 from .dedupe import DuplicatePolicy
-from .staging import MANIFEST_SUFFIXES, resolve_server_path, stage, staging_prefix, staging_remove
+from .grants import resolve_granted_path
+from .staging import MANIFEST_SUFFIXES, stage, staging_prefix, staging_remove
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -27,15 +28,16 @@ IMPORT_TASK = "workers.tasks.imports.run_import"
 def import_start(*, dataset: Dataset, user: User, split: str, files: list | None = None, archive: File | None = None,
                  path: str | None = None, manifest: File | None = None, metadata: dict | None = None,
                  duplicates: DuplicatePolicy = DuplicatePolicy.KEEP_FIRST) -> Job:
-    """Queue the import of uploaded image files, an uploaded zip / tar archive, or a directory or manifest below
-    the operator's IMPORT_ROOT (exactly one of `files`, `archive`, `path`). `duplicates` settles a duplicate
-    whose metadata or ground truth differ from its twin's (see dedupe.DuplicatePolicy)."""
+    """Queue the import of uploaded image files, an uploaded zip / tar archive, or a directory or manifest in an
+    import source granted to the dataset or to `user` (exactly one of `files`, `archive`, `path`; see grants.py).
+    `duplicates` settles a duplicate whose metadata or ground truth differ from its twin's (see
+    dedupe.DuplicatePolicy)."""
     if sum(bool(source) for source in (files, archive, path)) != 1:
         raise ValidationFailed("Send exactly one of 'files', 'archive' or 'path'.")
     policy = {"duplicates": str(DuplicatePolicy(duplicates))}
     queue_check()
     if path:
-        resolve_server_path(path)
+        resolve_granted_path(path, dataset=dataset, user=user)
         return _enqueue(dataset, user, {"source": "server", "path": path, "split": split, **policy})
     _check_upload(files=files, archive=archive, metadata=metadata or {}, manifest=manifest)
     prefix = staging_prefix()

@@ -4,19 +4,11 @@ import secrets
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
 from imagestudio.accounts.services import token_for
-from imagestudio.datasets.imports import import_start
-from imagestudio.datasets.models import Dataset
-from imagestudio.datasets.services import dataset_create
-from imagestudio.demo.images import DEMO_CLASSES, demo_archive
-from imagestudio.embeddings.models import EmbeddingSet
-from imagestudio.embeddings.services import embeddings_start
-
-DEMO_NAME = "Demo shapes"
+from imagestudio.demo.services import demo_dataset_get_or_create, demo_embeddings_ensure
 
 
 class Command(BaseCommand):
@@ -36,17 +28,11 @@ class Command(BaseCommand):
             user.set_password(password)
             user.save()
         token = token_for(user=user)
-        dataset = Dataset.objects.filter(name=DEMO_NAME, created_by=user).first()
-        if dataset is None:
-            dataset = dataset_create(user=user, name=DEMO_NAME, description="Shapes drawn with Pillow.",
-                                     classes=DEMO_CLASSES)
-            archive = SimpleUploadedFile("demo.zip", demo_archive(), content_type="application/zip")
-            job = import_start(dataset=dataset, user=user, archive=archive, split="train")
-            job.refresh_from_db()
+        dataset, job = demo_dataset_get_or_create(user=user)
+        if job is not None:
             self.stdout.write(f"Demo dataset imported: job {job.status}, {job.result.get('created', 0)} images.")
-        if not EmbeddingSet.objects.filter(dataset=dataset, count__gt=0).exists():
-            job = embeddings_start(dataset=dataset, user=user)
-            job.refresh_from_db()
+        job = demo_embeddings_ensure(dataset=dataset, user=user)
+        if job is not None:
             self.stdout.write(f"Demo embeddings: job {job.status}, {job.result.get('computed', 0)} vectors "
                               f"with {job.result.get('identity', job.error)}.")
         if settings.EMBEDDING_DEFAULT_ENCODER == "conse-offline":
@@ -54,6 +40,7 @@ class Command(BaseCommand):
                               "configured; set CLIP_CHECKPOINT (and CLIP_MODEL) to use open_clip.")
         base = f"http://{addrport}"
         self.stdout.write(self.style.SUCCESS("Image Studio is set up (embedded: SQLite, in-process tasks, local media)."))
+        self.stdout.write(f"  Studio:   {base}/studio/  (sign in as demo, or paste the token)")
         self.stdout.write(f"  API:      {base}/api/")
         self.stdout.write(f"  Docs:     {base}/api/docs/")
         self.stdout.write(f"  Admin:    {base}/admin/  (user demo{', password ' + password if password else ''})")

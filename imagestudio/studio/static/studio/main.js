@@ -1,0 +1,169 @@
+// The studio's shell: hash routes to screens, the dataset navigation, sign-in state and keyboard shortcuts.
+
+import { datasets, forgetToken, onUnauthorized, signOut, token } from "./api.js";
+import { exportDialog, resampleDialog } from "./dialogs.js";
+import { clear, clearErrors, dialog, h, link, showError } from "./ui.js";
+
+const SCREENS = {
+  "": () => import("./screens/datasets.js"),
+  signin: () => import("./screens/signin.js"),
+  grid: () => import("./screens/grid.js"),
+  sample: () => import("./screens/sample.js"),
+  data: () => import("./screens/data.js"),
+  lfs: () => import("./screens/lfs.js"),
+  composer: () => import("./screens/composer.js"),
+  training: () => import("./screens/training.js"),
+  models: () => import("./screens/models.js"),
+  analysis: () => import("./screens/analysis.js"),
+  resources: () => import("./screens/resources.js"),
+};
+
+const TABS = [["grid", "Grid"], ["data", "Data"], ["lfs", "LFs"], ["training", "Training set"], ["models", "Models"],
+              ["analysis", "Analysis"], ["resources", "Resources"]];
+
+const GLOBAL_SHORTCUTS = [
+  ["?", "Show this list"], ["g h", "Datasets"], ["g g", "Grid"], ["g d", "Data view"], ["g l", "LF list"],
+  ["g c", "LF composer"], ["g t", "Training set"], ["g m", "Models"], ["g a", "Analysis"], ["g r", "Resources"],
+  ["Esc", "Close a dialog"],
+];
+const CHORDS = { h: "/", g: "grid", d: "data", l: "lfs", c: "lfs/new", t: "training", m: "models", a: "analysis",
+                 r: "resources" };
+
+let current = null; // {screen, route, dataset}
+let chordPending = false;
+
+/** Parse "#/d/3/grid?split=dev" into {screen, datasetId, args, query}. */
+function parseRoute(hash) {
+  const [path, search = ""] = hash.replace(/^#\/?/, "").split("?");
+  const parts = path.split("/").filter(Boolean);
+  const query = new URLSearchParams(search);
+  if (parts[0] === "signin") return { screen: "signin", args: [], query };
+  if (parts[0] !== "d" || !parts[1]) return { screen: "", args: [], query };
+  const datasetId = Number(parts[1]);
+  let screen = parts[2] || "grid";
+  const args = parts.slice(3);
+  if (screen === "lfs" && args.length) screen = "composer"; // lfs/new, lfs/<id>
+  return { screen, datasetId, args, query };
+}
+
+export function go(route) {
+  const hash = `#${route.startsWith("/") ? route : `/${route}`}`;
+  if (window.location.hash === hash) render();
+  else window.location.hash = hash;
+}
+
+async function render() {
+  const hash = window.location.hash || "#/";
+  if (!hash.startsWith("#/")) return; // an in-page anchor
+  const route = parseRoute(hash);
+  if (!token() && route.screen !== "signin") {
+    go(`/signin?next=${encodeURIComponent(hash.slice(1))}`);
+    return;
+  }
+  current?.handle?.dispose?.();
+  clearErrors();
+  const main = document.getElementById("main");
+  clear(main, h("p", { class: "muted" }, "Loading…"));
+  delete main.dataset.state; // a screen's own progress marker (the composer's preview)
+  const loading = (SCREENS[route.screen] || SCREENS[""])();
+  let dataset = null;
+  try {
+    if (route.datasetId) dataset = await datasets.get(route.datasetId);
+  } catch (error) {
+    clear(main);
+    showError(error);
+    return;
+  }
+  renderChrome(route, dataset);
+  const module = await loading;
+  const context = {
+    dataset, datasetId: route.datasetId, args: route.args, query: route.query, go,
+    refreshDataset: async () => {
+      context.dataset = await datasets.get(route.datasetId);
+      renderChrome(route, context.dataset);
+      return context.dataset;
+    },
+  };
+  clear(main);
+  current = { route, dataset, handle: null };
+  try {
+    current.handle = (await module.render(main, context)) || null;
+  } catch (error) {
+    showError(error);
+  }
+  main.dataset.screen = route.screen || "datasets";
+}
+
+function renderChrome(route, dataset) {
+  const nav = document.getElementById("nav");
+  const account = document.getElementById("account");
+  clear(nav);
+  if (dataset) {
+    const base = `/d/${dataset.id}`;
+    nav.append(h("span", { class: "dataset-name", title: dataset.description || "" }, dataset.name));
+    for (const [screen, label] of TABS) {
+      const active = route.screen === screen || (screen === "lfs" && route.screen === "composer");
+      nav.append(link(`${base}/${screen}`, label, { class: active ? "tab active" : "tab",
+                                                    "aria-current": active ? "page" : undefined }));
+    }
+    nav.append(h("button", { type: "button", onclick: () => resampleDialog(dataset, go) }, "Resample"),
+               h("button", { type: "button", onclick: () => exportDialog(dataset) }, "Export"));
+  }
+  clear(account);
+  if (token()) {
+    account.append(h("button", { type: "button", class: "link", onclick: showShortcuts,
+                                 "aria-label": "Keyboard shortcuts" }, "?"),
+                   h("button", { type: "button", onclick: async () => { await signOut(); go("/signin"); } }, "Sign out"));
+  }
+}
+
+function showShortcuts() {
+  if (document.querySelector("dialog.shortcuts")) return;
+  const rows = (list) => list.map(([key, text]) => h("tr", {}, h("th", { scope: "row" }, h("kbd", {}, key)), h("td", {}, text)));
+  const screenKeys = current?.handle?.shortcuts || [];
+  const box = dialog("Keyboard shortcuts",
+                     screenKeys.length ? h("h3", {}, "This screen") : null,
+                     screenKeys.length ? h("table", {}, h("tbody", {}, rows(screenKeys))) : null,
+                     h("h3", {}, "Everywhere"), h("table", {}, h("tbody", {}, rows(GLOBAL_SHORTCUTS))));
+  box.classList.add("shortcuts");
+}
+
+function typing(target) {
+  return target instanceof HTMLElement && (target.isContentEditable
+    || ["INPUT", "TEXTAREA", "SELECT"].includes(target.tagName));
+}
+
+function onKey(event) {
+  if (event.defaultPrevented || event.altKey || event.metaKey || typing(event.target)) return;
+  if (document.querySelector("dialog[open]")) return;
+  if (chordPending) {
+    chordPending = false;
+    const target = CHORDS[event.key];
+    if (target && (target === "/" || current?.route?.datasetId)) {
+      event.preventDefault();
+      go(target === "/" ? "/" : `/d/${current.route.datasetId}/${target}`);
+    }
+    return;
+  }
+  if (event.key === "?") {
+    event.preventDefault();
+    showShortcuts();
+    return;
+  }
+  if (event.key === "g" && !event.ctrlKey) {
+    chordPending = true;
+    setTimeout(() => { chordPending = false; }, 1500);
+    return;
+  }
+  current?.handle?.onKey?.(event);
+}
+
+// Room for every image of a session in the resource timings, which tests and the curious read.
+performance.setResourceTimingBufferSize(10_000);
+onUnauthorized(() => {
+  forgetToken();
+  go(`/signin?next=${encodeURIComponent((window.location.hash || "#/").slice(1))}`);
+});
+window.addEventListener("hashchange", render);
+document.addEventListener("keydown", onKey);
+render();

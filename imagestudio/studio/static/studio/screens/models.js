@@ -1,0 +1,87 @@
+// Fast models: train one (classes, negative / positive ratio, label source), the auto-train switch, metrics on
+// valid per class with the PR curve and the confusion matrix, whose cells open the grid on that bucket.
+
+import { classMetrics, datasets, modelCurves, models, trainingSets } from "../api.js";
+import { curveChart } from "../charts.js";
+import { queryString } from "../filters.js";
+import { announce, attempt, clear, field, h, jobProgress, link, num, pct, select } from "../ui.js";
+
+function confusion(dataset, model, name, matrix) {
+  if (!matrix) return h("p", { class: "muted" }, "No confusion matrix.");
+  const cell = (bucket, text) => h("td", {}, link(`/d/${dataset.id}/grid${queryString({ split: "valid", prediction: [`${model.id}:${name}:${bucket}`] })}`,
+                                                  `${text} ${matrix[bucket.toLowerCase()]}`, { "data-bucket": bucket }));
+  return h("table", { class: "confusion", "aria-label": `Confusion of ${name} on valid` },
+    h("thead", {}, h("tr", {}, h("td", {}), h("th", { scope: "col" }, "predicted PRESENT"), h("th", { scope: "col" }, "predicted ABSENT"))),
+    h("tbody", {},
+      h("tr", {}, h("th", { scope: "row" }, "truly PRESENT"), cell("TP", "TP"), cell("FN", "FN")),
+      h("tr", {}, h("th", { scope: "row" }, "truly ABSENT"), cell("FP", "FP"), cell("TN", "TN"))));
+}
+
+function drawCurves(box, curves, name) {
+  if (!curves?.pr.length) return clear(box, h("p", { class: "muted" }, curves?.reason || "No curve: no labeled valid sample."));
+  return clear(box,
+    curveChart(curves.pr, { label: `Precision-recall curve of ${name} on valid`, x: "recall", y: "precision" }),
+    curveChart(curves.roc, { label: `ROC curve of ${name} on valid`, x: "false-positive rate", y: "recall", diagonal: true }));
+}
+
+function modelCard(dataset, model, withCurves) {
+  const names = Object.keys(model.metrics || {});
+  const curves = withCurves ? modelCurves(dataset.id, model.id) : null;
+  const perClass = names.map((name) => {
+    const m = classMetrics(model, name);
+    const curve = h("div", { class: "curve-box" });
+    curves?.then((all) => drawCurves(curve, all[name], name), (error) => clear(curve, h("p", { class: "error" }, error.message)));
+    return h("section", { class: "class-metrics", dataset: { class: name } }, h("h3", {}, name),
+      m ? h("dl", { class: "metrics" },
+        ["precision", "recall", "f1"].flatMap((k) => [h("dt", {}, k), h("dd", {}, pct(m[k]))]),
+        h("dt", {}, "PR-AUC"), h("dd", {}, num(m.prAuc)), h("dt", {}, "ROC-AUC"), h("dd", {}, num(m.rocAuc)),
+        h("dt", {}, "labeled on valid"), h("dd", {}, String(m.labeled ?? "–")),
+        h("dt", {}, "ceiling F1"), h("dd", { title: "the same features trained on the ground truth" }, pct(m.ceilingF1)),
+        m.trainedOn ? [h("dt", {}, "trained on"), h("dd", {}, `${m.trainedOn.positives} positives, ${m.trainedOn.negatives} negatives`)] : null)
+        : h("p", { class: "muted" }, "No metrics."),
+      m ? confusion(dataset, model, name, m.confusion) : null, curve);
+  });
+  return h("article", { class: "card model", dataset: { model: model.id } },
+    h("h2", {}, `Model ${model.id} (v${model.version})`),
+    h("p", { class: "muted" }, `${model.status}${model.error ? ` — ${model.error}` : ""} · labels from ${model.label_source}`
+      + `${model.training_set ? ` (training set ${model.training_set})` : ""} · ${model.created_at}`
+      + `${model.stale ? ` · stale: ${model.stale_reasons.join("; ")}` : ""}`),
+    h("div", { class: "class-grid" }, perClass));
+}
+
+export async function render(root, { dataset, go, refreshDataset }) {
+  const [list, sets] = await Promise.all([models.list(dataset.id), trainingSets.list(dataset.id)]);
+  const errors = h("div", { class: "form-errors", role: "alert" });
+  const progress = h("div", { class: "progress-area" });
+  const classBoxes = dataset.classes.map((c) => h("input", { type: "checkbox", name: "model-class", value: c.name, checked: true }));
+  const ratio = h("input", { type: "number", name: "negative_ratio", min: 0, step: "any", value: 3 });
+  const source = select([["training_set", "training set (LF labels)"], ["ground_truth", "ground truth"]], "training_set", { name: "label_source" });
+  const set = select([["", "the latest ready"], ...sets.filter((s) => s.status === "ready").map((s) => [s.id, `training set ${s.id}`])], "",
+                     { name: "training_set" });
+  const autoTrain = h("input", { type: "checkbox", name: "auto_train", checked: dataset.auto_train, onchange: async (e) => {
+    const saved = await attempt(() => datasets.update(dataset.id, { autoTrain: e.target.checked }), errors);
+    if (saved) { announce(`Auto-train ${saved.auto_train ? "on" : "off"}.`); await refreshDataset(); }
+    else e.target.checked = !e.target.checked;
+  } });
+  const train = h("form", {
+    class: "card",
+    onsubmit: async (event) => {
+      event.preventDefault();
+      clear(progress);
+      const job = await attempt(() => models.train(dataset.id, {
+        classes: classBoxes.filter((b) => b.checked).map((b) => b.value), negativeRatio: ratio.value ? Number(ratio.value) : null,
+        labelSource: source.value, trainingSet: source.value === "training_set" && set.value ? Number(set.value) : null }), errors);
+      if (!job) return;
+      const done = await attempt(() => jobProgress(progress, job, "Training"), errors);
+      if (done?.status === "succeeded") go(`/d/${dataset.id}/models`);
+    },
+  }, h("h2", {}, "Train a fast model"),
+     h("fieldset", { class: "checks" }, h("legend", {}, "Classes"), classBoxes.map((b) => h("label", { class: "check" }, b, ` ${b.value}`))),
+     field("Negatives per positive (at most)", ratio), field("Labels from", source), field("Training set", set),
+     h("button", { type: "submit", class: "primary", id: "train-model" }, "Train"),
+     h("label", { class: "check" }, autoTrain, " Auto-train: retrain a class's model when its active LFs change"),
+     errors, progress);
+  clear(root, h("h1", {}, "Models"), train,
+        list.length ? list.map((model, index) => modelCard(dataset, model, index === 0 && model.status === "ready"))
+          : h("p", { class: "muted" }, "No model yet."));
+}

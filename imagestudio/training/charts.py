@@ -1,0 +1,58 @@
+"""What a fast model's chart screen draws, per class on one split: PR and ROC points, the score histogram by
+ground truth, calibration bins and the confusion at the model's threshold, against the current ground truth."""
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from imagestudio.annotations.selectors import ground_truth_for
+from imagestudio.common.arrays import locate
+from imagestudio.common.errors import ValidationFailed
+from imagestudio.datasets.models import LabelClass, Sample
+from imagestudio.labeling import metrics
+from imagestudio.labeling.label_choice import calibration_table
+
+from . import curves
+from .models import FastModel
+from .selectors import artifact_arrays
+
+# A fast model labels a sample PRESENT where its decision function is 0 or more (probability 0.5).
+DECISION_THRESHOLD = 0.0
+
+
+def _class_charts(label_class, scores, truth, split, points, bins, calibration_bins):
+    figures = curves.binary_curves(scores, truth, points)
+    if not figures["labeled"]:
+        figures["reason"] = (f"No scored sample of split {split} has ground truth for {label_class.name!r}: "
+                             "the curves and calibration need some.")
+    return {"label_class": label_class.name, "class_id": label_class.id, **figures,
+            "confusion": curves.confusion(scores, truth, DECISION_THRESHOLD),
+            "histogram": metrics.histogram(scores, truth, bins),
+            "calibration": calibration_table(metrics.sigmoid(scores), truth, calibration_bins)}
+
+
+def model_charts(*, model: FastModel, label_class: LabelClass | None = None, split: str, points: int = 101,
+                 bins: int = 40, calibration_bins: int = 10) -> dict:
+    """Per class the model was trained for (or `label_class` alone) on the samples of `split` it scored. A 409
+    while the model is not ready; a 400 for a class it was not trained for."""
+    arrays = artifact_arrays(model)
+    trained = model.params.get("classes", [])
+    if label_class is not None and label_class.id not in trained:
+        raise ValidationFailed(f"Model v{model.version} was not trained for class {label_class.name!r}.",
+                               field="label_class")
+    classes: Sequence[LabelClass] = ([label_class] if label_class is not None
+                                     else LabelClass.objects.filter(id__in=trained).order_by("id"))
+    # The split as it is now (a sample may have moved since training), of the samples the model scored.
+    split_ids = np.fromiter(Sample.objects.filter(dataset=model.dataset_id, split=split).order_by("id")
+                            .values_list("id", flat=True), dtype=np.int64)
+    where, hit = locate(arrays["ids"], split_ids)
+    rows = where[hit]
+    ids = arrays["ids"][rows]
+    return {
+        "model": model.id, "version": model.version, "split": split, "threshold": DECISION_THRESHOLD,
+        "scored": int(len(ids)), "unscored": int(len(split_ids) - len(ids)),
+        "classes": [_class_charts(c, arrays[f"scores_{c.id}"][rows],
+                                  ground_truth_for(dataset=model.dataset, label_class=c, sample_ids=ids),
+                                  split, points, bins, calibration_bins)
+                    for c in classes if f"scores_{c.id}" in arrays],
+    }

@@ -1,0 +1,127 @@
+"""HTTP semantics (RFC 9110): ETags on GET and 304 for If-None-Match, 412 for a stale If-Match (409 stays for a
+stale `version` in the body and for state conflicts), and the API root."""
+
+import re
+
+import pytest
+import yaml
+
+from tests.conftest import client_for
+from tests.factories import make_samples
+
+pytestmark = pytest.mark.django_db
+
+ETAG = re.compile(r'"([0-9]+)\.[0-9a-f]{16}"')
+
+
+@pytest.fixture
+def samples(dataset):
+    return make_samples(dataset, [{"metadata": {"caption": caption}} for caption in ("a cat", "a dog", "cat food")])
+
+
+@pytest.fixture
+def lf_url(api, dataset, samples):
+    created = api.post(f"/api/datasets/{dataset.id}/lfs/", {
+        "name": "says cat", "label_class": "cat", "type": "pattern", "high": 1,
+        "config": {"field": "caption", "builder": "keyword", "words": ["cat"]}}, format="json")
+    assert created.status_code == 201 and ETAG.fullmatch(created["ETag"])
+    return f"/api/datasets/{dataset.id}/lfs/{created.json()['id']}/"
+
+
+def test_lf_etag_answers_304_until_anything_shown_changes(api, dataset, lf_url):
+    first = api.get(lf_url)
+    assert ETAG.fullmatch(first["ETag"]).group(1) == str(first.json()["version"]) == "1"
+    unchanged = api.get(lf_url, HTTP_IF_NONE_MATCH=first["ETag"])
+    assert unchanged.status_code == 304 and unchanged.content == b"" and unchanged["ETag"] == first["ETag"]
+    make_samples(dataset, [{"metadata": {"caption": "another cat"}}])  # its votes grow, its version does not
+    grown = api.get(lf_url, HTTP_IF_NONE_MATCH=first["ETag"])
+    assert grown.status_code == 200 and grown.json()["votes"]["present"] == 3 and grown.json()["version"] == 1
+    assert grown["ETag"] != first["ETag"]
+    api.patch(f"/api/datasets/{dataset.id}/classes/{grown.json()['class_id']}/", {"name": "feline"}, format="json")
+    renamed = api.get(lf_url, HTTP_IF_NONE_MATCH=grown["ETag"])
+    assert renamed.status_code == 200 and renamed.json()["label_class"] == "feline"
+
+
+def test_lf_if_match_412_with_the_current_etag_and_nothing_changed(api, lf_url):
+    seen = api.get(lf_url)["ETag"]
+    edited = api.patch(lf_url, {"name": "cat words"}, format="json", HTTP_IF_MATCH=seen)
+    assert edited.status_code == 200 and edited.json()["version"] == 2
+    assert edited["ETag"] == api.get(lf_url)["ETag"]  # a write's ETag is the next GET's
+    stale = api.patch(lf_url, {"name": "lost update"}, format="json", HTTP_IF_MATCH=seen)
+    assert stale.status_code == 412
+    assert stale.json() == {"detail": stale.json()["detail"], "code": "version_conflict", "version": 2,
+                            "etag": edited["ETag"]}
+    assert stale["ETag"] == edited["ETag"]
+    assert api.get(lf_url).json()["name"] == "cat words"
+    in_body = api.patch(lf_url, {"name": "lost update", "version": 1}, format="json")
+    assert in_body.status_code == 409 and in_body.json()["version"] == 2  # the body's version: a state conflict
+    assert api.patch(lf_url, {"name": "x"}, format="json", HTTP_IF_MATCH="soon").status_code == 400
+
+
+def test_lf_if_match_ignores_derived_figures(api, dataset, lf_url):
+    seen = api.get(lf_url)["ETag"]
+    make_samples(dataset, [{"metadata": {"caption": "a cat again"}}])
+    assert api.get(lf_url)["ETag"] != seen  # the representation changed (vote counts) ...
+    assert api.patch(lf_url, {"active": False}, format="json", HTTP_IF_MATCH=seen).status_code == 200  # ... not it
+
+
+def test_annotation_etag_from_a_get_conditions_the_put(api, dataset, samples):
+    url = f"/api/datasets/{dataset.id}/annotations/"
+    query = {"sample": samples[0].id, "label_class": "cat"}
+    never = api.get(url, query)
+    assert never.json()["count"] == 0 and ETAG.fullmatch(never["ETag"]).group(1) == "0"
+    assert api.get(url, query, HTTP_IF_NONE_MATCH=never["ETag"]).status_code == 304
+    body = {**query, "sample": samples[0].id, "value": "PRESENT"}
+    written = api.put(url, body, format="json", HTTP_IF_MATCH=never["ETag"])
+    assert written.status_code == 200 and written.json()["annotation"]["version"] == 1
+    now = api.get(url, query)
+    assert now["ETag"] == written["ETag"] and ETAG.fullmatch(now["ETag"]).group(1) == "1"
+    stale = api.put(url, {**body, "value": "ABSENT"}, format="json", HTTP_IF_MATCH=never["ETag"])
+    assert stale.status_code == 412 and (stale.json()["version"], stale.json()["etag"]) == (1, now["ETag"])
+    assert api.get(url, query).json()["results"][0]["value"] == "PRESENT"
+    filtered = api.get(url, {**query, "value": "PRESENT"})
+    assert not ETAG.fullmatch(filtered["ETag"])  # a filtered list: the body's digest, no version
+
+
+def test_clearing_a_never_set_label_answers_the_never_set_etag(api, dataset, samples):
+    url = f"/api/datasets/{dataset.id}/annotations/"
+    query = {"sample": samples[1].id, "label_class": "dog"}
+    cleared = api.put(url, {**query, "value": "ABSTAIN"}, format="json")
+    assert cleared.json()["changed"] is False and cleared["ETag"] == api.get(url, query)["ETag"]
+
+
+def test_every_get_answer_carries_an_etag_and_honours_if_none_match(api, dataset, samples):
+    detail = f"/api/datasets/{dataset.id}/samples/{samples[0].id}/"
+    for url in (detail, f"/api/datasets/{dataset.id}/samples/", f"/api/datasets/{dataset.id}/lfs/", "/api/datasets/"):
+        first = api.get(url)
+        assert first.status_code == 200 and first["ETag"]
+        assert api.get(url, HTTP_IF_NONE_MATCH=first["ETag"]).status_code == 304
+    seen = api.get(detail)["ETag"]
+    api.post(f"/api/datasets/{dataset.id}/samples/{samples[0].id}/comments/", {"body": "look"}, format="json")
+    assert api.get(detail, HTTP_IF_NONE_MATCH=seen).status_code == 200
+
+
+def test_state_conflicts_stay_409(api, dataset):
+    from imagestudio.jobs.models import Job
+    from imagestudio.jobs.services import job_cancel
+
+    job = Job.objects.create(kind="import", dataset=dataset, creator=dataset.created_by)
+    job_cancel(job=job)
+    again = api.post(f"/api/jobs/{job.id}/cancel/")
+    assert again.status_code == 409 and again.json()["code"] == "job_finished"
+
+
+def test_api_root_lists_every_top_level_resource_and_the_version():
+    anonymous = client_for(None)
+    root = anonymous.get("/api/")
+    assert root.status_code == 200
+    body = root.json()
+    committed = yaml.safe_load(open("api/openapi.yaml"))
+    assert body["version"] == committed["info"]["version"]
+    top_level = {path.removeprefix("/api/").rstrip("/") for path in committed["paths"]
+                 if path != "/api/" and "{" not in path}
+    assert {"datasets", "jobs", "health", "auth/token"} <= top_level
+    assert set(body["resources"]) == top_level | {"schema", "docs"}  # and the schema itself, and its viewer
+    for name, url in body["resources"].items():
+        assert url == f"http://testserver/api/{name}/"
+        assert anonymous.get(url).status_code in (200, 401, 405), name  # routed: public, or asks for credentials
