@@ -1,3 +1,4 @@
+import copy
 import re
 
 from drf_spectacular.drainage import warn
@@ -191,11 +192,12 @@ def name_enums(result, generator, request, public):
     namer = _EnumNamer(schemas)
     for name in list(schemas):
         if "enum" not in schemas[name]:
-            schemas[name] = namer.replace(schemas[name], name)
+            # a copy: hooks add module-level schemas (the error shapes), which the next generation reuses
+            schemas[name] = namer.replace(copy.deepcopy(schemas[name]), name)
     for operations in result.get("paths", {}).values():
         for operation in operations.values():
             for parameter in operation.get("parameters", []):
-                parameter["schema"] = namer.replace(parameter["schema"], parameter["name"])
+                parameter["schema"] = namer.replace(copy.deepcopy(parameter["schema"]), parameter["name"])
     result["components"]["schemas"] = dict(sorted(schemas.items()))
     return result
 
