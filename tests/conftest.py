@@ -15,6 +15,7 @@ from imagestudio.accounts.services import token_for
 from imagestudio.celery import app as celery_app
 from imagestudio.datasets.models import Role
 from imagestudio.datasets.services import dataset_create, membership_set
+from tests.conformance import response_problems
 
 
 @pytest.fixture(autouse=True)
@@ -71,8 +72,20 @@ def make_user(username):
     return get_user_model().objects.create_user(username=username, password=f"{username}-password-123")
 
 
+class CheckedClient(APIClient):
+    """An API client that checks every JSON answer against the committed schema (tests/conformance.py)."""
+
+    def request(self, **kwargs):
+        response = super().request(**kwargs)
+        problems = response_problems(kwargs["REQUEST_METHOD"], kwargs["PATH_INFO"], response.status_code,
+                                     response.get("Content-Type", ""), getattr(response, "content", b""))
+        assert not problems, (f"{kwargs['REQUEST_METHOD']} {kwargs['PATH_INFO']} answered {response.status_code} "
+                              "off the schema:\n" + "\n".join(problems))
+        return response
+
+
 def client_for(user):
-    client = APIClient()
+    client = CheckedClient()
     if user is not None:
         client.credentials(HTTP_AUTHORIZATION=f"Token {token_for(user=user, name='tests')}")
     return client

@@ -15,6 +15,9 @@ class ClassRefField(serializers.CharField):
 
 
 class AnnotationSerializer(serializers.ModelSerializer):
+    # null for a label never set (PUT ABSTAIN on it answers version 0 and no row)
+    id = serializers.IntegerField(read_only=True, allow_null=True)
+    updated_at = serializers.DateTimeField(read_only=True, allow_null=True)
     sample = serializers.IntegerField(source="sample_id", read_only=True)
     class_id = serializers.IntegerField(source="label_class_id", read_only=True)
     class_name = serializers.CharField(source="label_class.name", read_only=True)

@@ -54,7 +54,7 @@ class DatasetSerializer(serializers.ModelSerializer):
     def get_sample_count(self, dataset) -> int:
         return sum(dataset.split_counts.values())
 
-    def get_role(self, dataset) -> str | None:
+    def get_role(self, dataset) -> Role | None:
         """The caller's role on the dataset (superusers act as owners)."""
         if self.context.get("is_superuser"):
             return Role.OWNER

@@ -9,7 +9,7 @@ MAX_SEARCH_LIMIT = 1000
 
 
 class EmbeddingCoverageSerializer(serializers.ModelSerializer):
-    encoder = serializers.CharField(source="encoder.key")
+    encoder = serializers.ChoiceField(source="encoder.key", choices=ENCODER_KEYS)
     identity = serializers.CharField(source="encoder.identity")
     dim = serializers.IntegerField(source="encoder.dim")
     space = serializers.ChoiceField(source="encoder.space", choices=SPACES,
@@ -70,7 +70,8 @@ class SearchHitSerializer(serializers.Serializer):
 
 
 class SimilaritySearchResultSerializer(serializers.Serializer):
-    encoder = serializers.CharField()
+    encoder = serializers.CharField(help_text="The vectors' identity.")
+    space = serializers.ChoiceField(choices=SPACES)
     truncated = serializers.BooleanField(required=False)
     message = serializers.CharField(required=False)
     searched = serializers.IntegerField()

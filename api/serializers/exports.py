@@ -3,6 +3,8 @@ from rest_framework import serializers
 
 from api.limits import MAX_INT
 from api.links import absolute_url
+from api.serializers.polymorphic import stored
+from api.serializers.reports import ExportParamsSerializer
 from imagestudio.datasets.models import Split
 from imagestudio.exports.models import Export
 from imagestudio.exports.services import SAMPLE_COLUMNS
@@ -11,6 +13,7 @@ from imagestudio.exports.services import SAMPLE_COLUMNS
 class ExportSerializer(serializers.ModelSerializer):
     job = serializers.UUIDField(source="job_id", read_only=True, allow_null=True)
     download_url = serializers.SerializerMethodField()
+    params = stored(ExportParamsSerializer, read_only=True)
 
     class Meta:
         model = Export
@@ -18,14 +21,15 @@ class ExportSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
     def get_download_url(self, export) -> str:
-        path = reverse("export-download", kwargs={"dataset_id": export.dataset_id, "pk": export.id})
+        path = reverse("export-download", kwargs={"dataset_id": export.dataset_id, "export_id": export.id})
         return absolute_url(self.context["request"], path)
 
 
 class ExportCreateSerializer(serializers.Serializer):
     kind = serializers.ChoiceField(choices=Export.Kind.choices)
-    columns = serializers.ListField(child=serializers.CharField(max_length=40), required=False, min_length=1,
-                                    help_text=f"Sample columns among {', '.join(SAMPLE_COLUMNS)}.")
+    columns = serializers.ListField(child=serializers.ChoiceField(choices=SAMPLE_COLUMNS), required=False,
+                                    min_length=1, help_text="Sample columns (default id, external_id, file_name, "
+                                                            "split).")
     fields = serializers.ListField(child=serializers.CharField(max_length=100), required=False, default=list,
                                    help_text="Metadata fields, one column each.")
     splits = serializers.ListField(child=serializers.ChoiceField(choices=Split.choices), required=False, min_length=1)

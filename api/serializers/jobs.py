@@ -5,8 +5,10 @@ from rest_framework import serializers
 
 from api.job_access import ACCESS_PARAM
 from api.links import absolute_url
+from api.serializers import reports
+from api.serializers.polymorphic import pascal, pinned, variant_of
 from imagestudio.jobs.access import job_access_token
-from imagestudio.jobs.models import Job, JobStatus
+from imagestudio.jobs.models import Job, JobKind, JobStatus
 
 # Params that are internal bookkeeping (staging keys), not something a client sent or needs.
 _INTERNAL_PARAMS = ("staging",)
@@ -15,8 +17,9 @@ _INTERNAL_PARAMS = ("staging",)
 class JobSerializer(serializers.ModelSerializer):
     """A unit of async work. Its URLs are absolute; its `events_url` is signed for the user who asked."""
 
+    kind = serializers.ChoiceField(choices=JobKind.choices, read_only=True)
     status = serializers.ChoiceField(choices=JobStatus.choices, read_only=True)
-    creator = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    creator = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
     url = serializers.SerializerMethodField()
     events_url = serializers.SerializerMethodField(
         help_text="Server-Sent Events of this job's progress, openable without a token (an EventSource): it carries "
@@ -41,3 +44,28 @@ class JobSerializer(serializers.ModelSerializer):
 
     def get_params(self, job) -> dict:
         return {key: value for key, value in job.params.items() if key not in _INTERNAL_PARAMS}
+
+
+# Each kind's params and result (JSON the job's domain writes; see api.serializers.reports).
+KIND_SHAPES = {
+    JobKind.IMPORT: (reports.ImportParamsSerializer, reports.ImportResultSerializer),
+    JobKind.EMBEDDINGS: (reports.EmbeddingsParamsSerializer, reports.EmbeddingsResultSerializer),
+    JobKind.LF_VOTES: (reports.NoParamsField, reports.LFVotesResultSerializer),
+    JobKind.TRAINING_SET: (reports.TrainingSetParamsSerializer, reports.TrainingSetResultSerializer),
+    JobKind.FAST_MODEL: (reports.FastModelParamsSerializer, reports.FastModelResultSerializer),
+    JobKind.AUTO_TRAIN: (reports.AutoTrainParamsSerializer, reports.AutoTrainResultSerializer),
+    JobKind.EXPORT: (reports.ExportJobParamsSerializer, reports.ExportResultSerializer),
+}
+JOB_VARIANTS = {
+    kind: variant_of(JobSerializer, f"{pascal(kind)}JobSerializer", kind=pinned(kind, read_only=True),
+                     params=params(read_only=True), result=result(read_only=True))
+    for kind, (params, result) in KIND_SHAPES.items()
+}
+
+
+class JobByKindSerializer(JobSerializer):
+    """A job as answered (rendered by JobSerializer); documented per kind with its params and result typed."""
+
+    component_name = "Job"
+    discriminator = "kind"
+    variants = JOB_VARIANTS

@@ -1,17 +1,38 @@
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from api.limits import MAX_INT
+from api.serializers.polymorphic import PolymorphicSerializer, pascal, pinned, stored, variant_of
+from imagestudio.annotations.models import GroundTruthValue
 from imagestudio.datasets.models import Split
+from imagestudio.embeddings.encoders import SPACES
 from imagestudio.labeling.metrics import THRESHOLD_OPERATORS
 from imagestudio.labeling.models import LabelingFunction, LFType
 from imagestudio.labeling.services import MAX_BINS, MAX_TOP
+from imagestudio.training.models import PREDICTION_LABELS
 
-CONFIG_HELP = (
-    "similarity_text: {text}; similarity_image: {sample_id}; similarity_patch: {sample_id, box: [x0, y0, x1, y1]} "
-    "(each may add encoder: open_clip | conse-offline); pattern: {field, builder: keyword {words, mode any|all, "
-    "case_sensitive, whole_word} | regex {pattern, case_sensitive} | numeric {op, value} | length {op, value} | "
-    "empty}, op one of < <= = >= > between (value [low, high]); model: {model_id}."
-)
+# LF configs: the domain's JSON Schemas (imagestudio.labeling.config_schemas, published at lf-types/) are their one
+# definition: validation enforces them (labeling.services.validate_rule) and api.schema.add_lf_configs makes them
+# the components named here.
+CONFIG_COMPONENTS = {lf_type: f"{pascal(lf_type)}Config" for lf_type in LFType}
+ANY_CONFIG = "LFConfig"
+
+
+def config_field(lf_type=None, **kwargs):
+    """`config`, documented as the config of `lf_type` (without one: of any type)."""
+    return stored({"$ref": f"#/components/schemas/{CONFIG_COMPONENTS.get(lf_type, ANY_CONFIG)}"}, **kwargs)
+
+
+def by_type(base, **fields):
+    """One variant of `base` per LF type, `type` pinned and `config` typed, as {type: serializer class}."""
+    return {lf_type: variant_of(base, f"{pascal(lf_type)}{base.__name__}", type=pinned(lf_type, **fields),
+                                config=config_field(lf_type, **fields))
+            for lf_type in LFType}
+
+
+class VoteTotalsSerializer(serializers.Serializer):
+    present = serializers.IntegerField()
+    absent = serializers.IntegerField()
 
 
 class LFSerializer(serializers.ModelSerializer):
@@ -27,14 +48,23 @@ class LFSerializer(serializers.ModelSerializer):
                   "version", "encoder", "votes", "votes_updated_at", "author", "created_at", "updated_at"]
         read_only_fields = fields
 
-    def get_votes(self, lf) -> dict[str, int]:
+    @extend_schema_field(VoteTotalsSerializer(help_text="Samples it votes PRESENT and ABSENT on."))
+    def get_votes(self, lf):
         return {"present": len(bytes(lf.votes_present)) // 8, "absent": len(bytes(lf.votes_absent)) // 8}
+
+
+class LFByTypeSerializer(LFSerializer):
+    """An LF as answered (rendered by LFSerializer); documented per type with its config typed."""
+
+    component_name = "LF"
+    discriminator = "type"
+    variants = by_type(LFSerializer, read_only=True)
 
 
 class RuleSerializer(serializers.Serializer):
     label_class = serializers.CharField(max_length=120, help_text="Class name or id.")
     type = serializers.ChoiceField(choices=LFType.choices)
-    config = serializers.DictField(help_text=CONFIG_HELP)
+    config = serializers.DictField()
     low = serializers.FloatField(required=False, allow_null=True, default=None,
                                  help_text="score <= low votes ABSENT (PRESENT when inverted).")
     high = serializers.FloatField(required=False, allow_null=True, default=None,
@@ -47,11 +77,17 @@ class LFCreateSerializer(RuleSerializer):
     active = serializers.BooleanField(required=False, default=True)
 
 
+class LFCreateByTypeSerializer(PolymorphicSerializer):
+    component_name = "LFCreate"
+    discriminator = "type"
+    variants = by_type(LFCreateSerializer)
+
+
 class LFUpdateSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=200, required=False)
     label_class = serializers.CharField(max_length=120, required=False)
     type = serializers.ChoiceField(choices=LFType.choices, required=False)
-    config = serializers.DictField(required=False, help_text=CONFIG_HELP)
+    config = config_field(required=False, help_text="The config of the LF's type (of `type` when it changes too).")
     low = serializers.FloatField(required=False, allow_null=True)
     high = serializers.FloatField(required=False, allow_null=True)
     invert = serializers.BooleanField(required=False)
@@ -70,6 +106,12 @@ class PreviewSerializer(RuleSerializer):
                                    help_text="How many best-scored samples to return for the grid.")
     min_precision = serializers.FloatField(required=False, default=0.9, min_value=0, max_value=1,
                                            help_text="For the suggested best-recall-at-precision thresholds.")
+
+
+class PreviewByTypeSerializer(PolymorphicSerializer):
+    component_name = "LFPreview"
+    discriminator = "type"
+    variants = by_type(PreviewSerializer)
 
 
 class RateSerializer(serializers.Serializer):
@@ -165,12 +207,13 @@ class SuggestionsSerializer(serializers.Serializer):
 class TopSampleSerializer(serializers.Serializer):
     sample_id = serializers.IntegerField()
     score = serializers.FloatField()
-    ground_truth = serializers.CharField()
-    vote = serializers.CharField()
+    ground_truth = serializers.ChoiceField(choices=GroundTruthValue.choices)
+    vote = serializers.ChoiceField(choices=GroundTruthValue.choices)
 
 
 class PreviewResultSerializer(serializers.Serializer):
-    encoder = serializers.CharField(required=False)
+    encoder = serializers.CharField(required=False, help_text="Similarity LFs: the vectors' identity.")
+    space = serializers.ChoiceField(choices=SPACES, required=False, help_text="Similarity LFs: the space compared.")
     truncated = serializers.BooleanField(required=False)
     message = serializers.CharField(required=False)
     population = serializers.IntegerField(help_text="Samples scored.")
@@ -193,18 +236,19 @@ class SummaryRowSerializer(serializers.Serializer):
     lf = serializers.IntegerField()
     name = serializers.CharField()
     label_class = serializers.CharField()
-    type = serializers.CharField()
+    type = serializers.ChoiceField(choices=LFType.choices)
     active = serializers.BooleanField()
-    polarity = serializers.ListField(child=serializers.CharField())
+    polarity = serializers.ListField(child=serializers.ChoiceField(choices=PREDICTION_LABELS),
+                                     help_text="The votes it casts on the split.")
     coverage = RateSerializer()
     overlaps = RateSerializer()
     conflicts = RateSerializer()
     precision = RateSerializer(help_text="Against ground truth, with its Wilson interval.")
-    votes = serializers.DictField(child=serializers.IntegerField())
+    votes = VoteTotalsSerializer()
 
 
 class SummarySerializer(serializers.Serializer):
-    split = serializers.CharField(allow_null=True)
+    split = serializers.ChoiceField(choices=Split.choices, allow_null=True)
     samples = serializers.IntegerField()
     lfs = SummaryRowSerializer(many=True)
 

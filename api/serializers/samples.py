@@ -12,16 +12,19 @@ from imagestudio.annotations.models import GroundTruthValue
 from imagestudio.common.votes import vote_word
 from imagestudio.datasets.filters import MAX_FILTER_IDS, filter_parse, samples_select
 from imagestudio.datasets.image_urls import ImageSize, ImageUrls
+from imagestudio.datasets.imaging import ACCEPTED_FORMATS
 from imagestudio.datasets.imports import DuplicatePolicy
 from imagestudio.datasets.imports.storable import MAX_TEXT_VALUE, metadata_problem
 from imagestudio.datasets.models import Sample, Split
 from imagestudio.datasets.selectors import SAMPLE_ORDERINGS
 from imagestudio.training.filters import PREDICTION_WORDS
+from imagestudio.training.models import PREDICTION_LABELS
 
 MAX_SEARCH = 200
 IMAGE_URL_HELP = ("{what}, loadable without a token (an `<img src>`): relative to the API's host, signed and valid for "
                   "at least IMAGE_URL_TTL_SECONDS; or, with object storage, the storage's own (presigned) URL.")
 MAX_PAGE = 500
+SAMPLE_ORDERING_CHOICES = [*SAMPLE_ORDERINGS, *(f"-{o}" for o in SAMPLE_ORDERINGS)]
 
 
 def _split_commas(values):
@@ -107,7 +110,7 @@ class SampleListQuerySerializer(SampleQuerySerializer):
         required=False, allow_blank=True, max_length=2000,
         help_text="Comma-separated metadata fields to return; empty returns none; absent returns all.",
     )
-    ordering = serializers.ChoiceField(choices=[*SAMPLE_ORDERINGS, *(f"-{o}" for o in SAMPLE_ORDERINGS)],
+    ordering = serializers.ChoiceField(choices=SAMPLE_ORDERING_CHOICES,
                                        required=False, default="id")
 
     def validate(self, attrs):
@@ -125,6 +128,7 @@ class SampleSerializer(serializers.ModelSerializer):
     metadata = serializers.SerializerMethodField()
     image_url = serializers.SerializerMethodField(help_text=IMAGE_URL_HELP.format(what="The original image"))
     thumbnail_url = serializers.SerializerMethodField(help_text=IMAGE_URL_HELP.format(what="The JPEG thumbnail"))
+    format = serializers.ChoiceField(choices=ACCEPTED_FORMATS, read_only=True, help_text="The decoded image format.")
 
     class Meta:
         model = Sample
@@ -132,7 +136,8 @@ class SampleSerializer(serializers.ModelSerializer):
                   "ground_truth", "tags", "image_url", "thumbnail_url", "created_at"]
         read_only_fields = fields
 
-    def get_ground_truth(self, sample) -> dict[str, str]:
+    @extend_schema_field(serializers.DictField(child=serializers.ChoiceField(choices=PREDICTION_LABELS)))
+    def get_ground_truth(self, sample):
         return {a.label_class.name: a.value for a in sample.annotations.all() if a.value != GroundTruthValue.ABSTAIN}
 
     def get_tags(self, sample) -> list[str]:
@@ -192,7 +197,8 @@ class SampleVoteSerializer(serializers.Serializer):
     label_class = serializers.CharField(source="lf.label_class.name")
     vote = serializers.SerializerMethodField()
 
-    def get_vote(self, row) -> str:
+    @extend_schema_field(serializers.ChoiceField(choices=PREDICTION_LABELS))
+    def get_vote(self, row):
         return vote_word(row.vote)
 
 

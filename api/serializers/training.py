@@ -3,8 +3,20 @@ from typing import Literal
 from rest_framework import serializers
 
 from api.limits import MAX_INT
+from api.serializers.labeling import SummaryRowSerializer
+from api.serializers.polymorphic import stored
+from api.serializers.reports import (
+    ClassLabelReportSerializer,
+    EvaluationSerializer,
+    ModelMetricsField,
+    ModelParamsSerializer,
+    SnapshotSerializer,
+    TrainingSetReportField,
+)
+from imagestudio.annotations.models import GroundTruthValue
 from imagestudio.datasets.models import Split
 from imagestudio.embeddings.encoders import ENCODER_KEYS, SPACES
+from imagestudio.training.analysis import GUIDANCE_KINDS
 from imagestudio.training.models import PREDICTION_LABELS, FastModel, TrainingSet
 from imagestudio.training.selectors import model_staleness, product_status, training_set_staleness
 
@@ -49,6 +61,8 @@ class StalenessMixin(serializers.Serializer):
 
 class TrainingSetSerializer(ProductStatusMixin, StalenessMixin, serializers.ModelSerializer):
     job = serializers.UUIDField(source="job_id", read_only=True, allow_null=True)
+    snapshot = stored(SnapshotSerializer, read_only=True)
+    report = stored(TrainingSetReportField(), read_only=True)
 
     class Meta:
         model = TrainingSet
@@ -69,19 +83,22 @@ class TrainingLabelQuerySerializer(serializers.Serializer):
 
 class ClassLabelSerializer(serializers.Serializer):
     probability = serializers.FloatField(allow_null=True)
-    label = serializers.CharField()
-    provenance = serializers.DictField(child=serializers.CharField(), help_text="LF id -> its vote.")
+    label = serializers.ChoiceField(choices=GroundTruthValue.choices, help_text="ABSTAIN where no LF voted.")
+    provenance = serializers.DictField(child=serializers.ChoiceField(choices=PREDICTION_LABELS),
+                                       help_text="LF id -> its vote (LFs that abstained are left out).")
 
 
 class TrainingLabelSerializer(serializers.Serializer):
     sample_id = serializers.IntegerField()
-    split = serializers.CharField()
-    classes = serializers.DictField(child=ClassLabelSerializer())
+    split = serializers.ChoiceField(choices=Split.choices)
+    classes = serializers.DictField(child=ClassLabelSerializer(), help_text="Class name -> its training label.")
 
 
 class FastModelSerializer(ProductStatusMixin, StalenessMixin, serializers.ModelSerializer):
     job = serializers.UUIDField(source="job_id", read_only=True, allow_null=True)
     training_set = serializers.IntegerField(source="training_set_id", read_only=True, allow_null=True)
+    params = stored(ModelParamsSerializer, read_only=True)
+    metrics = stored(ModelMetricsField(), read_only=True)
 
     class Meta:
         model = FastModel
@@ -129,7 +146,7 @@ class AnalysisQuerySerializer(serializers.Serializer):
 
 
 class GuidanceSerializer(serializers.Serializer):
-    kind = serializers.CharField()
+    kind = serializers.ChoiceField(choices=GUIDANCE_KINDS)
     message = serializers.CharField()
     samples = serializers.CharField(help_text="The samples-list URL that shows the cases.")
 
@@ -140,20 +157,34 @@ class NextSampleSerializer(serializers.Serializer):
     reasons = serializers.ListField(child=serializers.CharField())
 
 
+class ClassLFStatsSerializer(serializers.Serializer):
+    active = serializers.IntegerField(help_text="Active LFs of the class.")
+    coverage = serializers.FloatField(help_text="Share of the split they vote on.")
+    conflicts = serializers.FloatField(help_text="Share of the split they disagree on.")
+    per_lf = SummaryRowSerializer(many=True)
+
+
+class ClassModelSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    version = serializers.IntegerField()
+    valid = EvaluationSerializer(allow_null=True, help_text="Its metrics on valid.")
+
+
 class ClassAnalysisSerializer(serializers.Serializer):
     label_class = serializers.CharField()
-    lfs = serializers.DictField(help_text="active, coverage, conflicts, per_lf (the LF summary rows).")
-    label_model = serializers.DictField(allow_null=True, help_text="The latest training set's report of the class: "
-                                        "the chosen candidate and why, every candidate's accuracy, F1, Brier score "
-                                        "and counts on dev (out-of-fold) and valid, calibration, per-LF diagnostics.")
-    model = serializers.DictField(allow_null=True, help_text="The latest model's metrics on valid.")
+    lfs = ClassLFStatsSerializer()
+    label_model = ClassLabelReportSerializer(allow_null=True, help_text="The latest training set's report of the "
+                                             "class: the chosen candidate and why, every candidate's accuracy, F1, "
+                                             "Brier score and counts on dev (out-of-fold) and valid, calibration, "
+                                             "per-LF diagnostics.")
+    model = ClassModelSerializer(allow_null=True, help_text="The latest model trained for the class.")
     valid_labels = serializers.IntegerField()
     guidance = GuidanceSerializer(many=True)
     next_to_annotate = NextSampleSerializer(many=True)
 
 
 class AnalysisSerializer(serializers.Serializer):
-    split = serializers.CharField()
+    split = serializers.ChoiceField(choices=Split.choices)
     training_set = serializers.IntegerField(allow_null=True)
     model = serializers.IntegerField(allow_null=True)
     classes = ClassAnalysisSerializer(many=True)

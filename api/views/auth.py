@@ -98,6 +98,7 @@ class ApiTokenViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.D
     shown once, when issued; a list shows each token's prefix. Another user's token id is a 404."""
 
     serializer_class = ApiTokenSerializer
+    lookup_url_kwarg = "token_id"
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
@@ -105,7 +106,7 @@ class ApiTokenViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.D
         return token_list(user=self.request.user)
 
     def get_object(self):
-        token = token_get(user=self.request.user, token_id=self.kwargs["pk"])
+        token = token_get(user=self.request.user, token_id=self.kwargs["token_id"])
         if token is None:
             raise NotFound("No live token of yours has this id.")
         return token
@@ -125,7 +126,7 @@ class ApiTokenViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.D
 
     @extend_schema(request=None, responses={201: IssuedTokenSerializer})
     @action(detail=True, methods=["post"])
-    def rotate(self, request, pk=None):
+    def rotate(self, request, token_id=None):
         """A new key for the token: a new token (new id) with the same name and lifetime; the old key answers
         401 from now on."""
         issued = token_rotate(token=self.get_object())

@@ -28,6 +28,7 @@ class DatasetViewSet(viewsets.ModelViewSet):
     """Datasets you are a member of. Creating one makes you its owner."""
 
     serializer_class = DatasetSerializer
+    lookup_url_kwarg = "dataset_id"
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
     required_roles = {"partial_update": Role.EDITOR, "destroy": Role.OWNER}
 
@@ -45,7 +46,7 @@ class DatasetViewSet(viewsets.ModelViewSet):
 
     def get_object(self):
         """The dataset, with the same role rule as every dataset child (require_role)."""
-        dataset = dataset_get_visible(user=self.request.user, dataset_id=parse_id(str(self.kwargs["pk"])))
+        dataset = dataset_get_visible(user=self.request.user, dataset_id=parse_id(str(self.kwargs["dataset_id"])))
         if dataset is None:
             raise NotFound("No dataset with this id is visible to you.")
         require_role(user=self.request.user, dataset=dataset,
@@ -60,14 +61,14 @@ class DatasetViewSet(viewsets.ModelViewSet):
         return Response(self._render(dataset), status=status.HTTP_201_CREATED)
 
     @extend_schema(request=DatasetUpdateSerializer, responses={200: DatasetSerializer})
-    def partial_update(self, request, pk=None):
+    def partial_update(self, request, dataset_id=None):
         dataset = self.get_object()
         serializer = DatasetUpdateSerializer(data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
         services.dataset_update(dataset=dataset, **serializer.validated_data)
         return Response(self._render(dataset))
 
-    def destroy(self, request, pk=None):
+    def destroy(self, request, dataset_id=None):
         services.dataset_delete(dataset=self.get_object())
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -81,6 +82,7 @@ class LabelClassViewSet(DatasetScopedMixin, viewsets.ModelViewSet):
 
     serializer_class = LabelClassSerializer
     scoped_model = LabelClass
+    lookup_url_kwarg = "class_id"
     scoped_selector = staticmethod(label_class_list)
     not_found = "No such class in this dataset."
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
@@ -101,6 +103,7 @@ class MembershipViewSet(DatasetScopedMixin, mixins.ListModelMixin, mixins.Create
 
     serializer_class = MembershipSerializer
     scoped_model = DatasetMembership
+    lookup_url_kwarg = "member_id"
     scoped_selector = staticmethod(membership_list)
     not_found = "No such member of this dataset."
     write_role = Role.OWNER
@@ -117,7 +120,7 @@ class MembershipViewSet(DatasetScopedMixin, mixins.ListModelMixin, mixins.Create
                         status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
     @extend_schema(request=MembershipUpdateSerializer, responses={200: MembershipSerializer})
-    def partial_update(self, request, dataset_id=None, pk=None):
+    def partial_update(self, request, dataset_id=None, member_id=None):
         membership = self.get_object()
         serializer = MembershipUpdateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)

@@ -13,11 +13,12 @@ from api.serializers.embeddings import (
     SimilaritySearchResultSerializer,
     SimilaritySearchSerializer,
 )
-from api.serializers.jobs import JobSerializer
+from api.serializers.jobs import JOB_VARIANTS
 from api.validation import validated
 from imagestudio.datasets.models import Role
 from imagestudio.embeddings import selectors, services
 from imagestudio.embeddings.models import EmbeddingSet, ResourceAllocation
+from imagestudio.jobs.models import JobKind
 
 
 class EmbeddingsView(DatasetScopedMixin, GenericAPIView):
@@ -33,7 +34,7 @@ class EmbeddingsView(DatasetScopedMixin, GenericAPIView):
         page = self.paginate_queryset(self.get_queryset())
         return self.get_paginated_response(EmbeddingCoverageSerializer(page, many=True).data)
 
-    @extend_schema(request=EmbeddingComputeSerializer, responses={202: JobSerializer})
+    @extend_schema(request=EmbeddingComputeSerializer, responses={202: JOB_VARIANTS[JobKind.EMBEDDINGS]})
     def post(self, request, dataset_id=None):
         data = validated(EmbeddingComputeSerializer, request.data)
         return accepted(request, services.embeddings_start(dataset=self.dataset, user=request.user, **data))

@@ -8,11 +8,12 @@ from rest_framework.response import Response
 from api.responses import accepted
 from api.scoping import DatasetScopedMixin
 from api.serializers.exports import ExportCreateSerializer, ExportSerializer
-from api.serializers.jobs import JobSerializer
+from api.serializers.jobs import JOB_VARIANTS
 from imagestudio.datasets.models import Role
 from imagestudio.exports.models import Export
 from imagestudio.exports.selectors import export_list
 from imagestudio.exports.services import export_file, export_start
+from imagestudio.jobs.models import JobKind
 
 
 class ExportViewSet(DatasetScopedMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
@@ -21,11 +22,12 @@ class ExportViewSet(DatasetScopedMixin, mixins.ListModelMixin, mixins.RetrieveMo
 
     serializer_class = ExportSerializer
     scoped_model = Export
+    lookup_url_kwarg = "export_id"
     scoped_selector = staticmethod(export_list)
     not_found = "No such export in this dataset."
     write_role = Role.VIEWER  # reading the data out needs no more than reading it in the API
 
-    @extend_schema(request=ExportCreateSerializer, responses={202: JobSerializer})
+    @extend_schema(request=ExportCreateSerializer, responses={202: JOB_VARIANTS[JobKind.EXPORT]})
     def create(self, request, dataset_id=None):
         serializer = ExportCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -34,7 +36,7 @@ class ExportViewSet(DatasetScopedMixin, mixins.ListModelMixin, mixins.RetrieveMo
 
     @extend_schema(responses={(200, "text/csv"): OpenApiResponse(OpenApiTypes.BINARY, description="The CSV file.")})
     @action(detail=True, methods=["get"])
-    def download(self, request, dataset_id=None, pk=None):
+    def download(self, request, dataset_id=None, export_id=None):
         """The CSV; 409 with Retry-After while its job is still writing it."""
         export = self.get_object()
         if not export.ready:

@@ -12,12 +12,12 @@ from api.job_access import JobAccessAuthentication
 from api.job_events import MAX_WAIT_SECONDS, job_event_stream, parse_state_id, wait_for_change
 from api.limits import MAX_INT
 from api.scoping import schema_placeholder
-from api.serializers.jobs import JobSerializer
+from api.serializers.jobs import JobByKindSerializer, JobSerializer
 from api.validation import validated
 from imagestudio.datasets.imports import report_open
 from imagestudio.datasets.models import Role, role_at_least
 from imagestudio.datasets.selectors import dataset_role
-from imagestudio.jobs.models import Job, JobStatus
+from imagestudio.jobs.models import Job, JobKind, JobStatus
 from imagestudio.jobs.selectors import job_get, job_list
 from imagestudio.jobs.services import job_cancel
 
@@ -25,7 +25,7 @@ from imagestudio.jobs.services import job_cancel
 class JobQuerySerializer(serializers.Serializer):
     dataset = serializers.IntegerField(required=False, min_value=1, max_value=MAX_INT, help_text="Only jobs of this dataset.")
     status = serializers.ChoiceField(choices=JobStatus.choices, required=False)
-    kind = serializers.CharField(required=False, max_length=64, help_text="import, embeddings, training_set, ...")
+    kind = serializers.ChoiceField(choices=JobKind.choices, required=False)
 
 
 class JobWaitQuerySerializer(serializers.Serializer):
@@ -54,6 +54,7 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
     """Async work: status, progress 0..1, message, error and result. Filter with `?dataset=`, `?status=`, `?kind=`."""
 
     serializer_class = JobSerializer
+    lookup_url_kwarg = "job_id"
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
@@ -61,19 +62,19 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         return job_list(user=self.request.user)
 
     def get_object(self):
-        job = job_get(user=self.request.user, job_id=self.kwargs["pk"])
+        job = job_get(user=self.request.user, job_id=self.kwargs["job_id"])
         if job is None:
             raise NotFound("No job with this id.")
         return job
 
-    @extend_schema(parameters=[JobQuerySerializer])
+    @extend_schema(parameters=[JobQuerySerializer], responses={200: JobByKindSerializer(many=True)})
     def list(self, request, *args, **kwargs):
         query = validated(JobQuerySerializer, request.query_params)
         queryset = job_list(user=request.user, **query)
         page = self.paginate_queryset(queryset)
         return self.get_paginated_response(JobSerializer(page, many=True, context={"request": request}).data)
 
-    @extend_schema(parameters=[JobWaitQuerySerializer])
+    @extend_schema(parameters=[JobWaitQuerySerializer], responses={200: JobByKindSerializer})
     def retrieve(self, request, *args, **kwargs):
         """The job. With `?wait=` a long poll: the answer comes as soon as the job differs from `since` (or from
         how the request found it), is finished, or after `wait` seconds (at most 30), whichever is first."""
@@ -109,9 +110,9 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         response["X-Accel-Buffering"] = "no"  # nginx: pass each event on as it comes
         return response
 
-    @extend_schema(request=None, responses={200: JobSerializer})
+    @extend_schema(request=None, responses={200: JobByKindSerializer})
     @action(detail=True, methods=["post"])
-    def cancel(self, request, pk=None):
+    def cancel(self, request, job_id=None):
         """Cancel a queued or running job (409 when it already finished)."""
         job = self.get_object()
         if job.creator_id != request.user.id and job.dataset is not None:
@@ -124,11 +125,11 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         OpenApiTypes.BINARY, description="JSON lines, one object per input file: file, outcome (created, stripped, "
                                          "duplicate or refused), sample_id, reason, conflict, merged.")})
     @action(detail=True, methods=["get"])
-    def report(self, request, pk=None):
+    def report(self, request, job_id=None):
         """The complete per-file report of an import job, when its result is `truncated` (see `report_file`)."""
         stream = report_open(job=self.get_object())
         if stream is None:
             raise NotFound("This job has no stored per-file report.")
         return FileResponse(stream, content_type="application/octet-stream", as_attachment=True,
-                            filename=f"import-report-{pk}.jsonl")
+                            filename=f"import-report-{job_id}.jsonl")
 

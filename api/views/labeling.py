@@ -6,12 +6,13 @@ from rest_framework.response import Response
 from api.headers import IF_MATCH, etagged, if_match_precondition, if_match_version, representation_etag
 from api.scoping import DatasetScopedMixin
 from api.serializers.labeling import (
-    LFCreateSerializer,
+    LFByTypeSerializer,
+    LFCreateByTypeSerializer,
     LFQuerySerializer,
     LFSerializer,
     LFUpdateSerializer,
+    PreviewByTypeSerializer,
     PreviewResultSerializer,
-    PreviewSerializer,
     SummaryQuerySerializer,
     SummarySerializer,
 )
@@ -27,13 +28,14 @@ class LabelingFunctionViewSet(DatasetScopedMixin, viewsets.ModelViewSet):
 
     serializer_class = LFSerializer
     scoped_model = LabelingFunction
+    lookup_url_kwarg = "lf_id"
     scoped_selector = staticmethod(selectors.lf_list)
     not_found = "No such LF in this dataset."
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
     write_role = Role.ANNOTATOR
     required_roles = {"preview": Role.VIEWER}
 
-    @extend_schema(parameters=[LFQuerySerializer])
+    @extend_schema(parameters=[LFQuerySerializer], responses={200: LFByTypeSerializer(many=True)})
     def list(self, request, dataset_id=None):
         query = validated(LFQuerySerializer, request.query_params)
         queryset = selectors.lf_list(dataset=self.dataset, label_class=self.optional_class(query),
@@ -47,19 +49,20 @@ class LabelingFunctionViewSet(DatasetScopedMixin, viewsets.ModelViewSet):
         data = LFSerializer(lf).data
         return data, representation_etag(lf.version, data)
 
-    @extend_schema(request=LFCreateSerializer, responses={201: LFSerializer})
+    @extend_schema(request=LFCreateByTypeSerializer, responses={201: LFByTypeSerializer})
     def create(self, request, dataset_id=None):
-        data = validated(LFCreateSerializer, request.data)
+        data = validated(LFCreateByTypeSerializer, request.data)
         data["label_class"] = self.label_class(data["label_class"])
         lf = services.lf_create(dataset=self.dataset, user=request.user, **data)
         return etagged(*self._represented(lf), status=status.HTTP_201_CREATED)
 
-    def retrieve(self, request, dataset_id=None, pk=None):
+    @extend_schema(responses={200: LFByTypeSerializer})
+    def retrieve(self, request, dataset_id=None, lf_id=None):
         """The LF, with its ETag: send it back as If-Match to edit, or as If-None-Match to get a 304."""
         return etagged(*self._represented(self.get_object()))
 
-    @extend_schema(request=LFUpdateSerializer, parameters=[IF_MATCH], responses={200: LFSerializer})
-    def partial_update(self, request, dataset_id=None, pk=None):
+    @extend_schema(request=LFUpdateSerializer, parameters=[IF_MATCH], responses={200: LFByTypeSerializer})
+    def partial_update(self, request, dataset_id=None, lf_id=None):
         lf = self.get_object()
         data = validated(LFUpdateSerializer, request.data)
         expected = data.pop("version", None)
@@ -74,13 +77,13 @@ class LabelingFunctionViewSet(DatasetScopedMixin, viewsets.ModelViewSet):
     def perform_destroy(self, lf):
         services.lf_delete(lf=lf, user=self.request.user)
 
-    @extend_schema(request=PreviewSerializer, responses={200: PreviewResultSerializer})
+    @extend_schema(request=PreviewByTypeSerializer, responses={200: PreviewResultSerializer})
     @action(detail=False, methods=["post"])
     def preview(self, request, dataset_id=None):
         """Score a rule on a split: histogram by ground truth, the figures of both sides' rules at every bin
         edge (`sweep`: move the thresholds locally), precision / recall with Wilson intervals and coverage at the
         given thresholds, suggested thresholds and the top samples. Thresholds are optional. Nothing is saved."""
-        data = validated(PreviewSerializer, request.data)
+        data = validated(PreviewByTypeSerializer, request.data)
         label_class = self.label_class(data.pop("label_class"))
         config = services.validate_rule(dataset=self.dataset, label_class=label_class, type=data["type"],
                                         config=data["config"], low=data["low"], high=data["high"],

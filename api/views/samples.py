@@ -14,7 +14,7 @@ from api.negotiation import FileContentNegotiation
 from api.responses import accepted
 from api.scoping import DatasetScopedMixin
 from api.serializers.datasets import ResampleParamsSerializer, ResampleSerializer
-from api.serializers.jobs import JobSerializer
+from api.serializers.jobs import JOB_VARIANTS
 from api.serializers.samples import (
     ImportSerializer,
     SampleDetailQuerySerializer,
@@ -34,6 +34,7 @@ from imagestudio.datasets.imaging import mime_for_format
 from imagestudio.datasets.imports import import_start
 from imagestudio.datasets.models import Role, Sample, Split
 from imagestudio.datasets.selectors import resample_get, sample_get_signed, sample_page
+from imagestudio.jobs.models import JobKind
 from imagestudio.labeling.selectors import sample_votes
 from imagestudio.training.selectors import model_predictions, ready_model, sample_predictions
 
@@ -65,6 +66,7 @@ class SampleViewSet(DatasetScopedMixin, viewsets.GenericViewSet):
 
     serializer_class = SampleSerializer
     scoped_model = Sample
+    lookup_url_kwarg = "sample_id"
     pagination_class = None
     pages_itself = True  # the list builds its page (counters, keyset links), see sample_page
     access = None  # a signed image URL's SignedAccess, when the request came with one instead of credentials
@@ -106,9 +108,9 @@ class SampleViewSet(DatasetScopedMixin, viewsets.GenericViewSet):
         previous = values["offset"] - values["limit"]
         return remove_query_param(url, "offset") if previous <= 0 else replace_query_param(url, "offset", previous)
 
-    def _detail(self, request, pk):
+    def _detail(self, request, sample_id):
         query = validated(SampleDetailQuerySerializer, request.query_params)
-        sample = self.sample(pk, prefetch=["tags", "comments__author", ground_truth_prefetch(with_history=True)])
+        sample = self.sample(sample_id, prefetch=["tags", "comments__author", ground_truth_prefetch(with_history=True)])
         model = None
         if "model" in query:
             model = ready_model(dataset=self.dataset, model_id=query["model"])
@@ -120,17 +122,17 @@ class SampleViewSet(DatasetScopedMixin, viewsets.GenericViewSet):
         return Response(SampleDetailSerializer(sample, context=context).data)
 
     @extend_schema(parameters=[SampleDetailQuerySerializer], responses={200: SampleDetailSerializer})
-    def retrieve(self, request, dataset_id=None, pk=None):
-        return self._detail(request, pk)
+    def retrieve(self, request, dataset_id=None, sample_id=None):
+        return self._detail(request, sample_id)
 
     @extend_schema(request=SampleUpdateSerializer, parameters=[SampleDetailQuerySerializer],
                    responses={200: SampleDetailSerializer})
-    def partial_update(self, request, dataset_id=None, pk=None):
-        sample = self.sample(pk)
+    def partial_update(self, request, dataset_id=None, sample_id=None):
+        sample = self.sample(sample_id)
         serializer = SampleUpdateSerializer(data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
         services.sample_update(sample=sample, user=request.user, **serializer.validated_data)
-        return self._detail(request, pk)
+        return self._detail(request, sample_id)
 
     def get_content_negotiator(self):
         # Asked before the action is set too (when the request is wrapped): only the file routes differ.
@@ -150,22 +152,24 @@ class SampleViewSet(DatasetScopedMixin, viewsets.GenericViewSet):
         return [] if self.access else super().get_permissions()
 
     def _checked_signature(self, request):
-        access = signed_access(dataset_id=parse_id(str(self.kwargs["dataset_id"])), sample_id=parse_id(str(self.kwargs["pk"])),
-                               size=FILE_SIZES[self.action], expires=request.query_params.get(EXPIRY_PARAM, ""),
+        access = signed_access(dataset_id=parse_id(str(self.kwargs["dataset_id"])),
+                               sample_id=parse_id(str(self.kwargs["sample_id"])), size=FILE_SIZES[self.action],
+                               expires=request.query_params.get(EXPIRY_PARAM, ""),
                                signature=request.query_params.get(SIGNATURE_PARAM, ""))
         if access.refusal:
             raise PermissionDenied(REFUSALS[access.refusal], code=access.refusal)
         return access
 
-    def _file(self, request, pk, size):
+    def _file(self, request, sample_id, size):
         if self.access:
-            sample = sample_get_signed(dataset_id=parse_id(str(self.kwargs["dataset_id"])), sample_id=parse_id(str(pk)))
+            sample = sample_get_signed(dataset_id=parse_id(str(self.kwargs["dataset_id"])),
+                                       sample_id=parse_id(str(sample_id)))
             if sample is None:
                 raise NotFound("No sample with this id in this dataset.")
             # Cached no longer than the URL opens it; the bytes behind a URL never change (content-addressed).
             cache_control = f"private, max-age={self.access.seconds_left}, immutable"
         else:
-            sample = self.sample(pk)
+            sample = self.sample(sample_id)
             cache_control = IMMUTABLE_CACHE
         if size == ImageSize.ORIGINAL:
             key, content_type, etag = sample.original, mime_for_format(sample.format), f'"{sample.sha256}"'
@@ -189,16 +193,16 @@ class SampleViewSet(DatasetScopedMixin, viewsets.GenericViewSet):
         304: OpenApiResponse(description="Not modified (If-None-Match matched the ETag)."),
         403: SIGNED_URL_REFUSED})
     @action(detail=True, methods=["get"])
-    def image(self, request, dataset_id=None, pk=None):
-        return self._file(request, pk, ImageSize.ORIGINAL)
+    def image(self, request, dataset_id=None, sample_id=None):
+        return self._file(request, sample_id, ImageSize.ORIGINAL)
 
     @extend_schema(parameters=SIGNED_URL_PARAMETERS, auth=TOKEN_OR_SIGNATURE, responses={
         (200, "image/jpeg"): OpenApiResponse(OpenApiTypes.BINARY, description="A JPEG thumbnail."),
         304: OpenApiResponse(description="Not modified (If-None-Match matched the ETag)."),
         403: SIGNED_URL_REFUSED})
     @action(detail=True, methods=["get"])
-    def thumbnail(self, request, dataset_id=None, pk=None):
-        return self._file(request, pk, ImageSize.THUMBNAIL)
+    def thumbnail(self, request, dataset_id=None, sample_id=None):
+        return self._file(request, sample_id, ImageSize.THUMBNAIL)
 
 
 class ResampleView(DatasetScopedMixin, APIView):
@@ -247,7 +251,7 @@ class ImportView(DatasetScopedMixin, APIView):
     write_role = Role.EDITOR
 
     @extend_schema(request={"multipart/form-data": ImportSerializer},
-                   responses={202: JobSerializer})
+                   responses={202: JOB_VARIANTS[JobKind.IMPORT]})
     def post(self, request, dataset_id=None):
         # A plain dict, not QueryDict.copy(): that deep-copies, and large uploads are open temp files.
         data = {key: value for key, value in request.data.items() if key not in ("files", "files[]")}

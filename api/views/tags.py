@@ -17,6 +17,7 @@ class TagViewSet(DatasetScopedMixin, viewsets.ModelViewSet):
 
     serializer_class = TagSerializer
     scoped_model = Tag
+    lookup_url_kwarg = "tag_id"
     scoped_selector = staticmethod(tag_list)
     not_found = "No such tag in this dataset."
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
@@ -31,7 +32,7 @@ class TagViewSet(DatasetScopedMixin, viewsets.ModelViewSet):
         tag = services.tag_create(dataset=self.dataset, name=serializer.validated_data["name"])
         return Response(self._render(tag), status=status.HTTP_201_CREATED)
 
-    def partial_update(self, request, dataset_id=None, pk=None):
+    def partial_update(self, request, dataset_id=None, tag_id=None):
         tag = self.get_object()
         serializer = TagSerializer(tag, data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
@@ -49,13 +50,13 @@ class TagViewSet(DatasetScopedMixin, viewsets.ModelViewSet):
 
     @extend_schema(request=TagApplySerializer, responses={200: TagApplyResultSerializer})
     @action(detail=True, methods=["post"])
-    def apply(self, request, dataset_id=None, pk=None):
+    def apply(self, request, dataset_id=None, tag_id=None):
         """Put the tag on samples given by ids or by a samples-list filter."""
         return self._bulk(request, services.tag_apply)
 
     @extend_schema(request=TagApplySerializer, responses={200: TagApplyResultSerializer})
     @action(detail=True, methods=["post"])
-    def remove(self, request, dataset_id=None, pk=None):
+    def remove(self, request, dataset_id=None, tag_id=None):
         """Take the tag off samples given by ids or by a samples-list filter."""
         return self._bulk(request, services.tag_remove)
 
@@ -65,6 +66,7 @@ class CommentViewSet(DatasetScopedMixin, mixins.ListModelMixin, mixins.RetrieveM
 
     serializer_class = CommentSerializer
     scoped_model = Comment
+    lookup_url_kwarg = "comment_id"
     not_found = "No such comment on this sample."
     write_role = Role.ANNOTATOR
 
@@ -88,12 +90,12 @@ class CommentViewSet(DatasetScopedMixin, mixins.ListModelMixin, mixins.RetrieveM
         return comment
 
     @extend_schema(request=CommentWriteSerializer, responses={200: CommentSerializer})
-    def partial_update(self, request, dataset_id=None, sample_id=None, pk=None):
+    def partial_update(self, request, dataset_id=None, sample_id=None, comment_id=None):
         comment = self._own(self.get_object())
         serializer = CommentWriteSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         return Response(CommentSerializer(services.comment_update(comment=comment, **serializer.validated_data)).data)
 
-    def destroy(self, request, dataset_id=None, sample_id=None, pk=None):
+    def destroy(self, request, dataset_id=None, sample_id=None, comment_id=None):
         services.comment_delete(comment=self._own(self.get_object()))
         return Response(status=status.HTTP_204_NO_CONTENT)

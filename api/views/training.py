@@ -9,7 +9,7 @@ from api.links import dataset_analysis_with_links
 from api.responses import accepted
 from api.scoping import DatasetScopedMixin
 from api.serializers.charts import ModelChartsQuerySerializer, ModelChartsSerializer
-from api.serializers.jobs import JobSerializer
+from api.serializers.jobs import JOB_VARIANTS, JobByKindSerializer
 from api.serializers.training import (
     AnalysisQuerySerializer,
     AnalysisSerializer,
@@ -24,6 +24,7 @@ from api.serializers.training import (
 )
 from api.validation import validated
 from imagestudio.datasets.models import Role
+from imagestudio.jobs.models import JobKind
 from imagestudio.training import charts, selectors, services
 from imagestudio.training.models import FastModel, TrainingSet
 
@@ -34,11 +35,12 @@ class TrainingSetViewSet(DatasetScopedMixin, mixins.ListModelMixin, mixins.Retri
 
     serializer_class = TrainingSetSerializer
     scoped_model = TrainingSet
+    lookup_url_kwarg = "training_set_id"
     scoped_selector = staticmethod(selectors.training_set_list)
     not_found = "No such training set in this dataset."
     write_role = Role.ANNOTATOR
 
-    @extend_schema(request=TrainingSetCreateSerializer, responses={202: JobSerializer, 200: TrainingSetSerializer})
+    @extend_schema(request=TrainingSetCreateSerializer, responses={202: JobByKindSerializer, 200: TrainingSetSerializer})
     def create(self, request, dataset_id=None):
         """202 with the building job; 200 with the existing snapshot when the same inputs were built before."""
         data = validated(TrainingSetCreateSerializer, request.data)
@@ -47,9 +49,9 @@ class TrainingSetViewSet(DatasetScopedMixin, mixins.ListModelMixin, mixins.Retri
             return accepted(request, training_set.job)
         return Response(TrainingSetSerializer(training_set).data, status=status.HTTP_200_OK)
 
-    @extend_schema(request=None, responses={202: JobSerializer, 200: TrainingSetSerializer})
+    @extend_schema(request=None, responses={202: JobByKindSerializer, 200: TrainingSetSerializer})
     @action(detail=True, methods=["post"])
-    def rebuild(self, request, dataset_id=None, pk=None):
+    def rebuild(self, request, dataset_id=None, training_set_id=None):
         """The same splits and seed from the current inputs: 202 with the job, or 200 with the set when nothing
         changed."""
         training_set, created = services.training_set_rebuild(training_set=self.get_object(), user=request.user)
@@ -59,7 +61,7 @@ class TrainingSetViewSet(DatasetScopedMixin, mixins.ListModelMixin, mixins.Retri
 
     @extend_schema(parameters=[TrainingLabelQuerySerializer], responses={200: TrainingLabelSerializer(many=True)})
     @action(detail=True, methods=["get"])
-    def labels(self, request, dataset_id=None, pk=None):
+    def labels(self, request, dataset_id=None, training_set_id=None):
         """Per sample and class: probability, label (ABSTAIN where no LF voted) and provenance."""
         query = validated(TrainingLabelQuerySerializer, request.query_params)
         training_set = self.get_object()
@@ -74,11 +76,12 @@ class FastModelViewSet(DatasetScopedMixin, mixins.ListModelMixin, mixins.Retriev
 
     serializer_class = FastModelSerializer
     scoped_model = FastModel
+    lookup_url_kwarg = "model_id"
     scoped_selector = staticmethod(selectors.model_list)
     not_found = "No such model in this dataset."
     write_role = Role.ANNOTATOR
 
-    @extend_schema(request=FastModelCreateSerializer, responses={202: JobSerializer})
+    @extend_schema(request=FastModelCreateSerializer, responses={202: JOB_VARIANTS[JobKind.FAST_MODEL]})
     def create(self, request, dataset_id=None):
         data = validated(FastModelCreateSerializer, request.data)
         if "classes" in data:
@@ -91,15 +94,15 @@ class FastModelViewSet(DatasetScopedMixin, mixins.ListModelMixin, mixins.Retriev
         model = services.model_start(dataset=self.dataset, user=request.user, **data)
         return accepted(request, model.job)
 
-    @extend_schema(request=None, responses={202: JobSerializer})
+    @extend_schema(request=None, responses={202: JOB_VARIANTS[JobKind.FAST_MODEL]})
     @action(detail=True, methods=["post"])
-    def retrain(self, request, dataset_id=None, pk=None):
+    def retrain(self, request, dataset_id=None, model_id=None):
         """A new version with this model's parameters on the current inputs."""
         return accepted(request, services.model_retrain(model=self.get_object(), user=request.user).job)
 
     @extend_schema(parameters=[PredictionQuerySerializer], responses={200: PredictionSerializer(many=True)})
     @action(detail=True, methods=["get"])
-    def predictions(self, request, dataset_id=None, pk=None):
+    def predictions(self, request, dataset_id=None, model_id=None):
         """Score, probability and label per sample and class (sample ascending, then class)."""
         model = self.get_object()
         query = validated(PredictionQuerySerializer, request.query_params)
@@ -110,7 +113,7 @@ class FastModelViewSet(DatasetScopedMixin, mixins.ListModelMixin, mixins.Retriev
 
     @extend_schema(parameters=[ModelChartsQuerySerializer], responses={200: ModelChartsSerializer})
     @action(detail=True, methods=["get"])
-    def charts(self, request, dataset_id=None, pk=None):
+    def charts(self, request, dataset_id=None, model_id=None):
         """One chart screen per request: per class on a split (default valid), PR and ROC points, the score
         histogram by ground truth, calibration bins and the confusion at the model's threshold, against the
         current ground truth. 409 while the model is not ready."""

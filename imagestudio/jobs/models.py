@@ -15,6 +15,18 @@ class JobStatus(models.TextChoices):
 ACTIVE_STATUSES = (JobStatus.QUEUED, JobStatus.RUNNING)
 
 
+class JobKind(models.TextChoices):
+    """What a job does; each kind has its own params and result (documented per kind in the API schema)."""
+
+    IMPORT = "import"
+    EMBEDDINGS = "embeddings"
+    LF_VOTES = "lf_votes"
+    TRAINING_SET = "training_set"
+    FAST_MODEL = "fast_model"
+    AUTO_TRAIN = "auto_train"
+    EXPORT = "export"
+
+
 class Job(models.Model):
     """One unit of async work: the one truth for its status, progress and result."""
 

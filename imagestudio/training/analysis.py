@@ -23,6 +23,8 @@ MIN_VALID_LABELS = 50
 HIGH_CONFLICT = 0.1
 WEAK_RATE = 0.8
 NEXT_SAMPLES = 20
+GUIDANCE_KINDS = ("no_lfs", "low_coverage", "imprecise_lf", "conflicts", "little_ground_truth", "false_negatives",
+                  "false_positives")
 
 
 def _imprecise_lf_tips(name, split, rows, votes, truth):

@@ -31,3 +31,45 @@ def test_schema_and_docs_are_served(api):
 @pytest.mark.django_db
 def test_migrations_are_complete():
     call_command("makemigrations", "--check", "--dry-run", verbosity=0)
+
+
+def _free_form(schema, where, components, seen=frozenset()):
+    """Where `schema` holds JSON of no declared shape (an object without properties, or no type at all)."""
+    if "$ref" in schema:
+        name = schema["$ref"].rsplit("/", 1)[1]
+        return set() if name in seen else _free_form(components[name], name, components, seen | {name})
+    found = set()
+    for item in [*schema.get("oneOf", []), *schema.get("anyOf", []), *schema.get("allOf", [])]:
+        found |= _free_form(item, where, components, seen)
+    if "items" in schema:
+        found |= _free_form(schema["items"], f"{where}[]", components, seen)
+    extra = schema.get("additionalProperties")
+    if isinstance(extra, dict) and extra:
+        found |= _free_form(extra, f"{where}{{}}", components, seen)
+    for name, prop in schema.get("properties", {}).items():
+        found |= _free_form(prop, f"{where}.{name}", components, seen)
+    shaped = {"properties", "oneOf", "anyOf", "allOf", "enum", "items", "format"} & set(schema) or (
+        schema.get("type") not in (None, "object")) or isinstance(extra, dict) and extra
+    return found if shaped else found | {where}
+
+
+# Free-form by nature: what users write (sample metadata, and examples of its values), and the JSON Schema
+# documents lf-types/ publishes (a schema language of their own).
+FREE_FORM_BY_NATURE = (".metadata", "MetadataField.examples", ".config_schema")
+
+
+def test_only_metadata_is_free_form():
+    """Every request and success body is typed to the leaf, but for what users write free-form: sample metadata."""
+    import yaml
+
+    document = yaml.safe_load(COMMITTED.read_text())
+    components = document["components"]["schemas"]
+    free = {}
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            bodies = [media["schema"] for media in operation.get("requestBody", {}).get("content", {}).values()]
+            bodies += [media["schema"] for status, response in operation["responses"].items() if status[0] == "2"
+                       for kind, media in (response.get("content") or {}).items() if "json" in kind]
+            for body in bodies:
+                free.update({where: f"{method.upper()} {path}" for where in _free_form(body, "body", components)})
+    assert free and all(any(allowed in where for allowed in FREE_FORM_BY_NATURE) for where in free), free
