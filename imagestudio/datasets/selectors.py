@@ -169,10 +169,13 @@ def sample_get_signed(*, dataset_id: int, sample_id: int) -> Sample | None:
 _columns = VersionedLRU("sample columns", max_entries=16)
 
 
-def _read_column(dataset, field):
+def _read_column(dataset, field, sample_ids=None):
     # Metadata values come back as text (->>): decoding 500,000 JSON values costs more than the query.
     source = F(field) if field in BUILTIN_FIELDS else KeyTextTransform(field, "metadata")
-    rows = Sample.objects.filter(dataset=dataset).order_by("id").values_list("id", "split", source)
+    samples = Sample.objects.filter(dataset=dataset)
+    if sample_ids is not None:
+        samples = samples.filter(id__in=sample_ids)
+    rows = samples.order_by("id").values_list("id", "split", source)
     ids, splits, values = [], [], []
     for sample_id, split, value in rows.iterator(chunk_size=20_000):
         ids.append(sample_id)
@@ -240,6 +243,11 @@ def field_catalogue(*, dataset: Dataset, split: str | None = None) -> list[dict]
     if connection.vendor == "postgresql":
         return _catalogues.get((dataset.pk, split), version, lambda: _catalogue_in_sql(dataset.pk, split, samples))
     return _catalogues.get((dataset.pk, split), version, lambda: _catalogue_in_python(dataset.pk, split))
+
+
+def field_values(*, dataset: Dataset, field: str, sample_ids: Iterable[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`field_column` restricted to some samples (those of the dataset that still exist), read afresh."""
+    return _read_column(dataset, field, sorted(set(sample_ids)))
 
 
 def sample_split_counts(*, dataset_id: int) -> dict[str, int]:

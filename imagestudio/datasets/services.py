@@ -192,7 +192,7 @@ def sample_update(*, sample: Sample, split: str | None = None, metadata: dict[st
             counts = {old_split: -1, split: 1} if "split" in fields else {}
             dataset_add_counts(dataset_id=sample.dataset_id, counts=counts)
         if "metadata" in fields:
-            pipeline.after_samples_changed(dataset=sample.dataset, user=user)
+            pipeline.after_samples_changed(dataset=sample.dataset, user=user, sample_ids=[sample.pk])
     return sample
 
 

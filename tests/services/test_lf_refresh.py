@@ -1,0 +1,47 @@
+"""The LF vote refresh job under concurrent edits of the LFs it refreshes: each LF is refreshed as it stands when
+the job reaches it (an edit made while the job runs is not undone by a rule read when the job started)."""
+
+import pytest
+
+from imagestudio.demo.integrity import integrity_check
+from imagestudio.jobs.models import Job
+from imagestudio.labeling import services as labeling
+from imagestudio.labeling.models import LabelingFunction
+from tests.factories import make_samples
+
+pytestmark = pytest.mark.django_db
+
+
+def keyword_lf(dataset, owner, name, word):
+    return labeling.lf_create(dataset=dataset, user=owner, label_class=dataset.classes.get(name="cat"), name=name,
+                              type="pattern", config={"field": "caption", "builder": "keyword", "words": [word]},
+                              low=0, high=1)
+
+
+def test_an_lf_edited_while_the_refresh_runs_keeps_the_edited_rule(dataset, owner, monkeypatch):
+    make_samples(dataset, [{"metadata": {"caption": c}} for c in ("cat", "dog", "bird")])
+    first, second = keyword_lf(dataset, owner, "first", "cat"), keyword_lf(dataset, owner, "second", "cat")
+    job = Job.objects.create(kind="lf_votes", dataset=dataset, status="running", params={"sample_ids": None})
+    record_progress = labeling.job_progress
+
+    def edit_second_after_the_first(*, job_id, progress, message=""):
+        if progress < 1:  # the first LF is done, the second not yet: a user edits it now
+            labeling.lf_update(lf=LabelingFunction.objects.get(pk=second.pk), user=owner,
+                               config={"field": "caption", "builder": "keyword", "words": ["dog"]})
+        record_progress(job_id=job_id, progress=progress, message=message)
+
+    monkeypatch.setattr(labeling, "job_progress", edit_second_after_the_first)
+    result = labeling.lfs_refresh_run(job)
+    assert set(result["refreshed"]) == {first.id, second.id}
+    assert integrity_check(datasets=[dataset]).clean
+
+
+def test_an_lf_deleted_while_the_refresh_runs_is_skipped(dataset, owner, monkeypatch):
+    make_samples(dataset, [{"metadata": {"caption": "cat"}}])
+    first, second = keyword_lf(dataset, owner, "first", "cat"), keyword_lf(dataset, owner, "second", "cat")
+    job = Job.objects.create(kind="lf_votes", dataset=dataset, status="running", params={"sample_ids": None})
+    monkeypatch.setattr(labeling, "job_progress", lambda **kwargs: labeling.lf_delete(
+        lf=LabelingFunction.objects.get(pk=second.pk)) if kwargs["progress"] < 1 else None)
+    assert set(labeling.lfs_refresh_run(job)["refreshed"]) == {first.id}
+    assert not LabelingFunction.objects.filter(pk=second.pk).exists()
+    assert integrity_check(datasets=[dataset]).clean
