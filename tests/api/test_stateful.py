@@ -254,6 +254,23 @@ class ServiceMachine(RuleBasedStateMachine):
             job = self.client.get(response["Location"]).json()
             assert job["status"] == "succeeded", job
 
+    @precondition(lambda self: self.has_samples() and any(lf["active"] for lf in self.lfs.values()))
+    @rule(data=st.data())
+    def toggle_off_and_on_keeps_the_training_set(self, data):
+        """An LF turned off and on again (same definition) leaves every input of a training set as it was: asking
+        again answers the snapshot already built (200), not a new build."""
+        built = self.request("post", "/training-sets/", {})
+        assert built.status_code in (200, 202), built.content
+        if built.status_code == 202:
+            job = self.client.get(built["Location"]).json()
+            assert job["status"] == "succeeded", job
+        lf_id = data.draw(st.sampled_from(sorted(i for i, lf in self.lfs.items() if lf["active"])), label="lf")
+        for active in (False, True):
+            response = self.request("patch", f"/lfs/{lf_id}/", {"active": active})
+            assert response.status_code == 200, response.content
+        again = self.request("post", "/training-sets/", {})
+        assert again.status_code == 200, (again.status_code, again.content[:500])
+
     # --- invariants ----------------------------------------------------------------------------------------------
 
     @invariant()
