@@ -1,6 +1,7 @@
 """A stateful property test of the HTTP API: random interleavings of imports (with byte-identical duplicates and
-bad rows), single and bulk labels, undo, split moves, metadata edits, keyword LFs and training sets, with the
-invariants of issue "Nothing lost, nothing stale" checked after every step:
+bad rows, some across the import job's batches), single and bulk labels, undo, split moves, metadata edits, keyword
+LFs and training sets (an LF turned off and on again gives back the same one), with the invariants of issue
+"Nothing lost, nothing stale" checked after every step:
 
 - check_integrity finds no drift (counters equal a recount, stored votes equal the rules applied to the data);
 - an exact `count` of the samples list equals a direct count (LF votes counted from the test's own keyword rule);
@@ -25,6 +26,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule, run_state_machine_as_test
 
 from imagestudio.annotations.models import LABEL_VALUES, Annotation
+from imagestudio.datasets.imports.run import BATCH_SIZE
 from imagestudio.datasets.models import Sample
 from imagestudio.datasets.services import dataset_create
 from imagestudio.demo.integrity import integrity_check
@@ -109,6 +111,15 @@ class ServiceMachine(RuleBasedStateMachine):
     @rule(entries=st.lists(rows, min_size=1, max_size=5), manifest_format=st.sampled_from(["csv", "jsonl"]),
           policy=st.sampled_from(["keep_first", "merge", "refuse"]), data=st.data())
     def import_images(self, entries, manifest_format, policy, data):
+        self._import(entries, manifest_format, policy, data)
+
+    @rule(entries=st.lists(rows, min_size=BATCH_SIZE + 1, max_size=BATCH_SIZE + 8),
+          manifest_format=st.sampled_from(["csv", "jsonl"]), data=st.data())
+    def import_across_batches(self, entries, manifest_format, data):
+        """More files than one batch of the import job: twins meet across its batches."""
+        self._import(entries, manifest_format, "keep_first", data)
+
+    def _import(self, entries, manifest_format, policy, data):
         prefix = f"i{next(_names)}"
         for index, entry in enumerate(entries):
             entry["file"] = f"{prefix}-{index}.png"
