@@ -15,12 +15,14 @@ DEFAULT_DATA_DIR = "/tmp/imagestudio-bench"
 FORBIDDEN_NAMES = ("imagestudio",)
 
 
-def configure_environment():
-    """Environment defaults for a benchmark run; returns the env dict child processes should get too."""
+def configure_environment(broker=False):
+    """Environment defaults for a benchmark run; returns the env dict child processes should get too.
+    Without `broker`, CELERY_BROKER_URL is removed and tasks run in-process, eagerly."""
     os.environ.setdefault("DATABASE_URL", DEFAULT_DATABASE_URL)
     os.environ.setdefault("IMAGESTUDIO_DATA_DIR", DEFAULT_DATA_DIR)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "imagestudio.settings")
-    os.environ.pop("CELERY_BROKER_URL", None)  # tasks run in-process, eagerly
+    if not broker:
+        os.environ.pop("CELERY_BROKER_URL", None)
     os.environ.setdefault("LOG_LEVEL", "WARNING")  # keep per-job log lines out of the figures
     if str(REPO) not in sys.path:
         sys.path.insert(0, str(REPO))
@@ -209,14 +211,14 @@ def free_port():
         return sock.getsockname()[1]
 
 
-def start_server(env, port, extra_env=None, threads=1, log=None):
+def start_server(env, port, extra_env=None, workers=1, threads=1, log=None):
     """gunicorn with the bench environment: one worker, one thread by default, keep-alive (requests never queue);
     its output goes to the open file `log` when given."""
     import subprocess
 
     gunicorn = Path(sys.executable).with_name("gunicorn")
     command = [str(gunicorn), "imagestudio.wsgi:application", "--bind", f"127.0.0.1:{port}",
-               "--workers", "1", "--worker-class", "gthread", "--threads", str(threads), "--keep-alive", "30",
+               "--workers", str(workers), "--worker-class", "gthread", "--threads", str(threads), "--keep-alive", "30",
                "--timeout", "300", "--log-level", "warning", "--chdir", str(REPO)]
     process = subprocess.Popen(command, env={**env, "DEBUG": "0", **(extra_env or {})}, cwd=REPO,
                                start_new_session=True, stdout=log, stderr=log)
