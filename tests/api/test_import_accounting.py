@@ -19,6 +19,7 @@ from imagestudio.datasets.imports import report as report_module
 from imagestudio.datasets.imports import run as run_module
 from imagestudio.datasets.imports import start as start_module
 from imagestudio.datasets.models import Sample
+from imagestudio.demo.integrity import integrity_check
 from imagestudio.jobs.models import Job
 from tests.conftest import client_for, png_bytes, zip_bytes
 
@@ -117,6 +118,21 @@ def test_merge_adds_consistent_keys_and_labels_and_keeps_the_first_on_a_contradi
     assert result["annotations"] == 1
     found = api.get(f"/api/datasets/{dataset.id}/samples/?search=web").json()["results"]
     assert [s["id"] for s in found] == [a.id]  # the merged metadata is searchable
+
+
+def test_metadata_merged_into_a_twin_refreshes_its_votes(api, dataset):
+    a, _ = make_stored_twin(api, dataset)
+    assert api.patch(f"/api/datasets/{dataset.id}/samples/{a.id}/", {"metadata": {}}, format="json").status_code == 200
+    lf = api.post(f"/api/datasets/{dataset.id}/lfs/", {
+        "name": "says cat", "label_class": "cat", "type": "pattern", "high": 1,
+        "config": {"field": "caption", "builder": "keyword", "words": ["cat"]}}, format="json").json()
+    voted = f"/api/datasets/{dataset.id}/samples/?lf_vote={lf['id']}:PRESENT"
+    assert api.get(voted).json()["count"] == 0
+    result = finished(api, post_import(api, dataset, duplicates="merge", archive=archive_upload(
+        {"a3.png": png_bytes((1, 2, 3)), "manifest.csv": b"file,caption\na3.png,a cat\n"})))
+    assert (result["created"], result["merged"]) == (0, 1)  # nothing new: the twin took the caption
+    assert [row["id"] for row in api.get(voted).json()["results"]] == [a.id]
+    assert integrity_check(datasets=[dataset]).clean
 
 
 def test_merge_inside_one_import_across_batches(api, dataset, small_batches):
