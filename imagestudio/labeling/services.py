@@ -15,7 +15,7 @@ from imagestudio import pipeline
 from imagestudio.annotations.selectors import ground_truth_for
 from imagestudio.common.arrays import top_k
 from imagestudio.common.bulk import copy_id_rows
-from imagestudio.common.errors import Conflict, ValidationFailed, VersionConflict
+from imagestudio.common.errors import Conflict, NotFound, ValidationFailed, VersionConflict
 from imagestudio.common.transactions import retry_transient
 from imagestudio.common.votes import vote_word
 from imagestudio.datasets.field_stats import BUILTIN_FIELDS
@@ -296,7 +296,9 @@ def lf_update(*, lf: LabelingFunction, user: User | None = None, expected_versio
         classes_lock_shared(class_ids=[lf.label_class_id, *([changes["label_class"].id] if "label_class" in changes
                                                             else [])])
         current = LabelingFunction.objects.select_for_update(of=("self",)).select_related("label_class", "dataset") \
-            .get(pk=lf.pk)
+            .filter(pk=lf.pk).first()
+        if current is None:  # deleted since the request read it
+            raise NotFound("The LF was deleted.")
         if expected_version is not None and expected_version != current.version:
             raise VersionConflict(f"The LF changed since version {expected_version}; it is now version "
                                   f"{current.version}. Reload and retry.", current_version=current.version)

@@ -1,8 +1,10 @@
-"""The LF vote refresh job under concurrent edits of the LFs it refreshes: each LF is refreshed as it stands when
-the job reaches it (an edit made while the job runs is not undone by a rule read when the job started)."""
+"""LFs under concurrent edits: the vote refresh job refreshes each LF as it stands when the job reaches it (an edit
+made while the job runs is not undone by a rule read when the job started), and an edit of an LF deleted meanwhile
+is a 404, not a 500."""
 
 import pytest
 
+from imagestudio.common.errors import NotFound
 from imagestudio.demo.integrity import integrity_check
 from imagestudio.jobs.models import Job
 from imagestudio.labeling import services as labeling
@@ -45,3 +47,11 @@ def test_an_lf_deleted_while_the_refresh_runs_is_skipped(dataset, owner, monkeyp
     assert set(labeling.lfs_refresh_run(job)["refreshed"]) == {first.id}
     assert not LabelingFunction.objects.filter(pk=second.pk).exists()
     assert integrity_check(datasets=[dataset]).clean
+
+
+def test_editing_an_lf_deleted_since_it_was_read_is_not_found(dataset, owner):
+    make_samples(dataset, [{"metadata": {"caption": "cat"}}])
+    lf = keyword_lf(dataset, owner, "first", "cat")
+    labeling.lf_delete(lf=LabelingFunction.objects.get(pk=lf.pk))  # by another request, after this one read it
+    with pytest.raises(NotFound):
+        labeling.lf_update(lf=lf, user=owner, active=False)
