@@ -189,10 +189,14 @@ def metadata_field_exists(*, dataset: Dataset, field: str) -> bool:
     return field in BUILTIN_FIELDS or Sample.objects.filter(dataset=dataset, metadata__has_key=field).exists()
 
 
+def samples_version(*, dataset: Dataset) -> int | None:
+    """Bumped by every write of the dataset's samples (rows, splits, metadata) as it commits."""
+    return Dataset.objects.filter(pk=dataset.pk).values_list("samples_version", flat=True).first()
+
+
 def field_column(*, dataset: Dataset, field: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(ids, split codes, values) of one field over the dataset's samples, ascending by id."""
-    version = Dataset.objects.filter(pk=dataset.pk).values_list("samples_version", flat=True).first()
-    return _columns.get((dataset.pk, field), version, lambda: _read_column(dataset, field))
+    return _columns.get((dataset.pk, field), samples_version(dataset=dataset), lambda: _read_column(dataset, field))
 
 
 # A dataset's (or split's) metadata field catalogue, valid until its samples change (samples_version grows with

@@ -21,7 +21,7 @@ from imagestudio.common.votes import vote_word
 from imagestudio.datasets.field_stats import BUILTIN_FIELDS
 from imagestudio.datasets.locks import classes_lock_shared
 from imagestudio.datasets.models import SPLIT_CODES, ResampleMember, Sample
-from imagestudio.datasets.selectors import field_column, field_values, metadata_field_exists
+from imagestudio.datasets.selectors import field_column, field_values, metadata_field_exists, samples_version
 from imagestudio.embeddings.encoders import ENCODER_KEYS, SPACES
 from imagestudio.embeddings.services import query_vector, scores_for
 from imagestudio.jobs.services import job_progress
@@ -258,6 +258,7 @@ def lf_create(*, dataset: Dataset, user: User | None, label_class: LabelClass, n
               low: float | None = None, high: float | None = None, invert: bool = False,
               active: bool = True) -> LabelingFunction:
     config = validate_rule(dataset=dataset, label_class=label_class, type=type, config=config, low=low, high=high)
+    read_at = samples_version(dataset=dataset)
     try:
         with transaction.atomic():
             lf = LabelingFunction.objects.create(dataset=dataset, label_class=label_class, name=name, type=type,
@@ -266,6 +267,9 @@ def lf_create(*, dataset: Dataset, user: User | None, label_class: LabelClass, n
             lf_materialize(lf=lf)
     except IntegrityError:
         raise Conflict(f"The dataset already has an LF named {name!r}.", code="duplicate_name", field="name") from None
+    if samples_version(dataset=dataset) != read_at:
+        # Samples changed while the new LF, invisible to their refresh jobs until now, read them: refresh it too.
+        pipeline.lf_refresh_enqueue(dataset=dataset, user=user)
     lf.refresh_from_db()
     _lfs_changed(lf, user)
     return lf

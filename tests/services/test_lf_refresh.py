@@ -1,17 +1,22 @@
 """LFs under concurrent edits: the vote refresh job refreshes each LF as it stands when the job reaches it (an edit
-made while the job runs is not undone by a rule read when the job started), and an edit of an LF deleted meanwhile
-is a 404, not a 500."""
+made while the job runs is not undone by a rule read when the job started), a new LF catches up with samples edited
+while it read them, and an edit of an LF deleted meanwhile is a 404, not a 500."""
+
+import threading
 
 import pytest
+from django.db import connections
 
 from imagestudio.common.errors import NotFound
+from imagestudio.datasets.models import Sample
+from imagestudio.datasets.services import sample_update
 from imagestudio.demo.integrity import integrity_check
 from imagestudio.jobs.models import Job
 from imagestudio.labeling import services as labeling
 from imagestudio.labeling.models import LabelingFunction
 from tests.factories import make_samples
 
-pytestmark = pytest.mark.django_db
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def keyword_lf(dataset, owner, name, word):
@@ -55,3 +60,27 @@ def test_editing_an_lf_deleted_since_it_was_read_is_not_found(dataset, owner):
     labeling.lf_delete(lf=LabelingFunction.objects.get(pk=lf.pk))  # by another request, after this one read it
     with pytest.raises(NotFound):
         labeling.lf_update(lf=lf, user=owner, active=False)
+
+
+def test_a_sample_edited_while_a_new_lf_reads_the_samples_gets_its_vote(dataset, owner, monkeypatch):
+    """The edit's own refresh job cannot see the LF before it commits: the LF's creation notices the change."""
+    sample = make_samples(dataset, [{"metadata": {"caption": "cat"}}])[0]
+    read_column = labeling.field_column
+
+    def an_edit_commits_after_the_read(**kwargs):
+        column = read_column(**kwargs)
+        monkeypatch.undo()
+        edit = threading.Thread(target=edit_in_another_request)
+        edit.start()
+        edit.join()
+        return column
+
+    def edit_in_another_request():
+        try:
+            sample_update(sample=Sample.objects.get(pk=sample.pk), metadata={"caption": "dog"})
+        finally:
+            connections.close_all()
+
+    monkeypatch.setattr(labeling, "field_column", an_edit_commits_after_the_read)
+    keyword_lf(dataset, owner, "first", "cat")
+    assert integrity_check(datasets=[dataset]).clean
