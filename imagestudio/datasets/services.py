@@ -62,17 +62,23 @@ DELETE_ATTEMPTS = 4
 
 
 def dataset_delete(*, dataset: Dataset) -> None:
-    """Cancel the dataset's jobs, delete its rows, then its blobs once the deletion is committed.
+    """Cancel the dataset's jobs, delete its rows, then its blobs and staged uploads once the deletion is committed.
 
     A job that was writing (an import's batch) may still commit rows between the cancel and the delete: the
     delete then meets them and is tried again, and answers 409 rather than fail when the job keeps writing."""
+    from .imports.staging import staging_remove  # the imports package stores through this module
+
     folder = f"datasets/{dataset.id}"
+    jobs_cancel_active(dataset=dataset)
+    # Staged uploads of its imports: a queued one never runs now (its job row goes with the dataset).
+    staged = [prefix for prefix in dataset.jobs.filter(kind="import").values_list("params__staging", flat=True) if prefix]
 
     def remove_blobs():
         with contextlib.suppress(NotImplementedError, FileNotFoundError):
             shutil.rmtree(default_storage.path(folder), ignore_errors=True)
+        for prefix in staged:
+            staging_remove(prefix)
 
-    jobs_cancel_active(dataset=dataset)
     for attempt in range(DELETE_ATTEMPTS):
         try:
             with transaction.atomic():

@@ -165,11 +165,13 @@ def jobs_cancel_active(*, dataset: Model) -> int:
         status=JobStatus.CANCELLED, finished_at=now, updated_at=now, message="cancelled: the dataset is being deleted")
 
 
-def run_job(job_id: uuid.UUID | str, work: Callable[[Job], dict[str, Any]]) -> None:
+def run_job(job_id: uuid.UUID | str, work: Callable[[Job], dict[str, Any]],
+            finished: Callable[[Job], None] | None = None) -> None:
     """The common body of every task: claim, run `work(job)`, record success, failure or cancellation.
 
     `work` returns the result dict. Unexpected errors are recorded on the job and not re-raised, so
-    the broker does not redeliver a job that failed for a reason a retry would not fix.
+    the broker does not redeliver a job that failed for a reason a retry would not fix. `finished(job)` runs once
+    the outcome is recorded, never before: a worker killed earlier leaves the job's inputs to its next delivery.
     """
     job = job_claim(job_id=job_id)
     if job is None:
@@ -184,3 +186,5 @@ def run_job(job_id: uuid.UUID | str, work: Callable[[Job], dict[str, Any]]) -> N
         job_fail(job_id=job_id, error=f"{type(exc).__name__}: {exc}")
     else:
         job_succeed(job_id=job_id, result=result)
+    if finished is not None:
+        finished(job)
