@@ -453,6 +453,15 @@ def count_problems(http, dataset_id):
     return problems
 
 
+def staging_leftovers(media_root, kills):
+    """Staged upload folders left once every job is final: a worker killed between recording its job and removing
+    the job's files may leave one (or one per process) for the daily sweep; more is a leak."""
+    root = Path(media_root) / "staging"
+    left = [p.name for p in root.iterdir()] if root.is_dir() else []
+    print(f"staged upload folders left: {len(left)}")
+    return [f"{len(left)} staged upload folders left: {left[:5]}"] if len(left) > 2 * kills else []
+
+
 def jobs_table():
     from django.db.models import Count
 
@@ -617,7 +626,7 @@ def main():
         print(f"settling (up to {args.settle} s)...")
         unsettled = settle(args.settle)
         problems = [f"{len(unsettled)} jobs never finished: {collections.Counter(unsettled)}"] if unsettled else []
-        problems += import_problems(stats)
+        problems += import_problems(stats) + staging_leftovers(settings.MEDIA_ROOT, args.kills)
         with httpx.Client(base_url=target.base_url, headers={"Authorization": f"Token {target.tokens['owner']}"},
                           timeout=60) as http:
             problems += count_problems(http, target.dataset_id)

@@ -6,6 +6,7 @@ import sys
 
 import httpx
 import pytest
+from django.conf import settings
 
 from imagestudio.datasets.models import Dataset
 from imagestudio.demo.integrity import integrity_check
@@ -35,6 +36,7 @@ def test_a_short_soak_with_a_killed_worker_ends_clean(live_server, start_worker,
     assert stats.server_errors == [] and stats.transport_errors == []
     assert sum(stats.status_counts().values()) > 0 and stats.imports
     assert soak.import_problems(stats) == []
+    assert soak.staging_leftovers(settings.MEDIA_ROOT, kills=1) == []
     with httpx.Client(base_url=target.base_url, headers={"Authorization": f"Token {target.tokens['owner']}"}) as http:
         assert soak.count_problems(http, target.dataset_id) == []
     report = integrity_check(datasets=Dataset.objects.all())
