@@ -529,8 +529,8 @@ def configure(args):
 def make_target(base_url):
     """A user per role with a token, and the shared dataset (auto-embed and auto-train on)."""
     from django.contrib.auth import get_user_model
-    from rest_framework.authtoken.models import Token
 
+    from imagestudio.accounts.services import token_for
     from imagestudio.datasets.services import dataset_create, membership_set
 
     users = {role: get_user_model().objects.create_user(username=f"soak-{role}") for role in
@@ -538,7 +538,7 @@ def make_target(base_url):
     dataset = dataset_create(user=users["owner"], name="soak", classes=CLASSES, auto_embed=True, auto_train=True)
     for role in ("editor", "annotator"):
         membership_set(dataset=dataset, user=users[role], role=role)
-    tokens = {role: Token.objects.create(user=user).key for role, user in users.items()}
+    tokens = {role: token_for(user=user, name="soak") for role, user in users.items()}
     return Target(base_url=base_url, dataset_id=dataset.id, tokens=tokens)
 
 
