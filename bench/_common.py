@@ -15,12 +15,14 @@ DEFAULT_DATA_DIR = "/tmp/imagestudio-bench"
 FORBIDDEN_NAMES = ("imagestudio",)
 
 
-def configure_environment():
-    """Environment defaults for a benchmark run; returns the env dict child processes should get too."""
+def configure_environment(broker=False):
+    """Environment defaults for a benchmark run; returns the env dict child processes should get too.
+    Without `broker`, CELERY_BROKER_URL is removed and tasks run in-process, eagerly."""
     os.environ.setdefault("DATABASE_URL", DEFAULT_DATABASE_URL)
     os.environ.setdefault("IMAGESTUDIO_DATA_DIR", DEFAULT_DATA_DIR)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "imagestudio.settings")
-    os.environ.pop("CELERY_BROKER_URL", None)  # tasks run in-process, eagerly
+    if not broker:
+        os.environ.pop("CELERY_BROKER_URL", None)
     os.environ.setdefault("LOG_LEVEL", "WARNING")  # keep per-job log lines out of the figures
     if str(REPO) not in sys.path:
         sys.path.insert(0, str(REPO))

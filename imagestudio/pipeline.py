@@ -4,6 +4,8 @@ domain may call it without an import cycle (domains: datasets <- annotations <- 
 training <- exports).
 """
 
+from collections.abc import Iterable
+
 from django.conf import settings
 
 from imagestudio.jobs.models import Job, JobStatus
@@ -21,12 +23,26 @@ def embeddings_enqueue(*, dataset, user, encoder_key: str, split: str | None = N
     return job
 
 
-def lf_refresh_enqueue(*, dataset, user=None) -> Job | None:
-    """Re-materialize every LF of the dataset; one job in flight absorbs further requests."""
+# A refresh of more samples than this re-applies the LFs to every sample (one column read beats a long id list).
+MAX_REFRESH_SAMPLES = 10_000
+
+
+def lf_refresh_enqueue(*, dataset, user=None, sample_ids: Iterable[int] | None = None) -> Job | None:
+    """Re-apply the LFs to the samples named (`sample_ids`: their metadata changed; None: every sample and every
+    LF, after new samples or vectors). A queued job absorbs further requests, with the union of their samples;
+    a running one does not, since it may have read the samples before they changed."""
     if not dataset.lfs.exists():
         return None
+    wanted = None if sample_ids is None else sorted(set(sample_ids))
+
+    def coalesce(params):
+        queued = params.get("sample_ids")
+        union = None if queued is None or wanted is None else sorted(set(queued) | set(wanted))
+        return {"sample_ids": union if union is None or len(union) <= MAX_REFRESH_SAMPLES else None}
+
     job, _ = job_enqueue(kind="lf_votes", task_name=LF_REFRESH_TASK, dataset=dataset, creator=user,
-                         dedupe_key="all")
+                         params={"sample_ids": wanted}, dedupe_key="refresh", dedupe_statuses=(JobStatus.QUEUED,),
+                         coalesce=coalesce)
     return job
 
 
@@ -54,9 +70,9 @@ def after_import(*, dataset, user) -> dict:
     return follow_ups
 
 
-def after_samples_changed(*, dataset, user) -> Job | None:
-    """Sample metadata changed: pattern LFs read it."""
-    return lf_refresh_enqueue(dataset=dataset, user=user)
+def after_samples_changed(*, dataset, user, sample_ids: Iterable[int]) -> Job | None:
+    """The metadata of these samples changed: pattern LFs read it."""
+    return lf_refresh_enqueue(dataset=dataset, user=user, sample_ids=sample_ids)
 
 
 def after_embeddings(*, dataset, user) -> Job | None:

@@ -158,10 +158,13 @@ def sample_get_signed(*, dataset_id: int, sample_id: int) -> Sample | None:
 _columns = VersionedLRU("sample columns", max_entries=16)
 
 
-def _read_column(dataset, field):
+def _read_column(dataset, field, sample_ids=None):
     # Metadata values come back as text (->>): decoding 500,000 JSON values costs more than the query.
     source = F(field) if field in BUILTIN_FIELDS else KeyTextTransform(field, "metadata")
-    rows = Sample.objects.filter(dataset=dataset).order_by("id").values_list("id", "split", source)
+    samples = Sample.objects.filter(dataset=dataset)
+    if sample_ids is not None:
+        samples = samples.filter(id__in=sample_ids)
+    rows = samples.order_by("id").values_list("id", "split", source)
     ids, splits, values = [], [], []
     for sample_id, split, value in rows.iterator(chunk_size=20_000):
         ids.append(sample_id)
@@ -175,10 +178,14 @@ def metadata_field_exists(*, dataset: Dataset, field: str) -> bool:
     return field in BUILTIN_FIELDS or Sample.objects.filter(dataset=dataset, metadata__has_key=field).exists()
 
 
+def samples_version(*, dataset: Dataset) -> int | None:
+    """Bumped by every write of the dataset's samples (rows, splits, metadata) as it commits."""
+    return Dataset.objects.filter(pk=dataset.pk).values_list("samples_version", flat=True).first()
+
+
 def field_column(*, dataset: Dataset, field: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(ids, split codes, values) of one field over the dataset's samples, ascending by id."""
-    version = Dataset.objects.filter(pk=dataset.pk).values_list("samples_version", flat=True).first()
-    return _columns.get((dataset.pk, field), version, lambda: _read_column(dataset, field))
+    return _columns.get((dataset.pk, field), samples_version(dataset=dataset), lambda: _read_column(dataset, field))
 
 
 # A dataset's (or split's) metadata field catalogue, valid until its samples change (samples_version grows with
@@ -229,6 +236,11 @@ def field_catalogue(*, dataset: Dataset, split: str | None = None) -> list[dict]
     if connection.vendor == "postgresql":
         return _catalogues.get((dataset.pk, split), version, lambda: _catalogue_in_sql(dataset.pk, split, samples))
     return _catalogues.get((dataset.pk, split), version, lambda: _catalogue_in_python(dataset.pk, split))
+
+
+def field_values(*, dataset: Dataset, field: str, sample_ids: Iterable[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`field_column` restricted to some samples (those of the dataset that still exist), read afresh."""
+    return _read_column(dataset, field, sorted(set(sample_ids)))
 
 
 def sample_split_counts(*, dataset_id: int) -> dict[str, int]:

@@ -62,17 +62,23 @@ DELETE_ATTEMPTS = 4
 
 
 def dataset_delete(*, dataset: Dataset) -> None:
-    """Cancel the dataset's jobs, delete its rows, then its blobs once the deletion is committed.
+    """Cancel the dataset's jobs, delete its rows, then its blobs and staged uploads once the deletion is committed.
 
     A job that was writing (an import's batch) may still commit rows between the cancel and the delete: the
     delete then meets them and is tried again, and answers 409 rather than fail when the job keeps writing."""
+    from .imports.staging import staging_remove  # the imports package stores through this module
+
     folder = f"datasets/{dataset.id}"
+    jobs_cancel_active(dataset=dataset)
+    # Staged uploads of its imports: a queued one never runs now (its job row goes with the dataset).
+    staged = [prefix for prefix in dataset.jobs.filter(kind="import").values_list("params__staging", flat=True) if prefix]
 
     def remove_blobs():
         with contextlib.suppress(NotImplementedError, FileNotFoundError):
             shutil.rmtree(default_storage.path(folder), ignore_errors=True)
+        for prefix in staged:
+            staging_remove(prefix)
 
-    jobs_cancel_active(dataset=dataset)
     for attempt in range(DELETE_ATTEMPTS):
         try:
             with transaction.atomic():
@@ -192,7 +198,7 @@ def sample_update(*, sample: Sample, split: str | None = None, metadata: dict[st
             counts = {old_split: -1, split: 1} if "split" in fields else {}
             dataset_add_counts(dataset_id=sample.dataset_id, counts=counts)
         if "metadata" in fields:
-            pipeline.after_samples_changed(dataset=sample.dataset, user=user)
+            pipeline.after_samples_changed(dataset=sample.dataset, user=user, sample_ids=[sample.pk])
     return sample
 
 

@@ -54,9 +54,12 @@ def _run_eagerly(task_name, job_id):
 
 def job_enqueue(*, kind: str, task_name: str, dataset: Model | None = None, creator: User | None = None,
                 params: dict[str, Any] | None = None, dedupe_key: str = "",
-                dedupe_statuses: Iterable[str] = ACTIVE_STATUSES, check_queue: bool = True) -> tuple[Job, bool]:
+                dedupe_statuses: Iterable[str] = ACTIVE_STATUSES, check_queue: bool = True,
+                coalesce: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> tuple[Job, bool]:
     """Create a Job (or return the one with the same dedupe key in `dedupe_statuses`) and enqueue it on commit.
-    `check_queue=False` when the caller already pinged the broker for this request."""
+    `coalesce(params of that job)` gives its new params, written under its row lock: a queued job is claimed
+    only after this transaction commits, so it runs with them. `check_queue=False` when the caller already
+    pinged the broker for this request."""
     from imagestudio.celery import app
 
     if check_queue:
@@ -69,6 +72,9 @@ def job_enqueue(*, kind: str, task_name: str, dataset: Model | None = None, crea
                 .first()
             )
             if existing is not None:
+                if coalesce is not None and (merged := coalesce(existing.params)) != existing.params:
+                    existing.params = merged
+                    existing.save(update_fields=["params"])
                 return existing, False
         job = Job.objects.create(
             kind=kind, dataset=dataset, creator=creator, params=params or {}, dedupe_key=dedupe_key
@@ -159,11 +165,13 @@ def jobs_cancel_active(*, dataset: Model) -> int:
         status=JobStatus.CANCELLED, finished_at=now, updated_at=now, message="cancelled: the dataset is being deleted")
 
 
-def run_job(job_id: uuid.UUID | str, work: Callable[[Job], dict[str, Any]]) -> None:
+def run_job(job_id: uuid.UUID | str, work: Callable[[Job], dict[str, Any]],
+            finished: Callable[[Job], None] | None = None) -> None:
     """The common body of every task: claim, run `work(job)`, record success, failure or cancellation.
 
     `work` returns the result dict. Unexpected errors are recorded on the job and not re-raised, so
-    the broker does not redeliver a job that failed for a reason a retry would not fix.
+    the broker does not redeliver a job that failed for a reason a retry would not fix. `finished(job)` runs once
+    the outcome is recorded, never before: a worker killed earlier leaves the job's inputs to its next delivery.
     """
     job = job_claim(job_id=job_id)
     if job is None:
@@ -178,3 +186,5 @@ def run_job(job_id: uuid.UUID | str, work: Callable[[Job], dict[str, Any]]) -> N
         job_fail(job_id=job_id, error=f"{type(exc).__name__}: {exc}")
     else:
         job_succeed(job_id=job_id, result=result)
+    if finished is not None:
+        finished(job)

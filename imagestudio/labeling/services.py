@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -14,11 +15,13 @@ from imagestudio import pipeline
 from imagestudio.annotations.selectors import ground_truth_for
 from imagestudio.common.arrays import top_k
 from imagestudio.common.bulk import copy_id_rows
-from imagestudio.common.errors import Conflict, ValidationFailed, VersionConflict
+from imagestudio.common.errors import Conflict, NotFound, ValidationFailed, VersionConflict
+from imagestudio.common.transactions import retry_transient
 from imagestudio.common.votes import vote_word
 from imagestudio.datasets.field_stats import BUILTIN_FIELDS
+from imagestudio.datasets.locks import classes_lock_shared
 from imagestudio.datasets.models import SPLIT_CODES, ResampleMember, Sample
-from imagestudio.datasets.selectors import field_column, metadata_field_exists
+from imagestudio.datasets.selectors import field_column, field_values, metadata_field_exists, samples_version
 from imagestudio.embeddings.encoders import ENCODER_KEYS, SPACES
 from imagestudio.embeddings.services import query_vector, scores_for
 from imagestudio.jobs.services import job_progress
@@ -117,18 +120,23 @@ def validate_rule(*, dataset: Dataset, label_class: LabelClass, type: str, confi
     raise ValidationFailed(f"Unknown LF type {type!r}.", field="type")
 
 
-def rule_scores(*, dataset: Dataset, rule: Rule, split: str | None = None,
-                in_sample: bool = False) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-    """(sample ids ascending, float32 scores, notes) of the rule over a split (or the whole dataset)."""
+def rule_scores(*, dataset: Dataset, rule: Rule, split: str | None = None, in_sample: bool = False,
+                sample_ids: Iterable[int] | None = None) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """(sample ids ascending, float32 scores, notes) of the rule over a split (or the whole dataset), or over
+    `sample_ids` alone (a pattern then reads only their values)."""
     if rule.type in SIMILARITY_TYPES:
         vector, record, notes = query_vector(
             dataset=dataset, encoder=rule.config.get("encoder"), text=rule.config.get("text"),
             sample_id=rule.config.get("sample_id"), box=rule.config.get("box"), space=rule.config.get("space"))
         ids, scores = scores_for(dataset=dataset, record=record, vector=vector, split=split, in_sample=in_sample)
-        return ids, scores, notes
+        return (ids, scores, notes) if sample_ids is None else (*_only(ids, scores, sample_ids=sample_ids), notes)
     source = score_source(rule.type)
     if source is not None:
         ids, splits, values = source.column(dataset, rule.label_class, rule.config)
+        if sample_ids is not None:
+            ids, splits, values = _only(ids, splits, values, sample_ids=sample_ids)
+    elif sample_ids is not None:
+        ids, splits, values = field_values(dataset=dataset, field=rule.config["field"], sample_ids=sample_ids)
     else:
         ids, splits, values = field_column(dataset=dataset, field=rule.config["field"])
     rows = np.ones(len(ids), dtype=bool)
@@ -146,6 +154,12 @@ def rule_scores(*, dataset: Dataset, rule: Rule, split: str | None = None,
     except PatternError as exc:
         raise ValidationFailed(str(exc), field="config") from None
     return ids[rows], scores, {}
+
+
+def _only(ids, *arrays, sample_ids):
+    """The rows of `ids` (and of the arrays aligned with them) that are among `sample_ids`."""
+    keep = np.isin(ids, np.fromiter(sample_ids, dtype=np.int64))
+    return (ids[keep], *(array[keep] for array in arrays))
 
 
 def lf_preview(*, dataset: Dataset, rule: Rule, split: str | None = None, in_sample: bool = False, bins: int = 40,
@@ -185,16 +199,23 @@ def lf_rule(lf: LabelingFunction) -> Rule:
                 invert=lf.invert)
 
 
-def lf_materialize(*, lf: LabelingFunction) -> dict[str, int]:
-    """Score the LF over the whole dataset and store its non-abstain votes.
+def lf_materialize(*, lf: LabelingFunction, sample_ids: Iterable[int] | None = None) -> dict[str, int]:
+    """Score the LF over the whole dataset (or over `sample_ids` alone, whose data changed) and store its
+    non-abstain votes. The caller holds the LF's row lock, or the LF is new.
 
     Only the difference with the stored votes is written: a threshold nudge or a refresh after new samples
     rewrites the rows that changed, not every row of the dataset."""
-    ids, scores, notes = rule_scores(dataset=lf.dataset, rule=lf_rule(lf))
+    ids, scores, notes = rule_scores(dataset=lf.dataset, rule=lf_rule(lf), sample_ids=sample_ids)
     votes = metrics.votes_from_scores(scores, lf.low, lf.high, lf.invert)
     present, absent = ids[votes == metrics.PRESENT], ids[votes == metrics.ABSENT]
     stored = LabelingFunction.objects.filter(pk=lf.pk).values_list("votes_present", "votes_absent").get()
     old_present, old_absent = (np.frombuffer(bytes(blob), dtype=np.int64) for blob in stored)
+    all_present, all_absent = present, absent
+    if sample_ids is not None:  # the votes of other samples stay as they are
+        scope = np.unique(np.fromiter(sample_ids, dtype=np.int64))
+        all_present = np.union1d(np.setdiff1d(old_present, scope, assume_unique=True), present)
+        all_absent = np.union1d(np.setdiff1d(old_absent, scope, assume_unique=True), absent)
+        old_present, old_absent = (np.intersect1d(old, scope, assume_unique=True) for old in (old_present, old_absent))
     gone = np.union1d(np.setdiff1d(old_present, present, assume_unique=True),
                       np.setdiff1d(old_absent, absent, assume_unique=True))
     new_present = np.setdiff1d(present, old_present, assume_unique=True)
@@ -204,9 +225,9 @@ def lf_materialize(*, lf: LabelingFunction) -> dict[str, int]:
             _delete_votes(lf.id, gone)
         _insert_votes(lf.id, new_present, new_absent)
         LabelingFunction.objects.filter(pk=lf.pk).update(
-            votes_present=present.tobytes(), votes_absent=absent.tobytes(), votes_updated_at=timezone.now(),
+            votes_present=all_present.tobytes(), votes_absent=all_absent.tobytes(), votes_updated_at=timezone.now(),
             encoder=notes.get("encoder", ""))
-    return {"present": int(len(present)), "absent": int(len(absent)), "scored": int(len(ids)),
+    return {"present": int(len(all_present)), "absent": int(len(all_absent)), "scored": int(len(ids)),
             "rows_deleted": int(len(gone)), "rows_written": int(len(new_present) + len(new_absent))}
 
 
@@ -237,6 +258,7 @@ def lf_create(*, dataset: Dataset, user: User | None, label_class: LabelClass, n
               low: float | None = None, high: float | None = None, invert: bool = False,
               active: bool = True) -> LabelingFunction:
     config = validate_rule(dataset=dataset, label_class=label_class, type=type, config=config, low=low, high=high)
+    read_at = samples_version(dataset=dataset)
     try:
         with transaction.atomic():
             lf = LabelingFunction.objects.create(dataset=dataset, label_class=label_class, name=name, type=type,
@@ -245,6 +267,9 @@ def lf_create(*, dataset: Dataset, user: User | None, label_class: LabelClass, n
             lf_materialize(lf=lf)
     except IntegrityError:
         raise Conflict(f"The dataset already has an LF named {name!r}.", code="duplicate_name", field="name") from None
+    if samples_version(dataset=dataset) != read_at:
+        # Samples changed while the new LF, invisible to their refresh jobs until now, read them: refresh it too.
+        pipeline.lf_refresh_enqueue(dataset=dataset, user=user)
     lf.refresh_from_db()
     _lfs_changed(lf, user)
     return lf
@@ -256,6 +281,8 @@ def _lfs_changed(lf, user):
 
 def lf_delete(*, lf: LabelingFunction, user: User | None = None) -> None:
     with transaction.atomic():
+        # Locked first, so that votes a refresh is writing are committed before the delete collects them.
+        list(LabelingFunction.objects.select_for_update().filter(pk=lf.pk).values_list("id", flat=True))
         lf.delete()
         if lf.active:
             _lfs_changed(lf, user)
@@ -268,7 +295,14 @@ def lf_update(*, lf: LabelingFunction, user: User | None = None, expected_versio
               **changes: Any) -> LabelingFunction:
     """Edit an LF; rule edits re-materialize its votes. A stale `expected_version` is a VersionConflict."""
     with transaction.atomic():
-        current = LabelingFunction.objects.select_for_update().select_related("label_class", "dataset").get(pk=lf.pk)
+        # The lock order of datasets/locks.py: its classes (shared), then the LF row alone (a refresh of its votes
+        # waits, and then applies the edited rule).
+        classes_lock_shared(class_ids=[lf.label_class_id, *([changes["label_class"].id] if "label_class" in changes
+                                                            else [])])
+        current = LabelingFunction.objects.select_for_update(of=("self",)).select_related("label_class", "dataset") \
+            .filter(pk=lf.pk).first()
+        if current is None:  # deleted since the request read it
+            raise NotFound("The LF was deleted.")
         if expected_version is not None and expected_version != current.version:
             raise VersionConflict(f"The LF changed since version {expected_version}; it is now version "
                                   f"{current.version}. Reload and retry.", current_version=current.version)
@@ -295,12 +329,35 @@ def lf_update(*, lf: LabelingFunction, user: User | None = None, expected_versio
 
 
 def lfs_refresh_run(job: Job) -> dict[str, Any]:
-    lfs = list(LabelingFunction.objects.filter(dataset=job.dataset).select_related("label_class", "dataset"))
+    """Re-apply the dataset's LFs: every one to every sample, or, when the job names samples (their metadata
+    changed), the LFs that read metadata to those samples alone."""
+    sample_ids = job.params.get("sample_ids")
+    lfs = LabelingFunction.objects.filter(dataset=job.dataset).order_by("id")
+    if sample_ids is not None:
+        lfs = lfs.filter(type=LFType.PATTERN)
+    lf_ids = list(lfs.values_list("id", flat=True))
     refreshed, failed = {}, {}
-    for index, lf in enumerate(lfs):
+    for index, lf_id in enumerate(lf_ids):
         try:
-            refreshed[lf.id] = lf_materialize(lf=lf)
+            result = _refresh_one(lf_id, sample_ids)
         except (ValidationFailed, Conflict) as exc:  # e.g. its query sample was removed
-            failed[lf.id] = exc.message
-        job_progress(job_id=job.id, progress=(index + 1) / len(lfs), message=f"{index + 1}/{len(lfs)} LFs")
-    return {"refreshed": refreshed, "failed": failed}
+            failed[lf_id] = exc.message
+        else:
+            if result is not None:
+                refreshed[lf_id] = result
+        job_progress(job_id=job.id, progress=(index + 1) / len(lf_ids), message=f"{index + 1}/{len(lf_ids)} LFs")
+    return {"refreshed": refreshed, "failed": failed, "samples": None if sample_ids is None else len(sample_ids)}
+
+
+@retry_transient
+def _refresh_one(lf_id, sample_ids):
+    """Materialize one LF as it stands under its row lock (an edit or a delete of it waits, and is not undone by
+    a rule read before it); None when it was deleted meanwhile."""
+    with transaction.atomic():
+        class_id = LabelingFunction.objects.filter(pk=lf_id).values_list("label_class_id", flat=True).first()
+        if class_id is None:
+            return None
+        classes_lock_shared(class_ids=[class_id])  # the lock order of datasets/locks.py: classes first
+        lf = LabelingFunction.objects.select_for_update(of=("self",)).select_related("label_class", "dataset") \
+            .filter(pk=lf_id).first()
+        return None if lf is None else lf_materialize(lf=lf, sample_ids=sample_ids)

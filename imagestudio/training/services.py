@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 from django.contrib.auth.base_user import AbstractBaseUser
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Max
 
 from imagestudio.annotations.selectors import ground_truth_for
@@ -50,6 +50,13 @@ def training_set_start(*, dataset: Dataset, user: AbstractBaseUser | None, split
     if snapshot["samples"] == 0:
         raise ValidationFailed(f"The dataset has no samples in {', '.join(splits)}: import some first.",
                                code="no_samples", field="splits")
+    try:
+        return _training_set_get_or_create(dataset, content_hash, snapshot, user)
+    except IntegrityError:  # a concurrent request created the same snapshot first (committed now): answer that one
+        return _training_set_get_or_create(dataset, content_hash, snapshot, user)
+
+
+def _training_set_get_or_create(dataset, content_hash, snapshot, user):
     with transaction.atomic():
         existing = TrainingSet.objects.select_for_update().filter(dataset=dataset, content_hash=content_hash).first()
         if existing is not None and not existing.ready and existing.job and existing.job.status in (
@@ -164,7 +171,8 @@ def model_start(*, dataset: Dataset, user: AbstractBaseUser | None,
     params = {"classes": class_ids, "ground_truth_splits": list(ground_truth_splits), "negative_ratio": negative_ratio,
               "seed": seed, "encoder": record.key, "space": space}
     with transaction.atomic():
-        Dataset.objects.select_for_update().get(pk=dataset.pk)  # serialise version numbers
+        # Serialise version numbers; NO KEY UPDATE leaves the foreign-key checks of rows naming the dataset alone.
+        Dataset.objects.select_for_update(no_key=True).get(pk=dataset.pk)
         model = FastModel.objects.create(dataset=dataset, version=_next_version(dataset), label_source=label_source,
                                          training_set=training_set, params=params, created_by=user)
         job, _ = job_enqueue(kind="fast_model", task_name=MODEL_TASK, dataset=dataset, creator=user,
@@ -339,7 +347,7 @@ def _auto_model(job, dataset, label_class, training_set):
     """The model an auto-train job trains: the one a first delivery of the job created (its worker died), or
     a new version."""
     with transaction.atomic():
-        Dataset.objects.select_for_update().get(pk=dataset.pk)
+        Dataset.objects.select_for_update(no_key=True).get(pk=dataset.pk)  # as model_start
         model = FastModel.objects.select_related("dataset", "training_set").filter(job=job).first()
         if model is None:
             _, record = encoder_for(None, "visual")

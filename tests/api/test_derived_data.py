@@ -2,7 +2,10 @@
 embedding matrix, metadata columns) after a split move."""
 
 import pytest
+from django.db import connection
 
+from imagestudio.demo.integrity import integrity_check
+from imagestudio.jobs.models import Job
 from tests.api.test_embeddings import COLOURS, embed, ingest
 from tests.factories import make_samples
 
@@ -67,3 +70,34 @@ def test_a_training_set_of_no_samples_is_refused(api, dataset):
     assert api.post(f"/api/datasets/{dataset.id}/lfs/", rule, format="json").status_code == 201
     refused = api.post(f"/api/datasets/{dataset.id}/training-sets/", {}, format="json")
     assert refused.status_code == 400 and "splits" in refused.json()
+
+
+def vote_rows(lf_id):
+    """{sample id: (vote, the row version)}: xmin changes when a row is written again."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT sample_id, vote, xmin::text FROM labeling_lfvote WHERE lf_id = %s", [lf_id])
+        return {sample_id: (vote, version) for sample_id, vote, version in cursor.fetchall()}
+
+
+def test_a_metadata_edit_reapplies_the_pattern_lfs_to_the_edited_sample_alone(api, dataset):
+    if connection.vendor != "postgresql":
+        pytest.skip("row versions (xmin) are Postgres's")
+    samples = make_samples(dataset, [{"metadata": {"caption": c}} for c in ("cat", "cat", "dog", "cat", "")])
+    lfs = [api.post(f"/api/datasets/{dataset.id}/lfs/", {
+        "name": name, "label_class": "cat", "type": "pattern", "low": 0, "high": 1,
+        "config": {"field": "caption", "builder": "keyword", "words": [word]}}, format="json").json()["id"]
+        for name, word in (("says cat", "cat"), ("says dog", "dog"))]
+    before = {lf: vote_rows(lf) for lf in lfs}
+    edited = samples[1].id
+    response = api.patch(f"/api/datasets/{dataset.id}/samples/{edited}/", {"metadata": {"caption": "dog"}},
+                         format="json")
+    assert response.status_code == 200
+    job = Job.objects.get(kind="lf_votes")
+    assert job.status == "succeeded" and job.params == {"sample_ids": [edited]}
+    assert {int(lf): result["scored"] for lf, result in job.result["refreshed"].items()} == {lf: 1 for lf in lfs}
+    for lf in lfs:
+        after = vote_rows(lf)
+        assert {s: row for s, row in after.items() if s != edited} == {s: row for s, row in before[lf].items()
+                                                                         if s != edited}
+        assert after[edited][0] == -before[lf][edited][0]  # its vote flipped, in a row written again
+    assert integrity_check(datasets=[dataset]).clean

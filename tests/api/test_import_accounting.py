@@ -14,12 +14,14 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from imagestudio.annotations.models import Annotation
 from imagestudio.celery import app as celery_app
-from imagestudio.datasets.imports import imports_sweep_orphans
+from imagestudio.datasets.imports import import_finished, imports_sweep_orphans
 from imagestudio.datasets.imports import report as report_module
 from imagestudio.datasets.imports import run as run_module
 from imagestudio.datasets.imports import start as start_module
 from imagestudio.datasets.models import Sample
+from imagestudio.demo.integrity import integrity_check
 from imagestudio.jobs.models import Job
+from imagestudio.jobs.services import job_claim, run_job
 from tests.conftest import client_for, png_bytes, zip_bytes
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -117,6 +119,21 @@ def test_merge_adds_consistent_keys_and_labels_and_keeps_the_first_on_a_contradi
     assert result["annotations"] == 1
     found = api.get(f"/api/datasets/{dataset.id}/samples/?search=web").json()["results"]
     assert [s["id"] for s in found] == [a.id]  # the merged metadata is searchable
+
+
+def test_metadata_merged_into_a_twin_refreshes_its_votes(api, dataset):
+    a, _ = make_stored_twin(api, dataset)
+    assert api.patch(f"/api/datasets/{dataset.id}/samples/{a.id}/", {"metadata": {}}, format="json").status_code == 200
+    lf = api.post(f"/api/datasets/{dataset.id}/lfs/", {
+        "name": "says cat", "label_class": "cat", "type": "pattern", "high": 1,
+        "config": {"field": "caption", "builder": "keyword", "words": ["cat"]}}, format="json").json()
+    voted = f"/api/datasets/{dataset.id}/samples/?lf_vote={lf['id']}:PRESENT"
+    assert api.get(voted).json()["count"] == 0
+    result = finished(api, post_import(api, dataset, duplicates="merge", archive=archive_upload(
+        {"a3.png": png_bytes((1, 2, 3)), "manifest.csv": b"file,caption\na3.png,a cat\n"})))
+    assert (result["created"], result["merged"]) == (0, 1)  # nothing new: the twin took the caption
+    assert [row["id"] for row in api.get(voted).json()["results"]] == [a.id]
+    assert integrity_check(datasets=[dataset]).clean
 
 
 def test_merge_inside_one_import_across_batches(api, dataset, small_batches):
@@ -221,6 +238,19 @@ def test_staged_files_are_removed_when_the_request_fails_after_staging(api, data
 def test_staged_files_are_removed_when_the_job_fails(api, dataset):
     response = post_import(api, dataset, archive=SimpleUploadedFile("s.zip", b"PK\x03\x04 broken"))
     assert api.get(response["Location"]).json()["status"] == "failed"
+    assert not staged_files()
+
+
+def test_a_redelivery_after_the_work_was_done_but_not_recorded_finds_its_staged_files(api, dataset, monkeypatch):
+    monkeypatch.setattr("imagestudio.jobs.services._run_eagerly", lambda task_name, job_id: None)
+    response = post_import(api, dataset, files=[SimpleUploadedFile(f"{i}.png", png_bytes((i, 7, 7))) for i in range(3)])
+    job_id = response.json()["id"]
+    run_module.import_run(job_claim(job_id=job_id))  # the first delivery did the work; its worker died then
+    run_job(job_id, run_module.import_run, finished=import_finished)  # the broker's next delivery
+    job = api.get(response["Location"]).json()
+    assert job["status"] == "succeeded", job  # it failed: its first delivery had removed the staged files
+    assert (job["attempts"], job["result"]["created"]) == (2, 3), job
+    assert Sample.objects.filter(dataset=dataset).count() == 3
     assert not staged_files()
 
 

@@ -1,6 +1,7 @@
 """A stateful property test of the HTTP API: random interleavings of imports (with byte-identical duplicates and
-bad rows), single and bulk labels, undo, split moves, metadata edits, keyword LFs and training sets, with the
-invariants of issue "Nothing lost, nothing stale" checked after every step:
+bad rows, some across the import job's batches), single and bulk labels, undo, split moves, metadata edits, keyword
+LFs and training sets (an LF turned off and on again gives back the same one), with the invariants of issue
+"Nothing lost, nothing stale" checked after every step:
 
 - check_integrity finds no drift (counters equal a recount, stored votes equal the rules applied to the data);
 - an exact `count` of the samples list equals a direct count (LF votes counted from the test's own keyword rule);
@@ -25,6 +26,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule, run_state_machine_as_test
 
 from imagestudio.annotations.models import LABEL_VALUES, Annotation
+from imagestudio.datasets.imports.run import BATCH_SIZE
 from imagestudio.datasets.models import Sample
 from imagestudio.datasets.services import dataset_create
 from imagestudio.demo.integrity import integrity_check
@@ -109,6 +111,15 @@ class ServiceMachine(RuleBasedStateMachine):
     @rule(entries=st.lists(rows, min_size=1, max_size=5), manifest_format=st.sampled_from(["csv", "jsonl"]),
           policy=st.sampled_from(["keep_first", "merge", "refuse"]), data=st.data())
     def import_images(self, entries, manifest_format, policy, data):
+        self._import(entries, manifest_format, policy, data)
+
+    @rule(entries=st.lists(rows, min_size=BATCH_SIZE + 1, max_size=BATCH_SIZE + 8),
+          manifest_format=st.sampled_from(["csv", "jsonl"]), data=st.data())
+    def import_across_batches(self, entries, manifest_format, data):
+        """More files than one batch of the import job: twins meet across its batches."""
+        self._import(entries, manifest_format, "keep_first", data)
+
+    def _import(self, entries, manifest_format, policy, data):
         prefix = f"i{next(_names)}"
         for index, entry in enumerate(entries):
             entry["file"] = f"{prefix}-{index}.png"
@@ -253,6 +264,23 @@ class ServiceMachine(RuleBasedStateMachine):
         if response.status_code == 202:
             job = self.client.get(response["Location"]).json()
             assert job["status"] == "succeeded", job
+
+    @precondition(lambda self: self.has_samples() and any(lf["active"] for lf in self.lfs.values()))
+    @rule(data=st.data())
+    def toggle_off_and_on_keeps_the_training_set(self, data):
+        """An LF turned off and on again (same definition) leaves every input of a training set as it was: asking
+        again answers the snapshot already built (200), not a new build."""
+        built = self.request("post", "/training-sets/", {})
+        assert built.status_code in (200, 202), built.content
+        if built.status_code == 202:
+            job = self.client.get(built["Location"]).json()
+            assert job["status"] == "succeeded", job
+        lf_id = data.draw(st.sampled_from(sorted(i for i, lf in self.lfs.items() if lf["active"])), label="lf")
+        for active in (False, True):
+            response = self.request("patch", f"/lfs/{lf_id}/", {"active": active})
+            assert response.status_code == 200, response.content
+        again = self.request("post", "/training-sets/", {})
+        assert again.status_code == 200, (again.status_code, again.content[:500])
 
     # --- invariants ----------------------------------------------------------------------------------------------
 

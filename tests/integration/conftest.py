@@ -58,14 +58,14 @@ def _database_url():
 class Worker:
     """A `celery worker` subprocess sharing the test database and media directory."""
 
-    def __init__(self, media_root, log_path, queues="default,embeddings,training", env=None):
+    def __init__(self, media_root, log_path, queues="default,embeddings,training", env=None, concurrency=1):
         self.log_path = log_path
         env = {**os.environ, "DATABASE_URL": _database_url(), "MEDIA_ROOT": str(media_root),
                "CELERY_BROKER_URL": celery_app.conf.broker_url, "CELERY_TASK_ALWAYS_EAGER": "0",
                "PYTHONPATH": str(ROOT), **(env or {})}
         self.log = open(log_path, "w")  # noqa: SIM115  (closed in stop)
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "imagestudio", "worker", "-Q", queues, "-c", "1",
+            [sys.executable, "-m", "celery", "-A", "imagestudio", "worker", "-Q", queues, "-c", str(concurrency),
              "--loglevel", "INFO", "--without-gossip", "--without-mingle", "-n", f"test-{os.getpid()}@%h"],
             cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
         )

@@ -1,13 +1,19 @@
-"""Deleting a dataset while its jobs write: the jobs are cancelled first and a clash is retried, never a 500."""
+"""Deleting a dataset while its jobs write: the jobs are cancelled first and a clash is retried, never a 500; the
+staged uploads of its imports go with it."""
 
 import pytest
+from django.core.files.storage import default_storage
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import IntegrityError
+from django.test import TestCase
 
 from imagestudio.common.errors import Conflict
+from imagestudio.datasets.imports import import_start
 from imagestudio.datasets.models import Dataset
 from imagestudio.datasets.services import dataset_delete
 from imagestudio.jobs.models import Job
 from imagestudio.pipeline import embeddings_enqueue
+from tests.conftest import png_bytes
 
 pytestmark = pytest.mark.django_db
 
@@ -36,3 +42,13 @@ def test_a_dataset_that_keeps_clashing_is_a_conflict(dataset, monkeypatch):
     with pytest.raises(Conflict) as refused:
         dataset_delete(dataset=dataset)
     assert refused.value.code == "dataset_busy"
+
+
+def test_a_queued_import_leaves_no_staged_file_behind(dataset, owner, monkeypatch):
+    monkeypatch.setattr("imagestudio.jobs.services._run_eagerly", lambda task_name, job_id: None)
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        import_start(dataset=dataset, user=owner, split="train", files=[SimpleUploadedFile("a.png", png_bytes())])
+    assert default_storage.listdir("staging")[0]
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        dataset_delete(dataset=dataset)
+    assert default_storage.listdir("staging")[0] == []

@@ -5,6 +5,7 @@ import pytest
 from imagestudio import pipeline
 from imagestudio.datasets.services import dataset_update
 from imagestudio.jobs.models import Job
+from imagestudio.jobs.services import job_claim
 from imagestudio.labeling.services import lf_create
 from tests.factories import make_samples
 
@@ -42,3 +43,23 @@ def test_auto_train_follows_lf_changes_only_when_the_dataset_asks(dataset, owner
     dataset_update(dataset=dataset, auto_train=True)
     job = pipeline.after_lfs_changed(dataset=dataset, label_class=cat, user=owner)
     assert job.kind == "auto_train" and job.params == {"label_class": cat.id}
+
+
+def test_metadata_refreshes_carry_their_samples_and_coalesce_only_while_queued(dataset, owner, queued_not_run):
+    make_samples(dataset, [{"metadata": {"caption": "cat"}}])
+    lf_create(dataset=dataset, user=owner, label_class=dataset.classes.get(name="cat"), name="kw", type="pattern",
+              config={"field": "caption", "builder": "keyword", "words": ["cat"]}, high=0.5)
+    queued_not_run()
+    first = pipeline.after_samples_changed(dataset=dataset, user=owner, sample_ids=[7])
+    assert pipeline.after_samples_changed(dataset=dataset, user=owner, sample_ids=[3, 7]).id == first.id
+    first.refresh_from_db()
+    assert first.params == {"sample_ids": [3, 7]}  # the union, run by the one queued job
+    # Once it runs it may have read those samples already: a later edit gets a job of its own.
+    job_claim(job_id=first.id)
+    second = pipeline.after_samples_changed(dataset=dataset, user=owner, sample_ids=[5])
+    assert second.id != first.id and second.params == {"sample_ids": [5]}
+    # A refresh of every sample absorbs the queued one's samples.
+    assert pipeline.after_embeddings(dataset=dataset, user=owner).id == second.id
+    second.refresh_from_db()
+    assert second.params == {"sample_ids": None}
+    assert pipeline.after_samples_changed(dataset=dataset, user=owner, sample_ids=[9]).params == {"sample_ids": None}

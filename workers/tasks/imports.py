@@ -2,13 +2,13 @@ from datetime import timedelta
 
 from celery import shared_task
 
-from imagestudio.datasets.imports import import_run, imports_sweep_orphans
+from imagestudio.datasets.imports import import_finished, import_run, imports_sweep_orphans
 from imagestudio.jobs.services import run_job
 
 
 @shared_task(name="workers.tasks.imports.run_import")
 def run_import(job_id):
-    run_job(job_id, import_run)
+    run_job(job_id, import_run, finished=import_finished)
 
 
 @shared_task(name="workers.tasks.imports.sweep_orphans")

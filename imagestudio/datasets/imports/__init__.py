@@ -5,8 +5,9 @@ again, or resuming one whose worker died, adds nothing twice."""
 
 from .dedupe import DuplicatePolicy
 from .report import report_open
-from .run import import_run
+from .run import import_finished, import_run
 from .staging import imports_sweep_orphans
 from .start import IMPORT_TASK, import_start
 
-__all__ = ["IMPORT_TASK", "DuplicatePolicy", "import_run", "import_start", "imports_sweep_orphans", "report_open"]
+__all__ = ["IMPORT_TASK", "DuplicatePolicy", "import_finished", "import_run", "import_start", "imports_sweep_orphans",
+           "report_open"]

@@ -33,13 +33,10 @@ def import_run(job: Job) -> dict:
     started = time.monotonic()
     classes_by_name = {c.name: c for c in LabelClass.objects.filter(dataset=job.dataset)}
     with ImportReport() as report:
-        try:
-            with open_plan(job, list(classes_by_name)) as plan:
-                for name, reason in plan.refused:
-                    report.refuse(name, reason)
-                _import_items(job, plan.items, classes_by_name, report, started)
-        finally:
-            staging_remove(job.params.get("staging"))
+        with open_plan(job, list(classes_by_name)) as plan:
+            for name, reason in plan.refused:
+                report.refuse(name, reason)
+            _import_items(job, plan.items, classes_by_name, report, started)
         result = report.as_dict(len(plan.items) + len(plan.refused))
         result["duplicate_policy"] = str(_policy(job))
         if result["truncated"]:
@@ -48,6 +45,12 @@ def import_run(job: Job) -> dict:
     if result["created"]:
         result.update(pipeline.after_import(dataset=job.dataset, user=job.creator))
     return result
+
+
+def import_finished(job: Job) -> None:
+    """Once the job's outcome is recorded: its staged files go (before, a redelivery after a killed worker needs
+    them; a worker killed in between leaves them to imports_sweep_orphans)."""
+    staging_remove(job.params.get("staging"))
 
 
 def _policy(job) -> DuplicatePolicy:

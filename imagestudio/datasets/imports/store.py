@@ -13,6 +13,7 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
 
+from imagestudio import pipeline
 from imagestudio.common.transactions import retry_transient
 
 from ..imaging import ValidatedImage
@@ -104,16 +105,19 @@ def _store_rows(job, dataset, new, rows, merges, classes_by_name):
                   for entry, row, pk in created for name, value in entry.item.ground_truth.items()]
         if labels or any(additions.ground_truth for additions in merges.values()):
             classes_lock_shared(class_ids=[label_class.id for label_class in classes_by_name.values()])
-        labels += _merge(dataset, merges, classes_by_name)
-        annotations = _send_ground_truth(job, dataset, labels)
+        merged_labels, merged_metadata = _merge(dataset, merges, classes_by_name)
+        annotations = _send_ground_truth(job, dataset, labels + merged_labels)
         dataset_add_counts(dataset_id=dataset.id, counts=Counter(row.split for _, row, _ in created))
+        if merged_metadata:  # with the merge, so that a job killed after this commit cannot lose the refresh
+            pipeline.after_samples_changed(dataset=dataset, user=job.creator, sample_ids=merged_metadata)
     return created, annotations
 
 
 def _merge(dataset, merges, classes_by_name):
-    """Add merged duplicates' metadata keys to their twins (locked, in id order) and return the labels to add
-    (dedupe checked that nothing contradicts), each with its twin's split as read under the lock."""
-    labels = []
+    """Add merged duplicates' metadata keys to their twins (locked, in id order). Returns the labels to add
+    (dedupe checked that nothing contradicts), each with its twin's split as read under the lock, and the ids of
+    the twins whose metadata changed."""
+    labels, changed = [], []
     twins = Sample.objects.select_for_update(no_key=True).filter(dataset=dataset, sha256__in=list(merges))
     for sample in twins.order_by("id"):
         additions = merges[sample.sha256]
@@ -121,9 +125,10 @@ def _merge(dataset, merges, classes_by_name):
             sample.metadata = {**sample.metadata, **additions.metadata}
             sample.search_text = search_text(sample.external_id, sample.file_name, sample.metadata)
             sample.save(update_fields=["metadata", "search_text"])
+            changed.append(sample.pk)
         labels += [(sample.pk, sample.split, classes_by_name[name], value)
                    for name, value in additions.ground_truth.items()]
-    return labels
+    return labels, changed
 
 
 def _send_ground_truth(job, dataset, rows):
