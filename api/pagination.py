@@ -1,5 +1,9 @@
+import re
+
 from rest_framework import pagination
 from rest_framework.exceptions import ValidationError
+
+_ASCII_INTEGER = re.compile(r"-?[0-9]{1,18}")
 
 
 class LimitOffsetPagination(pagination.LimitOffsetPagination):
@@ -16,10 +20,9 @@ class LimitOffsetPagination(pagination.LimitOffsetPagination):
         raw = request.query_params.get(name)
         if raw is None:
             return None
-        try:
-            value = int(raw)
-        except ValueError:
-            raise ValidationError({name: ["A whole number is required."]}) from None
+        if not _ASCII_INTEGER.fullmatch(raw):  # int() would read "٣", " 1" and "1_0" too
+            raise ValidationError({name: ["A whole number written in ASCII digits is required."]})
+        value = int(raw)
         if value < minimum:
             raise ValidationError({name: [f"Ensure this value is at least {minimum}."]})
         return value

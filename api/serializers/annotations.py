@@ -1,5 +1,6 @@
 from rest_framework import serializers
 
+from api.fields import AsciiIntegerField
 from api.limits import MAX_INT
 from api.serializers.samples import SampleSelectionSerializer
 from imagestudio.annotations.models import Annotation, AnnotationEvent, AnnotationSource, GroundTruthValue
@@ -16,10 +17,10 @@ class ClassRefField(serializers.CharField):
 
 class AnnotationSerializer(serializers.ModelSerializer):
     # null for a label never set (PUT ABSTAIN on it answers version 0 and no row)
-    id = serializers.IntegerField(read_only=True, allow_null=True)
+    id = AsciiIntegerField(read_only=True, allow_null=True)
     updated_at = serializers.DateTimeField(read_only=True, allow_null=True)
-    sample = serializers.IntegerField(source="sample_id", read_only=True)
-    class_id = serializers.IntegerField(source="label_class_id", read_only=True)
+    sample = AsciiIntegerField(source="sample_id", read_only=True)
+    class_id = AsciiIntegerField(source="label_class_id", read_only=True)
     class_name = serializers.CharField(source="label_class.name", read_only=True)
     value = serializers.ChoiceField(choices=GroundTruthValue.choices, read_only=True)
     updated_by = serializers.CharField(source="updated_by.username", read_only=True, allow_null=True)
@@ -31,16 +32,16 @@ class AnnotationSerializer(serializers.ModelSerializer):
 
 
 class AnnotationQuerySerializer(serializers.Serializer):
-    sample = serializers.IntegerField(required=False, min_value=1, max_value=MAX_INT)
+    sample = AsciiIntegerField(required=False, min_value=1, max_value=MAX_INT)
     label_class = ClassRefField(required=False, help_text="Class name or id.")
     value = serializers.ChoiceField(choices=GroundTruthValue.choices, required=False)
 
 
 class AnnotationWriteSerializer(serializers.Serializer):
-    sample = serializers.IntegerField(min_value=1, max_value=MAX_INT)
+    sample = AsciiIntegerField(min_value=1, max_value=MAX_INT)
     label_class = ClassRefField(help_text="Class name or id.")
     value = serializers.ChoiceField(choices=GroundTruthValue.choices, help_text="ABSTAIN clears the label.")
-    version = serializers.IntegerField(
+    version = AsciiIntegerField(
         required=False, min_value=0,
         help_text="The version you last saw (0: never labeled). A mismatch is a 409. The If-Match header works too.",
     )
@@ -58,21 +59,21 @@ class BulkAnnotationSerializer(SampleSelectionSerializer):
 
 
 class BulkResultSerializer(serializers.Serializer):
-    samples = serializers.IntegerField()
-    changed = serializers.IntegerField(help_text="(sample, class) pairs whose value changed.")
-    unchanged = serializers.IntegerField()
+    samples = AsciiIntegerField()
+    changed = AsciiIntegerField(help_text="(sample, class) pairs whose value changed.")
+    unchanged = AsciiIntegerField()
     batch = serializers.UUIDField(allow_null=True, help_text="The bulk action's id (undo reverts it).")
 
 
 class UndoResultSerializer(serializers.Serializer):
     batch = serializers.UUIDField()
-    reverted = serializers.IntegerField()
-    skipped = serializers.IntegerField(help_text="Labels changed again since, left as they are.")
+    reverted = AsciiIntegerField()
+    skipped = AsciiIntegerField(help_text="Labels changed again since, left as they are.")
 
 
 class AnnotationEventSerializer(serializers.ModelSerializer):
-    sample = serializers.IntegerField(source="sample_id", read_only=True)
-    class_id = serializers.IntegerField(source="label_class_id", read_only=True)
+    sample = AsciiIntegerField(source="sample_id", read_only=True)
+    class_id = AsciiIntegerField(source="label_class_id", read_only=True)
     class_name = serializers.CharField(source="label_class.name", read_only=True)
     user = serializers.CharField(source="user.username", read_only=True, allow_null=True)
     old_value = serializers.ChoiceField(choices=GroundTruthValue.choices, read_only=True)
@@ -88,7 +89,7 @@ class AnnotationEventSerializer(serializers.ModelSerializer):
 
 
 class HistoryQuerySerializer(serializers.Serializer):
-    sample = serializers.IntegerField(required=False, min_value=1, max_value=MAX_INT)
+    sample = AsciiIntegerField(required=False, min_value=1, max_value=MAX_INT)
     label_class = ClassRefField(required=False)
     user = serializers.CharField(required=False, max_length=150, help_text="Username.")
     source = serializers.ChoiceField(choices=AnnotationSource.choices, required=False)

@@ -1,5 +1,6 @@
 from rest_framework import serializers
 
+from api.fields import AsciiIntegerField
 from imagestudio.accounts.models import ApiToken
 from imagestudio.accounts.services import NAME_MAX_LENGTH
 
@@ -16,7 +17,7 @@ class IssuedTokenSerializer(serializers.Serializer):
 
     token = serializers.CharField(source="key", help_text="The secret key, shown this once (only a digest is "
                                                           "stored): send it as `Authorization: Token <key>`.")
-    id = serializers.IntegerField(source="token.id")
+    id = AsciiIntegerField(source="token.id")
     name = serializers.CharField(source="token.name")
     prefix = serializers.CharField(source="token.prefix", help_text="The key's first characters, as listed.")
     created_at = serializers.DateTimeField(source="token.created_at")
@@ -40,6 +41,6 @@ class ApiTokenSerializer(serializers.ModelSerializer):
 
 class ApiTokenCreateSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=NAME_MAX_LENGTH, help_text="What the token is for, e.g. `nightly-export`.")
-    expires_in_days = serializers.IntegerField(
+    expires_in_days = AsciiIntegerField(
         min_value=1, max_value=MAX_LIFETIME_DAYS, required=False, allow_null=True,
         help_text="Lifetime in days. Omitted: the server's default (TOKEN_TTL_DAYS); null: never expires.")

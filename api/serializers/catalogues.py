@@ -1,5 +1,6 @@
 from rest_framework import serializers
 
+from api.fields import AsciiIntegerField
 from imagestudio.datasets.field_stats import BUILTIN_FIELDS, EXAMPLE_CHARS, EXAMPLES, FIELD_TYPES
 from imagestudio.datasets.models import Split
 from imagestudio.labeling.config_schemas import BUILDERS
@@ -14,23 +15,23 @@ class FieldQuerySerializer(serializers.Serializer):
 class FieldKindsSerializer(serializers.Serializer):
     """Samples whose value for the field is of each JSON kind (null: the key is there, its value null)."""
 
-    string = serializers.IntegerField()
-    number = serializers.IntegerField()
-    boolean = serializers.IntegerField()
-    object = serializers.IntegerField()
-    array = serializers.IntegerField()
-    null = serializers.IntegerField()
+    string = AsciiIntegerField()
+    number = AsciiIntegerField()
+    boolean = AsciiIntegerField()
+    object = AsciiIntegerField()
+    array = AsciiIntegerField()
+    null = AsciiIntegerField()
 
 
 class MetadataFieldSerializer(serializers.Serializer):
     name = serializers.CharField()
     type = serializers.ChoiceField(choices=FIELD_TYPES, help_text="The one JSON kind of its non-null values; mixed "
                                                                    "for several, null when every value is null.")
-    samples = serializers.IntegerField(help_text="Samples counted (the dataset's, or the split's).")
-    filled = serializers.IntegerField(help_text="Samples with a non-null value (exact).")
+    samples = AsciiIntegerField(help_text="Samples counted (the dataset's, or the split's).")
+    filled = AsciiIntegerField(help_text="Samples with a non-null value (exact).")
     fill_rate = serializers.FloatField(help_text="filled / samples (0 when there are no samples).")
     kinds = FieldKindsSerializer()
-    distinct = serializers.IntegerField(help_text="Distinct non-null values (exact; numbers by value, objects and "
+    distinct = AsciiIntegerField(help_text="Distinct non-null values (exact; numbers by value, objects and "
                                                   "arrays by their JSON text with keys sorted).")
     examples = serializers.ListField(
         child=serializers.JSONField(), max_length=EXAMPLES,

@@ -1,5 +1,6 @@
 from rest_framework import serializers
 
+from api.fields import AsciiIntegerField
 from api.serializers.labeling import HistogramSerializer
 from imagestudio.datasets.models import Split
 from imagestudio.labeling.services import MAX_BINS
@@ -12,11 +13,11 @@ class ModelChartsQuerySerializer(serializers.Serializer):
     label_class = serializers.CharField(max_length=120, required=False,
                                         help_text="Class name or id (default: every class the model was trained for).")
     split = serializers.ChoiceField(choices=Split.choices, required=False, default=Split.VALID)
-    points = serializers.IntegerField(required=False, default=101, min_value=3, max_value=MAX_CURVE_POINTS,
+    points = AsciiIntegerField(required=False, default=101, min_value=3, max_value=MAX_CURVE_POINTS,
                                       help_text="At most this many curve points per class.")
-    bins = serializers.IntegerField(required=False, default=40, min_value=1, max_value=MAX_BINS,
+    bins = AsciiIntegerField(required=False, default=40, min_value=1, max_value=MAX_BINS,
                                     help_text="Score histogram bins.")
-    calibration_bins = serializers.IntegerField(required=False, default=10, min_value=1,
+    calibration_bins = AsciiIntegerField(required=False, default=10, min_value=1,
                                                 max_value=MAX_CALIBRATION_BINS,
                                                 help_text="Equal-width probability bins of [0, 1].")
 
@@ -28,8 +29,8 @@ class CurveSerializer(serializers.Serializer):
     exact point of the full curve. PR: plot (recall, precision); ROC: (fpr, recall) from (0, 0)."""
 
     thresholds = serializers.ListField(child=serializers.FloatField(), help_text="Decision-function scores.")
-    tp = serializers.ListField(child=serializers.IntegerField(), help_text="Positives scoring >= the threshold.")
-    fp = serializers.ListField(child=serializers.IntegerField(), help_text="Negatives scoring >= the threshold.")
+    tp = serializers.ListField(child=AsciiIntegerField(), help_text="Positives scoring >= the threshold.")
+    fp = serializers.ListField(child=AsciiIntegerField(), help_text="Negatives scoring >= the threshold.")
     precision = serializers.ListField(child=serializers.FloatField(), help_text="tp / (tp + fp).")
     recall = serializers.ListField(child=serializers.FloatField(), allow_null=True,
                                    help_text="tp / positives (the true-positive rate); null without positives.")
@@ -38,32 +39,32 @@ class CurveSerializer(serializers.Serializer):
 
 
 class ConfusionSerializer(serializers.Serializer):
-    tp = serializers.IntegerField()
-    fp = serializers.IntegerField()
-    fn = serializers.IntegerField()
-    tn = serializers.IntegerField()
+    tp = AsciiIntegerField()
+    fp = AsciiIntegerField()
+    fn = AsciiIntegerField()
+    tn = AsciiIntegerField()
 
 
 class CalibrationBinSerializer(serializers.Serializer):
     low = serializers.FloatField()
     high = serializers.FloatField()
-    count = serializers.IntegerField(help_text="Labeled samples whose probability falls in [low, high).")
+    count = AsciiIntegerField(help_text="Labeled samples whose probability falls in [low, high).")
     mean_predicted = serializers.FloatField(allow_null=True, help_text="Their mean probability; null when empty.")
     observed = serializers.FloatField(allow_null=True, help_text="Their fraction with ground truth PRESENT.")
 
 
 class CalibrationSerializer(serializers.Serializer):
     ece = serializers.FloatField(allow_null=True, help_text="Expected calibration error (count-weighted mean gap).")
-    count = serializers.IntegerField()
+    count = AsciiIntegerField()
     bins = CalibrationBinSerializer(many=True)
 
 
 class ClassChartsSerializer(serializers.Serializer):
     label_class = serializers.CharField()
-    class_id = serializers.IntegerField()
-    labeled = serializers.IntegerField(help_text="Scored samples of the split with ground truth for the class.")
-    positives = serializers.IntegerField(help_text="Of those, PRESENT.")
-    negatives = serializers.IntegerField(help_text="Of those, ABSENT.")
+    class_id = AsciiIntegerField()
+    labeled = AsciiIntegerField(help_text="Scored samples of the split with ground truth for the class.")
+    positives = AsciiIntegerField(help_text="Of those, PRESENT.")
+    negatives = AsciiIntegerField(help_text="Of those, ABSENT.")
     reason = serializers.CharField(required=False, help_text="Why the curves are empty (no ground truth).")
     curve = CurveSerializer()
     pr_auc = serializers.FloatField(allow_null=True, help_text="Average precision over the full curve.")
@@ -74,10 +75,10 @@ class ClassChartsSerializer(serializers.Serializer):
 
 
 class ModelChartsSerializer(serializers.Serializer):
-    model = serializers.IntegerField()
-    version = serializers.IntegerField()
+    model = AsciiIntegerField()
+    version = AsciiIntegerField()
     split = serializers.ChoiceField(choices=Split.choices)
     threshold = serializers.FloatField(help_text="The decision-function score from which the model says PRESENT.")
-    scored = serializers.IntegerField(help_text="Samples of the split the model scored.")
-    unscored = serializers.IntegerField(help_text="Samples of the split it did not (no vectors when it trained).")
+    scored = AsciiIntegerField(help_text="Samples of the split the model scored.")
+    unscored = AsciiIntegerField(help_text="Samples of the split it did not (no vectors when it trained).")
     classes = ClassChartsSerializer(many=True)

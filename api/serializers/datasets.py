@@ -1,15 +1,16 @@
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from api.fields import AsciiIntegerField
 from imagestudio.datasets.models import Dataset, DatasetMembership, LabelClass, Role, Split
 
 NAME_MAX = 100
 
 
 class GroundTruthCountsSerializer(serializers.Serializer):
-    present = serializers.IntegerField()
-    absent = serializers.IntegerField()
-    unlabeled = serializers.IntegerField()
+    present = AsciiIntegerField()
+    absent = AsciiIntegerField()
+    unlabeled = AsciiIntegerField()
 
 
 class LabelClassSerializer(serializers.ModelSerializer):
@@ -33,10 +34,10 @@ class LabelClassSerializer(serializers.ModelSerializer):
 
 
 class SplitCountsSerializer(serializers.Serializer):
-    train = serializers.IntegerField()
-    dev = serializers.IntegerField()
-    valid = serializers.IntegerField()
-    test = serializers.IntegerField()
+    train = AsciiIntegerField()
+    dev = AsciiIntegerField()
+    valid = AsciiIntegerField()
+    test = AsciiIntegerField()
 
 
 class DatasetSerializer(serializers.ModelSerializer):
@@ -98,31 +99,31 @@ class MembershipUpdateSerializer(serializers.Serializer):
 
 class ResampleParamsSerializer(serializers.Serializer):
     split = serializers.ChoiceField(choices=Split.choices)
-    sample_size = serializers.IntegerField(min_value=1, max_value=10_000_000)
-    max_labeled = serializers.IntegerField(min_value=0, max_value=10_000_000, required=False, allow_null=True,
+    sample_size = AsciiIntegerField(min_value=1, max_value=10_000_000)
+    max_labeled = AsciiIntegerField(min_value=0, max_value=10_000_000, required=False, allow_null=True,
                                            default=None)
-    min_per_class = serializers.IntegerField(min_value=0, max_value=1_000_000, required=False, default=0)
-    seed = serializers.IntegerField(min_value=0, max_value=2**63 - 1, required=False, default=0)
+    min_per_class = AsciiIntegerField(min_value=0, max_value=1_000_000, required=False, default=0)
+    seed = AsciiIntegerField(min_value=0, max_value=2**63 - 1, required=False, default=0)
 
 
 class ClassCountsSerializer(serializers.Serializer):
-    present = serializers.IntegerField()
-    absent = serializers.IntegerField()
+    present = AsciiIntegerField()
+    absent = AsciiIntegerField()
 
 
 class RealizedSerializer(serializers.Serializer):
-    available = serializers.IntegerField(help_text="Samples in the split.")
-    total = serializers.IntegerField()
-    labeled = serializers.IntegerField()
-    unlabeled = serializers.IntegerField()
+    available = AsciiIntegerField(help_text="Samples in the split.")
+    total = AsciiIntegerField()
+    labeled = AsciiIntegerField()
+    unlabeled = AsciiIntegerField()
     per_class = serializers.DictField(child=ClassCountsSerializer())
 
 
 class ResampleSerializer(serializers.Serializer):
     split = serializers.ChoiceField(choices=Split.choices)
-    sample_size = serializers.IntegerField()
-    max_labeled = serializers.IntegerField(allow_null=True)
-    min_per_class = serializers.IntegerField()
-    seed = serializers.IntegerField()
+    sample_size = AsciiIntegerField()
+    max_labeled = AsciiIntegerField(allow_null=True)
+    min_per_class = AsciiIntegerField()
+    seed = AsciiIntegerField()
     realized = RealizedSerializer()
     created_at = serializers.DateTimeField()

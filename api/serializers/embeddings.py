@@ -1,5 +1,6 @@
 from rest_framework import serializers
 
+from api.fields import AsciiIntegerField
 from api.limits import MAX_INT
 from imagestudio.datasets.models import Split
 from imagestudio.embeddings.encoders import ENCODER_KEYS, SPACES
@@ -11,7 +12,7 @@ MAX_SEARCH_LIMIT = 1000
 class EmbeddingCoverageSerializer(serializers.ModelSerializer):
     encoder = serializers.ChoiceField(source="encoder.key", choices=ENCODER_KEYS)
     identity = serializers.CharField(source="encoder.identity")
-    dim = serializers.IntegerField(source="encoder.dim")
+    dim = AsciiIntegerField(source="encoder.dim")
     space = serializers.ChoiceField(source="encoder.space", choices=SPACES,
                                     help_text="joint: texts and images; visual: the image network's own features.")
     samples = serializers.SerializerMethodField(help_text="Samples in the dataset.")
@@ -37,7 +38,7 @@ class EmbeddingComputeSerializer(serializers.Serializer):
 
 
 class BoxField(serializers.ListField):
-    child = serializers.IntegerField(min_value=0, max_value=1_000_000)
+    child = AsciiIntegerField(min_value=0, max_value=1_000_000)
 
     def __init__(self, **kwargs):
         super().__init__(min_length=4, max_length=4, **kwargs)
@@ -47,12 +48,12 @@ class SimilaritySearchSerializer(serializers.Serializer):
     """Exactly one query: a text, or a dataset image (`sample_id`), optionally cropped by `box`."""
 
     text = serializers.CharField(required=False, max_length=100_000, trim_whitespace=False)
-    sample_id = serializers.IntegerField(required=False, min_value=1, max_value=MAX_INT)
+    sample_id = AsciiIntegerField(required=False, min_value=1, max_value=MAX_INT)
     box = BoxField(required=False, help_text="[x0, y0, x1, y1] in pixels of the (EXIF-oriented) image.")
     encoder = serializers.ChoiceField(choices=ENCODER_KEYS, required=False)
     split = serializers.ChoiceField(choices=Split.choices, required=False)
     in_sample = serializers.BooleanField(required=False, default=False)
-    limit = serializers.IntegerField(required=False, default=50, min_value=1, max_value=MAX_SEARCH_LIMIT)
+    limit = AsciiIntegerField(required=False, default=50, min_value=1, max_value=MAX_SEARCH_LIMIT)
     space = serializers.ChoiceField(choices=SPACES, required=False,
                                     help_text="Default: joint for a text, visual for an image or a crop.")
 
@@ -65,7 +66,7 @@ class SimilaritySearchSerializer(serializers.Serializer):
 
 
 class SearchHitSerializer(serializers.Serializer):
-    sample_id = serializers.IntegerField()
+    sample_id = AsciiIntegerField()
     score = serializers.FloatField()
 
 
@@ -74,7 +75,7 @@ class SimilaritySearchResultSerializer(serializers.Serializer):
     space = serializers.ChoiceField(choices=SPACES)
     truncated = serializers.BooleanField(required=False)
     message = serializers.CharField(required=False)
-    searched = serializers.IntegerField()
+    searched = AsciiIntegerField()
     results = SearchHitSerializer(many=True)
 
 

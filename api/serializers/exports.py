@@ -1,6 +1,7 @@
 from django.urls import reverse
 from rest_framework import serializers
 
+from api.fields import AsciiIntegerField
 from api.limits import MAX_INT
 from api.links import absolute_url
 from api.serializers.polymorphic import stored
@@ -34,9 +35,9 @@ class ExportCreateSerializer(serializers.Serializer):
                                    help_text="Metadata fields, one column each.")
     splits = serializers.ListField(child=serializers.ChoiceField(choices=Split.choices), required=False, min_length=1)
     ground_truth = serializers.BooleanField(required=False, default=True, help_text="gt:<class> columns.")
-    model = serializers.IntegerField(required=False, min_value=1, max_value=MAX_INT,
+    model = AsciiIntegerField(required=False, min_value=1, max_value=MAX_INT,
                                      help_text="dataset exports: pred:<class> and prob:<class> columns of this model.")
-    training_set = serializers.IntegerField(required=False, min_value=1, max_value=MAX_INT,
+    training_set = AsciiIntegerField(required=False, min_value=1, max_value=MAX_INT,
                                             help_text="training_labels exports: default the latest ready one.")
     raw = serializers.BooleanField(required=False, default=False,
                                    help_text="Write text as stored. By default a cell starting with = + - @, a tab or "

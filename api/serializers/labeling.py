@@ -1,6 +1,7 @@
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from api.fields import AsciiIntegerField
 from api.limits import MAX_INT
 from api.serializers.polymorphic import PolymorphicSerializer, pascal, pinned, stored, variant_of
 from imagestudio.annotations.models import GroundTruthValue
@@ -31,13 +32,13 @@ def by_type(base, **fields):
 
 
 class VoteTotalsSerializer(serializers.Serializer):
-    present = serializers.IntegerField()
-    absent = serializers.IntegerField()
+    present = AsciiIntegerField()
+    absent = AsciiIntegerField()
 
 
 class LFSerializer(serializers.ModelSerializer):
     label_class = serializers.CharField(source="label_class.name", read_only=True)
-    class_id = serializers.IntegerField(source="label_class_id", read_only=True)
+    class_id = AsciiIntegerField(source="label_class_id", read_only=True)
     type = serializers.ChoiceField(choices=LFType.choices, read_only=True)
     author = serializers.CharField(source="author.username", read_only=True, allow_null=True)
     votes = serializers.SerializerMethodField()
@@ -92,7 +93,7 @@ class LFUpdateSerializer(serializers.Serializer):
     high = serializers.FloatField(required=False, allow_null=True)
     invert = serializers.BooleanField(required=False)
     active = serializers.BooleanField(required=False)
-    version = serializers.IntegerField(required=False, min_value=1, max_value=MAX_INT,
+    version = AsciiIntegerField(required=False, min_value=1, max_value=MAX_INT,
                                        help_text="The version you edited; a newer one on the server is a 409.")
 
 
@@ -101,8 +102,8 @@ class PreviewSerializer(RuleSerializer):
 
     split = serializers.ChoiceField(choices=Split.choices, required=False, allow_null=True, default=None)
     in_sample = serializers.BooleanField(required=False, default=False, help_text="Only the active resample.")
-    bins = serializers.IntegerField(required=False, default=40, min_value=1, max_value=MAX_BINS)
-    top = serializers.IntegerField(required=False, default=50, min_value=0, max_value=MAX_TOP,
+    bins = AsciiIntegerField(required=False, default=40, min_value=1, max_value=MAX_BINS)
+    top = AsciiIntegerField(required=False, default=50, min_value=0, max_value=MAX_TOP,
                                    help_text="How many best-scored samples to return for the grid.")
     min_precision = serializers.FloatField(required=False, default=0.9, min_value=0, max_value=1,
                                            help_text="For the suggested best-recall-at-precision thresholds.")
@@ -116,8 +117,8 @@ class PreviewByTypeSerializer(PolymorphicSerializer):
 
 class RateSerializer(serializers.Serializer):
     value = serializers.FloatField(allow_null=True)
-    successes = serializers.IntegerField()
-    trials = serializers.IntegerField()
+    successes = AsciiIntegerField()
+    trials = AsciiIntegerField()
     interval = serializers.ListField(child=serializers.FloatField(), allow_null=True,
                                      help_text="Wilson 95% interval.")
 
@@ -128,24 +129,24 @@ class PrecisionRecallSerializer(serializers.Serializer):
 
 
 class VoteCountsSerializer(serializers.Serializer):
-    present = serializers.IntegerField()
-    absent = serializers.IntegerField()
-    abstain = serializers.IntegerField()
+    present = AsciiIntegerField()
+    absent = AsciiIntegerField()
+    abstain = AsciiIntegerField()
 
 
 class PreviewMetricsSerializer(serializers.Serializer):
     votes = VoteCountsSerializer()
     coverage = RateSerializer()
-    labeled = serializers.IntegerField()
+    labeled = AsciiIntegerField()
     present = PrecisionRecallSerializer()
     absent = PrecisionRecallSerializer()
     reason = serializers.CharField(required=False, help_text="Why rates are null (no ground truth).")
 
 
 class HistogramCountsSerializer(serializers.Serializer):
-    present = serializers.ListField(child=serializers.IntegerField())
-    absent = serializers.ListField(child=serializers.IntegerField())
-    unlabeled = serializers.ListField(child=serializers.IntegerField())
+    present = serializers.ListField(child=AsciiIntegerField())
+    absent = serializers.ListField(child=AsciiIntegerField())
+    unlabeled = serializers.ListField(child=AsciiIntegerField())
 
 
 class HistogramSerializer(serializers.Serializer):
@@ -161,11 +162,11 @@ class SweepSideSerializer(serializers.Serializer):
     operator = serializers.ChoiceField(
         choices=THRESHOLD_OPERATORS, help_text="The rule at edge j: score >= edges[j] (the side `high` sets) or score <= "
                                        "edges[j] (the side `low` sets); PRESENT uses >= unless `invert`.")
-    votes = serializers.ListField(child=serializers.IntegerField(),
+    votes = serializers.ListField(child=AsciiIntegerField(),
                                   help_text="Samples of the population the rule votes on at edge j.")
-    labeled = serializers.ListField(child=serializers.IntegerField(),
+    labeled = serializers.ListField(child=AsciiIntegerField(),
                                     help_text="Of those, the samples with ground truth (PRESENT or ABSENT).")
-    correct = serializers.ListField(child=serializers.IntegerField(),
+    correct = serializers.ListField(child=AsciiIntegerField(),
                                     help_text="Of those, the samples whose ground truth is this side.")
     precision = serializers.ListField(child=serializers.FloatField(allow_null=True),
                                       help_text="correct[j] / labeled[j]; null where labeled[j] is 0.")
@@ -205,7 +206,7 @@ class SuggestionsSerializer(serializers.Serializer):
 
 
 class TopSampleSerializer(serializers.Serializer):
-    sample_id = serializers.IntegerField()
+    sample_id = AsciiIntegerField()
     score = serializers.FloatField()
     ground_truth = serializers.ChoiceField(choices=GroundTruthValue.choices)
     vote = serializers.ChoiceField(choices=GroundTruthValue.choices)
@@ -216,7 +217,7 @@ class PreviewResultSerializer(serializers.Serializer):
     space = serializers.ChoiceField(choices=SPACES, required=False, help_text="Similarity LFs: the space compared.")
     truncated = serializers.BooleanField(required=False)
     message = serializers.CharField(required=False)
-    population = serializers.IntegerField(help_text="Samples scored.")
+    population = AsciiIntegerField(help_text="Samples scored.")
     score_range = serializers.ListField(child=serializers.FloatField(), allow_null=True)
     histogram = HistogramSerializer()
     sweep = SweepSerializer(help_text="Both sides' figures at every histogram edge: move thresholds with no request.")
@@ -233,7 +234,7 @@ class SummaryQuerySerializer(serializers.Serializer):
 
 
 class SummaryRowSerializer(serializers.Serializer):
-    lf = serializers.IntegerField()
+    lf = AsciiIntegerField()
     name = serializers.CharField()
     label_class = serializers.CharField()
     type = serializers.ChoiceField(choices=LFType.choices)
@@ -249,7 +250,7 @@ class SummaryRowSerializer(serializers.Serializer):
 
 class SummarySerializer(serializers.Serializer):
     split = serializers.ChoiceField(choices=Split.choices, allow_null=True)
-    samples = serializers.IntegerField()
+    samples = AsciiIntegerField()
     lfs = SummaryRowSerializer(many=True)
 
 

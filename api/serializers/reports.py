@@ -5,6 +5,7 @@ as stored); tests/conformance.py holds every answer of the test suite to them, s
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from api.fields import AsciiIntegerField
 from api.serializers.charts import CalibrationSerializer, ConfusionSerializer
 from api.serializers.labeling import PrecisionRecallSerializer, RateSerializer, config_field
 from imagestudio.datasets.imports import DuplicatePolicy
@@ -54,7 +55,7 @@ class ImportParamsSerializer(JobRecordSerializer):
 
 class ImportedFileSerializer(serializers.Serializer):
     file = serializers.CharField()
-    sample_id = serializers.IntegerField(help_text="The sample created, or the stored twin of a duplicate.")
+    sample_id = AsciiIntegerField(help_text="The sample created, or the stored twin of a duplicate.")
     reason = serializers.CharField()
 
 
@@ -71,14 +72,14 @@ class RefusedFileSerializer(serializers.Serializer):
 
 
 class ImportResultSerializer(JobRecordSerializer):
-    total = serializers.IntegerField(help_text="Files in the request (archive members, manifest rows).")
-    created = serializers.IntegerField(help_text="New samples (stripped ones included).")
-    duplicates = serializers.IntegerField()
-    errors = serializers.IntegerField(help_text="Refused files.")
-    annotations = serializers.IntegerField(help_text="Ground-truth labels written.")
-    stripped = serializers.IntegerField(help_text="New samples whose data after the image was cut off.")
-    conflicts = serializers.IntegerField(help_text="Duplicates whose split, metadata or labels differ.")
-    merged = serializers.IntegerField()
+    total = AsciiIntegerField(help_text="Files in the request (archive members, manifest rows).")
+    created = AsciiIntegerField(help_text="New samples (stripped ones included).")
+    duplicates = AsciiIntegerField()
+    errors = AsciiIntegerField(help_text="Refused files.")
+    annotations = AsciiIntegerField(help_text="Ground-truth labels written.")
+    stripped = AsciiIntegerField(help_text="New samples whose data after the image was cut off.")
+    conflicts = AsciiIntegerField(help_text="Duplicates whose split, metadata or labels differ.")
+    merged = AsciiIntegerField()
     duplicate_files = DuplicateFileSerializer(many=True)
     error_files = RefusedFileSerializer(many=True)
     stripped_files = ImportedFileSerializer(many=True)
@@ -101,8 +102,8 @@ class EmbeddingsParamsSerializer(JobRecordSerializer):
 
 class SpaceVectorsSerializer(serializers.Serializer):
     identity = serializers.CharField()
-    dim = serializers.IntegerField()
-    computed = serializers.IntegerField()
+    dim = AsciiIntegerField()
+    computed = AsciiIntegerField()
 
 
 class SpacesVectorsSerializer(serializers.Serializer):
@@ -111,19 +112,19 @@ class SpacesVectorsSerializer(serializers.Serializer):
 
 
 class EmbeddingFailureSerializer(serializers.Serializer):
-    sample_id = serializers.IntegerField()
+    sample_id = AsciiIntegerField()
     reason = serializers.CharField()
 
 
 class EmbeddingsResultSerializer(JobRecordSerializer):
     encoder = serializers.ChoiceField(choices=ENCODER_KEYS)
     identity = serializers.CharField(help_text="The joint space's vectors.")
-    dim = serializers.IntegerField()
+    dim = AsciiIntegerField()
     spaces = SpacesVectorsSerializer(help_text="Per space the encoder stores.")
     device = serializers.CharField()
-    missing_before = serializers.IntegerField()
-    computed = serializers.IntegerField()
-    failed = serializers.IntegerField()
+    missing_before = AsciiIntegerField()
+    computed = AsciiIntegerField()
+    failed = AsciiIntegerField()
     failures = EmbeddingFailureSerializer(many=True, help_text="The first 1,000.")
     seconds = serializers.FloatField()
     images_per_second = serializers.FloatField(allow_null=True)
@@ -133,11 +134,11 @@ class EmbeddingsResultSerializer(JobRecordSerializer):
 
 
 class LFRefreshSerializer(serializers.Serializer):
-    present = serializers.IntegerField()
-    absent = serializers.IntegerField()
-    scored = serializers.IntegerField()
-    rows_deleted = serializers.IntegerField()
-    rows_written = serializers.IntegerField()
+    present = AsciiIntegerField()
+    absent = AsciiIntegerField()
+    scored = AsciiIntegerField()
+    rows_deleted = AsciiIntegerField()
+    rows_written = AsciiIntegerField()
 
 
 class LFVotesResultSerializer(JobRecordSerializer):
@@ -158,7 +159,7 @@ class ScoresSerializer(ConfusionSerializer):
     accuracy = serializers.FloatField(allow_null=True)
     f1 = serializers.FloatField(allow_null=True, help_text="PRESENT positive.")
     brier = serializers.FloatField(allow_null=True)
-    scored = serializers.IntegerField()
+    scored = AsciiIntegerField()
 
 
 class CandidateScoresSerializer(serializers.Serializer):
@@ -195,12 +196,12 @@ class SidesQualitySerializer(serializers.Serializer):
 
 
 class LFDiagnosticsSerializer(serializers.Serializer):
-    lf = serializers.IntegerField()
+    lf = AsciiIntegerField()
     name = serializers.CharField()
     learned = LearnedConditionalsSerializer(help_text="P(vote | class) the model learned.")
     implied_precision = SidesSerializer()
     dev = SidesQualitySerializer(help_text="Precision and recall of its votes on dev.")
-    dependence_group = serializers.ListField(child=serializers.IntegerField(),
+    dependence_group = serializers.ListField(child=AsciiIntegerField(),
                                              help_text="LFs the model treats as one source with it.")
     weight = serializers.FloatField()
     check = serializers.ListField(child=serializers.ChoiceField(choices=["present", "absent"]),
@@ -213,17 +214,17 @@ class ClassLabelReportSerializer(serializers.Serializer):
     """One class's label model: the chosen candidate and why, every candidate's figures, calibration, per LF. A
     class without active LFs has none (`chosen` null): its samples abstain."""
 
-    class_id = serializers.IntegerField()
+    class_id = AsciiIntegerField()
     chosen = serializers.ChoiceField(choices=CANDIDATES, allow_null=True)
     reason = serializers.CharField()
     candidates = CandidatesSerializer(required=False)
     calibration = DevValidCalibrationSerializer(required=False)
-    dependent_groups = serializers.ListField(child=serializers.ListField(child=serializers.IntegerField()),
+    dependent_groups = serializers.ListField(child=serializers.ListField(child=AsciiIntegerField()),
                                              required=False)
     lfs = LFDiagnosticsSerializer(many=True, required=False)
-    covered = serializers.IntegerField(help_text="Samples with a training label.")
-    present = serializers.IntegerField()
-    absent = serializers.IntegerField()
+    covered = AsciiIntegerField(help_text="Samples with a training label.")
+    present = AsciiIntegerField()
+    absent = AsciiIntegerField()
 
 
 class TrainingSetReportField(serializers.DictField):
@@ -236,7 +237,7 @@ class TrainingSetReportField(serializers.DictField):
 # `class` is the stored key, and no Python name
 SnapshotLFSerializer = type("SnapshotLFSerializer", (serializers.Serializer,), {
     "__module__": __name__, "__doc__": "An LF as the training set read it.",
-    "id": serializers.IntegerField(), "class_id": serializers.IntegerField(),
+    "id": AsciiIntegerField(), "class_id": AsciiIntegerField(),
     "class": serializers.CharField(help_text="The class's name."),
     "type": serializers.ChoiceField(choices=LFType.choices), "config": config_field(),
     "low": serializers.FloatField(allow_null=True), "high": serializers.FloatField(allow_null=True),
@@ -249,19 +250,19 @@ class SnapshotSerializer(serializers.Serializer):
 
     lfs = SnapshotLFSerializer(many=True)
     splits = serializers.ListField(child=serializers.ChoiceField(choices=SPLITS))
-    seed = serializers.IntegerField()
-    samples = serializers.IntegerField()
+    seed = AsciiIntegerField()
+    samples = AsciiIntegerField()
     samples_sha256 = serializers.CharField()
     dev_labels_sha256 = serializers.CharField()
 
 
 class TrainingSetParamsSerializer(JobRecordSerializer):
-    training_set = serializers.IntegerField()
+    training_set = AsciiIntegerField()
 
 
 class TrainingSetResultSerializer(JobRecordSerializer):
-    training_set = serializers.IntegerField()
-    samples = serializers.IntegerField()
+    training_set = AsciiIntegerField()
+    samples = AsciiIntegerField()
     classes = TrainingSetReportField()
 
 
@@ -271,7 +272,7 @@ class TrainingSetResultSerializer(JobRecordSerializer):
 class EvaluationSerializer(serializers.Serializer):
     """On the labeled valid samples; only `labeled` and `reason` when there are none."""
 
-    labeled = serializers.IntegerField()
+    labeled = AsciiIntegerField()
     reason = serializers.CharField(required=False)
     precision = serializers.FloatField(required=False)
     recall = serializers.FloatField(required=False)
@@ -282,8 +283,8 @@ class EvaluationSerializer(serializers.Serializer):
 
 
 class TrainedOnSerializer(serializers.Serializer):
-    positives = serializers.IntegerField()
-    negatives = serializers.IntegerField()
+    positives = AsciiIntegerField()
+    negatives = AsciiIntegerField()
 
 
 class CeilingSerializer(serializers.Serializer):
@@ -294,12 +295,12 @@ class CeilingSerializer(serializers.Serializer):
     C = serializers.FloatField(required=False)
     cv_f1_by_C = serializers.DictField(child=serializers.FloatField(), required=False,
                                        help_text="C -> cross-validated F1.")
-    trained_on = serializers.IntegerField(required=False)
+    trained_on = AsciiIntegerField(required=False)
     valid = EvaluationSerializer(required=False)
 
 
 class ClassModelMetricsSerializer(serializers.Serializer):
-    class_id = serializers.IntegerField()
+    class_id = AsciiIntegerField()
     C = serializers.FloatField()
     dev_f1_by_C = serializers.DictField(child=serializers.FloatField(), allow_null=True,
                                         help_text="C -> F1 on dev; null when C was not chosen on dev.")
@@ -317,15 +318,15 @@ class ModelMetricsField(serializers.DictField):
 
 class ModelInputsSerializer(serializers.Serializer):
     vectors = serializers.CharField(help_text="The vector set's identity.")
-    vectors_version = serializers.IntegerField()
+    vectors_version = AsciiIntegerField()
     labels_sha256 = serializers.DictField(child=serializers.CharField(), help_text="Split -> its labels' digest.")
 
 
 class ModelParamsSerializer(serializers.Serializer):
-    classes = serializers.ListField(child=serializers.IntegerField(), help_text="Class ids.")
+    classes = serializers.ListField(child=AsciiIntegerField(), help_text="Class ids.")
     ground_truth_splits = serializers.ListField(child=serializers.ChoiceField(choices=SPLITS))
     negative_ratio = serializers.FloatField(allow_null=True)
-    seed = serializers.IntegerField()
+    seed = AsciiIntegerField()
     encoder = serializers.ChoiceField(choices=ENCODER_KEYS)
     space = serializers.ChoiceField(choices=SPACES, required=False, help_text="Absent: joint (older models).")
     auto = serializers.BooleanField(required=False, help_text="Trained by auto-train.")
@@ -333,24 +334,24 @@ class ModelParamsSerializer(serializers.Serializer):
 
 
 class FastModelParamsSerializer(JobRecordSerializer):
-    model = serializers.IntegerField()
+    model = AsciiIntegerField()
 
 
 class FastModelResultSerializer(JobRecordSerializer):
-    model = serializers.IntegerField()
-    version = serializers.IntegerField()
+    model = AsciiIntegerField()
+    version = AsciiIntegerField()
     metrics = ModelMetricsField()
     seconds = serializers.FloatField()
     already_stored = serializers.BooleanField(help_text="A redelivered job found the model trained.")
 
 
 class AutoTrainParamsSerializer(JobRecordSerializer):
-    label_class = serializers.IntegerField()
+    label_class = AsciiIntegerField()
 
 
 class AutoTrainResultSerializer(FastModelResultSerializer):
     skipped = serializers.CharField(help_text="Why nothing was trained (then the only field).")
-    training_set = serializers.IntegerField()
+    training_set = AsciiIntegerField()
 
 
 # ---------------------------------------------------------------- exports
@@ -362,17 +363,17 @@ class ExportParamsSerializer(serializers.Serializer):
     splits = serializers.ListField(child=serializers.ChoiceField(choices=SPLITS))
     ground_truth = serializers.BooleanField()
     raw = serializers.BooleanField(required=False)
-    model = serializers.IntegerField(required=False)
-    training_set = serializers.IntegerField(required=False)
+    model = AsciiIntegerField(required=False)
+    training_set = AsciiIntegerField(required=False)
 
 
 class ExportJobParamsSerializer(JobRecordSerializer):
-    export = serializers.IntegerField()
+    export = AsciiIntegerField()
 
 
 class ExportResultSerializer(JobRecordSerializer):
-    export = serializers.IntegerField()
-    rows = serializers.IntegerField()
-    bytes = serializers.IntegerField()
+    export = AsciiIntegerField()
+    rows = AsciiIntegerField()
+    bytes = AsciiIntegerField()
     seconds = serializers.FloatField()
     rows_per_second = serializers.FloatField(allow_null=True)

@@ -4,6 +4,7 @@ from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from api.fields import AsciiIntegerField
 from api.limits import MAX_INT
 from api.links import absolute_url
 from api.serializers.training import PredictionSerializer
@@ -62,7 +63,7 @@ class SampleQuerySerializer(serializers.Serializer):
         child=serializers.CharField(max_length=120), required=False, default=list,
         help_text="Class name or id: samples on which the class's active LFs disagree.",
     )
-    ids = serializers.ListField(child=serializers.IntegerField(min_value=1, max_value=MAX_INT), required=False, allow_null=True,
+    ids = serializers.ListField(child=AsciiIntegerField(min_value=1, max_value=MAX_INT), required=False, allow_null=True,
                                 default=None, max_length=MAX_FILTER_IDS)
 
     def to_internal_value(self, data):
@@ -81,7 +82,7 @@ class SampleQuerySerializer(serializers.Serializer):
 class SampleSelectionSerializer(serializers.Serializer):
     """Which samples a bulk action touches: explicit ids, or a samples-list filter."""
 
-    sample_ids = serializers.ListField(child=serializers.IntegerField(min_value=1, max_value=MAX_INT), required=False,
+    sample_ids = serializers.ListField(child=AsciiIntegerField(min_value=1, max_value=MAX_INT), required=False,
                                        allow_empty=False,
                                        max_length=MAX_FILTER_IDS, help_text=f"At most {MAX_FILTER_IDS} ids.")
     filter = SampleQuerySerializer(required=False, help_text="The samples-list filter language, as an object.")
@@ -98,10 +99,10 @@ class SampleSelectionSerializer(serializers.Serializer):
 
 
 class SampleListQuerySerializer(SampleQuerySerializer):
-    limit = serializers.IntegerField(required=False, default=50, min_value=1,
+    limit = AsciiIntegerField(required=False, default=50, min_value=1,
                                      help_text=f"Page size, at most {MAX_PAGE} (larger values are capped).")
-    offset = serializers.IntegerField(required=False, default=0, min_value=0, max_value=10_000_000)
-    after = serializers.IntegerField(
+    offset = AsciiIntegerField(required=False, default=0, min_value=0, max_value=10_000_000)
+    after = AsciiIntegerField(
         required=False, min_value=0, max_value=MAX_INT,
         help_text="Keyset paging for `ordering=id` / `-id`: the samples after this id (`offset` is then only the "
                   "page's position, for `previous`). `next` links use it, so deep pages cost the same as the first.",
@@ -166,7 +167,7 @@ class SampleSerializer(serializers.ModelSerializer):
 
 
 class SamplePageSerializer(serializers.Serializer):
-    count = serializers.IntegerField(help_text="Matching samples; a lower bound when count_exact is false.")
+    count = AsciiIntegerField(help_text="Matching samples; a lower bound when count_exact is false.")
     count_exact = serializers.BooleanField(help_text="False when a filtered list matches more samples than are "
                                                      "counted exactly (10,000).")
     next = serializers.CharField(allow_null=True)
@@ -175,7 +176,7 @@ class SamplePageSerializer(serializers.Serializer):
 
 
 class CommentSerializer(serializers.Serializer):
-    id = serializers.IntegerField(read_only=True)
+    id = AsciiIntegerField(read_only=True)
     author = serializers.CharField(source="author.username", read_only=True, allow_null=True)
     body = serializers.CharField(max_length=10_000)
     created_at = serializers.DateTimeField(read_only=True)
@@ -183,16 +184,16 @@ class CommentSerializer(serializers.Serializer):
 
 
 class GroundTruthEntrySerializer(serializers.Serializer):
-    class_id = serializers.IntegerField(source="label_class_id")
+    class_id = AsciiIntegerField(source="label_class_id")
     class_name = serializers.CharField(source="label_class.name")
     value = serializers.ChoiceField(choices=GroundTruthValue.choices)
-    version = serializers.IntegerField()
+    version = AsciiIntegerField()
     updated_by = serializers.CharField(source="updated_by.username", allow_null=True)
     updated_at = serializers.DateTimeField()
 
 
 class SampleVoteSerializer(serializers.Serializer):
-    lf = serializers.IntegerField(source="lf_id")
+    lf = AsciiIntegerField(source="lf_id")
     name = serializers.CharField(source="lf.name")
     label_class = serializers.CharField(source="lf.label_class.name")
     vote = serializers.SerializerMethodField()
@@ -234,7 +235,7 @@ class SampleDetailSerializer(SampleSerializer):
 
 
 class SampleDetailQuerySerializer(serializers.Serializer):
-    model = serializers.IntegerField(required=False, min_value=1, max_value=MAX_INT,
+    model = AsciiIntegerField(required=False, min_value=1, max_value=MAX_INT,
                                      help_text="A ready fast model of the dataset (default: per class, the latest "
                                                "ready model trained for it).")
 

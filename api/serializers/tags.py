@@ -1,11 +1,12 @@
 from rest_framework import serializers
 
+from api.fields import AsciiIntegerField
 from api.serializers.samples import SampleSelectionSerializer
 from imagestudio.datasets.models import Tag
 
 
 class TagSerializer(serializers.ModelSerializer):
-    sample_count = serializers.IntegerField(read_only=True)
+    sample_count = AsciiIntegerField(read_only=True)
 
     class Meta:
         model = Tag
@@ -18,7 +19,7 @@ class TagApplySerializer(SampleSelectionSerializer):
 
 
 class TagApplyResultSerializer(serializers.Serializer):
-    changed = serializers.IntegerField(help_text="Samples that gained (or lost) the tag.")
+    changed = AsciiIntegerField(help_text="Samples that gained (or lost) the tag.")
 
 
 class CommentWriteSerializer(serializers.Serializer):

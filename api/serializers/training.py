@@ -2,6 +2,7 @@ from typing import Literal
 
 from rest_framework import serializers
 
+from api.fields import AsciiIntegerField
 from api.limits import MAX_INT
 from api.serializers.labeling import SummaryRowSerializer
 from api.serializers.polymorphic import stored
@@ -74,7 +75,7 @@ class TrainingSetSerializer(ProductStatusMixin, StalenessMixin, serializers.Mode
 class TrainingSetCreateSerializer(serializers.Serializer):
     splits = serializers.ListField(child=serializers.ChoiceField(choices=Split.choices), required=False,
                                    min_length=1, help_text="Samples of these splits (default all).")
-    seed = serializers.IntegerField(required=False, default=0, min_value=0, max_value=2**31 - 1)
+    seed = AsciiIntegerField(required=False, default=0, min_value=0, max_value=2**31 - 1)
 
 
 class TrainingLabelQuerySerializer(serializers.Serializer):
@@ -89,14 +90,14 @@ class ClassLabelSerializer(serializers.Serializer):
 
 
 class TrainingLabelSerializer(serializers.Serializer):
-    sample_id = serializers.IntegerField()
+    sample_id = AsciiIntegerField()
     split = serializers.ChoiceField(choices=Split.choices)
     classes = serializers.DictField(child=ClassLabelSerializer(), help_text="Class name -> its training label.")
 
 
 class FastModelSerializer(ProductStatusMixin, StalenessMixin, serializers.ModelSerializer):
     job = serializers.UUIDField(source="job_id", read_only=True, allow_null=True)
-    training_set = serializers.IntegerField(source="training_set_id", read_only=True, allow_null=True)
+    training_set = AsciiIntegerField(source="training_set_id", read_only=True, allow_null=True)
     params = stored(ModelParamsSerializer, read_only=True)
     metrics = stored(ModelMetricsField(), read_only=True)
 
@@ -110,7 +111,7 @@ class FastModelSerializer(ProductStatusMixin, StalenessMixin, serializers.ModelS
 class FastModelCreateSerializer(serializers.Serializer):
     label_source = serializers.ChoiceField(choices=FastModel.LabelSource.choices, required=False,
                                            default=FastModel.LabelSource.TRAINING_SET)
-    training_set = serializers.IntegerField(required=False, min_value=1, max_value=MAX_INT,
+    training_set = AsciiIntegerField(required=False, min_value=1, max_value=MAX_INT,
                                             help_text="Default: the latest ready training set.")
     ground_truth_splits = serializers.ListField(child=serializers.ChoiceField(choices=Split.choices), required=False,
                                                 default=lambda: [Split.TRAIN], min_length=1)
@@ -118,7 +119,7 @@ class FastModelCreateSerializer(serializers.Serializer):
                                     help_text="Class names or ids (default all).")
     negative_ratio = serializers.FloatField(required=False, allow_null=True, default=None,
                                             help_text="At most this many negatives per positive (sampled).")
-    seed = serializers.IntegerField(required=False, default=0, min_value=0, max_value=2**31 - 1)
+    seed = AsciiIntegerField(required=False, default=0, min_value=0, max_value=2**31 - 1)
     encoder = serializers.ChoiceField(choices=ENCODER_KEYS, required=False)
     space = serializers.ChoiceField(choices=SPACES, required=False, default="visual",
                                     help_text="Features to train on: the image network's own (visual, default) or the "
@@ -126,8 +127,8 @@ class FastModelCreateSerializer(serializers.Serializer):
 
 
 class PredictionSerializer(serializers.Serializer):
-    model = serializers.IntegerField(help_text="The fast model that made the prediction.")
-    sample_id = serializers.IntegerField()
+    model = AsciiIntegerField(help_text="The fast model that made the prediction.")
+    sample_id = AsciiIntegerField()
     label_class = serializers.CharField()
     score = serializers.FloatField(help_text="Decision function.")
     probability = serializers.FloatField()
@@ -136,7 +137,7 @@ class PredictionSerializer(serializers.Serializer):
 
 class PredictionQuerySerializer(serializers.Serializer):
     label_class = serializers.CharField(max_length=120, required=False)
-    sample = serializers.IntegerField(required=False, min_value=1, max_value=MAX_INT)
+    sample = AsciiIntegerField(required=False, min_value=1, max_value=MAX_INT)
 
 
 class AnalysisQuerySerializer(serializers.Serializer):
@@ -152,21 +153,21 @@ class GuidanceSerializer(serializers.Serializer):
 
 
 class NextSampleSerializer(serializers.Serializer):
-    sample_id = serializers.IntegerField()
+    sample_id = AsciiIntegerField()
     priority = serializers.FloatField()
     reasons = serializers.ListField(child=serializers.CharField())
 
 
 class ClassLFStatsSerializer(serializers.Serializer):
-    active = serializers.IntegerField(help_text="Active LFs of the class.")
+    active = AsciiIntegerField(help_text="Active LFs of the class.")
     coverage = serializers.FloatField(help_text="Share of the split they vote on.")
     conflicts = serializers.FloatField(help_text="Share of the split they disagree on.")
     per_lf = SummaryRowSerializer(many=True)
 
 
 class ClassModelSerializer(serializers.Serializer):
-    id = serializers.IntegerField()
-    version = serializers.IntegerField()
+    id = AsciiIntegerField()
+    version = AsciiIntegerField()
     valid = EvaluationSerializer(allow_null=True, help_text="Its metrics on valid.")
 
 
@@ -178,13 +179,13 @@ class ClassAnalysisSerializer(serializers.Serializer):
                                              "Brier score and counts on dev (out-of-fold) and valid, calibration, "
                                              "per-LF diagnostics.")
     model = ClassModelSerializer(allow_null=True, help_text="The latest model trained for the class.")
-    valid_labels = serializers.IntegerField()
+    valid_labels = AsciiIntegerField()
     guidance = GuidanceSerializer(many=True)
     next_to_annotate = NextSampleSerializer(many=True)
 
 
 class AnalysisSerializer(serializers.Serializer):
     split = serializers.ChoiceField(choices=Split.choices)
-    training_set = serializers.IntegerField(allow_null=True)
-    model = serializers.IntegerField(allow_null=True)
+    training_set = AsciiIntegerField(allow_null=True)
+    model = AsciiIntegerField(allow_null=True)
     classes = ClassAnalysisSerializer(many=True)

@@ -53,7 +53,9 @@ def test_linked_operations_conform_and_never_fail(token):
     headers = {"Authorization": f"Token {token}"}
     followed = []  # (link, status) of each step that fed a value from an earlier response into its request
 
-    class LinkedCalls(schema.as_state_machine()):
+    # Event streams are left out: a stream's body is a sequence of events no JSON Schema describes, and
+    # tests/api/test_job_events.py drives them with real jobs.
+    class LinkedCalls(schema.exclude(path_regex=r"/events/$").as_state_machine()):
         def step(self, input):
             output = super().step(input)
             if input.transition is not None and input.applied_parameters:

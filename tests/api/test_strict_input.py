@@ -118,3 +118,23 @@ def test_exports_neutralize_formulas_unless_raw(api, dataset):
         body = b"".join(api.get(f"/api/datasets/{dataset.id}/exports/{export}/download/").streaming_content)
         rows = list(__import__("csv").reader(io.StringIO(body.decode())))
         assert rows[1][1:] == expected
+
+
+@pytest.mark.parametrize("spelling", ["٣", "１", "³", " 1", "1 ", "1_0", "+", "", "0x10", "1e3", "１２"])
+def test_integers_are_ascii_digits_in_bodies_and_pagination(api, dataset, spelling):
+    """int() reads other scripts' digits, spaces and underscores; an integer field or limit / offset does not."""
+    base = f"/api/datasets/{dataset.id}"
+    resample = api.post(f"{base}/samples/resample/", {"split": "train", "sample_size": spelling}, format="json")
+    assert resample.status_code == 400 and "sample_size" in resample.json()
+    for parameter in ("limit", "offset"):
+        listed = api.get(f"{base}/samples/", {parameter: spelling})
+        assert listed.status_code == 400 and parameter in listed.json(), (parameter, listed.content)
+
+
+def test_integer_fields_take_json_numbers_and_ascii_strings_but_not_booleans(api, dataset):
+    base = f"/api/datasets/{dataset.id}"
+    for good in (2, "2", "2.0"):
+        assert api.post(f"{base}/samples/resample/", {"split": "train", "sample_size": good},
+                        format="json").status_code == 200
+    assert api.post(f"{base}/samples/resample/", {"split": "train", "sample_size": True},
+                    format="json").status_code == 400
