@@ -50,7 +50,7 @@ class JobSerializer(serializers.ModelSerializer):
 KIND_SHAPES = {
     JobKind.IMPORT: (reports.ImportParamsSerializer, reports.ImportResultSerializer),
     JobKind.EMBEDDINGS: (reports.EmbeddingsParamsSerializer, reports.EmbeddingsResultSerializer),
-    JobKind.LF_VOTES: (reports.NoParamsField, reports.LFVotesResultSerializer),
+    JobKind.LF_VOTES: (reports.LFVotesParamsSerializer, reports.LFVotesResultSerializer),
     JobKind.TRAINING_SET: (reports.TrainingSetParamsSerializer, reports.TrainingSetResultSerializer),
     JobKind.FAST_MODEL: (reports.FastModelParamsSerializer, reports.FastModelResultSerializer),
     JobKind.AUTO_TRAIN: (reports.AutoTrainParamsSerializer, reports.AutoTrainResultSerializer),

@@ -2,7 +2,6 @@
 params and metrics, label-model reports, training-set snapshots. They document JSON the domain builds (rendered
 as stored); tests/conformance.py holds every answer of the test suite to them, so they cannot drift."""
 
-from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from api.fields import AsciiIntegerField
@@ -141,15 +140,17 @@ class LFRefreshSerializer(serializers.Serializer):
     rows_written = AsciiIntegerField()
 
 
+class LFVotesParamsSerializer(JobRecordSerializer):
+    sample_ids = serializers.ListField(child=AsciiIntegerField(), allow_null=True, required=False, help_text=(
+        "The samples whose metadata changed, when only they need their pattern LFs re-applied; null or absent: "
+        "every LF over every sample."))
+
+
 class LFVotesResultSerializer(JobRecordSerializer):
     refreshed = serializers.DictField(child=LFRefreshSerializer(), help_text="LF id -> its new votes.")
     failed = serializers.DictField(child=serializers.CharField(), help_text="LF id -> why it could not vote.")
-
-
-@extend_schema_field({"type": "object", "properties": {}, "additionalProperties": False,
-                      "description": "No parameters."})
-class NoParamsField(serializers.DictField):
-    pass
+    samples = AsciiIntegerField(allow_null=True, required=False,
+                                help_text="How many samples were re-scored; null: all of them.")
 
 
 # ---------------------------------------------------------------- label-model reports

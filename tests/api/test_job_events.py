@@ -4,13 +4,15 @@ stream or from another thread, so no assertion depends on timing."""
 
 import json
 import threading
-from urllib.parse import urlsplit
+import time
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from django.db import connections
 
 from imagestudio.datasets.models import Role
 from imagestudio.datasets.services import membership_remove, membership_set
+from imagestudio.jobs.access import job_access_token, job_access_user
 from imagestudio.jobs.models import Job
 from imagestudio.jobs.services import job_cancel, job_claim, job_fail, job_progress, job_succeed
 from tests.conftest import client_for, make_user, png_bytes
@@ -143,9 +145,12 @@ def test_access_expires_and_follows_the_user(api, owner, dataset, job, settings)
     membership = membership_set(dataset=dataset, user=viewer, role=Role.VIEWER)[0]
     url = events_url(client_for(viewer), job)
     assert anonymous.get(url).status_code == 200
-    settings.JOB_EVENTS_ACCESS_SECONDS = -1
-    assert anonymous.get(url).status_code == 401  # expired
-    settings.JOB_EVENTS_ACCESS_SECONDS = 900
+    token = parse_qs(urlsplit(url).query)["access"][0]
+    lifetime = settings.JOB_EVENTS_ACCESS_SECONDS
+    assert job_access_user(token=token, job_id=job.id, now=time.time() + lifetime - 1) == viewer
+    assert job_access_user(token=token, job_id=job.id, now=time.time() + lifetime * 1.25 + 1) is None  # expired
+    bucket = 10_000 * max(lifetime // 4, 1)  # the same URL while its expiry bucket lasts
+    assert job_access_token(job=job, user=viewer, now=bucket + 1) == job_access_token(job=job, user=viewer, now=bucket + 9)
     membership_remove(membership=membership)
     assert anonymous.get(url).status_code == 404  # no longer sees the job
     viewer.is_active = False
