@@ -11,6 +11,9 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -109,10 +112,6 @@ def _prune(*, user: User, now: datetime) -> None:
 def user_create(*, username: str, password: str | None, email: str = "") -> User:
     """A user who can sign in with `password` (checked by AUTH_PASSWORD_VALIDATORS), or with tokens only when
     it is None. ValidationFailed when the name is taken or the password is refused."""
-    from django.contrib.auth import get_user_model
-    from django.contrib.auth.password_validation import validate_password
-    from django.core.exceptions import ValidationError
-
     model = get_user_model()
     try:
         model.username_validator(username)
