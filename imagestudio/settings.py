@@ -197,6 +197,9 @@ CLIP_MODEL_CONFIG = env_str("CLIP_MODEL_CONFIG")  # JSON config of a custom arch
 EMBEDDING_DEFAULT_ENCODER = env_str("EMBEDDING_DEFAULT_ENCODER", "open_clip" if CLIP_CHECKPOINT else "conse-offline")
 EMBEDDING_DEVICE = env_str("EMBEDDING_DEVICE", "auto")  # auto: CUDA when present, else CPU
 EMBEDDING_BATCH_SIZE = env_int("EMBEDDING_BATCH_SIZE", 64)
+# Memory-mapped scan matrices (embeddings/vector_files.py), shared by the processes of a host; rebuilt from the
+# database when missing. A local disk: every host keeps its own copy.
+VECTOR_ROOT = Path(env_str("VECTOR_ROOT", str(DATA_DIR / "vectors")))
 EMBEDDING_CACHE_BYTES = env_int("EMBEDDING_CACHE_BYTES", 2 * 1024**3)  # per process, pinned matrices excluded
 RESOURCE_MEMORY_BUDGET_BYTES = env_int("RESOURCE_MEMORY_BUDGET_BYTES", 8 * 1024**3)  # all dedicated resources
 RESOURCE_IDLE_SECONDS = env_int("RESOURCE_IDLE_SECONDS", 1800)

@@ -21,6 +21,7 @@ from tests.conformance import response_problems
 @pytest.fixture(autouse=True)
 def _isolated_media(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path / "media"
+    settings.VECTOR_ROOT = tmp_path / "vectors"
     settings.IMPORT_ROOT = None
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # speed, tests only
 

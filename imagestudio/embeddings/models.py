@@ -1,3 +1,5 @@
+import uuid
+
 from django.conf import settings
 from django.db import models
 
@@ -30,12 +32,15 @@ class Embedding(models.Model):
 
 
 class EmbeddingSet(models.Model):
-    """The vectors of one dataset under one encoder; `version` grows with every added batch (cache key)."""
+    """The vectors of one dataset under one encoder; `version` grows with every added batch (cache key), and
+    `generation` changes with it: a fresh random name for the matrix files, which a recreated database (ids and
+    versions starting again at 1) can never reuse by accident."""
 
     dataset = models.ForeignKey("datasets.Dataset", on_delete=models.CASCADE, related_name="embedding_sets")
     encoder = models.ForeignKey(EncoderRecord, on_delete=models.CASCADE, related_name="+")
     count = models.PositiveIntegerField(default=0)
     version = models.PositiveIntegerField(default=0)
+    generation = models.UUIDField(default=uuid.uuid4)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

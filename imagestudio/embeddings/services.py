@@ -25,7 +25,8 @@ from imagestudio.common.errors import Conflict, NotFound, ValidationFailed
 from imagestudio.datasets.models import SPLIT_CODES, ResampleMember, Sample
 from imagestudio.jobs.services import job_progress
 
-from .matrix import score
+from . import vector_files
+from .matrix import packed_width
 from .models import Embedding, EmbeddingSet, EncoderRecord, ResourceAllocation
 from .selectors import resource_idle_cutoff
 from .store import (
@@ -153,6 +154,10 @@ def embeddings_run(job: Job, progress: Callable[[float, str], None] | None = Non
             done += len(ids) + len(failures)
             rate = done / max(time.monotonic() - started, 1e-6)
             report(done / max(total, 1), f"{done}/{total} images, {rate:.1f} images/s")
+    if any(computed.values()):
+        report(1.0, "writing the scan matrices")
+        for record in records.values():  # so the first query of every process on this host maps them at once
+            matrix_get(dataset=job.dataset, record=record)
     elapsed = time.monotonic() - started
     if any(computed.values()):
         pipeline.after_embeddings(dataset=job.dataset, user=job.creator)
@@ -239,22 +244,18 @@ def query_vector(*, dataset: Dataset, encoder: str | None = None, text: str | No
 
 def scores_for(*, dataset: Dataset, record: EncoderRecord, vector: np.ndarray, split: str | None = None,
                in_sample: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """(sample ids, scores) of every embedded sample of the split (or its active resample): one product."""
+    """(sample ids ascending, scores) of every embedded sample of the split (or its active resample): one product
+    over the rows of that split."""
     matrix = matrix_get(dataset=dataset, record=record)
     allocation_touch(dataset=dataset, record=record)
-    scores = score(matrix.vectors, vector)
-    rows = np.ones(len(matrix.sample_ids), dtype=bool)
+    ids, scores = matrix.score(vector, split=SPLIT_CODES[split] if split else None)
+    if not in_sample:
+        return ids, scores
+    members = ResampleMember.objects.filter(resample__dataset=dataset)
     if split:
-        rows &= matrix.splits == SPLIT_CODES[split]
-    if in_sample:
-        members = ResampleMember.objects.filter(resample__dataset=dataset)
-        if split:
-            members = members.filter(resample__split=split)
-        chosen = np.fromiter(members.values_list("sample_id", flat=True), dtype=np.int64)
-        rows &= np.isin(matrix.sample_ids, chosen)
-    if rows.all():
-        return matrix.sample_ids, scores
-    return matrix.sample_ids[rows], scores[rows]
+        members = members.filter(resample__split=split)
+    chosen = np.isin(ids, np.fromiter(members.values_list("sample_id", flat=True), dtype=np.int64))
+    return ids[chosen], scores[chosen]
 
 
 def embeddings_search(*, dataset: Dataset, encoder: str | None = None, text: str | None = None,
@@ -291,7 +292,8 @@ def resource_allocate(*, dataset: Dataset, user: User, encoder: str | None = Non
     if joint.id not in counts:
         raise Conflict(f"Dataset {dataset.id} has no embeddings for {joint.identity}; compute them first "
                        f"(POST /api/datasets/{dataset.id}/embeddings/).", code="embeddings_missing")
-    needed = {record: counts[record.id] * (record.dim * 2 + 9) for record in records.values() if record.id in counts}
+    needed = {record: counts[record.id] * (packed_width(record.dim) * 2 + 17)  # rows, ids and order, split codes
+              for record in records.values() if record.id in counts}
     resources_expire()
     with transaction.atomic():
         list(ResourceAllocation.objects.select_for_update().all())  # serialise budget decisions
@@ -306,8 +308,8 @@ def resource_allocate(*, dataset: Dataset, user: User, encoder: str | None = Non
             dataset=dataset, encoder=record,
             defaults={"bytes": size, "created_by": user, "last_used_at": timezone.now()})[0]
             for record, size in needed.items()}
-    for record in needed:
-        matrix_get(dataset=dataset, record=record)  # load now, so the first preview is instant
+    for record in needed:  # map and read now, so the first preview is instant
+        vector_files.warm(matrix_get(dataset=dataset, record=record).vectors)
     return allocations[joint]
 
 

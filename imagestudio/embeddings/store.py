@@ -1,13 +1,16 @@
-"""Where vectors live: rows in the database (durable, shared by web and workers on every machine),
-loaded into one contiguous float16 matrix per (dataset, encoder) and cached per process.
+"""Where vectors live: rows in the database (float16, durable, shared by web and workers on every machine, the
+source of truth), and for scanning one memory-mapped bfloat16 matrix per (dataset, encoder, vectors generation)
+in files on each host (vector_files), written from the database when missing and cached per process.
 """
 
 import os
+import shutil
+import uuid
+from dataclasses import replace
 
 import numpy as np
-import torch
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -28,8 +31,10 @@ from .encoders import (
 )
 from .matrix import Matrix
 from .models import Embedding, EmbeddingSet, EncoderRecord, ResourceAllocation
+from .vector_files import MatrixWriter, matrix_directory, matrix_open, matrix_prune
 
-VECTOR_DTYPE = np.float16
+VECTOR_DTYPE = np.float16  # the database's format
+_LOAD_BLOCK = 65_536  # vectors per query when writing a matrix's files (64 MiB at 512 dimensions)
 
 # Pinned entries (dedicated resources) are never evicted.
 _matrices = VersionedLRU("embedding matrices", max_bytes=settings.EMBEDDING_CACHE_BYTES, size=lambda m: m.nbytes)
@@ -110,60 +115,137 @@ def vectors_add(*, dataset, record, sample_ids, vectors):
         EmbeddingSet.objects.get_or_create(dataset=dataset, encoder=record)
         # Recount rather than add: ignore_conflicts hides how many rows were really new.
         count = Embedding.objects.filter(encoder=record, sample__dataset=dataset).count()
-        EmbeddingSet.objects.filter(dataset=dataset, encoder=record).update(count=count, version=F("version") + 1)
+        EmbeddingSet.objects.filter(dataset=dataset, encoder=record).update(count=count, version=F("version") + 1,
+                                                                            generation=uuid.uuid4())
     return len(created)
 
 
-def _load(dataset_id, record, expected):
-    ids = np.empty(expected, dtype=np.int64)
-    splits = np.empty(expected, dtype=np.int8)
-    vectors = np.empty((expected, record.dim), dtype=VECTOR_DTYPE)
-    rows = (Embedding.objects.filter(encoder=record, sample__dataset_id=dataset_id).order_by("sample_id")
-            .values_list("sample_id", "sample__split", "vector").iterator(chunk_size=20_000))
-    n = 0
-    for sample_id, split, vector in rows:
-        if n == len(ids):  # rows arrived since the count was read
-            ids, splits = np.resize(ids, 2 * n + 1), np.resize(splits, 2 * n + 1)
-            vectors = np.resize(vectors, (2 * n + 1, record.dim))
-        ids[n], splits[n] = sample_id, SPLIT_CODES[split]
-        vectors[n] = np.frombuffer(vector, dtype=VECTOR_DTYPE)
-        n += 1
-    return ids[:n].copy(), splits[:n].copy(), np.ascontiguousarray(vectors[:n])
+def _split_code_sql(column):
+    return "CASE " + column + " " + " ".join(f"WHEN '{name}' THEN {code}" for name, code in SPLIT_CODES.items()) + \
+        " END"
+
+
+def _ids_and_splits(dataset_id, record):
+    """(ids ascending, split codes) of the samples with a vector under `record`, in one row of two byte strings."""
+    if connection.vendor != "postgresql":
+        rows = (Embedding.objects.filter(encoder=record, sample__dataset_id=dataset_id).order_by("sample_id")
+                .values_list("sample_id", "sample__split"))
+        pairs = list(rows.iterator(chunk_size=20_000))
+        return (np.array([i for i, _ in pairs], dtype=np.int64),
+                np.array([SPLIT_CODES[split] for _, split in pairs], dtype=np.int8))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT string_agg(int8send(s.id), ''::bytea ORDER BY s.id), "  # noqa: S608 (constants only)
+            f"string_agg(set_byte('\\x00'::bytea, 0, {_split_code_sql('s.split')}), ''::bytea ORDER BY s.id) "
+            f"FROM {Embedding._meta.db_table} e JOIN {Sample._meta.db_table} s ON s.id = e.sample_id "
+            "WHERE e.encoder_id = %s AND s.dataset_id = %s", [record.id, dataset_id])
+        ids, codes = cursor.fetchone()
+    return (np.frombuffer(bytes(ids or b""), dtype=">i8").astype(np.int64),
+            np.frombuffer(bytes(codes or b""), dtype=np.int8).copy())
+
+
+def _vector_blocks(dataset_id, record, ids):
+    """The vectors of `ids` (ascending), block by block, as float16 arrays."""
+    block = _LOAD_BLOCK
+    if connection.vendor != "postgresql":
+        for start in range(0, len(ids), block):
+            chunk = ids[start:start + block].tolist()
+            stored = dict(Embedding.objects.filter(encoder=record, sample_id__in=chunk)
+                          .values_list("sample_id", "vector"))
+            yield np.stack([np.frombuffer(stored[i], dtype=VECTOR_DTYPE) for i in chunk])
+        return
+    with connection.cursor() as cursor:
+        for start in range(0, len(ids), block):
+            low, high = int(ids[start]), int(ids[min(start + block, len(ids)) - 1])
+            cursor.execute(
+                "SELECT string_agg(e.vector, ''::bytea ORDER BY e.sample_id), count(*) "  # noqa: S608 (names only)
+                f"FROM {Embedding._meta.db_table} e JOIN {Sample._meta.db_table} s ON s.id = e.sample_id "
+                "WHERE e.encoder_id = %s AND e.sample_id BETWEEN %s AND %s AND s.dataset_id = %s",
+                [record.id, low, high, dataset_id])
+            data, count = cursor.fetchone()
+            if count != min(block, len(ids) - start):  # samples deleted meanwhile (outside a snapshot only)
+                raise Conflict("The dataset's samples changed while its vectors were loading; retry.",
+                               code="vectors_changed")
+            yield np.frombuffer(bytes(data), dtype=VECTOR_DTYPE).reshape(count, record.dim)
+
+
+def _build(dataset_id, record, directory):
+    """Write the matrix directory from the database, in one snapshot (the version in its name is the snapshot's);
+    returns the split codes read with it (ascending id)."""
+    outer = connection.in_atomic_block  # inside a caller's transaction the isolation level is already set
+    with transaction.atomic():
+        if connection.vendor == "postgresql" and not outer:
+            with connection.cursor() as cursor:
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        ids, codes = _ids_and_splits(dataset_id, record)
+        writer = MatrixWriter(directory, ids, codes, record.dim)
+        try:
+            for vectors in _vector_blocks(dataset_id, record, ids):
+                writer.put(vectors)
+            writer.commit()
+        except BaseException:
+            writer.abort()
+            raise
+    return ids, codes
 
 
 def _splits_of(dataset_id, sample_ids):
-    """Split codes of `sample_ids` (ascending) as they are now."""
-    rows = Sample.objects.filter(dataset_id=dataset_id).order_by("id").values_list("id", "split")
-    ids, splits = [], []
-    for sample_id, split in rows.iterator(chunk_size=50_000):
-        ids.append(sample_id)
-        splits.append(SPLIT_CODES[split])
-    where, _ = locate(np.array(ids, dtype=np.int64), sample_ids)  # every matrix row is a sample of the dataset
-    return np.array(splits, dtype=np.int8)[where]
+    """Split codes of `sample_ids` (ascending, all in the dataset) as they are now."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT string_agg(int8send(id), ''::bytea ORDER BY id), "  # noqa: S608 (constants only)
+                f"string_agg(set_byte('\\x00'::bytea, 0, {_split_code_sql('split')}), ''::bytea ORDER BY id) "
+                f"FROM {Sample._meta.db_table} WHERE dataset_id = %s", [dataset_id])
+            ids, codes = cursor.fetchone()
+        ids = np.frombuffer(bytes(ids or b""), dtype=">i8").astype(np.int64)
+        codes = np.frombuffer(bytes(codes or b""), dtype=np.int8)
+    else:
+        rows = list(Sample.objects.filter(dataset_id=dataset_id).order_by("id").values_list("id", "split")
+                    .iterator(chunk_size=50_000))
+        ids = np.array([i for i, _ in rows], dtype=np.int64)
+        codes = np.array([SPLIT_CODES[split] for _, split in rows], dtype=np.int8)
+    where, _ = locate(ids, sample_ids)
+    return codes[where]
+
+
+def _matrix_at(dataset_id, record, generation, version, count):
+    """The matrix of this vectors generation: mapped from its directory, written there first when missing."""
+    directory = matrix_directory(settings.VECTOR_ROOT, dataset_id, record.id, f"{version}-{generation.hex[:16]}")
+    opened = matrix_open(directory)
+    codes = None
+    if opened is None or len(opened[0]) != count:
+        shutil.rmtree(directory, ignore_errors=True)  # damaged or incomplete (a crash): rebuild
+        _, codes = _build(dataset_id, record, directory)
+        matrix_prune(settings.VECTOR_ROOT, dataset_id, record.id, keep=directory.name)
+        opened = matrix_open(directory)
+    sample_ids, order, vectors = opened
+    if codes is None:
+        codes = _splits_of(dataset_id, sample_ids)
+    return Matrix(sample_ids=sample_ids, splits=codes, vectors=vectors, dim=record.dim, version=version,
+                  rows=order)
 
 
 def matrix_get(*, dataset, record):
-    """The cached matrix of a dataset's vectors under an encoder; reloaded when vectors were added, and only its
-    split codes when samples moved between splits (the vectors stay)."""
+    """The matrix of a dataset's vectors under an encoder (memory-mapped from its files, see vector_files);
+    reloaded when vectors were added, and only its split codes when samples changed (the vectors stay)."""
     state = (EmbeddingSet.objects.filter(dataset=dataset, encoder=record)
-             .values_list("version", "count", "dataset__samples_version").first())
+             .values_list("version", "count", "generation", "dataset__samples_version").first())
     if state is None or state[1] == 0:
         raise Conflict(
             f"Dataset {dataset.id} has no embeddings for encoder {record.identity}. "
             f"Compute them first: POST /api/datasets/{dataset.id}/embeddings/.",
             code="embeddings_missing",
         )
-    vectors_version, count, samples_version = state
+    vectors_version, count, generation, samples_version = state
     key = (dataset.id, record.id)
 
     def load():
         held = _matrices.peek(key)
         if held is not None and held[0][0] == vectors_version:
             stale = held[1]
-            return Matrix(sample_ids=stale.sample_ids, splits=_splits_of(dataset.id, stale.sample_ids),
-                          vectors=stale.vectors, version=vectors_version)
-        ids, splits, vectors = _load(dataset.id, record, count)
-        return Matrix(sample_ids=ids, splits=splits, vectors=torch.from_numpy(vectors), version=vectors_version)
+            return replace(stale, splits=_splits_of(dataset.id, stale.sample_ids))
+        return _matrix_at(dataset.id, record, generation, vectors_version, count)
 
     pinned = [(a, e) for a, e in ResourceAllocation.objects.values_list("dataset_id", "encoder_id")]
     return _matrices.get(key, (vectors_version, samples_version), load, keep=pinned)
@@ -175,6 +257,11 @@ def cache_held():
 
 def cache_drop(*, dataset_id, encoder_id):
     _matrices.drop((dataset_id, encoder_id))
+
+
+def matrix_files_remove(*, dataset_id, encoder_id):
+    """Remove a matrix's files (its vectors are gone from the database)."""
+    matrix_prune(settings.VECTOR_ROOT, dataset_id, encoder_id)
 
 
 def allocation_touch(*, dataset, record):

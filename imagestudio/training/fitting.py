@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from imagestudio.embeddings.matrix import score
+from imagestudio.embeddings.matrix import Matrix
 from imagestudio.labeling import metrics
 from imagestudio.labeling.label_choice import ClassLabels, calibration_table, score_probabilities
 
@@ -82,10 +82,10 @@ def select_c_by_cv(features: np.ndarray, positive: np.ndarray, seed: int, folds:
     return replace(_linear(fit_logistic(features, positive, best, seed), best), dev_f1_by_c=selection)
 
 
-def decision_scores(vectors, coef: np.ndarray, intercept: np.float32) -> np.ndarray:
-    """Decision function of every matrix row, computed on the float16 matrix itself (widening 500,000 rows to
-    float32 would cost ten times the product)."""
-    return score(vectors, coef) + np.float32(intercept)
+def decision_scores(matrix: Matrix, coef: np.ndarray, intercept: np.float32) -> np.ndarray:
+    """Decision function of every matrix row (aligned with its sample ids), computed on the scan matrix itself
+    (widening 500,000 rows to float32 would cost ten times the product)."""
+    return matrix.score(coef)[1] + np.float32(intercept)
 
 
 def evaluate(scores: np.ndarray, truth: np.ndarray) -> dict:

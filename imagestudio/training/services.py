@@ -230,8 +230,8 @@ def _training_rows(model, label_class, labels, rng):
 
 
 def _features(matrix, rows):
-    """float32 vectors of the chosen matrix rows (the cached matrix stays float16; only these are widened)."""
-    return matrix.vectors.numpy()[rows].astype(np.float32)
+    """float32 vectors of the chosen matrix rows (the cached matrix stays bfloat16; only these are widened)."""
+    return matrix.features(rows)
 
 
 def _fit_class(model, matrix, rows, positive, truth):
@@ -252,7 +252,7 @@ def _train_class(model: FastModel, matrix: Matrix, label_class: LabelClass, rng:
     positives, negatives = _training_rows(model, label_class, labels, rng)
     rows = np.sort(np.concatenate([positives, negatives]))
     fit = _fit_class(model, matrix, rows, labels[rows] == 1, truth)
-    scores = fitting.decision_scores(matrix.vectors, fit.coef, fit.intercept)
+    scores = fitting.decision_scores(matrix, fit.coef, fit.intercept)
     valid = matrix.splits == SPLIT_CODES[Split.VALID]
     class_metrics = {"class_id": label_class.id, "C": fit.c_value, "dev_f1_by_C": fit.dev_f1_by_c,
                      "trained_on": {"positives": int(len(positives)), "negatives": int(len(negatives))},
@@ -270,7 +270,7 @@ def _ceiling(model, matrix, truth, valid):
     if min(int(positive.sum()), int((~positive).sum())) < 2:
         return {"reason": "train and dev hold fewer than 2 ground-truth labels of each side"}
     fit = fitting.select_c_by_cv(_features(matrix, rows), positive, model.params["seed"])
-    scores = fitting.decision_scores(matrix.vectors, fit.coef, fit.intercept)
+    scores = fitting.decision_scores(matrix, fit.coef, fit.intercept)
     return {"C": fit.c_value, "cv_f1_by_C": fit.dev_f1_by_c, "trained_on": int(len(rows)),
             "valid": fitting.evaluate(scores[valid], truth[valid])}
 

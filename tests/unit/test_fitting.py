@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import (
     average_precision_score,
@@ -13,6 +12,7 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
+from imagestudio.embeddings.matrix import Matrix, pack
 from imagestudio.training import fitting
 
 
@@ -77,11 +77,13 @@ def test_fit_default_is_one_fit_at_the_default_c():
     np.testing.assert_allclose(fit.coef, cold_fit(features, positive, fitting.DEFAULT_C).coef_[0], rtol=1e-2, atol=1e-3)
 
 
-def test_decision_scores_of_float16_rows():
+def test_decision_scores_of_the_scan_matrix():
     rng = np.random.default_rng(4)
     vectors = rng.normal(size=(50, 16)).astype(np.float16)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    matrix = Matrix(sample_ids=np.arange(50), splits=np.zeros(50, np.int8), vectors=pack(vectors), dim=16, version=1)
     coef, intercept = rng.normal(size=16).astype(np.float32), np.float32(-0.3)
-    scores = fitting.decision_scores(torch.from_numpy(vectors), coef, intercept)
+    scores = fitting.decision_scores(matrix, coef, intercept)
     np.testing.assert_allclose(scores, vectors.astype(np.float64) @ coef + intercept, rtol=5e-3, atol=5e-3)
 
 
