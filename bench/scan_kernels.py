@@ -159,13 +159,18 @@ def run_precision(rows):
         for label, scores in formats.items():
             error = np.abs(scores - truth)
             moved_bin = np.mean(np.digitize(scores, edges) != np.digitize(truth, edges))
-            vote = lambda s: np.where(s >= high, 1, np.where(s <= low, -1, 0))  # noqa: E731
-            moved_vote = np.mean(vote(scores) != vote(truth))
+            moved_vote = np.mean(_votes(scores, low, high) != _votes(truth, low, high))
             overlap = len(top & set(np.argsort(-scores, kind="stable")[:50])) / 50
             summary[(name, label)] = {"mean": float(error.mean()), "max": float(error.max()), "top50": overlap}
             print(f"{name:<11} {label:<28} {error.mean():11.2e} {error.max():10.2e} {len(np.unique(scores)):9,d} "
                   f"{overlap:7.2f} {moved_bin:10.2%} {moved_vote:11.3%}")
     return summary
+
+
+def _votes(scores, low, high):
+    import numpy as np
+
+    return np.where(scores >= high, 1, np.where(scores <= low, -1, 0))
 
 
 def main():
