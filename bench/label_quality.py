@@ -340,13 +340,12 @@ def ground_truth_reference(dataset, space, digit_of, seed):
     matrix = matrix_get(dataset=dataset, record=encoder_for(_digits.ENCODER, space)[1])
     digits = np.array([digit_of[int(i)] for i in matrix.sample_ids])
     train, dev, valid = (matrix.splits == SPLIT_CODES[s] for s in ("train", "dev", "valid"))
-    vectors = matrix.vectors.numpy()
+    vectors = matrix.features(np.arange(len(matrix.sample_ids)))
     result = {}
     for name in _digits.CLASSES:
         positive = np.array([_digits.digit_classes(int(d))[name] for d in digits])
-        fit = fitting.select_c(vectors[train].astype(np.float32), positive[train], vectors[dev].astype(np.float32),
-                               positive[dev], seed)
-        scores = fitting.decision_scores(matrix.vectors, fit.coef, fit.intercept)
+        fit = fitting.select_c(vectors[train], positive[train], vectors[dev], positive[dev], seed)
+        scores = fitting.decision_scores(matrix, fit.coef, fit.intercept)
         result[name] = fitting.evaluate(scores[valid], np.where(positive[valid], 1, -1))["f1"]
     return result
 
