@@ -13,12 +13,9 @@ for every case.
 """
 
 import argparse
-import hashlib
-import json
 import random
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -26,118 +23,29 @@ import _common  # noqa: E402
 
 TARGET_P95_MS = 100.0
 PAGE = 100
-SEED_VERSION = 1
-SEED_MARK = f"seeded by bench/samples_list_latency.py v{SEED_VERSION}"
-USERNAME = "bench-latency"
-CLASSES = ["cat", "dog", "bird"]
-GT_CLASS = "cat"
-TAG = "blurry"
-RARE_WORD = "zebra"  # in ~1% of captions; no other caption word shares its trigrams
+SEED_MARK = _common.LIST_SEED_MARK
+USERNAME = _common.LIST_USERNAME
+GT_CLASS, TAG, RARE_WORD = _common.LIST_GT_CLASS, _common.LIST_TAG, _common.LIST_RARE_WORD
 SPLITS = (("train", 0.7), ("dev", 0.1), ("valid", 0.1), ("test", 0.1))
-VOCABULARY = (
-    "a the small large red green blue yellow black white old young dog cat bird car tree house street "
-    "river mountain beach field city night day sunny cloudy snow rain person people child man woman "
-    "sitting standing running walking near under over next to in on with playing looking photo image "
-    "blurry bright dark close view"
-).split()
 
 
-# ---------------------------------------------------------------- seeding
+# ---------------------------------------------------------------- seeding (bench/_common.py seeds; other
+# benchmarks reuse this dataset through seeded_dataset / seed)
 
 
 def seeded_dataset(count):
-    from imagestudio.datasets.models import Dataset
-
-    return Dataset.objects.filter(name=f"bench-samples-{count}", description=SEED_MARK).first()
+    return _common.list_dataset_seeded(f"bench-samples-{count}")
 
 
-def seed(count, seed_value=20240611):
-    """Create the dataset and bulk-load its rows with COPY, all in one transaction (VACUUM ANALYZE follows)."""
-    from django.contrib.auth import get_user_model
-    from django.db import connection, transaction
-
-    from imagestudio.annotations.services import counts_rebuild
-    from imagestudio.datasets.models import Dataset, LabelClass, Tag
-    from imagestudio.datasets.services import dataset_create, search_text
-
-    rng = random.Random(seed_value)
-    user, _ = get_user_model().objects.get_or_create(username=USERNAME)
-    name = f"bench-samples-{count}"
-    started = time.perf_counter()
-    with transaction.atomic():
-        # A leftover without the completion mark cannot exist (one transaction), but clear stale names anyway.
-        for stale in Dataset.objects.filter(name=name):
-            _delete_rows(stale.id)
-            stale.delete()
-        dataset = dataset_create(user=user, name=name, classes=CLASSES)
-        label_class = LabelClass.objects.get(dataset=dataset, name=GT_CLASS)
-        tag = Tag.objects.create(dataset=dataset, name=TAG)
-        split_names = [s for s, _ in SPLITS]
-        split_weights = [w for _, w in SPLITS]
-        now = datetime.now(UTC)
-        split_counts = dict.fromkeys(split_names, 0)
-        columns = ("split, external_id, file_name, original, thumbnail, width, height, format, bytes, sha256, "
-                   "metadata, search_text, created_at, dataset_id")
-        with connection.cursor() as cursor:
-            with cursor.copy(f"COPY datasets_sample ({columns}) FROM STDIN") as copy:
-                for i in range(count):
-                    split = rng.choices(split_names, split_weights)[0]
-                    split_counts[split] += 1
-                    words = rng.choices(VOCABULARY, k=rng.randint(5, 9))
-                    if rng.random() < 0.01:
-                        words.insert(rng.randrange(len(words) + 1), RARE_WORD)
-                    metadata = {"caption": " ".join(words), "score": round(rng.random(), 4)}
-                    external_id = f"img_{i:07d}.jpg"
-                    sha = hashlib.sha256(f"{name}/{i}".encode()).hexdigest()
-                    folder = f"datasets/{dataset.id}"
-                    copy.write_row((
-                        split, external_id, external_id, f"{folder}/originals/{sha[:2]}/{sha}.jpg",
-                        f"{folder}/thumbnails/{sha[:2]}/{sha}.jpg", 640, 480, "JPEG", 80_000 + i % 5000, sha,
-                        json.dumps(metadata), search_text(external_id, external_id, metadata), now, dataset.id,
-                    ))
-            print(f"  samples copied       {time.perf_counter() - started:6.1f} s")
-            cursor.execute("SELECT id FROM datasets_sample WHERE dataset_id = %s ORDER BY id", [dataset.id])
-            ids = [row[0] for row in cursor.fetchall()]
-            # ~20% of samples get ground truth for one class, half PRESENT, half ABSENT.
-            with cursor.copy("COPY annotations_annotation (value, version, updated_at, label_class_id, sample_id, "
-                             "updated_by_id) FROM STDIN") as copy:
-                for sample_id in ids:
-                    if rng.random() < 0.2:
-                        value = "PRESENT" if rng.random() < 0.5 else "ABSENT"
-                        copy.write_row((value, 1, now, label_class.id, sample_id, user.id))
-            # ~5% of samples carry the tag.
-            with cursor.copy("COPY datasets_sample_tags (sample_id, tag_id) FROM STDIN") as copy:
-                for sample_id in ids:
-                    if rng.random() < 0.05:
-                        copy.write_row((sample_id, tag.id))
-            print(f"  annotations and tags {time.perf_counter() - started:6.1f} s")
-        counts_rebuild(dataset=dataset)  # the per-class, per-split ground-truth counters
-        Dataset.objects.filter(pk=dataset.pk).update(split_counts=split_counts, description=SEED_MARK)
-    print(f"  seeded               {time.perf_counter() - started:6.1f} s")
-    return seeded_dataset(count)
+def seed(count):
+    """The dataset of `count` samples, 70% train and 10% each of dev, valid and test, drawn at random."""
+    rng = random.Random(11)
+    names, weights = [s for s, _ in SPLITS], [w for _, w in SPLITS]
+    return _common.seed_list_dataset(name=f"bench-samples-{count}",
+                                     splits=[rng.choices(names, weights)[0] for _ in range(count)])
 
 
-def vacuum_analyze():
-    """VACUUM (ANALYZE) the tables the list reads: fresh statistics, and a visibility map so that counts
-    can use index-only scans, as autovacuum would give a dataset in steady use. Quick when nothing changed."""
-    from django.db import connection
-
-    started = time.perf_counter()
-    with connection.cursor() as cursor:
-        for table in ("datasets_sample", "annotations_annotation", "datasets_sample_tags"):
-            cursor.execute(f"VACUUM (ANALYZE) {table}")
-    print(f"vacuum analyze {time.perf_counter() - started:.1f} s")
-
-
-def _delete_rows(dataset_id):
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        inner = "SELECT id FROM datasets_sample WHERE dataset_id = %s"
-        for table in ("annotations_annotation", "annotations_annotationevent", "datasets_sample_tags",
-                      "datasets_comment", "datasets_resamplemember"):
-            cursor.execute(f"DELETE FROM {table} WHERE sample_id IN ({inner})", [dataset_id])
-        cursor.execute("DELETE FROM datasets_sample WHERE dataset_id = %s", [dataset_id])
+vacuum_analyze = _common.vacuum_analyze
 
 
 # ---------------------------------------------------------------- the server

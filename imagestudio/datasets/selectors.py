@@ -9,10 +9,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from django.db import connection
-from django.db.models import Count, F, Prefetch, QuerySet
+from django.db.models import Count, F, Prefetch, Q, QuerySet
 from django.db.models.fields.json import KeyTextTransform
 
 from imagestudio.common.cache import VersionedLRU
+from imagestudio.common.errors import ValidationFailed
 
 from .field_stats import BUILTIN_FIELDS, EXAMPLES, KINDS, catalogue_row, field_catalogue_of
 from .filters import ClassLookup, SampleFilter, filter_term, sample_filter
@@ -87,6 +88,10 @@ def label_class_by_ref(*, dataset: Dataset, ref: str | int) -> LabelClass | None
 
 
 COUNT_CAP = 10_000  # filtered lists count exactly up to here; beyond it the count is a lower bound
+# Rows an offset may skip: its cost grows with the depth (the skipped rows are read), so deeper pages go by key
+# (`after` / `before`), whose cost does not. As large as COUNT_CAP, so every page a capped count announces is
+# reachable by offset.
+MAX_OFFSET = 10_000
 # Columns a grid or data view never shows: left in the database.
 _LIST_DEFERRED = ("search_text", "sha256", "original", "thumbnail", "import_job")
 
@@ -96,7 +101,8 @@ class SamplePage:
     samples: list
     count: int
     count_exact: bool
-    has_more: bool
+    has_more: bool  # rows after the page
+    has_previous: bool | None = None  # rows before it; None when unknown (a page by offset or `after`)
 
 
 def _order(ordering, spec):
@@ -107,6 +113,23 @@ def _order(ordering, spec):
         lead = ["dataset_id", "split"] if spec.split else ["dataset_id"]
         return [f"-{c}" if descending else c for c in [*lead, "id"]]
     return [ordering, "-id" if descending else "id"]
+
+
+def _reversed(ordering):
+    return ordering[1:] if ordering.startswith("-") else f"-{ordering}"
+
+
+def _beyond(dataset, ordering, cursor, field):
+    """The rows after sample `cursor` in `ordering` (ties broken by id, as _order does): for an id ordering the
+    cursor need not exist; for another it is read for its value."""
+    key, descending = ordering.lstrip("-"), ordering.startswith("-")
+    after = "lt" if descending else "gt"
+    if key == "id":
+        return Q(**{f"id__{after}": cursor})
+    value = Sample.objects.filter(dataset=dataset, pk=cursor).values_list(key, flat=True).first()
+    if value is None:
+        raise ValidationFailed(f"The dataset has no sample {cursor}: start again from the first page.", field=field)
+    return Q(**{f"{key}__{after}": value}) | Q(**{key: value, f"id__{after}": cursor})
 
 
 def sample_count(*, dataset: Dataset, spec: SampleFilter) -> tuple[int, bool]:
@@ -124,21 +147,31 @@ def sample_count(*, dataset: Dataset, spec: SampleFilter) -> tuple[int, bool]:
 
 
 def sample_page(*, dataset: Dataset, spec: SampleFilter, ordering: str = "id", limit: int = 50, offset: int = 0,
-                after: int | None = None,
+                after: int | None = None, before: int | None = None,
                 prefetch: Iterable[Prefetch | str] = ()) -> SamplePage:
     """One page of the grid / data view: ids from the index first, then only those rows, with their tags and
-    what `prefetch` adds (a downstream domain's relations, e.g. ground truth). `after` (an id, for id orderings)
-    pages by key, at any depth in constant time."""
-    queryset = sample_filter(dataset=dataset, spec=spec).order_by(*_order(ordering, spec))
-    if after is not None:
-        queryset = queryset.filter(id__lt=after) if ordering.startswith("-") else queryset.filter(id__gt=after)
-        offset = 0
-    ids = list(queryset.values_list("id", flat=True)[offset:offset + limit + 1])
-    has_more = len(ids) > limit
-    ids = ids[:limit]
+    what `prefetch` adds (a downstream domain's relations, e.g. ground truth).
+
+    By key, at any depth in the time of the first page: `after` (a sample id) gives the rows after that sample in
+    `ordering`, `before` the `limit` rows before it; `offset` is then ignored. By offset: at most MAX_OFFSET rows
+    skipped (the caller refuses more)."""
+    filtered = sample_filter(dataset=dataset, spec=spec)
+    has_previous = None
+    if before is not None:
+        queryset = filtered.filter(_beyond(dataset, _reversed(ordering), before, "before"))
+        ids = list(queryset.order_by(*_order(_reversed(ordering), spec)).values_list("id", flat=True)[:limit + 1])
+        has_previous, ids = len(ids) > limit, ids[:limit][::-1]
+        has_more = bool(ids) and filtered.filter(_beyond(dataset, ordering, ids[-1], "before")).exists()
+    else:
+        queryset = filtered.order_by(*_order(ordering, spec))
+        if after is not None:
+            queryset, offset = queryset.filter(_beyond(dataset, ordering, after, "after")), 0
+        ids = list(queryset.values_list("id", flat=True)[offset:offset + limit + 1])
+        has_more, ids = len(ids) > limit, ids[:limit]
     rows = Sample.objects.filter(id__in=ids).defer(*_LIST_DEFERRED).prefetch_related("tags", *prefetch).in_bulk()
     count, exact = sample_count(dataset=dataset, spec=spec)
-    return SamplePage(samples=[rows[i] for i in ids], count=count, count_exact=exact, has_more=has_more)
+    return SamplePage(samples=[rows[i] for i in ids], count=count, count_exact=exact, has_more=has_more,
+                      has_previous=has_previous)
 
 
 def sample_get(*, dataset: Dataset, sample_id: int | None, prefetch: Iterable[Prefetch | str] = ()) -> Sample | None:
