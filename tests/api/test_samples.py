@@ -5,8 +5,9 @@ import json
 
 import pytest
 
+from imagestudio.datasets.filters import samples_select
 from imagestudio.datasets.models import Role, Sample
-from imagestudio.datasets.services import dataset_create
+from imagestudio.datasets.services import dataset_create, tag_apply, tag_create
 from tests.conftest import client_for
 from tests.factories import make_samples
 
@@ -290,7 +291,11 @@ def test_counts_come_from_counters_and_are_capped_for_free_filters(api, dataset,
     assert api.get(f"{base}?gt=cat:ABSTAIN").json()["count"] == 5
     assert api.get(f"{base}?gt=cat:LABELED&split=train").json()["count"] == 4
     monkeypatch.setattr(selectors, "COUNT_CAP", 3)
-    capped = api.get(f"{base}?search=zebra&limit=2").json()
+    monkeypatch.setattr(selectors, "SEARCH_COUNT_CAP", 2)
+    tag_apply(tag=tag_create(dataset=dataset, name="blurry"), samples=samples_select(dataset=dataset, filter_values={}))
+    capped = api.get(f"{base}?tag=blurry&limit=2").json()
     assert (capped["count"], capped["count_exact"]) == (3, False) and capped["next"]
+    searched = api.get(f"{base}?search=zebra&limit=1").json()
+    assert (searched["count"], searched["count_exact"]) == (2, False) and searched["next"]
     exact = api.get(f"{base}?search=zebra&gt=cat:PRESENT&split=train").json()
-    assert (exact["count"], exact["count_exact"]) == (3, False)  # four match; three are counted
+    assert (exact["count"], exact["count_exact"]) == (2, False)  # four match; two are counted

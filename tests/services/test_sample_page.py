@@ -68,3 +68,23 @@ def test_a_cursor_of_another_dataset_names_nothing_here(owner, dataset, blank):
     other = make_samples(dataset_create(user=owner, name="Other"), [{}])[0]
     with pytest.raises(ValidationFailed):
         sample_page(dataset=dataset, spec=SampleFilter(), ordering="created_at", after=other.id)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(hits=st.lists(st.booleans(), min_size=SAMPLES, max_size=SAMPLES), window=st.integers(1, SAMPLES + 1),
+       ordering=st.sampled_from(["id", "-id"]), limit=st.integers(1, 4), offset=st.integers(0, 3),
+       split=st.sampled_from([None, "dev"]))
+def test_a_search_pages_as_a_plain_filter_whatever_its_window(dataset, blank, monkeypatch, hits, window, ordering,
+                                                             limit, offset, split):
+    from imagestudio.datasets import selectors
+
+    for sample, hit in zip(blank, hits, strict=True):
+        Sample.objects.filter(pk=sample.pk).update(search_text="a zebra" if hit else "a horse")
+    monkeypatch.setattr(selectors, "SEARCH_WINDOW", window)  # the dense step, the sparse step, or both
+    spec = SampleFilter(split=split, search="ZEBRA")
+    expected = sorted((s.id for s, hit in zip(blank, hits, strict=True) if hit and split in (None, s.split)),
+                      reverse=ordering == "-id")
+    assert page_ids(dataset, spec, ordering, limit, offset=offset)[0] == expected[offset:offset + limit]
+    if len(expected) > 1:
+        assert page_ids(dataset, spec, ordering, limit, after=expected[0])[0] == expected[1:1 + limit]
+        assert page_ids(dataset, spec, ordering, limit, before=expected[-1])[0] == expected[-1 - limit:-1][-limit:]
