@@ -17,7 +17,7 @@ from imagestudio.datasets.imaging import ACCEPTED_FORMATS
 from imagestudio.datasets.imports import DuplicatePolicy
 from imagestudio.datasets.imports.storable import MAX_TEXT_VALUE, metadata_problem
 from imagestudio.datasets.models import Sample, Split
-from imagestudio.datasets.selectors import MAX_OFFSET, SAMPLE_ORDERINGS
+from imagestudio.datasets.selectors import COUNT_CAP, MAX_OFFSET, SAMPLE_ORDERINGS, SEARCH_COUNT_CAP
 from imagestudio.training.filters import PREDICTION_WORDS
 from imagestudio.training.models import PREDICTION_LABELS
 
@@ -182,8 +182,9 @@ class SampleSerializer(serializers.ModelSerializer):
 
 class SamplePageSerializer(serializers.Serializer):
     count = AsciiIntegerField(help_text="Matching samples; a lower bound when count_exact is false.")
-    count_exact = serializers.BooleanField(help_text="False when a filtered list matches more samples than are "
-                                                     "counted exactly (10,000).")
+    count_exact = serializers.BooleanField(help_text=f"False when a filtered list matches more samples than are "
+                                                     f"counted exactly ({COUNT_CAP:,}; {SEARCH_COUNT_CAP:,} with "
+                                                     f"`search`).")
     next = serializers.CharField(allow_null=True)
     previous = serializers.CharField(allow_null=True)
     results = SampleSerializer(many=True)

@@ -149,7 +149,8 @@ def sample_count(*, dataset: Dataset, spec: SampleFilter) -> tuple[int, bool]:
         if term.count is not None:
             return term.count(dataset, value, splits), True
     cap = SEARCH_COUNT_CAP if spec.search else COUNT_CAP
-    counted = sample_filter(dataset=dataset, spec=spec).values("id")[:cap + 1].count()
+    # Unordered: an ORDER BY id would let the plan walk the primary key through other datasets' rows.
+    counted = sample_filter(dataset=dataset, spec=spec).order_by().values("id")[:cap + 1].count()
     return min(counted, cap), counted <= cap
 
 
@@ -163,8 +164,11 @@ def _searched_ids(dataset, spec, cursor, order, start, stop):
     unsearched = sample_filter(dataset=dataset, spec=replace(spec, search=None)).filter(cursor).order_by(*order)
     term = spec.search.lower()
     descending = order[-1].startswith("-")
-    edge = list(unsearched.values_list("id", flat=True)[SEARCH_WINDOW - 1:SEARCH_WINDOW])
-    window = unsearched.filter(**{"id__gte" if descending else "id__lte": edge[0]}) if edge else unsearched
+    ids = unsearched.values_list("id", flat=True)
+    first, edge = list(ids[:1]), list(ids[SEARCH_WINDOW - 1:SEARCH_WINDOW])
+    # Both ends of the window as an id range: with only one, a range scan of the primary key can run through
+    # other datasets' rows.
+    window = unsearched.filter(id__range=sorted([first[0], edge[0]])) if edge else unsearched
     hits = window.alias(at=StrIndex("search_text", Value(term))).filter(at__gt=0)
     ids = list(hits.values_list("id", flat=True)[:stop])
     if len(ids) < stop and edge:
