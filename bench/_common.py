@@ -336,3 +336,138 @@ def vector_set_state(dataset, record):
         cursor.execute("SELECT count(*) FROM embeddings_embedding e JOIN datasets_sample s ON s.id = e.sample_id "
                        "WHERE e.encoder_id = %s AND s.dataset_id = %s", [record.id, dataset.id])
         return state, cursor.fetchone()[0]
+
+
+# ---------------------------------------------------------------- the list benchmarks' dataset
+
+LIST_SEED_MARK = "seeded by bench/samples_list_latency.py v1"
+LIST_USERNAME = "bench-latency"
+LIST_CLASSES = ["cat", "dog", "bird"]
+LIST_GT_CLASS = "cat"  # ~20% of samples have ground truth for it, half PRESENT, half ABSENT
+LIST_TAG = "blurry"  # on ~5% of samples
+LIST_RARE_WORD = "zebra"  # in ~1% of captions; no other caption word shares its trigrams
+LIST_SPLITS = ("train", "dev", "valid", "test")
+_VOCABULARY = (
+    "a the small large red green blue yellow black white old young dog cat bird car tree house street "
+    "river mountain beach field city night day sunny cloudy snow rain person people child man woman "
+    "sitting standing running walking near under over next to in on with playing looking photo image "
+    "blurry bright dark close view"
+).split()
+
+
+def per_split_name(per_split):
+    """The name of the dataset of `per_split_dataset`: e.g. bench-samples-4x500000."""
+    return f"bench-samples-{len(LIST_SPLITS)}x{per_split}"
+
+
+def list_dataset_seeded(name):
+    """The completely seeded list dataset of that name, or None."""
+    from imagestudio.datasets.models import Dataset
+
+    return Dataset.objects.filter(name=name, description=LIST_SEED_MARK).first()
+
+
+def per_split_dataset(per_split, reseed=False):
+    """The dataset of `per_split` samples in each of train, dev, valid and test (4 x 500,000 is the product's
+    largest: 2,000,000), seeded as `seed_list_dataset` does, or reused when already seeded."""
+    import random
+
+    name = per_split_name(per_split)
+    dataset = None if reseed else list_dataset_seeded(name)
+    if dataset is not None:
+        print(f"reusing dataset {dataset.id} ({name})")
+        return dataset
+    print(f"seeding {name} ({len(LIST_SPLITS) * per_split:,} samples)")
+    splits = [split for split in LIST_SPLITS for _ in range(per_split)]
+    random.Random(7).shuffle(splits)  # interleaved as a manifest import would leave them
+    return seed_list_dataset(name=name, splits=splits)
+
+
+def seed_list_dataset(*, name, splits, seed_value=20240611):
+    """Create the dataset `name` with one sample per item of `splits` (its split), caption metadata, ground truth
+    for LIST_GT_CLASS and the tag LIST_TAG; bulk-loaded with COPY in one transaction (VACUUM ANALYZE after:
+    `vacuum_analyze`). Returns the dataset, marked as completely seeded."""
+    import hashlib
+    import json
+    import random
+    from datetime import UTC, datetime
+
+    from django.contrib.auth import get_user_model
+    from django.db import connection, transaction
+
+    from imagestudio.annotations.services import counts_rebuild
+    from imagestudio.datasets.models import Dataset, LabelClass, Tag
+    from imagestudio.datasets.services import dataset_create, search_text
+
+    rng = random.Random(seed_value)
+    user, _ = get_user_model().objects.get_or_create(username=LIST_USERNAME)
+    started = time.perf_counter()
+    with transaction.atomic():
+        # A leftover without the completion mark cannot exist (one transaction), but clear stale names anyway.
+        for stale in Dataset.objects.filter(name=name):
+            _delete_sample_rows(stale.id)
+            stale.delete()
+        dataset = dataset_create(user=user, name=name, classes=LIST_CLASSES)
+        label_class = LabelClass.objects.get(dataset=dataset, name=LIST_GT_CLASS)
+        tag = Tag.objects.create(dataset=dataset, name=LIST_TAG)
+        now = datetime.now(UTC)
+        split_counts = {}
+        columns = ("split, external_id, file_name, original, thumbnail, width, height, format, bytes, sha256, "
+                   "metadata, search_text, created_at, dataset_id")
+        with connection.cursor() as cursor:
+            with cursor.copy(f"COPY datasets_sample ({columns}) FROM STDIN") as copy:
+                for i, split in enumerate(splits):
+                    split_counts[split] = split_counts.get(split, 0) + 1
+                    words = rng.choices(_VOCABULARY, k=rng.randint(5, 9))
+                    if rng.random() < 0.01:
+                        words.insert(rng.randrange(len(words) + 1), LIST_RARE_WORD)
+                    metadata = {"caption": " ".join(words), "score": round(rng.random(), 4)}
+                    external_id = f"img_{i:07d}.jpg"
+                    sha = hashlib.sha256(f"{name}/{i}".encode()).hexdigest()
+                    folder = f"datasets/{dataset.id}"
+                    copy.write_row((
+                        split, external_id, external_id, f"{folder}/originals/{sha[:2]}/{sha}.jpg",
+                        f"{folder}/thumbnails/{sha[:2]}/{sha}.jpg", 640, 480, "JPEG", 80_000 + i % 5000, sha,
+                        json.dumps(metadata), search_text(external_id, external_id, metadata), now, dataset.id,
+                    ))
+            print(f"  samples copied       {time.perf_counter() - started:6.1f} s")
+            cursor.execute("SELECT id FROM datasets_sample WHERE dataset_id = %s ORDER BY id", [dataset.id])
+            ids = [row[0] for row in cursor.fetchall()]
+            with cursor.copy("COPY annotations_annotation (value, version, updated_at, label_class_id, sample_id, "
+                             "updated_by_id) FROM STDIN") as copy:
+                for sample_id in ids:
+                    if rng.random() < 0.2:
+                        value = "PRESENT" if rng.random() < 0.5 else "ABSENT"
+                        copy.write_row((value, 1, now, label_class.id, sample_id, user.id))
+            with cursor.copy("COPY datasets_sample_tags (sample_id, tag_id) FROM STDIN") as copy:
+                for sample_id in ids:
+                    if rng.random() < 0.05:
+                        copy.write_row((sample_id, tag.id))
+            print(f"  annotations and tags {time.perf_counter() - started:6.1f} s")
+        counts_rebuild(dataset=dataset)  # the per-class, per-split ground-truth counters
+        Dataset.objects.filter(pk=dataset.pk).update(split_counts=split_counts, description=LIST_SEED_MARK)
+    print(f"  seeded               {time.perf_counter() - started:6.1f} s")
+    return list_dataset_seeded(name)
+
+
+def _delete_sample_rows(dataset_id):
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        inner = "SELECT id FROM datasets_sample WHERE dataset_id = %s"
+        for table in ("annotations_annotation", "annotations_annotationevent", "datasets_sample_tags",
+                      "datasets_comment", "datasets_resamplemember"):
+            cursor.execute(f"DELETE FROM {table} WHERE sample_id IN ({inner})", [dataset_id])  # noqa: S608
+        cursor.execute("DELETE FROM datasets_sample WHERE dataset_id = %s", [dataset_id])
+
+
+def vacuum_analyze():
+    """VACUUM (ANALYZE) the tables the list reads: fresh statistics, and a visibility map so that counts
+    can use index-only scans, as autovacuum would give a dataset in steady use. Quick when nothing changed."""
+    from django.db import connection
+
+    started = time.perf_counter()
+    with connection.cursor() as cursor:
+        for table in ("datasets_sample", "annotations_annotation", "datasets_sample_tags"):
+            cursor.execute(f"VACUUM (ANALYZE) {table}")
+    print(f"vacuum analyze {time.perf_counter() - started:.1f} s")

@@ -13,12 +13,12 @@ for every case.
 """
 
 import argparse
-import hashlib
 import json
+import os
 import random
 import sys
 import time
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -26,118 +26,27 @@ import _common  # noqa: E402
 
 TARGET_P95_MS = 100.0
 PAGE = 100
-SEED_VERSION = 1
-SEED_MARK = f"seeded by bench/samples_list_latency.py v{SEED_VERSION}"
-USERNAME = "bench-latency"
-CLASSES = ["cat", "dog", "bird"]
-GT_CLASS = "cat"
-TAG = "blurry"
-RARE_WORD = "zebra"  # in ~1% of captions; no other caption word shares its trigrams
+GT_CLASS, TAG, RARE_WORD = _common.LIST_GT_CLASS, _common.LIST_TAG, _common.LIST_RARE_WORD
 SPLITS = (("train", 0.7), ("dev", 0.1), ("valid", 0.1), ("test", 0.1))
-VOCABULARY = (
-    "a the small large red green blue yellow black white old young dog cat bird car tree house street "
-    "river mountain beach field city night day sunny cloudy snow rain person people child man woman "
-    "sitting standing running walking near under over next to in on with playing looking photo image "
-    "blurry bright dark close view"
-).split()
 
 
-# ---------------------------------------------------------------- seeding
+# ---------------------------------------------------------------- seeding (bench/_common.py seeds; other
+# benchmarks reuse this dataset through seeded_dataset / seed)
 
 
 def seeded_dataset(count):
-    from imagestudio.datasets.models import Dataset
-
-    return Dataset.objects.filter(name=f"bench-samples-{count}", description=SEED_MARK).first()
+    return _common.list_dataset_seeded(f"bench-samples-{count}")
 
 
-def seed(count, seed_value=20240611):
-    """Create the dataset and bulk-load its rows with COPY, all in one transaction (VACUUM ANALYZE follows)."""
-    from django.contrib.auth import get_user_model
-    from django.db import connection, transaction
-
-    from imagestudio.annotations.services import counts_rebuild
-    from imagestudio.datasets.models import Dataset, LabelClass, Tag
-    from imagestudio.datasets.services import dataset_create, search_text
-
-    rng = random.Random(seed_value)
-    user, _ = get_user_model().objects.get_or_create(username=USERNAME)
-    name = f"bench-samples-{count}"
-    started = time.perf_counter()
-    with transaction.atomic():
-        # A leftover without the completion mark cannot exist (one transaction), but clear stale names anyway.
-        for stale in Dataset.objects.filter(name=name):
-            _delete_rows(stale.id)
-            stale.delete()
-        dataset = dataset_create(user=user, name=name, classes=CLASSES)
-        label_class = LabelClass.objects.get(dataset=dataset, name=GT_CLASS)
-        tag = Tag.objects.create(dataset=dataset, name=TAG)
-        split_names = [s for s, _ in SPLITS]
-        split_weights = [w for _, w in SPLITS]
-        now = datetime.now(UTC)
-        split_counts = dict.fromkeys(split_names, 0)
-        columns = ("split, external_id, file_name, original, thumbnail, width, height, format, bytes, sha256, "
-                   "metadata, search_text, created_at, dataset_id")
-        with connection.cursor() as cursor:
-            with cursor.copy(f"COPY datasets_sample ({columns}) FROM STDIN") as copy:
-                for i in range(count):
-                    split = rng.choices(split_names, split_weights)[0]
-                    split_counts[split] += 1
-                    words = rng.choices(VOCABULARY, k=rng.randint(5, 9))
-                    if rng.random() < 0.01:
-                        words.insert(rng.randrange(len(words) + 1), RARE_WORD)
-                    metadata = {"caption": " ".join(words), "score": round(rng.random(), 4)}
-                    external_id = f"img_{i:07d}.jpg"
-                    sha = hashlib.sha256(f"{name}/{i}".encode()).hexdigest()
-                    folder = f"datasets/{dataset.id}"
-                    copy.write_row((
-                        split, external_id, external_id, f"{folder}/originals/{sha[:2]}/{sha}.jpg",
-                        f"{folder}/thumbnails/{sha[:2]}/{sha}.jpg", 640, 480, "JPEG", 80_000 + i % 5000, sha,
-                        json.dumps(metadata), search_text(external_id, external_id, metadata), now, dataset.id,
-                    ))
-            print(f"  samples copied       {time.perf_counter() - started:6.1f} s")
-            cursor.execute("SELECT id FROM datasets_sample WHERE dataset_id = %s ORDER BY id", [dataset.id])
-            ids = [row[0] for row in cursor.fetchall()]
-            # ~20% of samples get ground truth for one class, half PRESENT, half ABSENT.
-            with cursor.copy("COPY annotations_annotation (value, version, updated_at, label_class_id, sample_id, "
-                             "updated_by_id) FROM STDIN") as copy:
-                for sample_id in ids:
-                    if rng.random() < 0.2:
-                        value = "PRESENT" if rng.random() < 0.5 else "ABSENT"
-                        copy.write_row((value, 1, now, label_class.id, sample_id, user.id))
-            # ~5% of samples carry the tag.
-            with cursor.copy("COPY datasets_sample_tags (sample_id, tag_id) FROM STDIN") as copy:
-                for sample_id in ids:
-                    if rng.random() < 0.05:
-                        copy.write_row((sample_id, tag.id))
-            print(f"  annotations and tags {time.perf_counter() - started:6.1f} s")
-        counts_rebuild(dataset=dataset)  # the per-class, per-split ground-truth counters
-        Dataset.objects.filter(pk=dataset.pk).update(split_counts=split_counts, description=SEED_MARK)
-    print(f"  seeded               {time.perf_counter() - started:6.1f} s")
-    return seeded_dataset(count)
+def seed(count):
+    """The dataset of `count` samples, 70% train and 10% each of dev, valid and test, drawn at random."""
+    rng = random.Random(11)
+    names, weights = [s for s, _ in SPLITS], [w for _, w in SPLITS]
+    return _common.seed_list_dataset(name=f"bench-samples-{count}",
+                                     splits=[rng.choices(names, weights)[0] for _ in range(count)])
 
 
-def vacuum_analyze():
-    """VACUUM (ANALYZE) the tables the list reads: fresh statistics, and a visibility map so that counts
-    can use index-only scans, as autovacuum would give a dataset in steady use. Quick when nothing changed."""
-    from django.db import connection
-
-    started = time.perf_counter()
-    with connection.cursor() as cursor:
-        for table in ("datasets_sample", "annotations_annotation", "datasets_sample_tags"):
-            cursor.execute(f"VACUUM (ANALYZE) {table}")
-    print(f"vacuum analyze {time.perf_counter() - started:.1f} s")
-
-
-def _delete_rows(dataset_id):
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        inner = "SELECT id FROM datasets_sample WHERE dataset_id = %s"
-        for table in ("annotations_annotation", "annotations_annotationevent", "datasets_sample_tags",
-                      "datasets_comment", "datasets_resamplemember"):
-            cursor.execute(f"DELETE FROM {table} WHERE sample_id IN ({inner})", [dataset_id])
-        cursor.execute("DELETE FROM datasets_sample WHERE dataset_id = %s", [dataset_id])
+vacuum_analyze = _common.vacuum_analyze
 
 
 # ---------------------------------------------------------------- the server
@@ -149,32 +58,53 @@ free_port, start_server, wait_ready, stop_server = (_common.free_port, _common.s
 # ---------------------------------------------------------------- measuring
 
 
-def build_cases(dataset, count):
-    """(name, query params) of every measured case. Deep pages come twice: by offset, and by the keyset
-    `after=` id that the previous page's `next` link carries (the id of the last row before the offset)."""
-    train = dataset.split_counts.get("train", 0)
-    gt_present = _gt_present(dataset)
-    deep, deep_train, deep_gt = int(count * 0.8), int(train * 0.8), int(gt_present * 0.8)
+@dataclass
+class Case:
+    label: str  # the same for every dataset, so columns line up
+    params: dict
+    note: str = ""  # this dataset's positions
+    first_id: int | None = None  # the page's first sample, known independently of the service (keyset cases)
+
+
+def build_cases(dataset):
+    """Every measured case. Offsets go at most to MAX_OFFSET (deeper ones are a 400); deep pages (80 % of the
+    filtered rows) go by key as the `next` links do (`after=` the last id of the page before, with the page's
+    position as `offset`), and backwards as the `previous` links do (`before=` the first id of the page after)."""
+    from imagestudio.datasets.selectors import MAX_OFFSET
+
+    count = sum(dataset.split_counts.values())
+    deep, deep_train, deep_gt = int(count * 0.8), int(dataset.split_counts.get("train", 0) * 0.8), \
+        int(_gt_present(dataset) * 0.8)
+    deep_search = int(_search_matches(dataset) * 0.8)
     gt = f"{GT_CLASS}:PRESENT"
+    train, present, search = {"split": "train"}, {"gt": True}, {"search": RARE_WORD}
+    bound = {"offset": MAX_OFFSET}
+
+    def by_key(label, position, params, query):
+        return Case(label, {**query, "after": _id_at(dataset, position, **params), "offset": position},
+                    f"after= id #{position:,}", _id_at(dataset, position + 1, **params))
+
     return [
-        ("first page", {}),
-        (f"deep page (offset {deep:,})", {"offset": deep}),
-        (f"deep page (after= id #{deep:,})", {"after": _id_before(dataset, deep)}),
-        ("split=train", {"split": "train"}),
-        (f"gt={gt}", {"gt": gt}),
-        (f"tag={TAG}", {"tag": TAG}),
-        (f"search={RARE_WORD}", {"search": RARE_WORD}),
-        (f"split=train, offset {deep_train:,}", {"split": "train", "offset": deep_train}),
-        (f"split=train, after= id #{deep_train:,}", {"split": "train", "after": _id_before(dataset, deep_train,
-                                                                                           split="train")}),
-        (f"gt={gt}, offset {deep_gt:,}", {"gt": gt, "offset": deep_gt}),
-        (f"gt={gt}, after= id #{deep_gt:,}", {"gt": gt, "after": _id_before(dataset, deep_gt, gt_present=True)}),
+        Case("first page", {}),
+        Case("offset at the bound", bound, f"offset {MAX_OFFSET:,}"),
+        by_key("deep page by key (80%)", deep, {}, {}),
+        Case("deep page backwards by key (80%)",
+             {"before": _id_at(dataset, deep + PAGE + 1), "offset": deep}, f"before= id #{deep + PAGE + 1:,}",
+             _id_at(dataset, deep + 1)),
+        Case("split=train", train),
+        Case(f"gt={gt}", {"gt": gt}),
+        Case(f"tag={TAG}", {"tag": TAG}),
+        Case(f"search={RARE_WORD}", search),
+        Case("split=train, offset at the bound", {**train, **bound}, f"offset {MAX_OFFSET:,}"),
+        by_key("split=train, by key (80%)", deep_train, train, train),
+        Case(f"gt={gt}, offset at the bound", {"gt": gt, **bound}, f"offset {MAX_OFFSET:,}"),
+        by_key(f"gt={gt}, by key (80%)", deep_gt, present, {"gt": gt}),
+        by_key(f"search={RARE_WORD}, by key (80%)", deep_search, search, search),
     ]
 
 
-def _id_before(dataset, position, split=None, gt_present=False):
-    """The id of the `position`-th sample (1-based) of the filter in id order: `after=` it gives the same
-    page as `offset=position`."""
+def _id_at(dataset, position, split=None, gt=False, search=None):
+    """The id of the `position`-th sample (1-based) of the filter in id order, by SQL of its own."""
     from django.db import connection
 
     sql = "SELECT s.id FROM datasets_sample s WHERE s.dataset_id = %s"
@@ -182,11 +112,14 @@ def _id_before(dataset, position, split=None, gt_present=False):
     if split:
         sql += " AND s.split = %s"
         params.append(split)
-    if gt_present:
+    if gt:
         sql += (" AND EXISTS (SELECT 1 FROM annotations_annotation a JOIN datasets_labelclass c ON c.id = "
                 "a.label_class_id WHERE a.sample_id = s.id AND c.dataset_id = s.dataset_id AND c.name = %s "
                 "AND a.value = 'PRESENT')")
         params.append(GT_CLASS)
+    if search:
+        sql += " AND strpos(s.search_text, %s) > 0"
+        params.append(search)
     sql += " ORDER BY s.id OFFSET %s LIMIT 1"
     with connection.cursor() as cursor:
         cursor.execute(sql, [*params, position - 1])
@@ -200,8 +133,18 @@ def _gt_present(dataset):
                .values_list("present", flat=True))
 
 
+def _search_matches(dataset):
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM datasets_sample WHERE dataset_id = %s AND strpos(search_text, %s) > 0",
+                       [dataset.id, RARE_WORD])
+        return cursor.fetchone()[0]
+
+
 def measure(runners, warmup, requests):
-    """Run every runner `warmup` times, then `requests` rounds interleaved (noise hits all alike)."""
+    """Run every runner `warmup` times, then `requests` rounds interleaved (noise hits all alike). Kept for the
+    benchmarks that share it; this one times each side alone (time_alone)."""
     for run in runners.values():
         for _ in range(warmup):
             run()
@@ -214,6 +157,28 @@ def measure(runners, warmup, requests):
     return timings
 
 
+@dataclass
+class Timed:
+    seconds: list
+    load: float  # 1-minute load average at the end of the block
+    parts: dict = field(default_factory=dict)  # bare SQL: kind -> seconds per run
+
+
+def time_alone(run, warmup, requests):
+    """`warmup` untimed runs, then `requests` timed ones, in a block of their own (nothing else runs between)."""
+    for _ in range(warmup):
+        run()
+    timed = Timed([], 0.0)
+    for _ in range(requests):
+        started = time.perf_counter()
+        parts = run()
+        timed.seconds.append(time.perf_counter() - started)
+        for kind, seconds in (parts or {}).items():
+            timed.parts.setdefault(kind, []).append(seconds)
+    timed.load = os.getloadavg()[0]
+    return timed
+
+
 def http_runner(client, url, params, info):
     def run():
         response = client.get(url, params={"limit": PAGE, **params})
@@ -223,14 +188,21 @@ def http_runner(client, url, params, info):
         results = body.get("results", [])
         info["count"], info["rows"], info["bytes"] = body.get("count"), len(results), len(response.content)
         info["count_exact"], info["next"] = body.get("count_exact"), body.get("next")
+        info["previous"] = body.get("previous")
         info["first_id"] = results[0]["id"] if results else None
     return run
 
 
-def sql_runner(conn, dataset_id):
+def bare_runner(conn, statements):
+    """The service's own SQL statements for the page (captured from sample_page, with their literal values),
+    replayed through psycopg: the same database work without Django, DRF and HTTP."""
     def run():
-        conn.execute("SELECT * FROM datasets_sample WHERE dataset_id = %s ORDER BY id LIMIT 100",
-                      [dataset_id]).fetchall()
+        parts = {}
+        for kind, sql in statements:
+            started = time.perf_counter()
+            conn.execute(sql).fetchall()
+            parts[kind] = parts.get(kind, 0.0) + time.perf_counter() - started
+        return parts
     return run
 
 
@@ -252,15 +224,15 @@ def _page_args(dataset, params):
     values = serializer.validated_data
     return {"dataset": dataset, "spec": serializer.to_filter(dataset), "ordering": values["ordering"],
             "limit": values["limit"], "offset": values["offset"], "after": values.get("after"),
-            "prefetch": [ground_truth_prefetch()]}
+            "before": values.get("before"), "prefetch": [ground_truth_prefetch()]}
 
 
 def _is_count(sql):
     return "groundtruthcount" in sql or sql.lstrip().upper().startswith("SELECT COUNT(")
 
 
-def _captured_page(dataset, params):
-    """Run the view's selector (sample_page) for the case; its queries as (kind, ms, sql).
+def captured_page(dataset, params):
+    """Run the view's selector (sample_page) for the case; its queries as (kind, ms, sql with literal values).
 
     kind: "ids" (the first query: the page's ids from the index), "count" (the counters or the capped
     count; none when the counts come from Dataset.split_counts), "rows" (the page's rows and prefetches).
@@ -290,24 +262,11 @@ def _captured_page(dataset, params):
     return queries
 
 
-def sql_breakdown(dataset, params, repeats=3):
-    """Median milliseconds of (ids query, rows + prefetch queries, count query or None), run in-process."""
-    runs = []
-    for _ in range(repeats):
-        queries = _captured_page(dataset, params)
-        counts = [ms for kind, ms, _ in queries if kind == "count"]
-        runs.append((sum(ms for kind, ms, _ in queries if kind == "ids"),
-                     sum(ms for kind, ms, _ in queries if kind == "rows"),
-                     sum(counts) if counts else None))
-    middle = len(runs) // 2
-    return tuple(None if runs[0][k] is None else sorted(run[k] for run in runs)[middle] for k in range(3))
-
-
 def explain_case(dataset, params):
     """Run the case through sample_page as the view does; EXPLAIN ANALYZE its ids query and its count query."""
     from django.db import connection
 
-    queries = _captured_page(dataset, params)
+    queries = captured_page(dataset, params)
     print(f"queries of the page ({len(queries)}):")
     for kind, ms, sql in queries:
         print(f"  {kind:<5} {ms:8.1f} ms  {sql[:140]}{'...' if len(sql) > 140 else ''}")
@@ -323,36 +282,109 @@ def explain_case(dataset, params):
 # ---------------------------------------------------------------- main
 
 
-def _ms(value):
-    return f"{value:.1f}" if isinstance(value, float) else ""
+def _p50(seconds):
+    return _common.summarize_ms(seconds)[0]
 
 
-_server_version = _common.server_version
+def measure_dataset(dataset, client, conn, args):
+    """Time every case of one dataset: first the bare SQL of every case, each in a block of its own, then the
+    HTTP requests, each case in a block of its own. Returns ({label: (http Timed, bare Timed)}, infos)."""
+    cases = build_cases(dataset)
+    statements = {case.label: [(kind, sql) for kind, _, sql in captured_page(dataset, case.params)]
+                  for case in cases}
+    bare = {case.label: time_alone(bare_runner(conn, statements[case.label]), args.warmup, args.requests)
+            for case in cases}
+    url = f"/api/datasets/{dataset.id}/samples/"
+    infos = {case.label: {} for case in cases}
+    http = {case.label: time_alone(http_runner(client, url, case.params, infos[case.label]), args.warmup,
+                                   args.requests) for case in cases}
+    return cases, {case.label: (http[case.label], bare[case.label]) for case in cases}, infos
+
+
+def print_dataset(dataset, cases, results, infos, jobs):
+    print(f"\n== dataset {dataset.id} {dataset.name}: {sum(dataset.split_counts.values()):,} samples "
+          f"{dataset.split_counts}")
+    header = (f"{'case':<36} {'p50 ms':>7} {'p95 ms':>7} {'max ms':>7} {'load':>5} | {'bare p50':>8} {'p95':>6} "
+              f"{'load':>5} {'x bare':>6} | {'ids':>6} {'rows':>6} {'cnt':>6} | {'count':>10}  target")
+    print(header)
+    print("-" * len(header))
+    jobs_p50, jobs_p95, jobs_max = _common.summarize_ms(jobs.seconds)
+    print(f"{'baseline: GET /api/jobs/?limit=1':<36} {jobs_p50:7.1f} {jobs_p95:7.1f} {jobs_max:7.1f} "
+          f"{jobs.load:5.2f} |")
+    for case in cases:
+        http, bare = results[case.label]
+        p50, p95, peak = _common.summarize_ms(http.seconds)
+        bare_p50, bare_p95, _ = _common.summarize_ms(bare.seconds)
+        parts = [f"{_p50(bare.parts[k]):6.1f}" if k in bare.parts else f"{'-':>6}" for k in ("ids", "rows", "count")]
+        info = infos[case.label]
+        count = info.get("count")
+        count_text = "" if count is None else f"{count:,}{'' if info.get('count_exact', True) else '+'}"
+        verdict = "ok" if p95 <= TARGET_P95_MS else "MISSED"
+        print(f"{case.label:<36} {p50:7.1f} {p95:7.1f} {peak:7.1f} {http.load:5.2f} | {bare_p50:8.1f} "
+              f"{bare_p95:6.1f} {bare.load:5.2f} {p50 / bare_p50:6.1f} | {' '.join(parts)} | {count_text:>10}  "
+              f"{verdict}")
+    print("(HTTP p50 / p95 / max over the requests, and the 1-minute load average after them; bare: the service's\n"
+          " own SQL statements for the page replayed through psycopg, timed alone before the HTTP requests; x bare:\n"
+          " HTTP p50 / bare p50; ids / rows / cnt: bare p50 of the page's ids query, of its rows and prefetches, and\n"
+          " of its count query ('-': the count came from Dataset.split_counts without a query); count: '+' when\n"
+          " count_exact is false)")
+    for case in cases:
+        if case.note:
+            print(f"  {case.label}: {case.note}")
+
+
+def check_pages(cases, infos, client, dataset):
+    """Keyset cases start on the sample their position names; links go by key; an offset past the bound is a 400
+    that names `after`. Returns True when all hold."""
+    from imagestudio.datasets.selectors import MAX_OFFSET
+
+    ok = True
+    for case in cases:
+        info = infos[case.label]
+        if case.first_id is not None:
+            same = info.get("first_id") == case.first_id
+            ok &= same
+            print(f"{case.label}: first id {info.get('first_id')} {'=' if same else '!='} the id at its position "
+                  f"({case.first_id})")
+        link = info.get("next") or ""
+        keyset = "after=" in link
+        ok &= keyset or not link
+        previous = info.get("previous") or ""
+        print(f"  next link {'keyset' if keyset else 'NOT keyset' if link else 'none'}; previous link "
+              f"{'keyset' if 'before=' in previous else 'by offset' if 'offset=' in previous else previous or 'none'}")
+    response = client.get(f"/api/datasets/{dataset.id}/samples/", params={"offset": MAX_OFFSET + 1})
+    refused = response.status_code == 400 and "after" in json.dumps(response.json().get("offset", ""))
+    ok &= refused
+    print(f"offset {MAX_OFFSET + 1:,}: {response.status_code} {response.text[:160]}")
+    return ok
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--samples", type=int, default=500_000, help="samples in the dataset (default 500000)")
+    parser.add_argument("--per-split", type=int, default=0, metavar="N",
+                        help="also measure a dataset of N samples in each of the 4 splits (500000: the product's "
+                             "largest, 2,000,000), with the --samples dataset in the same table")
     parser.add_argument("--requests", type=int, default=50, help="timed requests per case (default 50)")
     parser.add_argument("--warmup", type=int, default=5, help="untimed requests per case first (default 5)")
     parser.add_argument("--explain", choices=("slowest", "all", "none"), default="slowest",
                         help="EXPLAIN ANALYZE the main queries of the slowest case (default), of every case, or none")
-    parser.add_argument("--reseed", action="store_true", help="seed the dataset again even if it exists")
+    parser.add_argument("--reseed", action="store_true", help="seed the datasets again even if they exist")
     parser.add_argument("--reset-db", action="store_true", help="drop and recreate the bench database first")
     args = parser.parse_args()
 
     env = _common.configure_environment()
     _common.setup_django(reset_db=args.reset_db)
     import httpx
-    import psycopg
     from django.conf import settings
     from django.db import connection
 
     Path(settings.STATIC_ROOT).mkdir(parents=True, exist_ok=True)  # silences whitenoise's "No directory" warning
 
     _common.print_environment("samples list latency", {
-        "samples": f"{args.samples:,}", "requests": f"{args.requests} per case after {args.warmup} warm-up",
-        "postgres": _server_version(connection),
+        "samples": f"{args.samples:,}" + (f" and 4 x {args.per_split:,}" if args.per_split else ""),
+        "requests": f"{args.requests} per case after {args.warmup} warm-up, each case timed alone",
+        "postgres": _common.server_version(connection),
     })
 
     dataset = None if args.reseed else seeded_dataset(args.samples)
@@ -361,92 +393,57 @@ def main():
         dataset = seed(args.samples)
     else:
         print(f"reusing dataset {dataset.id} ({dataset.name})")
+    datasets = [dataset]
+    if args.per_split:
+        datasets.append(_common.per_split_dataset(args.per_split, reseed=args.reseed))
     vacuum_analyze()
-    print(f"dataset {dataset.id}: splits {dataset.split_counts}")
-    consistent = _common.print_counters_check(dataset, "counters (the list's counts come from them)")
+    consistent = True
+    for each in datasets:
+        consistent &= _common.print_counters_check(each, f"counters of {each.name} (the list's counts come from them)")
     token = _common.bench_token(dataset.created_by)
-    cases = build_cases(dataset, args.samples)
-    connection.close()  # the server and psycopg below use their own connections
 
     port = free_port()
     process, command = start_server(env, port)
-    print(f"server  gunicorn {command}\n")
-    results = {}
+    print(f"server  gunicorn {command}")
+    measured = []
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120,
-                          headers={"Authorization": f"Token {token}"}) as client:
+                          headers={"Authorization": f"Token {token}"}) as client, \
+                _common.psycopg_connect() as conn:
             wait_ready(client, process)
-            url = f"/api/datasets/{dataset.id}/samples/"
-            infos = {name: {} for name, _ in cases}
-            db = connection.settings_dict
-            with psycopg.connect(host=db["HOST"], port=db["PORT"] or 5432, user=db["USER"], dbname=db["NAME"],
-                                 password=db["PASSWORD"] or None, autocommit=True) as conn:
-                runners = {"baseline: bare SQL, first page": sql_runner(conn, dataset.id),
-                           "baseline: HTTP GET /api/jobs/?limit=1": http_runner(client, "/api/jobs/", {"limit": 1},
-                                                                              {})}
-                for name, params in cases:
-                    runners[name] = http_runner(client, url, params, infos[name])
-                started = time.perf_counter()
-                timings = measure(runners, args.warmup, args.requests)
-                print(f"measured in {time.perf_counter() - started:.1f} s\n")
+            started = time.perf_counter()
+            jobs = time_alone(http_runner(client, "/api/jobs/", {"limit": 1}, {}), args.warmup, args.requests)
+            for each in datasets:
+                cases, results, infos = measure_dataset(each, client, conn, args)
+                print_dataset(each, cases, results, infos, jobs)
+                consistent &= check_pages(cases, infos, client, each)
+                measured.append((each, cases, results))
+            print(f"\nmeasured in {time.perf_counter() - started:.1f} s")
     finally:
         stop_server(process)
 
-    # Where a case's time goes: the selector's queries timed in-process through the ORM.
-    params_by_name = dict(cases)
-    breakdown = {name: sql_breakdown(dataset, params) for name, params in cases}
-    bare_p50 = _common.summarize_ms(timings["baseline: bare SQL, first page"])[0]
-    header = (f"{'case':<40} {'p50 ms':>7} {'p95 ms':>7} {'max ms':>7} {'x bare':>7} {'count':>9} "
-              f"{'SQL ids':>8} {'SQL rows':>8} {'SQL cnt':>8}  target")
-    print(header)
-    print("-" * len(header))
-    worst = None
-    for name, seconds in timings.items():
-        p50, p95, peak = _common.summarize_ms(seconds)
-        is_case = name in params_by_name
-        info = infos.get(name, {})
-        count = info.get("count")
-        count_text = "" if count is None else f"{count:,}{'' if info.get('count_exact', True) else '+'}"
-        sql_ids, sql_rows, sql_count = breakdown.get(name, ("", "", ""))
-        sql_count_text = "-" if is_case and sql_count is None else _ms(sql_count)
-        verdict = ("ok" if p95 <= TARGET_P95_MS else "MISSED") if is_case else ""
-        print(f"{name:<40} {p50:7.1f} {p95:7.1f} {peak:7.1f} {p50 / bare_p50:7.1f} {count_text:>9} "
-              f"{_ms(sql_ids):>8} {_ms(sql_rows):>8} {sql_count_text:>8}  {verdict}")
-        results[name] = p95
-        if is_case and (worst is None or p95 > results[worst]):
-            worst = name
-    print("(x bare: p50 / bare SQL p50. count: '+' when count_exact is false (capped). SQL ids / rows / cnt: median\n"
-          " ms in-process of the page's ids query, of its rows and prefetches, and of its count query; '-': the\n"
-          " count came from Dataset.split_counts without a query)")
-
-    # The keyset cases must return the same page as their offset twins, and offset pages link by key.
-    print()
-    names = list(params_by_name)
-    same = True
-    for name in names:
-        if "after" not in params_by_name[name]:
-            continue
-        twin = names[names.index(name) - 1]
-        first, twin_first = infos[name].get("first_id"), infos[twin].get("first_id")
-        same &= first == twin_first
-        print(f"{name}: first id {first}, {'same page as' if first == twin_first else 'DIFFERS from'} "
-              f"'{twin}' (first id {twin_first})")
-    for name in names:
-        if "offset" in params_by_name[name]:
-            link = infos[name].get("next") or ""
-            print(f"next link of '{name}': {'keyset ' if 'after=' in link else 'NOT keyset: '}"
-                  f"{link.split('?', 1)[-1]}")
-    missed = [name for name in params_by_name if results[name] > TARGET_P95_MS]
+    missed = []
+    if len(measured) > 1:
+        print(f"\n{'case: HTTP p95 ms (load)':<36} " + " ".join(f"{each.name:>24}" for each, _, _ in measured))
+        for case in measured[0][1]:
+            cells = []
+            for _, _, results in measured:
+                http = results[case.label][0]
+                cells.append(f"{_common.summarize_ms(http.seconds)[1]:14.1f} ({http.load:5.2f})  ")
+            print(f"{case.label:<36} " + " ".join(cells))
+    for each, cases, results in measured:
+        p95 = {case.label: _common.summarize_ms(results[case.label][0].seconds)[1] for case in cases}
+        missed += [f"{label} ({each.name})" for label, value in p95.items() if value > TARGET_P95_MS]
+        if args.explain != "none":
+            chosen = [max(p95, key=p95.get)] if args.explain == "slowest" else list(p95)
+            for case in cases:
+                if case.label in chosen:
+                    print(f"\n== EXPLAIN ANALYZE on {each.name}: {case.label} (p95 {p95[case.label]:.1f} ms)")
+                    explain_case(each, case.params)
     outcome = "met by every case" if not missed else f"missed by {len(missed)}: {', '.join(missed)}"
     print(f"\ntarget p95 <= {TARGET_P95_MS:.0f} ms: {outcome}")
-
-    if args.explain != "none":
-        chosen = [worst] if args.explain == "slowest" else list(params_by_name)
-        for name in chosen:
-            print(f"\n== EXPLAIN ANALYZE: {name} (p95 {results[name]:.1f} ms)")
-            explain_case(dataset, params_by_name[name])
     _common.print_load()
-    return 1 if missed or not same or not consistent else 0
+    return 1 if missed or not consistent else 0
 
 
 if __name__ == "__main__":

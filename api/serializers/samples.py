@@ -17,7 +17,7 @@ from imagestudio.datasets.imaging import ACCEPTED_FORMATS
 from imagestudio.datasets.imports import DuplicatePolicy
 from imagestudio.datasets.imports.storable import MAX_TEXT_VALUE, metadata_problem
 from imagestudio.datasets.models import Sample, Split
-from imagestudio.datasets.selectors import SAMPLE_ORDERINGS
+from imagestudio.datasets.selectors import COUNT_CAP, MAX_OFFSET, SAMPLE_ORDERINGS, SEARCH_COUNT_CAP
 from imagestudio.training.filters import PREDICTION_WORDS
 from imagestudio.training.models import PREDICTION_LABELS
 
@@ -101,11 +101,21 @@ class SampleSelectionSerializer(serializers.Serializer):
 class SampleListQuerySerializer(SampleQuerySerializer):
     limit = AsciiIntegerField(required=False, default=50, min_value=1,
                                      help_text=f"Page size, at most {MAX_PAGE} (larger values are capped).")
-    offset = AsciiIntegerField(required=False, default=0, min_value=0, max_value=10_000_000)
+    offset = AsciiIntegerField(
+        required=False, default=0, min_value=0, max_value=10_000_000,
+        help_text=f"Rows to skip, at most {MAX_OFFSET:,} (deeper pages go by key: `after` / `before`, which the "
+                  "`next` and `previous` links use). With `after` or `before` it only states the page's position, "
+                  "for the links, and may be larger.",
+    )
     after = AsciiIntegerField(
         required=False, min_value=0, max_value=MAX_INT,
-        help_text="Keyset paging for `ordering=id` / `-id`: the samples after this id (`offset` is then only the "
-                  "page's position, for `previous`). `next` links use it, so deep pages cost the same as the first.",
+        help_text="Keyset paging, in any ordering: the samples after this sample (its id; the last of the previous "
+                  "page). Deep pages cost the same as the first. Under an ordering other than id the sample must "
+                  "still exist.",
+    )
+    before = AsciiIntegerField(
+        required=False, min_value=0, max_value=MAX_INT,
+        help_text="Keyset paging backwards: the `limit` samples before this sample (the first of the next page).",
     )
     fields = serializers.CharField(
         required=False, allow_blank=True, max_length=2000,
@@ -115,8 +125,12 @@ class SampleListQuerySerializer(SampleQuerySerializer):
                                        required=False, default="id")
 
     def validate(self, attrs):
-        if "after" in attrs and attrs["ordering"].lstrip("-") != "id":
-            raise serializers.ValidationError({"after": ["'after' pages by id: use it with ordering=id or -id."]})
+        if "after" in attrs and "before" in attrs:
+            raise serializers.ValidationError({"before": ["Give 'after' or 'before', not both."]})
+        if attrs["offset"] > MAX_OFFSET and "after" not in attrs and "before" not in attrs:
+            raise serializers.ValidationError({"offset": [
+                f"At most {MAX_OFFSET:,} rows are skipped by offset: page deeper with 'after' (the id of the last "
+                "sample of the previous page), as the 'next' links do."]})
         attrs["limit"] = min(attrs["limit"], MAX_PAGE)
         return attrs
 
@@ -168,8 +182,9 @@ class SampleSerializer(serializers.ModelSerializer):
 
 class SamplePageSerializer(serializers.Serializer):
     count = AsciiIntegerField(help_text="Matching samples; a lower bound when count_exact is false.")
-    count_exact = serializers.BooleanField(help_text="False when a filtered list matches more samples than are "
-                                                     "counted exactly (10,000).")
+    count_exact = serializers.BooleanField(help_text=f"False when a filtered list matches more samples than are "
+                                                     f"counted exactly ({COUNT_CAP:,}; {SEARCH_COUNT_CAP:,} with "
+                                                     f"`search`).")
     next = serializers.CharField(allow_null=True)
     previous = serializers.CharField(allow_null=True)
     results = SampleSerializer(many=True)

@@ -83,30 +83,33 @@ class SampleViewSet(DatasetScopedMixin, viewsets.GenericViewSet):
                    "fields": None if fields is None else [f.strip() for f in fields.split(",") if f.strip()]}
         page = sample_page(dataset=self.dataset, spec=query.to_filter(self.dataset), ordering=values["ordering"],
                            limit=values["limit"], offset=values["offset"], after=values.get("after"),
-                           prefetch=[ground_truth_prefetch()])
+                           before=values.get("before"), prefetch=[ground_truth_prefetch()])
         return Response({
             "count": page.count,
             "count_exact": page.count_exact,
             "next": self._next_link(request, values, page),
-            "previous": self._previous_link(request, values),
+            "previous": self._previous_link(request, values, page),
             "results": SampleSerializer(page.samples, many=True, context=context).data,
         })
 
     def _next_link(self, request, values, page):
+        """By key, at any depth in constant time; the offset stays as the page's position, for `previous`."""
         if not page.has_more:
             return None
-        url = replace_query_param(request.build_absolute_uri(), "offset", values["offset"] + values["limit"])
-        if values["ordering"].lstrip("-") == "id":
-            # By key, at any depth in constant time; the offset stays as the page's position, for `previous`.
-            return replace_query_param(url, "after", page.samples[-1].pk)
-        return url
+        url = remove_query_param(request.build_absolute_uri(), "before")
+        url = replace_query_param(url, "offset", values["offset"] + values["limit"])
+        return replace_query_param(url, "after", page.samples[-1].pk)
 
-    def _previous_link(self, request, values):
-        if values["offset"] == 0:
-            return None
-        url = remove_query_param(request.build_absolute_uri(), "after")  # back by offset: keys only go forward
+    def _previous_link(self, request, values, page):
         previous = values["offset"] - values["limit"]
-        return remove_query_param(url, "offset") if previous <= 0 else replace_query_param(url, "offset", previous)
+        if page.has_previous is False or (values["offset"] == 0 and page.has_previous is None):
+            return None
+        url = remove_query_param(request.build_absolute_uri(), "after")
+        if previous <= 0 or not page.samples:
+            return remove_query_param(remove_query_param(url, "before"), "offset")  # the first page
+        if "after" not in values and "before" not in values:
+            return replace_query_param(url, "offset", previous)  # came by offset: within MAX_OFFSET
+        return replace_query_param(replace_query_param(url, "offset", previous), "before", page.samples[0].pk)
 
     def _detail(self, request, sample_id):
         query = validated(SampleDetailQuerySerializer, request.query_params)

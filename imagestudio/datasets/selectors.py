@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
 from django.db import connection
-from django.db.models import Count, F, Prefetch, QuerySet
+from django.db.models import Count, F, Prefetch, Q, QuerySet, Value
 from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import StrIndex
 
 from imagestudio.common.cache import VersionedLRU
+from imagestudio.common.errors import ValidationFailed
 
 from .field_stats import BUILTIN_FIELDS, EXAMPLES, KINDS, catalogue_row, field_catalogue_of
 from .filters import ClassLookup, SampleFilter, filter_term, sample_filter
@@ -87,6 +89,14 @@ def label_class_by_ref(*, dataset: Dataset, ref: str | int) -> LabelClass | None
 
 
 COUNT_CAP = 10_000  # filtered lists count exactly up to here; beyond it the count is a lower bound
+# Rows an offset may skip: its cost grows with the depth (the skipped rows are read), so deeper pages go by key
+# (`after` / `before`), whose cost does not. As large as COUNT_CAP, so every page a capped count announces is
+# reachable by offset.
+MAX_OFFSET = 10_000
+# A search counts less: each match counted is a row read (the trigram index only proposes candidates), and a
+# common word matches all over a large dataset; 1,000 keeps the count of a 2,000,000-sample dataset in a few ms.
+SEARCH_COUNT_CAP = 1_000
+SEARCH_WINDOW = 20_000  # rows tested in order before a search turns to the trigram index (_searched_ids)
 # Columns a grid or data view never shows: left in the database.
 _LIST_DEFERRED = ("search_text", "sha256", "original", "thumbnail", "import_job")
 
@@ -96,7 +106,8 @@ class SamplePage:
     samples: list
     count: int
     count_exact: bool
-    has_more: bool
+    has_more: bool  # rows after the page
+    has_previous: bool | None = None  # rows before it; None when unknown (a page by offset or `after`)
 
 
 def _order(ordering, spec):
@@ -109,8 +120,26 @@ def _order(ordering, spec):
     return [ordering, "-id" if descending else "id"]
 
 
+def _reversed(ordering):
+    return ordering[1:] if ordering.startswith("-") else f"-{ordering}"
+
+
+def _beyond(dataset, ordering, cursor, field):
+    """The rows after sample `cursor` in `ordering` (ties broken by id, as _order does): for an id ordering the
+    cursor need not exist; for another it is read for its value."""
+    key, descending = ordering.lstrip("-"), ordering.startswith("-")
+    after = "lt" if descending else "gt"
+    if key == "id":
+        return Q(**{f"id__{after}": cursor})
+    value = Sample.objects.filter(dataset=dataset, pk=cursor).values_list(key, flat=True).first()
+    if value is None:
+        raise ValidationFailed(f"The dataset has no sample {cursor}: start again from the first page.", field=field)
+    return Q(**{f"{key}__{after}": value}) | Q(**{key: value, f"id__{after}": cursor})
+
+
 def sample_count(*, dataset: Dataset, spec: SampleFilter) -> tuple[int, bool]:
-    """(count, exact). Served from maintained counters when the filter allows, else counted up to COUNT_CAP."""
+    """(count, exact). Served from maintained counters when the filter allows, else counted up to COUNT_CAP
+    (SEARCH_COUNT_CAP with a search)."""
     splits = [spec.split] if spec.split else list(dataset.split_counts)
     if spec.plain and not spec.terms:
         return sum(dataset.split_counts.get(split, 0) for split in splits), True
@@ -119,26 +148,67 @@ def sample_count(*, dataset: Dataset, spec: SampleFilter) -> tuple[int, bool]:
         term = filter_term(key)
         if term.count is not None:
             return term.count(dataset, value, splits), True
-    counted = sample_filter(dataset=dataset, spec=spec).values("id")[:COUNT_CAP + 1].count()
-    return min(counted, COUNT_CAP), counted <= COUNT_CAP
+    cap = SEARCH_COUNT_CAP if spec.search else COUNT_CAP
+    # Unordered: an ORDER BY id would let the plan walk the primary key through other datasets' rows.
+    counted = sample_filter(dataset=dataset, spec=spec).order_by().values("id")[:cap + 1].count()
+    return min(counted, cap), counted <= cap
+
+
+def _searched_ids(dataset, spec, cursor, order, start, stop):
+    """Ids [start:stop] of a search in an id ordering on Postgres, in two bounded steps whose plans cannot flip.
+
+    Dense: the next SEARCH_WINDOW rows of the filter without the search, from the (dataset[, split], id) index,
+    each tested with strpos (which no index serves, so the planner walks the window); common words fill the page
+    here. Sparse: past the window, the trigram index finds the rare rest, sorted by `id + 0` so that no plan walks
+    the primary key through other datasets' rows. The matches of a rare word are few, so sorting them is cheap."""
+    unsearched = sample_filter(dataset=dataset, spec=replace(spec, search=None)).filter(cursor).order_by(*order)
+    term = spec.search.lower()
+    descending = order[-1].startswith("-")
+    ids = unsearched.values_list("id", flat=True)
+    first, edge = list(ids[:1]), list(ids[SEARCH_WINDOW - 1:SEARCH_WINDOW])
+    # Both ends of the window as an id range: with only one, a range scan of the primary key can run through
+    # other datasets' rows.
+    window = unsearched.filter(id__range=sorted([first[0], edge[0]])) if edge else unsearched
+    hits = window.alias(at=StrIndex("search_text", Value(term))).filter(at__gt=0)
+    ids = list(hits.values_list("id", flat=True)[:stop])
+    if len(ids) < stop and edge:
+        rest = unsearched.filter(**{"id__lt" if descending else "id__gt": edge[0]}, search_text__contains=term)
+        key = F("id") + 0
+        ids += rest.order_by(key.desc() if descending else key.asc()).values_list("id", flat=True)[:stop - len(ids)]
+    return ids[start:stop]
 
 
 def sample_page(*, dataset: Dataset, spec: SampleFilter, ordering: str = "id", limit: int = 50, offset: int = 0,
-                after: int | None = None,
+                after: int | None = None, before: int | None = None,
                 prefetch: Iterable[Prefetch | str] = ()) -> SamplePage:
     """One page of the grid / data view: ids from the index first, then only those rows, with their tags and
-    what `prefetch` adds (a downstream domain's relations, e.g. ground truth). `after` (an id, for id orderings)
-    pages by key, at any depth in constant time."""
-    queryset = sample_filter(dataset=dataset, spec=spec).order_by(*_order(ordering, spec))
-    if after is not None:
-        queryset = queryset.filter(id__lt=after) if ordering.startswith("-") else queryset.filter(id__gt=after)
-        offset = 0
-    ids = list(queryset.values_list("id", flat=True)[offset:offset + limit + 1])
-    has_more = len(ids) > limit
-    ids = ids[:limit]
+    what `prefetch` adds (a downstream domain's relations, e.g. ground truth).
+
+    By key, at any depth in the time of the first page: `after` (a sample id) gives the rows after that sample in
+    `ordering`, `before` the `limit` rows before it; `offset` is then ignored. By offset: at most MAX_OFFSET rows
+    skipped (the caller refuses more)."""
+    backwards = before is not None
+    walk = _reversed(ordering) if backwards else ordering
+    cursor = Q()
+    if backwards or after is not None:
+        cursor, offset = _beyond(dataset, walk, before if backwards else after, "before" if backwards else "after"), 0
+    order = _order(walk, spec)
+    if spec.search and walk.lstrip("-") == "id" and connection.vendor == "postgresql":
+        ids = _searched_ids(dataset, spec, cursor, order, offset, offset + limit + 1)
+    else:
+        queryset = sample_filter(dataset=dataset, spec=spec).filter(cursor).order_by(*order)
+        ids = list(queryset.values_list("id", flat=True)[offset:offset + limit + 1])
+    has_previous = None
+    if backwards:
+        has_previous, ids = len(ids) > limit, ids[:limit][::-1]
+        has_more = bool(ids) and sample_filter(dataset=dataset, spec=spec).filter(
+            _beyond(dataset, ordering, ids[-1], "before")).exists()
+    else:
+        has_more, ids = len(ids) > limit, ids[:limit]
     rows = Sample.objects.filter(id__in=ids).defer(*_LIST_DEFERRED).prefetch_related("tags", *prefetch).in_bulk()
     count, exact = sample_count(dataset=dataset, spec=spec)
-    return SamplePage(samples=[rows[i] for i in ids], count=count, count_exact=exact, has_more=has_more)
+    return SamplePage(samples=[rows[i] for i in ids], count=count, count_exact=exact, has_more=has_more,
+                      has_previous=has_previous)
 
 
 def sample_get(*, dataset: Dataset, sample_id: int | None, prefetch: Iterable[Prefetch | str] = ()) -> Sample | None:

@@ -5,8 +5,9 @@ import json
 
 import pytest
 
-from imagestudio.datasets.models import Role
-from imagestudio.datasets.services import dataset_create
+from imagestudio.datasets.filters import samples_select
+from imagestudio.datasets.models import Role, Sample
+from imagestudio.datasets.services import dataset_create, tag_apply, tag_create
 from tests.conftest import client_for
 from tests.factories import make_samples
 
@@ -221,12 +222,63 @@ def test_keyset_next_links_walk_every_sample_once(api, dataset):
         assert seen == sorted(seen, reverse=ordering == "-id")
 
 
-def test_offset_links_for_other_orderings_and_previous(api, dataset):
-    make_samples(dataset, [{} for _ in range(12)])
-    page = api.get(f"/api/datasets/{dataset.id}/samples/?ordering=width&limit=5&offset=5").json()
-    assert [r["external_id"] for r in page["results"]] == [f"s{i}" for i in range(5, 10)]
-    assert "offset=10" in page["next"] and "offset" not in page["previous"]
-    assert api.get(f"/api/datasets/{dataset.id}/samples/?ordering=bytes&after=3").status_code == 400
+def test_keyset_links_in_other_orderings_and_back(api, dataset):
+    samples = make_samples(dataset, [{} for _ in range(12)])
+    for index, sample in enumerate(samples):  # widths 3, 2, 1, 0, 3, 2, ...: ties broken by id
+        Sample.objects.filter(pk=sample.pk).update(width=3 - index % 4)
+    expected = [s.id for s in sorted(samples, key=lambda s: (-(3 - samples.index(s) % 4), -s.id))]
+    url, pages = f"/api/datasets/{dataset.id}/samples/?ordering=-width&limit=5", []
+    while url:
+        body = api.get(url).json()
+        pages.append(([r["id"] for r in body["results"]], body["previous"]))
+        url = body["next"]
+        assert url is None or ("after=" in url and "before=" not in url)
+    assert [i for ids, _ in pages for i in ids] == expected
+    assert pages[0][1] is None and "before=" not in pages[1][1] and "offset" not in pages[1][1]
+    back = api.get(pages[2][1]).json()  # the third page's previous link goes by key
+    assert [r["id"] for r in back["results"]] == pages[1][0]
+    assert "offset=5" in pages[2][1] and f"before={pages[2][0][0]}" in pages[2][1]
+    assert "after=" in back["next"] and [r["id"] for r in api.get(back["next"]).json()["results"]] == pages[2][0]
+
+
+def test_previous_links_of_deep_keyset_pages_go_by_key(api, dataset):
+    samples = make_samples(dataset, [{} for _ in range(6)])
+    url = f"/api/datasets/{dataset.id}/samples/?limit=2&offset=20002&after={samples[1].id}"
+    body = api.get(url).json()  # a position beyond MAX_OFFSET is only a label with a cursor
+    assert [r["id"] for r in body["results"]] == [s.id for s in samples[2:4]]
+    back = api.get(body["previous"]).json()
+    assert "offset=20000" in body["previous"] and [r["id"] for r in back["results"]] == [s.id for s in samples[:2]]
+    assert back["previous"] is None  # nothing before the first sample
+
+
+@pytest.mark.parametrize(("query", "field"), [
+    ("offset=10001", "offset"),
+    ("offset=10001&ordering=width", "offset"),
+    ("after=1&before=2", "before"),
+    ("before=-1", "before"),
+    ("before=1x", "before"),
+])
+def test_paging_bad_input(api, dataset, query, field):
+    response = api.get(f"/api/datasets/{dataset.id}/samples/?{query}")
+    assert response.status_code == 400 and field in response.json(), response.content
+    if field == "offset":
+        assert "after" in response.json()["offset"][0]
+
+
+def test_an_offset_within_the_bound_still_pages(api, dataset):
+    make_samples(dataset, [{} for _ in range(3)])
+    body = api.get(f"/api/datasets/{dataset.id}/samples/?offset=10000").json()
+    assert body["results"] == [] and body["count"] == 3
+
+
+@pytest.mark.parametrize("cursor", ["after", "before"])
+def test_a_deleted_cursor_sample_is_a_400_under_a_value_ordering(api, dataset, cursor):
+    samples = make_samples(dataset, [{} for _ in range(3)])
+    Sample.objects.filter(pk=samples[1].pk).delete()
+    base = f"/api/datasets/{dataset.id}/samples/?{cursor}={samples[1].id}"
+    assert api.get(f"{base}&ordering=id").status_code == 200
+    response = api.get(f"{base}&ordering=-created_at")
+    assert response.status_code == 400 and cursor in response.json(), response.content
 
 
 def test_counts_come_from_counters_and_are_capped_for_free_filters(api, dataset, monkeypatch):
@@ -239,7 +291,11 @@ def test_counts_come_from_counters_and_are_capped_for_free_filters(api, dataset,
     assert api.get(f"{base}?gt=cat:ABSTAIN").json()["count"] == 5
     assert api.get(f"{base}?gt=cat:LABELED&split=train").json()["count"] == 4
     monkeypatch.setattr(selectors, "COUNT_CAP", 3)
-    capped = api.get(f"{base}?search=zebra&limit=2").json()
+    monkeypatch.setattr(selectors, "SEARCH_COUNT_CAP", 2)
+    tag_apply(tag=tag_create(dataset=dataset, name="blurry"), samples=samples_select(dataset=dataset, filter_values={}))
+    capped = api.get(f"{base}?tag=blurry&limit=2").json()
     assert (capped["count"], capped["count_exact"]) == (3, False) and capped["next"]
+    searched = api.get(f"{base}?search=zebra&limit=1").json()
+    assert (searched["count"], searched["count_exact"]) == (2, False) and searched["next"]
     exact = api.get(f"{base}?search=zebra&gt=cat:PRESENT&split=train").json()
-    assert (exact["count"], exact["count_exact"]) == (3, False)  # four match; three are counted
+    assert (exact["count"], exact["count_exact"]) == (2, False)  # four match; two are counted
