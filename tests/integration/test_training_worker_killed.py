@@ -149,7 +149,9 @@ def test_killed_training_job_is_redelivered_and_stores_its_results_once(api, own
     scores = {c.name: arrays[f"scores_{c.id}"] for c in classes}
     for k, c in enumerate(classes):
         recomputed = vectors @ arrays["coef"][k] + arrays["intercept"][k]
-        assert np.allclose(scores[c.name], recomputed, rtol=1e-3, atol=1e-2), c.name
+        # the scan matrix's bfloat16 precision (embeddings/matrix.py): within 2^-8 of the coefficients' norm
+        bound = float(np.linalg.norm(arrays["coef"][k])) / 256
+        assert np.abs(scores[c.name] - recomputed).max() <= bound, c.name
 
     # Predictions: exactly one per (sample, class), agreeing with the artifact's scores.
     predictions = pages(api, f"/api/datasets/{dataset.id}/models/{model_id}/predictions/")
