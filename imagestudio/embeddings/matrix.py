@@ -123,29 +123,30 @@ class Matrix:
 
 
 def _scan(vectors, dim, query, ranges):
-    """query . row for the storage rows of `ranges`, concatenated, float32. See the module doc for the centring."""
+    """query . row for the storage rows of `ranges`, concatenated, float32. See the module doc for the centring.
+    Torch only: numpy's BLAS threads and torch's compete when one request mixes them."""
     query = np.asarray(query, dtype=np.float32)
     total = sum(int(b - a) for a, b in ranges)
     norm = float(np.linalg.norm(query))
     if norm == 0 or total == 0:
         return np.zeros(total, dtype=np.float32)
-    unit = query / norm
-    centre = _centre(vectors, dim, unit, ranges, total)
-    packed = torch.zeros(vectors.shape[1], dtype=SCAN_DTYPE)
-    packed[:dim] = torch.from_numpy(unit)
+    unit = torch.zeros(vectors.shape[1], dtype=torch.float32)
+    unit[:dim] = torch.from_numpy(query / norm)
+    centre = _centre(vectors, unit, ranges, total)
+    packed = unit.to(SCAN_DTYPE)
     packed[dim] = -centre
     parts = [torch.mv(vectors[int(a):int(b)], packed) for a, b in ranges if b > a]
     product = parts[0] if len(parts) == 1 else torch.cat(parts)
     return (product.float().numpy() + np.float32(centre)) * np.float32(norm)
 
 
-def _centre(vectors, dim, unit, ranges, total):
+def _centre(vectors, unit, ranges, total):
     """The median exact score of an evenly spread sample of the rows, rounded to a bfloat16 value (so -c is
-    exact in the query)."""
+    exact in the query). `unit`: the float32 query padded to the row width, 0 on the centring column."""
     picks = np.linspace(0, total - 1, num=min(total, _CENTRE_SAMPLE)).astype(np.int64)
     lengths = np.array([b - a for a, b in ranges], dtype=np.int64)
     ends = np.cumsum(lengths)
     which = np.searchsorted(ends, picks, side="right")
     rows = np.array([a for a, _ in ranges], dtype=np.int64)[which] + picks - (ends - lengths)[which]
-    sample = vectors[torch.from_numpy(rows)][:, :dim].float().numpy() @ unit
-    return float(torch.tensor(float(np.median(sample))).to(SCAN_DTYPE))
+    sample = torch.mv(vectors.index_select(0, torch.from_numpy(rows)).float(), unit)
+    return float(sample.median().to(SCAN_DTYPE))
