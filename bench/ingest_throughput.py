@@ -92,8 +92,13 @@ def build_archive(count, cache_dir):
 # ---------------------------------------------------------------- the two sides
 
 
-def bare_loop(path, threads=1):
-    """Read every member from the zip, decode it and make a 256x256 thumbnail; returns (count, seconds)."""
+def load_average():
+    return f"load {os.getloadavg()[0]:.2f}"
+
+
+def bare_loop(path, threads):
+    """Read every member from the zip, decode it and make a 256x256 thumbnail, in `threads` threads;
+    returns (count, seconds)."""
     from PIL import Image
 
     def one(archive, info):
@@ -174,31 +179,36 @@ def main():
     path = build_archive(args.count, args.cache_dir)
 
     threads = max(1, settings.INGEST_THREADS)
+    bare_label = f"bare loop ({threads} threads)"
+
+    def row(label, seconds, note=""):
+        print(f"{label:<34}{n / seconds:8.1f} images/s   ({seconds:.1f} s{note}; {load_average()})")
+
     # Bare loop before and after the pipeline: the machine is shared, so drift shows up as a gap.
-    n, bare_before = bare_loop(path)
+    n, bare_before = bare_loop(path, threads)
     if n != args.count:
         raise SystemExit(f"the archive holds {n} images, expected {args.count}")
-    label = f"bare loop ({threads} threads, info)"
-    print(f"{'bare loop (1 thread)':<32}{n / bare_before:8.1f} images/s   ({bare_before:.1f} s)")
-    _, bare_threaded = bare_loop(path, threads=threads)
-    print(f"{label:<32}{n / bare_threaded:8.1f} images/s   ({bare_threaded:.1f} s)")
+    row(bare_label, bare_before)
 
     job, seconds, ok = pipeline(path, args.count, args.keep, args.profile)
     inner = (job.result or {}).get("seconds")
-    print(f"{'pipeline (import_start)':<32}{n / seconds:8.1f} images/s   ({seconds:.1f} s, "
-          f"of which import_run {inner} s; staging and enqueueing {seconds - (inner or 0):.1f} s)")
+    row(f"pipeline ({threads} threads)", seconds,
+        f", of which import_run {inner} s; staging and enqueueing {seconds - (inner or 0):.1f} s")
 
-    _, bare_after = bare_loop(path)
-    print(f"{'bare loop again (1 thread)':<32}{n / bare_after:8.1f} images/s   ({bare_after:.1f} s)")
+    _, bare_after = bare_loop(path, threads)
+    row(f"{bare_label} again", bare_after)
+    _, bare_single = bare_loop(path, 1)
+    row("bare loop (1 thread, info)", bare_single)
 
     bare_rate = n / ((bare_before + bare_after) / 2)
     ratio = (n / seconds) / bare_rate
     print()
-    print(f"ratio pipeline / bare loop (mean of the two 1-thread runs): {ratio:.2f}  "
+    print(f"ratio pipeline / bare loop, both {threads} threads (mean of the two bare runs): {ratio:.2f}  "
           f"(target >= {TARGET_RATIO}: {'met' if ratio >= TARGET_RATIO else 'NOT met'})")
-    print(f"ratio pipeline / bare loop with {threads} threads (info): {(n / seconds) / (n / bare_threaded):.2f}")
+    print(f"ratio pipeline / bare loop with 1 thread (info): {(n / seconds) / (n / bare_single):.2f}")
     print(f"import job {job.id}: status {job.status}, created {(job.result or {}).get('created')}"
           f" of {args.count} {'(ok)' if ok else '(FAILED)'}")
+    _common.print_load()
     return 0 if ok else 1
 
 

@@ -36,6 +36,7 @@ import numpy as np
 from imagestudio.common.votes import ABSENT, PRESENT
 
 _LOG_ODDS_LIMIT = 30.0  # exp() stays finite in float32, probabilities still round to 0 / 1
+_BLOCK_BYTES = 1 << 20  # of the vote design: a block stays in the CPU cache between two passes over it
 
 
 @dataclass
@@ -57,6 +58,15 @@ def sigmoid_probability(log_odds):
     return (1 / (1 + np.exp(-np.clip(log_odds, -_LOG_ODDS_LIMIT, _LOG_ODDS_LIMIT)))).astype(np.float32)
 
 
+def _sigmoid_in_place(log_odds):
+    """sigmoid_probability of a float32 array, written over it (no temporaries)."""
+    np.clip(log_odds, -_LOG_ODDS_LIMIT, _LOG_ODDS_LIMIT, out=log_odds)
+    np.negative(log_odds, out=log_odds)
+    np.exp(log_odds, out=log_odds)
+    log_odds += 1
+    np.reciprocal(log_odds, out=log_odds)
+
+
 class VoteDesign:
     """Votes as one (n, 2m) float32 matrix of [ABSENT | PRESENT] indicators (ABSTAIN is the rest), so an EM step
     is one matrix-vector product each way; built once and shared by every fit on the same votes."""
@@ -64,8 +74,23 @@ class VoteDesign:
     def __init__(self, votes):
         self.votes = np.asarray(votes, dtype=np.int8)
         self.n, self.m = self.votes.shape
-        self.matrix = np.concatenate([self.votes == ABSENT, self.votes == PRESENT], axis=1).astype(np.float32)
-        self.column_totals = self.matrix.sum(axis=0, dtype=np.float64)
+        self.matrix = np.empty((self.n, 2 * self.m), dtype=np.float32)
+        self.column_totals = np.zeros(2 * self.m, dtype=np.float64)
+        # Block by block, each block summed while in cache; a block's float32 count of ones is exact.
+        ones = np.ones(self.block_rows, dtype=np.float32)
+        for start, stop in self.blocks():
+            rows, block = self.votes[start:stop], self.matrix[start:stop]
+            np.equal(rows, ABSENT, out=block[:, :self.m], casting="unsafe")
+            np.equal(rows, PRESENT, out=block[:, self.m:], casting="unsafe")
+            self.column_totals += ones[:stop - start] @ block
+
+    @property
+    def block_rows(self):
+        """Rows of a block of the matrix that fits in the CPU cache (EM reads each block once per iteration)."""
+        return max(1, _BLOCK_BYTES // (4 * max(2 * self.m, 1)))
+
+    def blocks(self):
+        return [(start, min(start + self.block_rows, self.n)) for start in range(0, self.n, self.block_rows)]
 
 
 class MajorityVote:
@@ -78,12 +103,16 @@ class MajorityVote:
         return self.predict_design(VoteDesign(votes))
 
     def predict_design(self, design):
-        """Probability: the PRESENT share of the votes (NaN without votes), so a tie is exactly 0.5."""
+        return labels_from_probability(self.probability(design))
+
+    @staticmethod
+    def probability(design):
+        """The PRESENT share of the votes (NaN without votes), so a tie is exactly 0.5."""
         m = design.m
         present = design.matrix @ np.r_[np.zeros(m), np.ones(m)].astype(np.float32)
         total = design.matrix @ np.ones(2 * m, dtype=np.float32)
         with np.errstate(invalid="ignore", divide="ignore"):
-            return labels_from_probability(np.where(total > 0, present / total, np.nan))
+            return np.where(total > 0, present / total, np.nan)
 
 
 class DawidSkene:
@@ -123,10 +152,10 @@ class DawidSkene:
             both_classes = len(clamped) and 0 < clamped_present.sum() < len(clamped)
             if both_classes:  # the labeled rows alone set the first parameters (and so the orientation)
                 rows = design.matrix[clamped]
-                self._m_step(clamped_present, rows, rows.sum(axis=0, dtype=np.float64), len(clamped))
+                self._m_step(*_vote_mass(clamped_present, rows), rows.sum(axis=0, dtype=np.float64), len(clamped))
             else:
-                start = MajorityVote().predict_design(design).probability
-                self._m_step(np.nan_to_num(start, nan=0.5), design.matrix, design.column_totals, design.n)
+                start = np.nan_to_num(MajorityVote.probability(design), nan=0.5).astype(np.float32)
+                self._m_step(*_vote_mass(start, design.matrix), design.column_totals, design.n)
         q = self._run_em(design, clamped, clamped_present)
         if warm_start is None and self.dependence and design.m > 1:
             groups = dependent_groups(design.votes, q, self.prior)
@@ -144,11 +173,24 @@ class DawidSkene:
 
     def _run_em(self, design, clamped, clamped_present):
         previous = self._log_parameters()
+        q = np.empty(design.n, dtype=np.float32)
+        bounds = design.blocks()
+        clamped_bounds = np.searchsorted(clamped, [b for bound in bounds for b in bound]).reshape(-1, 2)
+        clamped_values = clamped_present if len(clamped) else np.empty(0, dtype=np.float32)
         for _ in range(self.max_iter):
-            q = sigmoid_probability(self._log_odds(design))
-            if len(clamped):
-                q[clamped] = clamped_present
-            self._m_step(q, design.matrix, design.column_totals, design.n)
+            coefficients, intercept = self._vote_weights()
+            present = np.zeros(design.matrix.shape[1], dtype=np.float64)
+            mass_present = 0.0
+            # E-step and the M-step's sums block by block: each block of the design is read from memory once.
+            for (start, stop), (low, high) in zip(bounds, clamped_bounds, strict=True):
+                rows, q_rows = design.matrix[start:stop], q[start:stop]
+                np.matmul(rows, coefficients, out=q_rows)
+                q_rows += intercept
+                _sigmoid_in_place(q_rows)
+                q[clamped[low:high]] = clamped_values[low:high]
+                present += q_rows @ rows
+                mass_present += float(q_rows.sum(dtype=np.float64))
+            self._m_step(present, mass_present, design.column_totals, design.n)
             self.iterations += 1
             current = self._log_parameters()
             if np.abs(current - previous).max() < self.tol:
@@ -156,11 +198,11 @@ class DawidSkene:
             previous = current
         return q
 
-    def _m_step(self, q, matrix, column_totals, n):
-        # q @ matrix is a matrix-vector product: BLAS runs it at memory speed.
-        present = (q @ matrix).astype(np.float64).reshape(2, -1)  # [ABSENT, PRESENT] vote mass in class present
+    def _m_step(self, present, mass_present, column_totals, n):
+        """Parameters from the vote mass under class PRESENT: `present`, per design column, the posterior-weighted
+        count of [ABSENT, PRESENT] votes; `mass_present`, the posterior mass of the class."""
+        present = present.reshape(2, -1)
         absent = column_totals.reshape(2, -1) - present
-        mass_present = float(q.sum(dtype=np.float64))
         counts = np.stack([np.vstack([absent, n - mass_present - absent.sum(axis=0)]),
                            np.vstack([present, mass_present - present.sum(axis=0)])])  # (2 classes, 3 outcomes, m)
         base_totals, base_n = self._base
@@ -214,6 +256,11 @@ class DawidSkene:
         correct = prior * theta[1, :, 1] + (1 - prior) * theta[0, :, 0]
         voted = prior * (1 - theta[1, :, 2]) + (1 - prior) * (1 - theta[0, :, 2])
         return correct / np.maximum(voted, 1e-12)
+
+
+def _vote_mass(q, matrix):
+    """(q-weighted vote count of each design column, total mass of q): what the M-step needs."""
+    return (q @ matrix).astype(np.float64), float(q.sum(dtype=np.float64))
 
 
 _DEPENDENCE_ROWS = 20_000  # a correlation's standard error is under 0.01 here; the thresholds are 0.5 and 0.8
