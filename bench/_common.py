@@ -471,3 +471,17 @@ def vacuum_analyze():
         for table in ("datasets_sample", "annotations_annotation", "datasets_sample_tags"):
             cursor.execute(f"VACUUM (ANALYZE) {table}")
     print(f"vacuum analyze {time.perf_counter() - started:.1f} s")
+
+
+def vector_set_written(dataset, record, count):
+    """Record vectors a bench wrote straight into the table: the set's count, a new version and generation, so no
+    process's cache or matrix files of earlier vectors are taken for these."""
+    import uuid
+
+    from django.db.models import F
+
+    from imagestudio.embeddings.models import EmbeddingSet
+
+    EmbeddingSet.objects.get_or_create(dataset=dataset, encoder=record)
+    EmbeddingSet.objects.filter(dataset=dataset, encoder=record).update(count=count, version=F("version") + 1,
+                                                                         generation=uuid.uuid4())

@@ -26,7 +26,6 @@ import statistics
 import subprocess
 import sys
 import time
-import uuid
 import zipfile
 from pathlib import Path
 
@@ -263,7 +262,7 @@ def seed_store(dataset, vectors_count):
     from django.db import connection, transaction
 
     from imagestudio.embeddings.encoders import load_encoder
-    from imagestudio.embeddings.models import EmbeddingSet, EncoderRecord
+    from imagestudio.embeddings.models import EncoderRecord
     from imagestudio.embeddings.store import encoder_config
 
     started = time.perf_counter()
@@ -292,10 +291,7 @@ def seed_store(dataset, vectors_count):
             copy.set_types(["int8", "int8", "bytea"])
             for sample_id, row in zip(ids, matrix, strict=True):
                 copy.write_row((sample_id, record.id, row.tobytes()))
-        # a new generation: matrix files of earlier seeds are never taken for these vectors
-        EmbeddingSet.objects.update_or_create(dataset=dataset, encoder=record,
-                                              defaults={"count": vectors_count, "version": 1,
-                                                        "generation": uuid.uuid4()})
+        _common.vector_set_written(dataset, record, vectors_count)
     with connection.cursor() as cursor:
         cursor.execute("VACUUM (ANALYZE) embeddings_embedding")
     print(f"seeded {vectors_count:,} vectors with COPY in {time.perf_counter() - started:.1f} s")

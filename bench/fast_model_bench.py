@@ -19,8 +19,8 @@ ground_truth_splits=["train"], classes=[...])`, eager, in-process):
 Both run after one untimed warm-up job (a worker that has run a job before), the class without dev labels
 first so its ground truth is read cold. Baselines, in their own phases before and after the jobs (never
 interleaved with them), do the fitting work of the job on the same rows (train rows with ground truth) with bare
-scikit-learn, starting from the same cached float16 matrix: inside the timer, the rows are widened to float32 as the
-job's `_features` does (`vectors.numpy()[rows].astype(float32)`), then
+scikit-learn, starting from the same cached scan matrix: inside the timer, the rows are widened to float32 as the
+job's `_features` does (`matrix.features(rows)`), then
   - for the job without dev labels: one `LogisticRegression(C=1.0, max_iter=300, warm_start=True).fit(X, y)`,
     as `fitting.fit_default`;
   - for the job with dev labels: the dev rows are widened too, then one `LogisticRegression(max_iter=300,
@@ -122,7 +122,6 @@ def seed_vectors(dataset, record, label_class, reseed=False):
     import numpy as np
     from django.db import connection, transaction
 
-    from imagestudio.embeddings.models import EmbeddingSet
 
     state, stored = _common.vector_set_state(dataset, record)
     if not reseed and state is not None and state.count == stored == SAMPLES:
@@ -158,9 +157,7 @@ def seed_vectors(dataset, record, label_class, reseed=False):
                 block16 = block.astype(np.float16)
                 for sample_id, vector in zip(ids[start:start + len(block)], block16, strict=True):
                     copy.write_row((int(sample_id), record.id, vector.tobytes()))
-        version = (state.version + 1) if state is not None else 1  # other processes' caches reload
-        EmbeddingSet.objects.update_or_create(dataset=dataset, encoder=record,
-                                              defaults={"count": SAMPLES, "version": version})
+        _common.vector_set_written(dataset, record, SAMPLES)  # other processes' caches reload
     with connection.cursor() as cursor:
         cursor.execute("VACUUM (ANALYZE) embeddings_embedding")
     print(f"vectors     seeded {SAMPLES:,} x {DIM} float16 with COPY in {time.perf_counter() - started:.1f} s "
@@ -280,11 +277,9 @@ def load_average():
     return f"load {os.getloadavg()[0]:.2f}"
 
 
-def float32_rows(vectors, rows):
-    """What the job's `_features` does: the chosen rows of the float16 matrix, widened to float32."""
-    import numpy as np
-
-    return vectors.numpy()[rows].astype(np.float32)
+def float32_rows(matrix, rows):
+    """What the job's `_features` does: the chosen rows of the cached bfloat16 scan matrix, widened to float32."""
+    return matrix.features(rows)
 
 
 def _logistic(c_value):
@@ -295,7 +290,7 @@ def _logistic(c_value):
     return LogisticRegression(C=c_value, max_iter=MAX_ITER, random_state=0, warm_start=True)
 
 
-def bare_fit(vectors, rows, y):
+def bare_fit(matrix, rows, y):
     """The no-dev job's fitting work by hand: widen the rows, one fit at C=1.
     (seconds, iterations, convergence warnings, load average)."""
     from imagestudio.training.fitting import DEFAULT_C
@@ -303,14 +298,14 @@ def bare_fit(vectors, rows, y):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         started = time.perf_counter()
-        X = float32_rows(vectors, rows)
+        X = float32_rows(matrix, rows)
         model = _logistic(DEFAULT_C).fit(X, y)
         seconds = time.perf_counter() - started
     return seconds, str(int(model.n_iter_[0])), sum("converge" in str(w.message).lower() for w in caught), \
         load_average()
 
 
-def bare_grid(vectors, rows, y, dev_rows, y_dev):
+def bare_grid(matrix, rows, y, dev_rows, y_dev):
     """The dev job's C selection by hand: widen train and dev rows, one regression refitted along C_GRID (each fit
     warm-started from the previous, as fitting.select_c), each C scored by F1 on dev.
     (seconds, iterations per C, convergence warnings, load average)."""
@@ -322,7 +317,7 @@ def bare_grid(vectors, rows, y, dev_rows, y_dev):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         started = time.perf_counter()
-        X, X_dev = float32_rows(vectors, rows), float32_rows(vectors, dev_rows)
+        X, X_dev = float32_rows(matrix, rows), float32_rows(matrix, dev_rows)
         model = None
         for c_value in C_GRID:
             model = model or _logistic(c_value)
@@ -418,7 +413,7 @@ def main():
         started = time.perf_counter()
         matrix = matrix_get(dataset=dataset, record=record)
         load_s = time.perf_counter() - started
-        print(f"matrix      {len(matrix.sample_ids):,} x {matrix.vectors.shape[1]} float16 "
+        print(f"matrix      {len(matrix.sample_ids):,} x {matrix.dim} bfloat16 "
               f"({matrix.nbytes / 2**20:.0f} MiB) loaded cold in {load_s:.1f} s ({load_average()})")
 
         truth = ground_truth_for(dataset=dataset, label_class=cat, sample_ids=matrix.sample_ids)
@@ -427,13 +422,13 @@ def main():
         y, y_dev = truth[rows] == 1, truth[dev_rows] == 1
         print(f"train rows  {len(rows):,} with ground truth ({int(y.sum()):,} positive); "
               f"dev with ground truth: {len(dev_rows):,}")
-        bare_fit(matrix.vectors, rows[:5000], y[:5000])  # warm-up
+        bare_fit(matrix, rows[:5000], y[:5000])  # warm-up
 
         baselines = {"fit": [], "grid": []}  # each measured in a phase of its own, before and after the jobs
 
         def measure_baselines(round_no):
-            baselines["fit"].append(bare_fit(matrix.vectors, rows, y))
-            baselines["grid"].append(bare_grid(matrix.vectors, rows, y, dev_rows, y_dev))
+            baselines["fit"].append(bare_fit(matrix, rows, y))
+            baselines["grid"].append(bare_grid(matrix, rows, y, dev_rows, y_dev))
             print(f"bare {round_no}      fit {baselines['fit'][-1][0]:.2f} s ({baselines['fit'][-1][1]} iterations, "
                   f"{baselines['fit'][-1][3]}); grid {baselines['grid'][-1][0]:.2f} s "
                   f"({baselines['grid'][-1][1]} iterations, {baselines['grid'][-1][3]})")
