@@ -189,7 +189,7 @@ def child_lf_save(dataset_id):
     started = time.perf_counter()
     lf = lf_create(dataset=dataset, user=None, label_class=label_class, name="bench-scale-all-vote",
                    type="similarity_image", config={"sample_id": int(matrix.sample_ids[3]), "encoder": "open_clip"},
-                   low=0.0, high=0.0)
+                   low=0.0, high=1e-30)  # low < high: only a score in (0, 1e-30) would abstain
     seconds = time.perf_counter() - started
     votes = len(lf.votes_present) // 8 + len(lf.votes_absent) // 8
     lf_delete(lf=lf)
@@ -230,7 +230,7 @@ def http_preview(env, dataset, user, requests):
             _common.wait_ready(client, server)
             allocated = client.post(f"/api/datasets/{dataset.id}/resources/", json={"encoder": "open_clip"})
             sample_id = dataset.samples.order_by("id").values_list("id", flat=True)[777]
-            body = {"class_id": dataset.classes.order_by("id").first().id, "type": "similarity_image",
+            body = {"label_class": dataset.classes.order_by("id").first().name, "type": "similarity_image",
                     "config": {"sample_id": sample_id, "encoder": "open_clip"}, "low": 0.0, "high": 0.1}
             url = f"/api/datasets/{dataset.id}/lfs/preview/"
             first = client.post(url, json=body)

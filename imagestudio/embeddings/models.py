@@ -11,6 +11,8 @@ class EncoderRecord(models.Model):
     identity = models.CharField(max_length=200, unique=True)  # key, model and a hash of the weights, #space
     dim = models.PositiveIntegerField()
     space = models.CharField(max_length=16, default="joint")  # see encoders.SPACES
+    # encoders.config_fingerprint of the config that loaded these weights: finds the record without loading them
+    fingerprint = models.CharField(max_length=1000, blank=True, default="", db_index=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -36,6 +36,8 @@ from .store import (
     encoder_for,
     encoder_records,
     matrix_get,
+    record_for,
+    records_for,
     vectors_add,
 )
 
@@ -218,11 +220,12 @@ def query_vector(*, dataset: Dataset, encoder: str | None = None, text: str | No
     space = space or default_space(text=text)
     if text is not None and space != "joint":
         raise ValidationFailed("A text query compares with images in the joint space only.", field="space")
-    loaded, record = encoder_for(encoder, space)
+    record = record_for(encoder, space)  # the model itself only when a text or an image must be encoded
     notes = {"encoder": record.identity, "space": record.space}
     if text is not None:
         if not text.strip():
             raise ValidationFailed("The text is empty.", field="text")
+        loaded, record = encoder_for(encoder, space)
         vector, truncated = _text_vector(loaded, record.identity, text[:MAX_QUERY_TEXT])
         notes["truncated"] = bool(truncated or len(text) > MAX_QUERY_TEXT)
         if notes["truncated"]:
@@ -235,6 +238,7 @@ def query_vector(*, dataset: Dataset, encoder: str | None = None, text: str | No
         stored = Embedding.objects.filter(sample=sample, encoder=record).values_list("vector", flat=True).first()
         if stored is not None:
             return np.frombuffer(stored, dtype=np.float16).astype(np.float32), record, notes
+    loaded, record = encoder_for(encoder, space)
     with default_storage.open(sample.original, "rb") as stream:
         image = ImageOps.exif_transpose(Image.open(io.BytesIO(stream.read())))
     if box is not None:
@@ -285,7 +289,7 @@ def resources_expire() -> None:
 def resource_allocate(*, dataset: Dataset, user: User, encoder: str | None = None) -> ResourceAllocation:
     """Pin the dataset's matrices (every space the encoder stores) in memory within the server-wide budget
     (409 when it is exhausted). Returns the joint space's allocation."""
-    _, records = encoder_records(encoder)
+    records = records_for(encoder)
     joint = records["joint"]
     counts = dict(EmbeddingSet.objects.filter(dataset=dataset, encoder__in=records.values(), count__gt=0)
                   .values_list("encoder_id", "count"))

@@ -23,6 +23,8 @@ from .encoders import (
     ENCODER_KEYS,
     EncoderConfig,
     EncoderUnavailable,
+    config_fingerprint,
+    encoder_spaces,
     load_encoder,
     require_local_weights,
     space_dim,
@@ -73,29 +75,62 @@ def _loaded(key, allow_download):
         raise ValidationFailed(str(exc), field="encoder", code="encoder_unavailable") from None
 
 
-def _record(encoder, space):
+def _record(encoder, space, fingerprint):
     record, _ = EncoderRecord.objects.get_or_create(
         identity=space_identity(encoder, space),
-        defaults={"key": encoder.key, "dim": space_dim(encoder, space), "space": space})
+        defaults={"key": encoder.key, "dim": space_dim(encoder, space), "space": space,
+                  "fingerprint": fingerprint or ""})
+    if fingerprint and record.fingerprint != fingerprint:  # the same weights reached through another config
+        EncoderRecord.objects.filter(fingerprint=fingerprint).exclude(pk=record.pk).update(fingerprint="")
+        EncoderRecord.objects.filter(pk=record.pk).update(fingerprint=fingerprint)
     return record
+
+
+def _stored(key, space):
+    try:
+        return stored_space(key, space)
+    except EncoderUnavailable as exc:
+        raise ValidationFailed(str(exc), field="space") from None
 
 
 def encoder_for(key=None, space="joint"):
     """(loaded encoder, the EncoderRecord of the vectors that serve `space`). ValidationFailed when the encoder
     cannot load (its weights not on local disk included: web requests never download) or the space is unknown."""
     encoder = _loaded(key, allow_download=False)
-    try:
-        stored = stored_space(encoder, space)
-    except EncoderUnavailable as exc:
-        raise ValidationFailed(str(exc), field="space") from None
-    return encoder, _record(encoder, stored)
+    return encoder, _record(encoder, _stored(encoder.key, space), config_fingerprint(encoder_config(key)))
+
+
+def record_for(key=None, space="joint"):
+    """The EncoderRecord of the vectors that serve `space`, without loading the encoder when a process already
+    recorded its weights' fingerprint (a web process answering image and model queries never holds the model)."""
+    config = encoder_config(key)
+    fingerprint = config_fingerprint(config)
+    if fingerprint:
+        record = EncoderRecord.objects.filter(fingerprint=fingerprint, space=_stored(config.key, space)).first()
+        if record is not None:
+            return record
+    return encoder_for(key, space)[1]
 
 
 def encoder_records(key=None, *, allow_download=False):
     """(loaded encoder, {space: EncoderRecord}) for every space the encoder stores; pretrained weights are
     downloaded only when `allow_download` (the embeddings job)."""
     encoder = _loaded(key, allow_download)
-    return encoder, {space: _record(encoder, space) for space in encoder.spaces}
+    fingerprint = config_fingerprint(encoder_config(key))
+    return encoder, {space: _record(encoder, space, fingerprint) for space in encoder.spaces}
+
+
+def records_for(key=None):
+    """{space: EncoderRecord} for every space the encoder stores, without loading it when its fingerprint is known
+    (see record_for)."""
+    config = encoder_config(key)
+    fingerprint = config_fingerprint(config)
+    spaces = encoder_spaces(config.key)
+    if fingerprint:
+        known = {r.space: r for r in EncoderRecord.objects.filter(fingerprint=fingerprint, space__in=spaces)}
+        if len(known) == len(spaces):
+            return known
+    return encoder_records(key)[1]
 
 
 def vectors_add(*, dataset, record, sample_ids, vectors):

@@ -16,7 +16,7 @@ from imagestudio.common.bulk import copy_id_rows
 from imagestudio.common.errors import Conflict, ValidationFailed
 from imagestudio.datasets.models import SPLIT_CODES, Dataset, LabelClass, Sample, Split
 from imagestudio.embeddings.matrix import Matrix
-from imagestudio.embeddings.store import encoder_for, matrix_get
+from imagestudio.embeddings.store import matrix_get, record_for
 from imagestudio.jobs.models import Job, JobStatus
 from imagestudio.jobs.services import job_enqueue, job_progress
 from imagestudio.labeling.label_choice import label_class_votes
@@ -163,7 +163,7 @@ def model_start(*, dataset: Dataset, user: AbstractBaseUser | None,
         raise ValidationFailed("negative_ratio must be above 0.", field="negative_ratio")
     if label_source == FastModel.LabelSource.TRAINING_SET:
         training_set = _checked_training_set(dataset, training_set)
-    _, record = encoder_for(encoder, space)
+    record = record_for(encoder, space)
     matrix_get(dataset=dataset, record=record)  # 409 with a hint when there are no embeddings
     class_ids = [c.id for c in classes] if classes else list(dataset.classes.order_by("id").values_list("id", flat=True))
     if not class_ids:
@@ -294,7 +294,7 @@ def model_train(model: FastModel, progress: Progress) -> dict:
         return _trained(model)
     dataset = model.dataset
     # Models trained before spaces existed used the joint space.
-    _, record = encoder_for(model.params["encoder"], model.params.get("space", "joint"))
+    record = record_for(model.params["encoder"], model.params.get("space", "joint"))
     matrix = matrix_get(dataset=dataset, record=record)
     # What the fit reads besides its parameters, read with the data (before fitting): staleness compares it.
     inputs = model_inputs(model=model, vectors_identity=record.identity, vectors_version=matrix.version)
@@ -350,7 +350,7 @@ def _auto_model(job, dataset, label_class, training_set):
         Dataset.objects.select_for_update(no_key=True).get(pk=dataset.pk)  # as model_start
         model = FastModel.objects.select_related("dataset", "training_set").filter(job=job).first()
         if model is None:
-            _, record = encoder_for(None, "visual")
+            record = record_for(None, "visual")
             model = FastModel.objects.create(
                 dataset=dataset, version=_next_version(dataset), label_source=FastModel.LabelSource.TRAINING_SET,
                 training_set=training_set, job=job, created_by=job.creator,

@@ -2,6 +2,9 @@
 again, replaced when vectors are added, rebuilt when damaged, removed with their dataset; split codes follow
 samples that move."""
 
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -98,3 +101,31 @@ def test_deleting_the_dataset_removes_its_files(api, dataset, tiny_clip, setting
     assert directories(settings, dataset)
     dataset_delete(dataset=dataset)
     assert directories(settings, dataset) == []
+
+
+def test_image_queries_and_allocations_find_the_record_without_loading_the_model(api, dataset, tiny_clip, settings,
+                                                                                monkeypatch):
+    """A web process answering image-similarity queries never holds the encoder: the embeddings job recorded its
+    weights' fingerprint; a rewritten checkpoint changes the fingerprint, so the model is loaded again."""
+    from imagestudio.embeddings import encoders, services, store
+
+    ingest(api, dataset, COLOURS[:3])
+    embed(api, dataset)
+    sample_id = Sample.objects.filter(dataset=dataset).order_by("id").first().id
+    clear_database_caches()
+    encoders._encoders.clear()
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the encoder was loaded")
+
+    monkeypatch.setattr(store, "load_encoder", refuse)
+    found = services.embeddings_search(dataset=dataset, sample_id=sample_id, limit=3)
+    assert found["results"][0]["sample_id"] == sample_id
+    assert api.post(f"/api/datasets/{dataset.id}/resources/", {}, format="json").status_code == 201
+    with pytest.raises(AssertionError, match="loaded"):
+        services.embeddings_search(dataset=dataset, text="red", limit=3)  # a text must be encoded
+    checkpoint = settings.CLIP_CHECKPOINT
+    stamp = Path(checkpoint).stat()
+    os.utime(checkpoint, ns=(stamp.st_atime_ns, stamp.st_mtime_ns + 1_000_000_000))
+    with pytest.raises(AssertionError, match="loaded"):  # other weights may be in that file now
+        services.embeddings_search(dataset=dataset, sample_id=sample_id, limit=3)
