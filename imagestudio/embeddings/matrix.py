@@ -124,20 +124,26 @@ class Matrix:
 
 def _scan(vectors, dim, query, ranges):
     """query . row for the storage rows of `ranges`, concatenated, float32. See the module doc for the centring.
-    Torch only: numpy's BLAS threads and torch's compete when one request mixes them."""
+    One parallel torch region (the product): everything around it is small and single-threaded numpy, since on a
+    busy machine each parallel region can wait a scheduler time slice for its second thread."""
     query = np.asarray(query, dtype=np.float32)
     total = sum(int(b - a) for a, b in ranges)
-    norm = float(np.linalg.norm(query))
+    norm = float(np.sqrt(np.einsum("i,i->", query, query)))
     if norm == 0 or total == 0:
         return np.zeros(total, dtype=np.float32)
-    unit = torch.zeros(vectors.shape[1], dtype=torch.float32)
-    unit[:dim] = torch.from_numpy(query / norm)
+    unit = np.zeros(vectors.shape[1], dtype=np.float32)
+    unit[:dim] = query / norm
     centre = _centre(vectors, unit, ranges, total)
-    packed = unit.to(SCAN_DTYPE)
-    packed[dim] = -centre
+    unit[dim] = -centre
+    packed = torch.from_numpy(unit).to(SCAN_DTYPE)
     parts = [torch.mv(vectors[int(a):int(b)], packed) for a, b in ranges if b > a]
-    product = parts[0] if len(parts) == 1 else torch.cat(parts)
-    return (product.float().numpy() + np.float32(centre)) * np.float32(norm)
+    product = np.concatenate([_widen(part.view(torch.int16).numpy()) for part in parts])
+    return (product + np.float32(centre)) * np.float32(norm)
+
+
+def _widen(bfloat16_bits):
+    """bfloat16 values (as their 16 bits) -> float32, exactly: they are the high half of a float32."""
+    return (bfloat16_bits.view(np.uint16).astype(np.uint32) << 16).view(np.float32)
 
 
 def _centre(vectors, unit, ranges, total):
@@ -148,5 +154,6 @@ def _centre(vectors, unit, ranges, total):
     ends = np.cumsum(lengths)
     which = np.searchsorted(ends, picks, side="right")
     rows = np.array([a for a, _ in ranges], dtype=np.int64)[which] + picks - (ends - lengths)[which]
-    sample = torch.mv(vectors.index_select(0, torch.from_numpy(rows)).float(), unit)
-    return float(sample.median().to(SCAN_DTYPE))
+    # einsum, not BLAS: a BLAS call wakes its thread pool, which then competes with torch's for the product
+    sample = np.einsum("ij,j->i", _widen(vectors.view(torch.int16).numpy()[rows]), unit)
+    return float(torch.tensor(float(np.median(sample))).to(SCAN_DTYPE))
