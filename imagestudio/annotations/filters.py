@@ -41,5 +41,14 @@ def _count(dataset, value, splits):
             GroundTruthValue.ABSTAIN: total - present - absent}[word]
 
 
+def _members(value):
+    """The class's annotation rows meeting the condition: the class belongs to the dataset, so do their samples."""
+    class_id, word = value
+    if word == GroundTruthValue.ABSTAIN:
+        return None  # samples without a row
+    values = LABEL_VALUES if word == GT_ANY else [word]
+    return Annotation.objects.filter(label_class_id=class_id, value__in=values)
+
+
 def register() -> None:
-    filter_term_register(FilterTerm(key="gt", resolve=_resolve, apply=_apply, count=_count))
+    filter_term_register(FilterTerm(key="gt", resolve=_resolve, apply=_apply, count=_count, members=_members))

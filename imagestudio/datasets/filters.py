@@ -35,6 +35,9 @@ class FilterTerm:
     # (dataset, resolved value, splits) -> the exact count of samples meeting this condition alone, from
     # maintained counters; None when the term has none
     count: Callable[[Any, Any, list[str]], int] | None = None
+    # resolved value -> rows of the domain's own table, one per sample meeting this condition (all of them samples
+    # of the dataset), with a `sample_id` column; None when the condition has no such rows (e.g. "no label")
+    members: Callable[[Any], QuerySet | None] | None = None
 
 
 class FilterError(ValueError):
@@ -125,6 +128,23 @@ def filter_parse(*, dataset: Dataset, values: dict) -> SampleFilter:
         split=values.get("split"), tag_ids=_tag_ids(dataset, values.get("tag") or []), search=values.get("search"),
         in_sample=bool(values.get("in_sample")), ids=values.get("ids"), terms=terms,
     )
+
+
+def filter_members(*, spec: SampleFilter) -> QuerySet | None:
+    """When the filter is a single condition kept in a table of its own (one tag, or a term with `members`), that
+    table's rows for it, one per matching sample (`sample_id`), every one a sample of the dataset; else None.
+
+    Read alone, in its own index, such a table answers the page (in sample id order) and the count without the
+    samples table: joined to it, the planner takes the condition's rows for a spread over every dataset's samples,
+    underestimates the matches of a small dataset beside a large one by their ratio, and for deep offsets and
+    counts hashes every sample of the dataset instead of merging two indexes."""
+    if spec.split or spec.search or spec.in_sample or spec.ids is not None or len(spec.tag_ids) + len(spec.terms) != 1:
+        return None
+    if spec.tag_ids:
+        return Sample.tags.through.objects.filter(tag_id=spec.tag_ids[0])
+    key, value = spec.terms[0]
+    members = _terms[key].members
+    return members(value) if members else None
 
 
 def sample_filter(*, dataset: Dataset, spec: SampleFilter) -> QuerySet:

@@ -17,7 +17,7 @@ from imagestudio.common.cache import VersionedLRU
 from imagestudio.common.errors import ValidationFailed
 
 from .field_stats import BUILTIN_FIELDS, EXAMPLES, KINDS, catalogue_row, field_catalogue_of
-from .filters import ClassLookup, SampleFilter, filter_term, sample_filter
+from .filters import ClassLookup, SampleFilter, filter_members, filter_term, sample_filter
 from .models import SPLIT_CODES, Comment, Dataset, DatasetMembership, LabelClass, Resample, Role, Sample, Tag
 
 if TYPE_CHECKING:
@@ -149,6 +149,10 @@ def sample_count(*, dataset: Dataset, spec: SampleFilter) -> tuple[int, bool]:
         if term.count is not None:
             return term.count(dataset, value, splits), True
     cap = SEARCH_COUNT_CAP if spec.search else COUNT_CAP
+    members = filter_members(spec=spec)
+    if members is not None:
+        counted = members.order_by().values("sample_id")[:cap + 1].count()
+        return min(counted, cap), counted <= cap
     # Unordered: an ORDER BY id would let the plan walk the primary key through other datasets' rows.
     counted = sample_filter(dataset=dataset, spec=spec).order_by().values("id")[:cap + 1].count()
     return min(counted, cap), counted <= cap
@@ -178,6 +182,16 @@ def _searched_ids(dataset, spec, cursor, order, start, stop):
     return ids[start:stop]
 
 
+def _member_ids(members, ordering, cursor, start, stop):
+    """Ids [start:stop] in an id ordering (after sample `cursor` when given) from the filter's own table
+    (filter_members), whose (condition, sample_id) index holds them in order."""
+    descending = ordering.startswith("-")
+    if cursor is not None:
+        members = members.filter(**{"sample_id__lt" if descending else "sample_id__gt": cursor})
+    rows = members.order_by("-sample_id" if descending else "sample_id").values_list("sample_id", flat=True)
+    return list(rows[start:stop])
+
+
 def sample_page(*, dataset: Dataset, spec: SampleFilter, ordering: str = "id", limit: int = 50, offset: int = 0,
                 after: int | None = None, before: int | None = None,
                 prefetch: Iterable[Prefetch | str] = ()) -> SamplePage:
@@ -189,11 +203,14 @@ def sample_page(*, dataset: Dataset, spec: SampleFilter, ordering: str = "id", l
     skipped (the caller refuses more)."""
     backwards = before is not None
     walk = _reversed(ordering) if backwards else ordering
-    cursor = Q()
-    if backwards or after is not None:
-        cursor, offset = _beyond(dataset, walk, before if backwards else after, "before" if backwards else "after"), 0
+    cursor, anchor = Q(), before if backwards else after
+    if anchor is not None:
+        cursor, offset = _beyond(dataset, walk, anchor, "before" if backwards else "after"), 0
     order = _order(walk, spec)
-    if spec.search and walk.lstrip("-") == "id" and connection.vendor == "postgresql":
+    members = filter_members(spec=spec) if walk.lstrip("-") == "id" else None
+    if members is not None:
+        ids = _member_ids(members, walk, anchor, offset, offset + limit + 1)
+    elif spec.search and walk.lstrip("-") == "id" and connection.vendor == "postgresql":
         ids = _searched_ids(dataset, spec, cursor, order, offset, offset + limit + 1)
     else:
         queryset = sample_filter(dataset=dataset, spec=spec).filter(cursor).order_by(*order)
