@@ -203,8 +203,8 @@ def lf_materialize(*, lf: LabelingFunction, sample_ids: Iterable[int] | None = N
     non-abstain votes. The caller holds the LF's row lock, or the LF is new.
 
     A first save writes every vote in bulk (vote_rows.votes_create). Afterwards only the difference with the
-    stored votes is written: a threshold nudge or a refresh after new samples rewrites the rows that changed,
-    not every row of the dataset."""
+    stored votes is written (vote_rows.votes_apply): a threshold nudge or a refresh after new samples rewrites
+    the rows that changed, not every row of the dataset."""
     ids, scores, notes = rule_scores(dataset=lf.dataset, rule=lf_rule(lf), sample_ids=sample_ids)
     votes = metrics.votes_from_scores(scores, lf.low, lf.high, lf.invert)
     present, absent = ids[votes == metrics.PRESENT], ids[votes == metrics.ABSENT]
@@ -218,20 +218,14 @@ def lf_materialize(*, lf: LabelingFunction, sample_ids: Iterable[int] | None = N
         old_present, old_absent = (np.intersect1d(old, scope, assume_unique=True) for old in (old_present, old_absent))
     with transaction.atomic():
         if vote_rows.has_rows_table(lf.id):
-            gone = np.union1d(np.setdiff1d(old_present, present, assume_unique=True),
-                              np.setdiff1d(old_absent, absent, assume_unique=True))
-            new_present = np.setdiff1d(present, old_present, assume_unique=True)
-            new_absent = np.setdiff1d(absent, old_absent, assume_unique=True)
-            vote_rows.votes_delete(lf.id, gone)
-            vote_rows.votes_insert(lf.id, new_present, new_absent)
+            written = vote_rows.votes_apply(lf.id, (old_present, old_absent), (present, absent))
         else:
-            gone, new_present, new_absent = np.empty(0, dtype=np.int64), all_present, all_absent
             vote_rows.votes_create(lf.id, all_present, all_absent)
+            written = {"rows_deleted": 0, "rows_updated": 0, "rows_written": int(len(all_present) + len(all_absent))}
         LabelingFunction.objects.filter(pk=lf.pk).update(
             votes_present=all_present.tobytes(), votes_absent=all_absent.tobytes(), votes_updated_at=timezone.now(),
             encoder=notes.get("encoder", ""))
-    return {"present": int(len(all_present)), "absent": int(len(all_absent)), "scored": int(len(ids)),
-            "rows_deleted": int(len(gone)), "rows_written": int(len(new_present) + len(new_absent))}
+    return {"present": int(len(all_present)), "absent": int(len(all_absent)), "scored": int(len(ids)), **written}
 
 
 def lf_rematerialize(*, lf: LabelingFunction) -> dict[str, int]:
