@@ -137,7 +137,6 @@ class LFRefreshSerializer(serializers.Serializer):
     absent = AsciiIntegerField()
     scored = AsciiIntegerField()
     rows_deleted = AsciiIntegerField()
-    rows_updated = AsciiIntegerField(help_text="Vote rows flipped in place (PRESENT <-> ABSENT).")
     rows_written = AsciiIntegerField()
 
 

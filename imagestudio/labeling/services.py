@@ -221,7 +221,7 @@ def lf_materialize(*, lf: LabelingFunction, sample_ids: Iterable[int] | None = N
             written = vote_rows.votes_apply(lf.id, (old_present, old_absent), (present, absent))
         else:
             vote_rows.votes_create(lf.id, all_present, all_absent)
-            written = {"rows_deleted": 0, "rows_updated": 0, "rows_written": int(len(all_present) + len(all_absent))}
+            written = {"rows_deleted": 0, "rows_written": int(len(all_present) + len(all_absent))}
         LabelingFunction.objects.filter(pk=lf.pk).update(
             votes_present=all_present.tobytes(), votes_absent=all_absent.tobytes(), votes_updated_at=timezone.now(),
             encoder=notes.get("encoder", ""))

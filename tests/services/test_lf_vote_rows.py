@@ -76,10 +76,10 @@ def test_first_save_then_edits_refreshes_and_repairs_keep_rows_blobs_and_filters
         assert partition_attached(lf.id)
     agrees(api, dataset, lf, expected(scored, 0.7))
 
-    lf = lf_update(lf=lf, invert=True)  # every vote flips: rows updated in place
+    lf = lf_update(lf=lf, invert=True)  # every vote flips
     agrees(api, dataset, lf, {sample_id: -vote for sample_id, vote in expected(scored, 0.7).items()})
 
-    lf = lf_update(lf=lf, invert=False, config=at_least(0.9), low=None)  # rows deleted, flipped and inserted
+    lf = lf_update(lf=lf, invert=False, config=at_least(0.9), low=None)  # rows deleted and inserted
     agrees(api, dataset, lf, expected(scored, 0.9, two_sided=False))
 
     changed = scored[:3]
