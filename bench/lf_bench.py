@@ -9,9 +9,15 @@ EmbeddingSet; seeded with COPY when missing). The previews run on the whole data
 puts 70 % in train, so the dataset is the one 500,000-sample population; split=train is shown for
 information).
 
+Every case runs alone (its repeats in a row after a warm-up, never interleaved with another case: alternating
+torch and numpy calls in one loop slowed torch's scan from 59 to 105 ms), and every figure is printed with the
+load average of its phase.
+
 1. Similarity preview, in-process: `lf_preview` (similarity_image, then similarity_text) after
-   `resource_allocate` pinned the matrix, against bare numpy on a float32 copy of the same matrix (product,
-   three histograms by ground truth, threshold votes, precision / recall counts, top 50 by argpartition).
+   `resource_allocate` pinned the matrix, against the same work bare on a float32 copy of the same matrix
+   (product; ground truth as the service gets it: the last-event query, then cached labels aligned by
+   searchsorted; three histograms by ground truth and their cumulative sweep; threshold votes; precision /
+   recall counts; top 50 by argpartition; threshold suggestions by the service's own function).
    Target: at most 2 x bare. A step-by-step breakdown shows where the time goes.
 2. Similarity preview over HTTP against gunicorn (POST .../resources/ then POST .../lfs/preview/): the first
    requests (encoder and matrix load) separately, then p50 / p95, next to GET /api/jobs/?limit=1.
@@ -19,10 +25,12 @@ information).
 3. Keyword and regex preview over the caption field: cold (column loaded from Postgres) and warm, against a
    bare `re.search` loop over the same strings (and the `regex` module, and pandas, for information).
    Target: at most 1.5 s.
-4. Materializing one LF's votes (`lf_materialize`, a two-sided keyword LF: every sample votes), against a
-   bare psycopg COPY of the same rows into a temporary table of the same shape, and into labeling_lfvote
-   itself (same indexes and deferred foreign keys); broken down into scoring, delete, COPY, update, commit.
-   Target: at most 2 s.
+4. First save of an LF: `lf_create` of a two-sided numeric LF and of a keyword LF (every sample votes, every
+   vote row new: 500,000 rows), against a bare psycopg binary COPY of the same rows into a new table plus its
+   key (what the service's partition costs at least); full rewrites of an existing LF for information
+   (`lf_update` inverting it: every row deleted and inserted; `lf_rematerialize`), and the pre-partition
+   write bare (text COPY into a shared table with two btrees and two other LFs' rows). lf_create broken down
+   step by step. Target: first save at most 2 s.
 
     .venv/bin/python bench/lf_bench.py                       # 500,000 samples, 10 repeats
     .venv/bin/python bench/lf_bench.py --samples 50000 --repeats 5 --skip-http
@@ -112,9 +120,12 @@ def ms(seconds):
 
 
 def row(name, seconds, baseline=None, target=None, note=""):
-    """One printed figure: median ms, the baseline's median ms and the ratio, and a target verdict."""
+    """One printed figure: median ms, the baseline's median ms and the ratio, a target verdict, and the load
+    average (the note's, when it carries the load of the figure's own phase; now, otherwise)."""
     base = f"{ms(baseline)} {seconds / baseline:7.2f}x" if baseline else f"{'':9} {'':8}"
-    print(f"  {name:<54} {ms(seconds)} {base}  {target or ''}{'  ' + note if note else ''}")
+    if "load " not in note:
+        note = f"{note + '  ' if note else ''}load {os.getloadavg()[0]:.2f}"
+    print(f"  {name:<54} {ms(seconds)} {base}  {target or ''}  {note}")
 
 
 def header(title, baseline_label="baseline"):
@@ -202,16 +213,25 @@ def cleanup_lfs(dataset):
 # ---------------------------------------------------------------- 1. similarity, in-process
 
 
-def bare_similarity(m32, q, truth, low, high, bins, top, suggest=False):
-    """The baseline: the same product and numbers as the preview, in plain numpy (`suggest`: plus the
-    service's own suggest_thresholds on the same scores, for information)."""
+def bare_similarity(m32, q, dataset_id, labeled_ids, labels, sample_ids, conn, low, high, bins, top):
+    """The baseline, doing the preview's work in plain numpy and psycopg: the product; the ground truth as the
+    service gets it (one query for the dataset's last annotation event, then the class's labels, read once
+    before the timer as the service caches them, aligned with searchsorted); three histograms by ground truth
+    and their cumulative counts (the sweep); threshold votes; precision / recall counts; top-k by argpartition;
+    and the threshold suggestions, by the service's own metrics.suggest_thresholds (no plainer equivalent)."""
     import numpy as np
 
     from imagestudio.labeling import metrics
 
     s = m32 @ q
+    conn.execute("SELECT max(id) FROM annotations_annotationevent WHERE dataset_id = %s", [dataset_id]).fetchone()
+    truth = np.zeros(len(sample_ids), dtype=np.int8)
+    where = np.clip(np.searchsorted(sample_ids, labeled_ids), 0, len(sample_ids) - 1)
+    hit = sample_ids[where] == labeled_ids
+    truth[where[hit]] = labels[hit]
     lo, hi = float(s.min()), float(s.max())
     hist = [np.histogram(s[truth == side], bins, range=(lo, hi))[0] for side in (1, -1, 0)]
+    sweep = [np.cumsum(h[::-1])[::-1] for h in hist] + [np.cumsum(h) for h in hist]
     votes = np.zeros(len(s), dtype=np.int8)
     votes[s >= high] = 1
     votes[s <= low] = -1
@@ -223,9 +243,18 @@ def bare_similarity(m32, q, truth, low, high, bins, top, suggest=False):
         counts.append((int(correct.sum()), int(voted.sum()), int((truth == side).sum())))
     part = np.argpartition(-s, top)[:top]
     order = part[np.argsort(-s[part], kind="stable")]
-    if suggest:
-        metrics.suggest_thresholds(s, truth)
-    return hist, counts, order
+    suggested = metrics.suggest_thresholds(s, truth)
+    return hist, sweep, counts, order, suggested
+
+
+def float32_rows(matrix):
+    """A float32 copy of the matrix's vectors, rows aligned with its sample_ids (the store's public accessor
+    where it has one; the float16 tensor otherwise)."""
+    import numpy as np
+
+    if hasattr(matrix, "features"):
+        return matrix.features(np.arange(len(matrix.sample_ids)))
+    return matrix.vectors.float().numpy()
 
 
 @contextlib.contextmanager
@@ -247,9 +276,10 @@ def preview_steps(dataset, rule, split=None, bins=BINS, top=TOP):
 
     from imagestudio.annotations.selectors import ground_truth_for
     from imagestudio.common.arrays import top_k
+    from imagestudio.common.votes import vote_word
     from imagestudio.datasets.selectors import field_column
     from imagestudio.embeddings.services import query_vector, scores_for
-    from imagestudio.labeling import metrics, services
+    from imagestudio.labeling import metrics
     from imagestudio.labeling.models import SIMILARITY_TYPES
     from imagestudio.labeling.patterns import pattern_scores
 
@@ -263,7 +293,7 @@ def preview_steps(dataset, rule, split=None, bins=BINS, top=TOP):
     if rule.type in SIMILARITY_TYPES:
         vector, record, _ = step("query_vector (encoder_for, sample, vector)", lambda: query_vector(
             dataset=dataset, encoder=None, text=rule.config.get("text"), sample_id=rule.config.get("sample_id")))
-        ids, scores = step("scores_for (matrix_get, touch, product)", lambda: scores_for(
+        ids, scores = step("scores_for (the scan)", lambda: scores_for(
             dataset=dataset, record=record, vector=vector, split=split))
     else:
         ids, splits, values = step("field_column (version query, cached column)",
@@ -275,26 +305,37 @@ def preview_steps(dataset, rule, split=None, bins=BINS, top=TOP):
     votes = step("votes_from_scores", lambda: metrics.votes_from_scores(scores, rule.low, rule.high, rule.invert))
     step("vote_quality", lambda: metrics.vote_quality(votes, truth))
     step("score range (finite min / max)", lambda: (lambda f: (f.min(), f.max()))(scores[np.isfinite(scores)]))
-    step("histogram", lambda: metrics.histogram(scores, truth, bins))
+    binned = step("bin_scores", lambda: metrics.bin_scores(scores, truth, bins))
+    step("histogram_of + threshold_sweep", lambda: (metrics.histogram_of(binned),
+                                                    metrics.threshold_sweep(binned, invert=rule.invert)))
     step("suggest_thresholds", lambda: metrics.suggest_thresholds(scores, truth, invert=rule.invert))
-    step("top_k + rows", lambda: [(int(ids[i]), float(scores[i]), services._VOTE_WORDS[int(truth[i])])
+    step("top_k + rows", lambda: [(int(ids[i]), float(scores[i]), vote_word(truth[i]), vote_word(votes[i]))
                                   for i in top_k(scores, top, descending=not rule.invert)])
     return steps
 
 
 def print_steps(all_steps, total_label, total):
     names = list(all_steps[0])
-    print(f"  breakdown (median of {len(all_steps)}; the preview's total median {total * 1000:.1f} ms):")
+    print(f"  breakdown (median of {len(all_steps)}; the preview's total median {total * 1000:.1f} ms; load "
+          f"{os.getloadavg()[0]:.2f}):")
     for name in names:
         value = median([s[name] for s in all_steps])
         print(f"    {name:<52} {ms(value)} ms  {value / total * 100:5.1f} %")
 
 
-def similarity_in_process(dataset, record, user, repeats, profile):
+def phase(fn, repeats):
+    """`repeats` timings of fn after one untimed call, nothing else in between (each side alone: alternating
+    torch and numpy calls in one loop slowed torch's scan from 59 to 105 ms); (median, load average)."""
+    fn()
+    seconds = [timed(fn)[0] for _ in range(repeats)]
+    return median(seconds), os.getloadavg()[0]
 
-    from imagestudio.annotations.selectors import ground_truth_for
+
+def similarity_in_process(dataset, record, user, repeats, profile):
+    import numpy as np
+
+    from imagestudio.annotations.models import LABEL_VALUES, Annotation
     from imagestudio.datasets.models import LabelClass
-    from imagestudio.embeddings.matrix import score
     from imagestudio.embeddings.models import ResourceAllocation
     from imagestudio.embeddings.services import resource_allocate
     from imagestudio.embeddings.store import matrix_get
@@ -304,10 +345,11 @@ def similarity_in_process(dataset, record, user, repeats, profile):
     had_allocation = ResourceAllocation.objects.filter(dataset=dataset, encoder=record).exists()
     allocate_s, _ = timed(lambda: resource_allocate(dataset=dataset, user=user))
     matrix = matrix_get(dataset=dataset, record=record)
-    row_index = min(1000, len(matrix.sample_ids) - 1)
-    sample_id = int(matrix.sample_ids[row_index])
-    print(f"\nresource_allocate in-process: {allocate_s:.1f} s (encoder cached; loads the {len(matrix.sample_ids):,} x "
-          f"{matrix.vectors.shape[1]} float16 matrix from Postgres, {matrix.nbytes / 2**20:.0f} MiB)")
+    sample_ids = np.asarray(matrix.sample_ids)
+    row_index = min(1000, len(sample_ids) - 1)
+    sample_id = int(sample_ids[row_index])
+    print(f"\nresource_allocate in-process: {allocate_s:.1f} s ({len(sample_ids):,} vectors, "
+          f"{matrix.nbytes / 2**20:.0f} MiB; load {os.getloadavg()[0]:.2f})")
 
     image_rule = Rule(label_class=label_class, type="similarity_image", config={"sample_id": sample_id},
                       low=SIM_LOW, high=SIM_HIGH)
@@ -320,48 +362,49 @@ def similarity_in_process(dataset, record, user, repeats, profile):
     first_image_s, result = timed(preview(image_rule))
     first_text_s, _ = timed(preview(text_rule))  # embeds the text once (then cached)
 
-    m32 = matrix.vectors.float().numpy()  # a float32 copy of the same vectors
+    med = {"image": phase(preview(image_rule), repeats), "text": phase(preview(text_rule), repeats),
+           "train": phase(preview(image_rule, "train"), repeats)}
+
+    m32 = float32_rows(matrix)
     q32 = m32[row_index].copy()
-    truth = ground_truth_for(dataset=dataset, label_class=label_class, sample_ids=matrix.sample_ids)
-    hist, counts, order = bare_similarity(m32, q32, truth, SIM_LOW, SIM_HIGH, BINS, TOP)
-    # The two compute the same figures (float16 vs float32 products: counts may differ by a hair).
-    same_top = int(matrix.sample_ids[order[0]]) == result["top"][0]["sample_id"] == sample_id
+    labeled = Annotation.objects.filter(label_class=label_class, value__in=LABEL_VALUES).order_by("sample_id")
+    labeled_ids, words = (np.array(column) for column in zip(*labeled.values_list("sample_id", "value"), strict=True))
+    labels = np.where(words == "PRESENT", 1, -1).astype(np.int8)
+    with _common.psycopg_connect(autocommit=True) as conn:
+        def bare():
+            return bare_similarity(m32, q32, dataset.id, labeled_ids, labels, sample_ids, conn, SIM_LOW, SIM_HIGH,
+                                   BINS, TOP)
+        hist, _, _, order, _ = bare()
+        med["bare"] = phase(bare, repeats)
+    med["numpy32"] = phase(lambda: m32 @ q32, repeats)
+    # The two compute the same figures (bfloat16 / float16 vs float32 products: counts may differ by a hair).
+    same_top = int(sample_ids[order[0]]) == result["top"][0]["sample_id"] == sample_id
     bare_labeled = sum(int(h.sum()) for h in hist[:2])
     srv_labeled = sum(sum(result["histogram"]["counts"][k]) for k in ("present", "absent"))
 
-    times = {k: [] for k in ("image", "text", "train", "bare", "bare+suggest", "score16", "numpy32")}
-    for _ in range(repeats):  # interleaved: machine noise hits every case alike
-        times["image"].append(timed(preview(image_rule))[0])
-        times["bare"].append(timed(lambda: bare_similarity(m32, q32, truth, SIM_LOW, SIM_HIGH, BINS, TOP))[0])
-        times["text"].append(timed(preview(text_rule))[0])
-        times["train"].append(timed(preview(image_rule, "train"))[0])
-        times["bare+suggest"].append(timed(lambda: bare_similarity(m32, q32, truth, SIM_LOW, SIM_HIGH, BINS, TOP,
-                                                                   suggest=True))[0])
-        times["score16"].append(timed(lambda: score(matrix.vectors, q32))[0])
-        times["numpy32"].append(timed(lambda: m32 @ q32)[0])
-    med = {k: median(v) for k, v in times.items()}
-    header(f"similarity preview in-process, {len(matrix.sample_ids):,} samples (split=None), bins {BINS}, top {TOP}, "
-           f"median of {repeats}", "bare ms")
+    base = med["bare"][0]
+    header(f"similarity preview in-process, {len(sample_ids):,} samples (split=None), bins {BINS}, top {TOP}, "
+           f"median of {repeats}, each case alone", "bare ms")
     print(f"  first similarity_image preview after resource_allocate: {first_image_s * 1000:.1f} ms; first "
           f"similarity_text (embeds the text): {first_text_s * 1000:.1f} ms")
     verdict = lambda v: f"<= {TARGET_SIMILARITY_RATIO:.0f}x: {'ok' if v <= TARGET_SIMILARITY_RATIO else 'MISSED'}"  # noqa: E731
-    row("lf_preview similarity_image", med["image"], med["bare"], verdict(med["image"] / med["bare"]))
-    row("lf_preview similarity_text (text vector cached)", med["text"], med["bare"],
-        verdict(med["text"] / med["bare"]))
-    row(f"lf_preview similarity_image, split=train ({dataset.split_counts.get('train', 0):,})", med["train"],
-        med["bare"], "(information)")
-    row("  bare + the service's suggest_thresholds on the same scores", med["bare+suggest"], med["bare"], "(information)")
-    row("  matrix.score (torch float16 mv) alone", med["score16"], med["bare"], "(information)")
-    row("  numpy float32 M @ q alone", med["numpy32"], med["bare"], "(information)")
+    for key, name, target in (
+            ("image", "lf_preview similarity_image", True),
+            ("text", "lf_preview similarity_text (text vector cached)", True),
+            ("train", f"lf_preview similarity_image, split=train ({dataset.split_counts.get('train', 0):,})", False),
+            ("bare", "bare: the same work in numpy + psycopg (the baseline)", False),
+            ("numpy32", "  numpy float32 M @ q alone", False)):
+        seconds, load = med[key]
+        row(name, seconds, base, verdict(seconds / base) if target else "(information)", f"load {load:.2f}")
     print(f"  checks: top-1 is the query sample in both: {same_top}; labeled samples in the histograms: server "
           f"{srv_labeled:,}, bare {bare_labeled:,}; server 'seconds' field {result['seconds'] * 1000:.1f} ms")
 
     steps = [preview_steps(dataset, image_rule) for _ in range(repeats)]
-    print_steps(steps, "lf_preview", med["image"])
+    print_steps(steps, "lf_preview", med["image"][0])
     if profile:
         print_profile("lf_preview similarity_image (warm)", preview(image_rule))
-    return {"sample_id": sample_id, "had_allocation": had_allocation, "image_ms": med["image"] * 1000,
-            "bare_ms": med["bare"] * 1000}
+    return {"sample_id": sample_id, "had_allocation": had_allocation, "image_ms": med["image"][0] * 1000,
+            "bare_ms": base * 1000}
 
 
 # ---------------------------------------------------------------- 2. similarity over HTTP
@@ -420,16 +463,13 @@ def similarity_http(env, dataset, sample_id, in_process_ms, warmup, requests):
             runners = {name: (lambda body=body, name=name: post(f"{base}/lfs/preview/", body, name))
                        for name, body in rules.items()}
             runners["baseline: GET /api/jobs/?limit=1"] = get_jobs
-            for run in runners.values():
+            timings, loads = {}, {}
+            for name, run in runners.items():  # each case alone: its warm-up, then its timed requests
                 for _ in range(warmup):
                     run()
-            for name in rules:
-                seconds_field[name].clear()
-            timings = {name: [] for name in runners}
-            for _ in range(requests):
-                for name, run in runners.items():
-                    seconds, _ = timed(run)
-                    timings[name].append(seconds)
+                seconds_field.get(name, []).clear()
+                timings[name] = [timed(run)[0] for _ in range(requests)]
+                loads[name] = os.getloadavg()[0]
             pids = _common.worker_pids(process)
             memory = _common.proc_memory_kib(pids[0]) if pids else (None, None)
     finally:
@@ -438,7 +478,7 @@ def similarity_http(env, dataset, sample_id, in_process_ms, warmup, requests):
           f"worker): {allocate_s:.1f} s")
     print(f"  first POST .../lfs/preview/ after it: similarity_image {first_image_s * 1000:.0f} ms (ground truth "
           f"loaded), similarity_text {first_text_s * 1000:.0f} ms (text embedded)")
-    print(f"  {warmup} warm-up then {requests} timed requests per case, interleaved")
+    print(f"  {warmup} warm-up then {requests} timed requests per case, each case alone")
     jobs_p50 = _common.summarize_ms(timings["baseline: GET /api/jobs/?limit=1"])[0]
     print(f"  {'case':<40} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8} {'srv p50':>8} {'x jobs':>7}  target")
     results = {}
@@ -448,7 +488,7 @@ def similarity_http(env, dataset, sample_id, in_process_ms, warmup, requests):
         target = (f"p50 <= {TARGET_HTTP_P50_MS:.0f} ms: {'ok' if p50 <= TARGET_HTTP_P50_MS else 'MISSED'}"
                   if name in rules else "")
         print(f"  {name:<40} {p50:8.1f} {p95:8.1f} {peak:8.1f} {'' if server is None else f'{server:8.1f}':>8} "
-              f"{p50 / jobs_p50:7.1f}  {target}")
+              f"{p50 / jobs_p50:7.1f}  {target}  load {loads[name]:.2f}")
         results[name] = p50
     in_process = f"in-process lf_preview median {in_process_ms:.1f} ms; " if in_process_ms else ""
     print(f"  (srv p50: median of the response's own 'seconds'; {in_process}x jobs: p50 / the framework's fixed cost)")
@@ -536,8 +576,8 @@ def pattern_preview(dataset, repeats, profile):
             runners[f"{name}: pandas Series.str.contains"] = pandas_contains(bare_re[name].pattern)
     results = {}
     times = {k: [] for k in runners}
-    for _ in range(repeats):
-        for key, run in runners.items():
+    for key, run in runners.items():  # each case alone, its repeats in a row
+        for _ in range(repeats):
             seconds, result = timed(run)
             times[key].append(seconds)
             if isinstance(result, dict) and "error" not in result:
