@@ -10,7 +10,7 @@ from django.test import TestCase
 from imagestudio.common.cache import clear_database_caches
 from imagestudio.datasets.services import dataset_delete
 from imagestudio.labeling import vote_rows
-from imagestudio.labeling.integrity import lf_votes_drift
+from imagestudio.labeling.integrity import lf_votes_drift, lf_votes_repair
 from imagestudio.labeling.models import LFVote
 from imagestudio.labeling.services import lf_create, lf_delete, lf_materialize, lf_rematerialize, lf_update
 from tests.factories import make_samples
@@ -126,3 +126,16 @@ def test_deleting_an_lf_or_its_dataset_removes_rows_and_partitions(dataset, scor
     assert not LFVote.objects.exists()
     if connection.vendor == "postgresql":
         assert not any(vote_rows.has_rows_table(lf_id) for lf_id in lf_ids)
+
+
+def test_a_lost_partition_is_drift_and_the_repair_builds_it_again(api, dataset, scored):
+    if connection.vendor != "postgresql":
+        pytest.skip("partitions are Postgres's")
+    lf = numeric_lf(dataset)
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP TABLE {vote_rows.partition_name(lf.id)}")
+    drifts = lf_votes_drift(dataset=dataset)
+    assert [drift.ref for drift in drifts] == [lf.id]
+    lf_votes_repair(dataset=dataset, drifts=drifts)
+    assert partition_attached(lf.id)
+    agrees(api, dataset, lf, expected(scored, 0.7))
