@@ -1,15 +1,17 @@
 #!/usr/bin/env python
-"""CSV export of 500,000 rows: rows/s and peak memory of the export job, against a bare COPY, same run.
+"""CSV export of 500,000 rows: rows/s and peak memory of the export job, against a bare COPY of the same
+columns, same run (each side alone: the baselines before and after the export, the export in its own process).
 
 Uses the 500,000-sample dataset of bench/samples_list_latency.py (seeding it when missing). The export:
 `exports.services.export_start(kind="dataset", columns=["id", "external_id", "file_name", "split"],
 fields=["caption"], ground_truth=True)` in a fresh subprocess (the job runs eagerly inside it, as in a
 worker): wall time, rows/s, and the subprocess's peak RSS (VmHWM from /proc; ru_maxrss too). Baselines in
 the same run, before and after the export: a bare psycopg `COPY (SELECT id, external_id, file_name, split,
-metadata->>'caption' FROM datasets_sample WHERE dataset_id = ... ORDER BY id) TO STDOUT WITH CSV` into a
-file (rows/s), the same COPY with the ground-truth columns the export adds (one per class; for information),
-and the peak RSS of a process that only sets Django up (the floor). The export's file, its row and its job
-are deleted afterwards. Target: peak memory <= 1 GB.
+metadata->>'caption', <one ground-truth column per class> FROM datasets_sample LEFT JOIN annotations ... WHERE
+dataset_id = ... GROUP BY id ORDER BY id) TO STDOUT WITH CSV` into a file (rows/s: the baseline, exactly the
+export's columns), the same COPY without the ground-truth columns (for information), and the peak RSS of a
+process that only sets Django up (the floor). The export's file, its row and its job are deleted afterwards.
+Targets: rows/s >= 0.5 x the bare COPY's; peak memory <= 1 GB.
 
     .venv/bin/python bench/export_bench.py
     .venv/bin/python bench/export_bench.py --profile     # cProfile of the export job (in the subprocess)
@@ -29,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common  # noqa: E402
 
 TARGET_PEAK_BYTES = 10**9
+TARGET_RATE_RATIO = 0.5  # the export's rows/s over a bare COPY's writing the same columns
 SAMPLES = 500_000
 USERNAME = "bench-export"
 COLUMNS = ["id", "external_id", "file_name", "split"]
@@ -86,12 +89,13 @@ def child_export(dataset_id, profile):
     export = export_start(dataset=dataset, user=user, kind="dataset", columns=COLUMNS, fields=FIELDS,
                           ground_truth=True)
     wall = time.perf_counter() - started
+    load = os.getloadavg()[0]
     if profiler:
         profiler.disable()
     after = _memory()
     export.refresh_from_db()
     job = Job.objects.get(pk=export.job_id)
-    out = {"wall": wall, "before": before, "after": after, "status": job.status, "error": job.error,
+    out = {"wall": wall, "load": load, "before": before, "after": after, "status": job.status, "error": job.error,
            "result": job.result, "rows": export.rows, "bytes": export.bytes, "ready": export.ready}
     try:
         if export.file:
@@ -157,7 +161,7 @@ def bare_copy(dataset, with_ground_truth=False):
         size = os.path.getsize(handle.name)
         with open(handle.name, "rb") as f:
             rows = sum(1 for _ in f)
-    return seconds, rows, size
+    return seconds, rows, size, os.getloadavg()[0]
 
 
 def lookup_diagnostic(dataset, chunks=20):
@@ -227,37 +231,40 @@ def main():
     print(f"dataset     {dataset.id} ({SAMPLES:,} samples), classes {', '.join(classes)}")
     connection.close()
 
-    bare_copy(dataset)  # warm-up: the table and its index into the page cache
-    baselines = {"bare COPY": [], "bare COPY + ground-truth columns (info)": []}
-    for name, gt in (("bare COPY", False), ("bare COPY + ground-truth columns (info)", True)):
+    bare_copy(dataset, with_ground_truth=True)  # warm-up: the tables and their indexes into the page cache
+    same, fewer = "bare COPY, the same columns", "bare COPY without the ground-truth columns (info)"
+    baselines = {same: [], fewer: []}
+    for name, gt in ((same, True), (fewer, False)):
         baselines[name].append(bare_copy(dataset, with_ground_truth=gt))
     connection.close()
     floor = run_child(["--child-floor", "django"], env)
     floor_tasks = run_child(["--child-floor", "tasks"], env)
     export = run_child(["--child-export", str(dataset.id), *(["--profile"] if args.profile else [])], env)
-    for name, gt in (("bare COPY", False), ("bare COPY + ground-truth columns (info)", True)):
+    for name, gt in ((same, True), (fewer, False)):
         baselines[name].append(bare_copy(dataset, with_ground_truth=gt))
     connection.close()
     if export["status"].lower() != "succeeded" or not export["ready"]:
         raise SystemExit(f"the export job ended {export['status']}: {export['error']}")
 
     rows = export["rows"]
-    bare_rate = sum(r for _, r, _ in baselines["bare COPY"]) / sum(s for s, _, _ in baselines["bare COPY"])
+    bare_rate = sum(r for _, r, _, _ in baselines[same]) / sum(s for s, _, _, _ in baselines[same])
     print(f"\n== CSV export of {rows:,} rows (columns {', '.join(COLUMNS)}, field caption, ground truth of "
           f"{len(classes)} classes)")
-    header = f"{'':<46} {'seconds':>8} {'rows/s':>10} {'x bare':>7} {'MiB':>6}"
+    header = f"{'':<52} {'seconds':>8} {'rows/s':>10} {'x bare':>7} {'MiB':>6}  load"
     print(header + "\n" + "-" * len(header))
     for name, runs in baselines.items():
-        for i, (seconds, lines, size) in enumerate(runs, 1):
-            print(f"{f'{name} #{i}':<46} {seconds:8.2f} {lines / seconds:10.0f} {lines / seconds / bare_rate:7.2f} "
-                  f"{size / 2**20:6.1f}")
+        for i, (seconds, lines, size, load) in enumerate(runs, 1):
+            print(f"{f'{name} #{i}':<52} {seconds:8.2f} {lines / seconds:10.0f} {lines / seconds / bare_rate:7.2f} "
+                  f"{size / 2**20:6.1f}  {load:.2f}")
     job_rate = export["result"].get("rows_per_second") or 0
-    print(f"{'export job (its own rows_per_second)':<46} {export['result']['seconds']:8.2f} {job_rate:10.0f} "
-          f"{job_rate / bare_rate:7.2f} {export['bytes'] / 2**20:6.1f}")
-    print(f"{'export_start wall (queue + job + storage)':<46} {export['wall']:8.2f} {rows / export['wall']:10.0f} "
+    verdict = "met" if job_rate / bare_rate >= TARGET_RATE_RATIO else "MISSED"
+    print(f"{'export job (its own rows_per_second)':<52} {export['result']['seconds']:8.2f} {job_rate:10.0f} "
+          f"{job_rate / bare_rate:7.2f} {export['bytes'] / 2**20:6.1f}  {export['load']:.2f}  "
+          f"target >= {TARGET_RATE_RATIO}x: {verdict}")
+    print(f"{'export_start wall (queue + job + storage)':<52} {export['wall']:8.2f} {rows / export['wall']:10.0f} "
           f"{rows / export['wall'] / bare_rate:7.2f}")
-    print("(x bare: rows/s over the mean rows/s of the two bare COPY runs; lines of the bare CSV are its rows, no "
-          "header; the export's lines include its header)")
+    print(f"(x bare: rows/s over the mean rows/s of the two '{same}' runs, which write exactly the export's "
+          "columns; lines of the bare CSV are its rows, no header; the export's lines include its header)")
     print(f"export file: {export.get('lines')} lines, first rows: {export.get('head')}")
 
     peak = export["after"]["hwm_kib"] * 1024
@@ -274,11 +281,11 @@ def main():
           f"{(export['after']['hwm_kib'] - export['before']['hwm_kib']) / 1024:8.0f} MiB")
     print("(ru_maxrss of a child starts at its parent's peak at fork: VmHWM is the figure)")
     diagnostic = lookup_diagnostic(dataset)
-    print("\n== pieces of the job, timed alone in this process (info)")
+    print("\n== pieces of the Python path (SQLite's; Postgres's job is one COPY), timed alone in this process (info)")
     print(f"{'ORM row stream (values_list iterator, no gt)':<46} {diagnostic['stream_s']:8.2f} s")
-    print(f"{'gt per chunk: sample_id__in list (as the job)':<46} {diagnostic['in_s']:8.2f} s  "
+    print(f"{'gt per chunk: sample_id__in list':<46} {diagnostic['in_s']:8.2f} s  "
           f"(all {SAMPLES // CHUNK} chunks, extrapolated from {diagnostic['chunks']})")
-    print(f"{'gt per chunk: sample_id range + class ids':<46} {diagnostic['range_s']:8.2f} s  "
+    print(f"{'gt per chunk: sample_id range (the path)':<46} {diagnostic['range_s']:8.2f} s  "
           f"(same rows: {diagnostic['same']})")
     ok = peak <= TARGET_PEAK_BYTES
     print(f"\ntarget peak memory <= {TARGET_PEAK_BYTES / 1e9:.0f} GB: {'met' if ok else 'MISSED'} ({peak / 1e6:.0f} MB)")

@@ -29,8 +29,8 @@ class SafeWriter:
     """csv.writer whose text cells cannot start a formula (unless `raw`, for data pipelines that want bytes as
     stored)."""
 
-    def __init__(self, stream, raw: bool = False):
-        self._writer = csv.writer(stream)
+    def __init__(self, stream, raw: bool = False, lineterminator: str = "\r\n"):
+        self._writer = csv.writer(stream, lineterminator=lineterminator)
         self._raw = raw
 
     def writerow(self, row):

@@ -8,13 +8,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from imagestudio import pipeline
 from imagestudio.annotations.selectors import ground_truth_for
 from imagestudio.common.arrays import top_k
-from imagestudio.common.bulk import copy_id_rows
 from imagestudio.common.errors import Conflict, NotFound, ValidationFailed, VersionConflict
 from imagestudio.common.transactions import retry_transient
 from imagestudio.common.votes import vote_word
@@ -26,9 +25,9 @@ from imagestudio.embeddings.encoders import ENCODER_KEYS, SPACES
 from imagestudio.embeddings.services import query_vector, scores_for
 from imagestudio.jobs.services import job_progress
 
-from . import metrics
+from . import metrics, vote_rows
 from .config_schemas import BUILDERS, PATTERN_SCHEMAS, ConfigError, check, pattern_schema, similarity_schema
-from .models import SIMILARITY_TYPES, LabelingFunction, LFType, LFVote
+from .models import SIMILARITY_TYPES, LabelingFunction, LFType
 from .patterns import PatternError, pattern_scores, validate_pattern
 from .score_sources import score_source
 
@@ -203,8 +202,9 @@ def lf_materialize(*, lf: LabelingFunction, sample_ids: Iterable[int] | None = N
     """Score the LF over the whole dataset (or over `sample_ids` alone, whose data changed) and store its
     non-abstain votes. The caller holds the LF's row lock, or the LF is new.
 
-    Only the difference with the stored votes is written: a threshold nudge or a refresh after new samples
-    rewrites the rows that changed, not every row of the dataset."""
+    A first save writes every vote in bulk (vote_rows.votes_create). Afterwards only the difference with the
+    stored votes is written (vote_rows.votes_apply): a threshold nudge or a refresh after new samples rewrites
+    the rows that changed, not every row of the dataset."""
     ids, scores, notes = rule_scores(dataset=lf.dataset, rule=lf_rule(lf), sample_ids=sample_ids)
     votes = metrics.votes_from_scores(scores, lf.low, lf.high, lf.invert)
     present, absent = ids[votes == metrics.PRESENT], ids[votes == metrics.ABSENT]
@@ -216,19 +216,16 @@ def lf_materialize(*, lf: LabelingFunction, sample_ids: Iterable[int] | None = N
         all_present = np.union1d(np.setdiff1d(old_present, scope, assume_unique=True), present)
         all_absent = np.union1d(np.setdiff1d(old_absent, scope, assume_unique=True), absent)
         old_present, old_absent = (np.intersect1d(old, scope, assume_unique=True) for old in (old_present, old_absent))
-    gone = np.union1d(np.setdiff1d(old_present, present, assume_unique=True),
-                      np.setdiff1d(old_absent, absent, assume_unique=True))
-    new_present = np.setdiff1d(present, old_present, assume_unique=True)
-    new_absent = np.setdiff1d(absent, old_absent, assume_unique=True)
     with transaction.atomic():
-        if len(gone):
-            _delete_votes(lf.id, gone)
-        _insert_votes(lf.id, new_present, new_absent)
+        if vote_rows.has_rows_table(lf.id):
+            written = vote_rows.votes_apply(lf.id, (old_present, old_absent), (present, absent))
+        else:
+            vote_rows.votes_create(lf.id, all_present, all_absent)
+            written = {"rows_deleted": 0, "rows_written": int(len(all_present) + len(all_absent))}
         LabelingFunction.objects.filter(pk=lf.pk).update(
             votes_present=all_present.tobytes(), votes_absent=all_absent.tobytes(), votes_updated_at=timezone.now(),
             encoder=notes.get("encoder", ""))
-    return {"present": int(len(all_present)), "absent": int(len(all_absent)), "scored": int(len(ids)),
-            "rows_deleted": int(len(gone)), "rows_written": int(len(new_present) + len(new_absent))}
+    return {"present": int(len(all_present)), "absent": int(len(all_absent)), "scored": int(len(ids)), **written}
 
 
 def lf_rematerialize(*, lf: LabelingFunction) -> dict[str, int]:
@@ -236,22 +233,8 @@ def lf_rematerialize(*, lf: LabelingFunction) -> dict[str, int]:
     the stored blobs, which cannot mend vote rows that drifted from them)."""
     with transaction.atomic():
         LabelingFunction.objects.select_for_update().filter(pk=lf.pk).update(votes_present=b"", votes_absent=b"")
-        LFVote.objects.filter(lf_id=lf.id).delete()
+        vote_rows.votes_clear(lf.id)
         return lf_materialize(lf=lf)
-
-
-def _delete_votes(lf_id, sample_ids):
-    if connection.vendor == "postgresql":  # one statement with an array parameter
-        with connection.cursor() as cursor:
-            cursor.execute(f"DELETE FROM {LFVote._meta.db_table} WHERE lf_id = %s AND sample_id = ANY(%s)",  # noqa: S608
-                           [lf_id, sample_ids.tolist()])
-        return
-    for start in range(0, len(sample_ids), 5000):
-        LFVote.objects.filter(lf_id=lf_id, sample_id__in=sample_ids[start:start + 5000].tolist()).delete()
-
-
-def _insert_votes(lf_id, present, absent):
-    copy_id_rows(LFVote, ("lf_id", "sample_id", "vote"), [((lf_id,), present, (1,)), ((lf_id,), absent, (-1,))])
 
 
 def lf_create(*, dataset: Dataset, user: User | None, label_class: LabelClass, name: str, type: str, config: Any,
