@@ -168,7 +168,7 @@ def ensure_vectors(dataset, count):
     from django.db import connection, transaction
 
     from imagestudio.embeddings.encoders import load_encoder
-    from imagestudio.embeddings.models import EmbeddingSet, EncoderRecord
+    from imagestudio.embeddings.models import EncoderRecord
     from imagestudio.embeddings.store import encoder_config
 
     load_s, encoder = timed(lambda: load_encoder(encoder_config()))
@@ -195,8 +195,7 @@ def ensure_vectors(dataset, count):
             copy.set_types(["int8", "int8", "bytea"])
             for sample_id, vector in zip(ids, matrix, strict=True):
                 copy.write_row((sample_id, record.id, vector.tobytes()))
-        EmbeddingSet.objects.update_or_create(dataset=dataset, encoder=record,
-                                              defaults={"count": count, "version": 1})
+        _common.vector_set_written(dataset, record, count)
     with connection.cursor() as cursor:
         cursor.execute("VACUUM (ANALYZE) embeddings_embedding")
     print(f"seeded {count:,} vectors with COPY in {time.perf_counter() - started:.1f} s")
@@ -248,13 +247,10 @@ def bare_similarity(m32, q, dataset_id, labeled_ids, labels, sample_ids, conn, l
 
 
 def float32_rows(matrix):
-    """A float32 copy of the matrix's vectors, rows aligned with its sample_ids (the store's public accessor
-    where it has one; the float16 tensor otherwise)."""
+    """A float32 copy of the matrix's vectors, rows aligned with its sample_ids."""
     import numpy as np
 
-    if hasattr(matrix, "features"):
-        return matrix.features(np.arange(len(matrix.sample_ids)))
-    return matrix.vectors.float().numpy()
+    return matrix.features(np.arange(len(matrix.sample_ids)))
 
 
 @contextlib.contextmanager
