@@ -65,10 +65,10 @@ def test_a_split_subset_without_ground_truth(dataset, tricky):
     assert by_copy[0] == len(TRICKY[::2]) and all(len(row) == 1 for row in by_copy[1])
 
 
-@settings(max_examples=60, deadline=None)
 STORABLE = st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",))  # Postgres text refuses both
 
 
+@settings(max_examples=60, deadline=None)
 @given(st.lists(st.text(alphabet=STORABLE, max_size=12).map(
     lambda text: text if text[:1] else "-" + text) | st.from_regex(r"[-+=@]\s?[0-9_.eE+-]{0,8}\s?", fullmatch=True),
     min_size=1, max_size=20))
