@@ -218,10 +218,13 @@ def sample_get(*, dataset: Dataset, sample_id: int | None, prefetch: Iterable[Pr
     return Sample.objects.filter(dataset=dataset, pk=sample_id).prefetch_related(*prefetch).first()
 
 
+SAMPLE_FILE_FIELDS = ("dataset", "original", "thumbnail", "sha256", "format")  # what serving a file reads
+
+
 def sample_get_signed(*, dataset_id: int, sample_id: int) -> Sample | None:
-    """A sample by its dataset's id and its own, visible to nobody in particular: for a signed image URL, whose
-    signature (checked by the caller) is the permission."""
-    return Sample.objects.filter(dataset_id=dataset_id, pk=sample_id).first()
+    """A sample's files by its dataset's id and its own, visible to nobody in particular: for a signed image URL,
+    whose signature (checked by the caller) is the permission. One read by primary key, of the file fields only."""
+    return Sample.objects.filter(dataset_id=dataset_id, pk=sample_id).only(*SAMPLE_FILE_FIELDS).first()
 
 
 # One field of a dataset as arrays, valid until the dataset's samples change.
