@@ -37,7 +37,7 @@ from imagestudio.datasets.image_urls import EXPIRY_PARAM, REFUSALS, SIGNATURE_PA
 from imagestudio.datasets.imaging import mime_for_format
 from imagestudio.datasets.imports import import_start
 from imagestudio.datasets.models import Role, Sample, Split
-from imagestudio.datasets.selectors import resample_get, sample_get_signed, sample_page
+from imagestudio.datasets.selectors import resample_get, sample_files_signed, sample_page
 from imagestudio.jobs.models import JobKind
 from imagestudio.labeling.selectors import sample_votes
 from imagestudio.training.selectors import model_predictions, ready_model, sample_predictions
@@ -98,7 +98,7 @@ def _signed_file(request, size, dataset_id, sample_id):
     if access.refusal:
         return _error(403, REFUSALS[access.refusal], access.refusal)
     try:
-        sample = sample_get_signed(dataset_id=dataset_id, sample_id=sample_id)
+        sample = sample_files_signed(dataset_id=dataset_id, sample_id=sample_id)
     except (OperationalError, InterfaceError):
         return _error(503, DATABASE_UNAVAILABLE, "database_unavailable", {"Retry-After": "10"})
     if sample is None:

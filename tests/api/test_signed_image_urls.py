@@ -186,7 +186,7 @@ def test_a_signed_url_with_the_database_down_is_a_503_in_json(api, dataset, samp
     def unreachable(**ids):
         raise OperationalError("connection refused")
 
-    monkeypatch.setattr("api.views.samples.sample_get_signed", unreachable)
+    monkeypatch.setattr("api.views.samples.sample_files_signed", unreachable)
     response = fetch(url)
     assert response.status_code == 503 and response.json()["code"] == "database_unavailable"
     assert response["Retry-After"] == "10"
