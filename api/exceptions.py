@@ -13,6 +13,7 @@ from imagestudio.common.errors import Conflict, DomainError, NotFound, ServiceUn
 
 logger = logging.getLogger(__name__)
 
+DATABASE_UNAVAILABLE = "The database is unavailable right now (unreachable, restarting or busy). Retry later."
 _STATUS = {Conflict: status.HTTP_409_CONFLICT, NotFound: status.HTTP_404_NOT_FOUND,
            ServiceUnavailable: status.HTTP_503_SERVICE_UNAVAILABLE}
 
@@ -49,9 +50,8 @@ def exception_handler(exc, context):
         # The database is down, restarting or refusing connections (Django replaces a broken connection on the
         # next request): a prompt, retryable 503 in the API's shape rather than an HTML 500 page.
         logger.warning("database unavailable: %s", exc)
-        return Response({"detail": "The database is unavailable right now (unreachable, restarting or busy). Retry later.",
-                         "code": "database_unavailable"}, status=status.HTTP_503_SERVICE_UNAVAILABLE,
-                        headers={"Retry-After": "10"})
+        return Response({"detail": DATABASE_UNAVAILABLE, "code": "database_unavailable"},
+                        status=status.HTTP_503_SERVICE_UNAVAILABLE, headers={"Retry-After": "10"})
     if isinstance(exc, OverflowError | DataError):
         # A value the database cannot hold (a number past bigint, say) that a serializer let through.
         return Response({"detail": "A value in the request is out of the range the service can store.",

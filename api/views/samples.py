@@ -1,15 +1,19 @@
+import functools
+
 from django.core.files.storage import default_storage
-from django.http import FileResponse, HttpResponseNotModified
+from django.db import InterfaceError, OperationalError
+from django.http import FileResponse, HttpResponseNotModified, JsonResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.utils.urls import remove_query_param, replace_query_param
 from rest_framework.views import APIView
 
+from api.exceptions import DATABASE_UNAVAILABLE
 from api.negotiation import FileContentNegotiation
 from api.responses import accepted
 from api.scoping import DatasetScopedMixin
@@ -33,7 +37,7 @@ from imagestudio.datasets.image_urls import EXPIRY_PARAM, REFUSALS, SIGNATURE_PA
 from imagestudio.datasets.imaging import mime_for_format
 from imagestudio.datasets.imports import import_start
 from imagestudio.datasets.models import Role, Sample, Split
-from imagestudio.datasets.selectors import resample_get, sample_get_signed, sample_page
+from imagestudio.datasets.selectors import resample_get, sample_files_signed, sample_page
 from imagestudio.jobs.models import JobKind
 from imagestudio.labeling.selectors import sample_votes
 from imagestudio.training.selectors import model_predictions, ready_model, sample_predictions
@@ -57,8 +61,64 @@ SIGNED_URL_REFUSED = OpenApiResponse(
 
 def is_signed(request):
     """Whether the request chose a signed URL over credentials (a token, when sent, wins)."""
-    params = request.query_params
+    params = request.GET
     return (EXPIRY_PARAM in params or SIGNATURE_PARAM in params) and "Authorization" not in request.headers
+
+
+def _error(status_code, detail, code, headers=None):
+    """An error in the API's shape, for the signed path, which answers without DRF."""
+    return JsonResponse({"detail": detail, "code": code}, status=status_code, headers=headers)
+
+
+def _file_response(request, sample, size, cache_control):
+    """The stored file of `size` of the sample (a 304 when If-None-Match names it), or None when it is missing."""
+    if size == ImageSize.ORIGINAL:
+        key, content_type, etag = sample.original, mime_for_format(sample.format), f'"{sample.sha256}"'
+    else:
+        key, content_type, etag = sample.thumbnail, "image/jpeg", f'"{sample.sha256}-thumb"'
+    if request.headers.get("If-None-Match") == etag:
+        response = HttpResponseNotModified()
+    else:
+        try:
+            response = FileResponse(default_storage.open(key, "rb"), content_type=content_type)
+        except FileNotFoundError:
+            return None
+    response["ETag"] = etag
+    response["Cache-Control"] = cache_control
+    response["Content-Security-Policy"] = FILE_CSP
+    return response
+
+
+def _signed_file(request, size, dataset_id, sample_id):
+    """A signed URL's file, answered before DRF: the signature is the permission, so no authentication, role,
+    negotiation or throttle runs, only one read by primary key (the sample, hence its dataset, still exists)."""
+    dataset_id, sample_id = parse_id(str(dataset_id)), parse_id(str(sample_id))
+    access = signed_access(dataset_id=dataset_id, sample_id=sample_id, size=size,
+                           expires=request.GET.get(EXPIRY_PARAM, ""), signature=request.GET.get(SIGNATURE_PARAM, ""))
+    if access.refusal:
+        return _error(403, REFUSALS[access.refusal], access.refusal)
+    try:
+        sample = sample_files_signed(dataset_id=dataset_id, sample_id=sample_id)
+    except (OperationalError, InterfaceError):
+        return _error(503, DATABASE_UNAVAILABLE, "database_unavailable", {"Retry-After": "10"})
+    if sample is None:
+        return _error(404, "No sample with this id in this dataset.", "not_found")
+    # Cached no longer than the URL opens it; the bytes behind a URL never change (content-addressed).
+    response = _file_response(request, sample, size, f"private, max-age={access.seconds_left}, immutable")
+    return response or _error(404, "The stored file is missing.", "not_found")
+
+
+def signed_first(view, size):
+    """The file route `view` (the viewset's) with signed URLs answered first, by `_signed_file`. The route stays
+    the viewset's (its attributes are copied), so the schema documents it as before."""
+
+    @functools.wraps(view)
+    def route(request, *args, **kwargs):
+        if request.method in ("GET", "HEAD") and is_signed(request):
+            return _signed_file(request, size, kwargs["dataset_id"], kwargs["sample_id"])
+        return view(request, *args, **kwargs)
+
+    return route
 
 
 class SampleViewSet(DatasetScopedMixin, viewsets.GenericViewSet):
@@ -69,7 +129,6 @@ class SampleViewSet(DatasetScopedMixin, viewsets.GenericViewSet):
     lookup_url_kwarg = "sample_id"
     pagination_class = None
     pages_itself = True  # the list builds its page (counters, keyset links), see sample_page
-    access = None  # a signed image URL's SignedAccess, when the request came with one instead of credentials
     required_roles = {"partial_update": Role.EDITOR, "resample": Role.VIEWER}
 
     @extend_schema(parameters=[SampleListQuerySerializer], responses={200: SamplePageSerializer},
@@ -143,52 +202,11 @@ class SampleViewSet(DatasetScopedMixin, viewsets.GenericViewSet):
             return FileContentNegotiation()
         return super().get_content_negotiator()
 
-    def initial(self, request, *args, **kwargs):
-        if self.action in FILE_SIZES and is_signed(request):
-            # The signature is the permission: no token, no role, no dataset lookup for the caller.
-            self.access = self._checked_signature(request)
-            APIView.initial(self, request, *args, **kwargs)
-            return
-        super().initial(request, *args, **kwargs)
-
-    def get_permissions(self):
-        return [] if self.access else super().get_permissions()
-
-    def _checked_signature(self, request):
-        access = signed_access(dataset_id=parse_id(str(self.kwargs["dataset_id"])),
-                               sample_id=parse_id(str(self.kwargs["sample_id"])), size=FILE_SIZES[self.action],
-                               expires=request.query_params.get(EXPIRY_PARAM, ""),
-                               signature=request.query_params.get(SIGNATURE_PARAM, ""))
-        if access.refusal:
-            raise PermissionDenied(REFUSALS[access.refusal], code=access.refusal)
-        return access
-
     def _file(self, request, sample_id, size):
-        if self.access:
-            sample = sample_get_signed(dataset_id=parse_id(str(self.kwargs["dataset_id"])),
-                                       sample_id=parse_id(str(sample_id)))
-            if sample is None:
-                raise NotFound("No sample with this id in this dataset.")
-            # Cached no longer than the URL opens it; the bytes behind a URL never change (content-addressed).
-            cache_control = f"private, max-age={self.access.seconds_left}, immutable"
-        else:
-            sample = self.sample(sample_id)
-            cache_control = IMMUTABLE_CACHE
-        if size == ImageSize.ORIGINAL:
-            key, content_type, etag = sample.original, mime_for_format(sample.format), f'"{sample.sha256}"'
-        else:
-            key, content_type, etag = sample.thumbnail, "image/jpeg", f'"{sample.sha256}-thumb"'
-        if request.headers.get("If-None-Match") == etag:
-            response = HttpResponseNotModified()
-        else:
-            try:
-                stream = default_storage.open(key, "rb")
-            except FileNotFoundError:
-                raise NotFound("The stored file is missing.") from None
-            response = FileResponse(stream, content_type=content_type)
-        response["ETag"] = etag
-        response["Cache-Control"] = cache_control
-        response["Content-Security-Policy"] = FILE_CSP
+        # With credentials; a signed URL is answered before the viewset (signed_first).
+        response = _file_response(request, self.sample(sample_id), size, IMMUTABLE_CACHE)
+        if response is None:
+            raise NotFound("The stored file is missing.")
         return response
 
     @extend_schema(parameters=SIGNED_URL_PARAMETERS, auth=TOKEN_OR_SIGNATURE, responses={

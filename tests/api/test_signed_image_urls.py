@@ -147,3 +147,52 @@ def test_an_accept_header_asking_for_an_image_gets_the_image_and_errors_stay_jso
         assert response.status_code == 200 and response["Content-Type"].startswith("image/"), response
     refused = fetch(payload["thumbnail_url"].replace("sig=", "sig=x"), HTTP_ACCEPT=accept)
     assert refused.status_code == 403 and refused.json()["code"] == "signature_invalid"
+
+
+def test_a_signed_file_is_one_read_by_primary_key_and_no_authentication(api, dataset, samples,
+                                                                         django_assert_num_queries):
+    url = listed(api, dataset)[samples[0].id]["thumbnail_url"]
+    client = client_for(None)
+    client.cookies["sessionid"] = "a-stale-session"  # never looked up: the signature is the permission
+    with django_assert_num_queries(1):
+        response = client.get(url)
+    assert response.status_code == 200 and response["Content-Type"] == "image/jpeg"
+
+
+def test_a_signed_head_and_a_304_carry_the_files_headers(api, dataset, samples):
+    url = listed(api, dataset)[samples[0].id]["thumbnail_url"]
+    head = client_for(None).head(url)
+    assert head.status_code == 200 and head["ETag"] == f'"{samples[0].sha256}-thumb"'
+    not_modified = fetch(url, HTTP_IF_NONE_MATCH=head["ETag"])
+    assert not_modified.status_code == 304
+    assert not_modified["Cache-Control"].startswith("private, max-age=") and not_modified["ETag"] == head["ETag"]
+    assert head["Content-Security-Policy"] == not_modified["Content-Security-Policy"]
+
+
+def test_a_signed_url_whose_file_is_gone_is_a_404_in_json(api, dataset, samples):
+    from django.core.files.storage import default_storage
+
+    url = listed(api, dataset)[samples[0].id]["thumbnail_url"]
+    default_storage.delete(samples[0].thumbnail)
+    response = fetch(url)
+    assert response.status_code == 404 and response.json()["code"] == "not_found"
+
+
+def test_a_signed_url_with_the_database_down_is_a_503_in_json(api, dataset, samples, monkeypatch):
+    from django.db import OperationalError
+
+    url = listed(api, dataset)[samples[0].id]["thumbnail_url"]
+
+    def unreachable(**ids):
+        raise OperationalError("connection refused")
+
+    monkeypatch.setattr("api.views.samples.sample_files_signed", unreachable)
+    response = fetch(url)
+    assert response.status_code == 503 and response.json()["code"] == "database_unavailable"
+    assert response["Retry-After"] == "10"
+
+
+def test_other_methods_on_a_signed_url_are_the_viewsets(api, dataset, samples):
+    url = listed(api, dataset)[samples[0].id]["thumbnail_url"]
+    assert client_for(None).post(url).status_code == 401  # no credentials: the signature opens GET and HEAD only
+    assert api.post(url).status_code == 405
