@@ -60,10 +60,10 @@ def _django():
 
 def _dataset_and_record(dataset_id):
     from imagestudio.datasets.models import Dataset
-    from imagestudio.embeddings.store import encoder_for
+    from imagestudio.embeddings.store import record_for
 
-    _, record = encoder_for("open_clip")
-    return Dataset.objects.get(pk=dataset_id), record
+    # as a web process finds it: without loading the encoder (its fingerprint is known)
+    return Dataset.objects.get(pk=dataset_id), record_for("open_clip")
 
 
 # ---------------------------------------------------------------- children: one measurement each

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from django.db.models import Count, Max, Prefetch, Q, QuerySet
 
-from imagestudio.common.arrays import locate
+from imagestudio.common.arrays import aligned
 from imagestudio.common.cache import VersionedLRU
 
 from .models import LABEL_VALUES, Annotation, AnnotationEvent, GroundTruthValue
@@ -59,10 +59,7 @@ def ground_truth_for(*, dataset: Dataset, label_class: LabelClass, sample_ids: n
     """Ground truth of a class aligned to `sample_ids` (ascending): int8, 1 PRESENT, -1 ABSENT, 0 unlabeled."""
     marker = AnnotationEvent.objects.filter(dataset=dataset).aggregate(last=Max("id"))["last"]
     labeled_ids, labels = _ground_truth.get(label_class.pk, marker, lambda: _labels_of(label_class))
-    truth = np.zeros(len(sample_ids), dtype=np.int8)
-    where, hit = locate(sample_ids, labeled_ids)
-    truth[where[hit]] = labels[hit]
-    return truth
+    return aligned(sample_ids, labeled_ids, labels)
 
 
 def ground_truth_prefetch(*, with_history: bool = False) -> Prefetch:

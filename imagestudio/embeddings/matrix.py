@@ -108,7 +108,7 @@ class Matrix:
             return self.sample_ids[keep], self._to_ascending(_scan(self.vectors, self.dim, query, [(0, n)]))[keep]
         scores = _scan(self.vectors, self.dim, query, runs)
         ids = self._ids_of_storage(runs)
-        if len(runs) > 1 or self.rows is not None:
+        if not np.all(ids[1:] > ids[:-1]):  # one stored group is ascending already; several runs may not be
             order = np.argsort(ids, kind="stable")
             ids, scores = ids[order], scores[order]
         return ids, scores

@@ -5,6 +5,7 @@ in files on each host (vector_files), written from the database when missing and
 
 import os
 import shutil
+import time
 import uuid
 from dataclasses import replace
 
@@ -36,6 +37,7 @@ from .models import Embedding, EmbeddingSet, EncoderRecord, ResourceAllocation
 from .vector_files import MatrixWriter, matrix_directory, matrix_open, matrix_prune
 
 VECTOR_DTYPE = np.float16  # the database's format
+_TOUCH_SECONDS = 60
 _LOAD_BLOCK = 65_536  # vectors per query when writing a matrix's files (64 MiB at 512 dimensions)
 
 # Pinned entries (dedicated resources) are never evicted.
@@ -299,9 +301,17 @@ def matrix_files_remove(*, dataset_id, encoder_id):
     matrix_prune(settings.VECTOR_ROOT, dataset_id, encoder_id)
 
 
+_touched = {}  # (dataset id, encoder id) -> when this process last marked the allocation used
+
+
 def allocation_touch(*, dataset, record):
-    """Mark an allocation used (at most once a minute), so idle release does not take a busy one."""
-    cutoff = timezone.now() - timezone.timedelta(seconds=60)
+    """Mark an allocation used (at most once a minute, and without a query in between), so idle release does not
+    take a busy one."""
+    key, now = (dataset.id, record.id), time.monotonic()
+    if now - _touched.get(key, -_TOUCH_SECONDS) < _TOUCH_SECONDS:
+        return
+    _touched[key] = now
+    cutoff = timezone.now() - timezone.timedelta(seconds=_TOUCH_SECONDS)
     ResourceAllocation.objects.filter(dataset=dataset, encoder=record, last_used_at__lt=cutoff).update(
         last_used_at=timezone.now()
     )

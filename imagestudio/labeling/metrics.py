@@ -20,13 +20,28 @@ def votes_from_scores(scores, low=None, high=None, invert=False):
     A missing threshold makes the LF one-sided. NaN scores (no score for the sample) abstain. Scores compare
     in float64, so a threshold is used exactly as given (a histogram edge sent back selects what it counted).
     """
-    scores = np.asarray(scores, dtype=np.float64)
+    scores = np.asarray(scores)
+    if scores.dtype != np.float32:
+        scores = scores.astype(np.float64)
     votes = np.zeros(len(scores), dtype=np.int8)
     if high is not None:
-        votes[scores >= high] = ABSENT if invert else PRESENT
+        votes[scores >= _as_dtype_bound(high, scores.dtype, up=True)] = ABSENT if invert else PRESENT
     if low is not None:
-        votes[scores <= low] = PRESENT if invert else ABSENT
+        votes[scores <= _as_dtype_bound(low, scores.dtype, up=False)] = PRESENT if invert else ABSENT
     return votes
+
+
+def _as_dtype_bound(threshold, dtype, up):
+    """The threshold as a value of the scores' dtype that selects exactly the scores the float64 comparison
+    would: for float32 scores, the nearest float32 at or above (`up`) or at or below the threshold."""
+    if dtype != np.float32:
+        return np.float64(threshold)
+    bound = np.float32(threshold)
+    if up and float(bound) < threshold:
+        bound = np.nextafter(bound, np.float32(np.inf))
+    elif not up and float(bound) > threshold:
+        bound = np.nextafter(bound, np.float32(-np.inf))
+    return bound
 
 
 def sigmoid(scores):
@@ -138,25 +153,44 @@ class Binned:
 
 
 def bin_scores(scores, ground_truth, bins) -> Binned:
-    """O(n): each score's bin comes from arithmetic, settled against the edges; nothing is sorted."""
-    scores, ground_truth = np.asarray(scores, dtype=np.float64), np.asarray(ground_truth)
-    row = (ground_truth != PRESENT).astype(np.intp) + (ground_truth == ABSTAIN)  # present 0, absent 1, unlabeled 2
+    """O(n): each score's bin comes from arithmetic, settled against the edges; nothing is sorted.
+
+    float32 scores (the scan's) are compared in float32 with each float64 edge's float32 ceiling, which selects
+    exactly what the float64 comparison would, at half the memory traffic."""
+    scores, ground_truth = np.asarray(scores), np.asarray(ground_truth)
+    if scores.dtype != np.float32:
+        scores = scores.astype(np.float64)
+    row = (ground_truth != PRESENT).astype(np.int32) + (ground_truth == ABSTAIN)  # present 0, absent 1, unlabeled 2
     totals = np.bincount(row, minlength=3)
     finite = np.isfinite(scores)
     if not finite.all():
         scores, row = scores[finite], row[finite]
     edges = _edges(scores, bins)
-    index = ((scores - edges[0]) * (bins / (edges[-1] - edges[0]))).astype(np.intp)
+    ceilings, exact = _edge_bounds(edges, scores.dtype)
+    scale = scores.dtype.type(bins / (edges[-1] - edges[0]))
+    index = ((scores - scores.dtype.type(edges[0])) * scale).astype(np.int32)
     np.clip(index, 0, bins - 1, out=index)
     # The arithmetic may miss by one next to an edge: the edges themselves decide (as in numpy's histogram).
-    index -= scores < edges[index]
-    index += (scores >= edges[index + 1]) & (index < bins - 1)
+    index -= scores < ceilings[index]
+    index += (scores >= ceilings[index + 1]) & (index < bins - 1)
     per_bin = np.bincount(row * bins + index, minlength=3 * bins).reshape(3, bins)
     # A score on an edge is on its own bin's left edge, or on the last edge (the top of the last bin).
-    edge = np.where(scores == edges[-1], bins, index)
-    on_edge = scores == edges[edge]
+    edge = np.where(scores == ceilings[-1], bins, index)
+    on_edge = (scores == ceilings[edge]) & exact[edge]
     per_edge = np.bincount(row[on_edge] * (bins + 1) + edge[on_edge], minlength=3 * (bins + 1)).reshape(3, bins + 1)
     return Binned(edges, per_bin, per_edge, totals)
+
+
+def _edge_bounds(edges, dtype):
+    """Per edge, the smallest value of `dtype` at or above it (`score < edge` iff `score < bound`, and
+    `score >= edge` iff `score >= bound`, for scores of that dtype), and whether the edge is exactly that value
+    (only then can a score equal it)."""
+    if dtype != np.float32:
+        return edges, np.ones(len(edges), dtype=bool)
+    bounds = edges.astype(np.float32)
+    below = bounds.astype(np.float64) < edges
+    bounds[below] = np.nextafter(bounds[below], np.float32(np.inf))
+    return bounds, bounds.astype(np.float64) == edges
 
 
 def histogram_of(binned: Binned) -> dict:
@@ -204,9 +238,11 @@ def threshold_sweep(binned: Binned, invert=False) -> dict:
             for row, (name, _) in enumerate(GROUND_TRUTH_ROWS[:2])}
 
 
-def _best_cut(scores, positive, descending):
-    """For the rule "score >= t" (descending) or "score <= t", precision and recall at every cut t."""
-    order = np.argsort(-scores if descending else scores, kind="stable")
+def _best_cut(scores, positive, ascending, descending):
+    """For the rule "score >= t" (descending) or "score <= t", precision and recall at every cut t. `ascending`:
+    the order that sorts `scores` (reversed for descending: cuts fall only between distinct values, so how ties
+    are ordered does not matter)."""
+    order = ascending[::-1] if descending else ascending
     ordered, hits = scores[order], positive[order]
     true_positives = np.cumsum(hits)
     taken = np.arange(1, len(ordered) + 1)
@@ -227,12 +263,12 @@ def _pick(thresholds, precision, recall, index):
             "f1": 2 * p * r / (p + r) if p + r else 0.0}
 
 
-def _side_cuts(scores, ground_truth, side, descending):
+def _side_cuts(scores, ground_truth, ascending, side, descending):
     """(thresholds, precision, recall, F1) of every cut of one side's rule; None without a labeled sample of it."""
     positive = ground_truth == side
     if not positive.any():
         return None
-    thresholds, precision, recall = _best_cut(scores, positive, descending)
+    thresholds, precision, recall = _best_cut(scores, positive, ascending, descending)
     f1 = np.where(precision + recall > 0, 2 * precision * recall / np.maximum(precision + recall, 1e-12), 0)
     return thresholds, precision, recall, f1
 
@@ -268,8 +304,9 @@ def suggest_thresholds(scores, ground_truth, invert=False, min_precision=0.9):
     keep = (ground_truth != ABSTAIN) & np.isfinite(scores)
     scores, ground_truth = scores[keep], ground_truth[keep]
     # high: score >= t votes PRESENT (ABSENT inverted); low: score <= t votes ABSENT (PRESENT inverted)
-    cuts = {"high": _side_cuts(scores, ground_truth, ABSENT if invert else PRESENT, descending=True),
-            "low": _side_cuts(scores, ground_truth, PRESENT if invert else ABSENT, descending=False)}
+    ascending = np.argsort(scores)  # one sort of the labeled samples serves both sides
+    cuts = {"high": _side_cuts(scores, ground_truth, ascending, ABSENT if invert else PRESENT, descending=True),
+            "low": _side_cuts(scores, ground_truth, ascending, PRESENT if invert else ABSENT, descending=False)}
     first, second = ("low", "high") if invert else ("high", "low")
     suggestions = {"high": {}, "low": {}}
     for kind in ("best_f1", "best_recall_at_precision"):

@@ -2,6 +2,8 @@
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sklearn.metrics import f1_score, precision_score, recall_score
 
 from imagestudio.common.arrays import top_k
@@ -157,3 +159,16 @@ def test_top_k_orders_and_skips_nan():
     assert top_k(scores, 3).tolist() == [2, 4, 3]
     assert top_k(scores, 2, descending=False).tolist() == [0, 3]
     assert top_k(np.array([np.nan]), 5).tolist() == []
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.floats(-2, 2, width=32), min_size=1, max_size=50), st.floats(-2, 2), st.floats(-2, 2),
+       st.booleans())
+def test_float32_scores_vote_as_their_exact_float64_values(values, low, high, invert):
+    """The scan's float32 scores are compared without widening them: the thresholds become the float32 bounds
+    that select exactly what the float64 comparison does, even for a threshold between two float32 values."""
+    scores = np.array(values, dtype=np.float32)
+    nudged = [np.nextafter(np.float64(v), np.inf) for v in values[:2]]  # thresholds just above a score
+    for lo, hi in ((min(low, high), max(low, high)), (nudged[0], nudged[-1] + 1)):
+        expected = votes_from_scores(scores.astype(np.float64), lo, hi, invert)
+        assert np.array_equal(votes_from_scores(scores, lo, hi, invert), expected)

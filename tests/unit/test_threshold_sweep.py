@@ -145,3 +145,17 @@ def test_the_present_side_keeps_its_best_cut_and_the_absent_side_yields():
     assert suggested["low"]["best_f1"]["threshold"] == 1.0
     inverted = suggest_thresholds(-scores, truth, invert=True)
     assert inverted["low"]["best_f1"]["threshold"] == -2.0 and inverted["high"]["best_f1"]["threshold"] == -1.0
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.floats(-1, 1, width=32), min_size=1, max_size=60), st.integers(1, 12), st.data())
+def test_float32_scores_bin_as_their_exact_float64_values(values, bins, data):
+    """The scan's float32 scores are binned in float32 against the edges' float32 bounds: the same bins and
+    edge counts as the float64 values, edges falling between float32 values and on them alike."""
+    scores = np.array(values, dtype=np.float32)
+    truth = np.array(data.draw(st.lists(st.sampled_from([-1, 0, 1]), min_size=len(values), max_size=len(values))),
+                     dtype=np.int8)
+    narrow, wide = bin_scores(scores, truth, bins), bin_scores(scores.astype(np.float64), truth, bins)
+    assert np.array_equal(narrow.edges, wide.edges)
+    assert np.array_equal(narrow.per_bin, wide.per_bin) and np.array_equal(narrow.per_edge, wide.per_edge)
+    assert np.array_equal(narrow.totals, wide.totals)
