@@ -3,6 +3,7 @@ source of truth), and for scanning one memory-mapped bfloat16 matrix per (datase
 in files on each host (vector_files), written from the database when missing and cached per process.
 """
 
+import contextlib
 import os
 import shutil
 import time
@@ -10,6 +11,7 @@ import uuid
 from dataclasses import replace
 
 import numpy as np
+import psycopg
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F
@@ -162,6 +164,15 @@ def _split_code_sql(column):
         " END"
 
 
+@contextlib.contextmanager
+def _binary_cursor():
+    """A psycopg cursor on Django's connection (its transaction) with server-side binding, so results can come
+    in binary: bytea as raw bytes, not hex text twice their size to decode."""
+    connection.ensure_connection()
+    with psycopg.Cursor(connection.connection) as cursor:
+        yield cursor
+
+
 def _ids_and_splits(dataset_id, record):
     """(ids ascending, split codes) of the samples with a vector under `record`, in one row of two byte strings."""
     if connection.vendor != "postgresql":
@@ -170,12 +181,12 @@ def _ids_and_splits(dataset_id, record):
         pairs = list(rows.iterator(chunk_size=20_000))
         return (np.array([i for i, _ in pairs], dtype=np.int64),
                 np.array([SPLIT_CODES[split] for _, split in pairs], dtype=np.int8))
-    with connection.cursor() as cursor:
+    with _binary_cursor() as cursor:
         cursor.execute(
             "SELECT string_agg(int8send(s.id), ''::bytea ORDER BY s.id), "  # noqa: S608 (constants only)
             f"string_agg(set_byte('\\x00'::bytea, 0, {_split_code_sql('s.split')}), ''::bytea ORDER BY s.id) "
             f"FROM {Embedding._meta.db_table} e JOIN {Sample._meta.db_table} s ON s.id = e.sample_id "
-            "WHERE e.encoder_id = %s AND s.dataset_id = %s", [record.id, dataset_id])
+            "WHERE e.encoder_id = %s AND s.dataset_id = %s", [record.id, dataset_id], binary=True)
         ids, codes = cursor.fetchone()
     return (np.frombuffer(bytes(ids or b""), dtype=">i8").astype(np.int64),
             np.frombuffer(bytes(codes or b""), dtype=np.int8).copy())
@@ -191,15 +202,16 @@ def _vector_blocks(dataset_id, record, ids):
                           .values_list("sample_id", "vector"))
             yield np.stack([np.frombuffer(stored[i], dtype=VECTOR_DTYPE) for i in chunk])
         return
-    with connection.cursor() as cursor:
+    with _binary_cursor() as cursor:
         for start in range(0, len(ids), block):
             low, high = int(ids[start]), int(ids[min(start + block, len(ids)) - 1])
             cursor.execute(
-                "SELECT string_agg(e.vector, ''::bytea ORDER BY e.sample_id), count(*) "  # noqa: S608 (names only)
+                "SELECT e.vector "  # noqa: S608 (names only)
                 f"FROM {Embedding._meta.db_table} e JOIN {Sample._meta.db_table} s ON s.id = e.sample_id "
-                "WHERE e.encoder_id = %s AND e.sample_id BETWEEN %s AND %s AND s.dataset_id = %s",
-                [record.id, low, high, dataset_id])
-            data, count = cursor.fetchone()
+                "WHERE e.encoder_id = %s AND e.sample_id BETWEEN %s AND %s AND s.dataset_id = %s "
+                "ORDER BY e.sample_id", [record.id, low, high, dataset_id], binary=True)
+            rows = cursor.fetchall()
+            data, count = b"".join(row[0] for row in rows), len(rows)
             if count != min(block, len(ids) - start):  # samples deleted meanwhile (outside a snapshot only)
                 raise Conflict("The dataset's samples changed while its vectors were loading; retry.",
                                code="vectors_changed")
@@ -229,11 +241,11 @@ def _build(dataset_id, record, directory):
 def _splits_of(dataset_id, sample_ids):
     """Split codes of `sample_ids` (ascending, all in the dataset) as they are now."""
     if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
+        with _binary_cursor() as cursor:
             cursor.execute(
                 "SELECT string_agg(int8send(id), ''::bytea ORDER BY id), "  # noqa: S608 (constants only)
                 f"string_agg(set_byte('\\x00'::bytea, 0, {_split_code_sql('split')}), ''::bytea ORDER BY id) "
-                f"FROM {Sample._meta.db_table} WHERE dataset_id = %s", [dataset_id])
+                f"FROM {Sample._meta.db_table} WHERE dataset_id = %s", [dataset_id], binary=True)
             ids, codes = cursor.fetchone()
         ids = np.frombuffer(bytes(ids or b""), dtype=">i8").astype(np.int64)
         codes = np.frombuffer(bytes(codes or b""), dtype=np.int8)
