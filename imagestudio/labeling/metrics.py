@@ -152,6 +152,9 @@ class Binned:
     totals: np.ndarray  # (3,): samples per ground truth row, those without a score (NaN) included
 
 
+_ROW_OF_TRUTH = np.array([1, 2, 0], dtype=np.intp)  # ground truth -1 / 0 / 1 -> row absent 1, unlabeled 2, present 0
+
+
 def bin_scores(scores, ground_truth, bins) -> Binned:
     """O(n): each score's bin comes from arithmetic, settled against the edges; nothing is sorted.
 
@@ -160,24 +163,34 @@ def bin_scores(scores, ground_truth, bins) -> Binned:
     scores, ground_truth = np.asarray(scores), np.asarray(ground_truth)
     if scores.dtype != np.float32:
         scores = scores.astype(np.float64)
-    row = (ground_truth != PRESENT).astype(np.int32) + (ground_truth == ABSTAIN)  # present 0, absent 1, unlabeled 2
-    totals = np.bincount(row, minlength=3)
+    row = _ROW_OF_TRUTH[ground_truth + 1]
     finite = np.isfinite(scores)
+    totals = None
     if not finite.all():
+        totals = np.bincount(row, minlength=3)
         scores, row = scores[finite], row[finite]
     edges = _edges(scores, bins)
     ceilings, exact = _edge_bounds(edges, scores.dtype)
     scale = scores.dtype.type(bins / (edges[-1] - edges[0]))
-    index = ((scores - scores.dtype.type(edges[0])) * scale).astype(np.int32)
+    index = ((scores - scores.dtype.type(edges[0])) * scale).astype(np.intp)
     np.clip(index, 0, bins - 1, out=index)
-    # The arithmetic may miss by one next to an edge: the edges themselves decide (as in numpy's histogram).
+    # The arithmetic may miss by one next to an edge: the edges themselves decide (as in numpy's histogram). The
+    # last bin also holds its right edge: an infinite ceiling above it keeps a score there.
     index -= scores < ceilings[index]
-    index += (scores >= ceilings[index + 1]) & (index < bins - 1)
-    per_bin = np.bincount(row * bins + index, minlength=3 * bins).reshape(3, bins)
-    # A score on an edge is on its own bin's left edge, or on the last edge (the top of the last bin).
-    edge = np.where(scores == ceilings[-1], bins, index)
-    on_edge = (scores == ceilings[edge]) & exact[edge]
-    per_edge = np.bincount(row[on_edge] * (bins + 1) + edge[on_edge], minlength=3 * (bins + 1)).reshape(3, bins + 1)
+    index += scores >= np.append(ceilings[1:-1], np.inf).astype(ceilings.dtype)[index]
+    row *= bins
+    row += index
+    per_bin = np.bincount(row, minlength=3 * bins).reshape(3, bins)
+    if totals is None:
+        totals = per_bin.sum(axis=1)
+    # A score on an edge is on its own bin's left edge, or on the last edge (the top of the last bin): few.
+    on_left = np.flatnonzero(scores == ceilings[index])
+    on_left = on_left[exact[index[on_left]]]
+    on_last = np.flatnonzero(scores == ceilings[-1]) if exact[-1] else on_left[:0]
+    on_left = np.setdiff1d(on_left, on_last, assume_unique=True)
+    per_edge = np.zeros((3, bins + 1), dtype=np.int64)
+    np.add.at(per_edge, (row[on_left] // bins, index[on_left]), 1)
+    np.add.at(per_edge, (row[on_last] // bins, bins), 1)
     return Binned(edges, per_bin, per_edge, totals)
 
 
