@@ -93,6 +93,8 @@ class Matrix:
             else:
                 self._storage_ids = np.empty_like(self.sample_ids)
                 self._storage_ids[self.rows] = self.sample_ids
+        if len(ranges) == 1:
+            return self._storage_ids[ranges[0][0]:ranges[0][1]]
         return np.concatenate([self._storage_ids[a:b] for a, b in ranges]) if len(ranges) else self.sample_ids[:0]
 
     def score(self, query: np.ndarray, split: int | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -137,8 +139,11 @@ def _scan(vectors, dim, query, ranges):
     unit[dim] = -centre
     packed = torch.from_numpy(unit).to(SCAN_DTYPE)
     parts = [torch.mv(vectors[int(a):int(b)], packed) for a, b in ranges if b > a]
-    product = np.concatenate([_widen(part.view(torch.int16).numpy()) for part in parts])
-    return (product + np.float32(centre)) * np.float32(norm)
+    widened = [_widen(part.view(torch.int16).numpy()) for part in parts]
+    product = widened[0] if len(widened) == 1 else np.concatenate(widened)
+    product += np.float32(centre)
+    product *= np.float32(norm)
+    return product
 
 
 def _widen(bfloat16_bits):
