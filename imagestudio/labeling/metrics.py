@@ -68,19 +68,20 @@ def rate(successes, trials):
 
 def vote_quality(votes, ground_truth):
     """Precision and recall of the PRESENT and of the ABSENT votes against ground truth, and coverage."""
-    votes, ground_truth = np.asarray(votes), np.asarray(ground_truth)
-    labeled = ground_truth != ABSTAIN
+    votes, ground_truth = np.asarray(votes, dtype=np.int8), np.asarray(ground_truth, dtype=np.int8)
+    # one pass: counts[vote + 1, truth + 1] for the 3 x 3 outcomes
+    counts = np.bincount((votes * 3 + ground_truth).astype(np.intp) + 4, minlength=9).reshape(3, 3)
+    per_vote, per_truth = counts.sum(axis=1), counts.sum(axis=0)
+    index = {ABSENT: 0, ABSTAIN: 1, PRESENT: 2}
     result = {
-        "votes": {"present": int((votes == PRESENT).sum()), "absent": int((votes == ABSENT).sum()),
-                  "abstain": int((votes == ABSTAIN).sum())},
-        "coverage": rate((votes != ABSTAIN).sum(), len(votes)),
-        "labeled": int(labeled.sum()),
+        "votes": {"present": int(per_vote[2]), "absent": int(per_vote[0]), "abstain": int(per_vote[1])},
+        "coverage": rate(per_vote[0] + per_vote[2], len(votes)),
+        "labeled": int(per_truth[0] + per_truth[2]),
     }
     for name, side in (("present", PRESENT), ("absent", ABSENT)):
-        voted = (votes == side) & labeled
-        correct = voted & (ground_truth == side)
-        result[name] = {"precision": rate(correct.sum(), voted.sum()),
-                        "recall": rate(correct.sum(), (ground_truth == side).sum())}
+        row = counts[index[side]]
+        correct = row[index[side]]
+        result[name] = {"precision": rate(correct, row[0] + row[2]), "recall": rate(correct, per_truth[index[side]])}
     return result
 
 
@@ -313,7 +314,9 @@ def suggest_thresholds(scores, ground_truth, invert=False, min_precision=0.9):
     votes PRESENT (high, or low when inverted) gets its best cut over all cuts; the other side its best among the
     cuts beyond it, so for each kind a suggested low is always below the suggested high (None when no cut is left).
     """
-    scores, ground_truth = np.asarray(scores, dtype=np.float64), np.asarray(ground_truth)
+    scores, ground_truth = np.asarray(scores), np.asarray(ground_truth)
+    if scores.dtype != np.float32:  # the scan's float32 scores sort faster as they are (same order, same values)
+        scores = scores.astype(np.float64)
     keep = (ground_truth != ABSTAIN) & np.isfinite(scores)
     scores, ground_truth = scores[keep], ground_truth[keep]
     # high: score >= t votes PRESENT (ABSENT inverted); low: score <= t votes ABSENT (PRESENT inverted)
