@@ -34,6 +34,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common  # noqa: E402
 import embedding_bench  # noqa: E402
+import scan_kernels  # noqa: E402
 
 ROOT = _common.REPO
 TARGETS = {"split": 2.5, "http_p50_ms": 300, "cold_s": 3.0, "second_process": 0.10, "lf_save_s": 2.0}
@@ -82,17 +83,9 @@ def child_split(dataset_id, repeats):
     rule = Rule(label_class=dataset.classes.order_by("id").first(), type="similarity_image",
                 config={"sample_id": sample_id, "encoder": "open_clip"}, low=0.0, high=0.1, invert=False)
     query = matrix.features(np.array([777]))[0]
-    timings = {}
-    for name, fn in (("preview", lambda: lf_preview(dataset=dataset, rule=rule, split="dev")),
-                     ("scores_for", lambda: scores_for(dataset=dataset, record=record, vector=query, split="dev"))):
-        for _ in range(3):
-            fn()
-        runs = []
-        for _ in range(repeats):
-            started = time.perf_counter()
-            fn()
-            runs.append(time.perf_counter() - started)
-        timings[name] = statistics.median(runs)
+    timings = {name: statistics.median(scan_kernels.timed(fn, repeats)) for name, fn in (
+        ("preview", lambda: lf_preview(dataset=dataset, rule=rule, split="dev")),
+        ("scores_for", lambda: scores_for(dataset=dataset, record=record, vector=query, split="dev")))}
     rows = int((matrix.splits == 1).sum())
     print(json.dumps({**timings, "rows": rows, "load": _load()}))
 
@@ -108,13 +101,7 @@ def child_bare_split(rows, repeats):
         block = rng.standard_normal((min(100_000, rows - start), 512), dtype=np.float32)
         matrix[start:start + len(block)] = torch.from_numpy(block / np.linalg.norm(block, axis=1, keepdims=True))
     query = matrix[7].clone()
-    for _ in range(3):
-        torch.mv(matrix, query).float().numpy()
-    runs = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        torch.mv(matrix, query).float().numpy()
-        runs.append(time.perf_counter() - started)
+    runs = scan_kernels.timed(lambda: torch.mv(matrix, query).float().numpy(), repeats)
     print(json.dumps({"bare": statistics.median(runs), "load": _load()}))
 
 
@@ -292,8 +279,6 @@ def main():
     def record(name, column, value):
         rows.setdefault(name, {})[column] = value
         print(f"{name:<52} {column:>5}  {value}   (load {_load():.2f})", flush=True)
-
-    import scan_kernels
 
     scan, _ = scan_kernels.run_speed(args.samples, args.repeats)
     record("scan of 500K x 512 / best bare kernel", "500K",

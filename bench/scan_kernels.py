@@ -63,7 +63,8 @@ def queries(vectors, mean, seed=1):
     return {"text-like": text / np.linalg.norm(text), "image-like": image / np.linalg.norm(image)}
 
 
-def _timed(fn, repeats):
+def timed(fn, repeats):
+    """Seconds of each of `repeats` calls, after 3 untimed ones."""
     for _ in range(3):
         fn()
     runs = []
@@ -105,7 +106,7 @@ def child(kernel, rows, repeats):
         matrix = Matrix(sample_ids=sample_ids, splits=splits, vectors=mapped, dim=DIM, version=1, rows=order)
         fn = lambda: matrix.score(query)  # noqa: E731
     del vectors
-    runs = _timed(fn, repeats)
+    runs = timed(fn, repeats)
     print(json.dumps({"kernel": kernel, "runs": runs, "threads": torch.get_num_threads(),
                       "load": os.getloadavg()[0]}))
 
