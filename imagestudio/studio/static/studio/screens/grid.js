@@ -39,6 +39,8 @@ export function thumbnailStrip(dataset, entries) {
   return items.map(({ item }) => item);
 }
 
+const MENUS_AFTER_MS = 1500;
+
 export async function render(root, context) {
   const { dataset, query, go } = context;
   const filter = filterFromQuery(query);
@@ -47,10 +49,18 @@ export async function render(root, context) {
   const classes = dataset.classes.map((c) => c.name);
   const route = (newFilter, options = {}) => go(`/d/${dataset.id}/grid${queryString(newFilter, { limit, ...options })}`);
 
-  // The tiles start loading as soon as the page is listed; the filter bar's menus (tags, LFs, models) follow.
-  const sources = filterSources(dataset.id);
+  // The page of samples is asked for alone (the server answers it first) and its tiles start loading as soon as
+  // it is listed; the filter bar's menus (tags, LFs, models) are asked for once the thumbnails are in (or after
+  // MENUS_AFTER_MS), so they do not compete with them for the server.
   const page = await samples.list(dataset.id, filter, { limit, fields: [], ...pages.params });
   performance.mark("studio:grid-listed", { detail: { count: page.results.length } });
+  let menusAsked = false;
+  let menusReady;
+  const sources = new Promise((resolve) => { menusReady = resolve; });
+  const askMenus = () => {
+    if (!menusAsked) { menusAsked = true; menusReady(filterSources(dataset.id)); }
+  };
+  setTimeout(askMenus, page.results.length ? MENUS_AFTER_MS : 0);
   sessionStorage.setItem(GRID_IDS_KEY, JSON.stringify(page.results.map((s) => s.id)));
 
   const selected = new Set();
@@ -158,6 +168,7 @@ export async function render(root, context) {
     if (pending === 0) {
       performance.mark("studio:grid-thumbnails", { detail: { count: page.results.length } });
       tiles.dataset.loaded = String(page.results.length);
+      askMenus();
     }
   };
   page.results.forEach((sample, index) => {
