@@ -172,9 +172,7 @@ def bin_scores(scores, ground_truth, bins) -> Binned:
         scores, row = scores[finite], row[finite]
     edges = _edges(scores, bins)
     ceilings, exact = _edge_bounds(edges, scores.dtype)
-    scale = scores.dtype.type(bins / (edges[-1] - edges[0]))
-    index = ((scores - scores.dtype.type(edges[0])) * scale).astype(np.intp)
-    np.clip(index, 0, bins - 1, out=index)
+    index = _approximate_bins(scores, edges, ceilings)
     # The arithmetic may miss by one next to an edge: the edges themselves decide (as in numpy's histogram). The
     # last bin also holds its right edge: an infinite ceiling above it keeps a score there.
     index -= scores < ceilings[index]
@@ -193,6 +191,22 @@ def bin_scores(scores, ground_truth, bins) -> Binned:
     np.add.at(per_edge, (row[on_left] // bins, index[on_left]), 1)
     np.add.at(per_edge, (row[on_last] // bins, bins), 1)
     return Binned(edges, per_bin, per_edge, totals)
+
+
+def _approximate_bins(scores, edges, ceilings):
+    """Each score's bin, right or one off next to an edge. Arithmetic where the scores' dtype holds the range and
+    its scale, and a bin spans many of its steps at the scores' magnitude (so rounding moves a score by less than
+    a bin); a binary search over the edges' bounds where it does not (ranges near the dtype's limits, among its
+    subnormals, or narrower than a few of its steps)."""
+    bins = len(edges) - 1
+    info = np.finfo(scores.dtype)
+    span = edges[-1] - edges[0]
+    resolution = max(8 * info.eps * max(abs(edges[0]), abs(edges[-1])), info.tiny)
+    if span < info.max and bins / span < info.max and span / bins >= resolution:
+        scale = scores.dtype.type(bins / span)
+        index = ((scores - scores.dtype.type(edges[0])) * scale).astype(np.intp)
+        return np.clip(index, 0, bins - 1, out=index)
+    return np.clip(np.searchsorted(ceilings, scores, side="right") - 1, 0, bins - 1)
 
 
 def _edge_bounds(edges, dtype):

@@ -19,9 +19,12 @@ from imagestudio.labeling.metrics import (
 def scored_samples(draw):
     """Scores with ties, edge hits and NaN (no score), and ground truth with unlabeled samples."""
     n = draw(st.integers(0, 60))
-    grid = draw(st.sampled_from([None, 4, 10]))  # few distinct values: scores land on the edges
+    grid = draw(st.sampled_from([None, "extreme", 4, 10]))  # few distinct values: scores land on the edges
     if grid is None:
         values = st.floats(-3, 3, allow_nan=False, width=32)
+    elif grid == "extreme":  # ranges near float32's limits and among its subnormals
+        values = st.one_of(st.floats(allow_nan=False, allow_infinity=False, width=32),
+                           st.floats(-2.0 ** -124, 2.0 ** -124, width=32))
     else:
         values = st.integers(0, grid).map(float)
     scores = np.array(draw(st.lists(st.one_of(values, st.just(float("nan"))) if draw(st.booleans()) else values,
@@ -148,10 +151,13 @@ def test_the_present_side_keeps_its_best_cut_and_the_absent_side_yields():
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.floats(-1, 1, width=32), min_size=1, max_size=60), st.integers(1, 12), st.data())
+@given(st.lists(st.one_of(st.floats(-1, 1, width=32), st.floats(-2.0 ** -124, 2.0 ** -124, width=32),
+                          st.floats(allow_nan=False, allow_infinity=False, width=32)), min_size=1, max_size=60),
+       st.integers(1, 12), st.data())
 def test_float32_scores_bin_as_their_exact_float64_values(values, bins, data):
     """The scan's float32 scores are binned in float32 against the edges' float32 bounds: the same bins and
-    edge counts as the float64 values, edges falling between float32 values and on them alike."""
+    edge counts as the float64 values, edges falling between float32 values and on them alike, over the whole
+    finite range (subnormal spans, spans past float32's largest value)."""
     scores = np.array(values, dtype=np.float32)
     truth = np.array(data.draw(st.lists(st.sampled_from([-1, 0, 1]), min_size=len(values), max_size=len(values))),
                      dtype=np.int8)
