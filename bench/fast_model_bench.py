@@ -21,7 +21,7 @@ first so its ground truth is read cold. Baselines, in their own phases before an
 interleaved with them), do the fitting work of the job on the same rows (train rows with ground truth) with bare
 scikit-learn, starting from the same cached scan matrix: inside the timer, the rows are widened to float32 as the
 job's `_features` does (`matrix.features(rows)`), then
-  - for the job without dev labels: one `LogisticRegression(C=1.0, max_iter=300, warm_start=True).fit(X, y)`,
+  - for the job without dev labels: one `LogisticRegression(C=DEFAULT_C, max_iter=300, warm_start=True).fit(X, y)`,
     as `fitting.fit_default`;
   - for the job with dev labels: the dev rows are widened too, then one `LogisticRegression(max_iter=300,
     warm_start=True)` is refitted along C_GRID (each fit starts from the previous solution, as `fitting.select_c`

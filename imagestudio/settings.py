@@ -86,7 +86,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",  # admin and Swagger UI assets behind gunicorn
     "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.common.CommonMiddleware",
+    "imagestudio.urls.CommonMiddleware",  # Django's, with JSON 404s, not redirects, for /api/ paths without a slash
     # Every GET answer gets an ETag (the view's, else a hash of the body); If-None-Match matching it answers 304.
     "django.middleware.http.ConditionalGetMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",

@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.http import JsonResponse
-from django.urls import include, path
+from django.middleware import common as middleware
+from django.urls import include, is_valid_path, path
 from django.views.defaults import bad_request, page_not_found
 
 urlpatterns = [
@@ -10,10 +11,22 @@ urlpatterns = [
 ]
 
 
+class CommonMiddleware(middleware.CommonMiddleware):
+    """Django's, without the trailing-slash redirect under /api/: a redirect would drop a POST's body and answer
+    an API client in HTML; not_found names the path with its slash instead."""
+
+    def should_redirect_with_slash(self, request):
+        return not request.path_info.startswith("/api/") and super().should_redirect_with_slash(request)
+
+
 def not_found(request, exception=None):
     """API clients get the API's JSON error shape even for paths no route matches."""
     if request.path.startswith("/api/"):
-        return JsonResponse({"detail": "Not found.", "code": "not_found"}, status=404)
+        detail = "Not found."
+        if not request.path_info.endswith("/") and is_valid_path(f"{request.path_info}/",
+                                                                 getattr(request, "urlconf", None)):
+            detail += f" API paths end with a slash: {request.path}/"
+        return JsonResponse({"detail": detail, "code": "not_found"}, status=404)
     return page_not_found(request, exception)
 
 

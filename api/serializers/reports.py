@@ -305,6 +305,10 @@ class ClassModelMetricsSerializer(serializers.Serializer):
     C = serializers.FloatField()
     dev_f1_by_C = serializers.DictField(child=serializers.FloatField(), allow_null=True,
                                         help_text="C -> F1 on dev; null when C was not chosen on dev.")
+    cv_f1_by_C = serializers.DictField(
+        child=serializers.FloatField(), allow_null=True,
+        help_text="C -> cross-validated F1 over the training rows, when the model trains on dev rows (C is then "
+                  "chosen this way, since scored on its own training rows the largest C would win); else null.")
     trained_on = TrainedOnSerializer()
     valid = EvaluationSerializer()
     ceiling = CeilingSerializer(required=False, help_text="Models trained on a training set.")

@@ -235,12 +235,18 @@ def _features(matrix, rows):
 
 
 def _fit_class(model, matrix, rows, positive, truth):
-    """The class's regression on `rows`; C is chosen on the dev rows with ground truth when both sides are there."""
+    """The class's regression on `rows`. C is chosen on the dev rows with ground truth when both sides are there
+    and none of them is trained on; by cross-validation over `rows` when the model trains on dev rows (scored
+    on its own training rows, the largest C would always win), which also gives their out-of-fold scores; else
+    DEFAULT_C."""
     seed = model.params["seed"]
     features = _features(matrix, rows)
     dev = np.flatnonzero((matrix.splits == SPLIT_CODES[Split.DEV]) & (truth != 0))
     dev_positive = truth[dev] == 1
-    if dev_positive.any() and not dev_positive.all():
+    if np.isin(dev, rows).any():
+        if min(int(positive.sum()), int((~positive).sum())) >= 2:
+            return fitting.select_c_by_cv(features, positive, seed)
+    elif dev_positive.any() and not dev_positive.all():
         return fitting.select_c(features, positive, _features(matrix, dev), dev_positive, seed)
     return fitting.fit_default(features, positive, seed)
 
@@ -253,8 +259,13 @@ def _train_class(model: FastModel, matrix: Matrix, label_class: LabelClass, rng:
     rows = np.sort(np.concatenate([positives, negatives]))
     fit = _fit_class(model, matrix, rows, labels[rows] == 1, truth)
     scores = fitting.decision_scores(matrix, fit.coef, fit.intercept)
+    if fit.held_out_scores is not None:
+        # Cross-fitting: a model trained on dev rows scores its training rows out-of-fold, so an LF on it is
+        # judged on dev (its precision, the label model) by what it says of rows it did not learn.
+        scores[rows] = fit.held_out_scores
     valid = matrix.splits == SPLIT_CODES[Split.VALID]
     class_metrics = {"class_id": label_class.id, "C": fit.c_value, "dev_f1_by_C": fit.dev_f1_by_c,
+                     "cv_f1_by_C": fit.cv_f1_by_c,
                      "trained_on": {"positives": int(len(positives)), "negatives": int(len(negatives))},
                      "valid": fitting.evaluate(scores[valid], truth[valid])}
     if model.label_source == FastModel.LabelSource.TRAINING_SET:
@@ -271,7 +282,7 @@ def _ceiling(model, matrix, truth, valid):
         return {"reason": "train and dev hold fewer than 2 ground-truth labels of each side"}
     fit = fitting.select_c_by_cv(_features(matrix, rows), positive, model.params["seed"])
     scores = fitting.decision_scores(matrix, fit.coef, fit.intercept)
-    return {"C": fit.c_value, "cv_f1_by_C": fit.dev_f1_by_c, "trained_on": int(len(rows)),
+    return {"C": fit.c_value, "cv_f1_by_C": fit.cv_f1_by_c, "trained_on": int(len(rows)),
             "valid": fitting.evaluate(scores[valid], truth[valid])}
 
 

@@ -196,3 +196,12 @@ def test_other_methods_on_a_signed_url_are_the_viewsets(api, dataset, samples):
     url = listed(api, dataset)[samples[0].id]["thumbnail_url"]
     assert client_for(None).post(url).status_code == 401  # no credentials: the signature opens GET and HEAD only
     assert api.post(url).status_code == 405
+
+
+def test_an_api_path_without_its_slash_is_a_json_404_naming_it(api, dataset):
+    for method in (api.get, api.post, api.delete):
+        answer = method(f"/api/datasets/{dataset.id}")
+        assert answer.status_code == 404 and answer["Content-Type"] == "application/json"
+        assert answer.json() == {"detail": f"Not found. API paths end with a slash: /api/datasets/{dataset.id}/",
+                                 "code": "not_found"}
+    assert api.get("/api/no-such-thing").json() == {"detail": "Not found.", "code": "not_found"}

@@ -10,6 +10,7 @@ from imagestudio.datasets.models import Sample
 from imagestudio.labeling.label_choice import CANDIDATES, label_class_votes
 from imagestudio.labeling.models import LabelingFunction
 from imagestudio.labeling.selectors import vote_array
+from imagestudio.training.fitting import C_GRID
 from imagestudio.training.models import Prediction
 from tests.conftest import png_bytes
 
@@ -127,7 +128,7 @@ def test_fast_model_metrics_predictions_filters_and_model_lf(api, world):
     # the ceiling: the same features on the ground truth of train (every third sample) and dev, same valid rows
     ceiling = model["metrics"]["cat"]["ceiling"]
     assert ceiling["trained_on"] == 10 + 10 and ceiling["valid"]["labeled"] == 10
-    assert set(ceiling["cv_f1_by_C"]) == {"0.1", "1.0", "10.0"} and str(ceiling["C"]) in ceiling["cv_f1_by_C"]
+    assert set(ceiling["cv_f1_by_C"]) == set(map(str, C_GRID)) and str(ceiling["C"]) in ceiling["cv_f1_by_C"]
     predictions = api.get(f"/api/datasets/{dataset.id}/models/{model['id']}/predictions/?limit=100").json()
     assert predictions["count"] == 50
     rows = {r["sample_id"]: r for r in predictions["results"]}
@@ -482,3 +483,36 @@ def test_model_charts_match_an_independent_computation_and_follow_the_ground_tru
         assert api.get(f"{url}?{bad}").status_code == 400, bad
     assert client_for(stranger).get(url).status_code == 404
     assert api.get(f"/api/datasets/{dataset.id}/models/999999/charts/").status_code == 404
+
+
+@pytest.mark.parametrize(("splits", "chosen_by"), [(["train"], "dev_f1_by_C"), (["train", "dev"], "cv_f1_by_C"),
+                                                   (["dev"], "cv_f1_by_C")])
+def test_c_is_never_chosen_on_the_rows_the_model_trains_on(api, world, splits, chosen_by):
+    """Scored on its own training rows the largest C would always win: a model trained on dev rows chooses C by
+    cross-validation over its training rows, one trained apart from dev on the dev rows."""
+    dataset = world
+    response = api.post(f"/api/datasets/{dataset.id}/models/", {"classes": ["cat"], "label_source": "ground_truth",
+                                                                "ground_truth_splits": splits}, format="json")
+    assert response.status_code == 202, response.content
+    job = api.get(response["Location"]).json()
+    assert job["status"] == "succeeded", job
+    metrics = api.get(f"/api/datasets/{dataset.id}/models/{job['result']['model']}/").json()["metrics"]["cat"]
+    other = {"dev_f1_by_C": "cv_f1_by_C", "cv_f1_by_C": "dev_f1_by_C"}[chosen_by]
+    assert set(metrics[chosen_by]) == set(map(str, C_GRID)) and metrics[other] is None
+    assert metrics[chosen_by][str(metrics["C"])] == max(metrics[chosen_by].values())
+    # Rows it did not train on are scored by the model; a model trained on dev scores its training rows
+    # out-of-fold (cross-fitting), never by the fit that learned them.
+    model_id = job["result"]["model"]
+    expected = independent_scores(dataset, model_id)
+    scores = {r["sample_id"]: r["score"] for r in api.get(
+        f"/api/datasets/{dataset.id}/models/{model_id}/predictions/?limit=100").json()["results"]}
+    from imagestudio.training.models import FastModel
+    from imagestudio.training.selectors import artifact_arrays
+
+    coef_norm = float(np.linalg.norm(artifact_arrays(FastModel.objects.get(pk=model_id))["coef"][0]))
+    split_of = dict(Sample.objects.filter(dataset=dataset).values_list("id", "split"))
+    dev_ids = {i for i, split in split_of.items() if split == "dev"}
+    apart = [i for i in scores if split_of[i] in ("valid", "test")]
+    assert apart and all(scores[i] == pytest.approx(expected[i], abs=coef_norm / 256) for i in apart)
+    if chosen_by == "cv_f1_by_C":
+        assert any(scores[i] != pytest.approx(expected[i], abs=coef_norm / 256) for i in dev_ids)

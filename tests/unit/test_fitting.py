@@ -163,7 +163,22 @@ def test_ceiling_c_by_cross_validation_is_the_best_cv_f1_then_one_fit_on_all():
     features = rng.normal(size=(300, 8)).astype(np.float32)
     positive = features[:, 0] + 0.5 * rng.normal(size=300) > 0.3
     fit = fitting.select_c_by_cv(features, positive, seed=0)
-    assert set(fit.dev_f1_by_c) == {str(c) for c in fitting.C_GRID}
-    assert fit.dev_f1_by_c[str(fit.c_value)] == max(fit.dev_f1_by_c.values())
+    assert set(fit.cv_f1_by_c) == {str(c) for c in fitting.C_GRID}
+    assert fit.cv_f1_by_c[str(fit.c_value)] == max(fit.cv_f1_by_c.values())
     cold = fitting.fit_logistic(features, positive, fit.c_value, seed=0)
     assert np.allclose(fit.coef, cold.coef_[0], atol=1e-3)
+
+
+def test_cross_validated_fit_scores_each_row_by_the_fold_model_that_did_not_see_it():
+    from sklearn.model_selection import StratifiedKFold
+
+    rng = np.random.default_rng(10)
+    features, positive = separable(rng, 240, noise=2.0)
+    fit = fitting.select_c_by_cv(features, positive, seed=3)
+    assert fit.held_out_scores.shape == (240,) and fit.held_out_scores.dtype == np.float32
+    for train, held_out in StratifiedKFold(3, shuffle=True, random_state=3).split(features, positive):
+        fold = cold_fit(features[train], positive[train], fit.c_value)
+        np.testing.assert_allclose(fit.held_out_scores[held_out], fold.decision_function(features[held_out]),
+                                   rtol=1e-2, atol=1e-2)
+    # not the final model's in-sample scores
+    assert not np.allclose(fit.held_out_scores, features @ fit.coef + fit.intercept, atol=1e-2)
