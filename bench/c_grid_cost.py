@@ -1,8 +1,9 @@
 #!/usr/bin/env python
 """What the fast model's C grid costs: `fitting.select_c` along the old grid (0.1, 1, 10) as the baseline and
-along `fitting.C_GRID`, on the same synthetic rows (--rows x 512 unit vectors, 20 % PRESENT along one direction,
-10 % of the training labels flipped; 2,000 dev rows), each grid timed alone in a process of its own, one after
-the other, with the load average. The rows are built before the timer in both.
+along `fitting.C_GRID`; and the fit without dev labels, `fitting.fit_logistic` at the old default C = 1 and at
+`fitting.DEFAULT_C`. The same synthetic rows for all (--rows x 512 unit vectors, 20 % PRESENT along one
+direction, 10 % of the training labels flipped; 2,000 dev rows), each case timed alone in a process of its own,
+one after the other, with the load average. The rows are built before the timer in every case.
 
     .venv/bin/python bench/c_grid_cost.py --rows 500000
 """
@@ -36,13 +37,29 @@ def rows(n, seed=0, dim=512):
 
 
 def child(n, grid):
+    """One grid: select_c along it; one C alone: a single fit at it (the job without dev labels)."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from imagestudio.training import fitting
 
-    data = rows(n)
+    features, positive, dev_features, dev_positive = rows(n)
     started = time.perf_counter()
-    fit = fitting.select_c(*data, seed=0, c_grid=grid)
-    print(f"{time.perf_counter() - started:.3f} {fit.c_value} {os.getloadavg()[0]:.2f}")
+    if len(grid) == 1:
+        fitting.fit_logistic(features, positive, grid[0], seed=0)
+        chosen = grid[0]
+    else:
+        chosen = fitting.select_c(features, positive, dev_features, dev_positive, seed=0, c_grid=grid).c_value
+    print(f"{time.perf_counter() - started:.3f} {chosen} {os.getloadavg()[0]:.2f}")
+
+
+def compare(n, cases):
+    """Each (label, grid) in its own process, in order; prints them and their ratio (second / first)."""
+    seconds = []
+    for label, grid in cases:
+        out = subprocess.run([sys.executable, "-W", "ignore", __file__, "--rows", str(n), "--child",
+                              ",".join(map(str, grid))], capture_output=True, text=True, check=True).stdout.split()
+        seconds.append(float(out[0]))
+        print(f"  {label:<40} {seconds[-1]:7.3f} s  C {out[1]}  load {out[2]}")
+    print(f"  ratio: {seconds[1] / seconds[0]:.2f}x")
 
 
 def main():
@@ -54,18 +71,12 @@ def main():
         child(args.rows, tuple(float(c) for c in args.child.split(",")))
         return
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from imagestudio.training.fitting import C_GRID
+    from imagestudio.training.fitting import C_GRID, DEFAULT_C
 
-    print(f"select_c on {args.rows:,} x 512 rows, each grid in its own process")
-    seconds = {}
-    for label, grid in (("baseline (0.1, 1, 10)", BASELINE_GRID), (f"C_GRID {C_GRID}", C_GRID)):
-        out = subprocess.run([sys.executable, "-W", "ignore", __file__, "--rows", str(args.rows), "--child",
-                              ",".join(map(str, grid))], capture_output=True, text=True, check=True).stdout.split()
-        seconds[label] = float(out[0])
-        print(f"  {label:<40} {seconds[label]:7.3f} s  chosen C {out[1]}  load {out[2]}")
-    base, ours = seconds.values()
-    print(f"  C_GRID / baseline: {ours / base:.2f}x")
-
+    print(f"select_c on {args.rows:,} x 512 rows (with dev labels), each grid in its own process")
+    compare(args.rows, [("baseline grid (0.1, 1, 10)", BASELINE_GRID), (f"C_GRID {C_GRID}", C_GRID)])
+    print("one fit (without dev labels), each C in its own process")
+    compare(args.rows, [("baseline C = 1", (1.0,)), (f"DEFAULT_C = {DEFAULT_C:g}", (DEFAULT_C,))])
 
 if __name__ == "__main__":
     main()
