@@ -219,6 +219,9 @@ def clip_caches(monkeypatch, tmp_path):
     from imagestudio.embeddings import encoders
 
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hf-hub"))
+    # Read from the environment once, at import: a test that imported it with HF_HUB_OFFLINE=1 set (test_conse)
+    # would leave the hub offline for every later test of this process.
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.setitem(open_clip.pretrained._PRETRAINED, "tiny-clip", {
         "hub": {"hf_hub": f"{TINY_CLIP_HUB_REPO}/", "url": ""},

@@ -172,9 +172,23 @@ CandidatesSerializer = type("CandidatesSerializer", (serializers.Serializer,), {
     "__module__": __name__, **{name: CandidateScoresSerializer() for name in CANDIDATES}})
 
 
+class CalibrationMapSerializer(serializers.Serializer):
+    method = serializers.ChoiceField(choices=["platt"])
+    slope = serializers.FloatField(help_text="a of sigmoid(a logit(p) + b); 1 with b = 0 is the identity.")
+    intercept = serializers.FloatField(help_text="b of sigmoid(a logit(p) + b).")
+    label_less_probability = serializers.FloatField(
+        allow_null=True, help_text="The probability of samples without a label (a tie, or no information).")
+    fitted_on = AsciiIntegerField(help_text="Labeled dev samples the map was fitted on (0: the identity).")
+    recurring_values = AsciiIntegerField(help_text="Probability values that recur on dev and take their own dev "
+                                                   "frequency (e.g. majority vote's vote shares).")
+
+
 class DevValidCalibrationSerializer(serializers.Serializer):
     dev = CalibrationSerializer(allow_null=True, help_text="The chosen candidate's out-of-fold dev probabilities.")
     valid = CalibrationSerializer()
+    map = CalibrationMapSerializer(required=False, help_text="How the chosen candidate's probabilities were "
+                                                             "calibrated; no label moves (absent in reports "
+                                                             "built before it existed).")
 
 
 class LearnedConditionalsSerializer(serializers.Serializer):

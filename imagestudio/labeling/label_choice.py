@@ -37,13 +37,12 @@ where F1 reads one threshold, so it separates candidates F1 cannot tell apart), 
 lead is within noise does not win on it alone. Without at least 2 labeled dev rows nothing can be scored:
 em_unsupervised is chosen. The chosen candidate is refit on all dev labels to label every row.
 
-Calibration: one temperature T, fitted on the chosen candidate's out-of-fold dev probabilities by log loss,
-rescales every probability as sigmoid(logit(p) / T). It corrects over- or under-confidence (a regression on a
-few hundred labels, EM's independence assumption) without moving p = 0.5, so no label changes. The dev
-reliability table is computed after it (on the rows it was fitted on: optimistic); valid is the honest figure.
+Calibration: the chosen candidate's probabilities go through a map fitted on its out-of-fold dev probabilities
+that moves no label (`calibration.LabelPreservingCalibration`, whose module says how and why).
 
-Labels: PRESENT where the probability is above 0.5, ABSENT below, ABSTAIN (0) at exactly 0.5 or where the
-candidate has no information (majority vote on a row without votes).
+Labels: PRESENT where the chosen candidate's probability is above 0.5, ABSENT below, ABSTAIN (0) at exactly 0.5
+or where the candidate has no information (majority vote on a row without votes); after calibration a label-less
+row's probability is its estimate above, not 0.5.
 """
 
 from dataclasses import dataclass, field
@@ -54,12 +53,12 @@ from sklearn.linear_model import LogisticRegression
 from imagestudio.common.votes import ABSENT, ABSTAIN, PRESENT
 from imagestudio.labeling import metrics
 
+from .calibration import LabelPreservingCalibration, calibration_table
 from .label_model import DawidSkene, Labels, MajorityVote, VoteDesign, labels_from_probability, sigmoid_probability
 
 # Simplest first: ties in dev F1 go to the earlier name.
 CANDIDATES = ("prior_only", "majority_vote", "em_unsupervised", "em_semi_supervised", "logistic_regression")
 DEFAULT_FOLDS = 5
-CALIBRATION_BINS = 10
 BOOTSTRAP_RESAMPLES = 200
 
 
@@ -92,33 +91,6 @@ def score_probabilities(probability, truth, fallback_present):
             "f1": 2 * tp / max(2 * tp + fp + fn, 1) if scored else None,
             "brier": float(np.mean((filled - positive) ** 2)) if scored else None,
             "scored": scored, "tp": tp, "fp": fp, "fn": fn, "tn": tn}
-
-
-def calibration_table(probability, truth, bins=CALIBRATION_BINS):
-    """Expected calibration error and a reliability table over equal-width bins of [0, 1].
-
-    Rows with ground truth (1 / -1) and a finite probability count. ECE: the count-weighted mean of
-    |mean predicted - observed PRESENT frequency| over the bins. None when no row counts.
-    """
-    probability, truth = np.asarray(probability, dtype=np.float64), np.asarray(truth)
-    keep = (truth != ABSTAIN) & np.isfinite(probability)
-    probability, positive = probability[keep], (truth[keep] == PRESENT)
-    if not len(probability):
-        return {"ece": None, "count": 0, "bins": []}
-    index = np.minimum((probability * bins).astype(int), bins - 1)
-    counts = np.bincount(index, minlength=bins)
-    predicted = np.bincount(index, weights=probability, minlength=bins)
-    observed = np.bincount(index, weights=positive, minlength=bins)
-    table, ece = [], 0.0
-    for b in range(bins):
-        if counts[b]:
-            mean_predicted, frequency = predicted[b] / counts[b], observed[b] / counts[b]
-            ece += counts[b] / len(probability) * abs(mean_predicted - frequency)
-        else:
-            mean_predicted = frequency = None
-        table.append({"low": b / bins, "high": (b + 1) / bins, "count": int(counts[b]),
-                      "mean_predicted": mean_predicted, "observed": frequency})
-    return {"ece": float(ece), "count": int(len(probability)), "bins": table}
 
 
 # ---------------------------------------------------------------- LF diagnostics
@@ -160,33 +132,6 @@ def lf_diagnostics(model, votes, truth):
 # ---------------------------------------------------------------- candidates and the choice
 
 
-TEMPERATURES = np.exp(np.linspace(np.log(0.2), np.log(5.0), 65))
-
-
-def temperature_for(probability, truth) -> float:
-    """The temperature T that minimises the log loss of sigmoid(logit(p) / T) on the rows with ground truth
-    (a grid over 0.2-5): it rescales over- or under-confidence and leaves p = 0.5, hence every label, in place.
-    1 when fewer than 10 rows can tell."""
-    probability, truth = np.asarray(probability, dtype=np.float64), np.asarray(truth)
-    keep = np.isfinite(probability) & (truth != ABSTAIN)
-    if keep.sum() < 10:
-        return 1.0
-    logits = np.log(np.clip(probability[keep], 1e-6, 1 - 1e-6) / np.clip(1 - probability[keep], 1e-6, 1))
-    positive = truth[keep] == PRESENT
-    scaled = logits[None, :] / TEMPERATURES[:, None]
-    # log loss of sigmoid(z): log(1 + exp(-z)) for positives, log(1 + exp(z)) for negatives
-    losses = np.logaddexp(0, np.where(positive, -scaled, scaled)).mean(axis=1)
-    return float(TEMPERATURES[int(np.argmin(losses))])
-
-
-def with_temperature(probability, temperature):
-    """sigmoid(logit(p) / T), NaN kept."""
-    probability = np.asarray(probability, dtype=np.float64)
-    clipped = np.clip(probability, 1e-7, 1 - 1e-7)
-    scaled = 1 / (1 + np.exp(-np.log(clipped / (1 - clipped)) / temperature))
-    return np.where(np.isnan(probability), np.nan, scaled).astype(np.float32)
-
-
 def _stratified_folds(labels, folds, seed):
     """Fold number per labeled row: each class shuffled and dealt round-robin."""
     rng = np.random.default_rng(seed)
@@ -217,7 +162,7 @@ class ClassLabels:
     chosen: str
     reason: str
     candidates: dict
-    temperature: float
+    calibration_map: LabelPreservingCalibration
     lfs: list
     calibration: dict | None
     dependent_groups: list
@@ -226,7 +171,7 @@ class ClassLabels:
 
     def report(self):
         return {"chosen": self.chosen, "reason": self.reason, "candidates": self.candidates,
-                "temperature": self.temperature, "lfs": self.lfs,
+                "calibration_map": self.calibration_map.report(), "lfs": self.lfs,
                 "calibration": self.calibration, "dependent_groups": self.dependent_groups}
 
 
@@ -334,24 +279,26 @@ def label_class_votes(votes, truth, dev_mask, seed=0, folds=DEFAULT_FOLDS, model
         scores, fallback, out_of_fold, fold_count = _out_of_fold(candidates, dev_rows, folds, seed)
         chosen, reason = _choose(scores, out_of_fold, fallback, truth[dev_rows], seed)
         reason += f" ({len(dev_rows)} dev samples, out-of-fold over {fold_count} folds)"
-        dev_probability[dev_rows] = np.where(np.isnan(out_of_fold[chosen]), fallback, out_of_fold[chosen])
+        dev_probability[dev_rows] = out_of_fold[chosen]
         model, prior = candidates.semi_supervised(dev_rows), float((truth[dev_rows] == PRESENT).mean())
         # Every candidate refit on all dev labels: the chosen one labels the rows, the others are for comparison.
         candidate_probability = {name: candidates.fit_predict(name, dev_rows) for name in CANDIDATES
                                  if name != "em_semi_supervised"}
         candidate_probability["em_semi_supervised"] = model.predict_design(design).probability
-    temperature = 1.0
-    if len(dev_rows) >= 2:
-        # Confidence rescaled on the chosen candidate's out-of-fold dev probabilities (p = 0.5 stays: labels too).
-        temperature = temperature_for(dev_probability[dev_rows], truth[dev_rows])
-        dev_probability = with_temperature(dev_probability, temperature)
-        candidate_probability[chosen] = with_temperature(candidate_probability[chosen], temperature)
     probability = candidate_probability[chosen]
+    label = labels_from_probability(probability).label
+    calibration_map = LabelPreservingCalibration()
+    if len(dev_rows) >= 2:
+        # Fitted on the chosen candidate's out-of-fold dev probabilities; no label moves (module docstring).
+        calibration_map = LabelPreservingCalibration.fit(dev_probability[dev_rows], truth[dev_rows], prior,
+                                                         recurring=chosen not in candidates.LEARNING)
+        dev_probability[dev_rows] = calibration_map.apply(dev_probability[dev_rows])
+        probability = candidate_probability[chosen] = calibration_map.apply(probability)
     # Majority vote on rows without votes has no information: the prior there rather than NaN.
     labels = Labels(probability=np.where(np.isnan(probability), np.float32(prior), probability).astype(np.float32),
-                    label=labels_from_probability(probability).label)
+                    label=label)
     return ClassLabels(
-        labels=labels, chosen=chosen, reason=reason, candidates=scores, temperature=temperature,
+        labels=labels, chosen=chosen, reason=reason, candidates=scores, calibration_map=calibration_map,
         lfs=lf_diagnostics(model, design.votes[dev_mask], truth[dev_mask]),
         calibration=calibration_table(dev_probability, truth) if len(dev_rows) >= 2 else None,
         dependent_groups=[[int(j) for j in group] for group in model.groups], dev_probability=dev_probability,

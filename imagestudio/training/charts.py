@@ -10,7 +10,7 @@ from imagestudio.common.arrays import locate
 from imagestudio.common.errors import ValidationFailed
 from imagestudio.datasets.models import LabelClass, Sample
 from imagestudio.labeling import metrics
-from imagestudio.labeling.label_choice import calibration_table
+from imagestudio.labeling.calibration import calibration_table
 
 from . import curves
 from .models import FastModel

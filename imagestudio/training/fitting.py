@@ -11,7 +11,8 @@ import numpy as np
 
 from imagestudio.embeddings.matrix import Matrix
 from imagestudio.labeling import metrics
-from imagestudio.labeling.label_choice import ClassLabels, calibration_table, score_probabilities
+from imagestudio.labeling.calibration import calibration_table
+from imagestudio.labeling.label_choice import ClassLabels, score_probabilities
 
 # Ascending: each fit starts from the previous one. Embedding rows are unit vectors of hundreds of dimensions
 # (each coordinate ~ 1 / sqrt(dim)), so a useful C is far above scikit-learn's 1: on bench/label_quality.py's
@@ -138,7 +139,8 @@ def label_model_report(result: ClassLabels, votes: np.ndarray, truth: np.ndarray
     return {
         "chosen": result.chosen, "reason": result.reason, "candidates": candidates,
         "calibration": {"dev": result.calibration,
-                        "valid": calibration_table(result.labels.probability[labeled_valid], truth[labeled_valid])},
+                        "valid": calibration_table(result.labels.probability[labeled_valid], truth[labeled_valid]),
+                        "map": result.calibration_map.report()},
         "dependent_groups": [[lf_ids[j] for j in group] for group in result.dependent_groups],
         "lfs": [{**{key: value for key, value in diagnostics.items() if key not in ("lf", "dependence_group")},
                  "lf": lf_ids[k], "name": lfs[k][1], "dependence_group": [lf_ids[j] for j in diagnostics["dependence_group"]],

@@ -80,6 +80,7 @@ def test_training_set_snapshot_labels_and_provenance(api, world):
     assert {figures["dev"]["scored"] for figures in report["candidates"].values()} == {SPLITS.count("dev")}
     assert {figures["valid"]["scored"] for figures in report["candidates"].values()} == {SPLITS.count("valid")}
     assert report["calibration"]["valid"]["count"] == report["candidates"]["majority_vote"]["valid"]["scored"]
+    assert report["calibration"]["map"]["method"] == "platt" and report["calibration"]["map"]["slope"] >= 0
     assert {lf["name"] for lf in report["lfs"]} == {"says red", "says blue"}
     # independent computation: the label model on the same votes
     ids = np.array(sorted(Sample.objects.values_list("id", flat=True)))

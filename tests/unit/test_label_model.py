@@ -10,7 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from imagestudio.labeling import label_choice
-from imagestudio.labeling.label_choice import CANDIDATES, calibration_table, f1_standard_errors, label_class_votes
+from imagestudio.labeling.calibration import calibration_table
+from imagestudio.labeling.label_choice import CANDIDATES, f1_standard_errors, label_class_votes
 from imagestudio.labeling.label_model import DawidSkene, MajorityVote, dependent_groups
 
 # theta rows: P(ABSENT, PRESENT, ABSTAIN | class absent) and P(... | class present)
@@ -292,7 +293,7 @@ def test_label_model_imports_neither_django_nor_service_code():
                 assert not module.startswith(("django", "rest_framework")), (name, module)
                 if module.startswith("imagestudio") and module not in seen:
                     pending.append(module)
-    assert seen == {"imagestudio.labeling.label_choice", "imagestudio.labeling.label_model",
+    assert seen == {"imagestudio.labeling.label_choice", "imagestudio.labeling.label_model", "imagestudio.labeling.calibration",
                     "imagestudio.labeling.metrics", "imagestudio.common.votes"}
 
 
@@ -301,17 +302,59 @@ def test_learned_accuracies_of_symmetric_lfs():
     assert np.allclose(DawidSkene().fit(votes).lf_accuracies(), (0.95, 0.9, 0.85, 0.7, 0.6, 0.55, 0.55), atol=0.04)
 
 
-def test_temperature_fixes_overconfidence_and_moves_no_label():
-    from imagestudio.labeling.label_choice import temperature_for, with_temperature
+def test_calibration_fixes_overconfidence_and_a_shift_and_moves_no_label():
+    from imagestudio.labeling.calibration import LabelPreservingCalibration
 
     rng = np.random.default_rng(3)
-    honest = rng.uniform(0.05, 0.95, 20_000)
+    logit = rng.uniform(-4, 4, 20_000)
+    honest = 1 / (1 + np.exp(-(logit / 3 - 0.8)))  # the truth behind an overconfident, shifted score
     truth = np.where(rng.random(len(honest)) < honest, 1, -1).astype(np.int8)
-    logit = np.log(honest / (1 - honest))
-    overconfident = 1 / (1 + np.exp(-3 * logit))  # what an overfitted model says
-    temperature = temperature_for(overconfident, truth)
-    assert temperature == pytest.approx(3.0, rel=0.1)
-    fixed = with_temperature(overconfident, temperature)
-    assert calibration_table(fixed, truth)["ece"] < 0.02 < calibration_table(overconfident, truth)["ece"]
-    assert np.array_equal(fixed > 0.5, overconfident > 0.5) and np.isnan(with_temperature([np.nan], 2.0)[0])
-    assert temperature_for(overconfident[:5], truth[:5]) == 1.0  # too few rows to tell
+    overconfident = (1 / (1 + np.exp(-logit))).astype(np.float32)
+    calibration = LabelPreservingCalibration.fit(overconfident, truth, prior=float((truth == 1).mean()))
+    assert calibration.slope == pytest.approx(1 / 3, rel=0.1) and calibration.intercept == pytest.approx(-0.8, abs=0.1)
+    fixed = calibration.apply(overconfident)
+    # The best a label-preserving map can do: the truth, held on each label's side of 0.5.
+    ideal = np.where(overconfident > 0.5, np.maximum(honest, 0.501), np.minimum(honest, 0.499))
+    assert calibration_table(fixed, truth)["ece"] < calibration_table(ideal, truth)["ece"] + 0.01
+    assert calibration_table(ideal, truth)["ece"] + 0.1 < calibration_table(overconfident, truth)["ece"]
+    assert np.array_equal(fixed > 0.5, overconfident > 0.5) and np.array_equal(fixed < 0.5, overconfident < 0.5)
+    few = LabelPreservingCalibration.fit(overconfident[:5], truth[:5], prior=0.5)
+    assert (few.slope, few.intercept, few.fitted_on) == (1.0, 0.0, 0)  # too few rows to tell
+
+
+def test_calibration_of_majority_vote_shares_and_ties():
+    """Vote shares recur on dev and elsewhere: each takes its dev frequency (shrunk towards the logistic map); a
+    tie keeps label 0 and gets the frequency of the dev ties, not an even chance."""
+    from imagestudio.labeling.calibration import LABEL_MARGIN, LabelPreservingCalibration
+
+    shares = np.array([0.0, 1 / 3, 0.5, 2 / 3, 1.0], dtype=np.float32)
+    present_rate = np.array([0.02, 0.1, 0.2, 0.45, 0.97])  # a 2/3 share is PRESENT less often than not
+    rng = np.random.default_rng(4)
+    level = rng.integers(0, len(shares), 4000)
+    probability = shares[level]
+    truth = np.where(rng.random(len(level)) < present_rate[level], 1, -1).astype(np.int8)
+    fitted = LabelPreservingCalibration.fit(probability, truth, prior=float((truth == 1).mean()))
+    fixed = fitted.apply(shares)
+    assert fixed[2] == pytest.approx(0.2, abs=0.03)  # the ties
+    assert fixed[[0, 1, 4]] == pytest.approx(present_rate[[0, 1, 4]], abs=0.03)
+    assert fixed[3] == np.float32(0.5 + LABEL_MARGIN)  # as near its truth as its PRESENT label allows
+    assert calibration_table(fitted.apply(probability), truth)["ece"] < 0.03
+
+
+@settings(max_examples=60, deadline=None)
+@given(values=st.lists(st.one_of(st.floats(0, 1, width=32), st.sampled_from([0.0, 0.5, 1.0, float("nan")])),
+                       min_size=1, max_size=60),
+       seed=st.integers(0, 1000))
+def test_calibration_never_moves_a_label(values, seed):
+    from imagestudio.labeling.calibration import LabelPreservingCalibration
+    from imagestudio.labeling.label_model import labels_from_probability
+
+    probability = np.array(values, dtype=np.float32)
+    truth = np.where(np.random.default_rng(seed).random(len(probability)) < 0.4, 1, -1).astype(np.int8)
+    calibration = LabelPreservingCalibration.fit(probability, truth, prior=float((truth == 1).mean()))
+    fixed = calibration.apply(probability)
+    label = labels_from_probability(probability).label
+    assert fixed.dtype == np.float32 and np.isfinite(fixed).all() and ((fixed >= 0) & (fixed <= 1)).all()
+    assert (fixed[label == 1] > 0.5).all() and (fixed[label == -1] < 0.5).all()
+    assert np.isfinite([calibration.slope, calibration.intercept]).all() and calibration.slope >= 0
+    json.dumps(calibration.report())
