@@ -83,8 +83,11 @@ class TrainingLabelQuerySerializer(serializers.Serializer):
 
 
 class ClassLabelSerializer(serializers.Serializer):
-    probability = serializers.FloatField(allow_null=True)
-    label = serializers.ChoiceField(choices=GroundTruthValue.choices, help_text="ABSTAIN where no LF voted.")
+    probability = serializers.FloatField(allow_null=True, help_text="Calibrated P(PRESENT); on an ABSTAIN label, "
+                                                                    "the estimate for samples without one.")
+    label = serializers.ChoiceField(choices=GroundTruthValue.choices,
+                                    help_text="PRESENT / ABSENT from the chosen label model; ABSTAIN where it gives "
+                                              "none (no LF voted, or a tie).")
     provenance = serializers.DictField(child=serializers.ChoiceField(choices=PREDICTION_LABELS),
                                        help_text="LF id -> its vote (LFs that abstained are left out).")
 
