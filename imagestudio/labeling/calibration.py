@@ -137,8 +137,9 @@ class LabelPreservingCalibration:
         mapped = _stable_sigmoid(self.slope * _logit(np.nan_to_num(probability, nan=0.5)) + self.intercept)
         values, counts, present = self.levels
         if len(values):  # a recurring value's dev frequency, with the map's value as LEVEL_PSEUDO_COUNTS of prior
-            where = np.minimum(np.searchsorted(values, probability.astype(np.float32)), len(values) - 1)
-            hit = values[where] == probability.astype(np.float32)
+            as_stored = probability.astype(np.float32)
+            where = np.minimum(np.searchsorted(values, as_stored), len(values) - 1)
+            hit = values[where] == as_stored
             blended = (present[where] + LEVEL_PSEUDO_COUNTS * mapped) / (counts[where] + LEVEL_PSEUDO_COUNTS)
             mapped = np.where(hit, blended, mapped)
         mapped = np.where(label == PRESENT, np.maximum(mapped, 0.5 + LABEL_MARGIN), mapped)
