@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Label quality of `label_class_votes` against majority vote, snorkel's LabelModel and the Bayes-optimal rule.
 
-Synthetic section: seeded scenarios, each --samples rows (default 50,000) of one class with votes drawn from
+Synthetic section: seven seeded scenarios, each --samples rows (default 50,000) of one class with votes drawn from
 known class-conditional LF parameters, --dev labeled dev rows (300) the label models may use, and a held-out
 "valid" part (--valid rows, 10,000) no model sees the truth of. Figures are on valid, every method scored
 with the same rule (a row it leaves without a label counts as the dev majority class; a NaN probability as
@@ -13,6 +13,11 @@ the dev PRESENT share): accuracy, F1 (PRESENT positive), Brier score, expected c
 - correlated: a good LF, a family of 5 near-duplicates of one mediocre LF (each copy repeats the family's
   latent vote with probability 0.9, else abstains) and 4 independent LFs, balance 0.3; the Bayes-optimal
   rule models the family as the one source it is
+- cluster family: 4 independent LFs (one always voting, 0.8 right) and 3 that follow a hidden cluster only
+  weakly tied to the class (P 0.6 if present, 0.4 if absent; each votes it 90 % of the time, else the other
+  way), balance 0.4: the members' votes correlate at about 0.64, under the near-duplicate rule, and an unlabeled
+  fit can take the cluster for the class (two image exemplars of one visual cluster do this on the digits); the
+  Bayes-optimal rule sums over the cluster
 - few LFs: 3 LFs (accuracy 0.8 / 0.7 / 0.65), balance 0.3
 - few inverted: 4 LFs written the wrong way round (accuracy 0.25-0.35): only dev labels can orient them
 
@@ -106,9 +111,11 @@ def log_likelihood_ratio(votes, theta):
         return np.log(theta[1])[outcome] - np.log(theta[0])[outcome]
 
 
-def generate(thetas, balance, n, seed, family=None):
+def generate(thetas, balance, n, seed, family=None, cluster=None):
     """(votes int8 n x m, truth int8, the Bayes-optimal log-odds of PRESENT). family: (theta, copies, copy_rate) appended last:
-    a latent vote drawn from theta, each copy repeating it with probability copy_rate, else abstaining."""
+    a latent vote drawn from theta, each copy repeating it with probability copy_rate, else abstaining. cluster:
+    (P(cluster | present), P(cluster | absent), members, agreement) appended last: a hidden +1 / -1 cluster, each
+    member voting it with probability agreement, else the other way."""
     import numpy as np
 
     rng = np.random.default_rng(seed)
@@ -126,6 +133,16 @@ def generate(thetas, balance, n, seed, family=None):
         for row in theta:  # P(members | class) summed over the latent vote
             spoke = np.where(sign == -1, row[0], row[1]) * rate ** said * (1 - rate) ** (copies - said)
             given.append(np.where(said > 0, spoke, row[2] + (row[0] + row[1]) * (1 - rate) ** copies))
+        log_odds += np.log(given[1] / given[0])
+        columns += list(members.T)
+    if cluster is not None:
+        present_rate, absent_rate, size, agreement = cluster
+        hidden = np.where(rng.random(n) < np.where(truth == 1, present_rate, absent_rate), 1, -1)
+        members = np.stack([np.where(rng.random(n) < agreement, hidden, -hidden) for _ in range(size)], axis=1)
+        up = (members == 1).sum(axis=1)
+        # P(members | class) summed over the hidden cluster
+        given = [rate * agreement ** up * (1 - agreement) ** (size - up)
+                 + (1 - rate) * (1 - agreement) ** up * agreement ** (size - up) for rate in (absent_rate, present_rate)]
         log_odds += np.log(given[1] / given[0])
         columns += list(members.T)
     return np.stack(columns, axis=1).astype(np.int8), truth, log_odds
@@ -148,6 +165,9 @@ def scenarios(n, seed):
         "correlated": generate([symmetric(0.9, 0.5)] + [symmetric(a, c) for a, c in
                                                         uniform([0.65, 0.2], [0.85, 0.5], (4, 2))],
                                0.3, n, seed + 3, family=(symmetric(0.65, 0.8), 5, 0.9)),
+        "cluster family": generate([symmetric(0.8, 1.0), symmetric(0.85, 0.6)] + [symmetric(a, c) for a, c in
+                                                                            uniform([0.6, 0.3], [0.8, 0.7], (2, 2))],
+                                   0.4, n, seed + 6, cluster=(0.6, 0.4, 3, 0.9)),
         "few LFs": generate([symmetric(0.8, 0.6), symmetric(0.7, 0.5), symmetric(0.65, 0.7)], 0.3, n, seed + 4),
         "few inverted": generate([symmetric(a, c) for a, c in ((0.25, 0.6), (0.3, 0.5), (0.3, 0.7), (0.35, 0.5))],
                                  0.3, n, seed + 5),

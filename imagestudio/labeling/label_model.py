@@ -21,8 +21,12 @@ Dependent LFs: down-weighted, not modelled. Two LFs are linked when their votes 
 rows (near-duplicates, found before EM so that a family cannot take over the posterior first; independent
 LFs reach that only when both are near-perfect, where counting them once costs little) or, after a fit,
 above 0.5 within each class (posterior-weighted, averaged by the prior: dependence the class does not
-explain). Connected components of the links form groups, and every member's log-likelihood term is divided
-by its group's size (EM continues when the groups changed). The conditionals are still learned per LF.
+explain), or above 0.5 within each class on the rows with ground truth (semi-supervised fits, at least
+LABELED_DEPENDENCE_ROWS of each class): there the class is known, so two LFs that follow something else (a
+visual cluster two image exemplars share) cannot pass for the class by capturing the unlabeled posterior, which
+makes them look independent given it. Connected components of the links form groups, and every member's
+log-likelihood term is divided by its group's size (EM continues when the groups changed; the labeled links are
+kept through every regrouping and a warm start). The conditionals are still learned per LF.
 Why not a dependency model: a family's joint outcome table has 3^k cells, unidentifiable from a few hundred
 labels; "one vote per family" is exact for identical copies and errs on the cautious side otherwise, and it
 keeps the E-step a single matrix-vector product.
@@ -142,29 +146,37 @@ class DawidSkene:
         clamped = np.flatnonzero(truth) if truth is not None else np.empty(0, dtype=np.int64)
         clamped_present = (np.asarray(truth)[clamped] == PRESENT).astype(np.float32) if len(clamped) else None
         self._base = (design.column_totals.reshape(2, -1), design.n)
+        grouping = self.dependence and design.m > 1
+        # Dependence measured on the labeled rows, where the class is known, is kept through every regrouping.
+        labeled_groups = labeled_dependent_groups(design.votes[clamped], clamped_present) if grouping else []
         if warm_start is not None:
             self.theta, self.prior = warm_start.theta.copy(), warm_start.prior
-            self.weights, self.groups = warm_start.weights.copy(), warm_start.groups
+            self._set_groups(merge_groups(design.m, warm_start.groups, labeled_groups), design.m)
             if len(clamped) and self._clamped_prefer_flip(design, clamped, clamped_present):
                 self._flip()
         else:
-            self._set_groups(dependent_groups(design.votes) if self.dependence and design.m > 1 else [], design.m)
-            both_classes = len(clamped) and 0 < clamped_present.sum() < len(clamped)
-            if both_classes:  # the labeled rows alone set the first parameters (and so the orientation)
-                rows = design.matrix[clamped]
-                self._m_step(*_vote_mass(clamped_present, rows), rows.sum(axis=0, dtype=np.float64), len(clamped))
-            else:
-                start = np.nan_to_num(MajorityVote.probability(design), nan=0.5).astype(np.float32)
-                self._m_step(*_vote_mass(start, design.matrix), design.column_totals, design.n)
+            self._set_groups(merge_groups(design.m, dependent_groups(design.votes), labeled_groups) if grouping
+                             else [], design.m)
+            self._first_parameters(design, clamped, clamped_present)
         q = self._run_em(design, clamped, clamped_present)
-        if warm_start is None and self.dependence and design.m > 1:
-            groups = dependent_groups(design.votes, q, self.prior)
+        if warm_start is None and grouping:
+            groups = merge_groups(design.m, dependent_groups(design.votes, q, self.prior), labeled_groups)
             if groups != self.groups:
                 self._set_groups(groups, design.m)
                 q = self._run_em(design, clamped, clamped_present)
         if not len(clamped) and self._signal() < 0:
             self._flip()
         return self
+
+    def _first_parameters(self, design, clamped, clamped_present):
+        """The labeled rows alone set the first parameters (and so the orientation) where they hold both
+        classes; else majority vote does."""
+        if len(clamped) and 0 < clamped_present.sum() < len(clamped):
+            rows = design.matrix[clamped]
+            self._m_step(*_vote_mass(clamped_present, rows), rows.sum(axis=0, dtype=np.float64), len(clamped))
+        else:
+            start = np.nan_to_num(MajorityVote.probability(design), nan=0.5).astype(np.float32)
+            self._m_step(*_vote_mass(start, design.matrix), design.column_totals, design.n)
 
     def _set_groups(self, groups, m):
         self.groups, self.weights = groups, np.ones(m)
@@ -266,6 +278,7 @@ def _vote_mass(q, matrix):
 _DEPENDENCE_ROWS = 20_000  # a correlation's standard error is under 0.01 here; the thresholds are 0.5 and 0.8
 WITHIN_CLASS_CORRELATION = 0.5
 DUPLICATE_CORRELATION = 0.8
+LABELED_DEPENDENCE_ROWS = 30  # of each class; the correlation's standard error is then under 0.19
 
 
 def _correlation(first, second, mass):
@@ -303,7 +316,30 @@ def dependent_groups(votes, present_probability=None, prior=None):
                 within += weight * _correlation(first, second, mass)
         linked |= within > WITHIN_CLASS_CORRELATION
     np.fill_diagonal(linked, False)
-    component = list(range(x.shape[1]))  # union-find over m LFs: m is tens, a Python loop is fine
+    return _components(x.shape[1], zip(*np.nonzero(linked), strict=True))
+
+
+def labeled_dependent_groups(votes, present):
+    """dependent_groups of labeled rows (present: 1 / 0 per row), their class known: the within-class rule
+    on the truth itself, where a family of LFs cannot pass for the class. Needs LABELED_DEPENDENCE_ROWS of each
+    class (a correlation's standard error is about 1 / sqrt(rows)); [] otherwise."""
+    if present is None:
+        return []
+    present = np.asarray(present, dtype=np.float32)
+    positives = int(present.sum())
+    if min(positives, len(present) - positives) < LABELED_DEPENDENCE_ROWS:
+        return []
+    return dependent_groups(votes, present, positives / len(present))
+
+
+def merge_groups(m, *group_lists):
+    """The connected components (size > 1) of the union of several groupings of m LFs."""
+    return _components(m, ((group[0], j) for groups in group_lists for group in groups for j in group[1:]))
+
+
+def _components(m, links):
+    """Groups (size > 1, ascending members, in order of their first member) of the links' connected components."""
+    component = list(range(m))  # union-find over m LFs: m is tens, a Python loop is fine
 
     def root(j):
         while component[j] != j:
@@ -311,9 +347,9 @@ def dependent_groups(votes, present_probability=None, prior=None):
             j = component[j]
         return j
 
-    for a, b in zip(*np.nonzero(linked), strict=True):
+    for a, b in links:
         component[root(a)] = root(b)
     groups = {}
-    for j in range(x.shape[1]):
+    for j in range(m):
         groups.setdefault(root(j), []).append(j)
     return [members for members in groups.values() if len(members) > 1]

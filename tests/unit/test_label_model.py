@@ -12,7 +12,14 @@ from hypothesis import strategies as st
 from imagestudio.labeling import label_choice
 from imagestudio.labeling.calibration import calibration_table
 from imagestudio.labeling.label_choice import CANDIDATES, f1_standard_errors, label_class_votes
-from imagestudio.labeling.label_model import DawidSkene, MajorityVote, dependent_groups
+from imagestudio.labeling.label_model import (
+    LABELED_DEPENDENCE_ROWS,
+    DawidSkene,
+    MajorityVote,
+    dependent_groups,
+    labeled_dependent_groups,
+    merge_groups,
+)
 
 # theta rows: P(ABSENT, PRESENT, ABSTAIN | class absent) and P(... | class present)
 OUTCOMES = np.array([-1, 1, 0], dtype=np.int8)
@@ -122,6 +129,65 @@ def dev_mask_of(n, size, seed):
     mask = np.zeros(n, dtype=bool)
     mask[np.random.default_rng(seed).choice(n, size, replace=False)] = True
     return mask
+
+
+def cluster_family_votes(n, seed):
+    """A caption-like LF (0.8 right, always votes), a sparser good LF and, between them, two LFs that follow a
+    visual cluster only weakly tied to the class (P(cluster | present) 0.6, | absent 0.4; each says it, 90 % right):
+    their votes correlate at about 0.64 overall, under the near-duplicate rule, and an unlabeled fit can take the
+    cluster for the class."""
+    rng = np.random.default_rng(seed)
+    truth = np.where(rng.random(n) < 0.5, 1, -1).astype(np.int8)
+    cluster = np.where(rng.random(n) < np.where(truth == 1, 0.6, 0.4), 1, -1)
+    family = [np.where(rng.random(n) < 0.9, cluster, -cluster) for _ in range(2)]
+    votes = np.stack([draw(symmetric(0.8, 1.0), truth, rng), *family, draw(symmetric(0.85, 0.6), truth, rng)], axis=1)
+    return votes.astype(np.int8), truth
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_dependence_the_dev_labels_show_is_down_weighted_in_the_semi_supervised_fit(seed):
+    votes, truth = cluster_family_votes(20_000, seed)
+    dev = dev_mask_of(len(truth), 200, seed)
+    clamp = np.where(dev, truth, 0).astype(np.int8)
+    assert DawidSkene().fit(votes).groups == []  # the unlabeled rules miss the family
+    assert labeled_dependent_groups(votes[dev], truth[dev] == 1) == [[1, 2]]
+    grouped = DawidSkene().fit(votes, clamp)
+    assert grouped.groups == [[1, 2]] and grouped.weights.tolist() == [1, 0.5, 0.5, 1]
+    independent = DawidSkene(dependence=False).fit(votes, clamp)
+    accuracy = {name: (model.predict(votes).label == truth)[~dev].mean()
+                for name, model in (("grouped", grouped), ("independent", independent))}
+    assert accuracy["grouped"] > accuracy["independent"] + 0.1  # counted twice, the cluster wins over the class
+    # kept through a warm start from the unsupervised fit (how label_class_votes fits it)
+    warm = DawidSkene().fit(votes, clamp, warm_start=DawidSkene().fit(votes))
+    assert warm.groups == [[1, 2]]
+
+
+def test_too_few_labeled_rows_of_a_class_give_no_labeled_dependence():
+    votes, truth = cluster_family_votes(20_000, 0)
+    present = np.flatnonzero(truth == 1)[:LABELED_DEPENDENCE_ROWS - 1]
+    absent = np.flatnonzero(truth == -1)[:500]
+    rows = np.concatenate([present, absent])
+    assert labeled_dependent_groups(votes[rows], truth[rows] == 1) == []
+    rows = np.concatenate([np.flatnonzero(truth == 1)[:500], absent])
+    assert labeled_dependent_groups(votes[rows], truth[rows] == 1) == [[1, 2]]
+    assert labeled_dependent_groups(votes[:0], None) == []
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(2, 12).flatmap(lambda m: st.tuples(
+    st.just(m), st.lists(st.lists(st.lists(st.integers(0, m - 1), min_size=2, max_size=4, unique=True),
+                                  max_size=4), max_size=3))))
+def test_merge_groups_is_the_connected_components_of_the_union(case):
+    m, group_lists = case
+    merged = merge_groups(m, *group_lists)
+    reach = np.eye(m, dtype=bool)  # the transitive closure of the links, by brute force
+    for groups in group_lists:
+        for group in groups:
+            reach[np.ix_(group, group)] = True
+    for k in range(m):
+        reach |= reach[:, [k]] & reach[[k], :]
+    expected = sorted({tuple(np.flatnonzero(row)) for row in reach if row.sum() > 1})
+    assert sorted(tuple(group) for group in merged) == expected
 
 
 def test_without_rows_there_are_no_dependent_groups():
