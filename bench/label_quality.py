@@ -580,20 +580,14 @@ def f1_difference_interval(ours, baseline, truth, dev_mask, valid_mask, seed, re
     rows (both labeled by the rule of `figures`): the noise a per-class F1 comparison sits on."""
     import numpy as np
 
-    from imagestudio.labeling.label_choice import predicted_present
+    from imagestudio.labeling.label_choice import paired_bootstrap_f1, predicted_present
 
     prior = dev_prior(truth, dev_mask)
     rows = valid_mask & (truth != 0)
-    positive = truth[rows] == 1
-    predicted = [predicted_present(np.asarray(p, dtype=np.float64)[rows], prior) for p in (ours, baseline)]
-    draws = np.random.default_rng(seed).integers(0, int(rows.sum()), size=(resamples, int(rows.sum())))
-
-    def f1(guess):
-        guess, truth_drawn = guess[draws], positive[draws]
-        tp = (guess & truth_drawn).sum(axis=1)
-        return 2 * tp / np.maximum(guess.sum(axis=1) + truth_drawn.sum(axis=1), 1)
-
-    difference = f1(predicted[0]) - f1(predicted[1])
+    predicted = {name: predicted_present(np.asarray(p, dtype=np.float64)[rows], prior)
+                 for name, p in (("ours", ours), ("baseline", baseline))}
+    f1 = paired_bootstrap_f1(predicted, truth[rows] == 1, seed, resamples)
+    difference = f1["ours"] - f1["baseline"]
     return float(np.quantile(difference, 0.05)), float(np.quantile(difference, 0.95))
 
 

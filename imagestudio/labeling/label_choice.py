@@ -223,20 +223,25 @@ def _out_of_fold(candidates, dev_rows, folds, seed):
     return scores, fallback, out_of_fold, int(fold_of.max() + 1)
 
 
+def paired_bootstrap_f1(predicted, positive, seed, resamples=BOOTSTRAP_RESAMPLES):
+    """{name: F1 on each of `resamples` bootstrap resamples of the rows}, every prediction scored on the same
+    resampled rows (paired). predicted: {name: bool array}; positive: the truth, bool."""
+    rows = np.random.default_rng(seed).integers(0, len(positive), size=(resamples, len(positive)))
+    truth = positive[rows]
+
+    def f1(guess):
+        guess = guess[rows]
+        tp = (guess & truth).sum(axis=1)
+        return 2 * tp / np.maximum(guess.sum(axis=1) + truth.sum(axis=1), 1)
+
+    return {name: f1(guess) for name, guess in predicted.items()}
+
+
 def f1_standard_errors(predicted, positive, best, seed):
     """Per candidate, the standard error of (best's dev F1 - its dev F1) over paired bootstrap resamples of the
     dev rows: both scored on the same resampled rows, so what they share cancels. predicted: {name: bool array}."""
-    rng = np.random.default_rng(seed)
-    resamples = rng.integers(0, len(positive), size=(BOOTSTRAP_RESAMPLES, len(positive)))
-    truth = positive[resamples]
-
-    def f1(name):
-        guess = predicted[name][resamples]
-        tp = (guess & truth).sum(axis=1)
-        return 2 * tp / np.maximum(tp + guess.sum(axis=1) + truth.sum(axis=1), 1)
-
-    reference = f1(best)
-    return {name: float(np.std(reference - f1(name))) for name in predicted}
+    f1 = paired_bootstrap_f1(predicted, positive, seed)
+    return {name: float(np.std(f1[best] - f1[name])) for name in predicted}
 
 
 def _choose(scores, out_of_fold, fallback, truth, seed):

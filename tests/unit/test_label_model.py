@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from imagestudio.labeling import label_choice
 from imagestudio.labeling.calibration import calibration_table
-from imagestudio.labeling.label_choice import CANDIDATES, f1_standard_errors, label_class_votes
+from imagestudio.labeling.label_choice import CANDIDATES, f1_standard_errors, label_class_votes, paired_bootstrap_f1
 from imagestudio.labeling.label_model import (
     LABELED_DEPENDENCE_ROWS,
     DawidSkene,
@@ -273,6 +273,22 @@ def test_f1_standard_errors_are_paired():
                                 positive, "good", seed=0)
     assert errors["good"] == errors["same"] == 0  # the same predictions differ by nothing on any resample
     assert 0.01 < errors["noise"] < 0.2
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(2, 60))
+def test_paired_bootstrap_f1_is_f1_on_each_resample(seed, n):
+    """Each resample's figure is scikit-learn's F1 of the same drawn rows (it once counted the true positives
+    three times in the denominator); a perfect prediction scores 1 wherever the resample holds a PRESENT."""
+    from sklearn.metrics import f1_score
+
+    rng = np.random.default_rng(seed)
+    positive, guess = rng.random(n) < 0.4, rng.random(n) < 0.5
+    f1 = paired_bootstrap_f1({"guess": guess, "perfect": positive}, positive, seed, resamples=5)
+    rows = np.random.default_rng(seed).integers(0, n, size=(5, n))  # the resamples it draws
+    for resample, drawn in enumerate(rows):
+        assert f1["guess"][resample] == pytest.approx(f1_score(positive[drawn], guess[drawn], zero_division=0))
+        assert f1["perfect"][resample] == (1.0 if positive[drawn].any() else 0.0)
 
 
 def test_a_dev_f1_lead_within_noise_goes_to_the_better_brier_score():
