@@ -530,16 +530,18 @@ def digits_section(args, snorkel_python, workdir):
 def print_fast_models(fast, reference):
     import _digits
 
-    header = (f"{'class':<8}" + "".join(f" {space + ' labels':>14} {'ceiling':>8} {'train GT':>9} {'share':>6}"
-                                         for space in FAST_MODEL_SPACES))
-    print("\n== fast models, valid F1: on the training set's labels (train rows), the service's ground-truth ceiling "
+    header = (f"{'class':<8}" + "".join(f" {space + ' labels':>14} {'ceiling':>8} {'train GT':>9} {'share':>6} "
+                                         f"{'fitted':>13}" for space in FAST_MODEL_SPACES))
+    print("\n== fast models, valid F1: on the training set (train rows), the service's ground-truth ceiling "
           "(train+dev ground truth, i.e. dev only here), and a logistic regression on the ground truth of train "
-          f"(C on dev); share = labels / train GT (load {load():.2f})\n{header}\n{'-' * len(header)}")
+          f"(C on dev); share = labels / train GT; fitted = the training set's targets the model kept on dev "
+          f"(load {load():.2f})\n{header}\n{'-' * len(header)}")
     for name in [*_digits.CLASSES, "mean"]:
         cells = []
         for space in FAST_MODEL_SPACES:
             labels, ceiling, truth = fast_model_f1(fast, reference, space, name)
-            cells.append(f" {labels:14.4f} {ceiling:8.4f} {truth:9.4f} {labels / truth:6.2f}")
+            fitted = fast[space][name]["targets"] if name in fast[space] else ""
+            cells.append(f" {labels:14.4f} {ceiling:8.4f} {truth:9.4f} {labels / truth:6.2f} {fitted:>13}")
         print(f"{name:<8}{''.join(cells)}")
     visual, joint = (fast_model_f1(fast, reference, space, "mean") for space in FAST_MODEL_SPACES)
     print(f"mean F1 visual vs joint: training-set labels {visual[0]:.4f} vs {joint[0]:.4f} "

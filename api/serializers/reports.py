@@ -323,6 +323,14 @@ class ClassModelMetricsSerializer(serializers.Serializer):
         child=serializers.FloatField(), allow_null=True,
         help_text="C -> cross-validated F1 over the training rows, when the model trains on dev rows (C is then "
                   "chosen this way, since scored on its own training rows the largest C would win); else null.")
+    targets = serializers.ChoiceField(
+        choices=["labels", "probabilities"], required=False,
+        help_text="What the regression fitted: the labels, or a training set's P(PRESENT) by cross-entropy (a row "
+                  "the label model is unsure of pulls less). A training-set model with dev labels fits both and "
+                  "keeps the better dev F1; absent on models trained before targets were chosen.")
+    dev_f1_by_targets = serializers.DictField(
+        child=serializers.FloatField(), allow_null=True, required=False,
+        help_text="Targets -> their best dev F1 over C, when the targets were chosen on dev; else null.")
     trained_on = TrainedOnSerializer()
     valid = EvaluationSerializer()
     ceiling = CeilingSerializer(required=False, help_text="Models trained on a training set.")

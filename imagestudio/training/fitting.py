@@ -1,7 +1,8 @@
 """The numbers of a fast model and of a training set's report. Pure numpy / scikit-learn, no Django.
 
-A fast model is one logistic regression per class on embedding rows; C is chosen by F1 on the dev rows with
-ground truth along a warm-started path. Labels and votes are int8: 1 PRESENT, -1 ABSENT, 0 ABSTAIN / unlabeled.
+A fast model is one logistic regression per class on embedding rows, fitted on labels (ground truth) or on
+probabilities (a training set's); C is chosen by F1 on the dev rows with ground truth along a warm-started path.
+Labels and votes are int8: 1 PRESENT, -1 ABSENT, 0 ABSTAIN / unlabeled.
 """
 
 from collections.abc import Sequence
@@ -13,6 +14,8 @@ from imagestudio.embeddings.matrix import Matrix
 from imagestudio.labeling import metrics
 from imagestudio.labeling.calibration import calibration_table
 from imagestudio.labeling.label_choice import ClassLabels, score_probabilities
+
+from .soft_logistic import ProbabilisticLogisticRegression
 
 # Ascending: each fit starts from the previous one. Embedding rows are unit vectors of hundreds of dimensions
 # (each coordinate ~ 1 / sqrt(dim)), so a useful C is far above scikit-learn's 1: on bench/label_quality.py's
@@ -32,37 +35,42 @@ class LinearFit:
     cv_f1_by_c: dict[str, float] | None = None  # when C was selected by cross-validation instead
     # With cv_f1_by_c: each training row's decision score from the fold model that did not see it, at the chosen C
     held_out_scores: np.ndarray | None = field(default=None, repr=False)
+    targets: str = "labels"  # what was fitted: "labels" or "probabilities" (select_targets_and_c)
+    dev_f1_by_targets: dict[str, float] | None = None  # when the targets were chosen on dev: kind -> best dev F1
 
 
-def fit_logistic(features, positive, c_value, seed, warm_from=None):
-    """Logistic regression; `warm_from`, a model fitted on the same rows with another C, is refitted from
-    its solution (far fewer L-BFGS iterations than from zero)."""
+def fit_logistic(features, target, c_value, seed, warm_from=None):
+    """Logistic regression on `target`: bool PRESENT per row, or float P(PRESENT) per row (a training set's
+    probabilities, fitted by cross-entropy against them: soft_logistic says why). `warm_from`, a model fitted on
+    the same rows with another C, is refitted from its solution (far fewer L-BFGS iterations than from zero)."""
     from sklearn.linear_model import LogisticRegression
 
-    model = warm_from or LogisticRegression(max_iter=MAX_ITER, random_state=seed, warm_start=True)
-    model.set_params(C=c_value)
-    model.fit(features, positive)
-    return model
+    if warm_from is None:
+        warm_from = (LogisticRegression(max_iter=MAX_ITER, random_state=seed, warm_start=True)
+                     if target.dtype == bool else ProbabilisticLogisticRegression(max_iter=MAX_ITER, warm_start=True))
+    warm_from.set_params(C=c_value)
+    warm_from.fit(features, target)
+    return warm_from
 
 
 def _linear(fitted, c_value):
     return LinearFit(fitted.coef_[0].astype(np.float32), np.float32(fitted.intercept_[0]), c_value, None)
 
 
-def fit_default(features: np.ndarray, positive: np.ndarray, seed: int) -> LinearFit:
-    """One fit at DEFAULT_C."""
-    return _linear(fit_logistic(features, positive, DEFAULT_C, seed), DEFAULT_C)
+def fit_default(features: np.ndarray, target: np.ndarray, seed: int) -> LinearFit:
+    """One fit at DEFAULT_C (target: as fit_logistic's)."""
+    return _linear(fit_logistic(features, target, DEFAULT_C, seed), DEFAULT_C)
 
 
-def select_c(features: np.ndarray, positive: np.ndarray, dev_features: np.ndarray, dev_positive: np.ndarray,
+def select_c(features: np.ndarray, target: np.ndarray, dev_features: np.ndarray, dev_positive: np.ndarray,
              seed: int, c_grid: Sequence[float] = C_GRID) -> LinearFit:
-    """Fit along `c_grid` (ascending, each fit warm-started from the previous) and keep the fit with the best
-    F1 on dev (the smallest C on ties)."""
+    """Fit `target` (as fit_logistic's) along `c_grid` (ascending, each fit warm-started from the previous) and
+    keep the fit with the best F1 on dev (the smallest C on ties)."""
     from sklearn.metrics import f1_score
 
     fitted, best, selection = None, None, {}
     for c_value in c_grid:
-        fitted = fit_logistic(features, positive, c_value, seed, warm_from=fitted)
+        fitted = fit_logistic(features, target, c_value, seed, warm_from=fitted)
         selection[str(c_value)] = float(f1_score(dev_positive, fitted.decision_function(dev_features) >= 0,
                                                  zero_division=0))
         if best is None or selection[str(c_value)] > selection[str(best.c_value)]:
@@ -70,11 +78,25 @@ def select_c(features: np.ndarray, positive: np.ndarray, dev_features: np.ndarra
     return replace(best, dev_f1_by_c=selection)
 
 
+def select_targets_and_c(features: np.ndarray, targets: dict[str, np.ndarray], dev_features: np.ndarray,
+                         dev_positive: np.ndarray, seed: int, c_grid: Sequence[float] = C_GRID) -> LinearFit:
+    """select_c for each kind of targets ({"probabilities": float, "labels": bool}, or one of them), keeping the
+    best dev F1 (ties to the earlier kind). Cross-entropy against a training set's probabilities makes a row the
+    label model is unsure of pull less, which helps where the features can follow them; where they cannot (a
+    weak space), the fit stays near the balance and says ABSENT wherever it is unsure, and the labels do better.
+    bench/README.md has the figures."""
+    fits = {kind: select_c(features, target, dev_features, dev_positive, seed, c_grid)
+            for kind, target in targets.items()}
+    best_f1 = {kind: max(fit.dev_f1_by_c.values()) for kind, fit in fits.items()}
+    chosen = max(fits, key=lambda kind: (best_f1[kind], -list(fits).index(kind)))
+    return replace(fits[chosen], targets=chosen, dev_f1_by_targets=best_f1)
+
+
 def select_c_by_cv(features: np.ndarray, positive: np.ndarray, seed: int, folds: int = 3,
                    c_grid: Sequence[float] = C_GRID) -> LinearFit:
     """C by stratified k-fold F1 (the smallest C on ties), then one fit on all rows: the regression a user
-    with these labels everywhere would get. `cv_f1_by_c` holds the cross-validated F1 per C, `held_out_scores`
-    the chosen C's out-of-fold decision scores of the rows."""
+    with these labels (bool: the folds are stratified and scored by them) everywhere would get. `cv_f1_by_c`
+    holds the cross-validated F1 per C, `held_out_scores` the chosen C's out-of-fold decision scores of the rows."""
     from sklearn.model_selection import StratifiedKFold
 
     folds = min(folds, int(positive.sum()), int((~positive).sum()))

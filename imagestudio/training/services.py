@@ -202,19 +202,19 @@ def model_retrain(*, model: FastModel, user) -> FastModel:
 
 
 def _training_labels(model, label_class, ids, splits, truth):
-    """Labels (1 / -1 / 0) of the class for the matrix rows, from the training set or from the ground truth
-    `truth` (aligned to `ids`)."""
+    """(labels 1 / -1 / 0, P(PRESENT) or None) of the class for the matrix rows: from the ground truth `truth`
+    (aligned to `ids`) no probabilities; from the training set (its train rows) also its probabilities."""
     if model.label_source == FastModel.LabelSource.GROUND_TRUTH:
         allowed = np.isin(splits, [SPLIT_CODES[s] for s in model.params["ground_truth_splits"]])
-        return np.where(allowed, truth, 0).astype(np.int8)
+        return np.where(allowed, truth, 0).astype(np.int8), None
     arrays = artifact_arrays(model.training_set)
-    labels = np.zeros(len(ids), dtype=np.int8)
-    key = f"label_{label_class.id}"
-    if key in arrays:
+    labels, probability = np.zeros(len(ids), dtype=np.int8), np.full(len(ids), np.nan, dtype=np.float32)
+    if f"label_{label_class.id}" in arrays:
         where, hit = locate(arrays["ids"], ids)
-        train_rows = arrays["splits"][where] == SPLIT_CODES[Split.TRAIN]
-        labels[hit & train_rows] = arrays[key][where[hit & train_rows]]
-    return labels
+        rows = hit & (arrays["splits"][where] == SPLIT_CODES[Split.TRAIN])
+        labels[rows] = arrays[f"label_{label_class.id}"][where[rows]]
+        probability[rows] = arrays[f"probability_{label_class.id}"][where[rows]]
+    return labels, probability
 
 
 def _training_rows(model, label_class, labels, rng):
@@ -234,12 +234,12 @@ def _features(matrix, rows):
     return matrix.features(rows)
 
 
-def _fit_class(model, matrix, rows, positive, truth):
-    """The class's regression on `rows`. C is chosen on the dev rows with ground truth when both sides are there
-    and none of them is trained on; by cross-validation over `rows` when the model trains on dev rows (scored
-    on its own training rows, the largest C would always win), which also gives their out-of-fold scores; else
-    DEFAULT_C."""
-    seed = model.params["seed"]
+def _fit_class(model, matrix, rows, targets, truth):
+    """The class's regression on `rows` of `targets` (select_targets_and_c's). Targets and C are chosen on the
+    dev rows with ground truth when both sides are there and none of them is trained on; by cross-validation
+    over `rows` when the model trains on dev rows (scored on its own training rows, the largest C would always
+    win), which also gives their out-of-fold scores; else the labels at DEFAULT_C."""
+    seed, positive = model.params["seed"], targets["labels"]
     features = _features(matrix, rows)
     dev = np.flatnonzero((matrix.splits == SPLIT_CODES[Split.DEV]) & (truth != 0))
     dev_positive = truth[dev] == 1
@@ -247,17 +247,19 @@ def _fit_class(model, matrix, rows, positive, truth):
         if min(int(positive.sum()), int((~positive).sum())) >= 2:
             return fitting.select_c_by_cv(features, positive, seed)
     elif dev_positive.any() and not dev_positive.all():
-        return fitting.select_c(features, positive, _features(matrix, dev), dev_positive, seed)
+        return fitting.select_targets_and_c(features, targets, _features(matrix, dev), dev_positive, seed)
     return fitting.fit_default(features, positive, seed)
 
 
 def _train_class(model: FastModel, matrix: Matrix, label_class: LabelClass, rng: np.random.Generator):
     """One class's fit, its scores of every matrix row and its metrics on valid."""
     truth = ground_truth_for(dataset=model.dataset, label_class=label_class, sample_ids=matrix.sample_ids)
-    labels = _training_labels(model, label_class, matrix.sample_ids, matrix.splits, truth)
+    labels, probability = _training_labels(model, label_class, matrix.sample_ids, matrix.splits, truth)
     positives, negatives = _training_rows(model, label_class, labels, rng)
     rows = np.sort(np.concatenate([positives, negatives]))
-    fit = _fit_class(model, matrix, rows, labels[rows] == 1, truth)
+    targets = {"labels": labels[rows] == 1} if probability is None else {"probabilities": probability[rows],
+                                                                         "labels": labels[rows] == 1}
+    fit = _fit_class(model, matrix, rows, targets, truth)
     scores = fitting.decision_scores(matrix, fit.coef, fit.intercept)
     if fit.held_out_scores is not None:
         # Cross-fitting: a model trained on dev rows scores its training rows out-of-fold, so an LF on it is
@@ -265,7 +267,7 @@ def _train_class(model: FastModel, matrix: Matrix, label_class: LabelClass, rng:
         scores[rows] = fit.held_out_scores
     valid = matrix.splits == SPLIT_CODES[Split.VALID]
     class_metrics = {"class_id": label_class.id, "C": fit.c_value, "dev_f1_by_C": fit.dev_f1_by_c,
-                     "cv_f1_by_C": fit.cv_f1_by_c,
+                     "cv_f1_by_C": fit.cv_f1_by_c, "targets": fit.targets, "dev_f1_by_targets": fit.dev_f1_by_targets,
                      "trained_on": {"positives": int(len(positives)), "negatives": int(len(negatives))},
                      "valid": fitting.evaluate(scores[valid], truth[valid])}
     if model.label_source == FastModel.LabelSource.TRAINING_SET:

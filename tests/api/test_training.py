@@ -517,3 +517,39 @@ def test_c_is_never_chosen_on_the_rows_the_model_trains_on(api, world, splits, c
     assert apart and all(scores[i] == pytest.approx(expected[i], abs=coef_norm / 256) for i in apart)
     if chosen_by == "cv_f1_by_C":
         assert any(scores[i] != pytest.approx(expected[i], abs=coef_norm / 256) for i in dev_ids)
+
+
+def test_a_training_set_model_fits_its_probabilities_or_its_labels_whichever_dev_prefers(api, world):
+    """A training set's train rows give two kinds of targets, its P(PRESENT) (fitted by cross-entropy,
+    soft_logistic) and its labels: the model fits both along the C grid and keeps the better dev F1."""
+    from imagestudio.annotations.selectors import ground_truth_for
+    from imagestudio.datasets.models import SPLIT_CODES, LabelClass
+    from imagestudio.embeddings.store import matrix_get, record_for
+    from imagestudio.training.fitting import select_c
+    from imagestudio.training.models import FastModel, TrainingSet
+    from imagestudio.training.selectors import artifact_arrays
+
+    dataset = world
+    training_set = build(api, dataset)
+    response = api.post(f"/api/datasets/{dataset.id}/models/", {"classes": ["cat"]}, format="json")
+    assert response.status_code == 202, response.content
+    model = FastModel.objects.get(pk=api.get(response["Location"]).json()["result"]["model"])
+    labels = artifact_arrays(TrainingSet.objects.get(pk=training_set["id"]))
+    label_class = LabelClass.objects.get(pk=model.params["classes"][0])
+    matrix = matrix_get(dataset=dataset, record=record_for(model.params["encoder"], model.params["space"]))
+    assert np.array_equal(labels["ids"], matrix.sample_ids)
+    train = np.flatnonzero((matrix.splits == SPLIT_CODES["train"]) & (labels[f"label_{label_class.id}"] != 0))
+    probability = labels[f"probability_{label_class.id}"][train]
+    assert ((probability > 0.01) & (probability < 0.99)).any()  # probabilities, not labels
+    truth = ground_truth_for(dataset=dataset, label_class=label_class, sample_ids=matrix.sample_ids)
+    dev = np.flatnonzero((matrix.splits == SPLIT_CODES["dev"]) & (truth != 0))
+    fits = {kind: select_c(matrix.features(train), target, matrix.features(dev), truth[dev] == 1, seed=0)
+            for kind, target in (("probabilities", probability), ("labels", probability > 0.5))}
+    assert not np.allclose(fits["probabilities"].coef, fits["labels"].coef, rtol=1e-2, atol=1e-3)
+    metrics = api.get(f"/api/datasets/{dataset.id}/models/{model.id}/").json()["metrics"]["cat"]
+    best = {kind: max(fit.dev_f1_by_c.values()) for kind, fit in fits.items()}
+    assert metrics["dev_f1_by_targets"] == pytest.approx(best)
+    chosen = "probabilities" if best["probabilities"] >= best["labels"] else "labels"
+    assert metrics["targets"] == chosen and metrics["dev_f1_by_C"] == pytest.approx(fits[chosen].dev_f1_by_c)
+    assert metrics["C"] == fits[chosen].c_value
+    np.testing.assert_allclose(artifact_arrays(model)["coef"][0], fits[chosen].coef, rtol=1e-5, atol=1e-6)
