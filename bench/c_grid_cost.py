@@ -1,9 +1,11 @@
 #!/usr/bin/env python
 """What the fast model's C grid costs: `fitting.select_c` along the old grid (0.1, 1, 10) as the baseline and
 along `fitting.C_GRID`; and the fit without dev labels, `fitting.fit_logistic` at the old default C = 1 and at
-`fitting.DEFAULT_C`. The same synthetic rows for all (--rows x 512 unit vectors, 20 % PRESENT along one
-direction, 10 % of the training labels flipped; 2,000 dev rows), each case timed alone in a process of its own,
-one after the other, with the load average. The rows are built before the timer in every case.
+`fitting.DEFAULT_C`; and a training-set model's fit, `fitting.select_targets_and_c` on a training set's
+probabilities and labels against `select_c` on its labels alone (before the targets were chosen). The same
+synthetic rows for all (--rows x 512 unit vectors, 20 % PRESENT along one direction, 10 % of the training labels
+flipped, a probability per training row around its label; 2,000 dev rows), each case timed alone in a process of
+its own, one after the other, with the load average. The rows are built before the timer in every case.
 
     .venv/bin/python bench/c_grid_cost.py --rows 500000
 """
@@ -33,17 +35,25 @@ def rows(n, seed=0, dim=512):
 
     features, positive = draw(n)
     dev_features, dev_positive = draw(2000)
-    return features, positive ^ (rng.random(n) < 0.1), dev_features, dev_positive
+    labels = positive ^ (rng.random(n) < 0.1)
+    # a label model's P(PRESENT): on the side of its label, surer on some rows than on others
+    probability = np.where(labels, 0.5 + rng.uniform(0.01, 0.5, n), 0.5 - rng.uniform(0.01, 0.5, n))
+    return features, labels, probability, dev_features, dev_positive
 
 
-def child(n, grid):
-    """One grid: select_c along it; one C alone: a single fit at it (the job without dev labels)."""
+def child(n, case):
+    """One grid: select_c along it; one C alone: a single fit at it (the job without dev labels); "targets" /
+    "labels": select_targets_and_c on the probabilities and labels / on the labels alone, along C_GRID."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from imagestudio.training import fitting
 
-    features, positive, dev_features, dev_positive = rows(n)
+    features, positive, probability, dev_features, dev_positive = rows(n)
+    targets = {"probabilities": probability, "labels": positive} if case == "targets" else {"labels": positive}
+    grid = None if case in ("targets", "labels") else tuple(float(c) for c in case.split(","))
     started = time.perf_counter()
-    if len(grid) == 1:
+    if grid is None:
+        chosen = fitting.select_targets_and_c(features, targets, dev_features, dev_positive, seed=0).c_value
+    elif len(grid) == 1:
         fitting.fit_logistic(features, positive, grid[0], seed=0)
         chosen = grid[0]
     else:
@@ -52,11 +62,13 @@ def child(n, grid):
 
 
 def compare(n, cases):
-    """Each (label, grid) in its own process, in order; prints them and their ratio (second / first)."""
+    """Each (label, case) in its own process, in order; prints them and their ratio (second / first). A case is
+    a grid or "targets" / "labels" (child)."""
     seconds = []
-    for label, grid in cases:
-        out = subprocess.run([sys.executable, "-W", "ignore", __file__, "--rows", str(n), "--child",
-                              ",".join(map(str, grid))], capture_output=True, text=True, check=True).stdout.split()
+    for label, case in cases:
+        case = case if isinstance(case, str) else ",".join(map(str, case))
+        out = subprocess.run([sys.executable, "-W", "ignore", __file__, "--rows", str(n), "--child", case],
+                             capture_output=True, text=True, check=True).stdout.split()
         seconds.append(float(out[0]))
         print(f"  {label:<40} {seconds[-1]:7.3f} s  C {out[1]}  load {out[2]}")
     print(f"  ratio: {seconds[1] / seconds[0]:.2f}x")
@@ -68,7 +80,7 @@ def main():
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(args.rows, tuple(float(c) for c in args.child.split(",")))
+        child(args.rows, args.child)
         return
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from imagestudio.training.fitting import C_GRID, DEFAULT_C
@@ -77,6 +89,8 @@ def main():
     compare(args.rows, [("baseline grid (0.1, 1, 10)", BASELINE_GRID), (f"C_GRID {C_GRID}", C_GRID)])
     print("one fit (without dev labels), each C in its own process")
     compare(args.rows, [("baseline C = 1", (1.0,)), (f"DEFAULT_C = {DEFAULT_C:g}", (DEFAULT_C,))])
+    print("a training-set model (with dev labels) along C_GRID, each in its own process")
+    compare(args.rows, [("labels only (select_c)", "labels"), ("probabilities and labels", "targets")])
 
 if __name__ == "__main__":
     main()
