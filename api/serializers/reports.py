@@ -330,7 +330,7 @@ class ClassModelMetricsSerializer(serializers.Serializer):
                   "keeps the better dev F1; absent on models trained before targets were chosen.")
     dev_f1_by_targets = serializers.DictField(
         child=serializers.FloatField(), allow_null=True, required=False,
-        help_text="Targets -> their best dev F1 over C, when the targets were chosen on dev; else null.")
+        help_text="Targets -> their best dev F1 over C, when both were fitted and compared on dev; else null.")
     trained_on = TrainedOnSerializer()
     valid = EvaluationSerializer()
     ceiling = CeilingSerializer(required=False, help_text="Models trained on a training set.")

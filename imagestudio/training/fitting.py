@@ -36,7 +36,7 @@ class LinearFit:
     # With cv_f1_by_c: each training row's decision score from the fold model that did not see it, at the chosen C
     held_out_scores: np.ndarray | None = field(default=None, repr=False)
     targets: str = "labels"  # what was fitted: "labels" or "probabilities" (select_targets_and_c)
-    dev_f1_by_targets: dict[str, float] | None = None  # when the targets were chosen on dev: kind -> best dev F1
+    dev_f1_by_targets: dict[str, float] | None = None  # when two kinds were compared on dev: kind -> best dev F1
 
 
 def fit_logistic(features, target, c_value, seed, warm_from=None):
@@ -89,7 +89,7 @@ def select_targets_and_c(features: np.ndarray, targets: dict[str, np.ndarray], d
             for kind, target in targets.items()}
     best_f1 = {kind: max(fit.dev_f1_by_c.values()) for kind, fit in fits.items()}
     chosen = max(fits, key=lambda kind: (best_f1[kind], -list(fits).index(kind)))
-    return replace(fits[chosen], targets=chosen, dev_f1_by_targets=best_f1)
+    return replace(fits[chosen], targets=chosen, dev_f1_by_targets=best_f1 if len(fits) > 1 else None)
 
 
 def select_c_by_cv(features: np.ndarray, positive: np.ndarray, seed: int, folds: int = 3,

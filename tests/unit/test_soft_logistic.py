@@ -98,3 +98,13 @@ def test_select_targets_and_c_keeps_the_better_dev_f1(labels_win):
     chosen = max(best, key=lambda kind: (best[kind], kind == "probabilities"))  # ties to the first kind
     assert fit.targets == chosen == ("labels" if labels_win else "probabilities")
     np.testing.assert_array_equal(fit.coef, each[chosen].coef)
+
+
+def test_one_kind_of_targets_is_select_c_with_nothing_compared():
+    features, probability = rows_and_probabilities(7, n=600)
+    dev_positive = probability[400:] > 0.5
+    fit = fitting.select_targets_and_c(features[:400], {"labels": probability[:400] > 0.5}, features[400:],
+                                       dev_positive, seed=0)
+    alone = fitting.select_c(features[:400], probability[:400] > 0.5, features[400:], dev_positive, seed=0)
+    assert (fit.targets, fit.dev_f1_by_targets) == ("labels", None)
+    np.testing.assert_array_equal(fit.coef, alone.coef)
