@@ -16,6 +16,7 @@ from imagestudio.annotations.services import annotation_set
 from imagestudio.datasets.models import Dataset, LabelClass, Sample
 from imagestudio.demo.services import demo_dataset_get_or_create
 from imagestudio.labeling.models import LabelingFunction
+from imagestudio.training.models import FastModel
 from tests.browser.studio_fixtures import (  # noqa: F401  (fixtures: chrome, demo, studio_user)
     PASSWORD,
     chrome_fixture,
@@ -262,6 +263,8 @@ def train_model(driver, dataset):
     css(driver, "#train-model").click()
     card = wait_for(driver, present('article.model section[data-class="circle"] dl'), "the model's metrics")[0]
     assert re.search(r"precision\s+\d+\.\d%", card.text)
+    targets = FastModel.objects.filter(dataset=dataset).latest("id").metrics["circle"]["targets"]
+    assert re.search(rf"fitted\s+{targets}\b", card.text)
     wait_for(driver, present('article.model section[data-class="circle"] .curve-chart path.curve'), "the PR and ROC curves")
     screenshot(driver, "08-models")
 

@@ -422,7 +422,8 @@ export const models = {
     list(`datasets/${datasetId}/models/${id}/predictions/`, { label_class: labelClass, limit, offset }),
 };
 
-/** A model's metrics on valid for one class: {precision, recall, f1, prAuc, rocAuc, confusion, ceilingF1}. */
+/** A model's metrics on valid for one class: {precision, recall, f1, prAuc, rocAuc, confusion, ceilingF1, trainedOn,
+ * targets ("labels" or "probabilities": what the regression fitted)}. */
 export function classMetrics(model, className) {
   const entry = model.metrics?.[className];
   if (!entry) return null;
@@ -431,6 +432,7 @@ export function classMetrics(model, className) {
     precision: valid.precision ?? null, recall: valid.recall ?? null, f1: valid.f1 ?? null,
     prAuc: valid.pr_auc ?? null, rocAuc: valid.roc_auc ?? null, labeled: valid.labeled ?? null,
     confusion: valid.confusion || null, ceilingF1: entry.ceiling?.valid?.f1 ?? null, trainedOn: entry.trained_on || null,
+    targets: entry.targets ?? null,
   };
 }
 

@@ -37,7 +37,9 @@ function modelCard(dataset, model, withCurves) {
         h("dt", {}, "PR-AUC"), h("dd", {}, num(m.prAuc)), h("dt", {}, "ROC-AUC"), h("dd", {}, num(m.rocAuc)),
         h("dt", {}, "labeled on valid"), h("dd", {}, String(m.labeled ?? "–")),
         h("dt", {}, "ceiling F1"), h("dd", { title: "the same features trained on the ground truth" }, pct(m.ceilingF1)),
-        m.trainedOn ? [h("dt", {}, "trained on"), h("dd", {}, `${m.trainedOn.positives} positives, ${m.trainedOn.negatives} negatives`)] : null)
+        m.trainedOn ? [h("dt", {}, "trained on"), h("dd", {}, `${m.trainedOn.positives} positives, ${m.trainedOn.negatives} negatives`)] : null,
+        m.targets ? [h("dt", {}, "fitted"), h("dd", { title: "what the regression fitted, chosen on dev for a training set: "
+          + "its labels, or its probabilities by cross-entropy" }, m.targets)] : null)
         : h("p", { class: "muted" }, "No metrics."),
       m ? confusion(dataset, model, name, m.confusion) : null, curve);
   });
