@@ -48,8 +48,9 @@ Per class on valid, from vote_matrix and ground_truth_for: majority
 vote, snorkel default and balanced, ours (evaluate_label_models), and the vote patterns on which ours and the
 best baseline label the most valid rows differently, with their PRESENT shares on dev and valid. Then a training set through
 training_set_start (its labels must equal label_class_votes'), fast models on it through model_start in the
-visual and the joint space beside the service's ground-truth ceiling and a logistic regression on the ground
-truth of train (C on dev, the fast model's own select_c).
+visual and the joint space (each keeping the targets dev prefers, the set's probabilities or its labels: the
+`fitted` column) beside the service's ground-truth ceiling and a logistic regression on the ground truth of train
+(C on dev, the fast model's own select_c).
 
 Digits targets: label F1 per class >= max(MV, snorkel default, snorkel balanced) - 0.005; mean label F1 >=
 MV + 0.03; fast models visual > joint (mean valid F1); fast model (visual) on training-set labels >= 0.90 x
