@@ -3,6 +3,8 @@ lead to the right pages. The lists are found in the schema (every JSON GET is re
 does not call a page, or a bare array, fails too), over a dataset where each list has something in it."""
 
 import re
+import time
+from types import SimpleNamespace
 
 import pytest
 from drf_spectacular.generators import SchemaGenerator
@@ -30,7 +32,15 @@ def run_job(api, capture, url, body):
 
 
 @pytest.fixture
-def world(api, owner, dataset, tiny_clip, django_capture_on_commit_callbacks):
+def one_access_instant(monkeypatch):
+    """Job payloads' events URLs signed at one instant: their expiry steps with the clock, and pages read across
+    a step would otherwise differ in that URL alone."""
+    instant = time.time()
+    monkeypatch.setattr("imagestudio.jobs.access.time", SimpleNamespace(time=lambda: instant))
+
+
+@pytest.fixture
+def world(api, owner, dataset, tiny_clip, django_capture_on_commit_callbacks, one_access_instant):
     """A dataset where every list has rows: samples with ground truth, tags and comments, members, classes, LFs,
     embeddings, a pinned resource, training sets, a model with predictions, exports and their jobs."""
     base = f"/api/datasets/{dataset.id}"
