@@ -13,6 +13,7 @@ from imagestudio.embeddings.encoders import ENCODER_KEYS, SPACES
 from imagestudio.exports.services import SAMPLE_COLUMNS
 from imagestudio.labeling.label_choice import CANDIDATES
 from imagestudio.labeling.models import LFType
+from imagestudio.training.fitting import TARGET_KINDS
 
 SPLITS = Split.choices
 
@@ -324,7 +325,7 @@ class ClassModelMetricsSerializer(serializers.Serializer):
         help_text="C -> cross-validated F1 over the training rows, when the model trains on dev rows (C is then "
                   "chosen this way, since scored on its own training rows the largest C would win); else null.")
     targets = serializers.ChoiceField(
-        choices=["labels", "probabilities"], required=False,
+        choices=TARGET_KINDS, required=False,
         help_text="What the regression fitted: the labels, or a training set's P(PRESENT) by cross-entropy (a row "
                   "the label model is unsure of pulls less). A training-set model with dev labels fits both and "
                   "keeps the better dev F1; absent on models trained before targets were chosen.")

@@ -24,6 +24,7 @@ from .soft_logistic import ProbabilisticLogisticRegression
 C_GRID = (0.1, 1.0, 10.0, 100.0, 1000.0)
 DEFAULT_C = 100.0  # without dev labels of both sides there is nothing to choose C on: the grid's upper middle
 MAX_ITER = 300
+TARGET_KINDS = ("labels", "probabilities")  # what a fast model's regression may fit (select_targets_and_c)
 
 
 @dataclass(frozen=True)
