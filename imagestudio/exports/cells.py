@@ -7,6 +7,7 @@ number (`-3`, `+1.5e3`) is no formula and is left alone.
 """
 
 import csv
+import io
 import math
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -27,14 +28,23 @@ def neutralized(value):
 
 class SafeWriter:
     """csv.writer whose text cells cannot start a formula (unless `raw`, for data pipelines that want bytes as
-    stored)."""
+    stored), each line ended by `lineterminator`.
+
+    The csv module quotes a cell holding a character of its own line terminator, not any line break: with "\n"
+    it would leave a cell holding "\r" bare, and a reader would split the row there. So every row is formatted
+    with "\r\n" (both characters quote) and given `lineterminator` as it is written.
+    """
 
     def __init__(self, stream, raw: bool = False, lineterminator: str = "\r\n"):
-        self._writer = csv.writer(stream, lineterminator=lineterminator)
-        self._raw = raw
+        self._stream, self._raw, self._lineterminator = stream, raw, lineterminator
+        self._line = io.StringIO()
+        self._writer = csv.writer(self._line, lineterminator="\r\n")
 
     def writerow(self, row):
-        return self._writer.writerow(row if self._raw else [neutralized(cell) for cell in row])
+        self._line.seek(0)
+        self._line.truncate()
+        self._writer.writerow(row if self._raw else [neutralized(cell) for cell in row])
+        return self._stream.write(self._line.getvalue()[:-2] + self._lineterminator)
 
     def writerows(self, rows):
         for row in rows:

@@ -17,7 +17,7 @@ from tests.factories import make_samples
 pytestmark = pytest.mark.django_db
 
 TRICKY = ["=1+1", "+cmd|' /C calc'!A0", "-3", "+1.5e3", "-inf", "@SUM(1)", "\t=1", "", "a,b", 'say "hi"',
-          "two\nlines", "é ☃", "-1_000.5", " -2 ", "-1e999", "plain"]
+          "two\nlines", "carriage\rreturn", "\r=1", "crlf\r\n", "é ☃", "-1_000.5", " -2 ", "-1e999", "plain"]
 
 
 def postgres_only():
@@ -40,7 +40,7 @@ def written(by_copy, dataset, params):
     stream = io.BytesIO()
     arguments = (stream, dataset, params, classes, (None, None))
     count = services._rows_by_copy(*arguments) if by_copy else services._rows_by_python(*arguments, lambda n: None)
-    return count, list(csv.reader(io.StringIO(stream.getvalue().decode("utf-8"))))
+    return count, list(csv.reader(io.StringIO(stream.getvalue().decode("utf-8"), newline="")))
 
 
 @pytest.mark.parametrize("raw", [False, True])

@@ -3,16 +3,17 @@
 import csv
 import io
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from imagestudio.exports.cells import FORMULA_STARTS, SafeWriter, neutralized
 
 
-def read_back(rows, raw=False):
+def read_back(rows, raw=False, lineterminator="\r\n"):
     stream = io.StringIO()
-    SafeWriter(stream, raw=raw).writerows(rows)
-    return list(csv.reader(io.StringIO(stream.getvalue())))
+    SafeWriter(stream, raw=raw, lineterminator=lineterminator).writerows(rows)
+    return list(csv.reader(io.StringIO(stream.getvalue(), newline="")))
 
 
 def test_the_owasp_examples_are_neutralized():
@@ -22,11 +23,12 @@ def test_the_owasp_examples_are_neutralized():
     assert read_back([attacks], raw=True) == [attacks]
 
 
-@given(st.lists(st.text(), min_size=1, max_size=8))
-def test_text_cells_come_back_neutralized_and_otherwise_unchanged(row):
-    written = read_back([row])[0]
-    assert written == [neutralized(cell) for cell in row]
-    for cell, original in zip(written, row, strict=True):
+@pytest.mark.parametrize("lineterminator", ["\r\n", "\n"])  # the exports end lines as Postgres's COPY does: "\n"
+@given(rows=st.lists(st.lists(st.text(), min_size=1, max_size=8), min_size=1, max_size=3))
+def test_text_cells_come_back_neutralized_and_otherwise_unchanged(lineterminator, rows):
+    written = read_back(rows, lineterminator=lineterminator)
+    assert written == [[neutralized(cell) for cell in row] for row in rows]
+    for cell, original in zip(written[0], rows[0], strict=True):
         assert cell == original or cell == "'" + original
         assert not cell.startswith(FORMULA_STARTS) or neutralized(cell) == cell  # only numbers may start so
 
