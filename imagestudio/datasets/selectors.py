@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 from django.db import connection
 from django.db.models import Count, F, Prefetch, Q, QuerySet, Value
-from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import StrIndex
 
 from imagestudio.common.cache import VersionedLRU
@@ -18,6 +17,7 @@ from imagestudio.common.errors import ValidationFailed
 
 from .field_stats import BUILTIN_FIELDS, EXAMPLES, KINDS, catalogue_row, field_catalogue_of
 from .filters import ClassLookup, SampleFilter, filter_members, filter_term, sample_filter
+from .metadata_sql import MetadataHasField, MetadataText
 from .models import SPLIT_CODES, Comment, Dataset, DatasetMembership, LabelClass, Resample, Role, Sample, Tag
 
 if TYPE_CHECKING:
@@ -265,7 +265,7 @@ _columns = VersionedLRU("sample columns", max_entries=16)
 
 def _read_column(dataset, field, sample_ids=None):
     # Metadata values come back as text (->>): decoding 500,000 JSON values costs more than the query.
-    source = F(field) if field in BUILTIN_FIELDS else KeyTextTransform(field, "metadata")
+    source = F(field) if field in BUILTIN_FIELDS else MetadataText(field)
     samples = Sample.objects.filter(dataset=dataset)
     if sample_ids is not None:
         samples = samples.filter(id__in=sample_ids)
@@ -280,7 +280,7 @@ def _read_column(dataset, field, sample_ids=None):
 
 def metadata_field_exists(*, dataset: Dataset, field: str) -> bool:
     """A built-in sample column, or a metadata field some sample of the dataset has."""
-    return field in BUILTIN_FIELDS or Sample.objects.filter(dataset=dataset, metadata__has_key=field).exists()
+    return field in BUILTIN_FIELDS or Sample.objects.filter(MetadataHasField(field), dataset=dataset).exists()
 
 
 def samples_version(*, dataset: Dataset) -> int | None:

@@ -14,12 +14,12 @@ import numpy as np
 from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import connection, transaction
-from django.db.models.fields.json import KeyTextTransform
 
 from imagestudio.annotations.models import LABEL_VALUES, Annotation
 from imagestudio.common.arrays import locate
 from imagestudio.common.errors import ValidationFailed
 from imagestudio.common.votes import VOTE_WORDS
+from imagestudio.datasets.metadata_sql import MetadataText
 from imagestudio.datasets.models import LabelClass, Sample, Split
 from imagestudio.jobs.services import job_enqueue, job_progress
 from imagestudio.labeling import metrics
@@ -235,7 +235,7 @@ def _rows_by_python(stream, dataset, params, classes, artifacts, progress):
     writer = SafeWriter(text, raw=params.get("raw", False), lineterminator="\n")
     samples = Sample.objects.filter(dataset=dataset, split__in=params["splits"]).order_by("id")
     # Metadata as text (->>): no JSON decoding per row.
-    source = [*params["columns"], *(KeyTextTransform(f, "metadata") for f in params["fields"])]
+    source = [*params["columns"], *(MetadataText(f) for f in params["fields"])]
     if "id" not in params["columns"]:
         source = ["id", *source]
     written, chunk = 0, []
