@@ -33,7 +33,7 @@ from .models import (
 )
 from .names import NameError_, class_name_clean, class_name_key
 from .selectors import sample_split_counts
-from .signals import sample_split_changed
+from .signals import label_class_renamed, sample_split_changed
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -116,11 +116,14 @@ def label_class_create(*, dataset: Dataset, name: str, description: str = "") ->
 def label_class_update(*, label_class: LabelClass, **fields: Any) -> LabelClass:
     if "name" in fields:
         fields["name"], fields["name_key"] = _checked_name(fields["name"])
+    old_name = label_class.name
     try:
         with transaction.atomic():
             for name, value in fields.items():
                 setattr(label_class, name, value)
             label_class.save(update_fields=list(fields))
+            if label_class.name != old_name:
+                label_class_renamed.send(sender=LabelClass, label_class=label_class, old_name=old_name)
     except IntegrityError:
         raise _duplicate_name(fields.get("name")) from None
     return label_class

@@ -13,3 +13,6 @@ ground_truth_imported = Signal()
 # dataset, sample_ids: the ground truth stored samples hold, for comparing an imported duplicate with its twin.
 # A receiver returns {sample_id: {class name: PRESENT / ABSENT / ABSTAIN}} (ABSTAIN: a cleared label).
 ground_truth_requested = Signal()
+
+# label_class, old_name: a class renamed. Figures stored under the class's name follow it.
+label_class_renamed = Signal()

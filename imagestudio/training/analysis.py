@@ -99,6 +99,12 @@ def _next_to_annotate(label_class, ids, votes, truth, model):
             for i in ranked]
 
 
+def _label_model_report(training_set, label_class):
+    """The training set's report of the class (not of a deleted class that had its name)."""
+    entry = training_set.report.get(label_class.name) if training_set else None
+    return entry if entry and entry.get("class_id") == label_class.id else None
+
+
 def dataset_analysis(*, dataset: Dataset, label_class: LabelClass | None = None, split: str = Split.TRAIN) -> dict:
     """Per class (all, or `label_class`) on `split`. Each guidance tip's `samples` is the samples-list filter
     that shows its cases: query parameter -> value or list of values."""
@@ -122,7 +128,7 @@ def dataset_analysis(*, dataset: Dataset, label_class: LabelClass | None = None,
         result.append({
             "label_class": cls.name,
             "lfs": {"active": len(lfs), "coverage": coverage, "conflicts": conflicts, "per_lf": rows},
-            "label_model": (training_set.report.get(cls.name) if training_set else None),
+            "label_model": _label_model_report(training_set, cls),
             "model": {"id": model.id, "version": model.version, "valid": model_metrics} if model else None,
             "valid_labels": valid_labels,
             "guidance": _guidance(cls, split, lfs, rows, votes, truth, coverage, conflicts, model, model_metrics,

@@ -6,7 +6,8 @@ class TrainingConfig(AppConfig):
     label = "training"
 
     def ready(self):
-        from . import filters, lf_source
+        from . import class_names, filters, lf_source
 
+        class_names.register()
         filters.register()
         lf_source.register()

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from imagestudio.datasets.models import Sample
+from imagestudio.datasets.models import LabelClass, Sample
 from imagestudio.labeling.label_choice import CANDIDATES, label_class_votes
 from imagestudio.labeling.models import LabelingFunction
 from imagestudio.labeling.selectors import vote_array
@@ -553,3 +553,29 @@ def test_a_training_set_model_fits_its_probabilities_or_its_labels_whichever_dev
     assert metrics["targets"] == chosen and metrics["dev_f1_by_C"] == pytest.approx(fits[chosen].dev_f1_by_c)
     assert metrics["C"] == fits[chosen].c_value
     np.testing.assert_allclose(artifact_arrays(model)["coef"][0], fits[chosen].coef, rtol=1e-5, atol=1e-6)
+
+
+def test_a_renamed_class_keeps_its_figures(api, world):
+    dataset = world
+    ts = build(api, dataset)
+    job = api.get(api.post(f"/api/datasets/{dataset.id}/models/", {"classes": ["cat"]}, format="json")["Location"])
+    model_url = f"/api/datasets/{dataset.id}/models/{job.json()['result']['model']}/"
+    before = {"report": ts["report"], "metrics": api.get(model_url).json()["metrics"]["cat"],
+              "analysis": api.get(f"/api/datasets/{dataset.id}/analysis/?label_class=cat").json()["classes"][0]}
+    cat = LabelClass.objects.get(dataset=dataset, name="cat")
+    assert api.patch(f"/api/datasets/{dataset.id}/classes/{cat.id}/", {"name": "feline"}, format="json").status_code == 200
+    renamed = api.get(f"/api/datasets/{dataset.id}/training-sets/{ts['id']}/").json()
+    assert renamed["report"] == {("feline" if name == "cat" else name): entry for name, entry in before["report"].items()}
+    assert api.get(model_url).json()["metrics"] == {"feline": before["metrics"]}
+    analysis = api.get(f"/api/datasets/{dataset.id}/analysis/?label_class=feline").json()["classes"][0]
+    assert analysis["label_model"] == before["analysis"]["label_model"] is not None
+    assert analysis["model"] == before["analysis"]["model"] and analysis["model"]["valid"] is not None
+    assert api.get(f"{model_url}predictions/?label_class=feline").status_code == 200
+    # a class later given the old name is another class: none of those figures are its
+    assert api.post(f"/api/datasets/{dataset.id}/classes/", {"name": "cat"}, format="json").status_code == 201
+    fresh = api.get(f"/api/datasets/{dataset.id}/analysis/?label_class=cat").json()["classes"][0]
+    assert fresh["label_model"] is None and fresh["model"] is None
+    dog = LabelClass.objects.get(dataset=dataset, name="dog")
+    assert api.delete(f"/api/datasets/{dataset.id}/classes/{dog.id}/").status_code == 204
+    assert api.post(f"/api/datasets/{dataset.id}/classes/", {"name": "dog"}, format="json").status_code == 201
+    assert api.get(f"/api/datasets/{dataset.id}/analysis/?label_class=dog").json()["classes"][0]["label_model"] is None
