@@ -171,7 +171,8 @@ class ClassLFStatsSerializer(serializers.Serializer):
 class ClassModelSerializer(serializers.Serializer):
     id = AsciiIntegerField()
     version = AsciiIntegerField()
-    valid = EvaluationSerializer(allow_null=True, help_text="Its metrics on valid.")
+    valid = EvaluationSerializer(allow_null=True, help_text="Its metrics on the samples in valid now, against their "
+                                 "ground truth now (the model's stored metrics are as of its training).")
 
 
 class ClassAnalysisSerializer(serializers.Serializer):

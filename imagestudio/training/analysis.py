@@ -14,6 +14,7 @@ from imagestudio.labeling import metrics
 from imagestudio.labeling.models import LabelingFunction
 from imagestudio.labeling.selectors import lf_rows, vote_matrix
 
+from .charts import model_metrics_now
 from .selectors import latest_models_by_class, model_scores, ready_training_set
 
 LOW_COVERAGE = 0.5
@@ -123,7 +124,7 @@ def dataset_analysis(*, dataset: Dataset, label_class: LabelClass | None = None,
         counts = GroundTruthCount.objects.filter(label_class=cls, split=Split.VALID).first()
         valid_labels = (counts.present + counts.absent) if counts else 0
         model = latest.get(cls.id)  # the latest model of this class: another class's newer model leaves it be
-        model_metrics = (model.metrics.get(cls.name, {}).get("valid") if model else None)
+        model_metrics = model_metrics_now(model=model, label_class=cls, split=Split.VALID) if model else None
         rows = lf_rows(lfs, cls, votes, truth)
         result.append({
             "label_class": cls.name,

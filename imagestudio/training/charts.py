@@ -12,7 +12,7 @@ from imagestudio.datasets.models import LabelClass, Sample
 from imagestudio.labeling import metrics
 from imagestudio.labeling.calibration import calibration_table
 
-from . import curves
+from . import curves, fitting
 from .models import FastModel
 from .selectors import artifact_arrays
 
@@ -31,6 +31,26 @@ def _class_charts(label_class, scores, truth, split, points, bins, calibration_b
             "calibration": calibration_table(metrics.sigmoid(scores), truth, calibration_bins)}
 
 
+def _scored_rows(model, arrays, split):
+    """(the artifact's rows of the samples in `split` as it is now, which the model scored; how many it did not
+    score): a sample may have moved between splits since training."""
+    split_ids = np.fromiter(Sample.objects.filter(dataset=model.dataset_id, split=split).order_by("id")
+                            .values_list("id", flat=True), dtype=np.int64)
+    where, hit = locate(arrays["ids"], split_ids)
+    return where[hit], int((~hit).sum())
+
+
+def model_metrics_now(*, model: FastModel, label_class: LabelClass, split: str) -> dict | None:
+    """fitting.evaluate's figures of the model for the class on the samples now in `split` against their ground
+    truth now (its stored metrics are as of its training); None when it has no scores for the class."""
+    arrays = artifact_arrays(model)
+    if f"scores_{label_class.id}" not in arrays:
+        return None
+    rows, _ = _scored_rows(model, arrays, split)
+    truth = ground_truth_for(dataset=model.dataset, label_class=label_class, sample_ids=arrays["ids"][rows])
+    return fitting.evaluate(arrays[f"scores_{label_class.id}"][rows], truth)
+
+
 def model_charts(*, model: FastModel, label_class: LabelClass | None = None, split: str, points: int = 101,
                  bins: int = 40, calibration_bins: int = 10) -> dict:
     """Per class the model was trained for (or `label_class` alone) on the samples of `split` it scored. A 409
@@ -42,15 +62,11 @@ def model_charts(*, model: FastModel, label_class: LabelClass | None = None, spl
                                field="label_class")
     classes: Sequence[LabelClass] = ([label_class] if label_class is not None
                                      else LabelClass.objects.filter(id__in=trained).order_by("id"))
-    # The split as it is now (a sample may have moved since training), of the samples the model scored.
-    split_ids = np.fromiter(Sample.objects.filter(dataset=model.dataset_id, split=split).order_by("id")
-                            .values_list("id", flat=True), dtype=np.int64)
-    where, hit = locate(arrays["ids"], split_ids)
-    rows = where[hit]
+    rows, unscored = _scored_rows(model, arrays, split)
     ids = arrays["ids"][rows]
     return {
         "model": model.id, "version": model.version, "split": split, "threshold": DECISION_THRESHOLD,
-        "scored": int(len(ids)), "unscored": int(len(split_ids) - len(ids)),
+        "scored": int(len(ids)), "unscored": unscored,
         "classes": [_class_charts(c, arrays[f"scores_{c.id}"][rows],
                                   ground_truth_for(dataset=model.dataset, label_class=c, sample_ids=ids),
                                   split, points, bins, calibration_bins)

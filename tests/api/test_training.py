@@ -579,3 +579,23 @@ def test_a_renamed_class_keeps_its_figures(api, world):
     assert api.delete(f"/api/datasets/{dataset.id}/classes/{dog.id}/").status_code == 204
     assert api.post(f"/api/datasets/{dataset.id}/classes/", {"name": "dog"}, format="json").status_code == 201
     assert api.get(f"/api/datasets/{dataset.id}/analysis/?label_class=dog").json()["classes"][0]["label_model"] is None
+
+
+def test_analysis_measures_the_model_on_the_valid_ground_truth_of_now(api, world):
+    dataset = world
+    build(api, dataset)
+    job = api.get(api.post(f"/api/datasets/{dataset.id}/models/", {"classes": ["cat"]}, format="json")["Location"])
+    model_url = f"/api/datasets/{dataset.id}/models/{job.json()['result']['model']}/"
+    valid = list(Sample.objects.filter(dataset=dataset, split="valid").order_by("id")[:3])
+    for sample in valid[:2]:  # labels flipped on valid, a dev sample moved into it
+        value = api.get(f"/api/datasets/{dataset.id}/annotations/?sample={sample.id}").json()["results"][0]["value"]
+        api.put(f"/api/datasets/{dataset.id}/annotations/", {"sample": sample.id, "label_class": "cat",
+                                                             "value": "ABSENT" if value == "PRESENT" else "PRESENT"},
+                format="json")
+    moved = Sample.objects.filter(dataset=dataset, split="dev").order_by("id").first()
+    assert api.patch(f"/api/datasets/{dataset.id}/samples/{moved.id}/", {"split": "valid"}, format="json").status_code == 200
+    stored = api.get(model_url).json()["metrics"]["cat"]["valid"]
+    charts = api.get(f"{model_url}charts/?label_class=cat&split=valid").json()["classes"][0]
+    analysis = api.get(f"/api/datasets/{dataset.id}/analysis/?label_class=cat").json()["classes"][0]["model"]["valid"]
+    assert analysis["confusion"] == charts["confusion"] != stored["confusion"]
+    assert analysis["labeled"] == sum(charts["confusion"].values()) == stored["labeled"] + 1
