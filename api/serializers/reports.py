@@ -270,6 +270,9 @@ class SnapshotSerializer(serializers.Serializer):
     samples = AsciiIntegerField()
     samples_sha256 = serializers.CharField()
     dev_labels_sha256 = serializers.CharField()
+    measured_labels_sha256 = serializers.DictField(
+        child=serializers.CharField(), required=False,
+        help_text="Per split of the set other than dev: a digest of its ground truth, which the report measures on.")
 
 
 class TrainingSetParamsSerializer(JobRecordSerializer):

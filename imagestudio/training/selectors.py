@@ -43,8 +43,9 @@ def training_snapshot(dataset: Dataset, splits: Sequence[str], seed: int) -> tup
         raise ValidationFailed("The dataset has no active labeling function: create or activate one first.",
                                code="no_active_lfs")
     ids, codes = split_samples(dataset, splits)
-    # Identity from content: the rules, the votes they cast, the samples in their splits and the dev labels the
-    # label model learns from. Toggling an LF off and on again, or an edit that changes no vote, is the same set.
+    # Identity from content: the rules, the votes they cast, the samples in their splits, the dev labels the
+    # label model learns from and the labels its report measures on. Toggling an LF off and on again, or an edit
+    # that changes no vote, is the same set.
     snapshot = {
         "lfs": [{"id": lf.id, "class_id": lf.label_class_id, "class": lf.label_class.name, "type": lf.type,
                  "config": lf.config, "low": lf.low, "high": lf.high, "invert": lf.invert, "encoder": lf.encoder,
@@ -55,6 +56,9 @@ def training_snapshot(dataset: Dataset, splits: Sequence[str], seed: int) -> tup
         "samples": int(len(ids)),
         "samples_sha256": hashlib.sha256(ids.tobytes() + codes.tobytes()).hexdigest(),
         "dev_labels_sha256": ground_truth_digest(dataset=dataset, split=Split.DEV),
+        # The report measures the labels and LFs on the ground truth of every split it covers.
+        "measured_labels_sha256": {split: ground_truth_digest(dataset=dataset, split=split)
+                                   for split in sorted(set(splits) - {Split.DEV})},
     }
     return snapshot, hashlib.sha256(json.dumps(snapshot, sort_keys=True).encode()).hexdigest()
 
@@ -95,6 +99,9 @@ def training_set_staleness(training_set: TrainingSet, current: dict | None = Non
         reasons.append("samples were added or moved between splits")
     if old.get("dev_labels_sha256") != snapshot["dev_labels_sha256"]:
         reasons.append("dev ground truth changed")
+    measured = old.get("measured_labels_sha256", {})
+    reasons += [f"{split} ground truth changed (the report's figures on it)"
+                for split, digest in snapshot["measured_labels_sha256"].items() if measured.get(split) != digest]
     return reasons or ["its inputs changed"]
 
 

@@ -432,6 +432,12 @@ def test_products_say_when_their_inputs_changed_and_rebuild_in_one_call(api, wor
                                                          "value": "ABSENT" if value == "PRESENT" else "PRESENT"},
             format="json")
     assert "valid ground truth changed" in api.get(model_url).json()["stale_reasons"]
+    measured = api.get(f"/api/datasets/{dataset.id}/training-sets/{fresh['id']}/").json()  # its report's valid figures
+    assert measured["stale_reasons"] == ["valid ground truth changed (the report's figures on it)"]
+    remeasured = api.get(api.post(f"/api/datasets/{dataset.id}/training-sets/{fresh['id']}/rebuild/", {},
+                                  format="json")["Location"]).json()["result"]["training_set"]
+    assert remeasured != fresh["id"]
+    assert api.get(f"/api/datasets/{dataset.id}/training-sets/{remeasured}/").json()["stale"] is False
     retrained = api.post(f"{model_url}retrain/", {}, format="json")
     assert retrained.status_code == 202
     new_model = api.get(retrained["Location"]).json()["result"]["model"]
