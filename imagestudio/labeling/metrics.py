@@ -57,7 +57,8 @@ def wilson_interval(successes, trials, z=Z95):
     denominator = 1 + z * z / trials
     centre = (p + z * z / (2 * trials)) / denominator
     half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denominator
-    return [max(0.0, centre - half), min(1.0, centre + half)]
+    # Exactly 0 with no success and 1 with no failure, where rounding left 5.6e-17 and 0.9999999999999999.
+    return [0.0 if successes == 0 else max(0.0, centre - half), 1.0 if successes == trials else min(1.0, centre + half)]
 
 
 def rate(successes, trials):

@@ -112,6 +112,14 @@ def test_wilson_interval_known_values():
     assert wilson_interval(0, 5)[0] == 0.0 and wilson_interval(5, 5)[1] == 1.0
 
 
+@given(st.integers(1, 10**6).flatmap(lambda trials: st.tuples(st.integers(0, trials), st.just(trials))))
+def test_wilson_bounds_are_exact_at_the_ends_and_hold_the_rate(counts):
+    successes, trials = counts
+    low, high = wilson_interval(successes, trials)
+    assert 0.0 <= low <= successes / trials <= high <= 1.0
+    assert (low == 0.0) == (successes == 0) and (high == 1.0) == (successes == trials)
+
+
 def test_histogram_counts_add_up(data):
     scores, gt = data
     result = histogram(scores, gt, bins=20)
