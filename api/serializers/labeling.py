@@ -242,8 +242,8 @@ class SummaryRowSerializer(serializers.Serializer):
     polarity = serializers.ListField(child=serializers.ChoiceField(choices=PREDICTION_LABELS),
                                      help_text="The votes it casts on the split.")
     coverage = RateSerializer()
-    overlaps = RateSerializer()
-    conflicts = RateSerializer()
+    overlaps = RateSerializer(help_text="Samples it votes on where another active LF of its class votes too.")
+    conflicts = RateSerializer(help_text="Samples it votes on where another active LF of its class votes the other way.")
     precision = RateSerializer(help_text="Against ground truth, with its Wilson interval.")
     votes = VoteTotalsSerializer()
 

@@ -104,22 +104,25 @@ def vote_precision(votes, ground_truth):
     return rate((scored & (votes == ground_truth)).sum(), scored.sum())
 
 
-def lf_vote_stats(votes, ground_truth):
+def lf_vote_stats(votes, ground_truth, counted=None):
     """Per LF (a column of the n samples x m LFs vote matrix of one class): polarity, coverage, overlaps and
-    conflicts with the other LFs, precision against ground truth (snorkel's LFAnalysis)."""
+    conflicts with the other LFs that `counted` (a bool per column; default all) marks, precision against ground
+    truth (snorkel's LFAnalysis)."""
     votes = np.asarray(votes)
-    n = len(votes)
-    # Votes per sample over all LFs, computed once: each LF then costs O(n), not O(n m).
-    voted_count = (votes != ABSTAIN).sum(axis=1)
-    present_count, absent_count = (votes == PRESENT).sum(axis=1), (votes == ABSENT).sum(axis=1)
+    n, m = votes.shape
+    counted = np.ones(m, dtype=bool) if counted is None else np.asarray(counted, dtype=bool)
+    # Votes per sample over the counted LFs, computed once: each LF then costs O(n), not O(n m).
+    others = votes[:, counted]
+    voted_count = (others != ABSTAIN).sum(axis=1)
+    present_count, absent_count = (others == PRESENT).sum(axis=1), (others == ABSENT).sum(axis=1)
     rows = []
-    for column in votes.T:
+    for column, is_counted in zip(votes.T, counted, strict=True):
         mine, present, absent = column != ABSTAIN, column == PRESENT, column == ABSENT
         conflict = (present & (absent_count > 0)) | (absent & (present_count > 0))
         rows.append({
             "polarity": [word for flag, word in ((present, "PRESENT"), (absent, "ABSENT")) if flag.any()],
             "coverage": rate(mine.sum(), n),
-            "overlaps": rate((mine & (voted_count - mine > 0)).sum(), n),
+            "overlaps": rate((mine & (voted_count - (mine & is_counted) > 0)).sum(), n),
             "conflicts": rate(conflict.sum(), n),
             "precision": vote_precision(column, ground_truth),
             "votes": {"present": int(present.sum()), "absent": int(absent.sum())},

@@ -47,14 +47,16 @@ def vote_matrix(lfs: Sequence[LabelingFunction], ids: np.ndarray) -> np.ndarray:
 
 def lf_rows(lfs: Sequence[LabelingFunction], label_class: LabelClass, votes: np.ndarray,
             truth: np.ndarray) -> list[dict]:
-    """The summary row of each LF of one class, from their vote matrix and the class's ground truth."""
+    """The summary row of each LF of one class, from their vote matrix and the class's ground truth. Overlaps and
+    conflicts are with the class's other active LFs: those the label model and the `lf_conflict` filter read."""
+    stats = metrics.lf_vote_stats(votes, truth, counted=[lf.active for lf in lfs])
     return [{"lf": lf.id, "name": lf.name, "label_class": label_class.name, "type": lf.type, "active": lf.active,
-             **stats} for lf, stats in zip(lfs, metrics.lf_vote_stats(votes, truth), strict=True)]
+             **row} for lf, row in zip(lfs, stats, strict=True)]
 
 
 def lf_summary(*, dataset: Dataset, split: str | None = None, label_class: LabelClass | None = None,
                active_only: bool = False) -> dict:
-    """Per LF on a split: polarity, coverage, overlaps and conflicts with the other LFs of its class,
+    """Per LF on a split: polarity, coverage, overlaps and conflicts with the other active LFs of its class,
     and precision against ground truth with its Wilson interval (snorkel's LFAnalysis, per class)."""
     lfs = LabelingFunction.objects.filter(dataset=dataset).select_related("label_class").order_by("id")
     if label_class is not None:

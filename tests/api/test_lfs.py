@@ -120,6 +120,14 @@ def test_create_materializes_votes_filters_and_detail(api, dataset, captioned):
     assert dog["votes"] == {"present": 0, "absent": 3}
     conflicts = api.get(f"/api/datasets/{dataset.id}/samples/?lf_conflict=cat").json()
     assert sorted(r["metadata"]["caption"] for r in conflicts["results"]) == ["a dog and a cat", "cat and dog"]
+    summary = api.get(f"/api/datasets/{dataset.id}/lfs/summary/?label_class=cat").json()["lfs"]
+    assert [row["conflicts"]["successes"] for row in summary] == [2, 2]
+    # an inactive LF is no one's conflict (as for the filter and the label model), though it has its own
+    assert api.patch(f"/api/datasets/{dataset.id}/lfs/{dog['id']}/", {"active": False}, format="json").status_code == 200
+    assert api.get(f"/api/datasets/{dataset.id}/samples/?lf_conflict=cat").json()["count"] == 0
+    summary = api.get(f"/api/datasets/{dataset.id}/lfs/summary/?label_class=cat").json()["lfs"]
+    assert [(row["active"], row["conflicts"]["successes"], row["overlaps"]["successes"]) for row in summary] == [
+        (True, 0, 0), (False, 2, 3)]
     assert api.post(f"/api/datasets/{dataset.id}/lfs/", {**keyword_rule(), "name": "says cat"},
                     format="json").status_code == 409
 

@@ -58,14 +58,14 @@ def test_rates_without_ground_truth_are_null_not_errors():
     assert quality["labeled"] == 0
 
 
-def brute_force_lf_stats(votes, truth):
-    """The per-LF numbers counted sample by sample, LF by LF."""
+def brute_force_lf_stats(votes, truth, counted):
+    """The per-LF numbers counted sample by sample, LF by LF (overlaps and conflicts with the counted others)."""
     n, m = votes.shape
     rows = []
     for k in range(m):
         counts = dict.fromkeys(("covered", "overlap", "conflict", "labeled", "correct"), 0)
         for i in range(n):
-            mine, others = votes[i, k], [votes[i, j] for j in range(m) if j != k]
+            mine, others = votes[i, k], [votes[i, j] for j in range(m) if j != k and counted[j]]
             if mine == 0:
                 continue
             counts["covered"] += 1
@@ -79,13 +79,16 @@ def brute_force_lf_stats(votes, truth):
 
 
 @pytest.mark.parametrize("lf_count", [1, 2, 5])
-def test_lf_vote_stats_match_a_brute_force_count(lf_count):
+@pytest.mark.parametrize("some_inactive", [False, True])
+def test_lf_vote_stats_match_a_brute_force_count(lf_count, some_inactive):
     rng = np.random.default_rng(lf_count)
     n = 300
     votes = rng.choice(np.array([-1, 0, 1], np.int8), size=(n, lf_count), p=[0.2, 0.6, 0.2])
     votes[:, 0] = np.where(votes[:, 0] == -1, 0, votes[:, 0])  # a one-sided LF: PRESENT only
     truth = rng.choice(np.array([-1, 0, 1], np.int8), size=n, p=[0.3, 0.4, 0.3])
-    stats, expected = lf_vote_stats(votes, truth), brute_force_lf_stats(votes, truth)
+    counted = np.arange(lf_count) % 2 == 0 if some_inactive else np.ones(lf_count, dtype=bool)
+    stats = lf_vote_stats(votes, truth, counted=counted if some_inactive else None)
+    expected = brute_force_lf_stats(votes, truth, counted)
     assert len(stats) == lf_count
     for k, (row, counts) in enumerate(zip(stats, expected, strict=True)):
         assert (row["coverage"]["successes"], row["coverage"]["trials"]) == (counts["covered"], n)
