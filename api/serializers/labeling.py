@@ -233,6 +233,30 @@ class SummaryQuerySerializer(serializers.Serializer):
     active = serializers.BooleanField(required=False, default=False, help_text="Only active LFs.")
 
 
+class LearnedConditionalsSerializer(serializers.Serializer):
+    p_present_given_present = serializers.FloatField()
+    p_absent_given_present = serializers.FloatField()
+    p_abstain_given_present = serializers.FloatField()
+    p_present_given_absent = serializers.FloatField()
+    p_absent_given_absent = serializers.FloatField()
+    p_abstain_given_absent = serializers.FloatField()
+
+
+class SidesSerializer(serializers.Serializer):
+    present = serializers.FloatField()
+    absent = serializers.FloatField()
+
+
+class SummaryLearnedSerializer(serializers.Serializer):
+    training_set = AsciiIntegerField(help_text="The latest ready training set, whose label model this is.")
+    learned = LearnedConditionalsSerializer(help_text="P(vote | class) the model learned.")
+    implied_precision = SidesSerializer()
+    weight = serializers.FloatField()
+    check = serializers.ListField(child=serializers.ChoiceField(choices=["present", "absent"]),
+                                  help_text="Sides whose implied precision is outside the LF's dev interval.")
+    message = serializers.CharField(allow_null=True)
+
+
 class SummaryRowSerializer(serializers.Serializer):
     lf = AsciiIntegerField()
     name = serializers.CharField()
@@ -246,6 +270,9 @@ class SummaryRowSerializer(serializers.Serializer):
     conflicts = RateSerializer(help_text="Samples it votes on where another active LF of its class votes the other way.")
     precision = RateSerializer(help_text="Against ground truth, with its Wilson interval.")
     votes = VoteTotalsSerializer()
+    learned = SummaryLearnedSerializer(allow_null=True, help_text="What the label model of the latest ready training "
+                                       "set learned of it; null where that set did not read it (built before it, or "
+                                       "while it was inactive) or there is none.")
 
 
 class SummarySerializer(serializers.Serializer):

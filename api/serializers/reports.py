@@ -6,7 +6,13 @@ from rest_framework import serializers
 
 from api.fields import AsciiIntegerField
 from api.serializers.charts import CalibrationSerializer, ConfusionSerializer
-from api.serializers.labeling import PrecisionRecallSerializer, RateSerializer, config_field
+from api.serializers.labeling import (
+    LearnedConditionalsSerializer,
+    PrecisionRecallSerializer,
+    RateSerializer,
+    SidesSerializer,
+    config_field,
+)
 from imagestudio.datasets.imports import DuplicatePolicy
 from imagestudio.datasets.models import Split
 from imagestudio.embeddings.encoders import ENCODER_KEYS, SPACES
@@ -190,20 +196,6 @@ class DevValidCalibrationSerializer(serializers.Serializer):
     map = CalibrationMapSerializer(required=False, help_text="How the chosen candidate's probabilities were "
                                                              "calibrated; no label moves (absent in reports "
                                                              "built before it existed).")
-
-
-class LearnedConditionalsSerializer(serializers.Serializer):
-    p_present_given_present = serializers.FloatField()
-    p_absent_given_present = serializers.FloatField()
-    p_abstain_given_present = serializers.FloatField()
-    p_present_given_absent = serializers.FloatField()
-    p_absent_given_absent = serializers.FloatField()
-    p_abstain_given_absent = serializers.FloatField()
-
-
-class SidesSerializer(serializers.Serializer):
-    present = serializers.FloatField()
-    absent = serializers.FloatField()
 
 
 class SidesQualitySerializer(serializers.Serializer):

@@ -20,6 +20,7 @@ from api.validation import validated
 from imagestudio.datasets.models import Role
 from imagestudio.labeling import selectors, services
 from imagestudio.labeling.models import LabelingFunction
+from imagestudio.training.selectors import lf_summary_with_learned
 
 
 class LabelingFunctionViewSet(DatasetScopedMixin, viewsets.ModelViewSet):
@@ -97,8 +98,8 @@ class LabelingFunctionViewSet(DatasetScopedMixin, viewsets.ModelViewSet):
     @extend_schema(parameters=[SummaryQuerySerializer], responses={200: SummarySerializer})
     @action(detail=False, methods=["get"])
     def summary(self, request, dataset_id=None):
-        """Per LF: polarity, coverage, overlaps, conflicts and precision against ground truth, on a split."""
+        """Per LF: polarity, coverage, overlaps, conflicts and precision against ground truth, on a split, and what
+        the latest training set's label model learned of it."""
         query = validated(SummaryQuerySerializer, request.query_params)
-        return Response(selectors.lf_summary(dataset=self.dataset, split=query.get("split"),
-                                             label_class=self.optional_class(query),
-                                            active_only=query["active"]))
+        return Response(lf_summary_with_learned(dataset=self.dataset, split=query.get("split"),
+                                                label_class=self.optional_class(query), active_only=query["active"]))

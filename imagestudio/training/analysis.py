@@ -15,7 +15,7 @@ from imagestudio.labeling.models import LabelingFunction
 from imagestudio.labeling.selectors import lf_rows, vote_matrix
 
 from .charts import model_metrics_now
-from .selectors import latest_models_by_class, model_scores, ready_training_set
+from .selectors import latest_models_by_class, model_scores, ready_training_set, with_learned
 
 LOW_COVERAGE = 0.5
 IMPRECISE = 0.7
@@ -125,7 +125,7 @@ def dataset_analysis(*, dataset: Dataset, label_class: LabelClass | None = None,
         valid_labels = (counts.present + counts.absent) if counts else 0
         model = latest.get(cls.id)  # the latest model of this class: another class's newer model leaves it be
         model_metrics = model_metrics_now(model=model, label_class=cls, split=Split.VALID) if model else None
-        rows = lf_rows(lfs, cls, votes, truth)
+        rows = with_learned(lf_rows(lfs, cls, votes, truth), training_set)
         result.append({
             "label_class": cls.name,
             "lfs": {"active": len(lfs), "coverage": coverage, "conflicts": conflicts, "per_lf": rows},

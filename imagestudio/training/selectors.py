@@ -19,6 +19,7 @@ from imagestudio.embeddings.models import EmbeddingSet
 from imagestudio.jobs.models import JobStatus
 from imagestudio.labeling import metrics
 from imagestudio.labeling.models import LabelingFunction
+from imagestudio.labeling.selectors import lf_summary
 
 from .models import FastModel, TrainingSet
 
@@ -274,3 +275,24 @@ def sample_predictions(*, dataset: Dataset, sample_id: int) -> list[dict]:
     latest = latest_models_by_class(dataset=dataset)
     return [row for label_class in LabelClass.objects.filter(dataset=dataset, id__in=latest).order_by("id")
             for row in model_predictions(model=latest[label_class.id], label_class=label_class, sample_id=sample_id)]
+
+
+_LEARNED_KEYS = ("learned", "implied_precision", "weight", "check", "message")
+
+
+def with_learned(rows: list[dict], training_set: TrainingSet | None) -> list[dict]:
+    """Summary rows of LFs (labeling's lf_rows), each with `learned`: what the label model of `training_set` learned
+    of the LF (None where that set did not read it)."""
+    learned = {}
+    for entry in (training_set.report.values() if training_set else ()):
+        for row in entry.get("lfs", []):
+            if all(key in row for key in _LEARNED_KEYS):  # a report written before the diagnostics has none
+                learned[row["lf"]] = {"training_set": training_set.id, **{key: row[key] for key in _LEARNED_KEYS}}
+    return [{**row, "learned": learned.get(row["lf"])} for row in rows]
+
+
+def lf_summary_with_learned(*, dataset: Dataset, split: str | None = None, label_class: LabelClass | None = None,
+                            active_only: bool = False) -> dict:
+    """labeling's lf_summary, with_learned from the latest ready training set."""
+    summary = lf_summary(dataset=dataset, split=split, label_class=label_class, active_only=active_only)
+    return {**summary, "lfs": with_learned(summary["lfs"], ready_training_set(dataset=dataset))}

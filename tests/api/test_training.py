@@ -605,3 +605,22 @@ def test_analysis_measures_the_model_on_the_valid_ground_truth_of_now(api, world
     analysis = api.get(f"/api/datasets/{dataset.id}/analysis/?label_class=cat").json()["classes"][0]["model"]["valid"]
     assert analysis["confusion"] == charts["confusion"] != stored["confusion"]
     assert analysis["labeled"] == sum(charts["confusion"].values()) == stored["labeled"] + 1
+
+
+def test_the_lf_summary_shows_what_the_latest_label_model_learned(api, world):
+    dataset = world
+    summary_url = f"/api/datasets/{dataset.id}/lfs/summary/?label_class=cat"
+    assert [row["learned"] for row in api.get(summary_url).json()["lfs"]] == [None, None]  # no training set yet
+    ts = build(api, dataset)
+    report = {row["lf"]: row for row in ts["report"]["cat"]["lfs"]}
+    rows = api.get(summary_url).json()["lfs"]
+    for row in rows:
+        assert row["learned"] == {"training_set": ts["id"], "learned": report[row["lf"]]["learned"],
+                                  "implied_precision": report[row["lf"]]["implied_precision"],
+                                  "weight": report[row["lf"]]["weight"], "check": report[row["lf"]]["check"],
+                                  "message": report[row["lf"]]["message"]}
+    later = api.post(f"/api/datasets/{dataset.id}/lfs/", {
+        "name": "says nothing", "label_class": "cat", "type": "pattern", "low": None, "high": 1,
+        "config": {"field": "colour", "builder": "keyword", "words": ["green"]}}, format="json").json()
+    learned = {row["lf"]: row["learned"] for row in api.get(summary_url).json()["lfs"]}
+    assert learned[later["id"]] is None and all(learned[row["lf"]] for row in rows)
