@@ -20,8 +20,10 @@ from imagestudio.exports import services
 from tests.factories import make_samples
 
 ROOT = Path(__file__).resolve().parents[2]
-# JSON-path syntax (quotes, backslashes, dots, brackets, $, *), SQL quoting, spaces, non-ASCII.
-NAMES = ['say "hi"', 'a"b"c', "back\\slash", "dot.name", "[0]", "$", "*", "it's", "spaced key", "é ☃"]
+# JSON-path syntax (quotes, backslashes, dots, brackets, $, *), SQL quoting, spaces, non-ASCII, and names int()
+# reads as a number (Django's key transforms take those for array indexes: "-1" failed the query).
+NAMES = ['say "hi"', 'a"b"c', "back\\slash", "dot.name", "[0]", "$", "*", "it's", "spaced key", "é ☃",
+         "0", "-1", "00", " 1", "１"]
 
 
 def check_every_name(dataset):
