@@ -1,4 +1,5 @@
 import json
+import math
 
 from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
@@ -266,6 +267,21 @@ class SampleUpdateSerializer(serializers.Serializer):
         return value
 
 
+class NonFiniteNumber(ValueError):
+    pass
+
+
+def _not_finite(text):
+    raise NonFiniteNumber(text)
+
+
+def _finite_float(text):
+    number = float(text)
+    if not math.isfinite(number):  # 1e999
+        raise NonFiniteNumber(text)
+    return number
+
+
 class ImportSerializer(serializers.Serializer):
     """Exactly one of `files`, `archive` or `path`."""
 
@@ -295,11 +311,13 @@ class ImportSerializer(serializers.Serializer):
 
     def validate_metadata(self, value):
         try:
-            parsed = json.loads(value)
+            parsed = json.loads(value, parse_constant=_not_finite, parse_float=_finite_float)
         except json.JSONDecodeError as exc:
             raise serializers.ValidationError(f"not JSON: {exc.msg}") from None
         except RecursionError:
             raise serializers.ValidationError("nested too deeply") from None
+        except NonFiniteNumber as exc:  # JSON has no NaN or Infinity (the job's stored parameters would refuse it)
+            raise serializers.ValidationError(f"{exc} is not a finite number") from None
         if not isinstance(parsed, dict) or not all(isinstance(v, dict) for v in parsed.values()):
             raise serializers.ValidationError("must be a JSON object mapping file names to metadata objects")
         return parsed

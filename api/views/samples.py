@@ -276,7 +276,7 @@ class ImportView(DatasetScopedMixin, APIView):
     def post(self, request, dataset_id=None):
         # A plain dict, not QueryDict.copy(): that deep-copies, and large uploads are open temp files.
         data = {key: value for key, value in request.data.items() if key not in ("files", "files[]")}
-        files = request.FILES.getlist("files") or request.FILES.getlist("files[]")
+        files = request.FILES.getlist("files") + request.FILES.getlist("files[]")  # either spelling, or both
         if files:
             data["files"] = files
         serializer = ImportSerializer(data=data)

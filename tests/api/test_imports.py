@@ -58,6 +58,19 @@ def test_files_brackets_name_is_accepted(api, dataset):
     response = api.post(f"/api/datasets/{dataset.id}/imports/",
                         {"files[]": [upload("a.png", png_bytes())]}, format="multipart")
     assert finished(api, response)["created"] == 1
+    both = api.post(f"/api/datasets/{dataset.id}/imports/", {"files[]": [upload("b.png", png_bytes((1, 1, 1)))],
+                                                             "files": [upload("c.png", png_bytes((2, 2, 2)))]},
+                    format="multipart")
+    assert (finished(api, both)["total"], finished(api, both)["created"]) == (2, 2)  # none dropped
+
+
+@pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity", "1e999", "-1e400"])
+def test_metadata_numbers_must_be_finite(api, dataset, number):
+    response = post_import(api, dataset, files=[upload("a.png", png_bytes())],
+                           metadata='{"a.png": {"n": ' + number + '}}')
+    assert response.status_code == 400, response.content
+    assert response.json()["metadata"] == [f"{number} is not a finite number"]
+    assert not Sample.objects.filter(dataset=dataset).exists()
 
 
 def test_bad_files_are_reported_and_leave_nothing(api, dataset):
