@@ -17,7 +17,7 @@ from django.db.models import F, Model
 from django.utils import timezone
 from kombu.exceptions import OperationalError as KombuOperationalError
 
-from imagestudio.common.errors import Conflict, ServiceUnavailable
+from imagestudio.common.errors import Conflict, DomainError, ServiceUnavailable
 
 from .models import ACTIVE_STATUSES, Job, JobStatus
 
@@ -182,7 +182,10 @@ def run_job(job_id: uuid.UUID | str, work: Callable[[Job], dict[str, Any]],
     except JobCancelled:
         logger.info("job %s cancelled", job_id)
     except Exception as exc:
-        logger.exception("job %s failed", job_id)
+        if isinstance(exc, DomainError) and not isinstance(exc, ServiceUnavailable):
+            logger.info("job %s refused its input: %s", job_id, exc)  # a bad archive, no negatives: no traceback
+        else:
+            logger.exception("job %s failed", job_id)
         job_fail(job_id=job_id, error=f"{type(exc).__name__}: {exc}")
     else:
         job_succeed(job_id=job_id, result=result)

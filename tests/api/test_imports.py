@@ -193,10 +193,13 @@ def test_archive_without_manifest_imports_every_file_with_path_as_id(api, datase
     assert result["errors"] == 2
 
 
-def test_corrupt_archive_fails_with_reason(api, dataset):
+def test_corrupt_archive_fails_with_reason(api, dataset, capfd):
     response = post_import(api, dataset, archive=upload("s.zip", b"PK\x03\x04 broken", "application/zip"))
     job = api.get(response["Location"]).json()
     assert job["status"] == "failed" and "archive" in job["error"]
+    # the input's fault, said on the job: the log notes it without a traceback
+    log = capfd.readouterr().err
+    assert f"job {job['id']} refused its input: the archive is neither" in log and "Traceback" not in log
 
 
 def test_zip_bomb_member_is_refused(api, dataset, settings):
