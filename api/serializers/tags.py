@@ -12,6 +12,8 @@ class TagSerializer(serializers.ModelSerializer):
         model = Tag
         fields = ["id", "name", "sample_count", "created_at"]
         read_only_fields = ["id", "sample_count", "created_at"]
+        extra_kwargs = {"name": {"help_text": "Stored after Unicode NFKC, stripped; never all digits (filters take a "
+                                              "tag by name or id), never a comma or a control character."}}
 
 
 class TagApplySerializer(SampleSelectionSerializer):

@@ -19,17 +19,18 @@ def _visible(text: str) -> str:
     return "".join(ch for ch in unicodedata.normalize("NFKC", text) if unicodedata.category(ch) != "Cf").strip()
 
 
-def class_name_clean(name: str) -> str:
-    """The name as stored: NFKC, without invisible format characters, stripped; or NameError_."""
+def class_name_clean(name: str, what: str = "class") -> str:
+    """The name as stored: NFKC, without invisible format characters, stripped; or NameError_. Tags, which filters
+    also take by name or id, follow the same rules (`what`: "tag")."""
     clean = _visible(name)
     if not clean or len(clean) > MAX_NAME:
-        raise NameError_(f"A class name has 1 to {MAX_NAME} visible characters.")
+        raise NameError_(f"A {what} name has 1 to {MAX_NAME} visible characters.")
     if clean.isdigit():
-        raise NameError_("A class name cannot be all digits: it would read as a class id.")
+        raise NameError_(f"A {what} name cannot be all digits: it would read as a {what} id.")
     if "," in clean:
-        raise NameError_("A class name cannot hold a comma: filters separate values with commas.")
+        raise NameError_(f"A {what} name cannot hold a comma: filters separate values with commas.")
     if any(unicodedata.category(ch) == "Cc" for ch in clean):
-        raise NameError_("A class name cannot hold control characters.")
+        raise NameError_(f"A {what} name cannot hold control characters.")
     return clean
 
 

@@ -235,7 +235,15 @@ def dataset_recount_splits(*, dataset: Dataset) -> dict[str, int]:
     return counts
 
 
+def _checked_tag_name(name: str) -> str:
+    try:
+        return class_name_clean(name, what="tag")
+    except NameError_ as exc:
+        raise ValidationFailed(str(exc), field="name") from None
+
+
 def tag_create(*, dataset: Dataset, name: str) -> Tag:
+    name = _checked_tag_name(name)
     try:
         with transaction.atomic():
             return Tag.objects.create(dataset=dataset, name=name)
@@ -244,6 +252,7 @@ def tag_create(*, dataset: Dataset, name: str) -> Tag:
 
 
 def tag_rename(*, tag: Tag, name: str) -> Tag:
+    name = _checked_tag_name(name)
     try:
         with transaction.atomic():
             tag.name = name

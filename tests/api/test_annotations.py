@@ -202,6 +202,12 @@ def test_tags_create_rename_apply_remove(api, dataset, samples, member_client):
     assert created.status_code == 201
     tag = created.json()["id"]
     assert api.post(base, {"name": "review"}, format="json").status_code == 409
+    assert api.post(base, {"name": "ｒｅｖｉｅｗ"}, format="json").status_code == 409  # NFKC: the same name
+    # filters take a tag by name or id, values separated by commas: such names would read as another tag
+    for name in (str(tag), "19", "a,b", "bell\x07"):
+        refused = api.post(base, {"name": name}, format="json")
+        assert refused.status_code == 400 and refused.json()["name"], (name, refused.content)
+    assert api.patch(f"{base}{tag}/", {"name": "7"}, format="json").status_code == 400
     applied = api.post(f"{base}{tag}/apply/", {"filter": {"split": "train"}}, format="json").json()
     assert applied == {"changed": 6}
     assert api.post(f"{base}{tag}/apply/", {"sample_ids": [samples[0].id, samples[9].id]},
