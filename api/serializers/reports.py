@@ -82,6 +82,8 @@ class ImportResultSerializer(JobRecordSerializer):
     created = AsciiIntegerField(help_text="New samples (stripped ones included).")
     duplicates = AsciiIntegerField()
     errors = AsciiIntegerField(help_text="Refused files.")
+    skipped = AsciiIntegerField(required=False, help_text="Archive or directory members its manifest does not list "
+                                                          "(not imported, not errors).")
     annotations = AsciiIntegerField(help_text="Ground-truth labels written.")
     stripped = AsciiIntegerField(help_text="New samples whose data after the image was cut off.")
     conflicts = AsciiIntegerField(help_text="Duplicates whose split, metadata or labels differ.")
@@ -89,6 +91,7 @@ class ImportResultSerializer(JobRecordSerializer):
     duplicate_files = DuplicateFileSerializer(many=True)
     error_files = RefusedFileSerializer(many=True)
     stripped_files = ImportedFileSerializer(many=True)
+    skipped_files = RefusedFileSerializer(many=True, required=False)
     truncated = serializers.BooleanField(help_text="The lists hold the first 1,000 entries: see `report_file`.")
     report_file = serializers.CharField(help_text="The complete per-file report (GET jobs/{job_id}/report/).")
     duplicate_policy = serializers.ChoiceField(choices=[policy.value for policy in DuplicatePolicy])

@@ -43,7 +43,7 @@ def finished(client, response):
 
 
 def assert_buckets_add_up(result):
-    assert result["created"] + result["duplicates"] + result["errors"] == result["total"], result
+    assert result["created"] + result["duplicates"] + result["errors"] + result["skipped"] == result["total"], result
 
 
 def staged_files():
@@ -196,6 +196,18 @@ def test_every_bucket_and_listing_refusals_add_up_to_the_total(api, dataset):
     result = finished(api, post_import(api, dataset, archive=archive_upload(archive)))
     assert (result["total"], result["created"], result["stripped"], result["duplicates"], result["errors"]) == \
         (6, 3, 1, 1, 2), result
+
+
+def test_members_a_manifest_leaves_out_are_skipped_and_refused_members_are_counted_once(api, dataset):
+    archive = {"listed.png": png_bytes((1, 1, 1)), "unlisted.png": png_bytes((2, 2, 2)),
+               "sub/other.png": png_bytes((3, 3, 3)), "notes.txt": b"hello", "../escape.png": png_bytes((4, 4, 4)),
+               "manifest.csv": b"file,split\nlisted.png,dev\n../escape.png,dev\nmissing.png,dev\n"}
+    result = finished(api, post_import(api, dataset, archive=archive_upload(archive)))
+    assert_buckets_add_up(result)
+    assert (result["total"], result["created"], result["errors"], result["skipped"]) == (6, 1, 2, 3), result
+    assert {e["file"] for e in result["error_files"]} == {"../escape.png", "missing.png"}  # the row, not twice
+    assert {e["file"]: e["reason"] for e in result["skipped_files"]} == {
+        name: "not listed in the manifest manifest.csv" for name in ("notes.txt", "sub/other.png", "unlisted.png")}
 
 
 def test_the_full_report_is_stored_when_the_result_cannot_hold_it(api, dataset, stranger, monkeypatch):

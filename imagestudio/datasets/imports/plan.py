@@ -84,6 +84,7 @@ class Manifest:
 class Plan:
     items: list[Item] = field(default_factory=list)
     refused: list[tuple[str, str]] = field(default_factory=list)  # (file, reason) before any file is read
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, reason): members a manifest leaves out
 
 
 @contextlib.contextmanager
@@ -191,10 +192,11 @@ def _items_with_manifest(plan, listing, entries, manifest, default_split, class_
         _describe_uploads(plan, listing, entries, rows, default_split, extra_metadata)
         return
     present = {e.name for e in entries} - {manifest.name}
+    already_refused = {name for name, _ in plan.refused}  # members the listing refused (unsafe names): counted once
     for row in rows:
-        if row.error:
+        if row.error and row.file not in already_refused:
             plan.refused.append((row.file or f"line {row.line}", f"manifest line {row.line}: {row.error}"))
-    valid = [row for row in rows if not row.error]
+    valid = [row for row in rows if not row.error and row.file not in already_refused]
     manifest_dir = os.path.dirname(manifest.name) if manifest.name in {e.name for e in entries} else ""
     for row in valid:
         try:
@@ -206,6 +208,17 @@ def _items_with_manifest(plan, listing, entries, manifest, default_split, class_
             plan.refused.append((row.file, f"manifest line {row.line}: no such file"))
             continue
         plan.items.append(_item(row, name, listing, default_split))
+    listed = {_listed_name(manifest_dir, row.file) for row in rows}
+    plan.skipped = [(name, f"not listed in the manifest {manifest.name}")
+                    for name in sorted(present - listed - already_refused)]
+
+
+def _listed_name(manifest_dir, file_name):
+    """The member a manifest row names (a bad row too: its file is refused with the row), or None."""
+    try:
+        return join_relative(manifest_dir, file_name) if file_name else None
+    except SourceError:
+        return None
 
 
 def _describe_uploads(plan, listing, entries, rows, default_split, extra_metadata):

@@ -1,5 +1,6 @@
 """The result of an import job. Every input file lands in exactly one bucket: created, created after stripping
-(data appended after its image was cut off), duplicate (of sample N), or refused (with the reason). The job
+(data appended after its image was cut off), duplicate (of sample N), refused (with the reason), or skipped (an
+archive or directory member its manifest does not list). The job
 result keeps exact counts and up to MAX_REPORTED entries per list; the complete per-file report (JSON lines) is
 written as it goes and stored as a file when the result cannot hold all of it."""
 
@@ -34,7 +35,7 @@ class ImportReport:
     def __init__(self) -> None:
         self.counts = Counter()
         self.annotations = 0
-        self.lists = {"duplicate_files": [], "error_files": [], "stripped_files": []}
+        self.lists = {"duplicate_files": [], "error_files": [], "stripped_files": [], "skipped_files": []}
         self._full = tempfile.TemporaryFile("w+", encoding="utf-8")
 
     def __enter__(self) -> ImportReport:
@@ -52,6 +53,9 @@ class ImportReport:
 
     def refuse(self, name: str, reason: str, conflict: str = "") -> None:
         self._add("refused", "error_files", {"file": name, "reason": reason, **({"conflict": conflict} if conflict else {})})
+
+    def skip(self, name: str, reason: str) -> None:
+        self._add("skipped", "skipped_files", {"file": name, "reason": reason})
 
     def duplicate(self, name: str, sample_id: int, reason: str, conflict: str = "", merged: tuple = ()) -> None:
         entry = {"file": name, "sample_id": sample_id, "reason": reason}
@@ -72,22 +76,23 @@ class ImportReport:
 
     def as_dict(self, total: int) -> dict:
         created, stripped = self.counts["created"], self.counts["stripped"]
-        duplicates, refused = self.counts["duplicate"], self.counts["refused"]
-        if created + stripped + duplicates + refused != total:
+        duplicates, refused, skipped = self.counts["duplicate"], self.counts["refused"], self.counts["skipped"]
+        if created + stripped + duplicates + refused + skipped != total:
             raise ImportAccountingError(f"{total} files in, but {created} created, {stripped} stripped, "
-                                        f"{duplicates} duplicates and {refused} refused")
+                                        f"{duplicates} duplicates, {refused} refused and {skipped} skipped")
         return {
             "total": total,
             "created": created + stripped,  # every new sample; `stripped` says how many of them were cut
             "duplicates": duplicates,
             "errors": refused,
+            "skipped": skipped,
             "annotations": self.annotations,
             "stripped": stripped,
             "conflicts": self.counts["conflicts"],
             "merged": self.counts["merged"],
             **self.lists,
             "truncated": (duplicates > len(self.lists["duplicate_files"]) or refused > len(self.lists["error_files"])
-                          or stripped > len(self.lists["stripped_files"])),
+                          or stripped > len(self.lists["stripped_files"]) or skipped > len(self.lists["skipped_files"])),
         }
 
     def save_full(self, job_id: uuid.UUID | str) -> str:

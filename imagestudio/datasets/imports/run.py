@@ -36,8 +36,10 @@ def import_run(job: Job) -> dict:
         with open_plan(job, list(classes_by_name)) as plan:
             for name, reason in plan.refused:
                 report.refuse(name, reason)
+            for name, reason in plan.skipped:
+                report.skip(name, reason)
             _import_items(job, plan.items, classes_by_name, report, started)
-        result = report.as_dict(len(plan.items) + len(plan.refused))
+        result = report.as_dict(len(plan.items) + len(plan.refused) + len(plan.skipped))
         result["duplicate_policy"] = str(_policy(job))
         if result["truncated"]:
             result["report_file"] = report.save_full(job.id)
