@@ -391,6 +391,9 @@ class ExportParamsSerializer(serializers.Serializer):
     raw = serializers.BooleanField(required=False)
     model = AsciiIntegerField(required=False)
     training_set = AsciiIntegerField(required=False)
+    stale_sources = serializers.ListField(
+        child=serializers.CharField(), required=False,
+        help_text="Why the model or training set it exports was out of date when it was asked for (empty: current).")
 
 
 class ExportJobParamsSerializer(JobRecordSerializer):
@@ -403,3 +406,5 @@ class ExportResultSerializer(JobRecordSerializer):
     bytes = AsciiIntegerField()
     seconds = serializers.FloatField()
     rows_per_second = serializers.FloatField(allow_null=True)
+    stale_sources = serializers.ListField(child=serializers.CharField(), required=False,
+                                          help_text="As in the export's params.")

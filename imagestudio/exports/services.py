@@ -24,7 +24,7 @@ from imagestudio.datasets.models import LabelClass, Sample, Split
 from imagestudio.jobs.services import job_enqueue, job_progress
 from imagestudio.labeling import metrics
 from imagestudio.training.models import FastModel, TrainingSet
-from imagestudio.training.selectors import artifact_arrays, ready_model
+from imagestudio.training.selectors import artifact_arrays, model_staleness, ready_model, training_set_staleness
 
 from .cells import SafeWriter
 from .models import Export
@@ -60,6 +60,7 @@ def export_start(*, dataset: Dataset, user: User, kind: str, columns: Sequence[s
         if found is None:
             raise ValidationFailed(f"No trained model {model} in this dataset.", field="model")
         params["model"] = found.id
+        params["stale_sources"] = [f"model v{found.version}: {reason}" for reason in model_staleness(found)]
     if kind == Export.Kind.TRAINING_LABELS:
         chosen = (TrainingSet.objects.filter(dataset=dataset, pk=training_set).first() if training_set
                   else TrainingSet.objects.filter(dataset=dataset, ready=True).order_by("-id").first())
@@ -67,6 +68,7 @@ def export_start(*, dataset: Dataset, user: User, kind: str, columns: Sequence[s
             raise ValidationFailed("Name a ready training set of this dataset (or build one first).",
                                    field="training_set")
         params["training_set"] = chosen.id
+        params["stale_sources"] = [f"training set {chosen.id}: {reason}" for reason in training_set_staleness(chosen)]
     export = Export.objects.create(dataset=dataset, kind=kind, params=params, created_by=user)
     job, _ = job_enqueue(kind="export", task_name=EXPORT_TASK, dataset=dataset, creator=user,
                          params={"export": export.id})
@@ -113,7 +115,8 @@ def export_run(job: Job) -> dict[str, Any]:
     Export.objects.filter(pk=export.pk).update(file=key, rows=written, bytes=size, ready=True)
     elapsed = time.monotonic() - started
     return {"export": export.id, "rows": written, "bytes": size, "seconds": round(elapsed, 3),
-            "rows_per_second": round(written / elapsed, 1) if elapsed else None}
+            "rows_per_second": round(written / elapsed, 1) if elapsed else None,
+            **({"stale_sources": params["stale_sources"]} if "stale_sources" in params else {})}
 
 
 def _csv_line(values, raw):

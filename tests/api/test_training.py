@@ -418,11 +418,22 @@ def test_products_say_when_their_inputs_changed_and_rebuild_in_one_call(api, wor
     stale = api.get(f"/api/datasets/{dataset.id}/training-sets/{ts['id']}/").json()
     assert stale["stale"] and stale["stale_reasons"] == [f"LF cat/{lf.id} changed its rule"]
     assert api.get(model_url).json()["stale_reasons"] == [f"its training set is stale: LF cat/{lf.id} changed its rule"]
+    def exported(body):  # an export of a stale source says so, in its job's result and its params
+        result = api.get(api.post(f"/api/datasets/{dataset.id}/exports/", body, format="json")["Location"]).json()
+        params = api.get(f"/api/datasets/{dataset.id}/exports/{result['result']['export']}/").json()["params"]
+        assert result["result"]["stale_sources"] == params["stale_sources"]
+        return params["stale_sources"]
+
+    assert exported({"kind": "training_labels", "training_set": ts["id"]}) == [
+        f"training set {ts['id']}: LF cat/{lf.id} changed its rule"]
+    assert exported({"kind": "dataset", "model": int(model_url.split("/")[-2])}) == [
+        f"model v1: its training set is stale: LF cat/{lf.id} changed its rule"]
     rebuilt = api.post(f"/api/datasets/{dataset.id}/training-sets/{ts['id']}/rebuild/", {}, format="json")
     assert rebuilt.status_code == 202
     fresh_id = api.get(rebuilt["Location"]).json()["result"]["training_set"]
     fresh = api.get(f"/api/datasets/{dataset.id}/training-sets/{fresh_id}/").json()
     assert fresh["id"] != ts["id"] and fresh["stale"] is False
+    assert exported({"kind": "training_labels"}) == []
     again = api.post(f"/api/datasets/{dataset.id}/training-sets/{fresh['id']}/rebuild/", {}, format="json")
     assert again.status_code == 200 and again.json()["id"] == fresh["id"]  # nothing changed: the same set
     # a valid label measures the model: its metrics are out of date
