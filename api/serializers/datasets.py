@@ -125,5 +125,7 @@ class ResampleSerializer(serializers.Serializer):
     max_labeled = AsciiIntegerField(allow_null=True)
     min_per_class = AsciiIntegerField()
     seed = AsciiIntegerField()
-    realized = RealizedSerializer()
+    realized = RealizedSerializer(help_text="What the sample held when drawn.")
+    current = RealizedSerializer(help_text="What it holds now: its samples still in the split, with their ground "
+                                           "truth now.")
     created_at = serializers.DateTimeField()

@@ -29,7 +29,7 @@ from api.serializers.samples import (
     SampleUpdateSerializer,
 )
 from api.validation import validated
-from imagestudio.annotations.resamples import resample_clear, resample_create
+from imagestudio.annotations.resamples import resample_clear, resample_create, resample_with_counts_now
 from imagestudio.annotations.selectors import ground_truth_prefetch
 from imagestudio.common.ids import parse_id
 from imagestudio.datasets import services
@@ -236,7 +236,7 @@ class ResampleView(DatasetScopedMixin, APIView):
         serializer = ResampleParamsSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         resample, _ = resample_create(dataset=self.dataset, user=request.user, **serializer.validated_data)
-        return Response(ResampleSerializer(resample).data)
+        return Response(ResampleSerializer(resample_with_counts_now(resample)).data)
 
     def _split(self, request):
         split = request.query_params.get("split")
@@ -250,7 +250,7 @@ class ResampleView(DatasetScopedMixin, APIView):
         resample = resample_get(dataset=self.dataset, split=self._split(request))
         if resample is None:
             raise NotFound("This split has no active resample.")
-        return Response(ResampleSerializer(resample).data)
+        return Response(ResampleSerializer(resample_with_counts_now(resample)).data)
 
     @extend_schema(parameters=[OpenApiParameter("split", str, enum=Split.values, required=True)],
                    responses={204: None})

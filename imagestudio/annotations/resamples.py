@@ -56,6 +56,18 @@ def resample_create(*, dataset, user, split, sample_size, max_labeled=None, min_
     return resample, chosen_ids
 
 
+def resample_with_counts_now(resample):
+    """The resample with `current`: realized_counts of its members still in its split against their ground truth
+    now, `available` the split's samples now (`realized` says what the draw held; labels and splits move since)."""
+    classes = list(LabelClass.objects.filter(dataset=resample.dataset_id).order_by("id"))
+    ids, labeled, present, absent = _split_arrays(resample.dataset, resample.split, classes)
+    members = np.fromiter(ResampleMember.objects.filter(resample=resample).values_list("sample_id", flat=True),
+                          dtype=np.int64)
+    counts = realized_counts(np.isin(ids, members), labeled, present, absent, [c.name for c in classes])
+    resample.current = {**counts, "available": int(len(ids))}
+    return resample
+
+
 def resample_clear(*, dataset, split):
     return Resample.objects.filter(dataset=dataset, split=split).delete()[0] > 0
 

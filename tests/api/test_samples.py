@@ -5,6 +5,7 @@ import json
 
 import pytest
 
+from imagestudio.annotations.models import Annotation
 from imagestudio.datasets.filters import samples_select
 from imagestudio.datasets.models import Role, Sample
 from imagestudio.datasets.services import dataset_create, tag_apply, tag_create
@@ -181,6 +182,19 @@ def test_resample_is_deterministic_and_restricts_views(api, dataset):
     api.post(url, body, format="json")
     assert ids(api.get(f"/api/datasets/{dataset.id}/samples/?in_sample=true&limit=100")) == chosen
     assert api.get(url + "?split=train").json()["seed"] == 5
+    assert api.get(url + "?split=train").json()["current"] == realized  # nothing moved since the draw
+    members = list(Sample.objects.filter(dataset=dataset, external_id__in=chosen).values_list("id", flat=True))
+    unlabeled = next(i for i in members if not Annotation.objects.filter(sample_id=i).exists())
+    api.put(f"/api/datasets/{dataset.id}/annotations/", {"sample": unlabeled, "label_class": "dog", "value": "ABSENT"},
+            format="json")
+    moved = next(i for i in members if i != unlabeled)
+    assert api.patch(f"/api/datasets/{dataset.id}/samples/{moved}/", {"split": "dev"}, format="json").status_code == 200
+    now = api.get(url + "?split=train").json()
+    in_sample = api.get(f"/api/datasets/{dataset.id}/samples/?in_sample=true&split=train&limit=100").json()
+    assert now["realized"] == realized and now["current"]["total"] == in_sample["count"] == 11
+    assert now["current"]["available"] == 39 and now["current"]["per_class"]["dog"]["absent"] == 1
+    assert now["current"]["labeled"] == sum(1 for r in in_sample["results"] if Annotation.objects.filter(
+        sample_id=r["id"], value__in=["PRESENT", "ABSENT"]).exists())
     assert api.delete(url + "?split=train").status_code == 204
     assert api.get(url + "?split=train").status_code == 404
     assert ids(api.get(f"/api/datasets/{dataset.id}/samples/?in_sample=true")) == []
