@@ -1,17 +1,30 @@
 """Training-set reports and model metrics are stored per class under the class's name (the API shows them so):
-a renamed class takes its figures along, in the rename's transaction."""
+a renamed class takes its figures along, in the rename's transaction. A training set's snapshot names each LF's
+class too: it follows, and the content hash with it, so that a name, which no label depends on, leaves the set
+current."""
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from imagestudio.datasets.models import LabelClass
 from imagestudio.datasets.signals import label_class_renamed
 
 from .models import FastModel, TrainingSet
+from .selectors import snapshot_hash
 
 
 def _renamed(figures: dict, old_name: str, new_name: str) -> dict:
     return {new_name if key == old_name else key: value for key, value in figures.items()
             if key != new_name}  # under the new name before: a deleted class's figures (names are unique)
+
+
+def _rehash(training_set):
+    """Its content hash from its renamed snapshot; where another set holds that hash already (its twin built under
+    the new name before this code renamed sets), it keeps the old one and reads as stale."""
+    try:
+        with transaction.atomic():
+            TrainingSet.objects.filter(pk=training_set.pk).update(content_hash=snapshot_hash(training_set.snapshot))
+    except IntegrityError:
+        pass
 
 
 def _on_class_renamed(sender, *, label_class, old_name, **kwargs):
@@ -20,7 +33,11 @@ def _on_class_renamed(sender, *, label_class, old_name, **kwargs):
             entry = training_set.report.get(old_name)
             if isinstance(entry, dict) and entry.get("class_id") == label_class.id:
                 training_set.report = _renamed(training_set.report, old_name, label_class.name)
-                training_set.save(update_fields=["report"])
+            for lf in training_set.snapshot.get("lfs", []):
+                if lf.get("class_id") == label_class.id:
+                    lf["class"] = label_class.name
+            training_set.save(update_fields=["report", "snapshot"])
+            _rehash(training_set)
         for model in FastModel.objects.select_for_update().filter(dataset_id=label_class.dataset_id):
             if old_name in model.metrics and label_class.id in model.params.get("classes", []):
                 model.metrics = _renamed(model.metrics, old_name, label_class.name)

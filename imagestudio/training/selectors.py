@@ -61,7 +61,11 @@ def training_snapshot(dataset: Dataset, splits: Sequence[str], seed: int) -> tup
         "measured_labels_sha256": {split: ground_truth_digest(dataset=dataset, split=split)
                                    for split in sorted(set(splits) - {Split.DEV})},
     }
-    return snapshot, hashlib.sha256(json.dumps(snapshot, sort_keys=True).encode()).hexdigest()
+    return snapshot, snapshot_hash(snapshot)
+
+
+def snapshot_hash(snapshot: dict) -> str:
+    return hashlib.sha256(json.dumps(snapshot, sort_keys=True).encode()).hexdigest()
 
 
 def _lf_changes(old, new):

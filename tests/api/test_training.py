@@ -583,6 +583,8 @@ def test_a_renamed_class_keeps_its_figures(api, world):
     assert api.patch(f"/api/datasets/{dataset.id}/classes/{cat.id}/", {"name": "feline"}, format="json").status_code == 200
     renamed = api.get(f"/api/datasets/{dataset.id}/training-sets/{ts['id']}/").json()
     assert renamed["report"] == {("feline" if name == "cat" else name): entry for name, entry in before["report"].items()}
+    assert renamed["stale"] is False and api.get(model_url).json()["stale"] is False  # a name is no input
+    assert {lf["class"] for lf in renamed["snapshot"]["lfs"]} == {"feline"}
     assert api.get(model_url).json()["metrics"] == {"feline": before["metrics"]}
     analysis = api.get(f"/api/datasets/{dataset.id}/analysis/?label_class=feline").json()["classes"][0]
     assert analysis["label_model"] == before["analysis"]["label_model"] is not None
