@@ -1,8 +1,8 @@
 """The result of an import job. Every input file lands in exactly one bucket: created, created after stripping
 (data appended after its image was cut off), duplicate (of sample N), refused (with the reason), or skipped (an
-archive or directory member its manifest does not list). The job
-result keeps exact counts and up to MAX_REPORTED entries per list; the complete per-file report (JSON lines) is
-written as it goes and stored as a file when the result cannot hold all of it."""
+archive or directory member its manifest does not list). The job result keeps exact counts and up to
+MAX_REPORTED entries per list; the complete per-file report (JSON lines) is written as it goes and stored as a
+file when the result cannot hold all of it."""
 
 from __future__ import annotations
 
