@@ -35,7 +35,11 @@ below majority vote's; among them the lowest dev Brier score wins (a proper scor
 where F1 reads one threshold, so it separates candidates F1 cannot tell apart), ties to the simpler candidate
 (the order of CANDIDATES). So the choice never has a lower dev F1 than majority vote, and a candidate whose F1
 lead is within noise does not win on it alone. Without at least 2 labeled dev rows nothing can be scored:
-em_unsupervised is chosen. The chosen candidate is refit on all dev labels to label every row.
+em_unsupervised is chosen where at least MIN_UNSUPERVISED_SOURCES independent LFs vote (a dependence group
+counts once), majority vote otherwise: with fewer, an unsupervised EM is not identified (one LF's votes fit a
+model in which they say nothing about the class as well as one in which they decide it, and the smoothing prior
+picked the first: every row at 0.5), while majority vote assumes only that each LF is better than chance. The
+chosen candidate is refit on all dev labels to label every row.
 
 Calibration: the chosen candidate's probabilities go through a map fitted on its out-of-fold dev probabilities
 that moves no label (`calibration.LabelPreservingCalibration`, whose module says how and why).
@@ -260,6 +264,20 @@ def _choose(scores, out_of_fold, fallback, truth, seed):
     return chosen, reason
 
 
+MIN_UNSUPERVISED_SOURCES = 3
+
+
+def _choice_without_labels(design, groups):
+    """(chosen, reason) where no dev label can score the candidates (module docstring)."""
+    voting = set(np.flatnonzero(design.column_totals.reshape(2, -1).sum(axis=0) > 0).tolist())
+    sources = len(voting) - sum(max(len(voting.intersection(group)) - 1, 0) for group in groups or [])
+    if sources >= MIN_UNSUPERVISED_SOURCES:
+        return "em_unsupervised", "fewer than 2 labeled dev samples: nothing to score candidates on"
+    return "majority_vote", (f"fewer than 2 labeled dev samples: nothing to score candidates on, and {sources} "
+                             f"independent voting LF(s) do not identify an unsupervised EM (it needs "
+                             f"{MIN_UNSUPERVISED_SOURCES})")
+
+
 def label_class_votes(votes, truth, dev_mask, seed=0, folds=DEFAULT_FOLDS, model_options=None) -> ClassLabels:
     """Fit every candidate, score them on dev on equal terms, label all rows with the best (module docstring).
 
@@ -272,7 +290,7 @@ def label_class_votes(votes, truth, dev_mask, seed=0, folds=DEFAULT_FOLDS, model
     candidates = _Candidates(design, truth, model_options or {})
     dev_probability = np.full(design.n, np.nan, dtype=np.float32)
     if len(dev_rows) < 2:
-        chosen, reason = "em_unsupervised", "fewer than 2 labeled dev samples: nothing to score candidates on"
+        chosen, reason = _choice_without_labels(design, candidates.unsupervised.groups)
         scores = {name: score_probabilities([], [], []) for name in CANDIDATES}
         model, prior = candidates.unsupervised, candidates.unsupervised.prior
         # Without labels the learning candidates fall back to what the unsupervised model knows.

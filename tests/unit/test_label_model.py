@@ -238,7 +238,7 @@ def test_candidates_on_equal_terms_and_never_below_majority_vote(seed, m, balanc
     assert set(result.candidates) == set(CANDIDATES)
     json.dumps(result.report())  # JSON-serializable as is
     if labeled < 2:
-        assert result.chosen == "em_unsupervised" and result.calibration is None
+        assert result.chosen in ("em_unsupervised", "majority_vote") and result.calibration is None
         return
     for scores in result.candidates.values():
         assert scores["scored"] == labeled == scores["tp"] + scores["fp"] + scores["fn"] + scores["tn"]
@@ -315,6 +315,19 @@ def test_without_dev_labels_the_unsupervised_model_labels_every_row():
     expected = DawidSkene().fit(votes).predict(votes)
     assert np.allclose(result.labels.probability, expected.probability, atol=1e-6)
     assert (result.labels.label != 0).all()  # silence of the one-sided LFs is evidence too
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 2), st.integers(0, 2**31 - 1), st.floats(0.05, 0.95))
+def test_without_dev_labels_fewer_than_three_lfs_label_by_their_votes(m, seed, present_share):
+    """One LF (or two) cannot identify an unsupervised EM: its votes decide, as majority vote says, never 0.5
+    everywhere (the EM's fixed point where the votes say nothing of the class)."""
+    rng = np.random.default_rng(seed)
+    column = np.where(rng.random(300) < present_share, 1, -1).astype(np.int8)
+    votes = np.column_stack([column] + [np.where(rng.random(300) < 0.3, 0, column) for _ in range(m - 1)])
+    result = label_class_votes(votes, np.zeros(300, dtype=np.int8), np.zeros(300, dtype=bool))
+    assert result.chosen == "majority_vote" and "do not identify an unsupervised EM" in result.reason
+    assert (result.labels.label == column).all()
 
 
 def test_majority_vote_gives_the_prior_where_no_lf_voted():
