@@ -117,7 +117,9 @@ class FastModelCreateSerializer(serializers.Serializer):
     training_set = AsciiIntegerField(required=False, min_value=1, max_value=MAX_INT,
                                             help_text="Default: the latest ready training set.")
     ground_truth_splits = serializers.ListField(child=serializers.ChoiceField(choices=Split.choices), required=False,
-                                                default=lambda: [Split.TRAIN], min_length=1)
+                                                default=lambda: [Split.TRAIN], min_length=1,
+                                                help_text="ground_truth models: the splits whose labels it learns from "
+                                                          "(not valid, where it is measured).")
     classes = serializers.ListField(child=serializers.CharField(max_length=120), required=False, min_length=1,
                                     help_text="Class names or ids (default all).")
     negative_ratio = serializers.FloatField(required=False, allow_null=True, default=None,

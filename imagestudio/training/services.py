@@ -161,6 +161,9 @@ def model_start(*, dataset: Dataset, user: AbstractBaseUser | None,
     """A new model version, trained by a job on the training queue."""
     if negative_ratio is not None and negative_ratio <= 0:
         raise ValidationFailed("negative_ratio must be above 0.", field="negative_ratio")
+    if Split.VALID in ground_truth_splits:  # its metrics would be scored on the rows it learned from
+        raise ValidationFailed("A model cannot train on valid: valid is where it is measured.",
+                               field="ground_truth_splits")
     if label_source == FastModel.LabelSource.TRAINING_SET:
         training_set = _checked_training_set(dataset, training_set)
     record = record_for(encoder, space)

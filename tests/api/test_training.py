@@ -518,6 +518,7 @@ def test_c_is_never_chosen_on_the_rows_the_model_trains_on(api, world, splits, c
     other = {"dev_f1_by_C": "cv_f1_by_C", "cv_f1_by_C": "dev_f1_by_C"}[chosen_by]
     assert set(metrics[chosen_by]) == set(map(str, C_GRID)) and metrics[other] is None
     assert metrics[chosen_by][str(metrics["C"])] == max(metrics[chosen_by].values())
+
     # Rows it did not train on are scored by the model; a model trained on dev scores its training rows
     # out-of-fold (cross-fitting), never by the fit that learned them.
     model_id = job["result"]["model"]
@@ -637,3 +638,10 @@ def test_the_lf_summary_shows_what_the_latest_label_model_learned(api, world):
         "config": {"field": "colour", "builder": "keyword", "words": ["green"]}}, format="json").json()
     learned = {row["lf"]: row["learned"] for row in api.get(summary_url).json()["lfs"]}
     assert learned[later["id"]] is None and all(learned[row["lf"]] for row in rows)
+
+
+def test_a_model_never_trains_on_valid_the_split_it_is_measured_on(api, world):
+    for splits in (["valid"], ["train", "valid"]):
+        response = api.post(f"/api/datasets/{world.id}/models/", {"classes": ["cat"], "label_source": "ground_truth",
+                                                                  "ground_truth_splits": splits}, format="json")
+        assert response.status_code == 400 and "valid" in response.json()["ground_truth_splits"][0], response.content
