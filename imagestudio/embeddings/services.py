@@ -248,11 +248,12 @@ def query_vector(*, dataset: Dataset, encoder: str | None = None, text: str | No
 
 def scores_for(*, dataset: Dataset, record: EncoderRecord, vector: np.ndarray, split: str | None = None,
                in_sample: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """(sample ids ascending, scores) of every embedded sample of the split (or its active resample): one product
-    over the rows of that split."""
+    """(sample ids ascending, cosine similarities) of every embedded sample of the split (or its active resample):
+    one product over the rows of that split."""
     matrix = matrix_get(dataset=dataset, record=record)
     allocation_touch(dataset=dataset, record=record)
-    ids, scores = matrix.score(vector, split=SPLIT_CODES[split] if split else None)
+    ids, scores = matrix.score(vector / max(float(np.linalg.norm(vector)), 1e-12), split=SPLIT_CODES[split] if split else None)
+    np.clip(scores, -1.0, 1.0, out=scores)  # bfloat16 rows of unit vectors are not exactly unit: 1.0019 was seen
     if not in_sample:
         return ids, scores
     members = ResampleMember.objects.filter(resample__dataset=dataset)
