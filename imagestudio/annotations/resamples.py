@@ -5,7 +5,7 @@ import numpy as np
 from django.db import transaction
 
 from imagestudio.common.errors import ValidationFailed
-from imagestudio.datasets.models import LabelClass, Resample, ResampleMember, Sample
+from imagestudio.datasets.models import Dataset, LabelClass, Resample, ResampleMember, Sample
 from imagestudio.datasets.resampling import ResampleError, ResampleRequest, choose_sample, realized_counts
 
 from .models import LABEL_VALUES, Annotation, GroundTruthValue
@@ -45,6 +45,9 @@ def resample_create(*, dataset, user, split, sample_size, max_labeled=None, min_
     realized = realized_counts(chosen, labeled, present, absent, [c.name for c in classes])
     realized["available"] = int(len(ids))
     with transaction.atomic():
+        # One writer of a dataset's resamples at a time: two deleting and then inserting at once broke the one-per-
+        # split constraint (a 500). NO KEY UPDATE leaves the foreign-key checks of rows naming the dataset alone.
+        Dataset.objects.select_for_update(no_key=True).filter(pk=dataset.pk).exists()
         Resample.objects.filter(dataset=dataset, split=split).delete()
         resample = Resample.objects.create(
             dataset=dataset, split=split, sample_size=sample_size, max_labeled=max_labeled,

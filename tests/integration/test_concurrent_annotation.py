@@ -123,3 +123,14 @@ def test_large_bulk_uses_copy_and_array_updates_and_stays_exact(postgres_only, o
     live = {(c.label_class_id, c.split): (c.present, c.absent) for c in GroundTruthCount.objects.all()}
     counts_rebuild(dataset=dataset)
     assert live == {(c.label_class_id, c.split): (c.present, c.absent) for c in GroundTruthCount.objects.all()}
+
+
+def test_parallel_resamples_of_one_split_each_answer_and_one_stands(postgres_only, owner, dataset):
+    make_samples(dataset, [{"split": "dev"} for _ in range(40)])
+    client, url = client_for(owner), f"/api/datasets/{dataset.id}/samples/resample/"
+    results = run_together(*[lambda seed=seed: client.post(url, {"split": "dev", "sample_size": 10, "seed": seed},
+                                                           format="json") for seed in range(6)])
+    assert [r.status_code for r in results] == [200] * 6, [r.content[:300] for r in results]
+    active = client.get(f"{url}?split=dev").json()
+    assert active["seed"] in range(6) and active["current"]["total"] == 10
+    assert client.get(f"/api/datasets/{dataset.id}/samples/?in_sample=true").json()["count"] == 10
