@@ -247,6 +247,30 @@ def test_staged_files_are_removed_when_the_request_fails_after_staging(api, data
     assert not Job.objects.exists()
 
 
+def test_a_run_killed_half_way_and_delivered_again_reports_every_label(api, dataset, monkeypatch, small_batches):
+    monkeypatch.setattr("imagestudio.jobs.services._run_eagerly", lambda task_name, job_id: None)
+    images = {f"{i}.png": png_bytes((i, 9, 9)) for i in range(10)}
+    manifest = "file,gt:cat,gt:dog\n" + "".join(f"{i}.png,{'PRESENT' if i % 2 else 'ABSENT'},{'' if i % 3 else 'PRESENT'}\n"
+                                                 for i in range(10))
+    response = post_import(api, dataset, archive=archive_upload({**images, "manifest.csv": manifest.encode()}))
+    job_id = response.json()["id"]
+    real_batch, batches = run_module._import_batch, []
+
+    def dies_after_two_batches(*args):
+        if len(batches) == 2:
+            raise SystemExit("worker killed")
+        batches.append(real_batch(*args))
+
+    monkeypatch.setattr(run_module, "_import_batch", dies_after_two_batches)
+    with pytest.raises(SystemExit):
+        run_module.import_run(job_claim(job_id=job_id))  # 8 of 10 samples stored with their labels, then killed
+    monkeypatch.setattr(run_module, "_import_batch", real_batch)
+    run_job(job_id, run_module.import_run, finished=import_finished)  # the broker's next delivery
+    result = api.get(response["Location"]).json()["result"]
+    assert (result["created"], result["annotations"]) == (10, 10 + 4) == (
+        Sample.objects.filter(dataset=dataset).count(), Annotation.objects.filter(sample__dataset=dataset).count())
+
+
 def test_staged_files_are_removed_when_the_job_fails(api, dataset):
     response = post_import(api, dataset, archive=SimpleUploadedFile("s.zip", b"PK\x03\x04 broken"))
     assert api.get(response["Location"]).json()["status"] == "failed"

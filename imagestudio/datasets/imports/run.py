@@ -111,6 +111,8 @@ def _import_batch(job, valid: list[Validated], classes_by_name, memory: JobMemor
         _report(report, entry, decision, stored.sample_ids)
         if decision.outcome in (Outcome.CREATED, Outcome.RESUMED):
             memory.remember(candidate)
+        if decision.outcome is Outcome.RESUMED:  # stored by a killed earlier run, with its labels in one transaction
+            report.annotations += len(candidate.ground_truth)
 
 
 def _settle_lost(job, candidates, decisions, sample_ids) -> list[Decision]:
