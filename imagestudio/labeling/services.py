@@ -294,7 +294,10 @@ def lf_update(*, lf: LabelingFunction, user: User | None = None, expected_versio
             merged["config"] = validate_rule(dataset=current.dataset, **{k: merged[k] for k in
                                                                          ("label_class", "type", "config", "low",
                                                                           "high")})
-        for name, value in {**changes, **merged}.items():
+        updates = {name: value for name, value in {**changes, **merged}.items() if getattr(current, name) != value}
+        if not updates:  # nothing changes: the same version, so another client's If-Match of it still holds
+            return current
+        for name, value in updates.items():
             setattr(current, name, value)
         current.version += 1
         try:
@@ -303,9 +306,9 @@ def lf_update(*, lf: LabelingFunction, user: User | None = None, expected_versio
         except IntegrityError:
             raise Conflict(f"The dataset already has an LF named {changes.get('name')!r}.", code="duplicate_name",
                            field="name") from None
-        if any(name in changes for name in RULE_FIELDS):
+        if any(name in updates for name in RULE_FIELDS):
             lf_materialize(lf=current)
-        if any(name in changes for name in (*RULE_FIELDS, "active")):
+        if any(name in updates for name in (*RULE_FIELDS, "active")):
             _lfs_changed(current, user)
     current.refresh_from_db()
     return current

@@ -132,6 +132,16 @@ def test_create_materializes_votes_filters_and_detail(api, dataset, captioned):
                     format="json").status_code == 409
 
 
+def test_an_edit_that_changes_nothing_keeps_the_version(api, dataset, captioned):
+    lf = api.post(f"/api/datasets/{dataset.id}/lfs/", {**keyword_rule(), "name": "cat"}, format="json").json()
+    url = f"/api/datasets/{dataset.id}/lfs/{lf['id']}/"
+    for body in ({}, {"name": "cat"}, {"high": lf["high"], "low": lf["low"], "invert": False},
+                 {"config": lf["config"], "active": True}):
+        same = api.patch(url, body, format="json")
+        assert same.status_code == 200 and same.json()["version"] == 1, (body, same.content)
+    assert api.patch(url, {"name": "kitty"}, format="json", HTTP_IF_MATCH='"1"').json()["version"] == 2
+
+
 def test_threshold_edit_rematerializes_and_stale_edits_conflict(api, dataset, captioned):
     lf = api.post(f"/api/datasets/{dataset.id}/lfs/", {**keyword_rule(), "name": "cat"}, format="json").json()
     url = f"/api/datasets/{dataset.id}/lfs/{lf['id']}/"
