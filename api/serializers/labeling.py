@@ -217,7 +217,9 @@ class PreviewResultSerializer(serializers.Serializer):
     space = serializers.ChoiceField(choices=SPACES, required=False, help_text="Similarity LFs: the space compared.")
     truncated = serializers.BooleanField(required=False)
     message = serializers.CharField(required=False)
-    population = AsciiIntegerField(help_text="Samples scored.")
+    population = AsciiIntegerField(help_text="Samples of the split (or its resample) the preview covers.")
+    unscored = AsciiIntegerField(help_text="Of them, those the rule has no score for (no embedding yet, no value): "
+                                           "they abstain, as the saved LF's do.")
     score_range = serializers.ListField(child=serializers.FloatField(), allow_null=True)
     histogram = HistogramSerializer()
     sweep = SweepSerializer(help_text="Both sides' figures at every histogram edge: move thresholds with no request.")

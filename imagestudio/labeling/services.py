@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from imagestudio import pipeline
 from imagestudio.annotations.selectors import ground_truth_for
-from imagestudio.common.arrays import top_k
+from imagestudio.common.arrays import locate, top_k
 from imagestudio.common.errors import Conflict, NotFound, ValidationFailed, VersionConflict
 from imagestudio.common.transactions import retry_transient
 from imagestudio.common.votes import vote_word
@@ -166,6 +166,7 @@ def lf_preview(*, dataset: Dataset, rule: Rule, split: str | None = None, in_sam
     """Everything the histogram view needs for a rule on a split, computed from one scoring pass."""
     started = time.perf_counter()
     ids, scores, notes = rule_scores(dataset=dataset, rule=rule, split=split, in_sample=in_sample)
+    ids, scores, unscored = _over_population(dataset, ids, scores, split, in_sample)
     truth = ground_truth_for(dataset=dataset, label_class=rule.label_class, sample_ids=ids)
     votes = metrics.votes_from_scores(scores, rule.low, rule.high, rule.invert)
     quality = metrics.vote_quality(votes, truth)
@@ -178,6 +179,7 @@ def lf_preview(*, dataset: Dataset, rule: Rule, split: str | None = None, in_sam
     return {
         **notes,
         "population": int(len(ids)),
+        "unscored": unscored,
         "score_range": [float(finite.min()), float(finite.max())] if len(finite) else None,
         "histogram": metrics.histogram_of(binned),
         "sweep": metrics.threshold_sweep(binned, invert=rule.invert),
@@ -187,6 +189,25 @@ def lf_preview(*, dataset: Dataset, rule: Rule, split: str | None = None, in_sam
                  "vote": vote_word(votes[i])} for i in order],
         "seconds": round(time.perf_counter() - started, 4),
     }
+
+
+def _over_population(dataset, ids, scores, split, in_sample):
+    """(ids, scores, unscored): the rule's scores over every sample of the split (or its resample), NaN (an
+    abstain) where it has none, such as a sample without an embedding, so that the preview's coverage and recall
+    count it as the saved LF's figures do. The ids are read only when the count says some are missing."""
+    samples = Sample.objects.filter(dataset=dataset)
+    if split:
+        samples = samples.filter(split=split)
+    if in_sample:
+        members = ResampleMember.objects.filter(resample__dataset=dataset)
+        samples = samples.filter(id__in=(members.filter(resample__split=split) if split else members).values("sample_id"))
+    if samples.count() == len(ids):  # samples are only ever added: the same count is the same samples
+        return ids, scores, 0
+    everyone = np.fromiter(samples.order_by("id").values_list("id", flat=True), dtype=np.int64)
+    where, hit = locate(everyone, ids)
+    full = np.full(len(everyone), np.nan, dtype=np.float32)
+    full[where[hit]] = scores[hit]
+    return everyone, full, int(len(everyone) - hit.sum())
 
 
 # ---------------------------------------------------------------- saved LFs and their votes

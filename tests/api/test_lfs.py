@@ -267,6 +267,13 @@ def test_similarity_lfs_with_embeddings(api, dataset, tiny_clip):
     imported = api.post(f"/api/datasets/{dataset.id}/imports/", {"files": more}, format="multipart")
     result = api.get(imported["Location"]).json()["result"]
     assert api.get(f"/api/jobs/{result['lf_refresh_job']}/").json()["status"] == "succeeded"
+    # the new sample has no embedding yet: the preview counts it, abstaining, as the saved LF's summary does
+    assert Embedding.objects.count() == 6
+    preview = api.post(url, rule, format="json").json()
+    summary = api.get(f"/api/datasets/{dataset.id}/lfs/summary/?label_class=cat").json()["lfs"]
+    coverage = next(row["coverage"] for row in summary if row["lf"] == saved["id"])
+    assert (preview["population"], preview["unscored"]) == (7, 1)
+    assert preview["metrics"]["coverage"] == coverage and coverage["value"] == saved["votes"]["present"] / 7
 
 
 def test_rematerializing_writes_only_the_votes_that_changed(api, dataset, captioned):
