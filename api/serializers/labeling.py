@@ -46,8 +46,12 @@ class LFSerializer(serializers.ModelSerializer):
     class Meta:
         model = LabelingFunction
         fields = ["id", "name", "label_class", "class_id", "type", "config", "low", "high", "invert", "active",
-                  "version", "encoder", "votes", "votes_updated_at", "author", "created_at", "updated_at"]
+                  "version", "encoder", "votes", "votes_updated_at", "refresh_error", "author", "created_at",
+                  "updated_at"]
         read_only_fields = fields
+        extra_kwargs = {"refresh_error": {"help_text": "Why the last refresh could not score it on changed data "
+                                                       "(its votes there were withdrawn: they abstain until an edit "
+                                                       "scores them); empty when its votes are current."}}
 
     @extend_schema_field(VoteTotalsSerializer(help_text="Samples it votes PRESENT and ABSENT on."))
     def get_votes(self, lf):

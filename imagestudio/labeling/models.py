@@ -35,6 +35,8 @@ class LabelingFunction(models.Model):
     votes_present = models.BinaryField(default=b"")
     votes_absent = models.BinaryField(default=b"")
     votes_updated_at = models.DateTimeField(null=True, blank=True)
+    # Why the last refresh could not score it on changed data (its votes there were withdrawn); "" when current.
+    refresh_error = models.TextField(blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -228,7 +228,13 @@ def lf_materialize(*, lf: LabelingFunction, sample_ids: Iterable[int] | None = N
     the rows that changed, not every row of the dataset."""
     ids, scores, notes = rule_scores(dataset=lf.dataset, rule=lf_rule(lf), sample_ids=sample_ids)
     votes = metrics.votes_from_scores(scores, lf.low, lf.high, lf.invert)
-    present, absent = ids[votes == metrics.PRESENT], ids[votes == metrics.ABSENT]
+    stored = _votes_store(lf, sample_ids, ids[votes == metrics.PRESENT], ids[votes == metrics.ABSENT],
+                          encoder=notes.get("encoder", ""), error="")
+    return {**stored, "scored": int(len(ids))}
+
+
+def _votes_store(lf, sample_ids, present, absent, *, encoder, error):
+    """Store the LF's votes (on `sample_ids` alone, the others kept, when given) and its refresh error."""
     stored = LabelingFunction.objects.filter(pk=lf.pk).values_list("votes_present", "votes_absent").get()
     old_present, old_absent = (np.frombuffer(bytes(blob), dtype=np.int64) for blob in stored)
     all_present, all_absent = present, absent
@@ -245,8 +251,8 @@ def lf_materialize(*, lf: LabelingFunction, sample_ids: Iterable[int] | None = N
             written = {"rows_deleted": 0, "rows_written": int(len(all_present) + len(all_absent))}
         LabelingFunction.objects.filter(pk=lf.pk).update(
             votes_present=all_present.tobytes(), votes_absent=all_absent.tobytes(), votes_updated_at=timezone.now(),
-            encoder=notes.get("encoder", ""))
-    return {"present": int(len(all_present)), "absent": int(len(all_absent)), "scored": int(len(ids)), **written}
+            encoder=encoder, refresh_error=error)
+    return {"present": int(len(all_present)), "absent": int(len(all_absent)), **written}
 
 
 def lf_rematerialize(*, lf: LabelingFunction) -> dict[str, int]:
@@ -347,8 +353,9 @@ def lfs_refresh_run(job: Job) -> dict[str, Any]:
     for index, lf_id in enumerate(lf_ids):
         try:
             result = _refresh_one(lf_id, sample_ids)
-        except (ValidationFailed, Conflict) as exc:  # e.g. its query sample was removed
+        except (ValidationFailed, Conflict) as exc:  # e.g. its query sample was removed, a pattern timed out
             failed[lf_id] = exc.message
+            _refresh_one(lf_id, sample_ids, failure=exc.message)
         else:
             if result is not None:
                 refreshed[lf_id] = result
@@ -357,9 +364,11 @@ def lfs_refresh_run(job: Job) -> dict[str, Any]:
 
 
 @retry_transient
-def _refresh_one(lf_id, sample_ids):
+def _refresh_one(lf_id, sample_ids, failure=None):
     """Materialize one LF as it stands under its row lock (an edit or a delete of it waits, and is not undone by
-    a rule read before it); None when it was deleted meanwhile."""
+    a rule read before it); None when it was deleted meanwhile. With `failure` (why it could not be scored) its
+    votes on the samples are withdrawn instead, so that none stands for data it did not read, and the LF says
+    why."""
     with transaction.atomic():
         class_id = LabelingFunction.objects.filter(pk=lf_id).values_list("label_class_id", flat=True).first()
         if class_id is None:
@@ -367,4 +376,9 @@ def _refresh_one(lf_id, sample_ids):
         classes_lock_shared(class_ids=[class_id])  # the lock order of datasets/locks.py: classes first
         lf = LabelingFunction.objects.select_for_update(of=("self",)).select_related("label_class", "dataset") \
             .filter(pk=lf_id).first()
-        return None if lf is None else lf_materialize(lf=lf, sample_ids=sample_ids)
+        if lf is None:
+            return None
+        if failure is None:
+            return lf_materialize(lf=lf, sample_ids=sample_ids)
+        nothing = np.empty(0, dtype=np.int64)
+        return _votes_store(lf, sample_ids, nothing, nothing, encoder=lf.encoder, error=failure)

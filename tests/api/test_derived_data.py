@@ -31,6 +31,25 @@ def test_votes_follow_a_caption_edit(api, dataset):
                                                                          samples[1].id: "PRESENT"}
 
 
+def test_a_vote_the_refresh_cannot_recompute_is_withdrawn_and_the_lf_says_why(api, dataset):
+    samples = make_samples(dataset, [{"metadata": {"caption": "a dog"}}, {"metadata": {"caption": "a dog"}}])
+    lf = api.post(f"/api/datasets/{dataset.id}/lfs/", {
+        "name": "slow on a's", "label_class": "cat", "type": "pattern", "high": 1,
+        "config": {"field": "caption", "builder": "regex", "pattern": r"(a+)+\1b|^a dog$"}}, format="json").json()
+    assert lf["votes"] == {"present": 2, "absent": 0} and lf["refresh_error"] == ""
+    # the new caption takes the pattern past its time budget: the old PRESENT vote no longer describes the sample
+    assert api.patch(f"/api/datasets/{dataset.id}/samples/{samples[0].id}/", {"metadata": {"caption": "a" * 9990 + "!"}},
+                     format="json").status_code == 200
+    now = api.get(f"/api/datasets/{dataset.id}/lfs/{lf['id']}/").json()
+    assert now["votes"] == {"present": 1, "absent": 0} and "too long" in now["refresh_error"]
+    voted = api.get(f"/api/datasets/{dataset.id}/samples/?lf_vote={lf['id']}:PRESENT").json()
+    assert [row["id"] for row in voted["results"]] == [samples[1].id]
+    assert api.patch(f"/api/datasets/{dataset.id}/samples/{samples[0].id}/", {"metadata": {"caption": "a dog"}},
+                     format="json").status_code == 200  # scored again: current, the error gone
+    again = api.get(f"/api/datasets/{dataset.id}/lfs/{lf['id']}/").json()
+    assert again["votes"] == {"present": 2, "absent": 0} and again["refresh_error"] == ""
+
+
 def test_split_moves_reach_the_cached_matrix_and_columns(api, dataset, tiny_clip):
     ingest(api, dataset, COLOURS[:4])
     embed(api, dataset)
