@@ -29,7 +29,8 @@ export async function render(root, { dataset, query, go }) {
       h("td", {}, `${lf.low === null ? "–" : num(lf.low)} / ${lf.high === null ? "–" : num(lf.high)}${lf.invert ? " (inverted)" : ""}`),
       h("td", { class: "coverage" }, row ? rateText(row.coverage) : "–"), h("td", {}, row ? rateText(row.overlaps) : "–"),
       h("td", {}, row ? rateText(row.conflicts) : "–"), h("td", { class: "precision" }, row ? rateText(row.precision) : "–"),
-      h("td", {}, `${lf.votes.present} / ${lf.votes.absent}`),
+      h("td", {}, `${lf.votes.present} / ${lf.votes.absent}`,
+        lf.refresh_error ? h("span", { class: "error" }, ` (not current: ${lf.refresh_error})`) : null),
       h("td", {}, link(wrong(lf), "where wrong"), " ",
         h("button", { type: "button", class: "link", onclick: async () => {
           if (!window.confirm(`Delete the LF "${lf.name}"?`)) return;
