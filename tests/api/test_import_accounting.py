@@ -2,9 +2,12 @@
 sample, conflicts settled by the request's duplicate policy, bad rows refused alone, the full per-file report
 downloadable, and no staged file left behind."""
 
+import io
 import json
 import os
 import time
+import warnings
+import zipfile
 from datetime import timedelta
 
 import pytest
@@ -208,6 +211,18 @@ def test_members_a_manifest_leaves_out_are_skipped_and_refused_members_are_count
     assert {e["file"] for e in result["error_files"]} == {"../escape.png", "missing.png"}  # the row, not twice
     assert {e["file"]: e["reason"] for e in result["skipped_files"]} == {
         name: "not listed in the manifest manifest.csv" for name in ("notes.txt", "sub/other.png", "unlisted.png")}
+
+
+def test_a_manifest_row_for_a_name_two_members_share_imports_the_first(api, dataset):
+    data = io.BytesIO()
+    with zipfile.ZipFile(data, "w") as archive, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "Duplicate name": the archive this test is about
+        for name, colour in (("a.png", 1), ("a.png", 2), ("b.png", 3)):
+            archive.writestr(name, png_bytes((colour, 1, 1)))
+        archive.writestr("manifest.csv", "file,split\na.png,dev\nb.png,dev\n")
+    result = finished(api, post_import(api, dataset, archive=SimpleUploadedFile("twice.zip", data.getvalue())))
+    assert_buckets_add_up(result)
+    assert (result["total"], result["created"], result["errors"], result["skipped"]) == (3, 2, 1, 0), result
 
 
 def test_the_full_report_is_stored_when_the_result_cannot_hold_it(api, dataset, stranger, monkeypatch):

@@ -192,12 +192,19 @@ def _items_with_manifest(plan, listing, entries, manifest, default_split, class_
         _describe_uploads(plan, listing, entries, rows, default_split, extra_metadata)
         return
     present = {e.name for e in entries} - {manifest.name}
-    already_refused = {name for name, _ in plan.refused}  # members the listing refused (unsafe names): counted once
-    for row in rows:
-        if row.error and row.file not in already_refused:
-            plan.refused.append((row.file or f"line {row.line}", f"manifest line {row.line}: {row.error}"))
-    valid = [row for row in rows if not row.error and row.file not in already_refused]
     manifest_dir = os.path.dirname(manifest.name) if manifest.name in {e.name for e in entries} else ""
+    # A row naming only a member the listing refused (an unsafe name, a link) is that member's refusal: counted once.
+    listing_refused = {name for name, _ in plan.refused}
+
+    def refused_member_only(row):
+        name = _listed_name(manifest_dir, row.file)
+        return name not in present and (name in listing_refused or row.file in listing_refused)
+
+    rows = [row for row in rows if not refused_member_only(row)]
+    for row in rows:
+        if row.error:
+            plan.refused.append((row.file or f"line {row.line}", f"manifest line {row.line}: {row.error}"))
+    valid = [row for row in rows if not row.error]
     for row in valid:
         try:
             name = join_relative(manifest_dir, row.file)
@@ -209,8 +216,7 @@ def _items_with_manifest(plan, listing, entries, manifest, default_split, class_
             continue
         plan.items.append(_item(row, name, listing, default_split))
     listed = {_listed_name(manifest_dir, row.file) for row in rows}
-    plan.skipped = [(name, f"not listed in the manifest {manifest.name}")
-                    for name in sorted(present - listed - already_refused)]
+    plan.skipped = [(name, f"not listed in the manifest {manifest.name}") for name in sorted(present - listed)]
 
 
 def _listed_name(manifest_dir, file_name):
