@@ -49,9 +49,10 @@ class LFSerializer(serializers.ModelSerializer):
                   "version", "encoder", "votes", "votes_updated_at", "refresh_error", "author", "created_at",
                   "updated_at"]
         read_only_fields = fields
-        extra_kwargs = {"refresh_error": {"help_text": "Why the last refresh could not score it on changed data "
-                                                       "(its votes there were withdrawn: they abstain until an edit "
-                                                       "scores them); empty when its votes are current."}}
+        extra_kwargs = {"refresh_error": {"help_text": "Why a refresh could not score it on changed data (its votes "
+                                                       "there were withdrawn and abstain); empty when its votes are "
+                                                       "current. A PATCH, even one that changes nothing, scores it "
+                                                       "again on every sample."}}
 
     @extend_schema_field(VoteTotalsSerializer(help_text="Samples it votes PRESENT and ABSENT on."))
     def get_votes(self, lf):

@@ -228,13 +228,15 @@ def lf_materialize(*, lf: LabelingFunction, sample_ids: Iterable[int] | None = N
     the rows that changed, not every row of the dataset."""
     ids, scores, notes = rule_scores(dataset=lf.dataset, rule=lf_rule(lf), sample_ids=sample_ids)
     votes = metrics.votes_from_scores(scores, lf.low, lf.high, lf.invert)
+    # Only a scoring of every sample clears a refresh error: the samples it withdrew votes on may be any.
     stored = _votes_store(lf, sample_ids, ids[votes == metrics.PRESENT], ids[votes == metrics.ABSENT],
-                          encoder=notes.get("encoder", ""), error="")
+                          encoder=notes.get("encoder", ""), error="" if sample_ids is None else None)
     return {**stored, "scored": int(len(ids))}
 
 
 def _votes_store(lf, sample_ids, present, absent, *, encoder, error):
-    """Store the LF's votes (on `sample_ids` alone, the others kept, when given) and its refresh error."""
+    """Store the LF's votes (on `sample_ids` alone, the others kept, when given) and its refresh error (None:
+    kept as it is)."""
     stored = LabelingFunction.objects.filter(pk=lf.pk).values_list("votes_present", "votes_absent").get()
     old_present, old_absent = (np.frombuffer(bytes(blob), dtype=np.int64) for blob in stored)
     all_present, all_absent = present, absent
@@ -251,7 +253,7 @@ def _votes_store(lf, sample_ids, present, absent, *, encoder, error):
             written = {"rows_deleted": 0, "rows_written": int(len(all_present) + len(all_absent))}
         LabelingFunction.objects.filter(pk=lf.pk).update(
             votes_present=all_present.tobytes(), votes_absent=all_absent.tobytes(), votes_updated_at=timezone.now(),
-            encoder=encoder, refresh_error=error)
+            encoder=encoder, **({} if error is None else {"refresh_error": error}))
     return {"present": int(len(all_present)), "absent": int(len(all_absent)), **written}
 
 
@@ -323,6 +325,10 @@ def lf_update(*, lf: LabelingFunction, user: User | None = None, expected_versio
                                                                           "high")})
         updates = {name: value for name, value in {**changes, **merged}.items() if getattr(current, name) != value}
         if not updates:  # nothing changes: the same version, so another client's If-Match of it still holds
+            if current.refresh_error:  # but an LF whose votes were withdrawn is scored again
+                lf_materialize(lf=current)
+                _lfs_changed(current, user)
+                current.refresh_from_db()
             return current
         for name, value in updates.items():
             setattr(current, name, value)

@@ -44,10 +44,14 @@ def test_a_vote_the_refresh_cannot_recompute_is_withdrawn_and_the_lf_says_why(ap
     assert now["votes"] == {"present": 1, "absent": 0} and "too long" in now["refresh_error"]
     voted = api.get(f"/api/datasets/{dataset.id}/samples/?lf_vote={lf['id']}:PRESENT").json()
     assert [row["id"] for row in voted["results"]] == [samples[1].id]
+    assert api.patch(f"/api/datasets/{dataset.id}/samples/{samples[1].id}/", {"metadata": {"caption": "a dog!"}},
+                     format="json").status_code == 200  # another sample's refresh does not score the first
+    assert api.get(f"/api/datasets/{dataset.id}/lfs/{lf['id']}/").json()["refresh_error"] == now["refresh_error"]
     assert api.patch(f"/api/datasets/{dataset.id}/samples/{samples[0].id}/", {"metadata": {"caption": "a dog"}},
-                     format="json").status_code == 200  # scored again: current, the error gone
-    again = api.get(f"/api/datasets/{dataset.id}/lfs/{lf['id']}/").json()
-    assert again["votes"] == {"present": 2, "absent": 0} and again["refresh_error"] == ""
+                     format="json").status_code == 200
+    again = api.patch(f"/api/datasets/{dataset.id}/lfs/{lf['id']}/", {}, format="json").json()  # scored again
+    assert again["votes"] == {"present": 1, "absent": 0} and again["refresh_error"] == ""
+    assert again["version"] == lf["version"]  # the rule did not change
 
 
 def test_split_moves_reach_the_cached_matrix_and_columns(api, dataset, tiny_clip):
