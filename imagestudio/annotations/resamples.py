@@ -25,6 +25,8 @@ def _split_arrays(dataset, split, classes):
         "sample_id", "label_class_id", "value"
     )
     for sample_id, class_id, value in rows.iterator(chunk_size=10_000):
+        if sample_id not in position or class_id not in column:  # moved in, or a class added, since the ids were read
+            continue
         target = present if value == GroundTruthValue.PRESENT else absent
         target[position[sample_id], column[class_id]] = True
     labeled = present.any(axis=1) | absent.any(axis=1)

@@ -104,9 +104,10 @@ def training_set_staleness(training_set: TrainingSet, current: dict | None = Non
         reasons.append("samples were added or moved between splits")
     if old.get("dev_labels_sha256") != snapshot["dev_labels_sha256"]:
         reasons.append("dev ground truth changed")
-    measured = old.get("measured_labels_sha256", {})
+    measured = old.get("measured_labels_sha256")  # absent from sets built before it was recorded: unknown
     reasons += [f"{split} ground truth changed (the report's figures on it)"
-                for split, digest in snapshot["measured_labels_sha256"].items() if measured.get(split) != digest]
+                for split, digest in snapshot["measured_labels_sha256"].items()
+                if measured is not None and measured.get(split) != digest]
     return reasons or ["its inputs changed"]
 
 
