@@ -44,5 +44,12 @@ def _on_class_renamed(sender, *, label_class, old_name, **kwargs):
                 model.save(update_fields=["metrics"])
 
 
+def by_current_name(by_class_id: dict) -> dict:
+    """Figures per class id keyed by each class's name now (the API's keys); a class deleted meanwhile drops out.
+    Read under the row lock of the set or model they are stored in, which a rename's receiver waits for."""
+    names = dict(LabelClass.objects.filter(id__in=list(by_class_id)).values_list("id", "name"))
+    return {names[class_id]: figures for class_id, figures in by_class_id.items() if class_id in names}
+
+
 def register():
     label_class_renamed.connect(_on_class_renamed, sender=LabelClass, dispatch_uid="training.class_renamed")

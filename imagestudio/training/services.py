@@ -24,6 +24,7 @@ from imagestudio.labeling.models import LabelingFunction
 from imagestudio.labeling.selectors import vote_matrix
 
 from . import fitting
+from .class_names import by_current_name
 from .models import FastModel, Prediction, ScoredRange, TrainingSet
 from .selectors import artifact_arrays, model_inputs, ready_training_set, split_samples, training_snapshot
 
@@ -118,16 +119,18 @@ def training_set_build(training_set: TrainingSet, progress: Progress) -> dict:
         probability, label, class_report = _label_class(votes, truth, dev, valid,
                                                         [(lf.id, lf.name) for lf in members],
                                                         training_set.snapshot.get("seed", 0))
-        arrays[f"probability_{label_class.id}"] = probability
-        arrays[f"label_{label_class.id}"] = label
-        arrays[f"votes_{label_class.id}"] = votes
-        arrays[f"lfs_{label_class.id}"] = np.array([lf.id for lf in members], dtype=np.int64)
-        report[label_class.name] = {"class_id": label_class.id, **class_report}
+        arrays.update({f"probability_{label_class.id}": probability, f"label_{label_class.id}": label,
+                       f"votes_{label_class.id}": votes,
+                       f"lfs_{label_class.id}": np.array([lf.id for lf in members], dtype=np.int64)})
+        report[label_class.id] = {"class_id": label_class.id, **class_report}
         progress((index + 1) / max(len(classes), 1), f"label model for {label_class.name}")
     key, digest = artifact_write(
         f"datasets/{dataset.id}/training-sets/{training_set.id}-{training_set.content_hash[:12]}.npz", arrays)
-    TrainingSet.objects.filter(pk=training_set.pk).update(report=report, artifact=key, artifact_sha256=digest,
-                                                          samples=len(ids), ready=True)
+    with transaction.atomic():  # under the row lock a class rename takes: the names as they are now
+        TrainingSet.objects.select_for_update().filter(pk=training_set.pk).exists()
+        report = by_current_name(report)
+        TrainingSet.objects.filter(pk=training_set.pk).update(report=report, artifact=key, artifact_sha256=digest,
+                                                              samples=len(ids), ready=True)
     return {"training_set": training_set.id, "samples": int(len(ids)), "classes": report}
 
 
@@ -162,8 +165,7 @@ def model_start(*, dataset: Dataset, user: AbstractBaseUser | None,
     if negative_ratio is not None and negative_ratio <= 0:
         raise ValidationFailed("negative_ratio must be above 0.", field="negative_ratio")
     if Split.VALID in ground_truth_splits:  # its metrics would be scored on the rows it learned from
-        raise ValidationFailed("A model cannot train on valid: valid is where it is measured.",
-                               field="ground_truth_splits")
+        raise ValidationFailed("A model cannot train on valid: valid measures it.", field="ground_truth_splits")
     if label_source == FastModel.LabelSource.TRAINING_SET:
         training_set = _checked_training_set(dataset, training_set)
     record = record_for(encoder, space)
@@ -309,8 +311,7 @@ def model_train(model: FastModel, progress: Progress) -> dict:
     if model.ready:
         return _trained(model)
     dataset = model.dataset
-    # Models trained before spaces existed used the joint space.
-    record = record_for(model.params["encoder"], model.params.get("space", "joint"))
+    record = record_for(model.params["encoder"], model.params.get("space", "joint"))  # joint: before spaces existed
     matrix = matrix_get(dataset=dataset, record=record)
     # What the fit reads besides its parameters, read with the data (before fitting): staleness compares it.
     inputs = model_inputs(model=model, vectors_identity=record.identity, vectors_version=matrix.version)
@@ -319,8 +320,7 @@ def model_train(model: FastModel, progress: Progress) -> dict:
     classes = list(LabelClass.objects.filter(id__in=model.params["classes"]).order_by("id"))
     started = time.monotonic()
     for index, label_class in enumerate(classes):
-        fit, predictions[label_class.id], class_metrics[label_class.name] = _train_class(model, matrix, label_class,
-                                                                                         rng)
+        fit, predictions[label_class.id], class_metrics[label_class.id] = _train_class(model, matrix, label_class, rng)
         fits.append(fit)
         progress((index + 1) / len(classes) * 0.8, f"trained {label_class.name} ({time.monotonic() - started:.1f} s)")
     key, digest = artifact_write(f"datasets/{dataset.id}/models/v{model.version}-{model.id}.npz", {
@@ -332,6 +332,7 @@ def model_train(model: FastModel, progress: Progress) -> dict:
         if FastModel.objects.select_for_update().filter(pk=model.pk, ready=True).exists():
             return _trained(FastModel.objects.get(pk=model.pk))  # a delivery running at the same time stored first
         _store_predictions(model, matrix.sample_ids, predictions)
+        class_metrics = by_current_name(class_metrics)  # a class renamed while it trained (the rename waits here)
         FastModel.objects.filter(pk=model.pk).update(metrics=class_metrics, artifact=key, artifact_sha256=digest,
                                                      params={**model.params, "inputs": inputs}, ready=True)
     return {"model": model.id, "version": model.version, "metrics": class_metrics,
