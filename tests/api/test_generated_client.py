@@ -182,6 +182,17 @@ def test_end_to_end_through_generated_client(generated, live_server):
         image = op("samples.datasets_samples_image_retrieve").sync_detailed(
             dataset_id=dataset.id, sample_id=red_sample.id, client=client)
         assert image.status_code == 200 and image.parsed.payload.read() == red
+        # A CSV export, downloaded as bytes (text/csv is read as a file, as images are).
+        export_job = op("exports.datasets_exports_create").sync_detailed(
+            dataset_id=dataset.id, client=client,
+            body=models.ExportCreateRequest.from_dict({"kind": "dataset", "columns": ["id", "external_id"]}))
+        assert export_job.status_code == 202, export_job.content
+        export_id = json.loads(op("jobs.jobs_retrieve").sync_detailed(job_id=export_job.parsed.id, client=client)
+                               .content)["result"]["export"]
+        download = op("exports.datasets_exports_download_retrieve").sync_detailed(
+            dataset_id=dataset.id, export_id=export_id, client=client)
+        assert download.status_code == 200 and isinstance(download.parsed, generated.types.File)
+        assert download.parsed.payload.read().startswith(b"id,external_id,gt:cat,gt:dog\n1,")
 
         # Error path: an unknown dataset is a 404 whose body the client parses into the documented Error model.
         missing = op("datasets.datasets_retrieve").sync_detailed(dataset_id=dataset.id + 10_000, client=client)
