@@ -22,9 +22,10 @@ _IF_MATCH = re.compile(r'(?:W/)?"?([0-9]{1,18})(?:\.[0-9a-f]{1,64})?"?')
 
 
 def if_match_version(request):
-    """The version in an If-Match header, or None without the header."""
+    """The version in an If-Match header, or None without the header or with `*` (any current representation: the
+    resource exists, which the view has established)."""
     header = request.headers.get("If-Match")
-    if header is None:
+    if header is None or header.strip() == "*":
         return None
     match = _IF_MATCH.fullmatch(header.strip())
     if match is None:

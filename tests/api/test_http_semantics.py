@@ -56,6 +56,8 @@ def test_lf_if_match_412_with_the_current_etag_and_nothing_changed(api, lf_url):
     in_body = api.patch(lf_url, {"name": "lost update", "version": 1}, format="json")
     assert in_body.status_code == 409 and in_body.json()["version"] == 2  # the body's version: a state conflict
     assert api.patch(lf_url, {"name": "x"}, format="json", HTTP_IF_MATCH="soon").status_code == 400
+    anything = api.patch(lf_url, {"name": "cat words!"}, format="json", HTTP_IF_MATCH="*")  # it exists: proceed
+    assert anything.status_code == 200 and anything.json()["version"] == 3
 
 
 def test_lf_if_match_ignores_derived_figures(api, dataset, lf_url):
