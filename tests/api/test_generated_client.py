@@ -192,7 +192,8 @@ def test_end_to_end_through_generated_client(generated, live_server):
         download = op("exports.datasets_exports_download_retrieve").sync_detailed(
             dataset_id=dataset.id, export_id=export_id, client=client)
         assert download.status_code == 200 and isinstance(download.parsed, generated.types.File)
-        assert download.parsed.payload.read().startswith(b"id,external_id,gt:cat,gt:dog\n1,")
+        csv_text = download.parsed.payload.read().decode()
+        assert csv_text.splitlines()[0] == "id,external_id,gt:cat,gt:dog" and f"\n{red_sample.id},red.png," in csv_text
 
         # Error path: an unknown dataset is a 404 whose body the client parses into the documented Error model.
         missing = op("datasets.datasets_retrieve").sync_detailed(dataset_id=dataset.id + 10_000, client=client)
