@@ -310,12 +310,21 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600)}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A running job's process writes a heartbeat; one silent for JOB_ORPHAN_SECONDS is delivered again by beat's
+# `jobs-requeue-orphaned` (a SIGKILLed worker's message comes back only after the visibility timeout), at most
+# JOB_MAX_ATTEMPTS deliveries in all. See jobs.liveness.
+JOB_HEARTBEAT_SECONDS = env_int("JOB_HEARTBEAT_SECONDS", 10)
+JOB_ORPHAN_SECONDS = env_int("JOB_ORPHAN_SECONDS", 60)
+JOB_MAX_ATTEMPTS = env_int("JOB_MAX_ATTEMPTS", 3)
+if JOB_ORPHAN_SECONDS < 2 * JOB_HEARTBEAT_SECONDS:
+    raise ImproperlyConfigured("JOB_ORPHAN_SECONDS must be at least twice JOB_HEARTBEAT_SECONDS, or live jobs look orphaned")
 # `celery -A imagestudio beat`: staged uploads of requests killed before their job was recorded, once a day old.
 CELERY_BEAT_SCHEDULE = {
     "imports-sweep-orphans": {"task": "workers.tasks.imports.sweep_orphans", "schedule": 3600.0,
                               "kwargs": {"older_than_seconds": 86_400}},
     # Reads never write: idle allocations leave the list at once and are released here (and on allocation).
     "resources-expire": {"task": "workers.tasks.embeddings.expire_resources", "schedule": 60.0},
+    "jobs-requeue-orphaned": {"task": "workers.tasks.jobs.requeue_orphaned", "schedule": 30.0},
 }
 
 LOGGING = {

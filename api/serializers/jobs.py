@@ -27,11 +27,16 @@ class JobSerializer(serializers.ModelSerializer):
     updated_at = serializers.DateTimeField(
         read_only=True, help_text="Moves with every change of the job: `?since=` of a long poll, id of its events.")
     params = serializers.SerializerMethodField()
+    heartbeat_at = serializers.DateTimeField(
+        read_only=True, allow_null=True,
+        help_text="When the worker running it last said it is alive (every JOB_HEARTBEAT_SECONDS); a running job "
+                  "silent for JOB_ORPHAN_SECONDS is delivered again. Null where tasks run in the web process.")
 
     class Meta:
         model = Job
         fields = ["id", "url", "events_url", "kind", "status", "progress", "message", "error", "result", "params",
-                  "dataset", "creator", "attempts", "created_at", "started_at", "finished_at", "updated_at"]
+                  "dataset", "creator", "attempts", "created_at", "started_at", "finished_at", "updated_at",
+                  "heartbeat_at"]
         read_only_fields = fields
 
     def get_url(self, job) -> str:

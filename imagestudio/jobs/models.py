@@ -41,6 +41,10 @@ class Job(models.Model):
     # Identifies "the same work" so a repeated request returns the job already in flight.
     dedupe_key = models.CharField(max_length=128, blank=True, default="", db_index=True)
     attempts = models.PositiveIntegerField(default=0)
+    # The task that runs it, so a job whose worker died can be delivered again (see jobs.liveness).
+    task_name = models.CharField(max_length=200, blank=True, default="")
+    # Written by the process running the job every JOB_HEARTBEAT_SECONDS; empty where tasks run in-process.
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
     dataset = models.ForeignKey(
         "datasets.Dataset", null=True, blank=True, on_delete=models.CASCADE, related_name="jobs"
     )

@@ -1,7 +1,8 @@
 """Job lifecycle. Services create a Job and enqueue its task by name on commit; workers move it along.
 
-A worker first claims the job (queued or running -> running, counting attempts); a job redelivered
-after its worker died is claimed again and resumes, because every task only does missing work.
+A worker first claims the job (queued, or running without a live runner -> running, counting attempts); a job
+delivered again after its worker died is claimed again and resumes, because every task only does missing work
+(see jobs.liveness for how a dead runner is told from a live one).
 Cancelling is cooperative: the task checks `job_should_stop` between batches.
 """
 
@@ -12,13 +13,15 @@ import uuid
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
+from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Model
+from django.db.models import F, Model, Q
 from django.utils import timezone
 from kombu.exceptions import OperationalError as KombuOperationalError
 
 from imagestudio.common.errors import Conflict, DomainError, ServiceUnavailable
 
+from .liveness import claimable, heartbeats_enabled, job_heartbeat, orphaned
 from .models import ACTIVE_STATUSES, Job, JobStatus
 
 if TYPE_CHECKING:
@@ -52,6 +55,12 @@ def _run_eagerly(task_name, job_id):
     app.tasks[task_name].apply(args=[str(job_id)])
 
 
+def _dispatch(task_name, job_id):
+    from imagestudio.celery import app
+
+    (_run_eagerly if app.conf.task_always_eager else _send)(task_name, job_id)
+
+
 def job_enqueue(*, kind: str, task_name: str, dataset: Model | None = None, creator: User | None = None,
                 params: dict[str, Any] | None = None, dedupe_key: str = "",
                 dedupe_statuses: Iterable[str] = ACTIVE_STATUSES, check_queue: bool = True,
@@ -60,8 +69,6 @@ def job_enqueue(*, kind: str, task_name: str, dataset: Model | None = None, crea
     `coalesce(params of that job)` gives its new params, written under its row lock: a queued job is claimed
     only after this transaction commits, so it runs with them. `check_queue=False` when the caller already
     pinged the broker for this request."""
-    from imagestudio.celery import app
-
     if check_queue:
         queue_check()
     with transaction.atomic():
@@ -76,11 +83,9 @@ def job_enqueue(*, kind: str, task_name: str, dataset: Model | None = None, crea
                     existing.params = merged
                     existing.save(update_fields=["params"])
                 return existing, False
-        job = Job.objects.create(
-            kind=kind, dataset=dataset, creator=creator, params=params or {}, dedupe_key=dedupe_key
-        )
-        send = _run_eagerly if app.conf.task_always_eager else _send
-        transaction.on_commit(lambda: send(task_name, job.id))
+        job = Job.objects.create(kind=kind, dataset=dataset, creator=creator, params=params or {},
+                                 dedupe_key=dedupe_key, task_name=task_name)
+        transaction.on_commit(lambda: _dispatch(task_name, job.id))
     return job, True
 
 
@@ -101,10 +106,12 @@ def queue_check() -> None:
 
 
 def job_claim(*, job_id: uuid.UUID | str) -> Job | None:
-    """Mark the job running for this delivery. Returns the job, or None when it must not run."""
+    """Mark the job running for this delivery. Returns the job, or None when it must not run (finished,
+    cancelled, or running in a process that is alive)."""
     now = timezone.now()
-    claimed = Job.objects.filter(pk=job_id, status__in=ACTIVE_STATUSES).update(
-        status=JobStatus.RUNNING, attempts=F("attempts") + 1, updated_at=now
+    claimed = Job.objects.filter(claimable(now), pk=job_id).update(
+        status=JobStatus.RUNNING, attempts=F("attempts") + 1, updated_at=now,
+        heartbeat_at=now if heartbeats_enabled() else None,
     )
     if not claimed:
         return None
@@ -175,10 +182,11 @@ def run_job(job_id: uuid.UUID | str, work: Callable[[Job], dict[str, Any]],
     """
     job = job_claim(job_id=job_id)
     if job is None:
-        logger.info("job %s is not runnable (finished, cancelled or unknown); skipping", job_id)
+        logger.info("job %s is not runnable (finished, cancelled, unknown or running elsewhere); skipping", job_id)
         return
     try:
-        result = work(job)
+        with job_heartbeat(job_id):
+            result = work(job)
     except JobCancelled:
         logger.info("job %s cancelled", job_id)
     except Exception as exc:
@@ -191,3 +199,30 @@ def run_job(job_id: uuid.UUID | str, work: Callable[[Job], dict[str, Any]],
         job_succeed(job_id=job_id, result=result)
     if finished is not None:
         finished(job)
+
+
+def jobs_requeue_orphaned(*, stale_after_seconds: float | None = None, include_queued: bool = False) -> dict[str, int]:
+    """Deliver again each running job whose runner has not been heard from for `stale_after_seconds`
+    (JOB_ORPHAN_SECONDS by default): its worker was killed or its machine lost. A job that has had
+    JOB_MAX_ATTEMPTS deliveries, or has no task to run it (a command-line run), fails instead.
+    `include_queued`: also dispatch queued jobs (where tasks run in-process, those a stopped server never ran)."""
+    now = timezone.now()
+    stale = orphaned(now, settings.JOB_ORPHAN_SECONDS if stale_after_seconds is None else stale_after_seconds)
+    if include_queued:
+        stale |= Q(status=JobStatus.QUEUED)
+    counts = {"requeued": 0, "failed": 0}
+    for job in Job.objects.filter(stale).only("id", "status", "task_name", "attempts", "heartbeat_at", "updated_at"):
+        # Each write is conditional on what was read, so a heartbeat or another reaper in between wins.
+        unchanged = Job.objects.filter(pk=job.pk, status=job.status, heartbeat_at=job.heartbeat_at,
+                                       updated_at=job.updated_at)
+        if job.attempts >= settings.JOB_MAX_ATTEMPTS or not job.task_name:
+            why = (f"its worker stopped during each of its {job.attempts} deliveries" if job.task_name
+                   else "the process running it stopped")
+            counts["failed"] += unchanged.update(status=JobStatus.FAILED, error=f"Orphaned: {why}.",
+                                                 finished_at=now, updated_at=now)
+        elif unchanged.update(status=JobStatus.QUEUED, updated_at=now,
+                              message="delivered again: the process running it stopped answering"):
+            logger.warning("job %s: its runner stopped; delivering it again", job.pk)
+            _dispatch(job.task_name, job.pk)
+            counts["requeued"] += 1
+    return counts

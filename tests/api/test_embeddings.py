@@ -242,8 +242,16 @@ def test_quickstart_sets_up_the_demo(settings, capsys):
     signed_in = APIClient()
     signed_in.credentials(HTTP_AUTHORIZATION=f"Token {key}")
     assert signed_in.get("/api/datasets/").json()["count"] == 1  # the printed token signs in, to the demo dataset
+    # The server was stopped while the embedding job ran: the next start runs it again, and it finishes the work.
+    job = Job.objects.get(kind="embeddings")
+    Job.objects.filter(pk=job.pk).update(status="running", finished_at=None)
+    stored = Embedding.objects.count()
+    Embedding.objects.filter(pk__in=Embedding.objects.values("pk")[:10]).delete()
     call_command("quickstart", "--no-serve")  # a second run reuses what is there
-    assert Sample.objects.count() == 60
+    assert "1 run again, 0 failed" in capsys.readouterr().out
+    job.refresh_from_db()
+    assert (job.status, job.attempts, job.result["computed"]) == ("succeeded", 2, 10)
+    assert (Sample.objects.count(), Embedding.objects.count()) == (60, stored)
 
 
 # ---------------------------------------------------------------- pretrained weights: a request never downloads

@@ -24,9 +24,11 @@ VISIBILITY_TIMEOUT = 4
 
 def test_a_short_soak_with_a_killed_worker_ends_clean(live_server, start_worker, tiny_clip):
     env = {"EMBEDDING_DEFAULT_ENCODER": "open_clip", "CLIP_MODEL": "tiny-clip", "CLIP_MODEL_CONFIG": str(TINY_CLIP_CONFIG),
-           "CLIP_CHECKPOINT": tiny_clip, "EMBEDDING_DEVICE": "cpu", "CELERY_VISIBILITY_TIMEOUT": str(VISIBILITY_TIMEOUT)}
+           "CLIP_CHECKPOINT": tiny_clip, "EMBEDDING_DEVICE": "cpu", "CELERY_VISIBILITY_TIMEOUT": str(VISIBILITY_TIMEOUT),
+           "JOB_HEARTBEAT_SECONDS": "1", "JOB_ORPHAN_SECONDS": "3"}
     target = soak.make_target(live_server.url)
-    # The new worker starts after the visibility timeout, so its first sweep hands it the killed worker's job.
+    # The new worker starts after the visibility timeout, so its first sweep hands it the killed worker's job, and
+    # after the orphan time, so it may claim it.
     stats, killer, _ = soak.run(target, seconds=SECONDS, clients=4, kills=1, seed=0,
                                 start_worker=lambda: start_worker(env=env, concurrency=2),
                                 restart_delay=lambda rng: VISIBILITY_TIMEOUT + 1)

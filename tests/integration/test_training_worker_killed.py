@@ -1,5 +1,6 @@
-"""A worker SIGKILLed in the middle of a fast-model training job: the job is delivered again, trains again, and
-its results exist exactly once (one ready model, a readable artifact, one prediction per sample and class)."""
+"""A worker SIGKILLed in the middle of a fast-model training job: its heartbeat stops, the reaper delivers the job
+again (long before the broker's visibility timeout), it trains again, and its results exist exactly once (one ready
+model, a readable artifact, one prediction per sample and class)."""
 
 import json
 import time
@@ -13,6 +14,7 @@ from imagestudio.common.artifacts import artifact_read
 from imagestudio.datasets.models import Sample
 from imagestudio.datasets.services import dataset_add_counts, dataset_create
 from imagestudio.embeddings.store import encoder_for, vectors_add
+from imagestudio.jobs.services import jobs_requeue_orphaned
 from imagestudio.training.models import FastModel, Prediction
 from tests.conftest import TINY_CLIP_CONFIG
 from tests.integration.conftest import wait_for_job
@@ -101,9 +103,11 @@ def predicted_samples(client, dataset, model_id, label_class, word):
     return body["count"], [row["id"] for row in body["results"]]
 
 
-def test_killed_training_job_is_redelivered_and_stores_its_results_once(api, owner, wide_encoder, start_worker):
+def test_killed_training_job_is_redelivered_and_stores_its_results_once(api, owner, wide_encoder, start_worker,
+                                                                       settings):
     dataset, ids, vectors, classes = embedded_dataset(owner)
-    env = {**wide_encoder, "CELERY_VISIBILITY_TIMEOUT": "4"}
+    settings.JOB_HEARTBEAT_SECONDS, settings.JOB_ORPHAN_SECONDS = 1, 3
+    env = {**wide_encoder, "JOB_HEARTBEAT_SECONDS": "1", "JOB_ORPHAN_SECONDS": "3"}
     first = start_worker(env=env, queues="training")
 
     response = api.post(f"/api/datasets/{dataset.id}/models/", {"label_source": "ground_truth"}, format="json")
@@ -127,7 +131,14 @@ def test_killed_training_job_is_redelivered_and_stores_its_results_once(api, own
     model_id = listed[0]["id"]
     assert not Prediction.objects.filter(model_id=model_id).exists()
 
+    killed_at = time.monotonic()
+    assert jobs_requeue_orphaned() == {"requeued": 0, "failed": 0}  # its last heartbeat is recent
+
     second = start_worker(env=env, queues="training")
+    while (counts := jobs_requeue_orphaned()) == {"requeued": 0, "failed": 0}:
+        assert time.monotonic() < killed_at + 30, api.get(location).json()
+        time.sleep(0.2)
+    assert counts == {"requeued": 1, "failed": 0} and time.monotonic() - killed_at > 2
     job = wait_for_job(api, location, timeout=150)
     assert job["status"] == "succeeded", (job, second.output())
     assert job["attempts"] == 2, job

@@ -1,5 +1,5 @@
-"""A worker SIGKILLed in the middle of an embedding job: the job is delivered again, resumes, and every
-sample ends with exactly one vector."""
+"""A worker SIGKILLed in the middle of an embedding job: the broker delivers the job again (after the visibility
+timeout), it resumes, and every sample ends with exactly one vector."""
 
 import io
 import os
@@ -29,7 +29,8 @@ def noisy_png(seed):
 def test_killed_embedding_job_resumes_with_exactly_one_vector_per_sample(api, dataset, tiny_clip, start_worker):
     env = {"EMBEDDING_DEFAULT_ENCODER": "open_clip", "CLIP_MODEL": "tiny-clip",
            "CLIP_MODEL_CONFIG": str(TINY_CLIP_CONFIG), "CLIP_CHECKPOINT": tiny_clip, "EMBEDDING_DEVICE": "cpu",
-           "EMBEDDING_BATCH_SIZE": "1", "CELERY_VISIBILITY_TIMEOUT": "4"}
+           "EMBEDDING_BATCH_SIZE": "1", "CELERY_VISIBILITY_TIMEOUT": "4", "JOB_HEARTBEAT_SECONDS": "1",
+           "JOB_ORPHAN_SECONDS": "3"}
     first = start_worker(env=env)
     archive = zip_bytes({f"{i}.png": noisy_png(i) for i in range(IMAGES)})
     imported = api.post(f"/api/datasets/{dataset.id}/imports/",
@@ -48,6 +49,7 @@ def test_killed_embedding_job_resumes_with_exactly_one_vector_per_sample(api, da
     stored_at_kill = Embedding.objects.count()
     assert 0 < stored_at_kill < IMAGES, "the job must be killed half way"
     assert Job.objects.get(pk=job_id).status == "running"
+    time.sleep(3.5)  # the broker's redelivery is claimed only once the killed runner's heartbeat is that old
 
     second = start_worker(env=env)
     job = wait_for_job(api, response["Location"], timeout=120)

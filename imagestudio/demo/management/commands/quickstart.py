@@ -9,6 +9,8 @@ from django.core.management.base import BaseCommand
 
 from imagestudio.accounts.services import token_for
 from imagestudio.demo.services import demo_dataset_get_or_create, demo_embeddings_ensure
+from imagestudio.jobs.liveness import heartbeats_enabled
+from imagestudio.jobs.services import jobs_requeue_orphaned
 
 
 class Command(BaseCommand):
@@ -28,6 +30,11 @@ class Command(BaseCommand):
             user.set_password(password)
             user.save()
         token = token_for(user=user)
+        if not heartbeats_enabled():  # jobs run in this process: any left active, a stopped server left
+            left = jobs_requeue_orphaned(stale_after_seconds=0, include_queued=True)
+            if any(left.values()):
+                self.stdout.write(f"Jobs the last run left unfinished: {left['requeued']} run again, "
+                                  f"{left['failed']} failed.")
         dataset, job = demo_dataset_get_or_create(user=user)
         if job is not None:
             self.stdout.write(f"Demo dataset imported: job {job.status}, {job.result.get('created', 0)} images.")

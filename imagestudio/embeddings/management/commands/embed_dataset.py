@@ -7,6 +7,7 @@ from django.core.management.base import BaseCommand, CommandError
 from imagestudio.common.errors import DomainError
 from imagestudio.datasets.models import Dataset, Split
 from imagestudio.embeddings.services import embeddings_run
+from imagestudio.jobs.liveness import job_heartbeat
 from imagestudio.jobs.models import Job, JobStatus
 from imagestudio.jobs.services import job_claim, job_fail, job_succeed
 
@@ -28,7 +29,8 @@ class Command(BaseCommand):
         job_claim(job_id=job.id)
         job.refresh_from_db()
         try:
-            result = embeddings_run(job, progress=self._bar)
+            with job_heartbeat(job.id):
+                result = embeddings_run(job, progress=self._bar)
         except DomainError as exc:
             job_fail(job_id=job.id, error=exc.message)
             raise CommandError(exc.message) from None

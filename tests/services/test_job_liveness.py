@@ -1,0 +1,131 @@
+"""A job whose runner died is delivered again (or failed, with the reason); a job whose runner is alive is left
+alone, and never claimed by a second delivery."""
+
+import time
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
+
+from imagestudio.jobs.models import Job, JobStatus
+from imagestudio.jobs.services import job_claim, jobs_requeue_orphaned, run_job
+from imagestudio.pipeline import EMBED_TASK
+from tests.factories import make_samples
+
+pytestmark = pytest.mark.django_db
+
+ORPHAN_SECONDS = 60
+
+
+@pytest.fixture(autouse=True)
+def _orphan_seconds(settings):
+    settings.JOB_ORPHAN_SECONDS, settings.JOB_MAX_ATTEMPTS = ORPHAN_SECONDS, 3
+
+
+@pytest.fixture
+def dispatched(monkeypatch):
+    """The task names and job ids the reaper sends, instead of running them."""
+    sent = []
+    monkeypatch.setattr("imagestudio.jobs.services._dispatch", lambda task_name, job_id: sent.append((task_name, job_id)))
+    return sent
+
+
+def job_left(dataset, *, status=JobStatus.RUNNING, heartbeat_age=None, updated_age=0, attempts=1, task_name=EMBED_TASK):
+    """A job as a runner left it: its last heartbeat and last change `*_age` seconds ago (None: never written)."""
+    now = timezone.now()
+    job = Job.objects.create(kind="embeddings", dataset=dataset, status=status, attempts=attempts, task_name=task_name)
+    Job.objects.filter(pk=job.pk).update(
+        heartbeat_at=None if heartbeat_age is None else now - timedelta(seconds=heartbeat_age),
+        updated_at=now - timedelta(seconds=updated_age))
+    return Job.objects.get(pk=job.pk)
+
+
+def test_a_running_job_whose_heartbeat_stopped_runs_again_and_finishes(dataset):
+    make_samples(dataset, [{}, {}])
+    job = job_left(dataset, heartbeat_age=ORPHAN_SECONDS + 1)
+    assert jobs_requeue_orphaned() == {"requeued": 1, "failed": 0}
+    job.refresh_from_db()  # tasks run in-process here: delivered again means run again
+    assert (job.status, job.attempts, job.result["computed"]) == (JobStatus.SUCCEEDED, 2, 2), job.error
+
+
+def test_a_job_with_a_live_runner_is_not_requeued_nor_claimed_by_a_second_delivery(dataset, dispatched):
+    job = job_left(dataset, heartbeat_age=ORPHAN_SECONDS - 5, updated_age=3600)
+    assert jobs_requeue_orphaned() == {"requeued": 0, "failed": 0} and dispatched == []
+    assert job_claim(job_id=job.pk) is None  # the broker's late redelivery of its message
+    job.refresh_from_db()
+    assert (job.status, job.attempts) == (JobStatus.RUNNING, 1)
+
+
+def test_a_job_orphaned_on_each_of_its_deliveries_fails_with_the_reason(dataset, dispatched):
+    job = job_left(dataset, heartbeat_age=ORPHAN_SECONDS + 1, attempts=3)
+    assert jobs_requeue_orphaned() == {"requeued": 0, "failed": 1} and dispatched == []
+    job.refresh_from_db()
+    assert job.status == JobStatus.FAILED and "stopped during each of its 3 deliveries" in job.error
+    assert job.finished_at is not None
+
+
+def test_a_job_no_task_runs_fails_when_its_process_stops(dataset, dispatched):
+    job = job_left(dataset, heartbeat_age=ORPHAN_SECONDS + 1, task_name="")  # `manage.py embed_dataset`
+    assert jobs_requeue_orphaned() == {"requeued": 0, "failed": 1}
+    job.refresh_from_db()
+    assert job.status == JobStatus.FAILED and "the process running it stopped" in job.error
+
+
+STATES = st.fixed_dictionaries({
+    "status": st.sampled_from(JobStatus.values),
+    "heartbeat_age": st.none() | st.integers(0, 2 * ORPHAN_SECONDS).filter(lambda age: age != ORPHAN_SECONDS),
+    "updated_age": st.integers(0, 2 * ORPHAN_SECONDS).filter(lambda age: age != ORPHAN_SECONDS),
+    "attempts": st.integers(0, 4),
+    "task_name": st.sampled_from(["", EMBED_TASK]),
+})
+
+
+def expected_outcome(state, include_queued):
+    """The reaper's rule, written out: (status after, delivered again)."""
+    silent_for = state["updated_age"] if state["heartbeat_age"] is None else state["heartbeat_age"]
+    stale = (state["status"] == JobStatus.RUNNING and silent_for > ORPHAN_SECONDS) or (
+        include_queued and state["status"] == JobStatus.QUEUED)
+    if not stale:
+        return state["status"], False
+    if state["attempts"] >= 3 or not state["task_name"]:
+        return JobStatus.FAILED, False
+    return JobStatus.QUEUED, True
+
+
+@hypothesis_settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(states=st.lists(STATES, min_size=1, max_size=6), include_queued=st.booleans())
+def test_exactly_the_orphaned_jobs_are_requeued_or_failed(dataset, dispatched, states, include_queued):
+    Job.objects.all().delete()
+    dispatched.clear()
+    jobs = [job_left(dataset, **state) for state in states]
+    counts = jobs_requeue_orphaned(include_queued=include_queued)
+    expected = [expected_outcome(state, include_queued) for state in states]
+    assert [Job.objects.get(pk=job.pk).status for job in jobs] == [status for status, _ in expected]
+    assert sorted(dispatched) == sorted((EMBED_TASK, job.pk) for job, (_, again) in zip(jobs, expected, strict=True)
+                                        if again)
+    newly_failed = [after == JobStatus.FAILED and state["status"] != JobStatus.FAILED
+                    for (after, _), state in zip(expected, states, strict=True)]
+    assert counts == {"requeued": len(dispatched), "failed": sum(newly_failed)}
+
+
+@pytest.mark.django_db(transaction=True)  # the heartbeat is written from another thread, on its own connection
+def test_a_worker_writes_the_heartbeat_while_the_work_runs(dataset, monkeypatch, settings):
+    monkeypatch.setattr("imagestudio.jobs.liveness.heartbeats_enabled", lambda: True)
+    monkeypatch.setattr("imagestudio.jobs.services.heartbeats_enabled", lambda: True)
+    settings.JOB_HEARTBEAT_SECONDS = 0.05
+    job = job_left(dataset, status=JobStatus.QUEUED)
+    beats = []
+
+    def work(claimed):
+        for _ in range(6):
+            time.sleep(0.1)
+            beats.append(Job.objects.get(pk=claimed.pk).heartbeat_at)
+        return {}
+
+    run_job(job.pk, work)
+    assert beats[0] is not None and len(set(beats)) >= 3, beats  # written at the claim, then again and again
+    job.refresh_from_db()
+    assert job.status == JobStatus.SUCCEEDED and job.heartbeat_at <= job.finished_at
