@@ -10,12 +10,15 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter
 from inflection import camelize
 
+from api.responses import LocatedCreatesMixin
 from api.serializers.polymorphic import pascal
 
 PATH_VARIABLE = re.compile(r"{(\w+)_id}")
 UUID_IDS = {"job"}  # jobs are named by a UUID; every other resource by an integer
 # What an enum reference leaves behind of the schema it replaces (the values say the rest).
 ENUM_KEYS = ("enum", "type", "x-spec-enum-id", "minLength", "maxLength")
+LOCATION_OF_CREATED = OpenApiParameter("Location", OpenApiTypes.URI, OpenApiParameter.HEADER, response=[201],
+                                       description="The URL of what was created.")
 
 
 class AutoSchema(SpectacularAutoSchema):
@@ -27,6 +30,8 @@ class AutoSchema(SpectacularAutoSchema):
                              OpenApiParameter.PATH, description=f"The {resource.replace('_', ' ')}'s id.")
             for resource in PATH_VARIABLE.findall(self.path)
         ]
+        if self.method == "POST" and isinstance(self.view, LocatedCreatesMixin):
+            declared.append(LOCATION_OF_CREATED)
         return [*declared, *super().get_override_parameters()]
 
     def get_tags(self):
@@ -238,12 +243,24 @@ PRECONDITION_FAILED_SCHEMA = {
 }
 
 
+HEADER_ETAG = {"ETag": {"schema": {"type": "string"}, "description": "The representation's tag: send it as "
+                        "If-None-Match for a 304, or as If-Match where a write takes one."}}
+HEADER_JOB_LOCATION = {"Location": {"schema": {"type": "string", "format": "uri"},
+                                    "description": "The job's URL: poll it (`?wait=`), or open its `events_url`."}}
+HEADER_RETRY_AFTER = {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds to wait before retrying."}}
+
+
 def _add_conditional_responses(method, operation):
-    """304 on every GET but a stream (ConditionalGetMiddleware); 412 where If-Match is taken."""
+    """304 and an ETag on every GET but a stream (ConditionalGetMiddleware); 412 where If-Match is taken; the job's
+    Location on a 202."""
     responses = operation.setdefault("responses", {})
     streams = "text/event-stream" in responses.get("200", {}).get("content", {})
     if method == "get" and not streams:
         responses.setdefault("304", NOT_MODIFIED)
+        if "application/json" in responses.get("200", {}).get("content", {}):
+            responses["200"].setdefault("headers", {}).update(HEADER_ETAG)
+    if "202" in responses:
+        responses["202"].setdefault("headers", {}).update(HEADER_JOB_LOCATION)
     if any(parameter.get("name") == "If-Match" for parameter in operation.get("parameters", ())):
         responses.setdefault("412", PRECONDITION_FAILED)
 
@@ -277,6 +294,7 @@ def add_error_responses(result, generator, request, public):
             if public:
                 responses.setdefault("429", {
                     "description": "Too many attempts: retry after the delay said.",
+                    "headers": HEADER_RETRY_AFTER,
                     "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
                 })
             # Any operation may meet a state it cannot serve (reads too: a model or export not ready, or failed),
@@ -288,6 +306,7 @@ def add_error_responses(result, generator, request, public):
             })
             responses.setdefault("503", {
                 "description": "The database or the task queue is unavailable: retry after the delay said.",
+                "headers": HEADER_RETRY_AFTER,
                 "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
             })
     return result

@@ -12,6 +12,7 @@ from rest_framework.response import Response
 from rest_framework.throttling import AnonRateThrottle, SimpleRateThrottle
 from rest_framework.views import APIView
 
+from api.responses import LocatedCreatesMixin
 from api.scoping import schema_placeholder
 from api.serializers.auth import (
     ApiTokenCreateSerializer,
@@ -92,7 +93,7 @@ class LogoutView(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class ApiTokenViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin,
+class ApiTokenViewSet(LocatedCreatesMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin,
                       viewsets.GenericViewSet):
     """Your live API tokens (neither revoked nor expired): named tokens for scripts, and one per login. Keys are
     shown once, when issued; a list shows each token's prefix. Another user's token id is a 404."""

@@ -3,6 +3,7 @@ from rest_framework import mixins, status, viewsets
 from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 
+from api.responses import LocatedCreatesMixin
 from api.scoping import DatasetScopedMixin, require_role, schema_placeholder
 from api.serializers.datasets import (
     DatasetCreateSerializer,
@@ -24,7 +25,7 @@ from imagestudio.datasets.selectors import (
 )
 
 
-class DatasetViewSet(viewsets.ModelViewSet):
+class DatasetViewSet(LocatedCreatesMixin, viewsets.ModelViewSet):
     """Datasets you are a member of. Creating one makes you its owner."""
 
     serializer_class = DatasetSerializer
@@ -77,7 +78,7 @@ class DatasetViewSet(viewsets.ModelViewSet):
         return DatasetSerializer(dataset, context=self.get_serializer_context()).data
 
 
-class LabelClassViewSet(DatasetScopedMixin, viewsets.ModelViewSet):
+class LabelClassViewSet(LocatedCreatesMixin, DatasetScopedMixin, viewsets.ModelViewSet):
     """Label classes of a dataset (multi-label: a sample can be PRESENT for several)."""
 
     serializer_class = LabelClassSerializer
@@ -97,8 +98,8 @@ class LabelClassViewSet(DatasetScopedMixin, viewsets.ModelViewSet):
         services.label_class_delete(label_class=label_class)
 
 
-class MembershipViewSet(DatasetScopedMixin, mixins.ListModelMixin, mixins.CreateModelMixin,
-                        mixins.DestroyModelMixin, viewsets.GenericViewSet):
+class MembershipViewSet(LocatedCreatesMixin, DatasetScopedMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
+                        mixins.CreateModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet):
     """Who may use the dataset, and as what: viewer < annotator < editor < owner. Owners manage members."""
 
     serializer_class = MembershipSerializer

@@ -4,6 +4,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from api.headers import IF_MATCH, etagged, if_match_precondition, if_match_version, representation_etag
+from api.responses import LocatedCreatesMixin
 from api.scoping import DatasetScopedMixin
 from api.serializers.labeling import (
     LFByTypeSerializer,
@@ -23,7 +24,7 @@ from imagestudio.labeling.models import LabelingFunction
 from imagestudio.training.selectors import lf_summary_with_learned
 
 
-class LabelingFunctionViewSet(DatasetScopedMixin, viewsets.ModelViewSet):
+class LabelingFunctionViewSet(LocatedCreatesMixin, DatasetScopedMixin, viewsets.ModelViewSet):
     """Labeling functions: tune one on `preview`, save it (its votes are materialized), activate or
     deactivate it with PATCH `active`, compare them on `summary`."""
 

@@ -4,6 +4,7 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.response import Response
 
+from api.responses import LocatedCreatesMixin
 from api.scoping import DatasetScopedMixin
 from api.serializers.samples import CommentSerializer
 from api.serializers.tags import CommentWriteSerializer, TagApplyResultSerializer, TagApplySerializer, TagSerializer
@@ -12,7 +13,7 @@ from imagestudio.datasets.models import Comment, Role, Tag
 from imagestudio.datasets.selectors import comment_list, tag_counted, tag_list
 
 
-class TagViewSet(DatasetScopedMixin, viewsets.ModelViewSet):
+class TagViewSet(LocatedCreatesMixin, DatasetScopedMixin, viewsets.ModelViewSet):
     """Tags of a dataset: create, rename, delete, and apply to or remove from many samples at once."""
 
     serializer_class = TagSerializer
@@ -61,7 +62,8 @@ class TagViewSet(DatasetScopedMixin, viewsets.ModelViewSet):
         return self._bulk(request, services.tag_remove)
 
 
-class CommentViewSet(DatasetScopedMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class CommentViewSet(LocatedCreatesMixin, DatasetScopedMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
+                     viewsets.GenericViewSet):
     """Comments on a sample. Annotators and above comment; only the author or an owner edits or deletes."""
 
     serializer_class = CommentSerializer

@@ -127,3 +127,38 @@ def test_api_root_lists_every_top_level_resource_and_the_version():
     for name, url in body["resources"].items():
         assert url == f"http://testserver/api/{name}/"
         assert anonymous.get(url).status_code in (200, 401, 405), name  # routed: public, or asks for credentials
+
+
+def documented_creates():
+    """(method, path) of every operation the committed schema says answers 201 with a Location."""
+    committed = yaml.safe_load(open("api/openapi.yaml"))
+    return {(method.upper(), path) for path, operations in committed["paths"].items()
+            for method, operation in operations.items()
+            if "Location" in operation.get("responses", {}).get("201", {}).get("headers", {})}
+
+
+def test_every_201_carries_the_location_of_what_it_created(api, dataset, samples, stranger):
+    sample, cat = samples[0], dataset.classes.get(name="cat")
+    base = f"/api/datasets/{dataset.id}"
+    token = api.post("/api/auth/tokens/", {"name": "script"}, format="json").json()
+    creates = [
+        ("/api/datasets/", "/api/datasets/", {"name": "Second", "classes": ["a"]}),
+        ("/api/datasets/{dataset_id}/classes/", f"{base}/classes/", {"name": "bird"}),
+        ("/api/datasets/{dataset_id}/members/", f"{base}/members/", {"username": stranger.username, "role": "viewer"}),
+        ("/api/datasets/{dataset_id}/tags/", f"{base}/tags/", {"name": "blurry"}),
+        ("/api/datasets/{dataset_id}/samples/{sample_id}/comments/", f"{base}/samples/{sample.id}/comments/",
+         {"body": "look"}),
+        ("/api/datasets/{dataset_id}/lfs/", f"{base}/lfs/", {
+            "name": "says dog", "label_class": cat.name, "type": "pattern", "high": 1,
+            "config": {"field": "caption", "builder": "keyword", "words": ["dog"]}}),
+        ("/api/auth/tokens/", "/api/auth/tokens/", {"name": "another script"}),
+        ("/api/auth/tokens/{token_id}/rotate/", f"/api/auth/tokens/{token['id']}/rotate/", None),
+    ]
+    assert {("POST", route) for route, _, _ in creates} == documented_creates()
+    for route, url, body in creates:
+        created = api.post(url, body, format="json")
+        assert created.status_code == 201, (route, created.content)
+        location = created["Location"]
+        assert location.startswith("http://testserver/api/"), (route, location)
+        shown = api.get(location)
+        assert shown.status_code == 200 and shown.json()["id"] == created.json()["id"], (route, shown.content)
