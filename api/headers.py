@@ -5,6 +5,7 @@ import json
 import re
 from contextlib import contextmanager
 
+from django.utils.http import parse_etags
 from drf_spectacular.utils import OpenApiParameter
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
@@ -31,6 +32,16 @@ def if_match_version(request):
     if match is None:
         raise ValidationError({"If-Match": ['Give the ETag or the version you last saw, e.g. If-Match: "3".']})
     return int(match.group(1))
+
+
+def if_none_match_names(request, etag):
+    """Whether If-None-Match lists `etag` (weak comparison) or is `*` (RFC 9110 13.1.2): the client's copy is
+    current. For answers built before the ETag middleware could see them (files)."""
+    header = request.headers.get("If-None-Match")
+    if not header:
+        return False
+    listed = {tag.removeprefix("W/") for tag in parse_etags(header)}
+    return "*" in listed or etag.removeprefix("W/") in listed
 
 
 def representation_etag(version, data):

@@ -251,13 +251,13 @@ HEADER_RETRY_AFTER = {"Retry-After": {"schema": {"type": "integer"}, "descriptio
 
 
 def _add_conditional_responses(method, operation):
-    """304 and an ETag on every GET but a stream (ConditionalGetMiddleware); 412 where If-Match is taken; the job's
+    """304 and an ETag on every GET but a stream (ConditionalGetMiddleware, or the file views); 412 where If-Match is taken; the job's
     Location on a 202."""
     responses = operation.setdefault("responses", {})
     streams = "text/event-stream" in responses.get("200", {}).get("content", {})
     if method == "get" and not streams:
         responses.setdefault("304", NOT_MODIFIED)
-        if "application/json" in responses.get("200", {}).get("content", {}):
+        if "200" in responses:
             responses["200"].setdefault("headers", {}).update(HEADER_ETAG)
     if "202" in responses:
         responses["202"].setdefault("headers", {}).update(HEADER_JOB_LOCATION)

@@ -87,8 +87,8 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",  # admin and Swagger UI assets behind gunicorn
     "django.contrib.sessions.middleware.SessionMiddleware",
     "imagestudio.urls.CommonMiddleware",  # Django's, with JSON 404s, not redirects, for /api/ paths without a slash
-    # Every GET answer gets an ETag (the view's, else a hash of the body); If-None-Match matching it answers 304.
-    "django.middleware.http.ConditionalGetMiddleware",
+    # Every GET and HEAD answer gets an ETag (the view's, else a hash of the body); If-None-Match matching it: 304.
+    "imagestudio.urls.ConditionalGetMiddleware",  # Django's, for HEAD too
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",

@@ -1,6 +1,9 @@
+import copy
+
 from django.contrib import admin
 from django.http import JsonResponse
 from django.middleware import common as middleware
+from django.middleware import http as http_middleware
 from django.urls import include, is_valid_path, path
 from django.views.defaults import bad_request, page_not_found
 
@@ -17,6 +20,17 @@ class CommonMiddleware(middleware.CommonMiddleware):
 
     def should_redirect_with_slash(self, request):
         return not request.path_info.startswith("/api/") and super().should_redirect_with_slash(request)
+
+
+class ConditionalGetMiddleware(http_middleware.ConditionalGetMiddleware):
+    """Django's (an ETag on every GET answer, 304 for a matching If-None-Match), for HEAD too: RFC 9110 13.1.2
+    applies If-None-Match to both, and a HEAD is answered as its GET (its body dropped by the server)."""
+
+    def process_response(self, request, response):
+        if request.method == "HEAD":
+            request = copy.copy(request)
+            request.method = "GET"
+        return super().process_response(request, response)
 
 
 def not_found(request, exception=None):

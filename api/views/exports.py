@@ -1,10 +1,13 @@
-from django.http import FileResponse
+import hashlib
+
+from django.http import FileResponse, HttpResponseNotModified
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from api.headers import if_none_match_names
 from api.responses import accepted
 from api.scoping import DatasetScopedMixin
 from api.serializers.exports import ExportCreateSerializer, ExportSerializer
@@ -43,5 +46,12 @@ class ExportViewSet(DatasetScopedMixin, mixins.ListModelMixin, mixins.RetrieveMo
             status = export.job.status if export.job else "unknown"
             return Response({"detail": f"The export is not ready (job {status}).", "code": "not_ready"},
                             status=409, headers={"Retry-After": "5"})
-        return FileResponse(export_file(export), content_type="text/csv", as_attachment=True,
-                            filename=f"dataset-{export.dataset_id}-{export.kind}-{export.id}.csv")
+        # A ready export's file is never written again: its key and size name its bytes.
+        etag = f'"{hashlib.sha256(f"{export.file}:{export.bytes}".encode()).hexdigest()[:16]}"'
+        if if_none_match_names(request, etag):
+            response = HttpResponseNotModified()
+        else:
+            response = FileResponse(export_file(export), content_type="text/csv", as_attachment=True,
+                                    filename=f"dataset-{export.dataset_id}-{export.kind}-{export.id}.csv")
+        response["ETag"] = etag
+        return response

@@ -14,6 +14,7 @@ from rest_framework.utils.urls import remove_query_param, replace_query_param
 from rest_framework.views import APIView
 
 from api.exceptions import DATABASE_UNAVAILABLE
+from api.headers import if_none_match_names
 from api.negotiation import FileContentNegotiation
 from api.responses import accepted
 from api.scoping import DatasetScopedMixin
@@ -76,7 +77,7 @@ def _file_response(request, sample, size, cache_control):
         key, content_type, etag = sample.original, mime_for_format(sample.format), f'"{sample.sha256}"'
     else:
         key, content_type, etag = sample.thumbnail, "image/jpeg", f'"{sample.sha256}-thumb"'
-    if request.headers.get("If-None-Match") == etag:
+    if if_none_match_names(request, etag):
         response = HttpResponseNotModified()
     else:
         try:

@@ -162,3 +162,31 @@ def test_every_201_carries_the_location_of_what_it_created(api, dataset, samples
         assert location.startswith("http://testserver/api/"), (route, location)
         shown = api.get(location)
         assert shown.status_code == 200 and shown.json()["id"] == created.json()["id"], (route, shown.content)
+
+
+def test_head_honours_if_none_match_as_get_does(api, dataset, samples):
+    for url in (f"/api/datasets/{dataset.id}/samples/{samples[0].id}/", "/api/datasets/"):
+        etag = api.get(url)["ETag"]
+        head = api.head(url)
+        assert head.status_code == 200 and head["ETag"] == etag
+        for header in (etag, f"W/{etag}", f'"other", {etag}', "*"):
+            assert api.head(url, HTTP_IF_NONE_MATCH=header).status_code == 304, header
+        assert api.head(url, HTTP_IF_NONE_MATCH='"other"').status_code == 200
+
+
+def test_file_downloads_carry_an_etag_and_answer_304_for_it(api, dataset, samples, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        exported = api.post(f"/api/datasets/{dataset.id}/exports/", {"kind": "dataset", "columns": ["id"]},
+                            format="json")
+    job = api.get(exported["Location"]).json()
+    assert job["status"] == "succeeded", job
+    export_id = job["result"]["export"]
+    image = api.get(f"/api/datasets/{dataset.id}/samples/{samples[0].id}/")
+    for url in (f"/api/datasets/{dataset.id}/exports/{export_id}/download/", image.json()["image_url"]):
+        first = api.get(url)
+        assert first.status_code == 200 and first["ETag"], url
+        etag = first["ETag"]
+        for header in (etag, f"W/{etag}", f'"other", {etag}', "*"):
+            unchanged = api.get(url, HTTP_IF_NONE_MATCH=header)
+            assert (unchanged.status_code, unchanged["ETag"], unchanged.content) == (304, etag, b""), (url, header)
+        assert api.get(url, HTTP_IF_NONE_MATCH='"other"').status_code == 200
