@@ -251,8 +251,8 @@ HEADER_RETRY_AFTER = {"Retry-After": {"schema": {"type": "integer"}, "descriptio
 
 
 def _add_conditional_responses(method, operation):
-    """304 and an ETag on every GET but a stream (ConditionalGetMiddleware, or the file views); 412 where If-Match is taken; the job's
-    Location on a 202."""
+    """304 and an ETag on every GET but a stream (ConditionalGetMiddleware, or the file views); 412 where If-Match
+    is taken; the job's Location on a 202."""
     responses = operation.setdefault("responses", {})
     streams = "text/event-stream" in responses.get("200", {}).get("content", {})
     if method == "get" and not streams:
