@@ -88,7 +88,9 @@ def compile_regex(config):
 def _keyword_patterns(config):
     flags = 0 if config["case_sensitive"] else re.IGNORECASE
     escaped = [re.escape(word) for word in config["words"]]
-    wrap = (lambda w: rf"\b{w}\b") if config["whole_word"] else (lambda w: w)
+    # Standing alone: no word character touches it on either side. Not \b, which needs a word character at each
+    # end of the word itself and so never matches "C++", "#tag" or "$5".
+    wrap = (lambda w: rf"(?<!\w){w}(?!\w)") if config["whole_word"] else (lambda w: w)
     if config["mode"] == "any":
         return [re.compile(wrap("(?:" + "|".join(escaped) + ")"), flags)]
     return [re.compile(wrap(word), flags) for word in escaped]

@@ -144,3 +144,29 @@ def test_the_published_schema_decides_every_refusal_but_those_past_it(config):
         assert refused in schema["properties"]
     else:
         assert refused in (None, "pattern", "value")
+
+
+def stands_alone(word, text, case_sensitive):
+    """The definition, by brute force: an occurrence with no word character just before or just after it."""
+    if not case_sensitive:
+        word, text = word.casefold(), text.casefold()
+    touches = lambda char: char.isalnum() or char == "_"  # noqa: E731  (Python's \w, for str)
+    return any(text.startswith(word, start) and not (start and touches(text[start - 1]))
+               and not (start + len(word) < len(text) and touches(text[start + len(word)]))
+               for start in range(len(text)))
+
+
+WORDS = st.text(alphabet="ab_1+#$. é🐱", min_size=1, max_size=4).map(str.strip).filter(bool)  # words are stripped
+
+
+@settings(max_examples=300)
+@given(word=WORDS, text=st.text(alphabet="ab_1+#$. é🐱", max_size=12))
+def test_a_whole_word_stands_alone_whatever_its_characters(word, text):
+    assert scores(np.array([text], dtype=object), field="f", builder="keyword", words=[word],
+                  case_sensitive=True) == [float(stands_alone(word, text, True))]
+
+
+def test_whole_words_that_begin_or_end_with_symbols():
+    text = np.array(["I write C++ and C# daily, costs $5 🐱", "C++11 and #C"], dtype=object)
+    for word in ("C++", "C#", "$5", "🐱", "write"):
+        assert scores(text, field="f", builder="keyword", words=[word]) == [1, 0], word
