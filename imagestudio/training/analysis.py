@@ -47,8 +47,20 @@ def _imprecise_lf_tips(name, split, rows, votes, truth):
     return tips
 
 
+def _little_ground_truth_tip(name, valid_labels, valid_samples):
+    """Annotate the valid samples still unlabeled; where there are none, valid itself is too small."""
+    if valid_samples > valid_labels:
+        return {"kind": "little_ground_truth", "message": (
+            f"Only {valid_labels} valid samples have ground truth for {name!r}: metrics are unreliable below "
+            f"{MIN_VALID_LABELS}; annotate more."), "samples": {"split": Split.VALID, "gt": f"{name}:ABSTAIN"}}
+    return {"kind": "little_ground_truth", "message": (
+        f"Every valid sample has ground truth for {name!r}, but there are only {valid_samples}: metrics are "
+        f"unreliable below {MIN_VALID_LABELS}; move more samples into valid (resample) and annotate them."),
+        "samples": {"split": Split.VALID}}
+
+
 def _guidance(label_class, split, lfs, rows, votes, truth, coverage, conflicts, model, model_metrics,
-              valid_labels):
+              valid_labels, valid_samples):
     name, tips = label_class.name, []
 
     def tip(kind, text, **samples_filter):
@@ -66,15 +78,14 @@ def _guidance(label_class, split, lfs, rows, votes, truth, coverage, conflicts, 
         tip("conflicts", f"The LFs of {name!r} disagree on {conflicts:.0%} of {split}: review those samples.",
             split=split, lf_conflict=name)
     if valid_labels < MIN_VALID_LABELS:
-        tip("little_ground_truth", f"Only {valid_labels} valid samples have ground truth for {name!r}: metrics are "
-            f"unreliable below {MIN_VALID_LABELS}; annotate more.", split=Split.VALID, gt=f"{name}:ABSTAIN")
+        tips.append(_little_ground_truth_tip(name, valid_labels, valid_samples))
     if model is not None and model_metrics and model_metrics.get("labeled"):
         confusion = model_metrics["confusion"]
-        if model_metrics["recall"] < WEAK_RATE and confusion["fn"] >= confusion["fp"]:
+        if confusion["fn"] and model_metrics["recall"] < WEAK_RATE and confusion["fn"] >= confusion["fp"]:
             tip("false_negatives", f"Model v{model.version} misses {confusion['fn']} {name!r} samples of valid "
                 f"(recall {model_metrics['recall']:.0%}): write LFs that catch them.", split=Split.VALID,
                 prediction=f"{model.id}:{name}:FN")
-        elif model_metrics["precision"] < WEAK_RATE:
+        elif confusion["fp"] and model_metrics["precision"] < WEAK_RATE:
             tip("false_positives", f"Model v{model.version} wrongly says {name!r} on {confusion['fp']} valid samples "
                 f"(precision {model_metrics['precision']:.0%}).", split=Split.VALID,
                 prediction=f"{model.id}:{name}:FP")
@@ -133,7 +144,7 @@ def dataset_analysis(*, dataset: Dataset, label_class: LabelClass | None = None,
             "model": {"id": model.id, "version": model.version, "valid": model_metrics} if model else None,
             "valid_labels": valid_labels,
             "guidance": _guidance(cls, split, lfs, rows, votes, truth, coverage, conflicts, model, model_metrics,
-                                  valid_labels),
+                                  valid_labels, dataset.split_counts.get(Split.VALID, 0)),
             "next_to_annotate": _next_to_annotate(cls, ids, votes, truth, model),
         })
     return {"split": split, "training_set": training_set.id if training_set else None,

@@ -297,17 +297,35 @@ def test_analysis_guidance_links_work_and_next_samples_are_unlabeled(api, world)
     assert cat["model"]["valid"]["labeled"] == 10
     assert cat["valid_labels"] == 10
     kinds = {tip["kind"] for tip in cat["guidance"]}
-    assert "little_ground_truth" in kinds  # 10 < 50 valid labels
+    assert "little_ground_truth" in kinds  # 10 < 50 valid labels, and valid has no other sample to annotate
     links = [tip["samples"] for tip in cat["guidance"]]
-    assert f"http://testserver/api/datasets/{dataset.id}/samples/?split=valid&gt=cat%3AABSTAIN" in links
+    assert f"http://testserver/api/datasets/{dataset.id}/samples/?split=valid" in links
     for tip in cat["guidance"] + dog["guidance"]:
-        assert api.get(tip["samples"]).status_code == 200, tip
+        shown = api.get(tip["samples"])
+        assert shown.status_code == 200 and shown.json()["count"] > 0, tip  # a link opens the cases it names
     assert [tip["kind"] for tip in dog["guidance"]] == ["no_lfs"]
     labeled = set(Sample.objects.filter(annotations__label_class__name="cat",
                                         annotations__value__in=["PRESENT", "ABSENT"]).values_list("id", flat=True))
     assert all(entry["sample_id"] not in labeled for entry in cat["next_to_annotate"])
     priorities = [entry["priority"] for entry in cat["next_to_annotate"]]
     assert priorities == sorted(priorities, reverse=True)
+
+
+def test_analysis_says_nothing_is_missed_where_valid_has_no_positive(api, world):
+    dataset = world
+    build(api, dataset)
+    api.get(api.post(f"/api/datasets/{dataset.id}/models/", {"classes": ["cat"]}, format="json")["Location"])
+    valid = list(Sample.objects.filter(split="valid").values_list("id", flat=True))
+    assert api.post(f"/api/datasets/{dataset.id}/annotations/bulk/", {
+        "sample_ids": valid, "classes": ["cat"], "value": "ABSENT"}, format="json").status_code == 200
+    cat = api.get(f"/api/datasets/{dataset.id}/analysis/?label_class=cat").json()["classes"][0]
+    confusion = cat["model"]["valid"]["confusion"]
+    assert confusion["tp"] == confusion["fn"] == 0
+    kinds = [tip["kind"] for tip in cat["guidance"]]
+    assert "false_negatives" not in kinds
+    assert ("false_positives" in kinds) == (confusion["fp"] > 0)
+    for tip in cat["guidance"]:
+        assert api.get(tip["samples"]).json()["count"] > 0, tip
 
 
 def test_auto_train_on_lf_change(api, world):
@@ -645,3 +663,15 @@ def test_a_model_never_trains_on_valid_the_split_it_is_measured_on(api, world):
         response = api.post(f"/api/datasets/{world.id}/models/", {"classes": ["cat"], "label_source": "ground_truth",
                                                                   "ground_truth_splits": splits}, format="json")
         assert response.status_code == 400 and "valid" in response.json()["ground_truth_splits"][0], response.content
+
+
+def test_no_miss_or_false_alarm_advice_without_a_miss_or_a_false_alarm(dataset):
+    from types import SimpleNamespace
+
+    from imagestudio.training.analysis import _guidance
+
+    cat, lf = dataset.classes.get(name="cat"), SimpleNamespace(id=1)
+    none_positive = {"labeled": 2, "confusion": {"tp": 0, "fn": 0, "fp": 0, "tn": 2}, "precision": 0.0, "recall": 0.0}
+    tips = _guidance(cat, "train", [lf], [], np.ones((4, 1)), np.zeros(4), 1.0, 0.0, SimpleNamespace(id=7, version=1),
+                     none_positive, valid_labels=100, valid_samples=100)
+    assert tips == []
