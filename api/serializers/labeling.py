@@ -279,7 +279,8 @@ class SummaryRowSerializer(serializers.Serializer):
     votes = VoteTotalsSerializer()
     learned = SummaryLearnedSerializer(allow_null=True, help_text="What the label model of the latest ready training "
                                        "set learned of it; null where that set did not read it (built before it, or "
-                                       "while it was inactive) or there is none.")
+                                       "while it was inactive), read a rule it has been edited away from (class, type, "
+                                       "config, thresholds, invert, encoder), or there is none.")
 
 
 class SummarySerializer(serializers.Serializer):

@@ -193,5 +193,9 @@ class ClassAnalysisSerializer(serializers.Serializer):
 class AnalysisSerializer(serializers.Serializer):
     split = serializers.ChoiceField(choices=Split.choices)
     training_set = AsciiIntegerField(allow_null=True)
+    training_set_stale_reasons = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="Why that training set no longer matches its inputs (empty: it is current). Each class's "
+                  "`label_model` is its report as built; `model.valid` is measured now.")
     model = AsciiIntegerField(allow_null=True)
     classes = ClassAnalysisSerializer(many=True)

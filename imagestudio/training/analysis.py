@@ -15,7 +15,7 @@ from imagestudio.labeling.models import LabelingFunction
 from imagestudio.labeling.selectors import lf_rows, vote_matrix
 
 from .charts import model_metrics_now
-from .selectors import latest_models_by_class, model_scores, ready_training_set, with_learned
+from .selectors import latest_models_by_class, model_scores, ready_training_set, training_set_staleness, with_learned
 
 LOW_COVERAGE = 0.5
 IMPRECISE = 0.7
@@ -147,5 +147,8 @@ def dataset_analysis(*, dataset: Dataset, label_class: LabelClass | None = None,
                                   valid_labels, dataset.split_counts.get(Split.VALID, 0)),
             "next_to_annotate": _next_to_annotate(cls, ids, votes, truth, model),
         })
+    # The label-model reports are the set's, of its build; say where its inputs moved on since (the model figures
+    # beside them are measured now).
     return {"split": split, "training_set": training_set.id if training_set else None,
+            "training_set_stale_reasons": training_set_staleness(training_set) if training_set else [],
             "model": max((m.id for m in latest.values()), default=None), "classes": result}

@@ -285,14 +285,29 @@ def sample_predictions(*, dataset: Dataset, sample_id: int) -> list[dict]:
 _LEARNED_KEYS = ("learned", "implied_precision", "weight", "check", "message")
 
 
+# What makes an LF the rule a training set read (its snapshot's entry): another class, type, config or threshold is
+# another rule, of which the set learned nothing.
+_RULE_KEYS = ("class_id", "type", "config", "low", "high", "invert", "encoder")
+
+
+def _rules_now(lf_ids: Sequence[int]) -> dict[int, dict]:
+    rows = LabelingFunction.objects.filter(pk__in=lf_ids).values("id", "label_class_id", *_RULE_KEYS[1:])
+    return {row["id"]: {"class_id": row["label_class_id"], **{key: row[key] for key in _RULE_KEYS[1:]}}
+            for row in rows}
+
+
 def with_learned(rows: list[dict], training_set: TrainingSet | None) -> list[dict]:
     """Summary rows of LFs (labeling's lf_rows), each with `learned`: what the label model of `training_set` learned
-    of the LF (None where that set did not read it)."""
+    of the LF (None where that set did not read it, or read a rule the LF has been edited away from)."""
     learned = {}
     for entry in (training_set.report.values() if training_set else ()):
         for row in entry.get("lfs", []):
             if all(key in row for key in _LEARNED_KEYS):  # a report written before the diagnostics has none
                 learned[row["lf"]] = {"training_set": training_set.id, **{key: row[key] for key in _LEARNED_KEYS}}
+    if learned:
+        read = {lf["id"]: {key: lf.get(key) for key in _RULE_KEYS} for lf in training_set.snapshot.get("lfs", [])}
+        now = _rules_now(list(learned))
+        learned = {lf: values for lf, values in learned.items() if lf in now and read.get(lf) == now[lf]}
     return [{**row, "learned": learned.get(row["lf"])} for row in rows]
 
 

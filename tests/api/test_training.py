@@ -296,6 +296,7 @@ def test_analysis_guidance_links_work_and_next_samples_are_unlabeled(api, world)
     assert set(cat["label_model"]["candidates"]) == set(CANDIDATES)
     assert cat["model"]["valid"]["labeled"] == 10
     assert cat["valid_labels"] == 10
+    assert body["training_set_stale_reasons"] == []
     kinds = {tip["kind"] for tip in cat["guidance"]}
     assert "little_ground_truth" in kinds  # 10 < 50 valid labels, and valid has no other sample to annotate
     links = [tip["samples"] for tip in cat["guidance"]]
@@ -656,6 +657,18 @@ def test_the_lf_summary_shows_what_the_latest_label_model_learned(api, world):
         "config": {"field": "colour", "builder": "keyword", "words": ["green"]}}, format="json").json()
     learned = {row["lf"]: row["learned"] for row in api.get(summary_url).json()["lfs"]}
     assert learned[later["id"]] is None and all(learned[row["lf"]] for row in rows)
+    # An edit of its rule: the set learned nothing of the new rule. A rename of it is not an edit of its rule.
+    edited, renamed = rows[0]["lf"], rows[1]["lf"]
+    lf_url = f"/api/datasets/{dataset.id}/lfs/"
+    assert api.patch(f"{lf_url}{edited}/", {"high": 0.5}, format="json").status_code == 200
+    assert api.patch(f"{lf_url}{renamed}/", {"name": "another name"}, format="json").status_code == 200
+    learned = {row["lf"]: row["learned"] for row in api.get(summary_url).json()["lfs"]}
+    assert learned[edited] is None and learned[renamed]["training_set"] == ts["id"]
+    analysis = api.get(f"/api/datasets/{dataset.id}/analysis/?label_class=cat").json()
+    assert {row["lf"]: row["learned"] for row in analysis["classes"][0]["lfs"]["per_lf"]} == learned
+    assert analysis["training_set"] == ts["id"]
+    assert analysis["training_set_stale_reasons"] == api.get(
+        f"/api/datasets/{dataset.id}/training-sets/{ts['id']}/").json()["stale_reasons"] != []
 
 
 def test_a_model_never_trains_on_valid_the_split_it_is_measured_on(api, world):

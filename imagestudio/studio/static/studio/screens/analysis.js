@@ -38,6 +38,9 @@ export async function render(root, { dataset, query, go }) {
       field("Split", select(SPLITS, split, { name: "split", onchange: (e) => route({ split: e.target.value }) })),
       field("Class", select([["", "all"], ...dataset.classes.map((c) => c.name)], labelClass,
                             { name: "class", onchange: (e) => route({ class: e.target.value }) }))),
-    h("p", { class: "muted" }, `Training set ${result.training_set ?? "none"}, model ${result.model ?? "none"}.`),
+    h("p", { class: "muted" }, `Training set ${result.training_set ?? "none"}, model ${result.model ?? "none"}.`
+      + (result.training_set_stale_reasons.length
+        ? ` The training set's label-model figures are of its build; stale: ${result.training_set_stale_reasons.join("; ")}.`
+        : "")),
     h("div", { class: "cards" }, result.classes.map((entry) => classCard(dataset, entry))));
 }
