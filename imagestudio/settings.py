@@ -6,6 +6,7 @@ real workers. The README's configuration table lists every variable.
 """
 
 import os
+import secrets
 from pathlib import Path
 
 import dj_database_url
@@ -47,12 +48,34 @@ def env_list(name, default=()):
 
 DATA_DIR = Path(env_str("IMAGESTUDIO_DATA_DIR", str(BASE_DIR / "data"))).resolve()
 
+
+def _embedded_secret_key(path):
+    """The embedded default's signing key: random, made once per data directory and kept there (readable by its
+    owner only), so signed image URLs and event tokens cannot be forged with a key anyone can read in the source."""
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    written = path.with_name(f".{path.name}.{os.getpid()}")
+    descriptor = os.open(written, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as out:
+        out.write(secrets.token_urlsafe(50))
+    try:  # a link never replaces: of two processes starting at once, the first one's whole key wins for both
+        os.link(written, path)
+    except FileExistsError:
+        pass
+    finally:
+        written.unlink()
+    return path.read_text().strip()
+
+
 DEBUG = env_bool("DEBUG", default=False)
 SECRET_KEY = env_str("SECRET_KEY")
 if SECRET_KEY is None:
     if not DEBUG and env_bool("IMAGESTUDIO_PRODUCTION", default=False):
         raise ImproperlyConfigured("SECRET_KEY must be set when IMAGESTUDIO_PRODUCTION is on")
-    SECRET_KEY = "insecure-embedded-default-key-set-SECRET_KEY-in-production"  # noqa: S105
+    SECRET_KEY = _embedded_secret_key(DATA_DIR / "secret_key")
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 

@@ -61,3 +61,23 @@ def test_a_database_that_never_answers_fails_in_seconds_not_forever(tmp_path):
         silent.close()
     assert result.returncode != 0 and "OperationalError" in result.stderr, result.stderr[-2000:]
     assert elapsed < 30  # connect timeout 2 s (libpq may try twice, e.g. with and without SSL), plus start-up
+
+
+def embedded_key(data_dir):
+    result = manage("shell", "-c", "from django.conf import settings; print(settings.SECRET_KEY)",
+                    IMAGESTUDIO_DATA_DIR=str(data_dir))
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip().splitlines()[-1]  # after the shell's own notes
+
+
+def test_the_embedded_default_signs_with_a_random_key_kept_in_its_data_directory(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(3) as pool:  # three processes starting at once agree on one key
+        keys = set(pool.map(embedded_key, [tmp_path / "a"] * 3))
+    assert len(keys) == 1 and len(key := keys.pop()) >= 50
+    stored = tmp_path / "a" / "secret_key"
+    assert stored.read_text() == key and stored.stat().st_mode & 0o777 == 0o600
+    assert embedded_key(tmp_path / "a") == key  # kept across restarts: signed URLs stay valid
+    assert embedded_key(tmp_path / "b") not in (key, "")  # another installation, another key
+    assert sorted(path.name for path in (tmp_path / "a").iterdir()) == ["secret_key"]
