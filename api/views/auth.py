@@ -1,12 +1,13 @@
 import hashlib
 import logging
+import unicodedata
 from datetime import timedelta
 
 from django.contrib.auth import authenticate, logout
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import AuthenticationFailed, NotFound
+from rest_framework.exceptions import APIException, AuthenticationFailed, NotFound
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.throttling import AnonRateThrottle, SimpleRateThrottle
@@ -35,6 +36,8 @@ class _FailOpen:
     def allow_request(self, request, view):
         try:
             return super().allow_request(request, view)
+        except APIException:  # the request's own fault (a body that does not parse): answered as such
+            raise
         except Exception as exc:  # the cache backend's connection errors
             logger.warning("login throttle unavailable (%s): not applied", exc)
             return True
@@ -55,7 +58,10 @@ class LoginUserThrottle(_FailOpen, SimpleRateThrottle):
         username = request.data.get("username") if hasattr(request.data, "get") else None
         if not isinstance(username, str) or not username:
             return None
-        ident = hashlib.sha256(username.casefold().encode("utf-8", "surrogatepass")).hexdigest()
+        # The name as authentication reads it (stripped), and then some: " mallory", "MALLORY" and "ｍａｌｌｏｒｙ"
+        # spend one budget.
+        name = unicodedata.normalize("NFKC", username.strip()).casefold()
+        ident = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()
         return self.cache_format % {"scope": self.scope, "ident": ident}
 
 

@@ -63,8 +63,18 @@ def test_login_attempts_are_throttled_per_user_whatever_the_forwarded_address(db
     answers = [client.post("/api/auth/token/", {"username": "victim", "password": "wrong"}, format="json",
                            HTTP_X_FORWARDED_FOR=f"10.0.0.{i}").status_code for i in range(12)]
     assert answers[:10] == [401] * 10 and answers[10:] == [429, 429]
-    right = client.post("/api/auth/token/", {"username": "victim", "password": "victim-password-123"}, format="json")
-    assert right.status_code == 429 and "Retry-After" in right  # the right password waits too, then works
+    for spelling in ("victim", " victim", "victim\t", "VICTIM", "ｖｉｃｔｉｍ"):  # one budget, however it is spelled
+        right = client.post("/api/auth/token/", {"username": spelling, "password": "victim-password-123"},
+                            format="json")
+        assert right.status_code == 429 and "Retry-After" in right, spelling  # the right password waits too
+
+
+def test_a_login_body_that_does_not_parse_is_a_parse_error(db):
+    from rest_framework.test import APIClient
+
+    for body in (b"{", b'{"username": "de\u0000mo", "password": "x"'):
+        answer = APIClient().post("/api/auth/token/", body, content_type="application/json")
+        assert (answer.status_code, answer.json()["code"]) == (400, "parse_error"), answer.content
 
 
 def test_forwarded_addresses_do_not_reset_the_per_address_limit(db, settings):
