@@ -17,6 +17,7 @@ from imagestudio.datasets.image_urls import ImageSize, ImageUrls
 from imagestudio.datasets.imaging import ACCEPTED_FORMATS
 from imagestudio.datasets.imports import DuplicatePolicy
 from imagestudio.datasets.imports.storable import MAX_TEXT_VALUE, metadata_problem
+from imagestudio.datasets.manifest import MAX_METADATA_CHARS, MAX_METADATA_FIELDS
 from imagestudio.datasets.models import Sample, Split
 from imagestudio.datasets.selectors import COUNT_CAP, MAX_OFFSET, SAMPLE_ORDERINGS, SEARCH_COUNT_CAP
 from imagestudio.training.filters import PREDICTION_WORDS
@@ -258,8 +259,9 @@ class SampleDetailQuerySerializer(serializers.Serializer):
 
 class SampleUpdateSerializer(serializers.Serializer):
     split = serializers.ChoiceField(choices=Split.choices, required=False)
-    metadata = serializers.DictField(required=False, help_text=f"Replaces the sample's metadata; a value holds at "
-                                     f"most {MAX_TEXT_VALUE:,} characters (a list or object: its JSON text).")
+    metadata = serializers.DictField(required=False, help_text=f"Replaces the sample's metadata: at most "
+                                     f"{MAX_METADATA_FIELDS} fields, {MAX_METADATA_CHARS:,} characters as JSON; a value "
+                                     f"holds at most {MAX_TEXT_VALUE:,} characters (a list or object: its JSON text).")
 
     def validate_metadata(self, value):
         if problem := metadata_problem(value):
@@ -299,9 +301,10 @@ class ImportSerializer(serializers.Serializer):
     split = serializers.ChoiceField(choices=Split.choices, default=Split.TRAIN,
                                     help_text="Split of files the manifest does not place.")
     metadata = serializers.CharField(required=False, max_length=10_000_000,
-                                     help_text=f"JSON object: file name -> metadata object (a value holds at most "
-                                               f"{MAX_TEXT_VALUE:,} characters; a file whose metadata does not fit is "
-                                               "refused alone).")
+                                     help_text=f"JSON object: file name -> metadata object (at most "
+                                               f"{MAX_METADATA_FIELDS} fields and {MAX_METADATA_CHARS:,} characters as "
+                                               f"JSON; a value holds at most {MAX_TEXT_VALUE:,} characters; a file whose "
+                                               "metadata does not fit is refused alone).")
     duplicates = serializers.ChoiceField(
         choices=[policy.value for policy in DuplicatePolicy], default=DuplicatePolicy.KEEP_FIRST.value,
         help_text="A duplicate (same image as a stored sample or an earlier file) whose split, metadata or ground "

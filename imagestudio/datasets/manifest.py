@@ -18,6 +18,19 @@ GT_PREFIX = "gt:"
 RESERVED = {"file", "split", "external_id", "metadata", "ground_truth"}
 MAX_FIELD_NAME = 100
 MAX_TEXT_VALUE = 10_000
+# A sample's metadata as a whole: every list, filter, catalogue and export reads it, so one sample must not cost
+# the reads of thousands.
+MAX_METADATA_FIELDS = 256
+MAX_METADATA_CHARS = 200_000
+
+
+def metadata_size_problem(metadata: dict) -> str | None:
+    """Why a metadata object is too large as a whole (fields, or characters of its JSON text), or None."""
+    if len(metadata) > MAX_METADATA_FIELDS:
+        return f"metadata has {len(metadata):,} fields; at most {MAX_METADATA_FIELDS} are allowed"
+    if len(json.dumps(metadata, ensure_ascii=False, default=str)) > MAX_METADATA_CHARS:
+        return f"metadata is longer than {MAX_METADATA_CHARS:,} characters as JSON"
+    return None
 
 
 class ManifestError(Exception):
@@ -52,6 +65,8 @@ def _number_or_text(value):
 
 
 def _check_metadata(metadata):
+    if problem := metadata_size_problem(metadata):
+        return problem
     for key, value in metadata.items():
         if not isinstance(key, str) or not key or len(key) > MAX_FIELD_NAME:
             return f"metadata field name {key!r} must be a non-empty string of at most {MAX_FIELD_NAME} characters"

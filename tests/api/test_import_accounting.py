@@ -191,6 +191,22 @@ def test_an_uploaded_file_whose_metadata_value_is_too_long_is_refused_alone(api,
     assert "'caption' is longer than" in reasons["0.png"] and "'tags' is longer than" in reasons["1.png"]
 
 
+def test_metadata_too_large_as_a_whole_is_refused_alone_from_uploads_and_manifests(api, dataset):
+    """One sample's metadata is read by every list, filter and catalogue: bounded in fields and characters."""
+    files = [SimpleUploadedFile(f"{i}.png", png_bytes((i, 8, 8))) for i in range(4)]
+    metadata = {"0.png": {f"k{i}": i for i in range(257)}, "1.png": {f"k{i}": "x" * 9_000 for i in range(23)},
+                "2.png": {f"{'n' * 101}": 1}, "3.png": {f"k{i}": i for i in range(256)}}
+    result = finished(api, post_import(api, dataset, files=files, metadata=json.dumps(metadata)))
+    assert (result["created"], result["errors"]) == (1, 3), result
+    reasons = {e["file"]: e["reason"] for e in result["error_files"]}
+    assert "257 fields; at most 256" in reasons["0.png"] and "200,000 characters" in reasons["1.png"]
+    assert "longer than 100 characters" in reasons["2.png"]
+    wide = "file," + ",".join(f"c{i}" for i in range(300)) + "\n" + "a.png," + ",".join("1" * 300) + "\n"
+    result = finished(api, post_import(api, dataset, archive=archive_upload({
+        "a.png": png_bytes((1, 2, 3)), "manifest.csv": wide.encode()})))
+    assert (result["created"], result["errors"]) == (0, 1) and "300 fields" in result["error_files"][0]["reason"]
+
+
 def test_every_bucket_and_listing_refusals_add_up_to_the_total(api, dataset):
     image = png_bytes((3, 3, 3))
     archive = {"plain.png": png_bytes((1, 1, 1)), "copy.png": image, "orig.png": image,

@@ -135,6 +135,15 @@ def test_patch_refuses_metadata_the_database_cannot_store(api, dataset, samples,
     assert api.get(url).json()["metadata"] == samples[0].metadata
 
 
+def test_patch_refuses_metadata_too_large_as_a_whole(api, dataset, samples):
+    url = f"/api/datasets/{dataset.id}/samples/{samples[0].id}/"
+    for metadata, said in (({f"k{i}": i for i in range(400_000)}, "400,000 fields"),
+                           ({f"k{i}": "x" * 9_000 for i in range(23)}, "200,000 characters")):
+        response = api.patch(url, {"metadata": metadata}, format="json")
+        assert response.status_code == 400 and said in response.json()["metadata"][0]
+    assert api.get(url).json()["metadata"] == samples[0].metadata
+
+
 @pytest.mark.parametrize("value", ["a" * 10_001, ["a" * 5_000, "b" * 5_000]])
 def test_patch_refuses_a_metadata_value_longer_than_an_import_takes(api, dataset, samples, value):
     """A pattern LF searches each value whole, in one call its time budget cannot interrupt (a 200,000-character

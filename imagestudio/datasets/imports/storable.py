@@ -4,7 +4,7 @@ checked before any write, so one bad row is refused alone instead of failing its
 import json
 import math
 
-from ..manifest import MAX_TEXT_VALUE
+from ..manifest import MAX_FIELD_NAME, MAX_TEXT_VALUE, metadata_size_problem
 
 _DEPTH_LIMIT = 20
 
@@ -43,9 +43,13 @@ def _too_long(value) -> bool:
 
 
 def metadata_problem(metadata: dict) -> str | None:
-    """Why a metadata object cannot be stored (NUL, lone surrogates, non-finite numbers, a value longer than
-    MAX_TEXT_VALUE characters), or None."""
+    """Why a metadata object cannot be stored (too many fields or characters, a field name longer than
+    MAX_FIELD_NAME, NUL, lone surrogates, non-finite numbers, a value longer than MAX_TEXT_VALUE characters), or None."""
+    if problem := metadata_size_problem(metadata):
+        return problem
     for key, value in metadata.items():
+        if len(str(key)) > MAX_FIELD_NAME:
+            return f"metadata field name {safe_text(str(key)[:40])!r}... is longer than {MAX_FIELD_NAME} characters"
         if problem := text_problem(str(key)) or _value_problem(value):
             return f"metadata field {safe_text(str(key))!r} {problem}"
         if _too_long(value):
