@@ -115,3 +115,13 @@ def test_merge_refuses_to_merge_over_a_cleared_label():
     decided = decide([twin], stored=stored, taken_external_ids=set(), memory=JobMemory(),
                      policy=DuplicatePolicy.MERGE)
     assert decided.decisions[0].conflict and decided.merges == {}
+
+
+def test_merge_never_grows_a_sample_past_the_metadata_bounds():
+    stored = {"s": StoredTwin(7, "a.png", False, "train", {f"k{i}": i for i in range(200)}, {})}
+    fits = Candidate("b.png", "s", "b.png", "train", {f"n{i}": i for i in range(56)})
+    too_many = Candidate("c.png", "s", "c.png", "train", {"one_more": 1})
+    decided = decide([fits, too_many], stored=stored, taken_external_ids=set(), memory=JobMemory(),
+                     policy=DuplicatePolicy.MERGE)
+    assert not decided.decisions[0].conflict and len(decided.merges["s"].metadata) == 56
+    assert "257 fields" in decided.decisions[1].conflict and "one_more" not in decided.merges["s"].metadata

@@ -10,6 +10,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from ..manifest import metadata_size_problem
+
 
 class Outcome(StrEnum):
     CREATED = "created"
@@ -136,6 +138,8 @@ def _duplicate(candidate, twin, reason, policy, merges):
     additions, clashes, lacking = _differences(twin, candidate)
     if not clashes and not lacking:
         return Decision(Outcome.DUPLICATE, twin.sample_id, reason)
+    if policy is DuplicatePolicy.MERGE and (too_large := metadata_size_problem({**twin.metadata, **additions.metadata})):
+        clashes = [f"merged, the kept sample's {too_large}"]
     if policy is DuplicatePolicy.MERGE and not clashes:
         twin.metadata.update(additions.metadata)
         twin.ground_truth.update(additions.ground_truth)
