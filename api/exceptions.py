@@ -2,8 +2,9 @@
 
 import logging
 
+from django.core.exceptions import ObjectDoesNotExist
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.db import DataError, InterfaceError, OperationalError
+from django.db import DataError, IntegrityError, InterfaceError, OperationalError
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -52,6 +53,18 @@ def exception_handler(exc, context):
         logger.warning("database unavailable: %s", exc)
         return Response({"detail": DATABASE_UNAVAILABLE, "code": "database_unavailable"},
                         status=status.HTTP_503_SERVICE_UNAVAILABLE, headers={"Retry-After": "10"})
+    if isinstance(exc, ObjectDoesNotExist):
+        # A row this request read was deleted by another request while it ran (a DELETE racing a PATCH or a job
+        # start): what a request after the DELETE would have been told.
+        logger.info("gone while the request ran: %s", exc)
+        return Response({"detail": "What this request refers to was deleted while it ran.", "code": "deleted"},
+                        status=status.HTTP_404_NOT_FOUND)
+    if isinstance(exc, IntegrityError):
+        # A row it writes refers to one deleted meanwhile (or another request created the same thing first).
+        logger.warning("concurrent change: %s", exc)
+        return Response({"detail": "A change made at the same time conflicts with this request (something it refers "
+                                   "to was deleted or created meanwhile); read it again and retry.",
+                         "code": "concurrent_change"}, status=status.HTTP_409_CONFLICT)
     if isinstance(exc, OverflowError | DataError):
         # A value the database cannot hold (a number past bigint, say) that a serializer let through.
         return Response({"detail": "A value in the request is out of the range the service can store.",

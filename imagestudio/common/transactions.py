@@ -10,7 +10,9 @@ import time
 from collections.abc import Callable, Iterator
 from typing import ParamSpec, TypeVar
 
-from django.db import OperationalError, connection, transaction
+from django.db import DatabaseError, OperationalError, connection, transaction
+
+from .errors import NotFound
 
 # SQLSTATE of psycopg's errors.SerializationFailure and errors.DeadlockDetected: the transaction was rolled back
 # whole and running it again is safe.
@@ -60,3 +62,14 @@ def read_snapshot() -> Iterator[None]:
         with connection.cursor() as cursor:
             cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
         yield
+
+
+def save_fields(instance, fields: list[str]) -> None:
+    """`instance.save(update_fields=fields)`, or NotFound when its row was deleted meanwhile (a DELETE racing
+    this edit), which Django reports as a bare DatabaseError (the transaction it ran in can read nothing more)."""
+    try:
+        instance.save(update_fields=fields)
+    except DatabaseError as exc:
+        if type(exc) is not DatabaseError:  # the database's own errors are its subclasses; this one is Django's
+            raise
+        raise NotFound(f"This {instance._meta.verbose_name} was deleted while the request ran.", code="deleted") from None

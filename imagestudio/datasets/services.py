@@ -16,7 +16,7 @@ from django.db.models import F, QuerySet
 
 from imagestudio import pipeline
 from imagestudio.common.errors import Conflict, ValidationFailed
-from imagestudio.common.transactions import retry_transient
+from imagestudio.common.transactions import retry_transient, save_fields
 from imagestudio.jobs.services import jobs_cancel_active
 
 from .locks import classes_lock_exclusive, dataset_classes_lock_shared, dataset_lock
@@ -54,7 +54,7 @@ def dataset_create(*, user: User, name: str, description: str = "", classes: Ite
 def dataset_update(*, dataset: Dataset, **fields: Any) -> Dataset:
     for name, value in fields.items():
         setattr(dataset, name, value)
-    dataset.save(update_fields=[*fields, "updated_at"])
+    save_fields(dataset, [*fields, "updated_at"])
     return dataset
 
 
@@ -121,7 +121,7 @@ def label_class_update(*, label_class: LabelClass, **fields: Any) -> LabelClass:
         with transaction.atomic():
             for name, value in fields.items():
                 setattr(label_class, name, value)
-            label_class.save(update_fields=list(fields))
+            save_fields(label_class, list(fields))
             if label_class.name != old_name:
                 label_class_renamed.send(sender=LabelClass, label_class=label_class, old_name=old_name)
     except IntegrityError:
@@ -256,7 +256,7 @@ def tag_rename(*, tag: Tag, name: str) -> Tag:
     try:
         with transaction.atomic():
             tag.name = name
-            tag.save(update_fields=["name"])
+            save_fields(tag, ["name"])
     except IntegrityError:
         raise Conflict(f"The dataset already has a tag named {name!r}.", code="duplicate_name", field="name") from None
     return tag
@@ -289,7 +289,7 @@ def comment_create(*, sample: Sample, author: User | None, body: str) -> Comment
 
 def comment_update(*, comment: Comment, body: str) -> Comment:
     comment.body = body
-    comment.save(update_fields=["body", "updated_at"])
+    save_fields(comment, ["body", "updated_at"])
     return comment
 
 
