@@ -1,10 +1,15 @@
-"""JSON bodies the service can hold: bounded nesting, and no text Postgres or Python would refuse later (lone
-UTF-16 surrogates, NUL), refused at the door with a 400 instead of failing deep inside with a 500."""
+"""JSON bodies the service can hold: bounded nesting and size of each array and object, and no text Postgres or
+Python would refuse later (lone UTF-16 surrogates, NUL), refused at the door with a 400 instead of failing deep
+inside with a 500, or after seconds of validating items one by one."""
 
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
 
+from imagestudio.datasets.filters import MAX_FILTER_IDS
+
 MAX_DEPTH = 32
+# No operation takes a longer list (MAX_FILTER_IDS sample ids) or an object with more members.
+MAX_MEMBERS = MAX_FILTER_IDS
 
 
 def _check(value, path=()):
@@ -14,6 +19,10 @@ def _check(value, path=()):
         if "\x00" in value or any("\ud800" <= ch <= "\udfff" for ch in value):
             where = ".".join(map(str, path)) or "the body"
             raise ParseError(f"The text at {where} holds a NUL character or a lone UTF-16 surrogate.")
+    elif isinstance(value, dict | list) and len(value) > MAX_MEMBERS:
+        where = ".".join(map(str, path)) or "the body"
+        raise ParseError(f"The {'object' if isinstance(value, dict) else 'array'} at {where} holds {len(value):,} "
+                         f"members; no operation takes more than {MAX_MEMBERS:,}.")
     elif isinstance(value, dict):
         for key, item in value.items():
             _check(key, path)

@@ -7,6 +7,7 @@ number is finite, a sample or model exists. Pure (jsonschema), no Django.
 first property at fault (in the schema's order) with that property's `description`.
 """
 
+import math
 from collections.abc import Sequence
 
 from jsonschema import Draft202012Validator
@@ -134,6 +135,9 @@ def check(schema: dict, config) -> dict:
     if not isinstance(config, dict):
         raise ConfigError("the config must be an object")
     names = list(schema["properties"])
+    for name, spec in schema["properties"].items():  # before the validator, which would check every item first
+        if isinstance(config.get(name), list) and len(config[name]) > spec.get("maxItems", math.inf):
+            raise ConfigError(f"'{name}' must be {spec.get('description', 'valid')}", field=name)
     faults = [(_property_at_fault(schema, error), error) for error in Draft202012Validator(schema).iter_errors(config)]
     if faults:
         name, error = min(faults, key=lambda fault: names.index(fault[0]) if fault[0] in names else len(names))

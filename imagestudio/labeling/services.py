@@ -124,9 +124,14 @@ def rule_scores(*, dataset: Dataset, rule: Rule, split: str | None = None, in_sa
     """(sample ids ascending, float32 scores, notes) of the rule over a split (or the whole dataset), or over
     `sample_ids` alone (a pattern then reads only their values)."""
     if rule.type in SIMILARITY_TYPES:
-        vector, record, notes = query_vector(
-            dataset=dataset, encoder=rule.config.get("encoder"), text=rule.config.get("text"),
-            sample_id=rule.config.get("sample_id"), box=rule.config.get("box"), space=rule.config.get("space"))
+        try:
+            vector, record, notes = query_vector(
+                dataset=dataset, encoder=rule.config.get("encoder"), text=rule.config.get("text"),
+                sample_id=rule.config.get("sample_id"), box=rule.config.get("box"), space=rule.config.get("space"))
+        except ValidationFailed as exc:
+            if exc.field != "box":
+                raise
+            raise ValidationFailed(f"'box': {exc.message}", field="config") from None  # a box of the LF's config
         ids, scores = scores_for(dataset=dataset, record=record, vector=vector, split=split, in_sample=in_sample)
         return (ids, scores, notes) if sample_ids is None else (*_only(ids, scores, sample_ids=sample_ids), notes)
     source = score_source(rule.type)

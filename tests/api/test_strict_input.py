@@ -3,7 +3,9 @@ bound, text Postgres refuses (NUL, lone surrogates) anywhere in a body."""
 
 import io
 import json
+import time
 from pathlib import Path
+from unittest import mock
 
 import pytest
 from django.urls import get_resolver
@@ -12,6 +14,7 @@ from hypothesis import strategies as st
 from rest_framework.exceptions import ParseError
 
 from api.parsers import MAX_DEPTH, StrictJSONParser
+from tests.factories import make_samples
 
 pytestmark = pytest.mark.django_db
 
@@ -93,16 +96,59 @@ def _clean(value):
     return True
 
 
+def _widest(value):
+    """The most members of any array or object in it."""
+    if isinstance(value, dict):
+        return max([len(value)] + [_widest(v) for v in value.values()])
+    if isinstance(value, list):
+        return max([len(value)] + [_widest(v) for v in value])
+    return 0
+
+
+MEMBERS = 2  # the bound, scaled down so that generated documents cross it
+
+
 @settings(max_examples=200, deadline=None)
 @given(json_values)
 def test_the_parser_takes_exactly_the_clean_bounded_documents(value):
     raw = json.dumps(value).encode()
-    try:
-        parsed = StrictJSONParser().parse(io.BytesIO(raw), "application/json", {})
-    except ParseError:
-        assert not _clean(value) or _depth(value) > MAX_DEPTH
-    else:
-        assert parsed == value and _clean(value) and _depth(value) <= MAX_DEPTH
+    with mock.patch("api.parsers.MAX_MEMBERS", MEMBERS):
+        try:
+            parsed = StrictJSONParser().parse(io.BytesIO(raw), "application/json", {})
+        except ParseError:
+            assert not _clean(value) or _depth(value) > MAX_DEPTH or _widest(value) > MEMBERS
+        else:
+            assert parsed == value and _clean(value) and _depth(value) <= MAX_DEPTH and _widest(value) <= MEMBERS
+
+
+def test_huge_arrays_are_refused_before_their_items_are_validated(api, dataset):
+    sample = make_samples(dataset, [{}])[0]
+    url = f"/api/datasets/{dataset.id}/lfs/preview/"
+    for body, field in (
+            ({"label_class": "cat", "type": "similarity_patch", "config": {"sample_id": sample.id, "box": [0] * 2_000_000},
+              "high": 1}, None),
+            ({"label_class": "cat", "type": "similarity_patch", "config": {"sample_id": sample.id, "box": [0] * 9_000},
+              "high": 1}, "config"),
+            ({"label_class": "cat", "type": "pattern", "high": 1,
+              "config": {"field": "caption", "builder": "keyword", "words": ["w"] * 300_000}}, None)):
+        started = time.monotonic()
+        answer = api.post(url, body, format="json")
+        assert answer.status_code == 400 and time.monotonic() - started < 5, answer.content[:200]
+        assert (answer.json()["code"] == "parse_error") if field is None else field in answer.json()
+    bulk = api.post(f"/api/datasets/{dataset.id}/annotations/bulk/", {
+        "sample_ids": list(range(1, 1_200_000)), "classes": ["cat"], "value": "PRESENT"}, format="json")
+    assert bulk.status_code == 400 and "10,000" in bulk.json()["detail"]
+
+
+def test_an_lf_patch_outside_its_image_is_a_config_error(api, dataset):
+    from imagestudio.datasets.models import Sample
+
+    sample = Sample.objects.get(pk=make_samples(dataset, [{}])[0].pk)
+    answer = api.post(f"/api/datasets/{dataset.id}/lfs/preview/", {
+        "label_class": "cat", "type": "similarity_patch", "high": 1,
+        "config": {"sample_id": sample.id, "box": [0, 0, sample.width + 1, 1]}}, format="json")
+    assert answer.status_code == 400 and set(answer.json()) == {"config"}, answer.content
+    assert "'box'" in answer.json()["config"][0]
 
 
 @pytest.mark.django_db(transaction=True)
