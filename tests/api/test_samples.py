@@ -137,7 +137,7 @@ def test_patch_refuses_metadata_the_database_cannot_store(api, dataset, samples,
 
 def test_patch_refuses_metadata_too_large_as_a_whole(api, dataset, samples):
     url = f"/api/datasets/{dataset.id}/samples/{samples[0].id}/"
-    for metadata, said in (({f"k{i}": i for i in range(400_000)}, "400,000 fields"),
+    for metadata, said in (({f"k{i}": i for i in range(300)}, "300 fields"),
                            ({f"k{i}": "x" * 9_000 for i in range(23)}, "200,000 characters")):
         response = api.patch(url, {"metadata": metadata}, format="json")
         assert response.status_code == 400 and said in response.json()["metadata"][0]
