@@ -49,19 +49,22 @@ class ManifestRow:
 
 
 def _number_or_text(value):
+    """A CSV cell as a number only where the number writes it back exactly: "007" (an id, a zip code), "+1",
+    "1_000", "1.50" and "-0" stay text (a numeric LF still reads them as numbers)."""
     text = value.strip()
     if text == "":
         return None
     try:
         number = int(text)
-        return number if abs(number) < 2**53 else text
     except ValueError:
         pass
+    else:
+        return number if str(number) == text and abs(number) < 2**53 else value
     try:
         number = float(text)
     except ValueError:
         return value
-    return number if math.isfinite(number) else value
+    return number if math.isfinite(number) and repr(number) == text else value
 
 
 def _check_metadata(metadata):

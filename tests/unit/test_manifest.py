@@ -101,3 +101,16 @@ def test_any_spelling_of_a_class_with_its_key_resolves_to_it_and_no_other_name_d
         assert rows[1].ground_truth == {by_key[class_name_key(stranger)]: "ABSENT"}
     else:
         assert rows[1].error and "no such class" in rows[1].error and rows[1].ground_truth == {stranger: "ABSENT"}
+
+
+def test_a_csv_cell_becomes_a_number_only_where_the_number_writes_it_back():
+    cells = ["007", "+1", "1_000", "1.50", "-0", "1e3", "12", "-4", "0.25", " 5 ", "2.0", "9007199254740993"]
+    rows = parse("file," + ",".join(f"c{i}" for i in range(len(cells))) + "\na.png," + ",".join(cells) + "\n")
+    assert list(rows[0].metadata.values()) == [
+        "007", "+1", "1_000", "1.50", "-0", "1e3", 12, -4, 0.25, 5, 2.0, "9007199254740993"]
+
+
+@given(st.integers(-(2**53) + 1, 2**53 - 1) | st.floats(allow_nan=False, allow_infinity=False))
+def test_numbers_written_as_python_writes_them_are_read_back_equal(number):
+    text = str(number) if isinstance(number, int) else repr(number)
+    assert parse(f"file,n\na.png,{text}\n")[0].metadata == {"n": number}
