@@ -152,19 +152,30 @@ class SampleViewSet(DatasetScopedMixin, viewsets.GenericViewSet):
             "results": SampleSerializer(page.samples, many=True, context=context).data,
         })
 
+    @staticmethod
+    def _position_known(request, values):
+        """Whether `offset` says where the page is: a page by offset, or by key with the offset our links carry. A
+        client paging by key alone gives none, and then the links must not invent one."""
+        return ("after" not in values and "before" not in values) or "offset" in request.query_params
+
     def _next_link(self, request, values, page):
         """By key, at any depth in constant time; the offset stays as the page's position, for `previous`."""
         if not page.has_more:
             return None
         url = remove_query_param(request.build_absolute_uri(), "before")
-        url = replace_query_param(url, "offset", values["offset"] + values["limit"])
+        if self._position_known(request, values):
+            url = replace_query_param(url, "offset", values["offset"] + values["limit"])
+        else:
+            url = remove_query_param(url, "offset")
         return replace_query_param(url, "after", page.samples[-1].pk)
 
     def _previous_link(self, request, values, page):
-        previous = values["offset"] - values["limit"]
         if page.has_previous is False or (values["offset"] == 0 and page.has_previous is None):
             return None
         url = remove_query_param(request.build_absolute_uri(), "after")
+        if not self._position_known(request, values):
+            return replace_query_param(remove_query_param(url, "offset"), "before", page.samples[0].pk)
+        previous = values["offset"] - values["limit"]
         if previous <= 0 or not page.samples:
             return remove_query_param(remove_query_param(url, "before"), "offset")  # the first page
         if "after" not in values and "before" not in values:

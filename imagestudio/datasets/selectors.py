@@ -107,7 +107,7 @@ class SamplePage:
     count: int
     count_exact: bool
     has_more: bool  # rows after the page
-    has_previous: bool | None = None  # rows before it; None when unknown (a page by offset or `after`)
+    has_previous: bool | None = None  # rows before it; None when unknown (a page by offset)
 
 
 def _order(ordering, spec):
@@ -222,6 +222,9 @@ def sample_page(*, dataset: Dataset, spec: SampleFilter, ordering: str = "id", l
             _beyond(dataset, ordering, ids[-1], "before")).exists()
     else:
         has_more, ids = len(ids) > limit, ids[:limit]
+        if after is not None:  # rows before the page: the anchor's at least, unless it left the filter
+            has_previous = bool(ids) and sample_filter(dataset=dataset, spec=spec).filter(
+                _beyond(dataset, _reversed(ordering), ids[0], "after")).exists()
     rows = Sample.objects.filter(id__in=ids).defer(*_LIST_DEFERRED).prefetch_related("tags", *prefetch).in_bulk()
     count, exact = sample_count(dataset=dataset, spec=spec)
     return SamplePage(samples=[rows[i] for i in ids], count=count, count_exact=exact, has_more=has_more,

@@ -264,6 +264,38 @@ def test_keyset_links_in_other_orderings_and_back(api, dataset):
     assert "after=" in back["next"] and [r["id"] for r in api.get(back["next"]).json()["results"]] == pages[2][0]
 
 
+@pytest.mark.parametrize("ordering", ["id", "-width"])
+def test_pages_by_key_alone_link_to_every_row_before_and_after_them(api, dataset, ordering):
+    """A client paging by `after` or `before` with no offset: its links, followed to their ends, give every row
+    before and after its page, once and in order (the previous link of `after=30` was missing, and that of
+    `before=60` led to the first page)."""
+    samples = make_samples(dataset, [{} for _ in range(8)])
+    for index, sample in enumerate(samples):
+        Sample.objects.filter(pk=sample.pk).update(width=index % 3)
+    base = f"/api/datasets/{dataset.id}/samples/?ordering={ordering}"
+    rows = [r["id"] for r in api.get(f"{base}&limit=100").json()["results"]]
+
+    def walk(url, direction):
+        pages = []
+        while url:
+            body = api.get(url).json()
+            pages.append([r["id"] for r in body["results"]])
+            url = body[direction]
+        return pages
+
+    for limit in (1, 3):
+        for at, anchor in enumerate(rows):
+            for key, start in (("after", at + 1), ("before", max(at - limit, 0))):
+                url = f"{base}&limit={limit}&{key}={anchor}"
+                page, *later = walk(url, "next")
+                assert page == (rows[start:start + limit] if key == "after" else rows[start:at]), (url, page)
+                if not page:
+                    continue  # before the first row: nothing, and no link
+                assert [i for ids in later for i in ids] == rows[start + len(page):], url
+                earlier = walk(url, "previous")[1:]
+                assert [i for ids in reversed(earlier) for i in ids] == rows[:start], url
+
+
 def test_previous_links_of_deep_keyset_pages_go_by_key(api, dataset):
     samples = make_samples(dataset, [{} for _ in range(6)])
     url = f"/api/datasets/{dataset.id}/samples/?limit=2&offset=20002&after={samples[1].id}"
