@@ -1,4 +1,5 @@
-"""Conditional requests (RFC 9110) on versioned resources: ETags, If-Match and its 412."""
+"""Conditional requests (RFC 9110): ETags, If-Match and its 412, on versioned resources (LFs, labels: the
+version decides) and on the others (the representation's digest decides)."""
 
 import hashlib
 import json
@@ -13,25 +14,42 @@ from rest_framework.response import Response
 from api.exceptions import PreconditionFailed
 from imagestudio.common.errors import VersionConflict
 
+IF_MATCH_CURRENT = OpenApiParameter(
+    "If-Match", str, OpenApiParameter.HEADER, required=False,
+    description="The ETag of your GET of this resource (or a list of ETags). When what that GET shows has changed "
+                "since, the request answers 412 Precondition Failed with the current ETag, and changes nothing.")
 IF_MATCH = OpenApiParameter(
     "If-Match", str, OpenApiParameter.HEADER, required=False,
     description='The ETag you last saw (`"3.9c1e..."`), or the bare version (`"3"`, the `version` field). When the '
                 'resource has moved to another version the request answers 412 Precondition Failed with the current '
                 'ETag and version, and changes nothing.')
-# `"3"`, `W/"3"`, `3` or a full ETag `"3.<digest>"`: the version is what a write is conditional on.
-_IF_MATCH = re.compile(r'(?:W/)?"?([0-9]{1,18})(?:\.[0-9a-f]{1,64})?"?')
+# `"3"`, `3` or a full ETag `"3.<digest>"`: the version is what a write is conditional on.
+_IF_MATCH = re.compile(r'"?([0-9]{1,18})(?:\.[0-9a-f]{1,64})?"?')
+_NEVER = -1  # a weak tag: If-Match compares strongly (RFC 9110 13.1.1), so it names no version
 
 
-def if_match_version(request):
-    """The version in an If-Match header, or None without the header or with `*` (any current representation: the
-    resource exists, which the view has established)."""
+def _if_match_tags(request):
+    """The entity tags of If-Match ("a", "b" lists too), or None without the header or with `*` (any current
+    representation: the resource exists, which the view has established)."""
     header = request.headers.get("If-Match")
     if header is None or header.strip() == "*":
         return None
-    match = _IF_MATCH.fullmatch(header.strip())
-    if match is None:
-        raise ValidationError({"If-Match": ['Give the ETag or the version you last saw, e.g. If-Match: "3".']})
-    return int(match.group(1))
+    return [tag.strip() for tag in header.split(",") if tag.strip()]
+
+
+def if_match_version(request, current=None):
+    """The version If-Match makes the write conditional on, or None without one. A list names `current` when
+    one of its tags does, else its first; a weak tag names none (the write answers 412)."""
+    tags = _if_match_tags(request)
+    if tags is None:
+        return None
+    versions = []
+    for tag in tags:
+        match = None if tag.startswith("W/") else _IF_MATCH.fullmatch(tag)
+        if match is None and not tag.startswith("W/"):
+            raise ValidationError({"If-Match": ['Give the ETag or the version you last saw, e.g. If-Match: "3".']})
+        versions.append(_NEVER if match is None else int(match.group(1)))
+    return current if current in versions else versions[0]
 
 
 def if_none_match_names(request, etag):
@@ -42,6 +60,24 @@ def if_none_match_names(request, etag):
         return False
     listed = {tag.removeprefix("W/") for tag in parse_etags(header)}
     return "*" in listed or etag.removeprefix("W/") in listed
+
+
+def digest_etag(data):
+    """`"<digest>"` of a representation: the ETag of a resource without versions (see if_match_current)."""
+    body = json.dumps(data, sort_keys=True, default=str, separators=(",", ":")).encode()
+    return f'"{hashlib.sha256(body).hexdigest()[:32]}"'
+
+
+def if_match_current(request, current_etag):
+    """A write conditional on the representation (resources without versions): with If-Match, it proceeds only
+    while `current_etag()` is one of the tags it lists (strong comparison); else 412, nothing changed."""
+    tags = _if_match_tags(request)
+    if tags is None:
+        return
+    current = current_etag()
+    if current not in tags:
+        raise PreconditionFailed("What you saw has changed since (its ETag is not the one you sent): read it again.",
+                                 version=None, etag=current)
 
 
 def representation_etag(version, data):
@@ -69,3 +105,19 @@ def if_match_precondition(request, current_etag):
         if request.headers.get("If-Match") is None:
             raise
         raise PreconditionFailed(conflict.message, version=conflict.current_version, etag=current_etag()) from None
+
+
+class ConditionalWritesMixin:
+    """For a resource without versions: its GET answers the ETag of its representation (`represent`), and a
+    PATCH or DELETE with If-Match proceeds only while that is current (each write method calls `require_current`
+    on the object it loaded)."""
+
+    def represent(self, instance):
+        return self.get_serializer(instance).data
+
+    def retrieve(self, request, *args, **kwargs):
+        data = self.represent(self.get_object())
+        return etagged(data, digest_etag(data))
+
+    def require_current(self, instance):
+        if_match_current(self.request, lambda: digest_etag(self.represent(instance)))

@@ -10,6 +10,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter
 from inflection import camelize
 
+from api.headers import IF_MATCH_CURRENT, ConditionalWritesMixin
 from api.responses import LocatedCreatesMixin
 from api.serializers.polymorphic import pascal
 
@@ -32,6 +33,8 @@ class AutoSchema(SpectacularAutoSchema):
         ]
         if self.method == "POST" and isinstance(self.view, LocatedCreatesMixin):
             declared.append(LOCATION_OF_CREATED)
+        if self.method in ("PATCH", "DELETE") and isinstance(self.view, ConditionalWritesMixin):
+            declared.append(IF_MATCH_CURRENT)
         return [*declared, *super().get_override_parameters()]
 
     def get_tags(self):
@@ -231,14 +234,17 @@ STANDARD_ERRORS = {
 NOT_MODIFIED = {"description": "Not Modified: the If-None-Match you sent is the current ETag (every GET answer "
                                "carries one)."}
 PRECONDITION_FAILED = {
-    "description": "Precondition Failed: the If-Match you sent is not the current version; nothing changed. The "
-                   "body gives the current `version` and `etag` (also in the ETag header).",
+    "description": "Precondition Failed: the If-Match you sent is not the current version (or, for a resource "
+                   "without versions, not the ETag of what it shows now); nothing changed. The body gives the current "
+                   "`version` and `etag` (also in the ETag header).",
     "content": {"application/json": {"schema": {"$ref": "#/components/schemas/PreconditionFailed"}}},
 }
 PRECONDITION_FAILED_SCHEMA = {
     "type": "object",
     "properties": {"detail": {"type": "string"}, "code": {"type": "string", "enum": ["version_conflict"]},
-                   "version": {"type": "integer"}, "etag": {"type": "string"}},
+                   "version": {"type": "integer", "nullable": True,
+                               "description": "The current version; null for a resource without versions."},
+                   "etag": {"type": "string"}},
     "required": ["detail", "code", "version", "etag"],
 }
 

@@ -3,6 +3,7 @@ from rest_framework import mixins, status, viewsets
 from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 
+from api.headers import ConditionalWritesMixin
 from api.responses import LocatedCreatesMixin
 from api.scoping import DatasetScopedMixin, require_role, schema_placeholder
 from api.serializers.datasets import (
@@ -25,7 +26,7 @@ from imagestudio.datasets.selectors import (
 )
 
 
-class DatasetViewSet(LocatedCreatesMixin, viewsets.ModelViewSet):
+class DatasetViewSet(LocatedCreatesMixin, ConditionalWritesMixin, viewsets.ModelViewSet):
     """Datasets you are a member of. Creating one makes you its owner."""
 
     serializer_class = DatasetSerializer
@@ -64,21 +65,27 @@ class DatasetViewSet(LocatedCreatesMixin, viewsets.ModelViewSet):
     @extend_schema(request=DatasetUpdateSerializer, responses={200: DatasetSerializer})
     def partial_update(self, request, dataset_id=None):
         dataset = self.get_object()
+        self.require_current(dataset)
         serializer = DatasetUpdateSerializer(data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
         services.dataset_update(dataset=dataset, **serializer.validated_data)
         return Response(self._render(dataset))
 
     def destroy(self, request, dataset_id=None):
-        services.dataset_delete(dataset=self.get_object())
+        dataset = self.get_object()
+        self.require_current(dataset)
+        services.dataset_delete(dataset=dataset)
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+    def represent(self, dataset):
+        return self._render(dataset)
 
     def _render(self, dataset):
         dataset = dataset_get_visible(user=self.request.user, dataset_id=dataset.pk)
         return DatasetSerializer(dataset, context=self.get_serializer_context()).data
 
 
-class LabelClassViewSet(LocatedCreatesMixin, DatasetScopedMixin, viewsets.ModelViewSet):
+class LabelClassViewSet(LocatedCreatesMixin, ConditionalWritesMixin, DatasetScopedMixin, viewsets.ModelViewSet):
     """Label classes of a dataset (multi-label: a sample can be PRESENT for several)."""
 
     serializer_class = LabelClassSerializer
@@ -92,14 +99,17 @@ class LabelClassViewSet(LocatedCreatesMixin, DatasetScopedMixin, viewsets.ModelV
         serializer.instance = services.label_class_create(dataset=self.dataset, **serializer.validated_data)
 
     def perform_update(self, serializer):
+        self.require_current(serializer.instance)
         services.label_class_update(label_class=serializer.instance, **serializer.validated_data)
 
     def perform_destroy(self, label_class):
+        self.require_current(label_class)
         services.label_class_delete(label_class=label_class)
 
 
-class MembershipViewSet(LocatedCreatesMixin, DatasetScopedMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
-                        mixins.CreateModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet):
+class MembershipViewSet(LocatedCreatesMixin, ConditionalWritesMixin, DatasetScopedMixin, mixins.ListModelMixin,
+                        mixins.RetrieveModelMixin, mixins.CreateModelMixin, mixins.DestroyModelMixin,
+                        viewsets.GenericViewSet):
     """Who may use the dataset, and as what: viewer < annotator < editor < owner. Owners manage members."""
 
     serializer_class = MembershipSerializer
@@ -123,6 +133,7 @@ class MembershipViewSet(LocatedCreatesMixin, DatasetScopedMixin, mixins.ListMode
     @extend_schema(request=MembershipUpdateSerializer, responses={200: MembershipSerializer})
     def partial_update(self, request, dataset_id=None, member_id=None):
         membership = self.get_object()
+        self.require_current(membership)
         serializer = MembershipUpdateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         membership, _ = services.membership_set(dataset=self.dataset, user=membership.user,
@@ -130,4 +141,5 @@ class MembershipViewSet(LocatedCreatesMixin, DatasetScopedMixin, mixins.ListMode
         return Response(MembershipSerializer(membership).data)
 
     def perform_destroy(self, membership):
+        self.require_current(membership)
         services.membership_remove(membership=membership)

@@ -3,6 +3,7 @@ from rest_framework import status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from api.exceptions import PreconditionFailed
 from api.headers import IF_MATCH, etagged, if_match_precondition, if_match_version, representation_etag
 from api.responses import LocatedCreatesMixin
 from api.scoping import DatasetScopedMixin
@@ -68,7 +69,7 @@ class LabelingFunctionViewSet(LocatedCreatesMixin, DatasetScopedMixin, viewsets.
         lf = self.get_object()
         data = validated(LFUpdateSerializer, request.data)
         expected = data.pop("version", None)
-        if (header := if_match_version(request)) is not None:
+        if (header := if_match_version(request, current=lf.version)) is not None:
             expected = header
         if "label_class" in data:
             data["label_class"] = self.label_class(data["label_class"])
@@ -76,8 +77,15 @@ class LabelingFunctionViewSet(LocatedCreatesMixin, DatasetScopedMixin, viewsets.
             lf = services.lf_update(lf=lf, user=request.user, expected_version=expected, **data)
         return etagged(*self._represented(lf))
 
-    def perform_destroy(self, lf):
-        services.lf_delete(lf=lf, user=self.request.user)
+    @extend_schema(parameters=[IF_MATCH], responses={204: None})
+    def destroy(self, request, dataset_id=None, lf_id=None):
+        lf = self.get_object()
+        expected = if_match_version(request, current=lf.version)
+        if expected is not None and expected != lf.version:
+            raise PreconditionFailed(f"The LF is at version {lf.version}, not {expected}: read it again.",
+                                     version=lf.version, etag=self._represented(lf)[1])
+        services.lf_delete(lf=lf, user=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(request=PreviewByTypeSerializer, responses={200: PreviewResultSerializer})
     @action(detail=False, methods=["post"])

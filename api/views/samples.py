@@ -14,7 +14,7 @@ from rest_framework.utils.urls import remove_query_param, replace_query_param
 from rest_framework.views import APIView
 
 from api.exceptions import DATABASE_UNAVAILABLE
-from api.headers import if_none_match_names
+from api.headers import IF_MATCH_CURRENT, digest_etag, etagged, if_match_current, if_none_match_names
 from api.negotiation import FileContentNegotiation
 from api.responses import accepted
 from api.scoping import DatasetScopedMixin
@@ -183,6 +183,11 @@ class SampleViewSet(DatasetScopedMixin, viewsets.GenericViewSet):
         return replace_query_param(replace_query_param(url, "offset", previous), "before", page.samples[0].pk)
 
     def _detail(self, request, sample_id):
+        """The image view's payload, with the ETag of what it shows (a PATCH's If-Match)."""
+        data = self._represent(request, sample_id)
+        return etagged(data, digest_etag(data))
+
+    def _represent(self, request, sample_id):
         query = validated(SampleDetailQuerySerializer, request.query_params)
         sample = self.sample(sample_id, prefetch=["tags", "comments__author", ground_truth_prefetch(with_history=True)])
         model = None
@@ -193,16 +198,17 @@ class SampleViewSet(DatasetScopedMixin, viewsets.GenericViewSet):
         rows = (model_predictions(model=model, sample_id=sample.id) if model
                 else sample_predictions(dataset=self.dataset, sample_id=sample.id))
         context = {"request": request, "model": model, "predictions": rows, "votes": sample_votes(sample=sample)}
-        return Response(SampleDetailSerializer(sample, context=context).data)
+        return SampleDetailSerializer(sample, context=context).data
 
     @extend_schema(parameters=[SampleDetailQuerySerializer], responses={200: SampleDetailSerializer})
     def retrieve(self, request, dataset_id=None, sample_id=None):
         return self._detail(request, sample_id)
 
-    @extend_schema(request=SampleUpdateSerializer, parameters=[SampleDetailQuerySerializer],
+    @extend_schema(request=SampleUpdateSerializer, parameters=[SampleDetailQuerySerializer, IF_MATCH_CURRENT],
                    responses={200: SampleDetailSerializer})
     def partial_update(self, request, dataset_id=None, sample_id=None):
         sample = self.sample(sample_id)
+        if_match_current(request, lambda: digest_etag(self._represent(request, sample_id)))
         serializer = SampleUpdateSerializer(data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
         services.sample_update(sample=sample, user=request.user, **serializer.validated_data)

@@ -4,6 +4,7 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.response import Response
 
+from api.headers import ConditionalWritesMixin
 from api.responses import LocatedCreatesMixin
 from api.scoping import DatasetScopedMixin
 from api.serializers.samples import CommentSerializer
@@ -13,7 +14,7 @@ from imagestudio.datasets.models import Comment, Role, Tag
 from imagestudio.datasets.selectors import comment_list, tag_counted, tag_list
 
 
-class TagViewSet(LocatedCreatesMixin, DatasetScopedMixin, viewsets.ModelViewSet):
+class TagViewSet(LocatedCreatesMixin, ConditionalWritesMixin, DatasetScopedMixin, viewsets.ModelViewSet):
     """Tags of a dataset: create, rename, delete, and apply to or remove from many samples at once."""
 
     serializer_class = TagSerializer
@@ -23,6 +24,9 @@ class TagViewSet(LocatedCreatesMixin, DatasetScopedMixin, viewsets.ModelViewSet)
     not_found = "No such tag in this dataset."
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
     write_role = Role.ANNOTATOR
+
+    def represent(self, tag):
+        return self._render(tag)
 
     def _render(self, tag):
         return TagSerializer(tag_counted(tag=tag)).data
@@ -35,12 +39,14 @@ class TagViewSet(LocatedCreatesMixin, DatasetScopedMixin, viewsets.ModelViewSet)
 
     def partial_update(self, request, dataset_id=None, tag_id=None):
         tag = self.get_object()
+        self.require_current(tag)
         serializer = TagSerializer(tag, data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
         services.tag_rename(tag=tag, name=serializer.validated_data.get("name", tag.name))
         return Response(self._render(tag))
 
     def perform_destroy(self, tag):
+        self.require_current(tag)
         services.tag_delete(tag=tag)
 
     def _bulk(self, request, operation):
@@ -62,8 +68,8 @@ class TagViewSet(LocatedCreatesMixin, DatasetScopedMixin, viewsets.ModelViewSet)
         return self._bulk(request, services.tag_remove)
 
 
-class CommentViewSet(LocatedCreatesMixin, DatasetScopedMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
-                     viewsets.GenericViewSet):
+class CommentViewSet(LocatedCreatesMixin, ConditionalWritesMixin, DatasetScopedMixin, mixins.ListModelMixin,
+                     mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Comments on a sample. Annotators and above comment; only the author or an owner edits or deletes."""
 
     serializer_class = CommentSerializer
@@ -94,10 +100,13 @@ class CommentViewSet(LocatedCreatesMixin, DatasetScopedMixin, mixins.ListModelMi
     @extend_schema(request=CommentWriteSerializer, responses={200: CommentSerializer})
     def partial_update(self, request, dataset_id=None, sample_id=None, comment_id=None):
         comment = self._own(self.get_object())
+        self.require_current(comment)
         serializer = CommentWriteSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         return Response(CommentSerializer(services.comment_update(comment=comment, **serializer.validated_data)).data)
 
     def destroy(self, request, dataset_id=None, sample_id=None, comment_id=None):
-        services.comment_delete(comment=self._own(self.get_object()))
+        comment = self._own(self.get_object())
+        self.require_current(comment)
+        services.comment_delete(comment=comment)
         return Response(status=status.HTTP_204_NO_CONTENT)

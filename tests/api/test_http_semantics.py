@@ -190,3 +190,56 @@ def test_file_downloads_carry_an_etag_and_answer_304_for_it(api, dataset, sample
             unchanged = api.get(url, HTTP_IF_NONE_MATCH=header)
             assert (unchanged.status_code, unchanged["ETag"], unchanged.content) == (304, etag, b""), (url, header)
         assert api.get(url, HTTP_IF_NONE_MATCH='"other"').status_code == 200
+
+
+def editable(api, dataset, samples, stranger):
+    """(url, two successive PATCH bodies, whether DELETE is offered) of each resource without versions."""
+    base = f"/api/datasets/{dataset.id}"
+    second = api.post("/api/datasets/", {"name": "Scratch", "classes": ["a"]}, format="json").json()["id"]
+    tag = api.post(f"{base}/tags/", {"name": "blurry"}, format="json").json()["id"]
+    comment = api.post(f"{base}/samples/{samples[0].id}/comments/", {"body": "look"}, format="json").json()["id"]
+    member = api.post(f"{base}/members/", {"username": stranger.username, "role": "viewer"}, format="json").json()["id"]
+    cat = dataset.classes.get(name="cat").id
+    return [
+        (f"/api/datasets/{second}/", {"name": "Scratch 2"}, {"name": "Scratch 3"}, True),
+        (f"{base}/classes/{cat}/", {"name": "feline"}, {"name": "kitty"}, True),
+        (f"{base}/tags/{tag}/", {"name": "sharp"}, {"name": "crisp"}, True),
+        (f"{base}/samples/{samples[0].id}/comments/{comment}/", {"body": "edited"}, {"body": "again"}, True),
+        (f"{base}/members/{member}/", {"role": "annotator"}, {"role": "editor"}, True),
+        (f"{base}/samples/{samples[1].id}/", {"split": "dev"}, {"split": "valid"}, False),
+    ]
+
+
+def test_if_match_guards_writes_of_resources_without_versions(api, dataset, samples, stranger):
+    for url, first, second, deletable in editable(api, dataset, samples, stranger):
+        seen = api.get(url)["ETag"]
+        assert api.get(url, HTTP_IF_NONE_MATCH=seen).status_code == 304, url
+        edited = api.patch(url, first, format="json", HTTP_IF_MATCH=seen)
+        assert edited.status_code == 200, (url, edited.content)
+        current = api.get(url)["ETag"]
+        assert current != seen, url
+        for stale in (seen, f"W/{current}", '"other"'):  # an older ETag; a weak one never matches a write
+            refused = api.patch(url, second, format="json", HTTP_IF_MATCH=stale)
+            assert refused.status_code == 412, (url, stale, refused.content)
+            assert refused.json()["etag"] == refused["ETag"] == current and refused.json()["version"] is None, url
+            assert api.get(url)["ETag"] == current, url  # nothing changed
+        listed = api.patch(url, second, format="json", HTTP_IF_MATCH=f'"other", {current}')
+        assert listed.status_code == 200, (url, listed.content)
+        if deletable:
+            assert api.delete(url, HTTP_IF_MATCH=current).status_code == 412, url  # the PATCH moved it on
+            assert api.delete(url, HTTP_IF_MATCH=api.get(url)["ETag"]).status_code == 204, url
+    committed = yaml.safe_load(open("api/openapi.yaml"))["paths"]
+    for path in ("/api/datasets/{dataset_id}/classes/{class_id}/", "/api/datasets/{dataset_id}/samples/{sample_id}/"):
+        assert "If-Match" in [p["name"] for p in committed[path]["patch"]["parameters"]]
+        assert "412" in committed[path]["patch"]["responses"]
+
+
+def test_lf_delete_and_lists_and_weak_tags_in_if_match(api, lf_url):
+    seen = api.get(lf_url)["ETag"]
+    assert api.patch(lf_url, {"name": "cat words"}, format="json", HTTP_IF_MATCH=seen).status_code == 200
+    current = api.get(lf_url)["ETag"]
+    assert api.patch(lf_url, {"name": "x"}, format="json", HTTP_IF_MATCH=f"W/{current}").status_code == 412
+    assert api.delete(lf_url, HTTP_IF_MATCH=seen).status_code == 412 and api.get(lf_url).status_code == 200
+    assert api.delete(lf_url, HTTP_IF_MATCH=f"W/{current}").status_code == 412
+    assert api.delete(lf_url, HTTP_IF_MATCH=f'{seen}, {current}').status_code == 204
+    assert api.get(lf_url).status_code == 404
