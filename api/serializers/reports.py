@@ -288,9 +288,13 @@ class EvaluationSerializer(serializers.Serializer):
 
     labeled = AsciiIntegerField()
     reason = serializers.CharField(required=False)
-    precision = serializers.FloatField(required=False)
-    recall = serializers.FloatField(required=False)
-    f1 = serializers.FloatField(required=False)
+    precision = serializers.FloatField(required=False, allow_null=True,
+                                       help_text="tp / (tp + fp); null when the model says PRESENT on none (0/0).")
+    recall = serializers.FloatField(required=False, allow_null=True,
+                                    help_text="tp / (tp + fn); null when none is PRESENT (0/0).")
+    f1 = serializers.FloatField(required=False, allow_null=True,
+                                help_text="2 tp / (2 tp + fp + fn); null when there is neither a PRESENT nor a PRESENT "
+                                          "prediction (0/0).")
     pr_auc = serializers.FloatField(required=False, allow_null=True)
     roc_auc = serializers.FloatField(required=False, allow_null=True)
     confusion = ConfusionSerializer(required=False)

@@ -123,22 +123,26 @@ def decision_scores(matrix: Matrix, coef: np.ndarray, intercept: np.float32) -> 
     return matrix.score(coef)[1] + np.float32(intercept)
 
 
+def _ratio(numerator: int, denominator: int) -> float | None:
+    return numerator / denominator if denominator else None
+
+
 def evaluate(scores: np.ndarray, truth: np.ndarray) -> dict:
     """Precision, recall, F1, PR and ROC AUC and the confusion counts of `scores >= 0` on the labeled rows."""
-    from sklearn.metrics import average_precision_score, precision_recall_fscore_support, roc_auc_score
+    from sklearn.metrics import average_precision_score, roc_auc_score
 
     labeled = truth != 0
     if not labeled.any():
         return {"labeled": 0, "reason": "the valid split has no ground truth for this class"}
     y, predicted = truth[labeled] == 1, scores[labeled] >= 0
-    precision, recall, f1, _ = precision_recall_fscore_support(y, predicted, average="binary", zero_division=0)
+    tp, fp, fn = int((y & predicted).sum()), int((~y & predicted).sum()), int((y & ~predicted).sum())
     both = y.any() and (~y).any()
     return {
-        "labeled": int(labeled.sum()), "precision": float(precision), "recall": float(recall), "f1": float(f1),
+        "labeled": int(labeled.sum()), "precision": _ratio(tp, tp + fp), "recall": _ratio(tp, tp + fn),
+        "f1": _ratio(2 * tp, 2 * tp + fp + fn),  # each undefined (None) where its denominator is 0, as LF figures are
         "pr_auc": float(average_precision_score(y, scores[labeled])) if y.any() else None,
         "roc_auc": float(roc_auc_score(y, scores[labeled])) if both else None,
-        "confusion": {"tp": int((y & predicted).sum()), "fp": int((~y & predicted).sum()),
-                      "fn": int((y & ~predicted).sum()), "tn": int((~y & ~predicted).sum())},
+        "confusion": {"tp": tp, "fp": fp, "fn": fn, "tn": int((~y & ~predicted).sum())},
     }
 
 

@@ -2,6 +2,8 @@
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import (
     average_precision_score,
@@ -182,3 +184,17 @@ def test_cross_validated_fit_scores_each_row_by_the_fold_model_that_did_not_see_
                                    rtol=1e-2, atol=1e-2)
     # not the final model's in-sample scores
     assert not np.allclose(fit.held_out_scores, features @ fit.coef + fit.intercept, atol=1e-2)
+
+
+@given(truth=st.lists(st.sampled_from([-1, 0, 1]), min_size=1, max_size=12),
+       scores=st.lists(st.floats(-2, 2), min_size=12, max_size=12))
+def test_each_figure_is_undefined_exactly_where_its_denominator_is_zero(truth, scores):
+    truth, scores = np.array(truth, np.int8), np.array(scores[:len(truth)])
+    result = fitting.evaluate(scores, truth)
+    if not result["labeled"]:
+        return
+    c = result["confusion"]
+    for name, numerator, denominator in (("precision", c["tp"], c["tp"] + c["fp"]),
+                                         ("recall", c["tp"], c["tp"] + c["fn"]),
+                                         ("f1", 2 * c["tp"], 2 * c["tp"] + c["fp"] + c["fn"])):
+        assert result[name] == (numerator / denominator if denominator else None), name
