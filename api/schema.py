@@ -280,6 +280,10 @@ def add_error_responses(result, generator, request, public):
     for path, operations in result.get("paths", {}).items():
         for method, operation in operations.items():
             _add_conditional_responses(method, operation)
+            operation["responses"].setdefault("406", {
+                "description": "Not Acceptable: the Accept header names no type this operation answers in.",
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+            })
         if path.endswith("/health/") or path == "/api/":
             continue  # answer with their own report or links, as declared on the views, and need no database
         public = path.endswith("/auth/token/")  # the one operation that needs no credentials

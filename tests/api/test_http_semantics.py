@@ -243,3 +243,11 @@ def test_lf_delete_and_lists_and_weak_tags_in_if_match(api, lf_url):
     assert api.delete(lf_url, HTTP_IF_MATCH=f"W/{current}").status_code == 412
     assert api.delete(lf_url, HTTP_IF_MATCH=f'{seen}, {current}').status_code == 204
     assert api.get(lf_url).status_code == 404
+
+
+def test_an_accept_header_no_type_satisfies_is_a_documented_json_406(api, dataset):
+    answer = api.get(f"/api/datasets/{dataset.id}/", HTTP_ACCEPT="application/xml")
+    assert answer.status_code == 406 and answer.json()["code"] == "not_acceptable", answer.content
+    committed = yaml.safe_load(open("api/openapi.yaml"))
+    assert all("406" in operation["responses"] for operations in committed["paths"].values()
+               for operation in operations.values() if isinstance(operation, dict) and "responses" in operation)
