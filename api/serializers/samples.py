@@ -34,6 +34,15 @@ def _split_commas(values):
     return [item.strip() for value in values for item in value.split(",") if item.strip()]
 
 
+def refuse_unknown_keys(serializer, data):
+    """A 400 naming each key the serializer does not know: a bulk write must not guess what a typo meant (a
+    misspelt filter key was dropped, and the action wrote to every sample)."""
+    unknown = sorted(set(data) - set(serializer.fields))
+    if unknown:
+        known = ", ".join(sorted(name for name, field in serializer.fields.items() if not field.read_only))
+        raise serializers.ValidationError({key: [f"Unknown key; this object takes {known}."] for key in unknown})
+
+
 class SampleQuerySerializer(serializers.Serializer):
     """Query parameters of the samples list: the same filter language bulk actions take as `filter`."""
 
@@ -69,6 +78,8 @@ class SampleQuerySerializer(serializers.Serializer):
                                 default=None, max_length=MAX_FILTER_IDS)
 
     def to_internal_value(self, data):
+        if isinstance(data, dict) and not hasattr(data, "getlist"):  # a bulk action's `filter`, not a query string:
+            refuse_unknown_keys(self, data)  # a misspelt key would widen what it writes
         if hasattr(data, "getlist"):  # query string: repeated or comma-separated values
             plain = {key: data.get(key) for key in data}
             for key in ("tag", "gt", "ids", "lf_vote", "lf_conflict", "prediction"):
@@ -88,6 +99,11 @@ class SampleSelectionSerializer(serializers.Serializer):
                                        allow_empty=False,
                                        max_length=MAX_FILTER_IDS, help_text=f"At most {MAX_FILTER_IDS} ids.")
     filter = SampleQuerySerializer(required=False, help_text="The samples-list filter language, as an object.")
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            refuse_unknown_keys(self, data)
+        return super().to_internal_value(data)
 
     def validate(self, attrs):
         if ("sample_ids" in attrs) == ("filter" in attrs):

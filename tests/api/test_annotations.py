@@ -238,3 +238,21 @@ def test_comments_author_or_owner_edits(api, dataset, samples, member_client):
     assert api.post(base, {"body": ""}, format="json").status_code == 400
     assert api.delete(f"{base}{comment}/").status_code == 204  # the owner may delete
     assert api.get(f"/api/datasets/{dataset.id}/samples/999999/comments/").status_code == 404
+
+
+def test_a_bulk_write_with_a_key_it_does_not_know_writes_nothing(api, dataset):
+    samples = make_samples(dataset, [{"split": "train"}, {"split": "test"}])
+    url = f"/api/datasets/{dataset.id}/annotations/bulk/"
+    for body, key in (({"filter": {"splitt": "test"}, "classes": ["cat"], "value": "ABSENT"}, "splitt"),
+                      ({"filter": {"split": "test"}, "classes": ["cat"], "value": "ABSENT", "dry_run": True}, "dry_run")):
+        refused = api.post(url, body, format="json")
+        assert refused.status_code == 400, refused.content
+        assert key in str(refused.json()), refused.json()
+    assert not Annotation.objects.exists()
+    tag = api.post(f"/api/datasets/{dataset.id}/tags/", {"name": "t"}, format="json").json()["id"]
+    refused = api.post(f"/api/datasets/{dataset.id}/tags/{tag}/apply/", {"filter": {"splt": "test"}}, format="json")
+    assert refused.status_code == 400 and "splt" in str(refused.json())
+    done = api.post(url, {"filter": {"split": "test"}, "classes": ["cat"], "value": "ABSENT"}, format="json")
+    assert done.status_code == 200 and done.json()["changed"] == 1 and samples
+    listed = api.get(f"/api/datasets/{dataset.id}/samples/?split=test&_=123")  # a query string may carry others
+    assert listed.status_code == 200 and listed.json()["count"] == 1
