@@ -48,11 +48,12 @@ def orphaned(now: datetime, stale_after_seconds: float) -> Q:
         Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True, updated_at__lt=cutoff))
 
 
-def _beat(job_id: uuid.UUID | str, stop: threading.Event) -> None:
+def _beat(job_id: uuid.UUID | str, attempts: int | None, stop: threading.Event) -> None:
+    mine = {} if attempts is None else {"attempts": attempts}  # another delivery's job is not ours to keep alive
     try:
         while not stop.wait(settings.JOB_HEARTBEAT_SECONDS):
             try:
-                Job.objects.filter(pk=job_id, status=JobStatus.RUNNING).update(heartbeat_at=timezone.now())
+                Job.objects.filter(pk=job_id, status=JobStatus.RUNNING, **mine).update(heartbeat_at=timezone.now())
             except DatabaseError as exc:  # the next beat retries; a long outage makes the job look orphaned
                 logger.warning("job %s: heartbeat not written: %s", job_id, exc)
     finally:
@@ -60,13 +61,14 @@ def _beat(job_id: uuid.UUID | str, stop: threading.Event) -> None:
 
 
 @contextlib.contextmanager
-def job_heartbeat(job_id: uuid.UUID | str) -> Iterator[None]:
-    """Write the job's heartbeat from a background thread while the block runs."""
+def job_heartbeat(job_id: uuid.UUID | str, attempts: int | None = None) -> Iterator[None]:
+    """Write the job's heartbeat from a background thread while the block runs (for its delivery `attempts`)."""
     if not heartbeats_enabled():
         yield
         return
     stop = threading.Event()
-    thread = threading.Thread(target=_beat, args=(job_id, stop), name=f"job-heartbeat-{job_id}", daemon=True)
+    thread = threading.Thread(target=_beat, args=(job_id, attempts, stop), name=f"job-heartbeat-{job_id}",
+                              daemon=True)
     thread.start()
     try:
         yield

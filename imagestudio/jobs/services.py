@@ -11,11 +11,13 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable, Iterable
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Model, Q
+from django.db.models import F, Model, Q, Value
+from django.db.models.functions import Greatest
 from django.utils import timezone
 from kombu.exceptions import OperationalError as KombuOperationalError
 
@@ -28,6 +30,16 @@ if TYPE_CHECKING:
     from django.contrib.auth.models import User
 
 logger = logging.getLogger(__name__)
+
+# (job id, attempts) of the delivery this task runs: a claim's fencing token. Writes of the job's state match it,
+# so a runner that lost its job (frozen past JOB_ORPHAN_SECONDS, then delivered again) writes nothing and stops.
+_delivery: ContextVar[tuple[str, int] | None] = ContextVar("job_delivery", default=None)
+
+
+def _mine(job_id):
+    """The filter that keeps a state write to this process's delivery of the job (none outside a task)."""
+    delivery = _delivery.get()
+    return {"attempts": delivery[1]} if delivery is not None and delivery[0] == str(job_id) else {}
 
 
 class JobCancelled(Exception):
@@ -120,13 +132,15 @@ def job_claim(*, job_id: uuid.UUID | str) -> Job | None:
 
 
 def job_should_stop(*, job_id: uuid.UUID | str) -> bool:
-    return Job.objects.filter(pk=job_id).values_list("status", flat=True).first() != JobStatus.RUNNING
+    return not Job.objects.filter(pk=job_id, status=JobStatus.RUNNING, **_mine(job_id)).exists()
 
 
 def job_progress(*, job_id: uuid.UUID | str, progress: float, message: str = "") -> None:
     """Record progress; raise JobCancelled when the job was cancelled meanwhile."""
-    updated = Job.objects.filter(pk=job_id, status=JobStatus.RUNNING).update(
-        progress=max(0.0, min(1.0, progress)), message=message[:500], updated_at=timezone.now()
+    # Never backwards: a delivery after a worker died starts its count again, yet the work it finds done stays done.
+    updated = Job.objects.filter(pk=job_id, status=JobStatus.RUNNING, **_mine(job_id)).update(
+        progress=Greatest(F("progress"), Value(max(0.0, min(1.0, progress)))), message=message[:500],
+        updated_at=timezone.now()
     )
     if not updated:
         raise JobCancelled(job_id)
@@ -134,7 +148,7 @@ def job_progress(*, job_id: uuid.UUID | str, progress: float, message: str = "")
 
 def job_succeed(*, job_id: uuid.UUID | str, result: dict[str, Any], message: str = "done") -> None:
     now = timezone.now()
-    Job.objects.filter(pk=job_id, status=JobStatus.RUNNING).update(
+    Job.objects.filter(pk=job_id, status=JobStatus.RUNNING, **_mine(job_id)).update(
         status=JobStatus.SUCCEEDED,
         progress=1.0,
         result=result,
@@ -149,7 +163,7 @@ def job_fail(*, job_id: uuid.UUID | str, error: str, result: dict[str, Any] | No
     updates = {"status": JobStatus.FAILED, "error": str(error), "finished_at": now, "updated_at": now}
     if result is not None:
         updates["result"] = result
-    Job.objects.filter(pk=job_id, status__in=ACTIVE_STATUSES).update(**updates)
+    Job.objects.filter(pk=job_id, status__in=ACTIVE_STATUSES, **_mine(job_id)).update(**updates)
 
 
 def job_cancel(*, job: Job) -> Job:
@@ -179,13 +193,16 @@ def run_job(job_id: uuid.UUID | str, work: Callable[[Job], dict[str, Any]],
     `work` returns the result dict. Unexpected errors are recorded on the job and not re-raised, so
     the broker does not redeliver a job that failed for a reason a retry would not fix. `finished(job)` runs once
     the outcome is recorded, never before: a worker killed earlier leaves the job's inputs to its next delivery.
+    Every write of the job's state is this delivery's only (`_delivery`): a runner that lost its job to another
+    delivery stops at its next progress report and records nothing.
     """
     job = job_claim(job_id=job_id)
     if job is None:
         logger.info("job %s is not runnable (finished, cancelled, unknown or running elsewhere); skipping", job_id)
         return
+    delivery = _delivery.set((str(job.pk), job.attempts))
     try:
-        with job_heartbeat(job_id):
+        with job_heartbeat(job_id, job.attempts):
             result = work(job)
     except JobCancelled:
         logger.info("job %s cancelled", job_id)
@@ -197,8 +214,10 @@ def run_job(job_id: uuid.UUID | str, work: Callable[[Job], dict[str, Any]],
         job_fail(job_id=job_id, error=f"{type(exc).__name__}: {exc}")
     else:
         job_succeed(job_id=job_id, result=result)
-    if finished is not None:
-        finished(job)
+    finally:
+        _delivery.reset(delivery)
+    if finished is not None and Job.objects.filter(pk=job.pk, attempts=job.attempts).exists():
+        finished(job)  # not where another delivery took the job over (this runner froze): its inputs are that one's
 
 
 def jobs_requeue_orphaned(*, stale_after_seconds: float | None = None, include_queued: bool = False) -> dict[str, int]:

@@ -11,7 +11,7 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from imagestudio.jobs.models import Job, JobStatus
-from imagestudio.jobs.services import job_claim, jobs_requeue_orphaned, run_job
+from imagestudio.jobs.services import job_claim, job_progress, jobs_requeue_orphaned, run_job
 from imagestudio.pipeline import EMBED_TASK
 from tests.factories import make_samples
 
@@ -129,3 +129,38 @@ def test_a_worker_writes_the_heartbeat_while_the_work_runs(dataset, monkeypatch,
     assert beats[0] is not None and len(set(beats)) >= 3, beats  # written at the claim, then again and again
     job.refresh_from_db()
     assert job.status == JobStatus.SUCCEEDED and job.heartbeat_at <= job.finished_at
+
+
+def test_a_runner_that_lost_its_job_to_another_delivery_records_nothing_and_stops(dataset):
+    """A worker frozen past the orphan time (a paused VM) wakes up after the reaper gave its job to another."""
+    job = job_left(dataset, status=JobStatus.QUEUED, attempts=0)
+    finished, reports = [], []
+
+    def work(claimed):
+        job_progress(job_id=claimed.pk, progress=0.5, message="half")
+        Job.objects.filter(pk=claimed.pk).update(status=JobStatus.QUEUED)  # the reaper, meanwhile
+        job_claim(job_id=claimed.pk)  # ... and the next delivery, on another worker
+        for step in range(3):
+            reports.append(step)
+            job_progress(job_id=claimed.pk, progress=0.6 + step / 10, message="more")
+        return {"done": True}
+
+    run_job(job.pk, work, finished=finished.append)
+    job.refresh_from_db()
+    assert reports == [0]  # stopped at its first report after losing the job
+    assert (job.status, job.attempts, job.result, job.progress, job.message) == (JobStatus.RUNNING, 2, {}, 0.5, "half")
+    assert finished == []  # its inputs (staged files) are the next delivery's now
+
+
+def test_progress_never_goes_backwards(dataset):
+    job = job_left(dataset, status=JobStatus.QUEUED)
+    seen = []
+
+    def work(claimed):
+        for value in (0.4, 0.1, 0.7):
+            job_progress(job_id=claimed.pk, progress=value, message=str(value))
+            seen.append(Job.objects.get(pk=claimed.pk).progress)
+        return {}
+
+    run_job(job.pk, work)
+    assert seen == [0.4, 0.4, 0.7]
