@@ -60,7 +60,7 @@ def export_start(*, dataset: Dataset, user: User, kind: str, columns: Sequence[s
         if found is None:
             raise ValidationFailed(f"No trained model {model} in this dataset.", field="model")
         params["model"] = found.id
-        params["stale_sources"] = [f"model v{found.version}: {reason}" for reason in model_staleness(found)]
+        params["stale_sources"] = [f"{found}: {reason}" for reason in model_staleness(found)]
     if kind == Export.Kind.TRAINING_LABELS:
         chosen = (TrainingSet.objects.filter(dataset=dataset, pk=training_set).first() if training_set
                   else TrainingSet.objects.filter(dataset=dataset, ready=True).order_by("-id").first())

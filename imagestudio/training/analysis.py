@@ -82,11 +82,11 @@ def _guidance(label_class, split, lfs, rows, votes, truth, coverage, conflicts, 
     if model is not None and model_metrics and model_metrics.get("labeled"):
         confusion = model_metrics["confusion"]
         if confusion["fn"] and model_metrics["recall"] < WEAK_RATE and confusion["fn"] >= confusion["fp"]:
-            tip("false_negatives", f"Model v{model.version} misses {confusion['fn']} {name!r} samples of valid "
+            tip("false_negatives", f"The {model} misses {confusion['fn']} {name!r} samples of valid "
                 f"(recall {model_metrics['recall']:.0%}): write LFs that catch them.", split=Split.VALID,
                 prediction=f"{model.id}:{name}:FN")
         elif confusion["fp"] and model_metrics["precision"] < WEAK_RATE:
-            tip("false_positives", f"Model v{model.version} wrongly says {name!r} on {confusion['fp']} valid samples "
+            tip("false_positives", f"The {model} wrongly says {name!r} on {confusion['fp']} valid samples "
                 f"(precision {model_metrics['precision']:.0%}).", split=Split.VALID,
                 prediction=f"{model.id}:{name}:FP")
     return tips

@@ -58,7 +58,7 @@ def model_charts(*, model: FastModel, label_class: LabelClass | None = None, spl
     arrays = artifact_arrays(model)
     trained = model.params.get("classes", [])
     if label_class is not None and label_class.id not in trained:
-        raise ValidationFailed(f"Model v{model.version} was not trained for class {label_class.name!r}.",
+        raise ValidationFailed(f"The {model} was not trained for class {label_class.name!r}.",
                                field="label_class")
     classes: Sequence[LabelClass] = ([label_class] if label_class is not None
                                      else LabelClass.objects.filter(id__in=trained).order_by("id"))

@@ -21,9 +21,13 @@ def _resolve(dataset, condition, classes):
     model_id = parse_id(model)
     if model_id is None or not class_ref or word.upper() not in PREDICTION_WORDS:
         raise FilterError(f"{condition!r} must read <model id>:<class>:<{'|'.join(PREDICTION_WORDS)}>.")
-    if not FastModel.objects.filter(dataset=dataset, pk=model_id).exists():
+    model = FastModel.objects.filter(dataset=dataset, pk=model_id).first()
+    if model is None:
         raise FilterError(f"The dataset has no model {model_id}.")
-    return model_id, classes(class_ref), word.upper()
+    class_id = classes(class_ref)
+    if class_id not in model.params.get("classes", []):  # it predicts nothing of the class: every bucket would lie
+        raise FilterError(f"The {model} was not trained for class {class_ref!r}.")
+    return model_id, class_id, word.upper()
 
 
 def _apply(queryset, value):

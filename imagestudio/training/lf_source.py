@@ -27,7 +27,7 @@ def _validate(dataset, label_class, config):
         raise ValidationFailed(f"'model_id' must name a trained fast model of this dataset (got {model_id!r}).",
                                field="config", code="model_unavailable")
     if label_class.id not in model.params.get("classes", []):
-        raise ValidationFailed(f"Model v{model.version} was not trained for class {label_class.name!r}.",
+        raise ValidationFailed(f"The {model} was not trained for class {label_class.name!r}.",
                                field="config")
     return {"model_id": model.id}
 

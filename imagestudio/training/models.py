@@ -47,6 +47,10 @@ class FastModel(models.Model):
         ordering = ["-id"]
         constraints = [models.UniqueConstraint(fields=["dataset", "version"], name="one_model_version")]
 
+    def __str__(self):
+        """How messages name it: by the id the API addresses it with, and its version within the dataset."""
+        return f"model {self.id} (v{self.version})"
+
 
 # A training set's or model's state: ready, or the status of the job that makes it.
 PRODUCT_STATUSES = ("ready", "queued", "running", "failed", "cancelled")

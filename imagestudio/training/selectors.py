@@ -213,7 +213,7 @@ def model_scores(*, model: FastModel, label_class: LabelClass) -> tuple[np.ndarr
     arrays = artifact_arrays(model)
     key = f"scores_{label_class.id}"
     if key not in arrays:
-        raise ValidationFailed(f"Model v{model.version} was not trained for class {label_class.name!r}.",
+        raise ValidationFailed(f"The {model} was not trained for class {label_class.name!r}.",
                                field="config")
     return arrays["ids"], arrays["splits"], arrays[key]
 
@@ -272,7 +272,10 @@ def model_predictions(*, model: FastModel, label_class: LabelClass | None = None
     """Score, probability and label per sample and class of a ready model, as a sliceable sequence."""
     classes = [label_class] if label_class else list(LabelClass.objects.filter(dataset=model.dataset_id)
                                                      .order_by("id"))
-    return PredictionRows(artifact_arrays(model), classes, sample_id, model_id=model.id)
+    arrays = artifact_arrays(model)
+    if label_class is not None and f"scores_{label_class.id}" not in arrays:
+        raise ValidationFailed(f"The {model} was not trained for class {label_class.name!r}.", field="label_class")
+    return PredictionRows(arrays, classes, sample_id, model_id=model.id)
 
 
 def sample_predictions(*, dataset: Dataset, sample_id: int) -> list[dict]:

@@ -166,6 +166,10 @@ def test_fast_model_metrics_predictions_filters_and_model_lf(api, world):
         assert listed["count"] == valid["confusion"][bucket.lower()]
         for sample in listed["results"]:
             assert rows[sample["id"]]["label"] == label and sample["ground_truth"]["cat"] == truth
+    for url in (f"/api/datasets/{dataset.id}/samples/?prediction={model['id']}:dog:FN",  # trained for cat only
+                f"/api/datasets/{dataset.id}/models/{model['id']}/predictions/?label_class=dog"):
+        refused = api.get(url)
+        assert refused.status_code == 400 and f"model {model['id']} (v" in str(refused.json()), refused.content
     lf = api.post(f"/api/datasets/{dataset.id}/lfs/", {"name": "model says", "label_class": "cat", "type": "model",
                   "config": {"model_id": model["id"]}, "low": -1, "high": 1}, format="json")
     assert lf.status_code == 201, lf.content
@@ -446,7 +450,7 @@ def test_products_say_when_their_inputs_changed_and_rebuild_in_one_call(api, wor
     assert exported({"kind": "training_labels", "training_set": ts["id"]}) == [
         f"training set {ts['id']}: LF cat/{lf.id} changed its rule"]
     assert exported({"kind": "dataset", "model": int(model_url.split("/")[-2])}) == [
-        f"model v1: its training set is stale: LF cat/{lf.id} changed its rule"]
+        f"model {model_url.split('/')[-2]} (v1): its training set is stale: LF cat/{lf.id} changed its rule"]
     rebuilt = api.post(f"/api/datasets/{dataset.id}/training-sets/{ts['id']}/rebuild/", {}, format="json")
     assert rebuilt.status_code == 202
     fresh_id = api.get(rebuilt["Location"]).json()["result"]["training_set"]
