@@ -21,6 +21,7 @@ from imagestudio.common.errors import ValidationFailed
 from imagestudio.common.votes import VOTE_WORDS
 from imagestudio.datasets.metadata_sql import MetadataText
 from imagestudio.datasets.models import LabelClass, Sample, Split
+from imagestudio.datasets.selectors import metadata_field_exists
 from imagestudio.jobs.services import job_enqueue, job_progress
 from imagestudio.labeling import metrics
 from imagestudio.training.models import FastModel, TrainingSet
@@ -53,6 +54,12 @@ def export_start(*, dataset: Dataset, user: User, kind: str, columns: Sequence[s
         raise ValidationFailed(f"Unknown columns {unknown}; choose from {', '.join(SAMPLE_COLUMNS)}.", field="columns")
     if len(fields) > MAX_FIELDS:
         raise ValidationFailed(f"At most {MAX_FIELDS} metadata fields.", field="fields")
+    # As a pattern LF's field is checked: a misspelt name would export an empty column without a word. The first
+    # missing one stops the check (each is a scan when absent).
+    if any(dataset.split_counts.values()):
+        missing = next((name for name in fields if not metadata_field_exists(dataset=dataset, field=name)), None)
+        if missing is not None:
+            raise ValidationFailed(f"No sample of this dataset has a metadata field {missing!r}.", field="fields")
     params = {"columns": columns, "fields": list(fields), "splits": list(splits or Split.values),
               "ground_truth": ground_truth, "raw": raw}
     if kind == Export.Kind.DATASET and model is not None:

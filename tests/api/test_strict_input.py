@@ -164,6 +164,9 @@ def test_exports_neutralize_formulas_unless_raw(api, dataset):
         body = b"".join(api.get(f"/api/datasets/{dataset.id}/exports/{export}/download/").streaming_content)
         rows = list(__import__("csv").reader(io.StringIO(body.decode())))
         assert rows[1][1:] == expected
+    misspelt = api.post(f"/api/datasets/{dataset.id}/exports/", {"kind": "dataset", "fields": ["caption", "captoin"]},
+                        format="json")  # an empty column without a word, as a pattern LF refuses the same typo
+    assert misspelt.status_code == 400 and "'captoin'" in misspelt.json()["fields"][0]
 
 
 @pytest.mark.parametrize("spelling", ["٣", "１", "³", " 1", "1 ", "1_0", "+", "", "0x10", "1e3", "１２"])
