@@ -53,6 +53,10 @@ def _little_ground_truth_tip(name, valid_labels, valid_samples):
         return {"kind": "little_ground_truth", "message": (
             f"Only {valid_labels} valid samples have ground truth for {name!r}: metrics are unreliable below "
             f"{MIN_VALID_LABELS}; annotate more."), "samples": {"split": Split.VALID, "gt": f"{name}:ABSTAIN"}}
+    if not valid_samples:
+        return {"kind": "little_ground_truth", "message": (
+            f"The valid split is empty: nothing measures {name!r}. Move samples into valid (resample) and annotate "
+            "them."), "samples": {}}
     return {"kind": "little_ground_truth", "message": (
         f"Every valid sample has ground truth for {name!r}, but there are only {valid_samples}: metrics are "
         f"unreliable below {MIN_VALID_LABELS}; move more samples into valid (resample) and annotate them."),

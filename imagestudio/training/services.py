@@ -26,6 +26,7 @@ from imagestudio.labeling.selectors import vote_matrix
 from . import fitting
 from .class_names import by_current_name
 from .models import FastModel, Prediction, ScoredRange, TrainingSet
+from .preconditions import ground_truth_required, model_params_check
 from .selectors import artifact_arrays, model_inputs, ready_training_set, split_samples, training_snapshot
 
 TRAINING_SET_TASK = "workers.tasks.training.build_training_set"
@@ -162,10 +163,7 @@ def model_start(*, dataset: Dataset, user: AbstractBaseUser | None,
                 negative_ratio: float | None = None, seed: int = 0, encoder: str | None = None,
                 space: str = "visual") -> FastModel:
     """A new model version, trained by a job on the training queue."""
-    if negative_ratio is not None and negative_ratio <= 0:
-        raise ValidationFailed("negative_ratio must be above 0.", field="negative_ratio")
-    if Split.VALID in ground_truth_splits:  # its metrics would be scored on the rows it learned from
-        raise ValidationFailed("A model cannot train on valid: valid measures it.", field="ground_truth_splits")
+    model_params_check(negative_ratio=negative_ratio, ground_truth_splits=ground_truth_splits)
     if label_source == FastModel.LabelSource.TRAINING_SET:
         training_set = _checked_training_set(dataset, training_set)
     record = record_for(encoder, space)
@@ -173,6 +171,8 @@ def model_start(*, dataset: Dataset, user: AbstractBaseUser | None,
     class_ids = [c.id for c in classes] if classes else list(dataset.classes.order_by("id").values_list("id", flat=True))
     if not class_ids:
         raise ValidationFailed("The dataset has no class to train.", field="classes")
+    if label_source == FastModel.LabelSource.GROUND_TRUTH:
+        ground_truth_required(class_ids=class_ids, splits=ground_truth_splits)
     params = {"classes": class_ids, "ground_truth_splits": list(ground_truth_splits), "negative_ratio": negative_ratio,
               "seed": seed, "encoder": record.key, "space": space}
     with transaction.atomic():

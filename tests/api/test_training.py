@@ -675,6 +675,18 @@ def test_the_lf_summary_shows_what_the_latest_label_model_learned(api, world):
         f"/api/datasets/{dataset.id}/training-sets/{ts['id']}/").json()["stale_reasons"] != []
 
 
+def test_a_ground_truth_model_without_labels_of_both_sides_is_refused_before_its_job(api, world):
+    from imagestudio.jobs.models import Job
+
+    jobs = Job.objects.count()
+    response = api.post(f"/api/datasets/{world.id}/models/", {"classes": ["cat", "dog"], "label_source": "ground_truth",
+                                                               "ground_truth_splits": ["test"]}, format="json")
+    assert response.status_code == 400, response.content
+    message = response.json()["ground_truth_splits"][0]
+    assert "'cat': no" in message and "'dog': no PRESENT label" in message
+    assert Job.objects.count() == jobs
+
+
 def test_a_model_never_trains_on_valid_the_split_it_is_measured_on(api, world):
     for splits in (["valid"], ["train", "valid"]):
         response = api.post(f"/api/datasets/{world.id}/models/", {"classes": ["cat"], "label_source": "ground_truth",
