@@ -307,11 +307,12 @@ def _side_cuts(scores, ground_truth, ascending, side, descending):
 
 def _best_of(cuts, kind, min_precision, above=None, below=None):
     """The best cut of `kind` with a threshold strictly between `above` and `below` (first on ties: the fewest
-    votes), or None."""
+    votes), short of voting on every labeled sample, or None."""
     if cuts is None:
         return None
     thresholds, precision, recall, f1 = cuts
     candidates = np.ones(len(thresholds), dtype=bool)
+    candidates[-1] = False  # the last cut votes on every labeled sample: a rule that tells nothing apart
     if above is not None:
         candidates &= thresholds > above
     if below is not None:

@@ -183,3 +183,17 @@ def test_float32_scores_vote_as_their_exact_float64_values(values, low, high, in
     for lo, hi in ((min(low, high), max(low, high)), (nudged[0], nudged[-1] + 1)):
         expected = votes_from_scores(scores.astype(np.float64), lo, hi, invert)
         assert np.array_equal(votes_from_scores(scores, lo, hi, invert), expected)
+
+
+def test_no_suggested_cut_votes_on_every_labeled_sample():
+    from imagestudio.labeling.metrics import suggest_thresholds
+
+    rng = np.random.default_rng(3)
+    truth = np.where(rng.random(300) < 0.4, 1, -1)
+    scores = rng.random(300)  # a rule that tells nothing apart: the best F1 is "everything PRESENT"
+    suggested = suggest_thresholds(scores, truth, min_precision=0.3)
+    for side in ("high", "low"):
+        for kind in ("best_f1", "best_recall_at_precision"):
+            cut = suggested[side][kind]
+            assert cut is None or not (side == "high" and cut["threshold"] <= scores.min()), (side, kind, cut)
+            assert cut is None or not (side == "low" and cut["threshold"] >= scores.max()), (side, kind, cut)
