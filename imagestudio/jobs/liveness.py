@@ -56,6 +56,7 @@ def _beat(job_id: uuid.UUID | str, attempts: int | None, stop: threading.Event) 
                 Job.objects.filter(pk=job_id, status=JobStatus.RUNNING, **mine).update(heartbeat_at=timezone.now())
             except DatabaseError as exc:  # the next beat retries; a long outage makes the job look orphaned
                 logger.warning("job %s: heartbeat not written: %s", job_id, exc)
+                connection.close()  # a dropped connection: the next beat opens a new one
     finally:
         connection.close()  # this thread's own connection
 

@@ -224,24 +224,32 @@ def jobs_requeue_orphaned(*, stale_after_seconds: float | None = None, include_q
     """Deliver again each running job whose runner has not been heard from for `stale_after_seconds`
     (JOB_ORPHAN_SECONDS by default): its worker was killed or its machine lost. A job that has had
     JOB_MAX_ATTEMPTS deliveries, or has no task to run it (a command-line run), fails instead.
-    `include_queued`: also dispatch queued jobs (where tasks run in-process, those a stopped server never ran)."""
+    `include_queued`: also dispatch queued jobs (where tasks run in-process, those a stopped server never ran).
+
+    The job stays running with no heartbeat, which its new delivery may claim (as may the broker's late
+    redelivery of the first message: one claim wins). A reaper that dies before sending leaves it to look orphaned
+    again JOB_ORPHAN_SECONDS later, never queued without a message."""
     now = timezone.now()
     stale = orphaned(now, settings.JOB_ORPHAN_SECONDS if stale_after_seconds is None else stale_after_seconds)
     if include_queued:
         stale |= Q(status=JobStatus.QUEUED)
     counts = {"requeued": 0, "failed": 0}
     for job in Job.objects.filter(stale).only("id", "status", "task_name", "attempts", "heartbeat_at", "updated_at"):
-        # Each write is conditional on what was read, so a heartbeat or another reaper in between wins.
-        unchanged = Job.objects.filter(pk=job.pk, status=job.status, heartbeat_at=job.heartbeat_at,
-                                       updated_at=job.updated_at)
+        # Each write is conditional on what was read, so a heartbeat, a claim or another reaper in between wins.
+        unchanged = Job.objects.filter(pk=job.pk, status=job.status, attempts=job.attempts,
+                                       heartbeat_at=job.heartbeat_at, updated_at=job.updated_at)
         if job.attempts >= settings.JOB_MAX_ATTEMPTS or not job.task_name:
             why = (f"its worker stopped during each of its {job.attempts} deliveries" if job.task_name
                    else "the process running it stopped")
             counts["failed"] += unchanged.update(status=JobStatus.FAILED, error=f"Orphaned: {why}.",
                                                  finished_at=now, updated_at=now)
-        elif unchanged.update(status=JobStatus.QUEUED, updated_at=now,
+        elif unchanged.update(heartbeat_at=None, updated_at=now,
                               message="delivered again: the process running it stopped answering"):
             logger.warning("job %s: its runner stopped; delivering it again", job.pk)
-            _dispatch(job.task_name, job.pk)
+            try:
+                _dispatch(job.task_name, job.pk)
+            except Exception:  # this job looks orphaned again in JOB_ORPHAN_SECONDS; the others go on
+                logger.exception("job %s: could not deliver it again", job.pk)
+                continue
             counts["requeued"] += 1
     return counts

@@ -92,7 +92,7 @@ def expected_outcome(state, include_queued):
         return state["status"], False
     if state["attempts"] >= 3 or not state["task_name"]:
         return JobStatus.FAILED, False
-    return JobStatus.QUEUED, True
+    return state["status"], True  # still running (or queued), for the new delivery to claim
 
 
 @hypothesis_settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -109,6 +109,8 @@ def test_exactly_the_orphaned_jobs_are_requeued_or_failed(dataset, dispatched, s
     newly_failed = [after == JobStatus.FAILED and state["status"] != JobStatus.FAILED
                     for (after, _), state in zip(expected, states, strict=True)]
     assert counts == {"requeued": len(dispatched), "failed": sum(newly_failed)}
+    assert jobs_requeue_orphaned(include_queued=include_queued)["requeued"] == sum(
+        include_queued and s == JobStatus.QUEUED for s, again in expected if again)  # not again before its time
 
 
 @pytest.mark.django_db(transaction=True)  # the heartbeat is written from another thread, on its own connection
@@ -164,3 +166,46 @@ def test_progress_never_goes_backwards(dataset):
 
     run_job(job.pk, work)
     assert seen == [0.4, 0.4, 0.7]
+
+
+def test_a_reaper_that_fails_to_send_leaves_the_job_to_be_delivered_again_later(dataset, monkeypatch, settings):
+    job = job_left(dataset, heartbeat_age=ORPHAN_SECONDS + 1)
+    other = job_left(dataset, heartbeat_age=ORPHAN_SECONDS + 1)
+    sent = []
+
+    def flaky(task_name, job_id):
+        if job_id == job.pk:
+            raise RuntimeError("the broker went away")
+        sent.append(job_id)
+
+    monkeypatch.setattr("imagestudio.jobs.services._dispatch", flaky)
+    assert jobs_requeue_orphaned() == {"requeued": 1, "failed": 0} and sent == [other.pk]  # the others go on
+    job.refresh_from_db()
+    assert job.status == JobStatus.RUNNING and job.heartbeat_at is None  # claimable, never queued without a message
+    Job.objects.filter(pk=job.pk).update(updated_at=timezone.now() - timedelta(seconds=ORPHAN_SECONDS + 1))
+    monkeypatch.setattr("imagestudio.jobs.services._dispatch", lambda task_name, job_id: sent.append(job_id))
+    assert jobs_requeue_orphaned()["requeued"] == 1 and sent[-1] == job.pk  # the other's new delivery has its time
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_heartbeat_outlives_a_dropped_database_connection(dataset, monkeypatch, settings):
+    from django.db import connection
+
+    monkeypatch.setattr("imagestudio.jobs.liveness.heartbeats_enabled", lambda: True)
+    monkeypatch.setattr("imagestudio.jobs.services.heartbeats_enabled", lambda: True)
+    settings.JOB_HEARTBEAT_SECONDS = 0.05
+    job = job_left(dataset, status=JobStatus.QUEUED)
+    after_drop = []
+
+    def work(claimed):
+        time.sleep(0.3)
+        with connection.cursor() as cursor:  # the heartbeat thread's connection (every other one of this database)
+            cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                           "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        dropped_at = timezone.now()
+        time.sleep(0.6)
+        after_drop.append(Job.objects.get(pk=claimed.pk).heartbeat_at > dropped_at)
+        return {}
+
+    run_job(job.pk, work)
+    assert after_drop == [True]
