@@ -13,11 +13,14 @@ from rest_framework.response import Response
 
 from api.exceptions import PreconditionFailed
 from imagestudio.common.errors import VersionConflict
+from imagestudio.common.transactions import row_locked
 
 IF_MATCH_CURRENT = OpenApiParameter(
     "If-Match", str, OpenApiParameter.HEADER, required=False,
-    description="The ETag of your GET of this resource (or a list of ETags). When what that GET shows has changed "
-                "since, the request answers 412 Precondition Failed with the current ETag, and changes nothing.")
+    description="The ETag of your GET of this resource (or a list of ETags). When what a write may change (a name, "
+                "a description, a split, metadata, a role, a body) has changed since, the request answers 412 "
+                "Precondition Failed with the current ETag, and changes nothing. Figures kept in the background "
+                "(counts) and signed URLs do not count.")
 IF_MATCH = OpenApiParameter(
     "If-Match", str, OpenApiParameter.HEADER, required=False,
     description='The ETag you last saw (`"3.9c1e..."`), or the bare version (`"3"`, the `version` field). When the '
@@ -62,22 +65,28 @@ def if_none_match_names(request, etag):
     return "*" in listed or etag.removeprefix("W/") in listed
 
 
-def digest_etag(data):
-    """`"<digest>"` of a representation: the ETag of a resource without versions (see if_match_current)."""
-    body = json.dumps(data, sort_keys=True, default=str, separators=(",", ":")).encode()
-    return f'"{hashlib.sha256(body).hexdigest()[:32]}"'
+def _digest(value, length):
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str, separators=(",", ":")).encode()
+                          ).hexdigest()[:length]
 
 
-def if_match_current(request, current_etag):
-    """A write conditional on the representation (resources without versions): with If-Match, it proceeds only
-    while `current_etag()` is one of the tags it lists (strong comparison); else 412, nothing changed."""
+def edit_etag(edit_state, data):
+    """`"e<digest of what a write may change>.<digest of the representation>"`, the ETag of a resource without
+    versions. If-None-Match compares it whole, so a 304 never hides a change; If-Match compares the first part
+    (if_match_edit), so counts and signed URLs that move in the background do not fail an edit."""
+    return f'"e{_digest(edit_state, 16)}.{_digest(data, 16)}"'
+
+
+def if_match_edit(request, edit_state, current_etag):
+    """With If-Match, a write proceeds only while one of the strong tags it lists names `edit_state` (its fields
+    as stored now); else 412 with `current_etag()`, nothing changed."""
     tags = _if_match_tags(request)
     if tags is None:
         return
-    current = current_etag()
-    if current not in tags:
-        raise PreconditionFailed("What you saw has changed since (its ETag is not the one you sent): read it again.",
-                                 version=None, etag=current)
+    wanted = f"e{_digest(edit_state, 16)}"
+    if not any(tag.startswith('"') and tag.strip('"').split(".")[0] == wanted for tag in tags):
+        raise PreconditionFailed("It was edited since you read it (your If-Match names another state): read it again.",
+                                 version=None, etag=current_etag())
 
 
 def representation_etag(version, data):
@@ -108,16 +117,34 @@ def if_match_precondition(request, current_etag):
 
 
 class ConditionalWritesMixin:
-    """For a resource without versions: its GET answers the ETag of its representation (`represent`), and a
-    PATCH or DELETE with If-Match proceeds only while that is current (each write method calls `require_current`
-    on the object it loaded)."""
+    """For a resource without versions: its GET answers an edit_etag, and a PATCH or DELETE with If-Match proceeds
+    only while the fields a write may change (`edit_fields`) are as that GET showed them. A PATCH checks and writes
+    under the row's lock (`with self.conditional_write(obj):`), a DELETE checks (`require_current`)."""
+
+    edit_fields: tuple[str, ...] = ()
 
     def represent(self, instance):
         return self.get_serializer(instance).data
 
+    def edit_state(self, instance):
+        return {name: getattr(instance, name) for name in self.edit_fields}
+
+    def current_etag(self, instance):
+        return edit_etag(self.edit_state(instance), self.represent(instance))
+
     def retrieve(self, request, *args, **kwargs):
-        data = self.represent(self.get_object())
-        return etagged(data, digest_etag(data))
+        instance = self.get_object()
+        data = self.represent(instance)
+        return etagged(data, edit_etag(self.edit_state(instance), data))
 
     def require_current(self, instance):
-        if_match_current(self.request, lambda: digest_etag(self.represent(instance)))
+        if_match_edit(self.request, self.edit_state(instance), lambda: self.current_etag(instance))
+
+    @contextmanager
+    def conditional_write(self, instance):
+        if _if_match_tags(self.request) is None:
+            yield
+            return
+        with row_locked(instance, self.edit_fields) as stored:  # two writers holding one ETag: the second waits
+            if_match_edit(self.request, stored, lambda: self.current_etag(instance))
+            yield

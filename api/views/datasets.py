@@ -33,6 +33,7 @@ class DatasetViewSet(LocatedCreatesMixin, ConditionalWritesMixin, viewsets.Model
     lookup_url_kwarg = "dataset_id"
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
     required_roles = {"partial_update": Role.EDITOR, "destroy": Role.OWNER}
+    edit_fields = ("name", "description", "auto_embed", "auto_train")
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
@@ -65,10 +66,10 @@ class DatasetViewSet(LocatedCreatesMixin, ConditionalWritesMixin, viewsets.Model
     @extend_schema(request=DatasetUpdateSerializer, responses={200: DatasetSerializer})
     def partial_update(self, request, dataset_id=None):
         dataset = self.get_object()
-        self.require_current(dataset)
         serializer = DatasetUpdateSerializer(data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
-        services.dataset_update(dataset=dataset, **serializer.validated_data)
+        with self.conditional_write(dataset):
+            services.dataset_update(dataset=dataset, **serializer.validated_data)
         return Response(self._render(dataset))
 
     def destroy(self, request, dataset_id=None):
@@ -91,6 +92,7 @@ class LabelClassViewSet(LocatedCreatesMixin, ConditionalWritesMixin, DatasetScop
     serializer_class = LabelClassSerializer
     scoped_model = LabelClass
     lookup_url_kwarg = "class_id"
+    edit_fields = ("name", "description")
     scoped_selector = staticmethod(label_class_list)
     not_found = "No such class in this dataset."
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
@@ -99,8 +101,8 @@ class LabelClassViewSet(LocatedCreatesMixin, ConditionalWritesMixin, DatasetScop
         serializer.instance = services.label_class_create(dataset=self.dataset, **serializer.validated_data)
 
     def perform_update(self, serializer):
-        self.require_current(serializer.instance)
-        services.label_class_update(label_class=serializer.instance, **serializer.validated_data)
+        with self.conditional_write(serializer.instance):
+            services.label_class_update(label_class=serializer.instance, **serializer.validated_data)
 
     def perform_destroy(self, label_class):
         self.require_current(label_class)
@@ -115,6 +117,7 @@ class MembershipViewSet(LocatedCreatesMixin, ConditionalWritesMixin, DatasetScop
     serializer_class = MembershipSerializer
     scoped_model = DatasetMembership
     lookup_url_kwarg = "member_id"
+    edit_fields = ("role",)
     scoped_selector = staticmethod(membership_list)
     not_found = "No such member of this dataset."
     write_role = Role.OWNER
@@ -133,11 +136,11 @@ class MembershipViewSet(LocatedCreatesMixin, ConditionalWritesMixin, DatasetScop
     @extend_schema(request=MembershipUpdateSerializer, responses={200: MembershipSerializer})
     def partial_update(self, request, dataset_id=None, member_id=None):
         membership = self.get_object()
-        self.require_current(membership)
         serializer = MembershipUpdateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        membership, _ = services.membership_set(dataset=self.dataset, user=membership.user,
-                                                role=serializer.validated_data["role"])
+        with self.conditional_write(membership):
+            membership, _ = services.membership_set(dataset=self.dataset, user=membership.user,
+                                                    role=serializer.validated_data["role"])
         return Response(MembershipSerializer(membership).data)
 
     def perform_destroy(self, membership):

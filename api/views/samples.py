@@ -14,7 +14,7 @@ from rest_framework.utils.urls import remove_query_param, replace_query_param
 from rest_framework.views import APIView
 
 from api.exceptions import DATABASE_UNAVAILABLE
-from api.headers import IF_MATCH_CURRENT, digest_etag, etagged, if_match_current, if_none_match_names
+from api.headers import IF_MATCH_CURRENT, edit_etag, etagged, if_match_edit, if_none_match_names
 from api.negotiation import FileContentNegotiation
 from api.responses import accepted
 from api.scoping import DatasetScopedMixin
@@ -33,6 +33,7 @@ from api.validation import validated
 from imagestudio.annotations.resamples import resample_clear, resample_create, resample_with_counts_now
 from imagestudio.annotations.selectors import ground_truth_prefetch
 from imagestudio.common.ids import parse_id
+from imagestudio.common.transactions import row_locked
 from imagestudio.datasets import services
 from imagestudio.datasets.image_urls import EXPIRY_PARAM, REFUSALS, SIGNATURE_PARAM, ImageSize, signed_access
 from imagestudio.datasets.imaging import mime_for_format
@@ -58,6 +59,13 @@ SIGNED_URL_REFUSED = OpenApiResponse(
     {"$ref": "#/components/schemas/Error"},  # completed by api.schema.add_error_responses
     description="A signed URL that is tampered with (code `signature_invalid`) or expired (`signature_expired`); "
                 "with a token instead, a role too low.")
+
+
+SAMPLE_EDIT_FIELDS = ("split", "metadata")  # what a PATCH may change: If-Match is about these
+
+
+def _sample_edit_state(sample):
+    return {name: getattr(sample, name) for name in SAMPLE_EDIT_FIELDS}
 
 
 def is_signed(request):
@@ -184,8 +192,9 @@ class SampleViewSet(DatasetScopedMixin, viewsets.GenericViewSet):
 
     def _detail(self, request, sample_id):
         """The image view's payload, with the ETag of what it shows (a PATCH's If-Match)."""
+        sample = self.sample(sample_id)
         data = self._represent(request, sample_id)
-        return etagged(data, digest_etag(data))
+        return etagged(data, edit_etag(_sample_edit_state(sample), data))
 
     def _represent(self, request, sample_id):
         query = validated(SampleDetailQuerySerializer, request.query_params)
@@ -208,10 +217,11 @@ class SampleViewSet(DatasetScopedMixin, viewsets.GenericViewSet):
                    responses={200: SampleDetailSerializer})
     def partial_update(self, request, dataset_id=None, sample_id=None):
         sample = self.sample(sample_id)
-        if_match_current(request, lambda: digest_etag(self._represent(request, sample_id)))
         serializer = SampleUpdateSerializer(data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
-        services.sample_update(sample=sample, user=request.user, **serializer.validated_data)
+        with row_locked(sample, SAMPLE_EDIT_FIELDS) as stored:  # checked and written with no write between
+            if_match_edit(request, stored, lambda: self._detail(request, sample_id)["ETag"])
+            services.sample_update(sample=sample, user=request.user, **serializer.validated_data)
         return self._detail(request, sample_id)
 
     def get_content_negotiator(self):

@@ -20,6 +20,7 @@ class TagViewSet(LocatedCreatesMixin, ConditionalWritesMixin, DatasetScopedMixin
     serializer_class = TagSerializer
     scoped_model = Tag
     lookup_url_kwarg = "tag_id"
+    edit_fields = ("name",)
     scoped_selector = staticmethod(tag_list)
     not_found = "No such tag in this dataset."
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
@@ -39,10 +40,10 @@ class TagViewSet(LocatedCreatesMixin, ConditionalWritesMixin, DatasetScopedMixin
 
     def partial_update(self, request, dataset_id=None, tag_id=None):
         tag = self.get_object()
-        self.require_current(tag)
         serializer = TagSerializer(tag, data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
-        services.tag_rename(tag=tag, name=serializer.validated_data.get("name", tag.name))
+        with self.conditional_write(tag):
+            services.tag_rename(tag=tag, name=serializer.validated_data.get("name", tag.name))
         return Response(self._render(tag))
 
     def perform_destroy(self, tag):
@@ -75,6 +76,7 @@ class CommentViewSet(LocatedCreatesMixin, ConditionalWritesMixin, DatasetScopedM
     serializer_class = CommentSerializer
     scoped_model = Comment
     lookup_url_kwarg = "comment_id"
+    edit_fields = ("body",)
     not_found = "No such comment on this sample."
     write_role = Role.ANNOTATOR
 
@@ -100,10 +102,11 @@ class CommentViewSet(LocatedCreatesMixin, ConditionalWritesMixin, DatasetScopedM
     @extend_schema(request=CommentWriteSerializer, responses={200: CommentSerializer})
     def partial_update(self, request, dataset_id=None, sample_id=None, comment_id=None):
         comment = self._own(self.get_object())
-        self.require_current(comment)
         serializer = CommentWriteSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        return Response(CommentSerializer(services.comment_update(comment=comment, **serializer.validated_data)).data)
+        with self.conditional_write(comment):
+            comment = services.comment_update(comment=comment, **serializer.validated_data)
+        return Response(CommentSerializer(comment).data)
 
     def destroy(self, request, dataset_id=None, sample_id=None, comment_id=None):
         comment = self._own(self.get_object())

@@ -7,7 +7,7 @@ import contextlib
 import functools
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import ParamSpec, TypeVar
 
 from django.db import DatabaseError, OperationalError, connection, transaction
@@ -73,3 +73,14 @@ def save_fields(instance, fields: list[str]) -> None:
         if type(exc) is not DatabaseError:  # the database's own errors are its subclasses; this one is Django's
             raise
         raise NotFound(f"This {instance._meta.verbose_name} was deleted while the request ran.", code="deleted") from None
+
+
+@contextlib.contextmanager
+def row_locked(instance, fields: Sequence[str]) -> Iterator[dict]:
+    """Inside one transaction, the row of `instance` locked, and its `fields` as stored now (NotFound when it was
+    deleted): a check of what a write may change, then the write, with no other write in between."""
+    with transaction.atomic():
+        stored = type(instance).objects.select_for_update().filter(pk=instance.pk).values(*fields).first()
+        if stored is None:
+            raise NotFound(f"This {instance._meta.verbose_name} was deleted while the request ran.", code="deleted")
+        yield stored
