@@ -41,6 +41,17 @@ def _domain_response(exc):
     return Response(body, status=code, headers=headers)
 
 
+# Foreign-key and unique violations: what two requests racing produce. Any other violation (NOT NULL, CHECK) is a
+# defect, left to answer 500 and be seen.
+_RACE_SQLSTATES = {"23503", "23505"}
+_RACE_SQLITE = ("FOREIGN KEY constraint failed", "UNIQUE constraint failed")
+
+
+def _is_race(exc):
+    sqlstate = getattr(exc.__cause__, "sqlstate", None)
+    return sqlstate in _RACE_SQLSTATES if sqlstate else str(exc).startswith(_RACE_SQLITE)
+
+
 def exception_handler(exc, context):
     if isinstance(exc, DomainError):
         return _domain_response(exc)
@@ -59,9 +70,9 @@ def exception_handler(exc, context):
         logger.info("gone while the request ran: %s", exc)
         return Response({"detail": "What this request refers to was deleted while it ran.", "code": "deleted"},
                         status=status.HTTP_404_NOT_FOUND)
-    if isinstance(exc, IntegrityError):
+    if isinstance(exc, IntegrityError) and _is_race(exc):
         # A row it writes refers to one deleted meanwhile (or another request created the same thing first).
-        logger.warning("concurrent change: %s", exc)
+        logger.warning("concurrent change: %s", exc, exc_info=True)
         return Response({"detail": "A change made at the same time conflicts with this request (something it refers "
                                    "to was deleted or created meanwhile); read it again and retry.",
                          "code": "concurrent_change"}, status=status.HTTP_409_CONFLICT)

@@ -271,6 +271,13 @@ def _add_conditional_responses(method, operation):
         responses.setdefault("412", PRECONDITION_FAILED)
 
 
+def _answers_json(operation):
+    """Whether its success is JSON (or has no body): Accept is negotiated there, files and streams ignore it."""
+    kinds = [kind for status, response in operation.get("responses", {}).items() if status.startswith("2")
+             for kind in response.get("content", {})]
+    return not kinds or "application/json" in kinds
+
+
 def add_error_responses(result, generator, request, public):
     """Document the error shape on every operation, so generated clients parse errors too."""
     schemas = result.setdefault("components", {}).setdefault("schemas", {})
@@ -280,6 +287,8 @@ def add_error_responses(result, generator, request, public):
     for path, operations in result.get("paths", {}).items():
         for method, operation in operations.items():
             _add_conditional_responses(method, operation)
+            if not _answers_json(operation):
+                continue  # files and streams are answered whatever Accept says
             operation["responses"].setdefault("406", {
                 "description": "Not Acceptable: the Accept header names no type this operation answers in.",
                 "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},

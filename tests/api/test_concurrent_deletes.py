@@ -72,3 +72,28 @@ def test_a_write_racing_the_delete_of_its_object_is_a_json_4xx(api, dataset, wor
         answer = getattr(api, method)(path, body, format="json")
     assert answer.status_code in (404, 409), (target, answer.status_code, answer.content[:300])
     assert answer.json()["code"] in ("deleted", "concurrent_change", "not_found"), (target, answer.json())
+
+
+@pytest.mark.parametrize(("sqlstate", "message", "race"), [
+    ("23503", "", True), ("23505", "", True), ("23502", "", False), ("23514", "", False),
+    (None, "FOREIGN KEY constraint failed", True), (None, "UNIQUE constraint failed: t.x", True),
+    (None, "NOT NULL constraint failed: t.x", False)])
+def test_only_races_answer_409_other_integrity_errors_stay_visible_defects(sqlstate, message, race):
+    from django.db import IntegrityError
+
+    from api.exceptions import exception_handler
+
+    class DriverError(Exception):  # psycopg's errors carry the SQLSTATE
+        pass
+
+    exc = IntegrityError(message)
+    if sqlstate:
+        exc.__cause__ = DriverError()
+        exc.__cause__.sqlstate = sqlstate
+    if race:
+        assert exception_handler(exc, {}).status_code == 409
+    else:
+        with pytest.raises(IntegrityError):  # DRF re-raises what its handler does not answer: a 500, logged
+            response = exception_handler(exc, {})
+            if response is None:
+                raise exc
