@@ -41,6 +41,10 @@ class AnnotationView(DatasetScopedMixin, GenericAPIView):
         """The ETag of one (sample, class) label from its rows (none: never labeled, version 0)."""
         return representation_etag(rows[0]["version"] if rows else 0, rows)
 
+    def _current_version(self, sample, label_class):
+        rows = annotation_list(dataset=self.dataset, sample_id=sample.id, label_class=label_class)
+        return next((row.version for row in rows), 0)
+
     def _current_etag(self, sample, label_class):
         rows = annotation_list(dataset=self.dataset, sample_id=sample.id, label_class=label_class)
         return self._etag(AnnotationSerializer(rows, many=True).data)
@@ -61,13 +65,14 @@ class AnnotationView(DatasetScopedMixin, GenericAPIView):
                    responses={200: AnnotationWriteResultSerializer})
     def put(self, request, dataset_id=None):
         data = validated(AnnotationWriteSerializer, request.data)
-        expected = if_match_version(request)
-        if expected is None:
-            expected = data.get("version")
         sample = sample_get(dataset=self.dataset, sample_id=data["sample"])
         if sample is None:
             raise ValidationError({"sample": ["No sample with this id in this dataset."]})
         label_class = self.label_class(data["label_class"])
+        listed = "," in request.headers.get("If-Match", "")  # a list: the tag naming the current version wins
+        expected = if_match_version(request, current=self._current_version(sample, label_class) if listed else None)
+        if expected is None:
+            expected = data.get("version")
         with if_match_precondition(request, lambda: self._current_etag(sample, label_class)):
             annotation, changed = services.annotation_set(dataset=self.dataset, user=request.user, sample=sample,
                                                           label_class=label_class, value=data["value"],

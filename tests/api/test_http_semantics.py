@@ -279,3 +279,12 @@ def test_figures_kept_in_the_background_do_not_fail_an_edit(api, dataset, sample
         assert api.get(url, HTTP_IF_NONE_MATCH=etag).status_code == 200, url  # what it shows did change
         edited = api.patch(url, bodies[url], format="json", HTTP_IF_MATCH=etag)
         assert edited.status_code == 200, (url, edited.content)
+
+
+def test_an_annotation_put_takes_a_list_of_etags(api, dataset, samples):
+    url = f"/api/datasets/{dataset.id}/annotations/"
+    body = {"sample": samples[0].id, "label_class": "cat", "value": "PRESENT"}
+    first = api.put(url, body, format="json")["ETag"]
+    second = api.put(url, {**body, "value": "ABSENT"}, format="json", HTTP_IF_MATCH=first)["ETag"]
+    assert api.put(url, body, format="json", HTTP_IF_MATCH=f"{first}, {second}").status_code == 200
+    assert api.put(url, body, format="json", HTTP_IF_MATCH=f"{first}, {second}").status_code == 412
