@@ -222,6 +222,9 @@ class PreviewResultSerializer(serializers.Serializer):
     space = serializers.ChoiceField(choices=SPACES, required=False, help_text="Similarity LFs: the space compared.")
     truncated = serializers.BooleanField(required=False)
     message = serializers.CharField(required=False)
+    not_numbers = AsciiIntegerField(required=False, help_text="Numeric patterns: values of the field that are not "
+                                    "numbers (text, booleans), each a miss; as many as the population says the field "
+                                    "holds text, not numbers.")
     population = AsciiIntegerField(help_text="Samples of the split (or its resample) the preview covers.")
     unscored = AsciiIntegerField(help_text="Of them, those the rule has no score for (no embedding yet, no value): "
                                            "they abstain, as the saved LF's do.")

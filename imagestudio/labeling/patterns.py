@@ -115,6 +115,11 @@ def _as_number(value):
         return math.nan
 
 
+def not_numbers(values) -> int:
+    """How many present values a numeric pattern cannot read as a number (text, booleans): each is a miss."""
+    return sum(1 for value in values if value is not None and math.isnan(_as_number(value)))
+
+
 def _texts(values):
     return ["" if v is None else v if isinstance(v, str) else str(v) for v in values]
 

@@ -28,7 +28,7 @@ from imagestudio.jobs.services import job_progress
 from . import metrics, vote_rows
 from .config_schemas import BUILDERS, PATTERN_SCHEMAS, ConfigError, check, pattern_schema, similarity_schema
 from .models import SIMILARITY_TYPES, LabelingFunction, LFType
-from .patterns import PatternError, pattern_scores, validate_pattern
+from .patterns import PatternError, not_numbers, pattern_scores, validate_pattern
 from .score_sources import score_source
 
 if TYPE_CHECKING:
@@ -157,7 +157,8 @@ def rule_scores(*, dataset: Dataset, rule: Rule, split: str | None = None, in_sa
         scores = pattern_scores(values[rows], rule.config)
     except PatternError as exc:
         raise ValidationFailed(str(exc), field="config") from None
-    return ids[rows], scores, {}
+    notes = {"not_numbers": not_numbers(values[rows])} if rule.config["builder"] == "numeric" else {}
+    return ids[rows], scores, notes
 
 
 def _only(ids, *arrays, sample_ids):

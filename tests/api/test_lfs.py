@@ -292,3 +292,15 @@ def test_rematerializing_writes_only_the_votes_that_changed(api, dataset, captio
     api.patch(f"/api/datasets/{dataset.id}/lfs/{lf_id}/", {"low": None}, format="json")
     assert dict(LFVote.objects.filter(lf_id=lf_id).values_list("sample_id", "vote")) == {
         sid: v for sid, v in expected.items() if v == -1}
+
+
+def test_a_numeric_pattern_says_how_many_values_are_not_numbers(api, dataset):
+    make_samples(dataset, [{"metadata": {"v": value}} for value in ("a cat", "12", 7, True, None)] + [{"metadata": {}}])
+    preview = api.post(f"/api/datasets/{dataset.id}/lfs/preview/", {
+        "label_class": "cat", "type": "pattern", "high": 1,
+        "config": {"field": "v", "builder": "numeric", "op": ">", "value": 4}}, format="json").json()
+    assert preview["not_numbers"] == 2  # "a cat" and true; "12" reads as a number, null and absent are no value
+    keyword = api.post(f"/api/datasets/{dataset.id}/lfs/preview/", {
+        "label_class": "cat", "type": "pattern", "high": 1,
+        "config": {"field": "v", "builder": "keyword", "words": ["cat"]}}, format="json").json()
+    assert "not_numbers" not in keyword

@@ -255,7 +255,9 @@ export async function render(root, { dataset, args, query, go }) {
                                    onMove: (low, high) => { state.low = low; state.high = high; showStats(); } });
     clear(chartArea, h("p", { class: "muted" }, `${result.population} samples scored${result.encoder ? ` with ${result.encoder}` : ""}`
       + ` in ${num(result.seconds, 3)} s. Green: ground truth PRESENT, red: ABSENT, grey: unlabeled.`), state.chart,
-          result.message ? h("p", { class: "muted" }, result.message) : null);
+          result.message ? h("p", { class: "muted" }, result.message) : null,
+          result.not_numbers ? h("p", { class: "error", role: "status" },
+                                 `${result.not_numbers} values of this field are not numbers: a numeric rule misses them.`) : null);
     showStats();
     showSuggestions(result);
     const strip = thumbnailStrip(dataset, result.top.map((t) => [t.sample_id, `${num(t.score)} · ${t.ground_truth}`]));
