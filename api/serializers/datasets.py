@@ -128,4 +128,12 @@ class ResampleSerializer(serializers.Serializer):
     realized = RealizedSerializer(help_text="What the sample held when drawn.")
     current = RealizedSerializer(help_text="What it holds now: its samples still in the split, with their ground "
                                            "truth now.")
+    shortfall = serializers.SerializerMethodField(
+        help_text="Per class, how many PRESENT samples the draw lacked of min_per_class (the split held no more); "
+                  "only the classes that fell short.")
     created_at = serializers.DateTimeField()
+
+    def get_shortfall(self, resample) -> dict[str, int]:
+        wanted = resample.min_per_class
+        return {name: wanted - row["present"] for name, row in resample.realized["per_class"].items()
+                if row["present"] < wanted}

@@ -184,6 +184,7 @@ def test_resample_is_deterministic_and_restricts_views(api, dataset):
     realized = first.json()["realized"]
     assert realized["total"] == 12 and realized["labeled"] <= 4 and realized["per_class"]["cat"]["present"] >= 2
     assert realized["available"] == 40
+    assert first.json()["shortfall"] == {"dog": 2}  # no dog is labeled PRESENT: the draw says what it lacks
     chosen = ids(api.get(f"/api/datasets/{dataset.id}/samples/?in_sample=true&split=train&limit=100"))
     assert len(chosen) == 12
     api.post(url, {**body, "seed": 6}, format="json")
