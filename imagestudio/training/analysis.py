@@ -63,8 +63,20 @@ def _little_ground_truth_tip(name, valid_labels, valid_samples):
         "samples": {"split": Split.VALID}}
 
 
+def _precision_evidence(dataset, label_class, lfs, split, rows, votes, truth):
+    """(split, LF rows, votes, truth) to judge LFs' precision on: the split asked, or dev when it has no ground
+    truth of the class (train usually has none, and the imprecise-LF advice vanished there)."""
+    if split == Split.DEV or (truth != 0).any():
+        return split, rows, votes, truth
+    dev = np.fromiter(Sample.objects.filter(dataset=dataset, split=Split.DEV).order_by("id").values_list("id", flat=True),
+                      dtype=np.int64)
+    dev_votes = vote_matrix(lfs, dev)
+    dev_truth = ground_truth_for(dataset=dataset, label_class=label_class, sample_ids=dev)
+    return Split.DEV, lf_rows(lfs, label_class, dev_votes, dev_truth), dev_votes, dev_truth
+
+
 def _guidance(label_class, split, lfs, rows, votes, truth, coverage, conflicts, model, model_metrics,
-              valid_labels, valid_samples):
+              valid_labels, valid_samples, evidence):
     name, tips = label_class.name, []
 
     def tip(kind, text, **samples_filter):
@@ -77,7 +89,7 @@ def _guidance(label_class, split, lfs, rows, votes, truth, coverage, conflicts, 
     if coverage < LOW_COVERAGE:
         tip("low_coverage", f"The active LFs of {name!r} vote on only {coverage:.0%} of {split}: write LFs for the "
             "samples none of them covers.", split=split, lf_vote=[f"{lf.id}:ABSTAIN" for lf in lfs])
-    tips += _imprecise_lf_tips(name, split, rows, votes, truth)
+    tips += _imprecise_lf_tips(name, *evidence)
     if conflicts > HIGH_CONFLICT:
         tip("conflicts", f"The LFs of {name!r} disagree on {conflicts:.0%} of {split}: review those samples.",
             split=split, lf_conflict=name)
@@ -148,7 +160,8 @@ def dataset_analysis(*, dataset: Dataset, label_class: LabelClass | None = None,
             "model": {"id": model.id, "version": model.version, "valid": model_metrics} if model else None,
             "valid_labels": valid_labels,
             "guidance": _guidance(cls, split, lfs, rows, votes, truth, coverage, conflicts, model, model_metrics,
-                                  valid_labels, dataset.split_counts.get(Split.VALID, 0)),
+                                  valid_labels, dataset.split_counts.get(Split.VALID, 0),
+                                  _precision_evidence(dataset, cls, lfs, split, rows, votes, truth)),
             "next_to_annotate": _next_to_annotate(cls, ids, votes, truth, model),
         })
     # The label-model reports are the set's, of its build; say where its inputs moved on since (the model figures

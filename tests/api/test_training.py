@@ -702,5 +702,21 @@ def test_no_miss_or_false_alarm_advice_without_a_miss_or_a_false_alarm(dataset):
     cat, lf = dataset.classes.get(name="cat"), SimpleNamespace(id=1)
     none_positive = {"labeled": 2, "confusion": {"tp": 0, "fn": 0, "fp": 0, "tn": 2}, "precision": 0.0, "recall": 0.0}
     tips = _guidance(cat, "train", [lf], [], np.ones((4, 1)), np.zeros(4), 1.0, 0.0, SimpleNamespace(id=7, version=1),
-                     none_positive, valid_labels=100, valid_samples=100)
+                     none_positive, valid_labels=100, valid_samples=100,
+                     evidence=("train", [], np.ones((4, 1)), np.zeros(4)))
     assert tips == []
+
+
+def test_analysis_of_an_unlabeled_split_judges_lfs_on_dev(api, world):
+    dataset = world
+    wrong = api.post(f"/api/datasets/{dataset.id}/lfs/", {
+        "name": "red means no", "label_class": "cat", "type": "pattern", "low": 0, "high": 1, "invert": True,
+        "config": {"field": "colour", "builder": "keyword", "words": ["red"]}}, format="json").json()
+    train = list(Sample.objects.filter(split="train").values_list("id", flat=True))
+    assert api.post(f"/api/datasets/{dataset.id}/annotations/bulk/", {
+        "sample_ids": train, "classes": ["cat"], "value": "ABSTAIN"}, format="json").status_code == 200
+    cat = api.get(f"/api/datasets/{dataset.id}/analysis/?label_class=cat").json()["classes"][0]  # split=train
+    tips = [tip for tip in cat["guidance"] if tip["kind"] == "imprecise_lf"]
+    assert tips and all(f"lf_vote={wrong['id']}" in tip["samples"] and "split=dev" in tip["samples"] for tip in tips)
+    for tip in tips:
+        assert api.get(tip["samples"]).json()["count"] > 0
