@@ -278,6 +278,28 @@ def _answers_json(operation):
     return not kinds or "application/json" in kinds
 
 
+def _error(description, component="Error", **extra):
+    return {"description": description, **extra,
+            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{component}"}}}}
+
+
+def _add_standard_errors(operation, public):
+    responses = operation.setdefault("responses", {})
+    for status, (component, description) in STANDARD_ERRORS.items():
+        if not (public and status in ("403", "404")):
+            responses.setdefault(status, _error(description, component))
+    if "requestBody" in operation:
+        responses.setdefault("415", _error("The body's Content-Type is not one this operation reads."))
+    if public:
+        responses.setdefault("429", _error("Too many attempts: retry after the delay said.", headers=HEADER_RETRY_AFTER))
+    # Any operation may meet a state it cannot serve (reads too: a model or export not ready, or failed), and any
+    # may find the database or the queue down.
+    responses.setdefault("409", _error("Conflict with the current state (a version, a budget, a missing prerequisite, "
+                                       "a product not ready or failed)."))
+    responses.setdefault("503", _error("The database or the task queue is unavailable: retry after the delay said.",
+                                       headers=HEADER_RETRY_AFTER))
+
+
 def add_error_responses(result, generator, request, public):
     """Document the error shape on every operation, so generated clients parse errors too."""
     schemas = result.setdefault("components", {}).setdefault("schemas", {})
@@ -287,45 +309,11 @@ def add_error_responses(result, generator, request, public):
     for path, operations in result.get("paths", {}).items():
         for method, operation in operations.items():
             _add_conditional_responses(method, operation)
-            if not _answers_json(operation):
-                continue  # files and streams are answered whatever Accept says
-            operation["responses"].setdefault("406", {
-                "description": "Not Acceptable: the Accept header names no type this operation answers in.",
-                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-            })
+            if _answers_json(operation):  # files and streams are answered whatever Accept says
+                operation["responses"].setdefault(
+                    "406", _error("Not Acceptable: the Accept header names no type this operation answers in."))
         if path.endswith("/health/") or path == "/api/":
             continue  # answer with their own report or links, as declared on the views, and need no database
-        public = path.endswith("/auth/token/")  # the one operation that needs no credentials
         for operation in operations.values():
-            responses = operation.setdefault("responses", {})
-            for status, (component, description) in STANDARD_ERRORS.items():
-                if public and status in ("403", "404"):
-                    continue
-                responses.setdefault(status, {
-                    "description": description,
-                    "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{component}"}}},
-                })
-            if "requestBody" in operation:
-                responses.setdefault("415", {
-                    "description": "The body's Content-Type is not one this operation reads.",
-                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-                })
-            if public:
-                responses.setdefault("429", {
-                    "description": "Too many attempts: retry after the delay said.",
-                    "headers": HEADER_RETRY_AFTER,
-                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-                })
-            # Any operation may meet a state it cannot serve (reads too: a model or export not ready, or failed),
-            # and any may find the database or the queue down.
-            responses.setdefault("409", {
-                "description": "Conflict with the current state (a version, a budget, a missing prerequisite, a "
-                               "product not ready or failed).",
-                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-            })
-            responses.setdefault("503", {
-                "description": "The database or the task queue is unavailable: retry after the delay said.",
-                "headers": HEADER_RETRY_AFTER,
-                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-            })
+            _add_standard_errors(operation, public=path.endswith("/auth/token/"))  # the one needing no credentials
     return result
