@@ -1,5 +1,5 @@
 """Conditional requests (RFC 9110): ETags, If-Match and its 412, on versioned resources (LFs, labels: the
-version decides) and on the others (the representation's digest decides)."""
+version decides) and on the others (the digest of what a write may change decides)."""
 
 import hashlib
 import json
@@ -37,7 +37,10 @@ def _if_match_tags(request):
     header = request.headers.get("If-Match")
     if header is None or header.strip() == "*":
         return None
-    return [tag.strip() for tag in header.split(",") if tag.strip()]
+    tags = [tag.strip() for tag in header.split(",") if tag.strip()]
+    if not tags:
+        raise ValidationError({"If-Match": ['Give the ETag you last saw, e.g. If-Match: "3", or a list of them.']})
+    return tags
 
 
 def if_match_version(request, current=None):

@@ -288,3 +288,10 @@ def test_an_annotation_put_takes_a_list_of_etags(api, dataset, samples):
     second = api.put(url, {**body, "value": "ABSENT"}, format="json", HTTP_IF_MATCH=first)["ETag"]
     assert api.put(url, body, format="json", HTTP_IF_MATCH=f"{first}, {second}").status_code == 200
     assert api.put(url, body, format="json", HTTP_IF_MATCH=f"{first}, {second}").status_code == 412
+
+
+@pytest.mark.parametrize("header", [",", " , ", "W/", '"unterminated'])
+def test_an_if_match_without_a_usable_tag_is_a_400_or_412_never_a_500(api, dataset, lf_url, header):
+    for url, body in ((lf_url, {"name": "x"}), (f"/api/datasets/{dataset.id}/", {"name": "y"})):
+        answer = api.patch(url, body, format="json", HTTP_IF_MATCH=header)
+        assert answer.status_code in (400, 412), (url, header, answer.status_code)
