@@ -33,6 +33,14 @@ def dispatched(monkeypatch):
     return sent
 
 
+@pytest.fixture
+def beating(monkeypatch, settings):
+    """Heartbeats on, as in a worker (tasks run in-process here), every 50 ms."""
+    monkeypatch.setattr("imagestudio.jobs.liveness.heartbeats_enabled", lambda: True)
+    monkeypatch.setattr("imagestudio.jobs.services.heartbeats_enabled", lambda: True)
+    settings.JOB_HEARTBEAT_SECONDS = 0.05
+
+
 def job_left(dataset, *, status=JobStatus.RUNNING, heartbeat_age=None, updated_age=0, attempts=1, task_name=EMBED_TASK):
     """A job as a runner left it: its last heartbeat and last change `*_age` seconds ago (None: never written)."""
     now = timezone.now()
@@ -114,10 +122,7 @@ def test_exactly_the_orphaned_jobs_are_requeued_or_failed(dataset, dispatched, s
 
 
 @pytest.mark.django_db(transaction=True)  # the heartbeat is written from another thread, on its own connection
-def test_a_worker_writes_the_heartbeat_while_the_work_runs(dataset, monkeypatch, settings):
-    monkeypatch.setattr("imagestudio.jobs.liveness.heartbeats_enabled", lambda: True)
-    monkeypatch.setattr("imagestudio.jobs.services.heartbeats_enabled", lambda: True)
-    settings.JOB_HEARTBEAT_SECONDS = 0.05
+def test_a_worker_writes_the_heartbeat_while_the_work_runs(dataset, beating):
     job = job_left(dataset, status=JobStatus.QUEUED)
     beats = []
 
@@ -188,12 +193,9 @@ def test_a_reaper_that_fails_to_send_leaves_the_job_to_be_delivered_again_later(
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_heartbeat_outlives_a_dropped_database_connection(dataset, monkeypatch, settings):
+def test_the_heartbeat_outlives_a_dropped_database_connection(dataset, beating):
     from django.db import connection
 
-    monkeypatch.setattr("imagestudio.jobs.liveness.heartbeats_enabled", lambda: True)
-    monkeypatch.setattr("imagestudio.jobs.services.heartbeats_enabled", lambda: True)
-    settings.JOB_HEARTBEAT_SECONDS = 0.05
     job = job_left(dataset, status=JobStatus.QUEUED)
     after_drop = []
 
