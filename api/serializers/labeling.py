@@ -7,6 +7,7 @@ from api.serializers.polymorphic import PolymorphicSerializer, pascal, pinned, s
 from imagestudio.annotations.models import GroundTruthValue
 from imagestudio.datasets.models import Split
 from imagestudio.embeddings.encoders import SPACES
+from imagestudio.labeling.label_choice import CANDIDATES
 from imagestudio.labeling.metrics import THRESHOLD_OPERATORS
 from imagestudio.labeling.models import LabelingFunction, LFType
 from imagestudio.labeling.services import MAX_BINS, MAX_TOP
@@ -252,6 +253,13 @@ class LearnedConditionalsSerializer(serializers.Serializer):
     p_abstain_given_absent = serializers.FloatField()
 
 
+def learned_by_field(**kwargs):
+    return serializers.ChoiceField(
+        choices=["em_semi_supervised", "em_unsupervised"],
+        help_text="The EM fit whose conditionals these are: semi-supervised where dev has labels, else unsupervised. "
+                  "The training labels come from the class's chosen candidate, which may be another one.", **kwargs)
+
+
 class SidesSerializer(serializers.Serializer):
     present = serializers.FloatField()
     absent = serializers.FloatField()
@@ -259,6 +267,9 @@ class SidesSerializer(serializers.Serializer):
 
 class SummaryLearnedSerializer(serializers.Serializer):
     training_set = AsciiIntegerField(help_text="The latest ready training set, whose label model this is.")
+    learned_by = learned_by_field(allow_null=True)
+    labels_from = serializers.ChoiceField(choices=CANDIDATES, allow_null=True,
+                                          help_text="The candidate whose labels that set gives the LF's class.")
     learned = LearnedConditionalsSerializer(help_text="P(vote | class) the model learned.")
     implied_precision = SidesSerializer()
     weight = serializers.FloatField()

@@ -12,6 +12,7 @@ from api.serializers.labeling import (
     RateSerializer,
     SidesSerializer,
     config_field,
+    learned_by_field,
 )
 from imagestudio.datasets.imports import DuplicatePolicy
 from imagestudio.datasets.models import Split
@@ -209,6 +210,7 @@ class SidesQualitySerializer(serializers.Serializer):
 class LFDiagnosticsSerializer(serializers.Serializer):
     lf = AsciiIntegerField()
     name = serializers.CharField()
+    learned_by = learned_by_field(required=False)
     learned = LearnedConditionalsSerializer(help_text="P(vote | class) the model learned.")
     implied_precision = SidesSerializer()
     dev = SidesQualitySerializer(help_text="Precision and recall of its votes on dev.")

@@ -14,7 +14,9 @@ Returns a `ClassLabels`:
   dev labels, for every row;
 - `chosen` (candidate name) and `reason`;
 - `candidates`: {name: {"accuracy", "f1", "brier", "scored", "tp", "fp", "fn", "tn"}} on the dev samples;
-- `lfs`: per LF the learned conditionals, dev precision / recall with Wilson intervals, a `check` flag;
+- `lfs`: per LF the conditionals an EM fit learned (`learned_by`: the semi-supervised one where dev has labels,
+  else the unsupervised one, whichever candidate labels the rows), dev precision / recall with Wilson
+  intervals, a `check` flag;
 - `calibration`: `calibration_table` of the chosen candidate's out-of-fold dev probabilities;
 - `dependent_groups`: LF column indices the model treats as one source;
 - `dev_probability`: (n,) float32 out-of-fold probability of the chosen candidate on labeled dev rows, NaN
@@ -100,10 +102,11 @@ def score_probabilities(probability, truth, fallback_present):
 # ---------------------------------------------------------------- LF diagnostics
 
 
-def lf_diagnostics(model, votes, truth):
+def lf_diagnostics(model, votes, truth, learned_by):
     """votes, truth: the dev rows'. Per LF: the model's conditionals and the precisions they imply, next to the
     dev precision and recall of its PRESENT and ABSENT votes (Wilson 95 % intervals); `check` names the sides
-    whose implied precision lies outside the dev interval: the model does not believe the labels about this LF."""
+    whose implied precision lies outside the dev interval: the model does not believe the labels about this LF.
+    learned_by: the candidate name of `model`, which need not be the one whose labels were chosen."""
     theta, prior = model.theta, model.prior
     group_of = {j: members for members in model.groups for j in members}
     rows = []
@@ -119,6 +122,7 @@ def lf_diagnostics(model, votes, truth):
                 check.append(side)
         rows.append({
             "lf": j,
+            "learned_by": learned_by,
             "learned": {"p_present_given_present": float(present[1]), "p_absent_given_present": float(present[0]),
                         "p_abstain_given_present": float(present[2]), "p_present_given_absent": float(absent[1]),
                         "p_absent_given_absent": float(absent[0]), "p_abstain_given_absent": float(absent[2])},
@@ -292,7 +296,7 @@ def label_class_votes(votes, truth, dev_mask, seed=0, folds=DEFAULT_FOLDS, model
     if len(dev_rows) < 2:
         chosen, reason = _choice_without_labels(design, candidates.unsupervised.groups)
         scores = {name: score_probabilities([], [], []) for name in CANDIDATES}
-        model, prior = candidates.unsupervised, candidates.unsupervised.prior
+        model, prior, learned_by = candidates.unsupervised, candidates.unsupervised.prior, "em_unsupervised"
         # Without labels the learning candidates fall back to what the unsupervised model knows.
         unsupervised = candidates.fit_predict("em_unsupervised", dev_rows)
         candidate_probability = {name: unsupervised if name in candidates.LEARNING
@@ -304,6 +308,7 @@ def label_class_votes(votes, truth, dev_mask, seed=0, folds=DEFAULT_FOLDS, model
         reason += f" ({len(dev_rows)} dev samples, out-of-fold over {fold_count} folds)"
         dev_probability[dev_rows] = out_of_fold[chosen]
         model, prior = candidates.semi_supervised(dev_rows), float((truth[dev_rows] == PRESENT).mean())
+        learned_by = "em_semi_supervised"
         # Every candidate refit on all dev labels: the chosen one labels the rows, the others are for comparison.
         candidate_probability = {name: candidates.fit_predict(name, dev_rows) for name in CANDIDATES
                                  if name != "em_semi_supervised"}
@@ -322,7 +327,7 @@ def label_class_votes(votes, truth, dev_mask, seed=0, folds=DEFAULT_FOLDS, model
                     label=label)
     return ClassLabels(
         labels=labels, chosen=chosen, reason=reason, candidates=scores, calibration_map=calibration_map,
-        lfs=lf_diagnostics(model, design.votes[dev_mask], truth[dev_mask]),
+        lfs=lf_diagnostics(model, design.votes[dev_mask], truth[dev_mask], learned_by),
         calibration=calibration_table(dev_probability, truth) if len(dev_rows) >= 2 else None,
         dependent_groups=[[int(j) for j in group] for group in model.groups], dev_probability=dev_probability,
         candidate_probability=candidate_probability)

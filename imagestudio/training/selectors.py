@@ -306,7 +306,9 @@ def with_learned(rows: list[dict], training_set: TrainingSet | None) -> list[dic
     for entry in (training_set.report.values() if training_set else ()):
         for row in entry.get("lfs", []):
             if all(key in row for key in _LEARNED_KEYS):  # a report written before the diagnostics has none
-                learned[row["lf"]] = {"training_set": training_set.id, **{key: row[key] for key in _LEARNED_KEYS}}
+                learned[row["lf"]] = {"training_set": training_set.id, **{key: row[key] for key in _LEARNED_KEYS},
+                                      # reports written before these were stored have none
+                                      "learned_by": row.get("learned_by"), "labels_from": entry.get("chosen")}
     if learned:
         read = {lf["id"]: {key: lf.get(key) for key in _RULE_KEYS} for lf in training_set.snapshot.get("lfs", [])}
         now = _rules_now(list(learned))

@@ -655,7 +655,9 @@ def test_the_lf_summary_shows_what_the_latest_label_model_learned(api, world):
         assert row["learned"] == {"training_set": ts["id"], "learned": report[row["lf"]]["learned"],
                                   "implied_precision": report[row["lf"]]["implied_precision"],
                                   "weight": report[row["lf"]]["weight"], "check": report[row["lf"]]["check"],
-                                  "message": report[row["lf"]]["message"]}
+                                  "message": report[row["lf"]]["message"], "learned_by": "em_semi_supervised",
+                                  "labels_from": ts["report"]["cat"]["chosen"]}
+        assert report[row["lf"]]["learned_by"] == "em_semi_supervised"
     later = api.post(f"/api/datasets/{dataset.id}/lfs/", {
         "name": "says nothing", "label_class": "cat", "type": "pattern", "low": None, "high": 1,
         "config": {"field": "colour", "builder": "keyword", "words": ["green"]}}, format="json").json()

@@ -349,6 +349,9 @@ def test_lf_the_dev_labels_contradict_is_flagged():
     assert "present" in diagnostics["check"] and diagnostics["message"].startswith("the model does not believe")
     assert diagnostics["dev"]["present"]["precision"]["value"] == 0
     assert diagnostics["implied_precision"]["present"] > 0.9
+    assert {row["learned_by"] for row in result.lfs} == {"em_semi_supervised"}
+    unlabeled = label_class_votes(votes, np.zeros_like(truth), dev)
+    assert {row["learned_by"] for row in unlabeled.lfs} == {"em_unsupervised"}
     for row in result.lfs:
         learned = row["learned"]
         assert sum(learned[f"p_{o}_given_present"] for o in ("present", "absent", "abstain")) == pytest.approx(1)
