@@ -296,6 +296,16 @@ def field_column(*, dataset: Dataset, field: str) -> tuple[np.ndarray, np.ndarra
     return _columns.get((dataset.pk, field), samples_version(dataset=dataset), lambda: _read_column(dataset, field))
 
 
+def split_column(*, dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:
+    """(ids, split codes) of the dataset's samples now, ascending by id."""
+    def read():
+        rows = Sample.objects.filter(dataset=dataset).order_by("id").values_list("id", "split")
+        ids, splits = list(zip(*rows.iterator(chunk_size=20_000), strict=True)) or [(), ()]
+        return np.array(ids, dtype=np.int64), np.array([SPLIT_CODES[split] for split in splits], dtype=np.int8)
+
+    return _columns.get((dataset.pk,), samples_version(dataset=dataset), read)  # no (dataset, field) key is a 1-tuple
+
+
 # A dataset's (or split's) metadata field catalogue, valid until its samples change (samples_version grows with
 # every import, metadata edit and split move).
 _catalogues = VersionedLRU("field catalogues", max_entries=32)

@@ -1,6 +1,8 @@
 """A model LF's scores: a ready fast model's decision function for one class, registered with labeling."""
 
+from imagestudio.common.arrays import locate
 from imagestudio.common.errors import ValidationFailed
+from imagestudio.datasets.selectors import split_column
 from imagestudio.labeling.config_schemas import ConfigError, check
 from imagestudio.labeling.models import LFType
 from imagestudio.labeling.score_sources import ScoreSource, score_source_register
@@ -33,7 +35,12 @@ def _validate(dataset, label_class, config):
 
 
 def _column(dataset, label_class, config):
-    return model_scores(model=FastModel.objects.get(pk=config["model_id"]), label_class=label_class)
+    """The model's scores of the samples it scored, with the splits they are in now (not those they were in when it
+    was trained: a model LF's preview of dev is of today's dev)."""
+    ids, _, scores = model_scores(model=FastModel.objects.get(pk=config["model_id"]), label_class=label_class)
+    now_ids, now_splits = split_column(dataset=dataset)
+    where, hit = locate(now_ids, ids)
+    return ids[hit], now_splits[where[hit]], scores[hit]
 
 
 def register():
