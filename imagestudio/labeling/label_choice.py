@@ -19,6 +19,8 @@ Returns a `ClassLabels`:
   intervals, a `check` flag;
 - `calibration`: `calibration_table` of the chosen candidate's out-of-fold dev probabilities;
 - `dependent_groups`: LF column indices the model treats as one source;
+- `prior`: the P(PRESENT) that stands in where a candidate says nothing (the dev PRESENT share; without dev
+  labels the unsupervised EM's class balance): how candidates are scored on other rows too;
 - `dev_probability`: (n,) float32 out-of-fold probability of the chosen candidate on labeled dev rows, NaN
   elsewhere (for calibration plots); `report()`: everything but the arrays, JSON-serializable.
 
@@ -174,6 +176,7 @@ class ClassLabels:
     lfs: list
     calibration: dict | None
     dependent_groups: list
+    prior: float  # P(PRESENT) where a candidate says nothing: the dev PRESENT share, else the unsupervised EM's
     dev_probability: np.ndarray = field(repr=False)
     candidate_probability: dict = field(repr=False)
 
@@ -329,5 +332,5 @@ def label_class_votes(votes, truth, dev_mask, seed=0, folds=DEFAULT_FOLDS, model
         labels=labels, chosen=chosen, reason=reason, candidates=scores, calibration_map=calibration_map,
         lfs=lf_diagnostics(model, design.votes[dev_mask], truth[dev_mask], learned_by),
         calibration=calibration_table(dev_probability, truth) if len(dev_rows) >= 2 else None,
-        dependent_groups=[[int(j) for j in group] for group in model.groups], dev_probability=dev_probability,
+        dependent_groups=[[int(j) for j in group] for group in model.groups], prior=prior, dev_probability=dev_probability,
         candidate_probability=candidate_probability)

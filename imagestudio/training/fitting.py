@@ -158,9 +158,8 @@ def label_model_report(result: ClassLabels, votes: np.ndarray, truth: np.ndarray
     valid (refit on all dev labels), calibration on both, and per LF (a column of `votes`, named by an (id, name)
     pair) what the model learned next to its ground-truth precision. JSON-serializable."""
     labeled_valid = valid & (truth != 0)
-    prior = float(np.nanmean(result.labels.probability)) if len(truth) else 0.5
     candidates = {name: {"dev": figures, "valid": score_probabilities(result.candidate_probability[name][labeled_valid],
-                                                                      truth[labeled_valid], prior)}
+                                                                      truth[labeled_valid], result.prior)}
                   for name, figures in result.candidates.items()}
     lf_ids = [lf_id for lf_id, _ in lfs]
     return {

@@ -156,6 +156,24 @@ def test_label_model_report_without_dev_labels_scores_every_candidate_on_valid()
         assert report["candidates"][name]["valid"] == unsupervised
 
 
+def test_label_model_report_scores_valid_with_the_dev_share_where_a_candidate_says_nothing():
+    """Where majority vote has no vote it says what prior_only says everywhere: the dev PRESENT share (it was the
+    mean of the final probabilities over every row, another number)."""
+    from imagestudio.labeling.label_choice import label_class_votes
+
+    n = 40
+    truth = np.where(np.arange(n) % 5 == 0, 1, -1).astype(np.int8)  # 0.2 PRESENT on dev and valid
+    votes = np.zeros((n, 1), np.int8)
+    votes[20:30, 0] = 1  # one LF votes PRESENT on 10 rows that are neither dev nor valid
+    dev, valid = np.arange(n) < 10, np.arange(n) >= 30
+    result = label_class_votes(votes, np.where(dev, truth, 0).astype(np.int8), dev)
+    assert result.prior == pytest.approx(0.2)
+    report = fitting.label_model_report(result, votes, truth, valid, [(1, "a")])
+    majority, prior_only = (report["candidates"][name]["valid"] for name in ("majority_vote", "prior_only"))
+    assert majority["brier"] == pytest.approx(prior_only["brier"]) == pytest.approx((0.8 ** 2 * 2 + 0.2 ** 2 * 8) / 10)
+    assert majority["tn"] == prior_only["tn"] == 8
+
+
 def test_label_counts():
     assert fitting.label_counts(np.array([1, -1, 0, 1, 0], np.int8)) == {"covered": 3, "present": 2, "absent": 1}
 
