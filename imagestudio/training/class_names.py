@@ -1,9 +1,10 @@
 """Training-set reports and model metrics are stored per class under the class's name (the API shows them so):
-a renamed class takes its figures along, in the rename's transaction. A training set's snapshot names each LF's
-class too: it follows, and the content hash with it, so that a name, which no label depends on, leaves the set
-current."""
+a renamed class takes its figures along, in the rename's transaction, and a deleted class's figures go with it.
+A training set's snapshot names each LF's class too: it follows, and the content hash with it, so that a name,
+which no label depends on, leaves the set current."""
 
 from django.db import IntegrityError, transaction
+from django.db.models.signals import post_delete
 
 from imagestudio.datasets.models import LabelClass
 from imagestudio.datasets.signals import label_class_renamed
@@ -44,6 +45,19 @@ def _on_class_renamed(sender, *, label_class, old_name, **kwargs):
                 model.save(update_fields=["metrics"])
 
 
+def _on_class_deleted(sender, *, instance, **kwargs):
+    """Its figures go with it: kept under its name, they would read as those of the next class of that name."""
+    for training_set in TrainingSet.objects.select_for_update().filter(dataset_id=instance.dataset_id):
+        entry = training_set.report.get(instance.name)
+        if isinstance(entry, dict) and entry.get("class_id") == instance.id:
+            training_set.report = {name: figures for name, figures in training_set.report.items() if name != instance.name}
+            training_set.save(update_fields=["report"])
+    for model in FastModel.objects.select_for_update().filter(dataset_id=instance.dataset_id):
+        if instance.name in model.metrics and instance.id in model.params.get("classes", []):
+            model.metrics = {name: figures for name, figures in model.metrics.items() if name != instance.name}
+            model.save(update_fields=["metrics"])
+
+
 def by_current_name(by_class_id: dict) -> dict:
     """Figures per class id keyed by each class's name now (the API's keys); a class deleted meanwhile drops out.
     Read under the row lock of the set or model they are stored in, which a rename's receiver waits for."""
@@ -53,3 +67,5 @@ def by_current_name(by_class_id: dict) -> dict:
 
 def register():
     label_class_renamed.connect(_on_class_renamed, sender=LabelClass, dispatch_uid="training.class_renamed")
+    # In the delete's transaction (label_class_delete): the class and its figures go together.
+    post_delete.connect(_on_class_deleted, sender=LabelClass, dispatch_uid="training.class_deleted")

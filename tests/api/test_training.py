@@ -640,6 +640,11 @@ def test_a_renamed_class_keeps_its_figures(api, world):
     assert api.delete(f"/api/datasets/{dataset.id}/classes/{dog.id}/").status_code == 204
     assert api.post(f"/api/datasets/{dataset.id}/classes/", {"name": "dog"}, format="json").status_code == 201
     assert api.get(f"/api/datasets/{dataset.id}/analysis/?label_class=dog").json()["classes"][0]["label_model"] is None
+    # a deleted class's figures go with it: the set and the model do not show them under a new class of its name
+    assert api.delete(f"/api/datasets/{dataset.id}/classes/{cat.id}/").status_code == 204
+    assert api.post(f"/api/datasets/{dataset.id}/classes/", {"name": "feline"}, format="json").status_code == 201
+    assert "feline" not in api.get(f"/api/datasets/{dataset.id}/training-sets/{ts['id']}/").json()["report"]
+    assert api.get(model_url).json()["metrics"] == {}
 
 
 def test_analysis_measures_the_model_on_the_valid_ground_truth_of_now(api, world):
