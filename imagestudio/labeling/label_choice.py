@@ -38,7 +38,8 @@ paired standard error of the best (a bootstrap over the same dev rows, BOOTSTRAP
 below majority vote's; among them the lowest dev Brier score wins (a proper score: it reads every probability,
 where F1 reads one threshold, so it separates candidates F1 cannot tell apart), ties to the simpler candidate
 (the order of CANDIDATES). So the choice never has a lower dev F1 than majority vote, and a candidate whose F1
-lead is within noise does not win on it alone. Without at least 2 labeled dev rows nothing can be scored:
+lead is within noise does not win on it alone. Without at least 2 labeled dev rows, or with dev labels of one
+class only (where a candidate saying that class everywhere scores perfectly), nothing can be scored:
 em_unsupervised is chosen where at least MIN_UNSUPERVISED_SOURCES independent LFs vote (a dependence group
 counts once), majority vote otherwise: with fewer, an unsupervised EM is not identified (one LF's votes fit a
 model in which they say nothing about the class as well as one in which they decide it, and the smoothing prior
@@ -274,15 +275,24 @@ def _choose(scores, out_of_fold, fallback, truth, seed):
 MIN_UNSUPERVISED_SOURCES = 3
 
 
-def _choice_without_labels(design, groups):
-    """(chosen, reason) where no dev label can score the candidates (module docstring)."""
+def _unscorable(dev_truth):
+    """Why the dev labels cannot score candidates, or None: fewer than 2, or all of one class (then every candidate
+    that says that class everywhere, prior_only first, scores perfectly: a choice by them would be no choice)."""
+    if len(dev_truth) < 2:
+        return "fewer than 2 labeled dev samples"
+    if (dev_truth == dev_truth[0]).all():
+        return f"dev labels of one class only ({len(dev_truth)} {'PRESENT' if dev_truth[0] == PRESENT else 'ABSENT'})"
+    return None
+
+
+def _choice_without_labels(design, groups, why):
+    """(chosen, reason) where the dev labels cannot score the candidates (`why`, module docstring)."""
     voting = set(np.flatnonzero(design.column_totals.reshape(2, -1).sum(axis=0) > 0).tolist())
     sources = len(voting) - sum(max(len(voting.intersection(group)) - 1, 0) for group in groups or [])
     if sources >= MIN_UNSUPERVISED_SOURCES:
-        return "em_unsupervised", "fewer than 2 labeled dev samples: nothing to score candidates on"
-    return "majority_vote", (f"fewer than 2 labeled dev samples: nothing to score candidates on, and {sources} "
-                             f"independent voting LF(s) do not identify an unsupervised EM (it needs "
-                             f"{MIN_UNSUPERVISED_SOURCES})")
+        return "em_unsupervised", f"{why}: nothing to score candidates on"
+    return "majority_vote", (f"{why}: nothing to score candidates on, and {sources} independent voting LF(s) do not "
+                             f"identify an unsupervised EM (it needs {MIN_UNSUPERVISED_SOURCES})")
 
 
 def label_class_votes(votes, truth, dev_mask, seed=0, folds=DEFAULT_FOLDS, model_options=None) -> ClassLabels:
@@ -296,8 +306,9 @@ def label_class_votes(votes, truth, dev_mask, seed=0, folds=DEFAULT_FOLDS, model
     dev_rows = np.flatnonzero(dev_mask & (truth != ABSTAIN))
     candidates = _Candidates(design, truth, model_options or {})
     dev_probability = np.full(design.n, np.nan, dtype=np.float32)
-    if len(dev_rows) < 2:
-        chosen, reason = _choice_without_labels(design, candidates.unsupervised.groups)
+    unscorable = _unscorable(truth[dev_rows])
+    if unscorable:
+        chosen, reason = _choice_without_labels(design, candidates.unsupervised.groups, unscorable)
         scores = {name: score_probabilities([], [], []) for name in CANDIDATES}
         model, prior, learned_by = candidates.unsupervised, candidates.unsupervised.prior, "em_unsupervised"
         # Without labels the learning candidates fall back to what the unsupervised model knows.
@@ -319,7 +330,7 @@ def label_class_votes(votes, truth, dev_mask, seed=0, folds=DEFAULT_FOLDS, model
     probability = candidate_probability[chosen]
     label = labels_from_probability(probability).label
     calibration_map = LabelPreservingCalibration()
-    if len(dev_rows) >= 2:
+    if not unscorable:
         # Fitted on the chosen candidate's out-of-fold dev probabilities; no label moves (module docstring).
         calibration_map = LabelPreservingCalibration.fit(dev_probability[dev_rows], truth[dev_rows], prior,
                                                          recurring=chosen not in candidates.LEARNING)
@@ -331,6 +342,6 @@ def label_class_votes(votes, truth, dev_mask, seed=0, folds=DEFAULT_FOLDS, model
     return ClassLabels(
         labels=labels, chosen=chosen, reason=reason, candidates=scores, calibration_map=calibration_map,
         lfs=lf_diagnostics(model, design.votes[dev_mask], truth[dev_mask], learned_by),
-        calibration=calibration_table(dev_probability, truth) if len(dev_rows) >= 2 else None,
+        calibration=None if unscorable else calibration_table(dev_probability, truth),
         dependent_groups=[[int(j) for j in group] for group in model.groups], prior=prior, dev_probability=dev_probability,
         candidate_probability=candidate_probability)

@@ -230,6 +230,7 @@ def test_candidates_on_equal_terms_and_never_below_majority_vote(seed, m, balanc
     dev = dev_mask_of(len(truth), dev_size, seed)
     result = label_class_votes(votes, truth, dev, seed=seed)
     labeled = int((dev & (truth != 0)).sum())
+    sides = len(set(truth[dev & (truth != 0)].tolist()))
     probability, label = result.labels.probability, result.labels.label
     assert probability.dtype == np.float32 and label.dtype == np.int8
     assert np.isfinite(probability).all() and ((probability >= 0) & (probability <= 1)).all()
@@ -237,7 +238,7 @@ def test_candidates_on_equal_terms_and_never_below_majority_vote(seed, m, balanc
     assert (label[probability > 0.5] != -1).all() and (label[probability < 0.5] != 1).all()
     assert set(result.candidates) == set(CANDIDATES)
     json.dumps(result.report())  # JSON-serializable as is
-    if labeled < 2:
+    if labeled < 2 or sides < 2:
         assert result.chosen in ("em_unsupervised", "majority_vote") and result.calibration is None
         return
     for scores in result.candidates.values():
@@ -315,6 +316,21 @@ def test_without_dev_labels_the_unsupervised_model_labels_every_row():
     expected = DawidSkene().fit(votes).predict(votes)
     assert np.allclose(result.labels.probability, expected.probability, atol=1e-6)
     assert (result.labels.label != 0).all()  # silence of the one-sided LFs is evidence too
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.sampled_from([1, -1]), st.integers(2, 60), st.integers(0, 2**31 - 1))
+def test_dev_labels_of_one_class_choose_as_without_labels(side, labeled, seed):
+    """Dev labels of one class score every candidate that says that class everywhere as perfect: prior_only won,
+    labelling every row so against the LFs' votes. They choose as no labels do."""
+    votes, truth = generate(MIXED, 0.25, 3000, seed=seed % 1000)
+    dev = np.zeros(len(truth), dtype=bool)
+    dev[np.flatnonzero(truth == side)[:labeled]] = True
+    result = label_class_votes(votes, np.where(dev, truth, 0).astype(np.int8), dev)
+    word = "PRESENT" if side == 1 else "ABSENT"
+    assert result.chosen == "em_unsupervised" and f"dev labels of one class only ({labeled} {word})" in result.reason
+    assert result.calibration is None and {row["learned_by"] for row in result.lfs} == {"em_unsupervised"}
+    assert (result.labels.label == 1).any() and (result.labels.label == -1).any()
 
 
 @settings(max_examples=40, deadline=None)
