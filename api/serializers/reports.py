@@ -266,7 +266,8 @@ class SnapshotSerializer(serializers.Serializer):
     seed = AsciiIntegerField()
     samples = AsciiIntegerField()
     samples_sha256 = serializers.CharField()
-    dev_labels_sha256 = serializers.CharField()
+    dev_labels_sha256 = serializers.CharField(allow_null=True, help_text="Null where the set has no dev split: it "
+                                                                          "learns from no dev label.")
     measured_labels_sha256 = serializers.DictField(
         child=serializers.CharField(), required=False,
         help_text="Per split of the set other than dev: a digest of its ground truth, which the report measures on.")

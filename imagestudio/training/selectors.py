@@ -56,7 +56,8 @@ def training_snapshot(dataset: Dataset, splits: Sequence[str], seed: int) -> tup
         "seed": seed,
         "samples": int(len(ids)),
         "samples_sha256": hashlib.sha256(ids.tobytes() + codes.tobytes()).hexdigest(),
-        "dev_labels_sha256": ground_truth_digest(dataset=dataset, split=Split.DEV),
+        # A set without dev samples learns from no dev label.
+        "dev_labels_sha256": ground_truth_digest(dataset=dataset, split=Split.DEV) if Split.DEV in splits else None,
         # The report measures the labels and LFs on the ground truth of every split it covers.
         "measured_labels_sha256": {split: ground_truth_digest(dataset=dataset, split=split)
                                    for split in sorted(set(splits) - {Split.DEV})},

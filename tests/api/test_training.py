@@ -496,6 +496,22 @@ def test_products_say_when_their_inputs_changed_and_rebuild_in_one_call(api, wor
     assert api.get(f"/api/datasets/{dataset.id}/models/{new_model}/").json()["stale"] is False
 
 
+def test_a_set_without_dev_samples_does_not_go_stale_on_dev_labels(api, world):
+    dataset = world
+    ts = build(api, dataset, splits=["train", "valid"])
+    dev_sample = Sample.objects.filter(dataset=dataset, split="dev").order_by("id").first()
+    value = api.get(f"/api/datasets/{dataset.id}/annotations/?sample={dev_sample.id}").json()["results"][0]["value"]
+    api.put(f"/api/datasets/{dataset.id}/annotations/", {"sample": dev_sample.id, "label_class": "cat",
+                                                         "value": "ABSENT" if value == "PRESENT" else "PRESENT"},
+            format="json")
+    assert api.get(f"/api/datasets/{dataset.id}/training-sets/{ts['id']}/").json()["stale_reasons"] == []
+    with_dev = build(api, dataset)
+    api.put(f"/api/datasets/{dataset.id}/annotations/", {"sample": dev_sample.id, "label_class": "cat",
+                                                         "value": value}, format="json")
+    assert api.get(f"/api/datasets/{dataset.id}/training-sets/{with_dev['id']}/").json()["stale_reasons"] == [
+        "dev ground truth changed"]
+
+
 def test_model_charts_match_an_independent_computation_and_follow_the_ground_truth(api, world, stranger):
     from sklearn.metrics import average_precision_score, precision_recall_curve
 
