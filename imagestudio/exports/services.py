@@ -244,10 +244,9 @@ def _rows_by_python(stream, dataset, params, classes, artifacts, progress):
     text = io.TextIOWrapper(stream, encoding="utf-8", newline="", write_through=True)
     writer = SafeWriter(text, raw=params.get("raw", False), lineterminator="\n")
     samples = Sample.objects.filter(dataset=dataset, split__in=params["splits"]).order_by("id")
-    # Metadata as text (->>): no JSON decoding per row.
-    source = [*params["columns"], *(MetadataText(f) for f in params["fields"])]
-    if "id" not in params["columns"]:
-        source = ["id", *source]
+    # The sample id first, whatever the columns asked (it keys the labels and artifacts); metadata as text (->>):
+    # no JSON decoding per row.
+    source = ["id", *params["columns"], *(MetadataText(f) for f in params["fields"])]
     written, chunk = 0, []
     for row in samples.values_list(*source).iterator(chunk_size=CHUNK):
         chunk.append(row)
@@ -263,7 +262,6 @@ def _rows_by_python(stream, dataset, params, classes, artifacts, progress):
 def _write_chunk(writer, chunk, params, classes, artifacts):
     if not chunk:
         return 0
-    with_id = "id" in params["columns"]
     ids = np.array([row[0] for row in chunk], dtype=np.int64)
     truth = {}
     if params["ground_truth"]:
@@ -276,7 +274,7 @@ def _write_chunk(writer, chunk, params, classes, artifacts):
                 truth[(sample_id, class_id)] = value
     extra = _artifact_columns(ids, classes, artifacts)
     for index, row in enumerate(chunk):
-        values = list(row if with_id else row[1:])
+        values = list(row[1:])
         if params["ground_truth"]:
             values += [truth.get((row[0], c.id), "") for c in classes]
         values += [column[index] for column in extra]

@@ -6,7 +6,7 @@ import io
 
 import pytest
 from django.db import connection
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from imagestudio.datasets.models import LabelClass, Sample
@@ -63,6 +63,17 @@ def test_a_split_subset_without_ground_truth(dataset, tricky):
     by_copy = written(True, dataset, params)
     assert by_copy == written(False, dataset, params)
     assert by_copy[0] == len(TRICKY[::2]) and all(len(row) == 1 for row in by_copy[1])
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.permutations(services.SAMPLE_COLUMNS).flatmap(
+    lambda columns: st.integers(1, len(columns)).map(lambda k: list(columns[:k]))))
+def test_any_columns_in_any_order_write_the_same_rows_both_ways(dataset, tricky, columns):
+    """The Python writer keyed each row's ground truth by its first column, taken for the id: with another column
+    first it wrote the wrong samples' labels (or failed on a split name)."""
+    postgres_only()
+    params = {"columns": columns, "fields": ["n"], "splits": ["train", "dev"], "ground_truth": True}
+    assert written(True, dataset, params) == written(False, dataset, params)
 
 
 STORABLE = st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",))  # Postgres text refuses both
