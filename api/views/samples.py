@@ -54,7 +54,7 @@ SIGNED_URL_PARAMETERS = [
                      "payload's URL carries it; with it and `sig`, no token is needed."),
     OpenApiParameter(SIGNATURE_PARAM, str, description="Signed URL: its signature (see `exp`)."),
 ]
-TOKEN_OR_SIGNATURE = [{"tokenAuth": []}, {"cookieAuth": []}, {}]  # {}: a signed URL needs no credentials
+TOKEN_OR_SIGNATURE = [{"Token": []}, {"cookieAuth": []}, {}]  # {}: a signed URL needs no credentials
 SIGNED_URL_REFUSED = OpenApiResponse(
     {"$ref": "#/components/schemas/Error"},  # completed by api.schema.add_error_responses
     description="A signed URL that is tampered with (code `signature_invalid`) or expired (`signature_expired`); "

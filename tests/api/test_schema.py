@@ -73,3 +73,17 @@ def test_only_metadata_is_free_form():
             for body in bodies:
                 free.update({where: f"{method.upper()} {path}" for where in _free_form(body, "body", components)})
     assert free and all(any(allowed in where for allowed in FREE_FORM_BY_NATURE) for where in free), free
+
+
+def test_every_security_requirement_names_a_declared_scheme():
+    """An undeclared scheme makes the document invalid OpenAPI, and Swagger UI sends no token for it (the image
+    operations named `tokenAuth`, declared as `Token`)."""
+    import yaml
+
+    document = yaml.safe_load(COMMITTED.read_text())
+    declared = set(document["components"]["securitySchemes"])
+    named = {(path, method, name) for path, operations in document["paths"].items()
+             for method, operation in operations.items() if isinstance(operation, dict)
+             for requirement in operation.get("security", document.get("security", [])) for name in requirement}
+    assert {(path, method, name) for path, method, name in named if name not in declared} == set()
+    assert named
