@@ -2,6 +2,7 @@ import re
 
 from rest_framework import pagination
 from rest_framework.exceptions import ValidationError
+from rest_framework.utils.urls import remove_query_param, replace_query_param
 
 _ASCII_INTEGER = re.compile(r"-?[0-9]{1,18}")
 
@@ -33,6 +34,14 @@ class LimitOffsetPagination(pagination.LimitOffsetPagination):
 
     def get_offset(self, request):
         return self._integer(request, self.offset_query_param, 0) or 0
+
+    def get_previous_link(self):
+        """DRF's, but from an offset below the limit it is the rows before this page (limit = offset), not a full
+        first page that repeats some of this one's."""
+        if 0 < self.offset < self.limit:
+            url = replace_query_param(self.request.build_absolute_uri(), self.limit_query_param, self.offset)
+            return remove_query_param(url, self.offset_query_param)
+        return super().get_previous_link()
 
     def paginate_counted(self, request, fetch):
         """The page of a selector that counts and slices its rows itself: `fetch(offset, limit)` returns

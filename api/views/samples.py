@@ -185,7 +185,10 @@ class SampleViewSet(DatasetScopedMixin, viewsets.GenericViewSet):
             return replace_query_param(remove_query_param(url, "offset"), "before", page.samples[0].pk)
         previous = values["offset"] - values["limit"]
         if previous <= 0 or not page.samples:
-            return remove_query_param(remove_query_param(url, "before"), "offset")  # the first page
+            first = remove_query_param(remove_query_param(url, "before"), "offset")
+            # Only the rows before this page: a full limit from 0 would repeat some of this page's.
+            return replace_query_param(first, "limit", values["offset"]) if 0 < values["offset"] < values["limit"] \
+                and page.samples else first
         if "after" not in values and "before" not in values:
             return replace_query_param(url, "offset", previous)  # came by offset: within MAX_OFFSET
         return replace_query_param(replace_query_param(url, "offset", previous), "before", page.samples[0].pk)
