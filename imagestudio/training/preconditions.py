@@ -33,3 +33,13 @@ def model_params_check(*, negative_ratio: float | None, ground_truth_splits: Seq
         raise ValidationFailed("negative_ratio must be above 0.", field="negative_ratio")
     if Split.VALID in ground_truth_splits:  # its metrics would be scored on the rows it learned from
         raise ValidationFailed("A model cannot train on valid: valid measures it.", field="ground_truth_splits")
+
+
+def train_split_required(training_set):
+    """The training set, where it covers the train split: a model fits its train rows' labels (the job would fail
+    on a set of other splits, saying the classes had no labels)."""
+    if Split.TRAIN not in training_set.snapshot.get("splits", []):
+        raise ValidationFailed(f"Training set {training_set.id} covers no train samples (its splits: "
+                               f"{', '.join(training_set.snapshot.get('splits', []))}), and a model fits the labels "
+                               "of train: build one whose splits include train.", field="training_set")
+    return training_set

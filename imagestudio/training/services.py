@@ -26,7 +26,7 @@ from imagestudio.labeling.selectors import vote_matrix
 from . import fitting
 from .class_names import by_current_name
 from .models import FastModel, Prediction, ScoredRange, TrainingSet
-from .preconditions import ground_truth_required, model_params_check
+from .preconditions import ground_truth_required, model_params_check, train_split_required
 from .selectors import artifact_arrays, model_inputs, ready_training_set, split_samples, training_snapshot
 
 TRAINING_SET_TASK = "workers.tasks.training.build_training_set"
@@ -149,7 +149,7 @@ def _checked_training_set(dataset, training_set):
         raise ValidationFailed("The training set belongs to another dataset.", field="training_set")
     elif not training_set.ready:
         raise Conflict("The training set is still being built.", code="not_ready")
-    return training_set
+    return train_split_required(training_set)
 
 
 def _next_version(dataset):

@@ -496,7 +496,7 @@ def test_products_say_when_their_inputs_changed_and_rebuild_in_one_call(api, wor
     assert api.get(f"/api/datasets/{dataset.id}/models/{new_model}/").json()["stale"] is False
 
 
-def test_a_set_without_dev_samples_does_not_go_stale_on_dev_labels(api, world):
+def test_sets_of_some_splits_only_read_no_dev_label_they_lack_and_train_no_model_without_train(api, world):
     dataset = world
     ts = build(api, dataset, splits=["train", "valid"])
     dev_sample = Sample.objects.filter(dataset=dataset, split="dev").order_by("id").first()
@@ -505,6 +505,9 @@ def test_a_set_without_dev_samples_does_not_go_stale_on_dev_labels(api, world):
                                                          "value": "ABSENT" if value == "PRESENT" else "PRESENT"},
             format="json")
     assert api.get(f"/api/datasets/{dataset.id}/training-sets/{ts['id']}/").json()["stale_reasons"] == []
+    no_train = build(api, dataset, splits=["valid"])["id"]
+    refused = api.post(f"/api/datasets/{dataset.id}/models/", {"training_set": no_train}, format="json")
+    assert refused.status_code == 400 and "covers no train samples" in refused.json()["training_set"][0]
     with_dev = build(api, dataset)
     api.put(f"/api/datasets/{dataset.id}/annotations/", {"sample": dev_sample.id, "label_class": "cat",
                                                          "value": value}, format="json")
