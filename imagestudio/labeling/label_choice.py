@@ -32,7 +32,10 @@ scored on the same labeled dev rows with one rule: where a candidate gives no la
 tie, probability exactly 0.5) it counts as the prior-majority class of the training folds, and a NaN
 probability as the training folds' PRESENT fraction. Candidates that learn from dev labels (prior_only, the
 semi-supervised EM, the regression) are scored out-of-fold: stratified k-fold over the labeled dev rows, fit
-on the other folds' labels, predict the held-out fold. The choice is by dev F1 (PRESENT positive), with the
+on the other folds' labels, predict the held-out fold. A candidate less accurate on dev than prior_only (its
+majority class everywhere) is no labeler and is not eligible, unless that leaves none with majority vote's dev F1:
+F1 alone can prefer labelling every sample PRESENT (F1 2p / (1 + p) at a PRESENT share p) to LFs that find
+few positives precisely. The choice is by dev F1 (PRESENT positive), with the
 noise of a few hundred labels taken into account: the eligible candidates are those whose dev F1 is within one
 paired standard error of the best (a bootstrap over the same dev rows, BOOTSTRAP_RESAMPLES resamples) and not
 below majority vote's; among them the lowest dev Brier score wins (a proper score: it reads every probability,
@@ -50,8 +53,10 @@ Calibration: the chosen candidate's probabilities go through a map fitted on its
 that moves no label (`calibration.LabelPreservingCalibration`, whose module says how and why).
 
 Labels: PRESENT where the chosen candidate's probability is above 0.5, ABSENT below, ABSTAIN (0) at exactly 0.5
-or where the candidate has no information (majority vote on a row without votes); after calibration a label-less
-row's probability is its estimate above, not 0.5.
+or where the candidate has no information (majority vote on a row without votes). With dev labels to calibrate
+on, a label-less row's probability is its estimate above (not 0.5), and its label that estimate's side: a class
+whose only LF is a keyword (PRESENT or silent) gets ABSENT labels where it is silent, as often as dev says so;
+only a row whose estimate is exactly 0.5, or any label-less row without dev labels, abstains.
 """
 
 from dataclasses import dataclass, field
@@ -257,18 +262,22 @@ def f1_standard_errors(predicted, positive, best, seed):
 
 
 def _choose(scores, out_of_fold, fallback, truth, seed):
-    """(chosen candidate, reason): dev F1 within noise of the best and not below majority vote, then the lowest
-    dev Brier score, then the simpler candidate (module docstring)."""
-    best = max(CANDIDATES, key=lambda name: (scores[name]["f1"], -CANDIDATES.index(name)))
-    predicted = {name: predicted_present(out_of_fold[name], fallback) for name in CANDIDATES}
-    errors = f1_standard_errors(predicted, truth == PRESENT, best, seed)
+    """(chosen candidate, reason): no less accurate than prior_only, dev F1 within noise of the best and not below
+    majority vote, then the lowest dev Brier score, then the simpler candidate (module docstring)."""
     floor = scores["majority_vote"]["f1"]
-    eligible = [name for name in CANDIDATES
-                if scores[name]["f1"] >= max(scores[best]["f1"] - errors[name], floor)]
+    accurate = [name for name in CANDIDATES if scores[name]["accuracy"] >= scores["prior_only"]["accuracy"]]
+    pool = accurate if any(scores[name]["f1"] >= floor for name in accurate) else list(CANDIDATES)
+    best = max(pool, key=lambda name: (scores[name]["f1"], -CANDIDATES.index(name)))
+    predicted = {name: predicted_present(out_of_fold[name], fallback) for name in pool}
+    errors = f1_standard_errors(predicted, truth == PRESENT, best, seed)
+    eligible = [name for name in pool if scores[name]["f1"] >= max(scores[best]["f1"] - errors[name], floor)]
     chosen = min(eligible, key=lambda name: (scores[name]["brier"], CANDIDATES.index(name)))
-    reason = (f"best dev F1 {scores[best]['f1']:.4f} ({best}); within one paired standard error of it and not "
-              f"below majority vote ({floor:.4f}): {', '.join(eligible)}; lowest dev Brier score among them: "
-              f"{chosen} (F1 {scores[chosen]['f1']:.4f}, Brier {scores[chosen]['brier']:.4f})")
+    excluded = [name for name in CANDIDATES if name not in pool]
+    reason = (f"less accurate on dev than prior_only ({scores['prior_only']['accuracy']:.4f}), so not eligible: "
+              f"{', '.join(excluded)}; " if excluded else "")
+    reason += (f"best dev F1 {scores[best]['f1']:.4f} ({best}); within one paired standard error of it and not "
+               f"below majority vote ({floor:.4f}): {', '.join(eligible)}; lowest dev Brier score among them: "
+               f"{chosen} (F1 {scores[chosen]['f1']:.4f}, Brier {scores[chosen]['brier']:.4f})")
     return chosen, reason
 
 
@@ -328,7 +337,6 @@ def label_class_votes(votes, truth, dev_mask, seed=0, folds=DEFAULT_FOLDS, model
                                  if name != "em_semi_supervised"}
         candidate_probability["em_semi_supervised"] = model.predict_design(design).probability
     probability = candidate_probability[chosen]
-    label = labels_from_probability(probability).label
     calibration_map = LabelPreservingCalibration()
     if not unscorable:
         # Fitted on the chosen candidate's out-of-fold dev probabilities; no label moves (module docstring).
@@ -336,6 +344,7 @@ def label_class_votes(votes, truth, dev_mask, seed=0, folds=DEFAULT_FOLDS, model
                                                          recurring=chosen not in candidates.LEARNING)
         dev_probability[dev_rows] = calibration_map.apply(dev_probability[dev_rows])
         probability = candidate_probability[chosen] = calibration_map.apply(probability)
+    label = labels_from_probability(probability).label  # the map moves no label, a label-less row takes a side
     # Majority vote on rows without votes has no information: the prior there rather than NaN.
     labels = Labels(probability=np.where(np.isnan(probability), np.float32(prior), probability).astype(np.float32),
                     label=label)

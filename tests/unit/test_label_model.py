@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from imagestudio.labeling import label_choice
@@ -244,8 +244,11 @@ def test_candidates_on_equal_terms_and_never_below_majority_vote(seed, m, balanc
     for scores in result.candidates.values():
         assert scores["scored"] == labeled == scores["tp"] + scores["fp"] + scores["fn"] + scores["tn"]
     chosen, scores = result.candidates[result.chosen], result.candidates
-    best = max(scores.values(), key=lambda s: s["f1"])
+    accurate = [s for s in scores.values() if s["accuracy"] >= scores["prior_only"]["accuracy"]]
+    pool = accurate if any(s["f1"] >= scores["majority_vote"]["f1"] for s in accurate) else list(scores.values())
+    best = max(pool, key=lambda s: s["f1"])
     assert chosen["f1"] >= scores["majority_vote"]["f1"]
+    assert chosen in pool  # no less accurate than prior_only, where some such candidate reaches majority vote's F1
     assert chosen["brier"] <= best["brier"]  # the best-F1 candidate is always eligible; the Brier score decides
     assert result.calibration["count"] == labeled
 
@@ -316,6 +319,29 @@ def test_without_dev_labels_the_unsupervised_model_labels_every_row():
     expected = DawidSkene().fit(votes).predict(votes)
     assert np.allclose(result.labels.probability, expected.probability, atol=1e-6)
     assert (result.labels.label != 0).all()  # silence of the one-sided LFs is evidence too
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 2**31 - 1), st.floats(0.05, 0.5), st.floats(0.3, 1.0))
+@example(seed=2, balance=0.48, recall=0.45)  # majority vote chosen: it abstained on every silent row
+def test_a_keyword_lf_alone_labels_its_silence_as_dev_says(seed, balance, recall):
+    """One LF voting PRESENT or nothing: where it is silent, the labels say ABSENT as often as dev's silent rows are
+    ABSENT (they abstained there, so a fast model on the set had no negative to fit). With dev labels the label is
+    always its probability's side."""
+    rng = np.random.default_rng(seed)
+    truth = np.where(rng.random(2000) < balance, 1, -1).astype(np.int8)
+    votes = np.where((truth == 1) & (rng.random(2000) < recall), 1, 0).astype(np.int8)[:, None]
+    dev = np.arange(2000) < 300
+    result = label_class_votes(votes, np.where(dev, truth, 0).astype(np.int8), dev, seed=seed % 1000)
+    probability, label = result.labels.probability, result.labels.label
+    if len(set(truth[dev].tolist())) < 2:
+        return
+    assert (label == np.where(probability > 0.5, 1, np.where(probability < 0.5, -1, 0))).all()
+    silent = votes[:, 0] == 0
+    if (dev & silent).any():
+        assert (label[silent] != 0).all()
+    if balance <= 0.3 and recall >= 0.5:  # PRESENT rare even among the silent rows: those are ABSENT
+        assert (label[silent] == -1).all() and (label[~silent] == 1).all()
 
 
 @settings(max_examples=20, deadline=None)
