@@ -28,12 +28,14 @@ class _MetadataKey(Func):
 
 
 class MetadataText(_MetadataKey):
-    """The field's value as `->>` gives it (text; JSON text for an object or a list; SQLite: numbers as numbers);
-    NULL where the sample lacks it or holds null."""
+    """The field's value as `->>` gives it (text; true / false; JSON text for an object or a list; SQLite: numbers
+    as numbers); NULL where the sample lacks it or holds null."""
 
     output_field = TextField()
     postgres_sql = "({metadata} ->> {key})"
-    sqlite_sql = "(SELECT value FROM json_each({metadata}) WHERE key = {key})"
+    # json_each gives true / false as 1 / 0: a keyword LF on "true" matched nothing there, the export wrote 1
+    sqlite_sql = ("(SELECT CASE type WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' ELSE value END "
+                  "FROM json_each({metadata}) WHERE key = {key})")
 
 
 class MetadataHasField(_MetadataKey):

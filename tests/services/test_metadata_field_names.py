@@ -43,6 +43,11 @@ def check_every_name(dataset):
         assert metadata_field_exists(dataset=dataset, field=name), name
         column_ids, _, column = field_column(dataset=dataset, field=name)
         assert list(column_ids) == ids and list(column) == [values[0][name], values[1][name], None], name
+    flags = make_samples(dataset, [{"metadata": {"flag": True}}, {"metadata": {"flag": False}}])
+    assert list(field_column(dataset=dataset, field="flag")[2][-2:]) == ["true", "false"]  # SQLite said 1 / 0
+    stream = io.BytesIO()
+    services._rows_by_python(stream, dataset, {**params, "fields": ["flag"]}, classes, (None, None), lambda n: None)
+    assert stream.getvalue().decode().splitlines()[-2:] == [f"{flags[0].id},true", f"{flags[1].id},false"]
     assert not metadata_field_exists(dataset=dataset, field="absent")
     assert np.all(field_column(dataset=dataset, field="absent")[2] == None)  # noqa: E711 (elementwise)
 
