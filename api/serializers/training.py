@@ -149,6 +149,12 @@ class AnalysisQuerySerializer(serializers.Serializer):
     label_class = serializers.CharField(max_length=120, required=False)
     split = serializers.ChoiceField(choices=Split.choices, required=False, default=Split.TRAIN,
                                     help_text="Where LF coverage, conflicts and the next samples are computed.")
+    model = AsciiIntegerField(required=False, min_value=1, max_value=MAX_INT,
+                              help_text="A ready model's id: its metrics and guidance for the classes it was trained "
+                                        "for (null for the others). Default: each class's latest ready model.")
+    training_set = AsciiIntegerField(required=False, min_value=1, max_value=MAX_INT,
+                                     help_text="A ready training set's id: its label-model reports and what it "
+                                               "learned of each LF. Default: the latest ready set.")
 
 
 class GuidanceSerializer(serializers.Serializer):

@@ -133,4 +133,5 @@ class AnalysisView(DatasetScopedMixin, GenericAPIView):
     def get(self, request, dataset_id=None):
         query = validated(AnalysisQuerySerializer, request.query_params)
         return Response(dataset_analysis_with_links(request=request, dataset=self.dataset,
-                                                    label_class=self.optional_class(query), split=query["split"]))
+                                                    label_class=self.optional_class(query), split=query["split"],
+                                                    model=query.get("model"), training_set=query.get("training_set")))

@@ -15,6 +15,7 @@ from imagestudio.labeling.models import LabelingFunction
 from imagestudio.labeling.selectors import lf_rows, vote_matrix
 
 from .charts import model_metrics_now
+from .models import FastModel, TrainingSet
 from .selectors import latest_models_by_class, model_scores, ready_training_set, training_set_staleness, with_learned
 
 LOW_COVERAGE = 0.5
@@ -133,12 +134,27 @@ def _label_model_report(training_set, label_class):
     return entry if entry and entry.get("class_id") == label_class.id else None
 
 
-def dataset_analysis(*, dataset: Dataset, label_class: LabelClass | None = None, split: str = Split.TRAIN) -> dict:
-    """Per class (all, or `label_class`) on `split`. Each guidance tip's `samples` is the samples-list filter
-    that shows its cases: query parameter -> value or list of values."""
+def _chosen_products(dataset, model_id, training_set_id):
+    """(training set, {class id: model}): the ones named, else the latest ready set and each class's latest model."""
+    if training_set_id is None:
+        training_set = ready_training_set(dataset=dataset)
+    elif (training_set := TrainingSet.objects.filter(dataset=dataset, pk=training_set_id, ready=True).first()) is None:
+        raise ValidationFailed(f"No ready training set {training_set_id} in this dataset.", field="training_set")
+    if model_id is None:
+        return training_set, latest_models_by_class(dataset=dataset)
+    model = FastModel.objects.filter(dataset=dataset, pk=model_id, ready=True).first()
+    if model is None:
+        raise ValidationFailed(f"No ready model {model_id} in this dataset.", field="model")
+    return training_set, dict.fromkeys(model.params.get("classes", []), model)
+
+
+def dataset_analysis(*, dataset: Dataset, label_class: LabelClass | None = None, split: str = Split.TRAIN,
+                     model: int | None = None, training_set: int | None = None) -> dict:
+    """Per class (all, or `label_class`) on `split`, of the named model and training set (by id; default: each
+    class's latest ready model, the latest ready set). Each guidance tip's `samples` is the samples-list filter that
+    shows its cases: query parameter -> value or list of values."""
     classes = [label_class] if label_class else list(LabelClass.objects.filter(dataset=dataset).order_by("id"))
-    training_set = ready_training_set(dataset=dataset)
-    latest = latest_models_by_class(dataset=dataset)
+    training_set, latest = _chosen_products(dataset, model, training_set)
     ids = np.fromiter(Sample.objects.filter(dataset=dataset, split=split).order_by("id").values_list("id", flat=True),
                       dtype=np.int64)
     result = []
@@ -150,7 +166,7 @@ def dataset_analysis(*, dataset: Dataset, label_class: LabelClass | None = None,
         conflicts = float(metrics.conflicted(votes).mean()) if len(ids) else 0.0
         counts = GroundTruthCount.objects.filter(label_class=cls, split=Split.VALID).first()
         valid_labels = (counts.present + counts.absent) if counts else 0
-        model = latest.get(cls.id)  # the latest model of this class: another class's newer model leaves it be
+        model = latest.get(cls.id)  # the latest (or named) model of this class: another class's leaves it be
         model_metrics = model_metrics_now(model=model, label_class=cls, split=Split.VALID) if model else None
         rows = with_learned(lf_rows(lfs, cls, votes, truth), training_set)
         result.append({

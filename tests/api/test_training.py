@@ -666,6 +666,32 @@ def test_a_renamed_class_keeps_its_figures(api, world):
     assert api.get(model_url).json()["metrics"] == {}
 
 
+def test_analysis_of_a_named_model_and_training_set(api, world):
+    dataset = world
+    url = f"/api/datasets/{dataset.id}/analysis/"
+    first_set = build(api, dataset)
+    first = api.get(api.post(f"/api/datasets/{dataset.id}/models/", {"classes": ["cat"]}, format="json")["Location"])
+    lf = LabelingFunction.objects.order_by("id").first()
+    assert api.patch(f"/api/datasets/{dataset.id}/lfs/{lf.id}/", {"high": 0.9}, format="json").status_code == 200
+    second_set = build(api, dataset)
+    second = api.get(api.post(f"/api/datasets/{dataset.id}/models/", {"classes": ["cat"]}, format="json")["Location"])
+    first_model, second_model = first.json()["result"]["model"], second.json()["result"]["model"]
+    latest = api.get(url, {"label_class": "cat"}).json()
+    assert (latest["model"], latest["training_set"]) == (second_model, second_set["id"])
+    named = api.get(url, {"model": first_model, "training_set": first_set["id"]}).json()
+    assert (named["model"], named["training_set"]) == (first_model, first_set["id"])
+    by_class = {entry["label_class"]: entry for entry in named["classes"]}
+    assert by_class["cat"]["model"]["id"] == first_model and by_class["dog"]["model"] is None  # trained for cat only
+    assert by_class["cat"]["label_model"]["candidates"] == first_set["report"]["cat"]["candidates"]
+    assert by_class["cat"]["label_model"]["reason"] == first_set["report"]["cat"]["reason"]
+    assert {row["learned"]["training_set"] for row in by_class["cat"]["lfs"]["per_lf"] if row["learned"]} == {
+        first_set["id"]}
+    assert named["training_set_stale_reasons"] == [f"LF cat/{lf.id} changed its rule"]
+    for query in ({"model": 424242}, {"training_set": 424242}, {"model": "x"}):
+        refused = api.get(url, query)
+        assert refused.status_code == 400 and set(refused.json()) & {"model", "training_set"}, refused.content
+
+
 def test_analysis_measures_the_model_on_the_valid_ground_truth_of_now(api, world):
     dataset = world
     build(api, dataset)
