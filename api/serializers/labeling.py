@@ -256,7 +256,8 @@ class LearnedConditionalsSerializer(serializers.Serializer):
 def learned_by_field(**kwargs):
     return serializers.ChoiceField(
         choices=["em_semi_supervised", "em_unsupervised"],
-        help_text="The EM fit whose conditionals these are: semi-supervised where dev has labels, else unsupervised. "
+        help_text="The EM fit whose conditionals these are: semi-supervised where dev labels can score candidates (at "
+                  "least 2, of both classes), else unsupervised. "
                   "The training labels come from the class's chosen candidate, which may be another one.", **kwargs)
 
 

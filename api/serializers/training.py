@@ -83,11 +83,13 @@ class TrainingLabelQuerySerializer(serializers.Serializer):
 
 
 class ClassLabelSerializer(serializers.Serializer):
-    probability = serializers.FloatField(allow_null=True, help_text="Calibrated P(PRESENT); on an ABSTAIN label, "
-                                                                    "the estimate for samples without one.")
+    probability = serializers.FloatField(allow_null=True, help_text="Calibrated P(PRESENT); where the chosen label "
+                                                                    "model gives no label, its estimate for such "
+                                                                    "samples.")
     label = serializers.ChoiceField(choices=GroundTruthValue.choices,
-                                    help_text="PRESENT / ABSENT from the chosen label model; ABSTAIN where it gives "
-                                              "none (no LF voted, or a tie).")
+                                    help_text="PRESENT / ABSENT from the chosen label model; where it gives none (no LF "
+                                              "voted, or a tie), the side of that estimate when dev labels calibrated "
+                                              "it, else ABSTAIN (also at exactly 0.5).")
     provenance = serializers.DictField(child=serializers.ChoiceField(choices=PREDICTION_LABELS),
                                        help_text="LF id -> its vote (LFs that abstained are left out).")
 

@@ -8,8 +8,9 @@ assumption), the intercept a shifted balance. Where the chosen candidate learns 
 dev (a vote share, a vote pattern's posterior) takes its dev PRESENT frequency, shrunk towards the map with
 LEVEL_PSEUDO_COUNTS: majority vote's shares are not log-odds a line can map. No label moves: a PRESENT row stays
 above 0.5 and an ABSENT row below (by LABEL_MARGIN where the map would cross; those rows are the label's own
-errors). Rows without a label (a tie, or no information) keep label 0 and get the PRESENT frequency of the
-label-less out-of-fold dev rows, shrunk towards the dev prior with LABEL_LESS_PSEUDO_COUNTS: where majority vote
+errors). Rows without a label (a tie, or no information) get the PRESENT frequency of the label-less
+out-of-fold dev rows, shrunk towards the dev prior with LABEL_LESS_PSEUDO_COUNTS (`label_less_estimate`; the
+labeler then labels them by its side, as the choice scored them): where majority vote
 ties, the truth is seldom an even chance (temperature scaling alone, the slope without the rest, left majority
 vote at a valid ECE up to 0.24 in bench/label_quality.py; bench/README.md has the figures). The dev reliability
 table is computed after the map (on the rows it was fitted on: optimistic); valid is the honest figure.
@@ -95,6 +96,15 @@ def platt_parameters(logit, positive, iterations=100):
     return max(float(weights[0]), 0.0), float(weights[1])
 
 
+def label_less_estimate(probability, positive, prior):
+    """P(PRESENT) of a row a candidate gives no label (a tie, NaN): the PRESENT share of such rows among
+    `probability` (its out-of-fold dev values; `positive`: their truth), shrunk towards `prior` with
+    LABEL_LESS_PSEUDO_COUNTS."""
+    without = labels_from_probability(probability).label == ABSTAIN
+    return float((np.asarray(positive)[without].sum() + LABEL_LESS_PSEUDO_COUNTS * prior)
+                 / (without.sum() + LABEL_LESS_PSEUDO_COUNTS))
+
+
 @dataclass(frozen=True)
 class LabelPreservingCalibration:
     """sigmoid(slope logit(p) + intercept) on rows with a label, kept on the label's side of 0.5; `label_less` on
@@ -117,8 +127,7 @@ class LabelPreservingCalibration:
         or without both classes among them."""
         probability, positive = np.asarray(probability, dtype=np.float64), np.asarray(truth) == PRESENT
         labeled = labels_from_probability(probability).label != ABSTAIN
-        label_less = (positive[~labeled].sum() + LABEL_LESS_PSEUDO_COUNTS * prior) / (
-            (~labeled).sum() + LABEL_LESS_PSEUDO_COUNTS)
+        label_less = label_less_estimate(probability, positive, prior)
         sides = positive[labeled]
         if labeled.sum() < _MIN_CALIBRATION_ROWS or sides.all() or not sides.any():
             return cls(label_less=float(label_less))
@@ -131,7 +140,8 @@ class LabelPreservingCalibration:
         return cls(slope, intercept, float(label_less), int(labeled.sum()), levels)
 
     def apply(self, probability):
-        """Calibrated float32 probabilities; every row keeps labels_from_probability(probability)'s label."""
+        """Calibrated float32 probabilities; every row with a label in labels_from_probability(probability) keeps
+        its side of 0.5, a row without one gets `label_less` (when fitted)."""
         probability = np.asarray(probability, dtype=np.float64)
         label = labels_from_probability(probability).label
         mapped = _stable_sigmoid(self.slope * _logit(np.nan_to_num(probability, nan=0.5)) + self.intercept)

@@ -14,13 +14,13 @@ Returns a `ClassLabels`:
   dev labels, for every row;
 - `chosen` (candidate name) and `reason`;
 - `candidates`: {name: {"accuracy", "f1", "brier", "scored", "tp", "fp", "fn", "tn"}} on the dev samples;
-- `lfs`: per LF the conditionals an EM fit learned (`learned_by`: the semi-supervised one where dev has labels,
-  else the unsupervised one, whichever candidate labels the rows), dev precision / recall with Wilson
-  intervals, a `check` flag;
+- `lfs`: per LF the conditionals an EM fit learned (`learned_by`: the semi-supervised one where dev labels can
+  score candidates, at least 2 of both classes; else the unsupervised one; whichever candidate labels the rows),
+  dev precision / recall with Wilson intervals, a `check` flag;
 - `calibration`: `calibration_table` of the chosen candidate's out-of-fold dev probabilities;
 - `dependent_groups`: LF column indices the model treats as one source;
-- `prior`: the P(PRESENT) that stands in where a candidate says nothing (the dev PRESENT share; without dev
-  labels the unsupervised EM's class balance): how candidates are scored on other rows too;
+- `prior`: the dev PRESENT share (where dev labels cannot score candidates, the unsupervised EM's class
+  balance): what stands in for a row a candidate says nothing of on other splits' figures;
 - `dev_probability`: (n,) float32 out-of-fold probability of the chosen candidate on labeled dev rows, NaN
   elsewhere (for calibration plots); `report()`: everything but the arrays, JSON-serializable.
 
@@ -28,9 +28,11 @@ Candidates (`label_class_votes`)
 --------------------------------
 prior_only (the dev majority class), majority_vote, em_unsupervised, em_semi_supervised (dev labels
 clamped), logistic_regression (L2, C=1, on one-hot PRESENT / ABSENT indicators, fit on dev labels). All are
-scored on the same labeled dev rows with one rule: where a candidate gives no label (label 0: no vote or a
-tie, probability exactly 0.5) it counts as the prior-majority class of the training folds, and a NaN
-probability as the training folds' PRESENT fraction. Candidates that learn from dev labels (prior_only, the
+scored on the same labeled dev rows with one rule: where a candidate gives no label (label 0: no vote, a tie,
+probability exactly 0.5 or NaN) the row takes the candidate's label-less estimate from the training folds (the
+PRESENT share of the rows it leaves label-less there, shrunk towards their PRESENT share:
+`calibration.label_less_estimate`, what the calibration gives such rows in the end), its value for the Brier
+score and its side for the label. Candidates that learn from dev labels (prior_only, the
 semi-supervised EM, the regression) are scored out-of-fold: stratified k-fold over the labeled dev rows, fit
 on the other folds' labels, predict the held-out fold. A candidate less accurate on dev than prior_only (its
 majority class everywhere) is no labeler and is not eligible, unless that leaves none with majority vote's dev F1:
@@ -53,10 +55,11 @@ Calibration: the chosen candidate's probabilities go through a map fitted on its
 that moves no label (`calibration.LabelPreservingCalibration`, whose module says how and why).
 
 Labels: PRESENT where the chosen candidate's probability is above 0.5, ABSENT below, ABSTAIN (0) at exactly 0.5
-or where the candidate has no information (majority vote on a row without votes). With dev labels to calibrate
-on, a label-less row's probability is its estimate above (not 0.5), and its label that estimate's side: a class
-whose only LF is a keyword (PRESENT or silent) gets ABSENT labels where it is silent, as often as dev says so;
-only a row whose estimate is exactly 0.5, or any label-less row without dev labels, abstains.
+or where the candidate has no information (majority vote on a row without votes). Where dev labels can score
+candidates (and so calibrate), a label-less row's probability is its label-less estimate (not 0.5) and its label
+that estimate's side, as it was scored: a class whose only LF is a keyword (PRESENT or silent) gets ABSENT
+labels where it is silent when dev says so. Where they cannot (fewer than 2, or of one class), label-less rows
+abstain: a fast model on a keyword-only class then has no negative label, and says so.
 """
 
 from dataclasses import dataclass, field
@@ -67,7 +70,7 @@ from sklearn.linear_model import LogisticRegression
 from imagestudio.common.votes import ABSENT, ABSTAIN, PRESENT
 from imagestudio.labeling import metrics
 
-from .calibration import LabelPreservingCalibration, calibration_table
+from .calibration import LabelPreservingCalibration, calibration_table, label_less_estimate
 from .label_model import DawidSkene, Labels, MajorityVote, VoteDesign, labels_from_probability, sigmoid_probability
 
 # Simplest first: ties in dev F1 go to the earlier name.
@@ -80,8 +83,8 @@ BOOTSTRAP_RESAMPLES = 200
 
 
 def predicted_present(probability, fallback_present):
-    """Per row, whether the candidate's label is PRESENT once a label-less row (tie or NaN) takes the majority
-    class of its fallback prior: the one rule every candidate is scored by."""
+    """Per row, whether the candidate's label is PRESENT once a label-less row (tie or NaN) takes the side of its
+    fallback estimate: the one rule every candidate is scored by."""
     label = labels_from_probability(probability).label
     return np.where(label == ABSTAIN, fallback_present > 0.5, label == PRESENT)
 
@@ -89,12 +92,12 @@ def predicted_present(probability, fallback_present):
 def score_probabilities(probability, truth, fallback_present):
     """Accuracy, F1 (PRESENT positive), Brier score and counts of probabilities against truth (1 / -1).
 
-    fallback_present: per row, the prior P(PRESENT) standing in where the candidate says nothing: a NaN
-    probability becomes it, and a label-less row (tie or NaN) takes its majority class.
+    fallback_present: per row, the P(PRESENT) standing in where the candidate says nothing: a label-less row
+    (tie or NaN) takes it as its probability and its side as its label.
     """
     probability = np.asarray(probability, dtype=np.float64)
     fallback_present = np.broadcast_to(np.asarray(fallback_present, dtype=np.float64), probability.shape)
-    filled = np.where(np.isnan(probability), fallback_present, probability)
+    filled = np.where(labels_from_probability(probability).label == ABSTAIN, fallback_present, probability)
     positive = np.asarray(truth) == PRESENT
     predicted = predicted_present(probability, fallback_present)
     tp, fp = int((predicted & positive).sum()), int((predicted & ~positive).sum())
@@ -221,22 +224,26 @@ class _Candidates:
 
 
 def _out_of_fold(candidates, dev_rows, folds, seed):
-    """(scores by candidate, the training folds' PRESENT share per dev row, out-of-fold probabilities, folds):
-    learning candidates predict each fold from the others' labels; the rest see no label at all."""
+    """(scores by candidate, per candidate the label-less estimate of each dev row's training folds, out-of-fold
+    probabilities, folds): learning candidates predict each fold from the others' labels; the rest see no label."""
     truth = candidates.truth
     fold_of = _stratified_folds(truth[dev_rows], min(folds, len(dev_rows)), seed)
-    fallback = np.empty(len(dev_rows))
     out_of_fold = {name: np.empty(len(dev_rows), dtype=np.float32) for name in CANDIDATES}
     for name in CANDIDATES:
         if name not in candidates.LEARNING:
             out_of_fold[name][:] = candidates.fit_predict(name, dev_rows)[dev_rows]
     for fold in range(fold_of.max() + 1):
         held_out = fold_of == fold
-        training = dev_rows[~held_out]
-        fallback[held_out] = (truth[training] == PRESENT).mean()
         for name in candidates.LEARNING:
-            out_of_fold[name][held_out] = candidates.fit_predict(name, training)[dev_rows[held_out]]
-    scores = {name: score_probabilities(out_of_fold[name], truth[dev_rows], fallback) for name in CANDIDATES}
+            out_of_fold[name][held_out] = candidates.fit_predict(name, dev_rows[~held_out])[dev_rows[held_out]]
+    # A label-less row as the calibration will give it: the training folds' share of PRESENT among such rows.
+    positive, fallback = truth[dev_rows] == PRESENT, {name: np.empty(len(dev_rows)) for name in CANDIDATES}
+    for fold in range(fold_of.max() + 1):
+        held_out = fold_of == fold
+        for name in CANDIDATES:
+            fallback[name][held_out] = label_less_estimate(out_of_fold[name][~held_out], positive[~held_out],
+                                                           positive[~held_out].mean())
+    scores = {name: score_probabilities(out_of_fold[name], truth[dev_rows], fallback[name]) for name in CANDIDATES}
     return scores, fallback, out_of_fold, int(fold_of.max() + 1)
 
 
@@ -268,13 +275,14 @@ def _choose(scores, out_of_fold, fallback, truth, seed):
     accurate = [name for name in CANDIDATES if scores[name]["accuracy"] >= scores["prior_only"]["accuracy"]]
     pool = accurate if any(scores[name]["f1"] >= floor for name in accurate) else list(CANDIDATES)
     best = max(pool, key=lambda name: (scores[name]["f1"], -CANDIDATES.index(name)))
-    predicted = {name: predicted_present(out_of_fold[name], fallback) for name in pool}
+    predicted = {name: predicted_present(out_of_fold[name], fallback[name]) for name in pool}
     errors = f1_standard_errors(predicted, truth == PRESENT, best, seed)
     eligible = [name for name in pool if scores[name]["f1"] >= max(scores[best]["f1"] - errors[name], floor)]
     chosen = min(eligible, key=lambda name: (scores[name]["brier"], CANDIDATES.index(name)))
-    excluded = [name for name in CANDIDATES if name not in pool]
-    reason = (f"less accurate on dev than prior_only ({scores['prior_only']['accuracy']:.4f}), so not eligible: "
-              f"{', '.join(excluded)}; " if excluded else "")
+    inaccurate = [name for name in CANDIDATES if name not in accurate]
+    reason = f"less accurate on dev than prior_only ({scores['prior_only']['accuracy']:.4f}): {', '.join(inaccurate)}"
+    reason = ("" if not inaccurate else f"{reason}, so not eligible; " if pool == accurate
+              else f"{reason}, eligible still (no other reaches majority vote's F1); ")
     reason += (f"best dev F1 {scores[best]['f1']:.4f} ({best}); within one paired standard error of it and not "
                f"below majority vote ({floor:.4f}): {', '.join(eligible)}; lowest dev Brier score among them: "
                f"{chosen} (F1 {scores[chosen]['f1']:.4f}, Brier {scores[chosen]['brier']:.4f})")

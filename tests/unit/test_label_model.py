@@ -342,6 +342,10 @@ def test_a_keyword_lf_alone_labels_its_silence_as_dev_says(seed, balance, recall
         assert (label[silent] != 0).all()
     if balance <= 0.3 and recall >= 0.5:  # PRESENT rare even among the silent rows: those are ABSENT
         assert (label[silent] == -1).all() and (label[~silent] == 1).all()
+    if result.chosen == "majority_vote":  # it learns nothing from dev: its dev figures are its labels' there
+        figures, positive, said = result.candidates["majority_vote"], truth[dev] == 1, label[dev] == 1
+        assert (figures["tp"], figures["fp"], figures["fn"]) == (
+            int((said & positive).sum()), int((said & ~positive).sum()), int((~said & positive).sum()))
 
 
 @settings(max_examples=20, deadline=None)
