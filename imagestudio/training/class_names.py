@@ -47,13 +47,16 @@ def _on_class_renamed(sender, *, label_class, old_name, **kwargs):
 
 def _on_class_deleted(sender, *, instance, **kwargs):
     """Its figures go with it: kept under its name, they would read as those of the next class of that name."""
-    for training_set in TrainingSet.objects.select_for_update().filter(dataset_id=instance.dataset_id):
+    # Only the rows holding its name: deleting a dataset deletes every class, and the rest of its rows with it.
+    for training_set in TrainingSet.objects.select_for_update().filter(dataset_id=instance.dataset_id,
+                                                                       report__has_key=instance.name):
         entry = training_set.report.get(instance.name)
         if isinstance(entry, dict) and entry.get("class_id") == instance.id:
             training_set.report = {name: figures for name, figures in training_set.report.items() if name != instance.name}
             training_set.save(update_fields=["report"])
-    for model in FastModel.objects.select_for_update().filter(dataset_id=instance.dataset_id):
-        if instance.name in model.metrics and instance.id in model.params.get("classes", []):
+    for model in FastModel.objects.select_for_update().filter(dataset_id=instance.dataset_id,
+                                                              metrics__has_key=instance.name):
+        if instance.id in model.params.get("classes", []):
             model.metrics = {name: figures for name, figures in model.metrics.items() if name != instance.name}
             model.save(update_fields=["metrics"])
 

@@ -36,3 +36,30 @@ def test_present_rows_stay_and_scored_samples_become_ranges(dataset):
         (ids[0], ids[2]), (ids[4], ids[5]), (ids[7], ids[7])]
     assert sorted(Prediction.objects.filter(model=model).values_list("sample_id", flat=True)) == [
         ids[0], ids[2], ids[4], ids[7]]
+
+
+def test_a_set_without_dev_loses_its_dev_digest_and_stays_current(dataset):
+    """training 0004: a set built before without the dev split held the dev digest, and read stale on the upgrade
+    ("dev ground truth changed") though it learns from no dev label."""
+    from imagestudio.training.models import TrainingSet
+    from imagestudio.training.selectors import snapshot_hash, training_set_staleness, training_snapshot
+    from tests.factories import make_samples
+
+    make_samples(dataset, [{"split": "train"}, {"split": "dev", "gt": {"cat": "PRESENT"}}])
+    from imagestudio.labeling.models import LabelingFunction
+
+    LabelingFunction.objects.create(dataset=dataset, label_class=LabelClass.objects.get(dataset=dataset, name="cat"),
+                                    name="any", type="pattern", config={"field": "width", "builder": "numeric",
+                                                                        "operator": ">=", "value": 0}, high=1)
+    snapshot, _ = training_snapshot(dataset, ["train"], 0)
+    old = {**snapshot, "dev_labels_sha256": "a digest of dev labels"}  # as sets were built before
+    executor = MigrationExecutor(connection)
+    executor.migrate([("training", "0003_predictions_present_only_and_scored_ranges")])
+    try:
+        stored = TrainingSet.objects.create(dataset=dataset, snapshot=old, content_hash=snapshot_hash(old), ready=True)
+    finally:
+        executor = MigrationExecutor(connection)
+        executor.migrate(executor.loader.graph.leaf_nodes())
+    stored.refresh_from_db()
+    assert stored.snapshot["dev_labels_sha256"] is None and stored.content_hash == snapshot_hash(snapshot)
+    assert training_set_staleness(stored) == []
