@@ -1,7 +1,10 @@
 """A model LF's scores: a ready fast model's decision function for one class, registered with labeling."""
 
+import numpy as np
+
 from imagestudio.common.arrays import locate
 from imagestudio.common.errors import ValidationFailed
+from imagestudio.datasets.models import SPLIT_CODES, Split
 from imagestudio.datasets.selectors import split_column
 from imagestudio.labeling.config_schemas import ConfigError, check
 from imagestudio.labeling.models import LFType
@@ -34,13 +37,24 @@ def _validate(dataset, label_class, config):
     return {"model_id": model.id}
 
 
+def _learned_in_sample(model):
+    """Split codes whose rows the model scored in-sample: its label splits, none where it learned dev rows (then it
+    scored every row it learned out-of-fold: services._fit_class)."""
+    splits = (model.params.get("ground_truth_splits", [Split.TRAIN])
+              if model.label_source == FastModel.LabelSource.GROUND_TRUTH else [Split.TRAIN])
+    return [] if Split.DEV in splits else [SPLIT_CODES[split] for split in splits]
+
+
 def _column(dataset, label_class, config):
-    """The model's scores of the samples it scored, with the splits they are in now (not those they were in when it
-    was trained: a model LF's preview of dev is of today's dev)."""
-    ids, _, scores = model_scores(model=FastModel.objects.get(pk=config["model_id"]), label_class=label_class)
+    """The model's scores of the samples it scored, with the splits they are in now (a model LF's preview of dev is
+    of today's dev); none for a sample it learned in-sample that has moved since (to dev, it would flatter the LF)."""
+    model = FastModel.objects.get(pk=config["model_id"])
+    ids, then, scores = model_scores(model=model, label_class=label_class)
     now_ids, now_splits = split_column(dataset=dataset)
     where, hit = locate(now_ids, ids)
-    return ids[hit], now_splits[where[hit]], scores[hit]
+    now = now_splits[where]
+    keep = hit & ~(np.isin(then, _learned_in_sample(model)) & (now != then))
+    return ids[keep], now[keep], scores[keep]
 
 
 def register():
