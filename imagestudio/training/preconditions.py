@@ -43,3 +43,11 @@ def train_split_required(training_set):
                                f"{', '.join(training_set.snapshot.get('splits', []))}), and a model fits the labels "
                                "of train: build one whose splits include train.", field="training_set")
     return training_set
+
+
+def no_training_labels(label_class, side, from_training_set):
+    """What a fit without labels of one side says: how to get some."""
+    hint = (" A class whose LFs only vote PRESENT gets ABSENT labels where they are silent once dev has labels of "
+            "both classes." if from_training_set and side == "negative" else "")
+    return ValidationFailed(f"Class {label_class.name!r} has no {side} training labels "
+                            f"({'training_set' if from_training_set else 'ground_truth'}); label some or add LFs.{hint}")

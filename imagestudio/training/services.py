@@ -26,7 +26,7 @@ from imagestudio.labeling.selectors import vote_matrix
 from . import fitting
 from .class_names import by_current_name
 from .models import FastModel, Prediction, ScoredRange, TrainingSet
-from .preconditions import ground_truth_required, model_params_check, train_split_required
+from .preconditions import ground_truth_required, model_params_check, no_training_labels, train_split_required
 from .selectors import artifact_arrays, model_inputs, ready_training_set, split_samples, training_snapshot
 
 TRAINING_SET_TASK = "workers.tasks.training.build_training_set"
@@ -226,8 +226,8 @@ def _training_rows(model, label_class, labels, rng):
     """The positive and negative rows to fit on: negatives subsampled to `negative_ratio` per positive."""
     positives, negatives = np.flatnonzero(labels == 1), np.flatnonzero(labels == -1)
     if len(positives) == 0 or len(negatives) == 0:
-        raise ValidationFailed(f"Class {label_class.name!r} has no {'positive' if not len(positives) else 'negative'}"
-                               f" training labels ({model.label_source}); label some or add LFs.")
+        raise no_training_labels(label_class, "positive" if not len(positives) else "negative",
+                                 model.label_source == FastModel.LabelSource.TRAINING_SET)
     ratio = model.params["negative_ratio"]
     if ratio is not None and len(negatives) > ratio * len(positives):
         negatives = rng.choice(negatives, size=max(1, int(ratio * len(positives))), replace=False)

@@ -216,3 +216,15 @@ def test_each_figure_is_undefined_exactly_where_its_denominator_is_zero(truth, s
                                          ("recall", c["tp"], c["tp"] + c["fn"]),
                                          ("f1", 2 * c["tp"], 2 * c["tp"] + c["fp"] + c["fn"])):
         assert result[name] == (numerator / denominator if denominator else None), name
+
+
+def test_a_fit_without_negative_labels_from_a_training_set_says_how_to_get_some():
+    from types import SimpleNamespace
+
+    from imagestudio.training.preconditions import no_training_labels
+
+    cat = SimpleNamespace(name="cat")
+    assert "silent once dev has labels of both classes" in no_training_labels(cat, "negative", True).message
+    for side, from_set in (("positive", True), ("negative", False)):
+        message = no_training_labels(cat, side, from_set).message
+        assert message.startswith(f"Class 'cat' has no {side} training labels") and "silent" not in message
