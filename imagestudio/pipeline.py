@@ -71,7 +71,8 @@ def after_import(*, dataset, user) -> dict:
 
 
 def after_samples_changed(*, dataset, user, sample_ids: Iterable[int]) -> Job | None:
-    """The metadata of these samples changed: pattern LFs read it."""
+    """The metadata or split of these samples changed: pattern LFs read the metadata, model LFs the split (a sample
+    its model learned in-sample has no score once it left that split)."""
     return lf_refresh_enqueue(dataset=dataset, user=user, sample_ids=sample_ids)
 
 

@@ -52,8 +52,8 @@ class LFSerializer(serializers.ModelSerializer):
         read_only_fields = fields
         extra_kwargs = {"refresh_error": {"help_text": "Why a refresh could not score it on changed data (its votes "
                                                        "there were withdrawn and abstain); empty when its votes are "
-                                                       "current. A PATCH, even one that changes nothing, scores it "
-                                                       "again on every sample."}}
+                                                       "current. While it is set, a PATCH, even one that changes "
+                                                       "nothing, scores it again on every sample."}}
 
     @extend_schema_field(VoteTotalsSerializer(help_text="Samples it votes PRESENT and ABSENT on."))
     def get_votes(self, lf):

@@ -176,7 +176,8 @@ def _refuse_last_owner(dataset, membership):
 def sample_update(*, sample: Sample, split: str | None = None, metadata: dict[str, Any] | None = None,
                   user: User | None = None) -> Sample:
     """Move a sample to another split and / or replace its metadata. Arrays derived from the samples (columns,
-    matrices) follow through `samples_version`; LF votes, which read metadata, are refreshed by a job.
+    matrices) follow through `samples_version`; LF votes, which read metadata (a model LF: the split), are refreshed
+    by a job.
 
     Locks in the order of datasets/locks.py: the move reads the split under the sample's lock, so no label
     write on the sample can run between that read and the counters following the labels to the new split."""
@@ -200,7 +201,7 @@ def sample_update(*, sample: Sample, split: str | None = None, metadata: dict[st
             sample.save(update_fields=fields)
             counts = {old_split: -1, split: 1} if "split" in fields else {}
             dataset_add_counts(dataset_id=sample.dataset_id, counts=counts)
-        if "metadata" in fields:
+        if fields:
             pipeline.after_samples_changed(dataset=sample.dataset, user=user, sample_ids=[sample.pk])
     return sample
 

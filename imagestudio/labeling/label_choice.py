@@ -29,10 +29,11 @@ Candidates (`label_class_votes`)
 prior_only (the dev majority class), majority_vote, em_unsupervised, em_semi_supervised (dev labels
 clamped), logistic_regression (L2, C=1, on one-hot PRESENT / ABSENT indicators, fit on dev labels). All are
 scored on the same labeled dev rows with one rule: where a candidate gives no label (label 0: no vote, a tie,
-probability exactly 0.5 or NaN) the row takes the candidate's label-less estimate from the training folds (the
-PRESENT share of the rows it leaves label-less there, shrunk towards their PRESENT share:
-`calibration.label_less_estimate`, what the calibration gives such rows in the end), its value for the Brier
-score and its side for the label. Candidates that learn from dev labels (prior_only, the
+probability exactly 0.5 or NaN) the row takes the candidate's label-less estimate (the PRESENT share of the rows
+it leaves label-less, shrunk towards their PRESENT share: `calibration.label_less_estimate`, what the calibration
+gives such rows in the end; of the training folds for a candidate that learns from dev labels, of all dev for
+the others, so that their dev figures are those of their labels), its value for the Brier score and its side
+for the label. Candidates that learn from dev labels (prior_only, the
 semi-supervised EM, the regression) are scored out-of-fold: stratified k-fold over the labeled dev rows, fit
 on the other folds' labels, predict the held-out fold. A candidate less accurate on dev than prior_only (its
 majority class everywhere) is no labeler and is not eligible, unless that leaves none with majority vote's dev F1:
@@ -236,11 +237,16 @@ def _out_of_fold(candidates, dev_rows, folds, seed):
         held_out = fold_of == fold
         for name in candidates.LEARNING:
             out_of_fold[name][held_out] = candidates.fit_predict(name, dev_rows[~held_out])[dev_rows[held_out]]
-    # A label-less row as the calibration will give it: the training folds' share of PRESENT among such rows.
+    # A label-less row as the calibration will give it: the share of PRESENT among such rows, of the training folds
+    # for a learning candidate; of all dev for the others, as their labels will have it (per fold, estimates near
+    # 0.5 fell on both sides and the figures described other labels than theirs).
     positive, fallback = truth[dev_rows] == PRESENT, {name: np.empty(len(dev_rows)) for name in CANDIDATES}
+    for name in CANDIDATES:
+        if name not in candidates.LEARNING:
+            fallback[name][:] = label_less_estimate(out_of_fold[name], positive, positive.mean())
     for fold in range(fold_of.max() + 1):
         held_out = fold_of == fold
-        for name in CANDIDATES:
+        for name in candidates.LEARNING:
             fallback[name][held_out] = label_less_estimate(out_of_fold[name][~held_out], positive[~held_out],
                                                            positive[~held_out].mean())
     scores = {name: score_probabilities(out_of_fold[name], truth[dev_rows], fallback[name]) for name in CANDIDATES}

@@ -354,12 +354,12 @@ def lf_update(*, lf: LabelingFunction, user: User | None = None, expected_versio
 
 
 def lfs_refresh_run(job: Job) -> dict[str, Any]:
-    """Re-apply the dataset's LFs: every one to every sample, or, when the job names samples (their metadata
-    changed), the LFs that read metadata to those samples alone."""
+    """Re-apply the dataset's LFs: every one to every sample, or, when the job names samples (their metadata or
+    split changed), the LFs that read those (pattern; model: training/lf_source) to those samples alone."""
     sample_ids = job.params.get("sample_ids")
     lfs = LabelingFunction.objects.filter(dataset=job.dataset).order_by("id")
     if sample_ids is not None:
-        lfs = lfs.filter(type=LFType.PATTERN)
+        lfs = lfs.filter(type__in=[LFType.PATTERN, LFType.MODEL])
     lf_ids = list(lfs.values_list("id", flat=True))
     refreshed, failed = {}, {}
     for index, lf_id in enumerate(lf_ids):

@@ -214,14 +214,19 @@ def test_a_model_lf_follows_its_samples_into_their_splits_now(api, world):
     model = job.json()["result"]["model"]
     moved = Sample.objects.filter(dataset=dataset, split="valid").order_by("id").first()
     learned = Sample.objects.filter(dataset=dataset, split="train").order_by("id").first()  # scored in-sample
-    for sample in (moved, learned):
+    rule = {"label_class": "cat", "type": "model", "config": {"model_id": model}, "low": -1e-6, "high": 1e-6}
+    lf = api.post(f"/api/datasets/{dataset.id}/lfs/", {**rule, "name": "model says"}, format="json").json()
+    def voters(sample):
+        return {row["lf"] for row in api.get(f"/api/datasets/{dataset.id}/samples/{sample.id}/").json()["votes"]}
+
+    assert lf["id"] in voters(learned)
+    for sample in (moved, learned):  # the saved votes follow (a refresh of the moved sample), not only previews
         assert api.patch(f"/api/datasets/{dataset.id}/samples/{sample.id}/", {"split": "dev"},
                          format="json").status_code == 200
-    rule = {"label_class": "cat", "type": "model", "config": {"model_id": model}, "low": -1e-6, "high": 1e-6}
+    assert lf["id"] not in voters(learned) and lf["id"] in voters(moved)
     dev = api.post(f"/api/datasets/{dataset.id}/lfs/preview/", {**rule, "split": "dev"}, format="json").json()
     valid = api.post(f"/api/datasets/{dataset.id}/lfs/preview/", {**rule, "split": "valid"}, format="json").json()
     assert (dev["population"], dev["unscored"], valid["population"], valid["unscored"]) == (12, 1, 9, 0)
-    lf = api.post(f"/api/datasets/{dataset.id}/lfs/", {**rule, "name": "model says"}, format="json").json()
     summary = api.get(f"/api/datasets/{dataset.id}/lfs/summary/?split=dev").json()
     row = next(row for row in summary["lfs"] if row["lf"] == lf["id"])
     assert row["coverage"]["successes"] == 11 and row["coverage"]["trials"] == 12

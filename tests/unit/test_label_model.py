@@ -348,6 +348,30 @@ def test_a_keyword_lf_alone_labels_its_silence_as_dev_says(seed, balance, recall
             int((said & positive).sum()), int((said & ~positive).sum()), int((~said & positive).sum()))
 
 
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 2**31 - 1))
+def test_a_candidate_that_learns_nothing_from_dev_reports_its_own_labels_there(seed):
+    """Majority vote and the unsupervised EM: their dev figures count the labels they give (label-less rows
+    included, by the estimate their labels get; per fold, estimates near 0.5 fell on both sides of it)."""
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(60, 300))
+    truth = np.where(rng.random(n) < rng.uniform(0.1, 0.6), 1, -1).astype(np.int8)
+    votes = np.zeros((n, int(rng.integers(1, 5))), np.int8)
+    for j in range(votes.shape[1]):
+        said = np.where(rng.random(n) < rng.uniform(0.55, 0.95), truth, -truth)
+        sides = ([1, -1], [1], [-1])[int(rng.integers(0, 3))]  # both ways, or one-sided
+        voting = (rng.random(n) < rng.uniform(0.2, 0.9)) & np.isin(said, sides)
+        votes[voting, j] = said[voting]
+    dev = rng.random(n) < 0.35
+    result = label_class_votes(votes, np.where(dev, truth, 0).astype(np.int8), dev, seed=seed % 1000)
+    if result.chosen not in ("majority_vote", "em_unsupervised") or result.calibration is None:
+        return
+    figures, positive, said = result.candidates[result.chosen], truth[dev] == 1, result.labels.label[dev] == 1
+    assert (figures["tp"], figures["fp"], figures["fn"], figures["tn"]) == (
+        int((said & positive).sum()), int((said & ~positive).sum()), int((~said & positive).sum()),
+        int((~said & ~positive).sum()))
+
+
 @settings(max_examples=20, deadline=None)
 @given(st.sampled_from([1, -1]), st.integers(2, 60), st.integers(0, 2**31 - 1))
 def test_dev_labels_of_one_class_choose_as_without_labels(side, labeled, seed):
