@@ -96,7 +96,7 @@ class AnnotationBulkView(DatasetScopedMixin, GenericAPIView):
         serializer = BulkAnnotationSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        classes = [self.label_class(ref, field="classes") for ref in dict.fromkeys(data["classes"])]
+        classes = [self.label_class(ref, field="classes") for ref in data["classes"]]
         result = services.annotations_bulk_set(dataset=self.dataset, user=request.user,
                                                samples=serializer.samples(self.dataset), classes=classes,
                                                value=data["value"])

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from django.db import connection, transaction
-from django.db.models import F, QuerySet
+from django.db.models import F, Max, QuerySet
 from django.utils import timezone
 
 from imagestudio.common.errors import NotFound, ValidationFailed, VersionConflict
@@ -188,6 +188,7 @@ def annotations_bulk_set(*, dataset: Dataset, user: User | None, samples: QueryS
     `sample_ids`, an id outside the dataset is a 400 before anything is written.
     Returns counts: samples, changed and unchanged (sample, class) pairs, and the batch id for undo.
     """
+    classes = list({label_class.id: label_class for label_class in classes}.values())  # one class named twice
     targets = list(samples.order_by("id").values_list("id", flat=True)[:MAX_BULK_SAMPLES + 1])
     if sample_ids is not None:
         missing = set(sample_ids) - set(targets)
@@ -245,6 +246,17 @@ def _update_values(row_ids, value, user, now):
 
 
 @retry_transient
+def _changed_since(batch):
+    """(sample, class) pairs whose label someone changed after the batch, even back to the batch's value; bulk
+    actions undone since and their undos aside (undo walks back through a user's batches)."""
+    last = batch.events.aggregate(last=Max("id"))["last"]
+    if last is None:
+        return set()
+    later = AnnotationEvent.objects.filter(dataset_id=batch.dataset_id, id__gt=last)
+    later = later.exclude(source=AnnotationSource.UNDO).exclude(batch__undone_at__isnull=False)
+    return set(later.values_list("sample_id", "label_class_id"))
+
+
 def annotations_undo_last_bulk(*, dataset: Dataset, user: User | None) -> dict[str, Any]:
     """Revert the user's most recent bulk action not undone yet.
 
@@ -259,10 +271,11 @@ def annotations_undo_last_bulk(*, dataset: Dataset, user: User | None) -> dict[s
         classes_lock_shared(class_ids={e[1] for e in events})
         split_of = samples_lock(sample_ids={e[0] for e in events})  # where each label counts now, under lock
         current = _locked_annotations(split_of, {e[1] for e in events})
+        changed_since = _changed_since(batch)
         changes, by_target, skipped = [], {}, 0
         for sample_id, class_id, old, new in events:
             row_id, value = current.get((sample_id, class_id), (None, GroundTruthValue.ABSTAIN))
-            if row_id is None or value != new:
+            if row_id is None or value != new or (sample_id, class_id) in changed_since:
                 skipped += 1
                 continue
             changes.append(Change(sample_id, class_id, split_of[sample_id], new, old))

@@ -168,7 +168,7 @@ def model_start(*, dataset: Dataset, user: AbstractBaseUser | None,
         training_set = _checked_training_set(dataset, training_set)
     record = record_for(encoder, space)
     matrix_get(dataset=dataset, record=record)  # 409 with a hint when there are no embeddings
-    class_ids = [c.id for c in classes] if classes else list(dataset.classes.order_by("id").values_list("id", flat=True))
+    class_ids = list(dict.fromkeys(c.id for c in classes or dataset.classes.order_by("id")))  # a class named twice
     if not class_ids:
         raise ValidationFailed("The dataset has no class to train.", field="classes")
     if label_source == FastModel.LabelSource.GROUND_TRUTH:

@@ -4,7 +4,7 @@ import pytest
 
 from imagestudio.annotations.models import Annotation, AnnotationEvent, GroundTruthCount
 from imagestudio.annotations.services import counts_rebuild
-from imagestudio.datasets.models import Role
+from imagestudio.datasets.models import LabelClass, Role
 from imagestudio.datasets.services import dataset_create
 from tests.conftest import client_for
 from tests.factories import make_samples
@@ -158,6 +158,38 @@ def test_undo_last_bulk_leaves_later_changes_alone(api, dataset, samples, member
     assert api.post(f"{url}undo/").json()["code"] == "nothing_to_undo"
     assert AnnotationEvent.objects.filter(source="undo").count() == 2
     assert counts(api, dataset)["cat"]["train"] == {"present": 0, "absent": 2, "unlabeled": 4}
+    assert_counts_exact(dataset)
+
+
+def test_undo_leaves_a_label_changed_back_since_and_walks_back_through_undone_batches(api, dataset, samples,
+                                                                                   member_client):
+    url = f"/api/datasets/{dataset.id}/annotations/bulk/"
+    first, second = samples[0], samples[1]
+    api.post(url, {"sample_ids": [first.id, second.id], "classes": ["cat"], "value": "PRESENT"}, format="json")
+    other = member_client(Role.ANNOTATOR)
+    put(other, dataset, first, "cat", "ABSENT")
+    put(other, dataset, first, "cat", "PRESENT")  # back to the batch's value: a change all the same
+    undone = api.post(f"{url}undo/").json()
+    assert (undone["reverted"], undone["skipped"]) == (1, 1)
+    assert dict(Annotation.objects.values_list("sample_id", "value")) == {first.id: "PRESENT", second.id: "ABSTAIN"}
+    # A later batch of one's own, undone, does not count as a change of the earlier one's labels.
+    api.post(url, {"sample_ids": [second.id], "classes": ["cat"], "value": "ABSENT"}, format="json")
+    api.post(url, {"sample_ids": [second.id], "classes": ["cat"], "value": "PRESENT"}, format="json")
+    assert api.post(f"{url}undo/").json()["reverted"] == 1
+    assert api.post(f"{url}undo/").json()["reverted"] == 1
+    assert Annotation.objects.get(sample=second).value == "ABSTAIN"
+    assert_counts_exact(dataset)
+
+
+def test_a_class_named_twice_in_a_bulk_request_is_changed_once(api, dataset, samples):
+    cat = LabelClass.objects.get(dataset=dataset, name="cat")
+    url = f"/api/datasets/{dataset.id}/annotations/bulk/"
+    ids = [s.id for s in samples[:2]]
+    for classes in (["cat", "CAT"], ["cat", str(cat.id)]):  # a new label, then an existing one
+        value = "PRESENT" if classes[1] == "CAT" else "ABSENT"
+        response = api.post(url, {"sample_ids": ids, "classes": classes, "value": value}, format="json")
+        assert response.status_code == 200 and response.json()["changed"] == 2, response.content
+    assert AnnotationEvent.objects.count() == 4 and set(Annotation.objects.values_list("version", flat=True)) == {2}
     assert_counts_exact(dataset)
 
 

@@ -677,7 +677,11 @@ def test_analysis_of_a_named_model_and_training_set(api, world):
     dataset = world
     url = f"/api/datasets/{dataset.id}/analysis/"
     first_set = build(api, dataset)
-    first = api.get(api.post(f"/api/datasets/{dataset.id}/models/", {"classes": ["cat"]}, format="json")["Location"])
+    first = api.get(api.post(f"/api/datasets/{dataset.id}/models/", {"classes": ["cat", "CAT"]},  # one class, twice
+                             format="json")["Location"])
+    cat = LabelClass.objects.get(dataset=dataset, name="cat")
+    assert api.get(f"/api/datasets/{dataset.id}/models/{first.json()['result']['model']}/").json()["params"][
+        "classes"] == [cat.id]
     lf = LabelingFunction.objects.order_by("id").first()
     assert api.patch(f"/api/datasets/{dataset.id}/lfs/{lf.id}/", {"high": 0.9}, format="json").status_code == 200
     second_set = build(api, dataset)
