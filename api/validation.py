@@ -1,5 +1,35 @@
-def validated(serializer_class, data):
-    """The validated data of `data` (a body or query parameters), or the serializer's 400."""
+from rest_framework import serializers
+
+
+def refuse_unknown_keys(serializer, data):
+    """A 400 naming each key of a JSON body the serializer does not know: a write must not guess what a typo meant
+    (a misspelt bulk filter key was dropped and the action wrote to every sample; a misspelt PATCH key answered 200
+    and changed nothing). Query parameters and form bodies (QueryDicts) are not checked: a cache-busting parameter
+    is no typo."""
+    if type(data) is not dict:
+        return
+    unknown = sorted(set(data) - set(serializer.fields))
+    if unknown:
+        known = ", ".join(sorted(name for name, field in serializer.fields.items() if not field.read_only))
+        raise serializers.ValidationError({key: [f"Unknown key; this object takes {known}."] for key in unknown})
+
+
+def validated(serializer_class, data, known_keys_only=False):
+    """The validated data of `data` (a body or query parameters), or the serializer's 400. known_keys_only: a write
+    that stores what it is given refuses keys it does not know (a read, such as a preview, ignores them: a client
+    may send the rule it will save, name included)."""
     serializer = serializer_class(data=data)
+    if known_keys_only and not hasattr(serializer, "variants"):  # a union checks the variant it picks
+        refuse_unknown_keys(serializer, data)
     serializer.is_valid(raise_exception=True)
     return dict(serializer.validated_data)
+
+
+class KnownBodyKeysMixin:
+    """For model viewsets: a create or update whose JSON body names a key the serializer does not know is a 400."""
+
+    def get_serializer(self, *args, **kwargs):
+        serializer = super().get_serializer(*args, **kwargs)
+        if "data" in kwargs:
+            refuse_unknown_keys(serializer, kwargs["data"])
+        return serializer

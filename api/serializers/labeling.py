@@ -88,6 +88,7 @@ class LFCreateByTypeSerializer(PolymorphicSerializer):
     component_name = "LFCreate"
     discriminator = "type"
     variants = by_type(LFCreateSerializer)
+    known_keys_only = True
 
 
 class LFUpdateSerializer(serializers.Serializer):

@@ -13,11 +13,14 @@ from collections.abc import Mapping
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from api.validation import refuse_unknown_keys
+
 
 class PolymorphicSerializer(serializers.Serializer):
     discriminator: str | None = None
     variants: dict[str, type[serializers.Serializer]] = {}
     component_name: str | None = None  # the schema component's name (default: from the class name)
+    known_keys_only = False  # True: a key the chosen variant does not know is a 400 (validation.refuse_unknown_keys)
 
     def to_internal_value(self, data):
         assert self.discriminator, "a union without discriminator only documents: validate with the variant named"
@@ -30,6 +33,8 @@ class PolymorphicSerializer(serializers.Serializer):
             raise serializers.ValidationError({self.discriminator: [
                 f"Give one of {', '.join(self.variants)} (got {value!r})."]})
         serializer = variant(data=data, context=self.context)
+        if self.known_keys_only:
+            refuse_unknown_keys(serializer, data)
         serializer.is_valid(raise_exception=True)
         return serializer.validated_data
 

@@ -9,6 +9,7 @@ from api.fields import AsciiIntegerField
 from api.limits import MAX_INT
 from api.links import absolute_url
 from api.serializers.training import PredictionSerializer
+from api.validation import refuse_unknown_keys
 from imagestudio.annotations.filters import GT_WORDS
 from imagestudio.annotations.models import GroundTruthValue
 from imagestudio.common.votes import vote_word
@@ -32,15 +33,6 @@ SAMPLE_ORDERING_CHOICES = [*SAMPLE_ORDERINGS, *(f"-{o}" for o in SAMPLE_ORDERING
 
 def _split_commas(values):
     return [item.strip() for value in values for item in value.split(",") if item.strip()]
-
-
-def refuse_unknown_keys(serializer, data):
-    """A 400 naming each key the serializer does not know: a bulk write must not guess what a typo meant (a
-    misspelt filter key was dropped, and the action wrote to every sample)."""
-    unknown = sorted(set(data) - set(serializer.fields))
-    if unknown:
-        known = ", ".join(sorted(name for name, field in serializer.fields.items() if not field.read_only))
-        raise serializers.ValidationError({key: [f"Unknown key; this object takes {known}."] for key in unknown})
 
 
 class SampleQuerySerializer(serializers.Serializer):

@@ -64,7 +64,7 @@ class AnnotationView(DatasetScopedMixin, GenericAPIView):
     @extend_schema(request=AnnotationWriteSerializer, parameters=[IF_MATCH],
                    responses={200: AnnotationWriteResultSerializer})
     def put(self, request, dataset_id=None):
-        data = validated(AnnotationWriteSerializer, request.data)
+        data = validated(AnnotationWriteSerializer, request.data, known_keys_only=True)
         sample = sample_get(dataset=self.dataset, sample_id=data["sample"])
         if sample is None:
             raise ValidationError({"sample": ["No sample with this id in this dataset."]})

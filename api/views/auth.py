@@ -124,7 +124,7 @@ class ApiTokenViewSet(LocatedCreatesMixin, mixins.ListModelMixin, mixins.Retriev
     @extend_schema(request=ApiTokenCreateSerializer, responses={201: IssuedTokenSerializer})
     def create(self, request):
         """Issue a named token, e.g. for a script. The key is in this answer only."""
-        fields = validated(ApiTokenCreateSerializer, request.data)
+        fields = validated(ApiTokenCreateSerializer, request.data, known_keys_only=True)
         issued = token_create(user=request.user, name=fields["name"], lifetime=_lifetime(fields))
         return Response(IssuedTokenSerializer(issued).data, status=status.HTTP_201_CREATED)
 

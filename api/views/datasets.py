@@ -14,6 +14,7 @@ from api.serializers.datasets import (
     MembershipSerializer,
     MembershipUpdateSerializer,
 )
+from api.validation import KnownBodyKeysMixin, refuse_unknown_keys
 from imagestudio.common.ids import parse_id
 from imagestudio.datasets import services
 from imagestudio.datasets.models import Dataset, DatasetMembership, LabelClass, Role
@@ -59,6 +60,7 @@ class DatasetViewSet(LocatedCreatesMixin, ConditionalWritesMixin, viewsets.Model
     @extend_schema(request=DatasetCreateSerializer, responses={201: DatasetSerializer})
     def create(self, request):
         serializer = DatasetCreateSerializer(data=request.data)
+        refuse_unknown_keys(serializer, request.data)
         serializer.is_valid(raise_exception=True)
         dataset = services.dataset_create(user=request.user, **serializer.validated_data)
         return Response(self._render(dataset), status=status.HTTP_201_CREATED)
@@ -67,6 +69,7 @@ class DatasetViewSet(LocatedCreatesMixin, ConditionalWritesMixin, viewsets.Model
     def partial_update(self, request, dataset_id=None):
         dataset = self.get_object()
         serializer = DatasetUpdateSerializer(data=request.data, partial=True)
+        refuse_unknown_keys(serializer, request.data)
         serializer.is_valid(raise_exception=True)
         with self.conditional_write(dataset):
             services.dataset_update(dataset=dataset, **serializer.validated_data)
@@ -86,7 +89,8 @@ class DatasetViewSet(LocatedCreatesMixin, ConditionalWritesMixin, viewsets.Model
         return DatasetSerializer(dataset, context=self.get_serializer_context()).data
 
 
-class LabelClassViewSet(LocatedCreatesMixin, ConditionalWritesMixin, DatasetScopedMixin, viewsets.ModelViewSet):
+class LabelClassViewSet(KnownBodyKeysMixin, LocatedCreatesMixin, ConditionalWritesMixin, DatasetScopedMixin,
+                        viewsets.ModelViewSet):
     """Label classes of a dataset (multi-label: a sample can be PRESENT for several)."""
 
     serializer_class = LabelClassSerializer
@@ -126,6 +130,7 @@ class MembershipViewSet(LocatedCreatesMixin, ConditionalWritesMixin, DatasetScop
     def create(self, request, dataset_id=None):
         """Add a member (201), or change an existing member's role (200)."""
         serializer = MembershipSerializer(data=request.data)
+        refuse_unknown_keys(serializer, request.data)
         serializer.is_valid(raise_exception=True)
         membership, created = services.membership_set(
             dataset=self.dataset, user=services.user_by_username(serializer.validated_data["user"]["username"]),
@@ -137,6 +142,7 @@ class MembershipViewSet(LocatedCreatesMixin, ConditionalWritesMixin, DatasetScop
     def partial_update(self, request, dataset_id=None, member_id=None):
         membership = self.get_object()
         serializer = MembershipUpdateSerializer(data=request.data)
+        refuse_unknown_keys(serializer, request.data)
         serializer.is_valid(raise_exception=True)
         with self.conditional_write(membership):
             membership, _ = services.membership_set(dataset=self.dataset, user=membership.user,

@@ -36,7 +36,7 @@ class EmbeddingsView(DatasetScopedMixin, GenericAPIView):
 
     @extend_schema(request=EmbeddingComputeSerializer, responses={202: JOB_VARIANTS[JobKind.EMBEDDINGS]})
     def post(self, request, dataset_id=None):
-        data = validated(EmbeddingComputeSerializer, request.data)
+        data = validated(EmbeddingComputeSerializer, request.data, known_keys_only=True)
         return accepted(request, services.embeddings_start(dataset=self.dataset, user=request.user, **data))
 
 
@@ -67,7 +67,7 @@ class ResourcesView(DatasetScopedMixin, GenericAPIView):
 
     @extend_schema(request=ResourceAllocateSerializer, responses={201: ResourceSerializer})
     def post(self, request, dataset_id=None):
-        data = validated(ResourceAllocateSerializer, request.data)
+        data = validated(ResourceAllocateSerializer, request.data, known_keys_only=True)
         allocation = services.resource_allocate(dataset=self.dataset, user=request.user, **data)
         return Response(ResourceSerializer(allocation).data, status=status.HTTP_201_CREATED)
 

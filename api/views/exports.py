@@ -12,6 +12,7 @@ from api.responses import accepted
 from api.scoping import DatasetScopedMixin
 from api.serializers.exports import ExportCreateSerializer, ExportSerializer
 from api.serializers.jobs import JOB_VARIANTS
+from api.validation import refuse_unknown_keys
 from imagestudio.datasets.models import Role
 from imagestudio.exports.models import Export
 from imagestudio.exports.selectors import export_list
@@ -33,6 +34,7 @@ class ExportViewSet(DatasetScopedMixin, mixins.ListModelMixin, mixins.RetrieveMo
     @extend_schema(request=ExportCreateSerializer, responses={202: JOB_VARIANTS[JobKind.EXPORT]})
     def create(self, request, dataset_id=None):
         serializer = ExportCreateSerializer(data=request.data)
+        refuse_unknown_keys(serializer, request.data)  # a misspelt "colums" would export the default columns
         serializer.is_valid(raise_exception=True)
         export = export_start(dataset=self.dataset, user=request.user, **serializer.validated_data)
         return accepted(request, export.job)

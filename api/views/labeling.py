@@ -67,7 +67,7 @@ class LabelingFunctionViewSet(LocatedCreatesMixin, DatasetScopedMixin, viewsets.
     @extend_schema(request=LFUpdateSerializer, parameters=[IF_MATCH], responses={200: LFByTypeSerializer})
     def partial_update(self, request, dataset_id=None, lf_id=None):
         lf = self.get_object()
-        data = validated(LFUpdateSerializer, request.data)
+        data = validated(LFUpdateSerializer, request.data, known_keys_only=True)
         expected = data.pop("version", None)
         if (header := if_match_version(request, current=lf.version)) is not None:
             expected = header

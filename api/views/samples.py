@@ -29,7 +29,7 @@ from api.serializers.samples import (
     SampleSerializer,
     SampleUpdateSerializer,
 )
-from api.validation import validated
+from api.validation import refuse_unknown_keys, validated
 from imagestudio.annotations.resamples import resample_clear, resample_create, resample_with_counts_now
 from imagestudio.annotations.selectors import ground_truth_prefetch
 from imagestudio.common.ids import parse_id
@@ -221,6 +221,7 @@ class SampleViewSet(DatasetScopedMixin, viewsets.GenericViewSet):
     def partial_update(self, request, dataset_id=None, sample_id=None):
         sample = self.sample(sample_id)
         serializer = SampleUpdateSerializer(data=request.data, partial=True)
+        refuse_unknown_keys(serializer, request.data)
         serializer.is_valid(raise_exception=True)
         with row_locked(sample, SAMPLE_EDIT_FIELDS) as stored:  # checked and written with no write between
             if_match_edit(request, stored, lambda: self._detail(request, sample_id)["ETag"])
@@ -265,6 +266,7 @@ class ResampleView(DatasetScopedMixin, APIView):
     @extend_schema(request=ResampleParamsSerializer, responses={200: ResampleSerializer})
     def post(self, request, dataset_id=None):
         serializer = ResampleParamsSerializer(data=request.data)
+        refuse_unknown_keys(serializer, request.data)
         serializer.is_valid(raise_exception=True)
         resample, _ = resample_create(dataset=self.dataset, user=request.user, **serializer.validated_data)
         return Response(ResampleSerializer(resample_with_counts_now(resample)).data)

@@ -9,6 +9,7 @@ from api.responses import LocatedCreatesMixin
 from api.scoping import DatasetScopedMixin
 from api.serializers.samples import CommentSerializer
 from api.serializers.tags import CommentWriteSerializer, TagApplyResultSerializer, TagApplySerializer, TagSerializer
+from api.validation import refuse_unknown_keys
 from imagestudio.datasets import services
 from imagestudio.datasets.models import Comment, Role, Tag
 from imagestudio.datasets.selectors import comment_list, tag_counted, tag_list
@@ -34,6 +35,7 @@ class TagViewSet(LocatedCreatesMixin, ConditionalWritesMixin, DatasetScopedMixin
 
     def create(self, request, dataset_id=None):
         serializer = TagSerializer(data=request.data)
+        refuse_unknown_keys(serializer, request.data)
         serializer.is_valid(raise_exception=True)
         tag = services.tag_create(dataset=self.dataset, name=serializer.validated_data["name"])
         return Response(self._render(tag), status=status.HTTP_201_CREATED)
@@ -41,6 +43,7 @@ class TagViewSet(LocatedCreatesMixin, ConditionalWritesMixin, DatasetScopedMixin
     def partial_update(self, request, dataset_id=None, tag_id=None):
         tag = self.get_object()
         serializer = TagSerializer(tag, data=request.data, partial=True)
+        refuse_unknown_keys(serializer, request.data)
         serializer.is_valid(raise_exception=True)
         with self.conditional_write(tag):
             services.tag_rename(tag=tag, name=serializer.validated_data.get("name", tag.name))
@@ -53,6 +56,7 @@ class TagViewSet(LocatedCreatesMixin, ConditionalWritesMixin, DatasetScopedMixin
     def _bulk(self, request, operation):
         tag = self.get_object()
         serializer = TagApplySerializer(data=request.data)
+        refuse_unknown_keys(serializer, request.data)
         serializer.is_valid(raise_exception=True)
         return Response({"changed": operation(tag=tag, samples=serializer.samples(self.dataset))})
 
@@ -90,6 +94,7 @@ class CommentViewSet(LocatedCreatesMixin, ConditionalWritesMixin, DatasetScopedM
     @extend_schema(request=CommentWriteSerializer, responses={201: CommentSerializer})
     def create(self, request, dataset_id=None, sample_id=None):
         serializer = CommentWriteSerializer(data=request.data)
+        refuse_unknown_keys(serializer, request.data)
         serializer.is_valid(raise_exception=True)
         comment = services.comment_create(sample=self.commented, author=request.user, body=serializer.validated_data["body"])
         return Response(CommentSerializer(comment).data, status=status.HTTP_201_CREATED)
@@ -103,6 +108,7 @@ class CommentViewSet(LocatedCreatesMixin, ConditionalWritesMixin, DatasetScopedM
     def partial_update(self, request, dataset_id=None, sample_id=None, comment_id=None):
         comment = self._own(self.get_object())
         serializer = CommentWriteSerializer(data=request.data)
+        refuse_unknown_keys(serializer, request.data)
         serializer.is_valid(raise_exception=True)
         with self.conditional_write(comment):
             comment = services.comment_update(comment=comment, **serializer.validated_data)

@@ -43,7 +43,7 @@ class TrainingSetViewSet(DatasetScopedMixin, mixins.ListModelMixin, mixins.Retri
     @extend_schema(request=TrainingSetCreateSerializer, responses={202: JobByKindSerializer, 200: TrainingSetSerializer})
     def create(self, request, dataset_id=None):
         """202 with the building job; 200 with the existing snapshot when the same inputs were built before."""
-        data = validated(TrainingSetCreateSerializer, request.data)
+        data = validated(TrainingSetCreateSerializer, request.data, known_keys_only=True)
         training_set, created = services.training_set_start(dataset=self.dataset, user=request.user, **data)
         if created or not training_set.ready:
             return accepted(request, training_set.job)
@@ -83,7 +83,7 @@ class FastModelViewSet(DatasetScopedMixin, mixins.ListModelMixin, mixins.Retriev
 
     @extend_schema(request=FastModelCreateSerializer, responses={202: JOB_VARIANTS[JobKind.FAST_MODEL]})
     def create(self, request, dataset_id=None):
-        data = validated(FastModelCreateSerializer, request.data)
+        data = validated(FastModelCreateSerializer, request.data, known_keys_only=True)
         if "classes" in data:
             data["classes"] = [self.label_class(ref, field="classes") for ref in data["classes"]]
         if "training_set" in data:

@@ -187,3 +187,40 @@ def test_integer_fields_take_json_numbers_and_ascii_strings_but_not_booleans(api
                         format="json").status_code == 200
     assert api.post(f"{base}/samples/resample/", {"split": "train", "sample_size": True},
                     format="json").status_code == 400
+
+
+def test_a_write_naming_a_key_it_does_not_know_is_a_400_and_changes_nothing(api, dataset):
+    """A misspelt key was dropped: a PATCH answered 200 and changed nothing, a create took its default."""
+    from imagestudio.datasets.models import LabelClass, Sample, Tag
+
+    sample = make_samples(dataset, [{"split": "train", "metadata": {"caption": "a cat"}}])[0]
+    cat = LabelClass.objects.get(dataset=dataset, name="cat")
+    tag = Tag.objects.create(dataset=dataset, name="blurry")
+    lf = api.post(f"/api/datasets/{dataset.id}/lfs/", {"name": "says cat", "label_class": "cat", "type": "pattern",
+                  "config": {"field": "caption", "builder": "keyword", "words": ["cat"]}, "high": 1}, format="json")
+    base = f"/api/datasets/{dataset.id}"
+    writes = [("patch", f"{base}/samples/{sample.id}/", {"splt": "dev"}),
+              ("patch", f"{base}/", {"auto_trian": True}),
+              ("patch", f"{base}/classes/{cat.id}/", {"nam": "feline"}),
+              ("patch", f"{base}/tags/{tag.id}/", {"nmae": "sharp"}),
+              ("patch", f"{base}/lfs/{lf.json()['id']}/", {"hgh": 0.5}),
+              ("post", f"{base}/lfs/", {**{k: v for k, v in lf.json().items() if k in ("label_class", "type", "config")},
+                                        "name": "again", "high": 1, "actve": False}),
+              ("put", f"{base}/annotations/", {"sample": sample.id, "label_class": "cat", "value": "PRESENT",
+                                               "vaule": "ABSENT"}),
+              ("post", f"{base}/samples/{sample.id}/comments/", {"text": "hi", "txt": "hi"}),
+              ("post", f"{base}/embeddings/", {"encodr": "conse-offline"}),
+              ("post", f"{base}/training-sets/", {"splts": ["train"]}),
+              ("post", f"{base}/models/", {"clases": ["cat"]}),
+              ("post", f"{base}/exports/", {"kind": "dataset", "colums": ["id"]})]
+    for method, url, body in writes:
+        response = getattr(api, method)(url, body, format="json")
+        typo = next(key for key in body if key in {"splt", "auto_trian", "nam", "nmae", "hgh", "actve", "vaule", "txt",
+                                                    "encodr", "splts", "clases", "colums"})
+        assert response.status_code == 400 and "Unknown key" in response.json()[typo][0], (url, response.content)
+    assert Sample.objects.get(pk=sample.pk).split == "train" and LabelClass.objects.filter(name="cat").exists()
+    assert not sample.annotations.exists() and not sample.comments.exists()
+    # A read takes the rule a client will save, name included: a preview ignores what it does not read.
+    preview = api.post(f"{base}/lfs/preview/", {"name": "says cat", "label_class": "cat", "type": "pattern",
+                       "config": {"field": "caption", "builder": "keyword", "words": ["cat"]}}, format="json")
+    assert preview.status_code == 200, preview.content
