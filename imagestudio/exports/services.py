@@ -7,6 +7,7 @@ import io
 import os
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -54,6 +55,11 @@ def export_start(*, dataset: Dataset, user: User, kind: str, columns: Sequence[s
         raise ValidationFailed(f"Unknown columns {unknown}; choose from {', '.join(SAMPLE_COLUMNS)}.", field="columns")
     if len(fields) > MAX_FIELDS:
         raise ValidationFailed(f"At most {MAX_FIELDS} metadata fields.", field="fields")
+    # One header per column: a reader going by header name would read the first of two
+    repeated = next((name for name, count in Counter([*columns, *fields]).items() if count > 1), None)
+    if repeated is not None:
+        raise ValidationFailed(f"{repeated!r} is asked twice (columns and metadata fields name the CSV's columns).",
+                               field="fields" if repeated in fields else "columns")
     # As a pattern LF's field is checked: a misspelt name would export an empty column without a word. The first
     # missing one stops the check (each is a scan when absent).
     if any(dataset.split_counts.values()):

@@ -296,6 +296,11 @@ def test_export_bad_input_and_not_ready(api, world, owner):
     assert api.post(url, {"kind": "dataset", "model": 999}, format="json").status_code == 400
     assert api.post(url, {"kind": "training_labels"}, format="json").status_code == 400  # no training set yet
     assert api.post(url, {"kind": "pdf"}, format="json").status_code == 400
+    for body, field in (({"columns": ["id", "id"]}, "columns"), ({"fields": ["colour", "colour"]}, "fields"),
+                        ({"columns": ["id", "split"], "fields": ["split"]}, "fields")):  # one header per column
+        Sample.objects.filter(dataset=dataset).update(metadata={"colour": "red", "split": "x"})
+        repeated = api.post(url, {"kind": "dataset", **body}, format="json")
+        assert repeated.status_code == 400 and "asked twice" in repeated.json()[field][0], repeated.content
     other = dataset_create(user=owner, name="Other")
     from imagestudio.training.models import FastModel
 
