@@ -225,8 +225,9 @@ class _Candidates:
 
 
 def _out_of_fold(candidates, dev_rows, folds, seed):
-    """(scores by candidate, per candidate the label-less estimate of each dev row's training folds, out-of-fold
-    probabilities, folds): learning candidates predict each fold from the others' labels; the rest see no label."""
+    """(scores by candidate, per candidate the label-less estimate standing in for each dev row (module docstring),
+    out-of-fold probabilities, folds): learning candidates predict each fold from the others' labels; the rest see
+    no label."""
     truth = candidates.truth
     fold_of = _stratified_folds(truth[dev_rows], min(folds, len(dev_rows)), seed)
     out_of_fold = {name: np.empty(len(dev_rows), dtype=np.float32) for name in CANDIDATES}
