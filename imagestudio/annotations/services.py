@@ -246,13 +246,14 @@ def _update_values(row_ids, value, user, now):
 
 
 @retry_transient
-def _changed_since(batch):
+def _changed_since(batch, class_ids):
     """(sample, class) pairs whose label someone changed after the batch, even back to the batch's value; bulk
     actions undone since and their undos aside (undo walks back through a user's batches)."""
     last = batch.events.aggregate(last=Max("id"))["last"]
     if last is None:
         return set()
-    later = AnnotationEvent.objects.filter(dataset_id=batch.dataset_id, id__gt=last)
+    # Only the batch's classes: later actions on other classes of the dataset may be many rows
+    later = AnnotationEvent.objects.filter(dataset_id=batch.dataset_id, id__gt=last, label_class_id__in=class_ids)
     later = later.exclude(source=AnnotationSource.UNDO).exclude(batch__undone_at__isnull=False)
     return set(later.values_list("sample_id", "label_class_id"))
 
@@ -271,7 +272,7 @@ def annotations_undo_last_bulk(*, dataset: Dataset, user: User | None) -> dict[s
         classes_lock_shared(class_ids={e[1] for e in events})
         split_of = samples_lock(sample_ids={e[0] for e in events})  # where each label counts now, under lock
         current = _locked_annotations(split_of, {e[1] for e in events})
-        changed_since = _changed_since(batch)
+        changed_since = _changed_since(batch, {e[1] for e in events})
         changes, by_target, skipped = [], {}, 0
         for sample_id, class_id, old, new in events:
             row_id, value = current.get((sample_id, class_id), (None, GroundTruthValue.ABSTAIN))
