@@ -3,20 +3,23 @@
 import numpy as np
 
 from imagestudio.common.arrays import locate
-from imagestudio.common.errors import ValidationFailed
+from imagestudio.common.errors import Conflict, ValidationFailed
 from imagestudio.datasets.models import SPLIT_CODES, Split
 from imagestudio.datasets.selectors import split_column
+from imagestudio.embeddings.store import matrix_get, record_for
 from imagestudio.labeling.config_schemas import ConfigError, check
 from imagestudio.labeling.models import LFType
 from imagestudio.labeling.score_sources import ScoreSource, score_source_register
 
+from . import fitting
 from .models import FastModel
-from .selectors import model_scores
+from .selectors import model_coefficients, model_scores
 
 SCHEMA = {
     "type": "object", "title": "Model", "required": ["model_id"],
     "description": "A trained fast model's opinion of the class. Scores its decision function (0 at probability 0.5; "
-                   "the model's own threshold).",
+                   "the model's own threshold); samples embedded after the model trained are scored with its "
+                   "coefficients.",
     "properties": {"model_id": {"type": "integer", "minimum": 1,
                                 "description": "the id of a ready fast model of this dataset trained for the class"}},
 }
@@ -45,11 +48,34 @@ def _learned_in_sample(model):
     return [] if Split.DEV in splits else [SPLIT_CODES[split] for split in splits]
 
 
+def _embedded_since(model, label_class, scored_ids):
+    """(ids, scores) of the samples embedded since the model trained, by its stored coefficients: what the model
+    says of them, as it would of any new image (its own predictions stay those it stored)."""
+    none = np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
+    try:
+        matrix = matrix_get(dataset=model.dataset, record=record_for(model.params["encoder"],
+                                                                      model.params.get("space", "joint")))
+    except Conflict:  # its vectors are gone: only what it stored
+        return none
+    rows = np.flatnonzero(~locate(scored_ids, matrix.sample_ids)[1])
+    if not len(rows):
+        return none
+    coef, intercept = model_coefficients(model=model, label_class=label_class)
+    return matrix.sample_ids[rows], fitting.decision_scores(matrix, coef, intercept)[rows]
+
+
 def _column(dataset, label_class, config):
-    """The model's scores of the samples it scored, with the splits they are in now (a model LF's preview of dev is
-    of today's dev); none for a sample it learned in-sample that has moved since (to dev, it would flatter the LF)."""
-    model = FastModel.objects.get(pk=config["model_id"])
+    """The model's scores of the samples it scored, and of those embedded since by its coefficients, with the splits
+    they are in now (a model LF's preview of dev is of today's dev); none for a sample it learned in-sample that has
+    moved since (to dev, it would flatter the LF)."""
+    model = FastModel.objects.select_related("dataset").get(pk=config["model_id"])
     ids, then, scores = model_scores(model=model, label_class=label_class)
+    later_ids, later_scores = _embedded_since(model, label_class, ids)
+    if len(later_ids):
+        order = np.argsort(np.concatenate([ids, later_ids]), kind="stable")
+        ids = np.concatenate([ids, later_ids])[order]
+        then = np.concatenate([then, np.full(len(later_ids), -1, dtype=then.dtype)])[order]  # -1: learned nowhere
+        scores = np.concatenate([scores, later_scores.astype(scores.dtype)])[order]
     now_ids, now_splits = split_column(dataset=dataset)
     where, hit = locate(now_ids, ids)
     now = now_splits[where]

@@ -219,6 +219,13 @@ def model_scores(*, model: FastModel, label_class: LabelClass) -> tuple[np.ndarr
     return arrays["ids"], arrays["splits"], arrays[key]
 
 
+def model_coefficients(*, model: FastModel, label_class: LabelClass) -> tuple[np.ndarray, np.float32]:
+    """(coefficients, intercept) of a ready model's regression for one class."""
+    arrays = artifact_arrays(model)
+    row = int(np.flatnonzero(arrays["class_ids"] == label_class.id)[0])
+    return arrays["coef"][row], np.float32(arrays["intercept"][row])
+
+
 class PredictionRows(Sequence):
     """A model's predictions per sample and class (sample ascending, then class), read from its artifact and
     built only for the slice a page asks for."""

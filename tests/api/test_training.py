@@ -11,7 +11,8 @@ from imagestudio.labeling.label_choice import CANDIDATES, label_class_votes
 from imagestudio.labeling.models import LabelingFunction
 from imagestudio.labeling.selectors import vote_array
 from imagestudio.training.fitting import C_GRID
-from imagestudio.training.models import Prediction
+from imagestudio.training.models import FastModel, Prediction
+from imagestudio.training.selectors import artifact_arrays
 from tests.conftest import png_bytes
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -230,6 +231,39 @@ def test_a_model_lf_follows_its_samples_into_their_splits_now(api, world):
     summary = api.get(f"/api/datasets/{dataset.id}/lfs/summary/?split=dev").json()
     row = next(row for row in summary["lfs"] if row["lf"] == lf["id"])
     assert row["coverage"]["successes"] == 11 and row["coverage"]["trials"] == 12
+
+
+def test_a_model_lf_scores_samples_embedded_after_its_model_by_its_coefficients(api, world):
+    dataset = world
+    build(api, dataset)
+    job = api.get(api.post(f"/api/datasets/{dataset.id}/models/", {"classes": ["cat"]}, format="json")["Location"])
+    model = job.json()["result"]["model"]
+    rule = {"label_class": "cat", "type": "model", "config": {"model_id": model}, "low": -1e-6, "high": 1e-6}
+    lf = api.post(f"/api/datasets/{dataset.id}/lfs/", {**rule, "name": "model says"}, format="json").json()
+    late = [SimpleUploadedFile(f"late{i}.png", png_bytes(colour, size=(48, 48)), content_type="image/png")
+            for i, colour in enumerate([(240, 10, 20), (10, 20, 240), (230, 40, 30)])]
+    manifest = SimpleUploadedFile("m.csv", b"file,split\nlate0.png,valid\nlate1.png,valid\nlate2.png,train\n")
+    imported = api.post(f"/api/datasets/{dataset.id}/imports/", {"files": late, "manifest": manifest},
+                        format="multipart")
+    assert api.get(imported["Location"]).json()["result"]["created"] == 3
+    before = api.post(f"/api/datasets/{dataset.id}/lfs/preview/", {**rule, "split": "valid"}, format="json").json()
+    assert (before["population"], before["unscored"]) == (12, 2)  # not embedded yet
+    assert api.post(f"/api/datasets/{dataset.id}/embeddings/", {}, format="json").status_code == 202
+    after = api.post(f"/api/datasets/{dataset.id}/lfs/preview/", {**rule, "split": "valid"}, format="json").json()
+    assert (after["population"], after["unscored"]) == (12, 0)
+    expected = independent_scores(dataset, model)
+    coef_norm = float(np.linalg.norm(artifact_arrays(FastModel.objects.get(pk=model))["coef"][0]))
+    new = Sample.objects.filter(dataset=dataset, external_id__startswith="late").order_by("id")
+    assert new.count() == 3
+    votes = {sample.id: next(row["vote"] for row in api.get(f"/api/datasets/{dataset.id}/samples/{sample.id}/")
+                             .json()["votes"] if row["lf"] == lf["id"]) for sample in new}  # the refresh voted
+    # by the coefficients, in the bfloat16 precision of the scan matrix (as the model's own predictions)
+    clear = {i: expected[i] for i in votes if abs(expected[i]) > coef_norm / 256}
+    assert clear and all(votes[i] == ("PRESENT" if score > 0 else "ABSENT") for i, score in clear.items())
+    # the model's own predictions stay those it stored: the late samples are outside its scored ranges
+    listed = api.get(f"/api/datasets/{dataset.id}/models/{model}/predictions/?limit=100").json()
+    assert listed["count"] == 50 and not {row["sample_id"] for row in listed["results"]} & set(new.values_list("id",
+                                                                                                     flat=True))
 
 
 def test_bad_training_requests(api, world, owner):
