@@ -10,6 +10,7 @@ from django.db.models import Count, Max, Prefetch, Q, QuerySet
 
 from imagestudio.common.arrays import aligned
 from imagestudio.common.cache import VersionedLRU
+from imagestudio.datasets.selectors import samples_version
 
 from .models import LABEL_VALUES, Annotation, AnnotationEvent, GroundTruthValue
 
@@ -20,6 +21,8 @@ if TYPE_CHECKING:
 
 # A class's labels as arrays, valid until the dataset's next annotation event.
 _ground_truth = VersionedLRU("ground truth", max_entries=64)
+# A split's labels digest, valid until the dataset's next annotation event, sample change or class deletion.
+_digests = VersionedLRU("ground truth digests", max_entries=256)
 
 
 def _narrow(queryset, *, sample_id=None, label_class=None, **exact):
@@ -55,9 +58,13 @@ def _labels_of(label_class):
     return labeled_ids, labels
 
 
+def _last_event(dataset):
+    return AnnotationEvent.objects.filter(dataset=dataset).aggregate(last=Max("id"))["last"]
+
+
 def ground_truth_for(*, dataset: Dataset, label_class: LabelClass, sample_ids: np.ndarray) -> np.ndarray:
     """Ground truth of a class aligned to `sample_ids` (ascending): int8, 1 PRESENT, -1 ABSENT, 0 unlabeled."""
-    marker = AnnotationEvent.objects.filter(dataset=dataset).aggregate(last=Max("id"))["last"]
+    marker = _last_event(dataset)
     labeled_ids, labels = _ground_truth.get(label_class.pk, marker, lambda: _labels_of(label_class))
     return aligned(sample_ids, labeled_ids, labels)
 
@@ -73,7 +80,15 @@ def ground_truth_prefetch(*, with_history: bool = False) -> Prefetch:
 
 
 def ground_truth_digest(*, dataset: Dataset, split: str) -> str:
-    """A sha256 of the split's labels (sample, class, value): equal exactly when the labels are."""
+    """A sha256 of the split's labels (sample, class, value): equal exactly when the labels are. Read once per
+    state of its inputs (a staleness check of every training set and model reads it per request): every label
+    write records an event, moves and imports bump `samples_version`, and a deleted class takes its labels along."""
+    classes = tuple(dataset.classes.order_by("id").values_list("id", flat=True))
+    version = (_last_event(dataset), samples_version(dataset=dataset), classes)
+    return _digests.get((dataset.pk, split), version, lambda: _digest_of(dataset, split))
+
+
+def _digest_of(dataset, split):
     rows = (Annotation.objects.filter(sample__dataset=dataset, sample__split=split, value__in=LABEL_VALUES)
             .order_by("sample_id", "label_class_id").values_list("sample_id", "label_class_id", "value"))
     digest = hashlib.sha256()
