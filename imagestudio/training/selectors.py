@@ -14,7 +14,8 @@ from imagestudio.common.artifacts import artifact_read
 from imagestudio.common.cache import VersionedLRU
 from imagestudio.common.errors import Conflict, ValidationFailed
 from imagestudio.common.votes import VOTE_WORDS
-from imagestudio.datasets.models import SPLIT_CODES, SPLIT_NAMES, Dataset, LabelClass, Sample, Split
+from imagestudio.datasets.models import SPLIT_CODES, SPLIT_NAMES, Dataset, LabelClass, Split
+from imagestudio.datasets.selectors import split_column
 from imagestudio.embeddings.models import EmbeddingSet
 from imagestudio.jobs.models import JobStatus
 from imagestudio.labeling import metrics
@@ -28,12 +29,11 @@ _artifacts = VersionedLRU("artifacts", max_entries=8, from_database=False)
 
 
 def split_samples(dataset: Dataset, splits: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-    """(ids ascending, split codes) of the dataset's samples in `splits`."""
-    samples = Sample.objects.filter(dataset=dataset, split__in=splits).order_by("id")
-    rows = list(samples.values_list("id", "split"))
-    ids = np.array([r[0] for r in rows], dtype=np.int64)
-    codes = np.array([SPLIT_CODES[r[1]] for r in rows], dtype=np.int8)
-    return ids, codes
+    """(ids ascending, split codes) of the dataset's samples in `splits` (from the cached split column: every
+    staleness check of a list response reads them)."""
+    ids, codes = split_column(dataset=dataset)
+    keep = np.isin(codes, [SPLIT_CODES[split] for split in splits])
+    return ids[keep], codes[keep]
 
 
 def training_snapshot(dataset: Dataset, splits: Sequence[str], seed: int) -> tuple[dict, str]:
