@@ -25,6 +25,7 @@ from .models import (
     Dataset,
     DatasetMembership,
     LabelClass,
+    Resample,
     ResampleMember,
     Role,
     Sample,
@@ -123,6 +124,7 @@ def label_class_update(*, label_class: LabelClass, **fields: Any) -> LabelClass:
                 setattr(label_class, name, value)
             save_fields(label_class, list(fields))
             if label_class.name != old_name:
+                _resample_class_renamed(dataset_id=label_class.dataset_id, old_name=old_name, new_name=label_class.name)
                 label_class_renamed.send(sender=LabelClass, label_class=label_class, old_name=old_name)
     except IntegrityError:
         raise _duplicate_name(fields.get("name")) from None
@@ -135,7 +137,20 @@ def label_class_delete(*, label_class: LabelClass) -> None:
     (datasets/locks.py)."""
     with transaction.atomic():
         classes_lock_exclusive(class_ids=[label_class.id])
+        _resample_class_renamed(dataset_id=label_class.dataset_id, old_name=label_class.name, new_name=None)
         label_class.delete()
+
+
+def _resample_class_renamed(*, dataset_id: int, old_name: str, new_name: str | None) -> None:
+    """A resample's draw-time counts (`realized`, its `shortfall`) name the classes: they follow a rename, and a
+    deleted class's go (kept, they would read as those of the next class given its name)."""
+    for resample in Resample.objects.select_for_update().filter(dataset_id=dataset_id,
+                                                                 realized__per_class__has_key=old_name):
+        per_class = resample.realized["per_class"]
+        figures = per_class.pop(old_name)
+        if new_name is not None:
+            per_class[new_name] = figures
+        resample.save(update_fields=["realized"])
 
 
 def user_by_username(username: str) -> User:

@@ -205,6 +205,16 @@ def test_resample_is_deterministic_and_restricts_views(api, dataset):
     assert now["current"]["available"] == 39 and now["current"]["per_class"]["dog"]["absent"] == 1
     assert now["current"]["labeled"] == sum(1 for r in in_sample["results"] if Annotation.objects.filter(
         sample_id=r["id"], value__in=["PRESENT", "ABSENT"]).exists())
+    cat, dog = (dataset.classes.get(name=name).id for name in ("cat", "dog"))
+    assert api.patch(f"/api/datasets/{dataset.id}/classes/{cat}/", {"name": "kitty"}, format="json").status_code == 200
+    renamed = api.get(url + "?split=train").json()
+    assert renamed["realized"]["per_class"]["kitty"] == realized["per_class"]["cat"]
+    assert set(renamed["realized"]["per_class"]) == set(renamed["current"]["per_class"]) == {"kitty", "dog"}
+    assert api.delete(f"/api/datasets/{dataset.id}/classes/{dog}/").status_code == 204
+    gone = api.get(url + "?split=train").json()  # its draw-time figures went with it, not left for the next "dog"
+    assert set(gone["realized"]["per_class"]) == {"kitty"} and gone["shortfall"] == {}
+    api.post(f"/api/datasets/{dataset.id}/classes/", {"name": "dog"}, format="json")
+    assert api.get(url + "?split=train").json()["shortfall"] == {}
     assert api.delete(url + "?split=train").status_code == 204
     assert api.get(url + "?split=train").status_code == 404
     assert ids(api.get(f"/api/datasets/{dataset.id}/samples/?in_sample=true")) == []
