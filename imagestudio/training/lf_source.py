@@ -6,7 +6,8 @@ from imagestudio.common.arrays import locate
 from imagestudio.common.errors import Conflict, ValidationFailed
 from imagestudio.datasets.models import SPLIT_CODES, Split
 from imagestudio.datasets.selectors import split_column
-from imagestudio.embeddings.store import matrix_get, record_for
+from imagestudio.embeddings.models import EncoderRecord
+from imagestudio.embeddings.store import matrix_get
 from imagestudio.labeling.config_schemas import ConfigError, check
 from imagestudio.labeling.models import LFType
 from imagestudio.labeling.score_sources import ScoreSource, score_source_register
@@ -52,9 +53,12 @@ def _embedded_since(model, label_class, scored_ids):
     """(ids, scores) of the samples embedded since the model trained, by its stored coefficients: what the model
     says of them, as it would of any new image (its own predictions stay those it stored)."""
     none = np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
+    # The vectors of the exact weights it learned from (an encoder configured anew since has another identity)
+    record = EncoderRecord.objects.filter(identity=model.params.get("inputs", {}).get("vectors")).first()
+    if record is None:
+        return none
     try:
-        matrix = matrix_get(dataset=model.dataset, record=record_for(model.params["encoder"],
-                                                                      model.params.get("space", "joint")))
+        matrix = matrix_get(dataset=model.dataset, record=record)
     except Conflict:  # its vectors are gone: only what it stored
         return none
     rows = np.flatnonzero(~locate(scored_ids, matrix.sample_ids)[1])

@@ -260,6 +260,13 @@ def test_a_model_lf_scores_samples_embedded_after_its_model_by_its_coefficients(
     # by the coefficients, in the bfloat16 precision of the scan matrix (as the model's own predictions)
     clear = {i: expected[i] for i in votes if abs(expected[i]) > coef_norm / 256}
     assert clear and all(votes[i] == ("PRESENT" if score > 0 else "ABSENT") for i, score in clear.items())
+    # vectors of other weights (the encoder configured anew) are not what its coefficients were fitted on
+    stored = FastModel.objects.get(pk=model)
+    FastModel.objects.filter(pk=model).update(params={**stored.params, "inputs": {**stored.params["inputs"],
+                                                                                  "vectors": "open_clip:other"}})
+    other = api.post(f"/api/datasets/{dataset.id}/lfs/preview/", {**rule, "split": "valid"}, format="json").json()
+    assert (other["population"], other["unscored"]) == (12, 2)
+    FastModel.objects.filter(pk=model).update(params=stored.params)
     # the model's own predictions stay those it stored: the late samples are outside its scored ranges
     listed = api.get(f"/api/datasets/{dataset.id}/models/{model}/predictions/?limit=100").json()
     assert listed["count"] == 50 and not {row["sample_id"] for row in listed["results"]} & set(new.values_list("id",
