@@ -6,11 +6,11 @@ import hashlib
 from typing import TYPE_CHECKING
 
 import numpy as np
-from django.db.models import Count, Max, Prefetch, Q, QuerySet
+from django.db.models import Count, Prefetch, Q, QuerySet
 
 from imagestudio.common.arrays import aligned
 from imagestudio.common.cache import VersionedLRU
-from imagestudio.datasets.selectors import samples_version
+from imagestudio.datasets.selectors import labels_version, samples_version
 
 from .models import LABEL_VALUES, Annotation, AnnotationEvent, GroundTruthValue
 
@@ -19,9 +19,9 @@ if TYPE_CHECKING:
 
     from imagestudio.datasets.models import Dataset, LabelClass
 
-# A class's labels as arrays, valid until the dataset's next annotation event.
+# A class's labels as arrays, valid until the dataset's labels change (Dataset.labels_version).
 _ground_truth = VersionedLRU("ground truth", max_entries=64)
-# A split's labels digest, valid until the dataset's next annotation event, sample change or class deletion.
+# A split's labels digest, valid until the dataset's labels or samples change.
 _digests = VersionedLRU("ground truth digests", max_entries=256)
 
 
@@ -58,14 +58,10 @@ def _labels_of(label_class):
     return labeled_ids, labels
 
 
-def _last_event(dataset):
-    return AnnotationEvent.objects.filter(dataset=dataset).aggregate(last=Max("id"))["last"]
-
-
 def ground_truth_for(*, dataset: Dataset, label_class: LabelClass, sample_ids: np.ndarray) -> np.ndarray:
     """Ground truth of a class aligned to `sample_ids` (ascending): int8, 1 PRESENT, -1 ABSENT, 0 unlabeled."""
-    marker = _last_event(dataset)
-    labeled_ids, labels = _ground_truth.get(label_class.pk, marker, lambda: _labels_of(label_class))
+    labeled_ids, labels = _ground_truth.get(label_class.pk, labels_version(dataset=dataset),
+                                            lambda: _labels_of(label_class))
     return aligned(sample_ids, labeled_ids, labels)
 
 
@@ -81,10 +77,9 @@ def ground_truth_prefetch(*, with_history: bool = False) -> Prefetch:
 
 def ground_truth_digest(*, dataset: Dataset, split: str) -> str:
     """A sha256 of the split's labels (sample, class, value): equal exactly when the labels are. Read once per
-    state of its inputs (a staleness check of every training set and model reads it per request): every label
-    write records an event, moves and imports bump `samples_version`, and a deleted class takes its labels along."""
-    classes = tuple(dataset.classes.order_by("id").values_list("id", flat=True))
-    version = (_last_event(dataset), samples_version(dataset=dataset), classes)
+    state of its inputs (a staleness check of every training set and model reads it per request): the labels'
+    version, and the samples' (a split move)."""
+    version = (labels_version(dataset=dataset), samples_version(dataset=dataset))
     return _digests.get((dataset.pk, split), version, lambda: _digest_of(dataset, split))
 
 

@@ -17,6 +17,7 @@ from django.utils import timezone
 from imagestudio.common.errors import NotFound, ValidationFailed, VersionConflict
 from imagestudio.common.transactions import retry_transient
 from imagestudio.datasets.locks import classes_lock_exclusive, classes_lock_shared, samples_lock
+from imagestudio.datasets.services import dataset_labels_changed
 from imagestudio.datasets.signals import ground_truth_imported, ground_truth_requested, sample_split_changed
 
 from .models import (
@@ -97,6 +98,8 @@ def _record(dataset, user, source, changes, batch=None):
             batch_size=_CHUNK,
         )
     _apply_counts(_count_deltas(changes))
+    if changes:  # caches of ground truth follow this version
+        dataset_labels_changed(dataset_id=dataset.id)
 
 
 def annotations_import(*, dataset: Dataset, user: User | None,

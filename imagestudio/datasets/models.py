@@ -42,6 +42,10 @@ class Dataset(models.Model):
     split_counts = models.JSONField(default=empty_split_counts)
     # Grows whenever samples are added or their split / metadata change (key of per-process column caches).
     samples_version = models.PositiveIntegerField(default=0)
+    # Grows with every committed change of ground truth (a label written, a class and its labels deleted), under
+    # this row's lock: versions follow commit order, which the ids of label events do not (a sequence's numbers
+    # are taken at insert), so a cache keyed by it never keeps a value that misses a commit.
+    labels_version = models.PositiveBigIntegerField(default=0)
     # Embed newly imported images automatically (a follow-up job after each import).
     auto_embed = models.BooleanField(default=False)
     # Queue a training set and a fast model for a class whenever its active LFs or their thresholds change.

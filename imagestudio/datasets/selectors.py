@@ -291,6 +291,11 @@ def samples_version(*, dataset: Dataset) -> int | None:
     return Dataset.objects.filter(pk=dataset.pk).values_list("samples_version", flat=True).first()
 
 
+def labels_version(*, dataset: Dataset) -> int | None:
+    """Bumped by every committed change of the dataset's ground truth, in commit order (Dataset.labels_version)."""
+    return Dataset.objects.filter(pk=dataset.pk).values_list("labels_version", flat=True).first()
+
+
 def field_column(*, dataset: Dataset, field: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(ids, split codes, values) of one field over the dataset's samples, ascending by id."""
     return _columns.get((dataset.pk, field), samples_version(dataset=dataset), lambda: _read_column(dataset, field))

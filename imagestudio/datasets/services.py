@@ -139,6 +139,13 @@ def label_class_delete(*, label_class: LabelClass) -> None:
         classes_lock_exclusive(class_ids=[label_class.id])
         _resample_class_renamed(dataset_id=label_class.dataset_id, old_name=label_class.name, new_name=None)
         label_class.delete()
+        dataset_labels_changed(dataset_id=label_class.dataset_id)  # its labels went with it
+
+
+def dataset_labels_changed(*, dataset_id: int) -> None:
+    """Bump `labels_version` in the writer's transaction; the dataset row is the last lock it takes
+    (datasets/locks.py), so versions follow commit order."""
+    Dataset.objects.filter(pk=dataset_id).update(labels_version=F("labels_version") + 1)
 
 
 def _resample_class_renamed(*, dataset_id: int, old_name: str, new_name: str | None) -> None:

@@ -2,6 +2,7 @@
 
 import threading
 
+import numpy as np
 import pytest
 from django.db import connection, connections
 
@@ -134,3 +135,45 @@ def test_parallel_resamples_of_one_split_each_answer_and_one_stands(postgres_onl
     active = client.get(f"{url}?split=dev").json()
     assert active["seed"] in range(6) and active["current"]["total"] == 10
     assert client.get(f"/api/datasets/{dataset.id}/samples/?in_sample=true").json()["count"] == 10
+
+
+def test_a_label_committed_after_a_later_one_still_reaches_the_ground_truth_cache(postgres_only, owner, dataset):
+    """Event ids are taken at insert: a writer that inserted first may commit last. A cache keyed by the newest
+    event id would keep, for good, what a reader saw between the two commits."""
+    from django.db import transaction
+
+    from imagestudio.annotations.selectors import _labels_of, ground_truth_for
+    from imagestudio.annotations.services import annotation_set
+
+    first, second = make_samples(dataset, [{"split": "dev"}, {"split": "valid"}])  # counters of their own
+    cat = dataset.classes.get(name="cat")
+    ids = np.array([first.id, second.id])
+    written, release = threading.Event(), threading.Event()
+
+    def slow_writer():  # inserts its event first, commits last
+        try:
+            with transaction.atomic():
+                annotation_set(dataset=dataset, user=owner, sample=first, label_class=cat, value="PRESENT")
+                written.set()
+                release.wait(30)
+        finally:
+            connections.close_all()
+
+    def fast_writer():
+        try:
+            annotation_set(dataset=dataset, user=owner, sample=second, label_class=cat, value="ABSENT")
+        finally:
+            connections.close_all()
+
+    slow, fast = threading.Thread(target=slow_writer), threading.Thread(target=fast_writer)
+    slow.start()
+    assert written.wait(30)
+    fast.start()
+    fast.join(2)  # commits unless it must wait for the slow one
+    ground_truth_for(dataset=dataset, label_class=cat, sample_ids=ids)  # a reader between the commits fills the cache
+    release.set()
+    slow.join(30)
+    fast.join(30)
+    expected_ids, expected = _labels_of(cat)
+    assert list(ground_truth_for(dataset=dataset, label_class=cat, sample_ids=ids)) == [1, -1]
+    assert list(expected_ids) == list(ids) and list(expected) == [1, -1]
