@@ -271,6 +271,9 @@ class SnapshotSerializer(serializers.Serializer):
     measured_labels_sha256 = serializers.DictField(
         child=serializers.CharField(), required=False,
         help_text="Per split of the set other than dev: a digest of its ground truth, which the report measures on.")
+    labels_classes = serializers.ListField(
+        child=AsciiIntegerField(), required=False,
+        help_text="Ids of the classes whose ground truth the digests cover (those of its LFs); absent: every class.")
 
 
 class TrainingSetParamsSerializer(JobRecordSerializer):
@@ -352,7 +355,10 @@ class ModelMetricsField(serializers.DictField):
 class ModelInputsSerializer(serializers.Serializer):
     vectors = serializers.CharField(help_text="The vector set's identity.")
     vectors_version = AsciiIntegerField()
-    labels_sha256 = serializers.DictField(child=serializers.CharField(), help_text="Split -> its labels' digest.")
+    labels_sha256 = serializers.DictField(child=serializers.CharField(),
+                                          help_text="Split -> the digest of its labels of `labels_classes`.")
+    labels_classes = serializers.ListField(child=AsciiIntegerField(), required=False,
+                                           help_text="The model's class ids; absent: the digests cover every class.")
 
 
 class ModelParamsSerializer(serializers.Serializer):

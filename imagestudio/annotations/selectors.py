@@ -16,6 +16,7 @@ from .models import LABEL_VALUES, Annotation, AnnotationEvent, GroundTruthValue
 
 if TYPE_CHECKING:
     import uuid
+    from collections.abc import Sequence
 
     from imagestudio.datasets.models import Dataset, LabelClass
 
@@ -75,19 +76,22 @@ def ground_truth_prefetch(*, with_history: bool = False) -> Prefetch:
                     .select_related("label_class").order_by("label_class_id"))
 
 
-def ground_truth_digest(*, dataset: Dataset, split: str) -> str:
-    """A sha256 of the split's labels (sample, class, value): equal exactly when the labels are. Read once per
-    state of its inputs (a staleness check of every training set and model reads it per request): the labels'
-    version, and the samples' (a split move)."""
+def ground_truth_digest(*, dataset: Dataset, split: str, class_ids: Sequence[int] | None = None) -> str:
+    """A sha256 of the split's labels (sample, class, value) of `class_ids` (None: every class): equal exactly when
+    those labels are. Read once per state of its inputs (a staleness check of every training set and model reads it
+    per request): the labels' version, and the samples' (a split move)."""
+    classes = None if class_ids is None else tuple(sorted(set(class_ids)))
     version = (labels_version(dataset=dataset), samples_version(dataset=dataset))
-    return _digests.get((dataset.pk, split), version, lambda: _digest_of(dataset, split))
+    return _digests.get((dataset.pk, split, classes), version, lambda: _digest_of(dataset, split, classes))
 
 
-def _digest_of(dataset, split):
-    rows = (Annotation.objects.filter(sample__dataset=dataset, sample__split=split, value__in=LABEL_VALUES)
-            .order_by("sample_id", "label_class_id").values_list("sample_id", "label_class_id", "value"))
+def _digest_of(dataset, split, class_ids=None):
+    rows = Annotation.objects.filter(sample__dataset=dataset, sample__split=split, value__in=LABEL_VALUES)
+    if class_ids is not None:
+        rows = rows.filter(label_class_id__in=class_ids)
     digest = hashlib.sha256()
-    for sample_id, class_id, value in rows.iterator(chunk_size=20_000):
+    for sample_id, class_id, value in (rows.order_by("sample_id", "label_class_id")
+                                       .values_list("sample_id", "label_class_id", "value").iterator(chunk_size=20_000)):
         digest.update(f"{sample_id},{class_id},{value};".encode())
     return digest.hexdigest()
 

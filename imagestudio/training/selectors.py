@@ -36,14 +36,17 @@ def split_samples(dataset: Dataset, splits: Sequence[str]) -> tuple[np.ndarray, 
     return ids[keep], codes[keep]
 
 
-def training_snapshot(dataset: Dataset, splits: Sequence[str], seed: int) -> tuple[dict, str]:
-    """What a training set of the active LFs would be built from now, and its content hash."""
+def training_snapshot(dataset: Dataset, splits: Sequence[str], seed: int, *, scoped: bool = True) -> tuple[dict, str]:
+    """What a training set of the active LFs would be built from now, and its content hash. Its ground-truth
+    digests cover the classes of its LFs (`labels_classes`): no figure of a class without LFs reads ground truth.
+    `scoped=False`: every class, as sets recorded before `labels_classes` (their staleness compares the same)."""
     lfs = list(LabelingFunction.objects.filter(dataset=dataset, active=True).select_related("label_class")
                .order_by("id"))
     if not lfs:
         raise ValidationFailed("The dataset has no active labeling function: create or activate one first.",
                                code="no_active_lfs")
     ids, codes = split_samples(dataset, splits)
+    class_ids = sorted({lf.label_class_id for lf in lfs}) if scoped else None
     # Identity from content: the rules, the votes they cast, the samples in their splits, the dev labels the
     # label model learns from and the labels its report measures on. Toggling an LF off and on again, or an edit
     # that changes no vote, is the same set.
@@ -57,11 +60,14 @@ def training_snapshot(dataset: Dataset, splits: Sequence[str], seed: int) -> tup
         "samples": int(len(ids)),
         "samples_sha256": hashlib.sha256(ids.tobytes() + codes.tobytes()).hexdigest(),
         # A set without dev samples learns from no dev label.
-        "dev_labels_sha256": ground_truth_digest(dataset=dataset, split=Split.DEV) if Split.DEV in splits else None,
+        "dev_labels_sha256": (ground_truth_digest(dataset=dataset, split=Split.DEV, class_ids=class_ids)
+                              if Split.DEV in splits else None),
         # The report measures the labels and LFs on the ground truth of every split it covers.
-        "measured_labels_sha256": {split: ground_truth_digest(dataset=dataset, split=split)
+        "measured_labels_sha256": {split: ground_truth_digest(dataset=dataset, split=split, class_ids=class_ids)
                                    for split in sorted(set(splits) - {Split.DEV})},
     }
+    if scoped:
+        snapshot["labels_classes"] = class_ids
     return snapshot, snapshot_hash(snapshot)
 
 
@@ -88,11 +94,11 @@ def training_set_staleness(training_set: TrainingSet, current: dict | None = Non
     """Why the training set no longer matches what its inputs would give now (empty: it is current).
     `current` caches the current snapshots by (splits, seed) across the sets of one request."""
     old = training_set.snapshot
-    key = (tuple(old.get("splits", [])), old.get("seed", 0))
+    key = (tuple(old.get("splits", [])), old.get("seed", 0), "labels_classes" in old)
     current = {} if current is None else current
     if key not in current:
         try:
-            current[key] = training_snapshot(training_set.dataset, list(key[0]), key[1])
+            current[key] = training_snapshot(training_set.dataset, list(key[0]), key[1], scoped=key[2])
         except ValidationFailed:
             current[key] = None
     if current[key] is None:
@@ -112,18 +118,20 @@ def training_set_staleness(training_set: TrainingSet, current: dict | None = Non
     return reasons or ["its inputs changed"]
 
 
-def _labels_sha256(dataset, splits):
-    return {split: ground_truth_digest(dataset=dataset, split=split) for split in sorted(set(splits))}
+def _labels_sha256(dataset, splits, class_ids):
+    return {split: ground_truth_digest(dataset=dataset, split=split, class_ids=class_ids)
+            for split in sorted(set(splits))}
 
 
 def model_inputs(*, model: FastModel, vectors_identity: str, vectors_version: int) -> dict:
     """What a model's fit and metrics read besides its own parameters: the vector set's version and the ground
-    truth it learns from (its label splits, dev for C) and is measured on (valid)."""
+    truth of its classes it learns from (its label splits, dev for C) and is measured on (valid)."""
     splits = [Split.DEV, Split.VALID]
     if model.label_source == FastModel.LabelSource.GROUND_TRUTH:
         splits += model.params.get("ground_truth_splits", [])
-    return {"vectors": vectors_identity, "vectors_version": vectors_version,
-            "labels_sha256": _labels_sha256(model.dataset, splits)}
+    classes = sorted(model.params["classes"])
+    return {"vectors": vectors_identity, "vectors_version": vectors_version, "labels_classes": classes,
+            "labels_sha256": _labels_sha256(model.dataset, splits, classes)}
 
 
 def model_staleness(model: FastModel, current: dict | None = None) -> list[str]:
@@ -136,7 +144,8 @@ def model_staleness(model: FastModel, current: dict | None = None) -> list[str]:
         "version", flat=True).first()
     if version is not None and version != inputs["vectors_version"]:
         reasons.append("vectors were added since")
-    now = _labels_sha256(model.dataset, list(inputs["labels_sha256"]))
+    # models recorded before `labels_classes` digested every class's labels
+    now = _labels_sha256(model.dataset, list(inputs["labels_sha256"]), inputs.get("labels_classes"))
     reasons += [f"{split} ground truth changed" for split in sorted(now) if now[split] != inputs["labels_sha256"][split]]
     if model.training_set is not None:
         reasons += [f"its training set is stale: {reason}" for reason in training_set_staleness(model.training_set,

@@ -549,6 +549,36 @@ def test_products_say_when_their_inputs_changed_and_rebuild_in_one_call(api, wor
     assert api.get(f"/api/datasets/{dataset.id}/models/{new_model}/").json()["stale"] is False
 
 
+def test_labels_of_a_class_a_product_does_not_read_leave_it_current(api, world):
+    from imagestudio.training.models import TrainingSet
+    from imagestudio.training.selectors import snapshot_hash, training_snapshot
+
+    dataset = world
+    ts = build(api, dataset)  # LFs for cat only; dog abstains everywhere
+    job = api.get(api.post(f"/api/datasets/{dataset.id}/models/", {"classes": ["cat"], "label_source": "ground_truth"},
+                           format="json")["Location"]).json()
+    model_url = f"/api/datasets/{dataset.id}/models/{job['result']['model']}/"
+    ts_url = f"/api/datasets/{dataset.id}/training-sets/{ts['id']}/"
+    for split in ("train", "dev", "valid"):
+        sample = Sample.objects.filter(dataset=dataset, split=split).order_by("id").first()
+        assert api.put(f"/api/datasets/{dataset.id}/annotations/", {"sample": sample.id, "label_class": "dog",
+                       "value": "PRESENT"}, format="json").status_code in (200, 201)
+    assert api.get(ts_url).json()["stale_reasons"] == [] and api.get(model_url).json()["stale_reasons"] == []
+    # a set recorded before its digests were scoped to its LFs' classes compares as it was recorded: dog counts
+    unscoped, unscoped_hash = training_snapshot(dataset, ts["snapshot"]["splits"], 0, scoped=False)
+    assert "labels_classes" not in unscoped and unscoped_hash == snapshot_hash(unscoped)
+    TrainingSet.objects.filter(pk=ts["id"]).update(snapshot=unscoped, content_hash=unscoped_hash)
+    assert api.get(ts_url).json()["stale_reasons"] == []
+    dog = Sample.objects.filter(dataset=dataset, split="dev").order_by("id").first()
+    api.put(f"/api/datasets/{dataset.id}/annotations/", {"sample": dog.id, "label_class": "dog", "value": "ABSENT"},
+            format="json")
+    assert api.get(ts_url).json()["stale_reasons"] == ["dev ground truth changed"]
+    assert api.get(model_url).json()["stale_reasons"] == []
+    api.put(f"/api/datasets/{dataset.id}/annotations/", {"sample": dog.id, "label_class": "cat", "value": "ABSTAIN"},
+            format="json")
+    assert api.get(model_url).json()["stale_reasons"] == ["dev ground truth changed"]
+
+
 def test_sets_of_some_splits_only_read_no_dev_label_they_lack_and_train_no_model_without_train(api, world):
     dataset = world
     ts = build(api, dataset, splits=["train", "valid"])
