@@ -14,7 +14,7 @@ from imagestudio.labeling.score_sources import ScoreSource, score_source_registe
 
 from . import fitting
 from .models import FastModel
-from .selectors import model_coefficients, model_scores
+from .selectors import artifact_arrays, model_coefficients, model_scores
 
 SCHEMA = {
     "type": "object", "title": "Model", "required": ["model_id"],
@@ -41,12 +41,16 @@ def _validate(dataset, label_class, config):
     return {"model_id": model.id}
 
 
-def _learned_in_sample(model):
-    """Split codes whose rows the model scored in-sample: its label splits, none where it learned dev rows (then it
-    scored every row it learned out-of-fold: services._fit_class)."""
-    splits = (model.params.get("ground_truth_splits", [Split.TRAIN])
-              if model.label_source == FastModel.LabelSource.GROUND_TRUTH else [Split.TRAIN])
-    return [] if Split.DEV in splits else [SPLIT_CODES[split] for split in splits]
+def _scored_in_sample(model, label_class, splits):
+    """Which of the model's stored scores are of rows it learned (aligned with its ids; `splits` theirs then): as
+    recorded by the fit; for a model stored before that, every row of its label splits, none where it learned dev
+    rows (then it scored every row it learned out-of-fold: services._fit_class)."""
+    recorded = artifact_arrays(model).get(f"in_sample_{label_class.id}")
+    if recorded is not None:
+        return np.unpackbits(recorded, count=len(splits)).astype(bool)
+    label_splits = (model.params.get("ground_truth_splits", [Split.TRAIN])
+                    if model.label_source == FastModel.LabelSource.GROUND_TRUTH else [Split.TRAIN])
+    return np.isin(splits, [] if Split.DEV in label_splits else [SPLIT_CODES[split] for split in label_splits])
 
 
 def _embedded_since(model, label_class, scored_ids):
@@ -70,20 +74,22 @@ def _embedded_since(model, label_class, scored_ids):
 
 def _column(dataset, label_class, config):
     """The model's scores of the samples it scored, and of those embedded since by its coefficients, with the splits
-    they are in now (a model LF's preview of dev is of today's dev); none for a sample it learned in-sample that has
-    moved since (to dev, it would flatter the LF)."""
+    they are in now (a model LF's preview of dev is of today's dev); none for a sample it learned and scored
+    in-sample that has moved since (to dev, it would flatter the LF)."""
     model = FastModel.objects.select_related("dataset").get(pk=config["model_id"])
     ids, then, scores = model_scores(model=model, label_class=label_class)
+    learned = _scored_in_sample(model, label_class, then)
     later_ids, later_scores = _embedded_since(model, label_class, ids)
     if len(later_ids):
         order = np.argsort(np.concatenate([ids, later_ids]), kind="stable")
         ids = np.concatenate([ids, later_ids])[order]
-        then = np.concatenate([then, np.full(len(later_ids), -1, dtype=then.dtype)])[order]  # -1: learned nowhere
+        then = np.concatenate([then, np.full(len(later_ids), -1, dtype=then.dtype)])[order]
+        learned = np.concatenate([learned, np.zeros(len(later_ids), dtype=bool)])[order]
         scores = np.concatenate([scores, later_scores.astype(scores.dtype)])[order]
     now_ids, now_splits = split_column(dataset=dataset)
     where, hit = locate(now_ids, ids)
     now = now_splits[where]
-    keep = hit & ~(np.isin(then, _learned_in_sample(model)) & (now != then))
+    keep = hit & ~(learned & (now != then))
     return ids[keep], now[keep], scores[keep]
 
 

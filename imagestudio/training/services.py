@@ -234,30 +234,25 @@ def _training_rows(model, label_class, labels, rng):
     return positives, negatives
 
 
-def _features(matrix, rows):
-    """float32 vectors of the chosen matrix rows (the cached matrix stays bfloat16; only these are widened)."""
-    return matrix.features(rows)
-
-
 def _fit_class(model, matrix, rows, targets, truth):
     """The class's regression on `rows` of `targets` (select_targets_and_c's). Targets and C are chosen on the
     dev rows with ground truth when both sides are there and none of them is trained on; by cross-validation
     over `rows` when the model trains on dev rows (scored on its own training rows, the largest C would always
     win), which also gives their out-of-fold scores; else the labels at DEFAULT_C."""
     seed, positive = model.params["seed"], targets["labels"]
-    features = _features(matrix, rows)
+    features = matrix.features(rows)
     dev = np.flatnonzero((matrix.splits == SPLIT_CODES[Split.DEV]) & (truth != 0))
     dev_positive = truth[dev] == 1
     if np.isin(dev, rows).any():
         if min(int(positive.sum()), int((~positive).sum())) >= 2:
             return fitting.select_c_by_cv(features, positive, seed)
     elif dev_positive.any() and not dev_positive.all():
-        return fitting.select_targets_and_c(features, targets, _features(matrix, dev), dev_positive, seed)
+        return fitting.select_targets_and_c(features, targets, matrix.features(dev), dev_positive, seed)
     return fitting.fit_default(features, positive, seed)
 
 
 def _train_class(model: FastModel, matrix: Matrix, label_class: LabelClass, rng: np.random.Generator):
-    """One class's fit, its scores of every matrix row and its metrics on valid."""
+    """One class's fit, its scores of every matrix row, its metrics on valid and which rows it scored in-sample."""
     truth = ground_truth_for(dataset=model.dataset, label_class=label_class, sample_ids=matrix.sample_ids)
     labels, probability = _training_labels(model, label_class, matrix.sample_ids, matrix.splits, truth)
     positives, negatives = _training_rows(model, label_class, labels, rng)
@@ -266,10 +261,13 @@ def _train_class(model: FastModel, matrix: Matrix, label_class: LabelClass, rng:
                                                                          "labels": labels[rows] == 1}
     fit = _fit_class(model, matrix, rows, targets, truth)
     scores = fitting.decision_scores(matrix, fit.coef, fit.intercept)
+    in_sample = np.zeros(len(scores), dtype=bool)  # the rows whose score is of a row it learned
     if fit.held_out_scores is not None:
         # Cross-fitting: a model trained on dev rows scores its training rows out-of-fold, so an LF on it is
         # judged on dev (its precision, the label model) by what it says of rows it did not learn.
         scores[rows] = fit.held_out_scores
+    else:
+        in_sample[rows] = True
     valid = matrix.splits == SPLIT_CODES[Split.VALID]
     class_metrics = {"class_id": label_class.id, "C": fit.c_value, "dev_f1_by_C": fit.dev_f1_by_c,
                      "cv_f1_by_C": fit.cv_f1_by_c, "targets": fit.targets, "dev_f1_by_targets": fit.dev_f1_by_targets,
@@ -277,7 +275,7 @@ def _train_class(model: FastModel, matrix: Matrix, label_class: LabelClass, rng:
                      "valid": fitting.evaluate(scores[valid], truth[valid])}
     if model.label_source == FastModel.LabelSource.TRAINING_SET:
         class_metrics["ceiling"] = _ceiling(model, matrix, truth, valid)
-    return fit, scores, class_metrics
+    return fit, scores, class_metrics, in_sample
 
 
 def _ceiling(model, matrix, truth, valid):
@@ -287,7 +285,7 @@ def _ceiling(model, matrix, truth, valid):
     positive = truth[rows] == 1
     if min(int(positive.sum()), int((~positive).sum())) < 2:
         return {"reason": "train and dev hold fewer than 2 ground-truth labels of each side"}
-    fit = fitting.select_c_by_cv(_features(matrix, rows), positive, model.params["seed"])
+    fit = fitting.select_c_by_cv(matrix.features(rows), positive, model.params["seed"])
     scores = fitting.decision_scores(matrix, fit.coef, fit.intercept)
     return {"C": fit.c_value, "cv_f1_by_C": fit.cv_f1_by_c, "trained_on": int(len(rows)),
             "valid": fitting.evaluate(scores[valid], truth[valid])}
@@ -316,17 +314,19 @@ def model_train(model: FastModel, progress: Progress) -> dict:
     # What the fit reads besides its parameters, read with the data (before fitting): staleness compares it.
     inputs = model_inputs(model=model, vectors_identity=record.identity, vectors_version=matrix.version)
     rng = np.random.default_rng(model.params["seed"])
-    fits, class_metrics, predictions = [], {}, {}
+    fits, class_metrics, predictions, in_sample = [], {}, {}, {}
     classes = list(LabelClass.objects.filter(id__in=model.params["classes"]).order_by("id"))
     started = time.monotonic()
     for index, label_class in enumerate(classes):
-        fit, predictions[label_class.id], class_metrics[label_class.id] = _train_class(model, matrix, label_class, rng)
+        fit, predictions[label_class.id], class_metrics[label_class.id], in_sample[label_class.id] = _train_class(
+            model, matrix, label_class, rng)
         fits.append(fit)
         progress((index + 1) / len(classes) * 0.8, f"trained {label_class.name} ({time.monotonic() - started:.1f} s)")
     key, digest = artifact_write(f"datasets/{dataset.id}/models/v{model.version}-{model.id}.npz", {
         "class_ids": np.array([c.id for c in classes], dtype=np.int64), "coef": np.stack([f.coef for f in fits]),
         "intercept": np.array([f.intercept for f in fits], dtype=np.float32), "ids": matrix.sample_ids,
         "splits": matrix.splits, **{f"scores_{class_id}": s for class_id, s in predictions.items()},
+        **{f"in_sample_{class_id}": np.packbits(rows) for class_id, rows in in_sample.items()},
     })
     with transaction.atomic():
         if FastModel.objects.select_for_update().filter(pk=model.pk, ready=True).exists():

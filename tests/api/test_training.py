@@ -233,6 +233,30 @@ def test_a_model_lf_follows_its_samples_into_their_splits_now(api, world):
     assert row["coverage"]["successes"] == 11 and row["coverage"]["trials"] == 12
 
 
+def test_a_model_lf_withdraws_only_the_votes_of_rows_its_model_learned_that_moved(api, world):
+    dataset = world
+    job = api.get(api.post(f"/api/datasets/{dataset.id}/models/", {"classes": ["cat"], "label_source": "ground_truth",
+                                                                    "ground_truth_splits": ["train"]},
+                           format="json")["Location"]).json()
+    model = job["result"]["model"]
+    rule = {"label_class": "cat", "type": "model", "config": {"model_id": model}, "low": -1e-6, "high": 1e-6}
+    lf = api.post(f"/api/datasets/{dataset.id}/lfs/", {**rule, "name": "model says"}, format="json").json()
+    train = Sample.objects.filter(dataset=dataset, split="train").order_by("id")
+    learned = next(s for s in train if s.annotations.filter(value__in=["PRESENT", "ABSENT"]).exists())
+    unlabeled = next(s for s in train if not s.annotations.exists())  # scored by the model, never learned
+
+    def voters(sample):
+        return {row["lf"] for row in api.get(f"/api/datasets/{dataset.id}/samples/{sample.id}/").json()["votes"]}
+
+    assert lf["id"] in voters(learned) and lf["id"] in voters(unlabeled)
+    for sample in (learned, unlabeled):
+        assert api.patch(f"/api/datasets/{dataset.id}/samples/{sample.id}/", {"split": "valid"},
+                         format="json").status_code == 200
+    assert lf["id"] not in voters(learned) and lf["id"] in voters(unlabeled)
+    valid = api.post(f"/api/datasets/{dataset.id}/lfs/preview/", {**rule, "split": "valid"}, format="json").json()
+    assert (valid["population"], valid["unscored"]) == (12, 1)
+
+
 def test_a_model_lf_scores_samples_embedded_after_its_model_by_its_coefficients(api, world):
     dataset = world
     build(api, dataset)
