@@ -361,17 +361,21 @@ def lfs_refresh_run(job: Job) -> dict[str, Any]:
     if sample_ids is not None:
         lfs = lfs.filter(type__in=[LFType.PATTERN, LFType.MODEL])
     lf_ids = list(lfs.values_list("id", flat=True))
-    refreshed, failed = {}, {}
+    refreshed, failed, defect = {}, {}, None
     for index, lf_id in enumerate(lf_ids):
         try:
             result = _refresh_one(lf_id, sample_ids)
         except (ValidationFailed, Conflict) as exc:  # e.g. its query sample was removed, a pattern timed out
             failed[lf_id] = exc.message
             _refresh_one(lf_id, sample_ids, failure=exc.message)
+        except Exception as exc:  # noqa: BLE001  a defect in one LF's scoring: the others are refreshed first
+            defect = defect or exc
         else:
             if result is not None:
                 refreshed[lf_id] = result
         job_progress(job_id=job.id, progress=(index + 1) / len(lf_ids), message=f"{index + 1}/{len(lf_ids)} LFs")
+    if defect is not None:
+        raise defect  # the job fails with it, visibly
     return {"refreshed": refreshed, "failed": failed, "samples": None if sample_ids is None else len(sample_ids)}
 
 

@@ -4,6 +4,7 @@ while it read them, and an edit of an LF deleted meanwhile is a 404, not a 500."
 
 import threading
 
+import numpy as np
 import pytest
 from django.db import connections
 
@@ -84,3 +85,21 @@ def test_a_sample_edited_while_a_new_lf_reads_the_samples_gets_its_vote(dataset,
     monkeypatch.setattr(labeling, "field_column", an_edit_commits_after_the_read)
     keyword_lf(dataset, owner, "first", "cat")
     assert integrity_check(datasets=[dataset]).clean
+
+
+def test_a_defect_in_one_lf_fails_the_refresh_after_the_others_are_refreshed(dataset, owner, monkeypatch):
+    make_samples(dataset, [{"metadata": {"caption": "cat"}}])
+    broken, sound = keyword_lf(dataset, owner, "broken", "cat"), keyword_lf(dataset, owner, "sound", "cat")
+    materialize = labeling.lf_materialize
+
+    def broken_first(*, lf, sample_ids=None):
+        if lf.pk == broken.pk:
+            raise ValueError("a defect")
+        return materialize(lf=lf, sample_ids=sample_ids)
+
+    monkeypatch.setattr(labeling, "lf_materialize", broken_first)
+    make_samples(dataset, [{"metadata": {"caption": "cat"}}])  # its vote refresh meets the defect first
+    refresh = Job.objects.filter(dataset=dataset, kind="lf_votes").order_by("-id").first()
+    assert refresh.status == "failed" and "a defect" in refresh.error
+    sound.refresh_from_db()
+    assert len(np.frombuffer(bytes(sound.votes_present), dtype=np.int64)) == 2
