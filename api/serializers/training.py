@@ -79,7 +79,8 @@ class TrainingSetCreateSerializer(serializers.Serializer):
 
 
 class TrainingLabelQuerySerializer(serializers.Serializer):
-    split = serializers.ChoiceField(choices=Split.choices, required=False)
+    split = serializers.ChoiceField(choices=Split.choices, required=False,
+                                    help_text="The samples the set holds in this split (as it was built).")
 
 
 class ClassLabelSerializer(serializers.Serializer):
@@ -96,7 +97,9 @@ class ClassLabelSerializer(serializers.Serializer):
 
 class TrainingLabelSerializer(serializers.Serializer):
     sample_id = AsciiIntegerField()
-    split = serializers.ChoiceField(choices=Split.choices)
+    split = serializers.ChoiceField(choices=Split.choices,
+                                    help_text="The sample's split when the set was built (its snapshot; a move since "
+                                              "makes the set stale). A `training_labels` export writes the split now.")
     classes = serializers.DictField(child=ClassLabelSerializer(), help_text="Class name -> its training label.")
 
 

@@ -207,8 +207,8 @@ def model_retrain(*, model: FastModel, user) -> FastModel:
 
 
 def _training_labels(model, label_class, ids, splits, truth):
-    """(labels 1 / -1 / 0, P(PRESENT) or None) of the class for the matrix rows: from the ground truth `truth`
-    (aligned to `ids`) no probabilities; from the training set (its train rows) also its probabilities."""
+    """(labels 1 / -1 / 0, P(PRESENT) or None) of the class for the matrix rows: the ground truth `truth` (aligned
+    to `ids`), or the training set's labels and probabilities of the rows in train now (one moved to valid: not)."""
     if model.label_source == FastModel.LabelSource.GROUND_TRUTH:
         allowed = np.isin(splits, [SPLIT_CODES[s] for s in model.params["ground_truth_splits"]])
         return np.where(allowed, truth, 0).astype(np.int8), None
@@ -216,7 +216,7 @@ def _training_labels(model, label_class, ids, splits, truth):
     labels, probability = np.zeros(len(ids), dtype=np.int8), np.full(len(ids), np.nan, dtype=np.float32)
     if f"label_{label_class.id}" in arrays:
         where, hit = locate(arrays["ids"], ids)
-        rows = hit & (arrays["splits"][where] == SPLIT_CODES[Split.TRAIN])
+        rows = hit & (splits == SPLIT_CODES[Split.TRAIN])
         labels[rows] = arrays[f"label_{label_class.id}"][where[rows]]
         probability[rows] = arrays[f"probability_{label_class.id}"][where[rows]]
     return labels, probability

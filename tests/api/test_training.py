@@ -233,6 +233,22 @@ def test_a_model_lf_follows_its_samples_into_their_splits_now(api, world):
     assert row["coverage"]["successes"] == 11 and row["coverage"]["trials"] == 12
 
 
+def test_a_model_learns_the_set_s_labels_of_the_samples_in_train_now(api, world):
+    dataset = world
+    ts = build(api, dataset)
+    page = api.get(f"/api/datasets/{dataset.id}/training-sets/{ts['id']}/labels/?split=train&limit=100").json()
+    labels = {row["sample_id"]: row["classes"]["cat"]["label"] for row in page["results"]}
+    moved = next(i for i, label in labels.items() if label == "PRESENT")
+    assert api.patch(f"/api/datasets/{dataset.id}/samples/{moved}/", {"split": "valid"}, format="json").status_code == 200
+    job = api.get(api.post(f"/api/datasets/{dataset.id}/models/", {"classes": ["cat"], "training_set": ts["id"]},
+                           format="json")["Location"]).json()
+    metrics = api.get(f"/api/datasets/{dataset.id}/models/{job['result']['model']}/").json()["metrics"]["cat"]
+    # the moved sample is measured on valid, not learned
+    assert metrics["trained_on"] == {"positives": sum(label == "PRESENT" for i, label in labels.items() if i != moved),
+                                     "negatives": sum(label == "ABSENT" for label in labels.values())}
+    assert metrics["valid"]["labeled"] == SPLITS.count("valid") + 1
+
+
 def test_a_model_lf_withdraws_only_the_votes_of_rows_its_model_learned_that_moved(api, world):
     dataset = world
     job = api.get(api.post(f"/api/datasets/{dataset.id}/models/", {"classes": ["cat"], "label_source": "ground_truth",
