@@ -33,7 +33,7 @@ from api.validation import refuse_unknown_keys, validated
 from imagestudio.annotations.resamples import resample_clear, resample_create, resample_with_counts_now
 from imagestudio.annotations.selectors import ground_truth_prefetch
 from imagestudio.common.ids import parse_id
-from imagestudio.common.transactions import row_locked
+from imagestudio.common.transactions import retry_transient, row_locked
 from imagestudio.datasets import services
 from imagestudio.datasets.image_urls import EXPIRY_PARAM, REFUSALS, SIGNATURE_PARAM, ImageSize, signed_access
 from imagestudio.datasets.imaging import mime_for_format
@@ -223,9 +223,13 @@ class SampleViewSet(DatasetScopedMixin, viewsets.GenericViewSet):
         serializer = SampleUpdateSerializer(data=request.data, partial=True)
         refuse_unknown_keys(serializer, request.data)
         serializer.is_valid(raise_exception=True)
-        with row_locked(sample, SAMPLE_EDIT_FIELDS) as stored:  # checked and written with no write between
-            if_match_edit(request, stored, lambda: self._detail(request, sample_id)["ETag"])
-            services.sample_update(sample=sample, user=request.user, **serializer.validated_data)
+        @retry_transient  # a deadlock victim runs again: inside this transaction sample_update could not
+        def edit():
+            with row_locked(sample, SAMPLE_EDIT_FIELDS) as stored:  # checked and written with no write between
+                if_match_edit(request, stored, lambda: self._detail(request, sample_id)["ETag"])
+                services.sample_update(sample=sample, user=request.user, **serializer.validated_data)
+
+        edit()
         return self._detail(request, sample_id)
 
     def get_content_negotiator(self):

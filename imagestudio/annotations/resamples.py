@@ -47,6 +47,11 @@ def resample_create(*, dataset, user, split, sample_size, max_labeled=None, min_
     realized = realized_counts(chosen, labeled, present, absent, [c.name for c in classes])
     realized["available"] = int(len(ids))
     with transaction.atomic():
+        # The class names as they stand to the commit (a rename or delete waits; label writers do not), first, as
+        # datasets/locks.py orders: the counts were drawn under the names read above.
+        names = dict(LabelClass.objects.select_for_update(no_key=True).filter(dataset=dataset).order_by("id")
+                     .values_list("id", "name"))
+        realized["per_class"] = {names[c.id]: realized["per_class"][c.name] for c in classes if c.id in names}
         # One writer of a dataset's resamples at a time: two deleting and then inserting at once broke the one-per-
         # split constraint (a 500). NO KEY UPDATE leaves the foreign-key checks of rows naming the dataset alone.
         Dataset.objects.select_for_update(no_key=True).filter(pk=dataset.pk).exists()

@@ -78,9 +78,10 @@ def save_fields(instance, fields: list[str]) -> None:
 @contextlib.contextmanager
 def row_locked(instance, fields: Sequence[str]) -> Iterator[dict]:
     """Inside one transaction, the row of `instance` locked, and its `fields` as stored now (NotFound when it was
-    deleted): a check of what a write may change, then the write, with no other write in between."""
+    deleted): a check of what a write may change, then the write, with no other write in between. NO KEY UPDATE:
+    rows that name it (foreign keys) may still be written meanwhile."""
     with transaction.atomic():
-        stored = type(instance).objects.select_for_update().filter(pk=instance.pk).values(*fields).first()
+        stored = type(instance).objects.select_for_update(no_key=True).filter(pk=instance.pk).values(*fields).first()
         if stored is None:
             raise NotFound(f"This {instance._meta.verbose_name} was deleted while the request ran.", code="deleted")
         yield stored

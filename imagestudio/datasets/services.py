@@ -137,14 +137,21 @@ def label_class_delete(*, label_class: LabelClass) -> None:
     (datasets/locks.py)."""
     with transaction.atomic():
         classes_lock_exclusive(class_ids=[label_class.id])
-        _resample_class_renamed(dataset_id=label_class.dataset_id, old_name=label_class.name, new_name=None)
-        label_class.delete()
-        dataset_labels_changed(dataset_id=label_class.dataset_id)  # its labels went with it
+        # A copy is deleted: delete() clears the pk of its instance, which a retry (a deadlock victim) reads again.
+        current = LabelClass.objects.filter(pk=label_class.id).first()
+        if current is None:
+            return
+        # Its labels go with it. The dataset row before the rows of products naming it (resamples, training sets,
+        # models), as their writers take them (datasets/locks.py).
+        dataset_labels_changed(dataset_id=current.dataset_id)
+        _resample_class_renamed(dataset_id=current.dataset_id, old_name=current.name, new_name=None)
+        current.delete()
 
 
 def dataset_labels_changed(*, dataset_id: int) -> None:
-    """Bump `labels_version` in the writer's transaction; the dataset row is the last lock it takes
-    (datasets/locks.py), so versions follow commit order."""
+    """Bump `labels_version` in the writer's transaction, after its label rows (datasets/locks.py): the row lock
+    is held to the commit, so versions follow commit order. A rolled-back writer's number is taken again by the
+    next one: nothing may cache ground truth read inside a label-writing transaction."""
     Dataset.objects.filter(pk=dataset_id).update(labels_version=F("labels_version") + 1)
 
 
