@@ -14,20 +14,19 @@ from imagestudio.common.arrays import consecutive_runs, locate
 from imagestudio.common.artifacts import artifact_write
 from imagestudio.common.bulk import copy_id_rows
 from imagestudio.common.errors import Conflict, ValidationFailed
+from imagestudio.common.transactions import read_snapshot
 from imagestudio.datasets.models import SPLIT_CODES, Dataset, LabelClass, Sample, Split
 from imagestudio.embeddings.matrix import Matrix
 from imagestudio.embeddings.store import matrix_get, record_for
 from imagestudio.jobs.models import Job, JobStatus
 from imagestudio.jobs.services import job_enqueue, job_progress
-from imagestudio.labeling.label_choice import label_class_votes
-from imagestudio.labeling.models import LabelingFunction
-from imagestudio.labeling.selectors import vote_matrix
 
 from . import fitting
 from .class_names import by_current_name
 from .models import FastModel, Prediction, ScoredRange, TrainingSet
 from .preconditions import ground_truth_required, model_params_check, no_training_labels, train_split_required
-from .selectors import artifact_arrays, model_inputs, ready_training_set, split_samples, training_snapshot
+from .selectors import artifact_arrays, model_inputs, ready_training_set, training_snapshot
+from .set_build import training_set_build
 
 TRAINING_SET_TASK = "workers.tasks.training.build_training_set"
 MODEL_TASK = "workers.tasks.training.train_model"
@@ -79,60 +78,6 @@ def _training_set_get_or_create(dataset, content_hash, snapshot, user):
 def training_set_run(job: Job) -> dict:
     training_set = TrainingSet.objects.select_related("dataset").get(pk=job.params["training_set"])
     return training_set_build(training_set, _job_progress(job))
-
-
-def _label_class(votes, truth, dev, valid, lfs, seed):
-    """Labels and report of one class's label model over its LF votes; `dev` marks the rows whose ground truth
-    chooses and fits it, `valid` those it is evaluated on. The one place that calls the label model."""
-    if votes.shape[1] == 0:  # no evidence at all: abstain everywhere rather than label by the prior
-        labels = np.zeros(len(votes), dtype=np.int8)
-        return (np.full(len(votes), np.nan, dtype=np.float32), labels,
-                {"chosen": None, "reason": "no active LF for this class", **fitting.label_counts(labels)})
-    result = label_class_votes(votes, truth, dev, seed=seed)  # the seed deals the dev folds
-    report = fitting.label_model_report(result, votes, truth, valid, lfs)
-    return result.labels.probability, result.labels.label, {**report, **fitting.label_counts(result.labels.label)}
-
-
-def _class_lfs(training_set):
-    """The snapshot's LFs by class id, as stored rows (a Conflict when one was deleted since)."""
-    entries = training_set.snapshot["lfs"]
-    lfs = {lf.id: lf for lf in LabelingFunction.objects.filter(id__in=[e["id"] for e in entries])}
-    by_class = {}
-    for entry in entries:
-        if entry["id"] not in lfs:
-            raise Conflict(f"LF {entry['id']} was deleted while the training set was queued; build it again.")
-        by_class.setdefault(entry["class_id"], []).append(lfs[entry["id"]])
-    return by_class
-
-
-def training_set_build(training_set: TrainingSet, progress: Progress) -> dict:
-    """Run the label model of each class over the snapshot's LF votes and store the result."""
-    dataset = training_set.dataset
-    ids, codes = split_samples(dataset, training_set.snapshot["splits"])
-    by_class = _class_lfs(training_set)
-    arrays, report = {"ids": ids, "splits": codes}, {}
-    dev, valid = codes == SPLIT_CODES[Split.DEV], codes == SPLIT_CODES[Split.VALID]
-    classes = list(LabelClass.objects.filter(dataset=dataset).order_by("id"))
-    for index, label_class in enumerate(classes):
-        members = by_class.get(label_class.id, [])
-        votes = vote_matrix(members, ids)
-        truth = ground_truth_for(dataset=dataset, label_class=label_class, sample_ids=ids)
-        probability, label, class_report = _label_class(votes, truth, dev, valid,
-                                                        [(lf.id, lf.name) for lf in members],
-                                                        training_set.snapshot.get("seed", 0))
-        arrays.update({f"probability_{label_class.id}": probability, f"label_{label_class.id}": label,
-                       f"votes_{label_class.id}": votes,
-                       f"lfs_{label_class.id}": np.array([lf.id for lf in members], dtype=np.int64)})
-        report[label_class.id] = {"class_id": label_class.id, **class_report}
-        progress((index + 1) / max(len(classes), 1), f"label model for {label_class.name}")
-    key, digest = artifact_write(
-        f"datasets/{dataset.id}/training-sets/{training_set.id}-{training_set.content_hash[:12]}.npz", arrays)
-    with transaction.atomic():  # under the row lock a class rename takes: the names as they are now
-        TrainingSet.objects.select_for_update().filter(pk=training_set.pk).exists()
-        report = by_current_name(report)
-        TrainingSet.objects.filter(pk=training_set.pk).update(report=report, artifact=key, artifact_sha256=digest,
-                                                              samples=len(ids), ready=True)
-    return {"training_set": training_set.id, "samples": int(len(ids)), "classes": report}
 
 
 # ---------------------------------------------------------------- fast models
@@ -251,9 +196,9 @@ def _fit_class(model, matrix, rows, targets, truth):
     return fitting.fit_default(features, positive, seed)
 
 
-def _train_class(model: FastModel, matrix: Matrix, label_class: LabelClass, rng: np.random.Generator):
+def _train_class(model: FastModel, matrix: Matrix, label_class: LabelClass, truth: np.ndarray,
+                 rng: np.random.Generator):
     """One class's fit, its scores of every matrix row, its metrics on valid and which rows it scored in-sample."""
-    truth = ground_truth_for(dataset=model.dataset, label_class=label_class, sample_ids=matrix.sample_ids)
     labels, probability = _training_labels(model, label_class, matrix.sample_ids, matrix.splits, truth)
     positives, negatives = _training_rows(model, label_class, labels, rng)
     rows = np.sort(np.concatenate([positives, negatives]))
@@ -310,16 +255,17 @@ def model_train(model: FastModel, progress: Progress) -> dict:
         return _trained(model)
     dataset = model.dataset
     record = record_for(model.params["encoder"], model.params.get("space", "joint"))  # joint: before spaces existed
-    matrix = matrix_get(dataset=dataset, record=record)
-    # What the fit reads besides its parameters, read with the data (before fitting): staleness compares it.
-    inputs = model_inputs(model=model, vectors_identity=record.identity, vectors_version=matrix.version)
+    with read_snapshot():  # the data, and what staleness compares (`inputs`), as of one moment while writers go on
+        matrix = matrix_get(dataset=dataset, record=record)
+        inputs = model_inputs(model=model, vectors_identity=record.identity, vectors_version=matrix.version)
+        classes = list(LabelClass.objects.filter(id__in=model.params["classes"]).order_by("id"))
+        truths = [ground_truth_for(dataset=dataset, label_class=c, sample_ids=matrix.sample_ids) for c in classes]
     rng = np.random.default_rng(model.params["seed"])
     fits, class_metrics, predictions, in_sample = [], {}, {}, {}
-    classes = list(LabelClass.objects.filter(id__in=model.params["classes"]).order_by("id"))
     started = time.monotonic()
-    for index, label_class in enumerate(classes):
+    for index, (label_class, truth) in enumerate(zip(classes, truths, strict=True)):
         fit, predictions[label_class.id], class_metrics[label_class.id], in_sample[label_class.id] = _train_class(
-            model, matrix, label_class, rng)
+            model, matrix, label_class, truth, rng)
         fits.append(fit)
         progress((index + 1) / len(classes) * 0.8, f"trained {label_class.name} ({time.monotonic() - started:.1f} s)")
     key, digest = artifact_write(f"datasets/{dataset.id}/models/v{model.version}-{model.id}.npz", {

@@ -1,0 +1,94 @@
+"""A training set's build: the label model of each class over the votes of the set's snapshot. Its inputs are read
+in one snapshot of the database, which must be the state the set was asked for: labels, votes or splits that
+changed while it was queued fail the build (asked again, it is a new set), never a set whose contents differ from
+what its content hash says."""
+
+from collections.abc import Callable
+
+import numpy as np
+from django.db import transaction
+
+from imagestudio.annotations.selectors import ground_truth_for
+from imagestudio.common.artifacts import artifact_write
+from imagestudio.common.errors import Conflict
+from imagestudio.common.transactions import read_snapshot
+from imagestudio.datasets.models import SPLIT_CODES, LabelClass, Split
+from imagestudio.labeling.label_choice import label_class_votes
+from imagestudio.labeling.models import LabelingFunction
+from imagestudio.labeling.selectors import vote_matrix
+
+from . import fitting
+from .class_names import by_current_name
+from .models import TrainingSet
+from .selectors import split_samples, training_snapshot
+
+
+def _label_class(votes, truth, dev, valid, lfs, seed):
+    """Labels and report of one class's label model over its LF votes; `dev` marks the rows whose ground truth
+    chooses and fits it, `valid` those it is evaluated on. The one place that calls the label model."""
+    if votes.shape[1] == 0:  # no evidence at all: abstain everywhere rather than label by the prior
+        labels = np.zeros(len(votes), dtype=np.int8)
+        return (np.full(len(votes), np.nan, dtype=np.float32), labels,
+                {"chosen": None, "reason": "no active LF for this class", **fitting.label_counts(labels)})
+    result = label_class_votes(votes, truth, dev, seed=seed)  # the seed deals the dev folds
+    report = fitting.label_model_report(result, votes, truth, valid, lfs)
+    return result.labels.probability, result.labels.label, {**report, **fitting.label_counts(result.labels.label)}
+
+
+def _class_lfs(training_set):
+    """The snapshot's LFs by class id, as stored rows (a Conflict when one was deleted since)."""
+    entries = training_set.snapshot["lfs"]
+    lfs = {lf.id: lf for lf in LabelingFunction.objects.filter(id__in=[e["id"] for e in entries])}
+    by_class = {}
+    for entry in entries:
+        if entry["id"] not in lfs:
+            raise Conflict(f"LF {entry['id']} was deleted while the training set was queued; build it again.")
+        by_class.setdefault(entry["class_id"], []).append(lfs[entry["id"]])
+    return by_class
+
+
+def _inputs(training_set):
+    """(ids, split codes, [(class, its LFs, their votes, its ground truth)]) as the snapshot says, read in one
+    state of the database."""
+    dataset = training_set.dataset
+    with read_snapshot():
+        stored = TrainingSet.objects.filter(pk=training_set.pk).values_list("snapshot", "content_hash").get()
+        snapshot = stored[0]
+        _, content_hash = training_snapshot(dataset, snapshot["splits"], snapshot.get("seed", 0),
+                                            scoped="labels_classes" in snapshot)
+        if content_hash != stored[1]:
+            raise Conflict("Its inputs (LF votes, ground truth or splits) changed while it was queued; build it again.",
+                           code="inputs_changed")
+        ids, codes = split_samples(dataset, snapshot["splits"])
+        by_class = _class_lfs(training_set)
+        classes = []
+        for label_class in LabelClass.objects.filter(dataset=dataset).order_by("id"):
+            members = by_class.get(label_class.id, [])
+            classes.append((label_class, members, vote_matrix(members, ids),
+                            ground_truth_for(dataset=dataset, label_class=label_class, sample_ids=ids)))
+    return ids, codes, classes
+
+
+def training_set_build(training_set: TrainingSet, progress: Callable[[float, str], None]) -> dict:
+    """Run the label model of each class over the snapshot's LF votes and store the result."""
+    dataset = training_set.dataset
+    ids, codes, classes = _inputs(training_set)
+    arrays, report = {"ids": ids, "splits": codes}, {}
+    dev, valid = codes == SPLIT_CODES[Split.DEV], codes == SPLIT_CODES[Split.VALID]
+    for index, (label_class, members, votes, truth) in enumerate(classes):
+        probability, label, class_report = _label_class(votes, truth, dev, valid,
+                                                        [(lf.id, lf.name) for lf in members],
+                                                        training_set.snapshot.get("seed", 0))
+        arrays.update({f"probability_{label_class.id}": probability, f"label_{label_class.id}": label,
+                       f"votes_{label_class.id}": votes,
+                       f"lfs_{label_class.id}": np.array([lf.id for lf in members], dtype=np.int64)})
+        report[label_class.id] = {"class_id": label_class.id, **class_report}
+        progress((index + 1) / max(len(classes), 1), f"label model for {label_class.name}")
+    key, digest = artifact_write(
+        f"datasets/{dataset.id}/training-sets/{training_set.id}-{training_set.content_hash[:12]}.npz", arrays)
+    with transaction.atomic():  # under the row lock a class rename takes: the names as they are now
+        TrainingSet.objects.select_for_update().filter(pk=training_set.pk).exists()
+        report = by_current_name(report)
+        TrainingSet.objects.filter(pk=training_set.pk).update(report=report, artifact=key, artifact_sha256=digest,
+                                                              samples=len(ids), ready=True)
+    return {"training_set": training_set.id, "samples": int(len(ids)), "classes": report}
