@@ -365,11 +365,11 @@ def lfs_refresh_run(job: Job) -> dict[str, Any]:
     for index, lf_id in enumerate(lf_ids):
         try:
             result = _refresh_one(lf_id, sample_ids)
-        except (ValidationFailed, Conflict) as exc:  # e.g. its query sample was removed, a pattern timed out
-            failed[lf_id] = exc.message
-            _refresh_one(lf_id, sample_ids, failure=exc.message)
-        except Exception as exc:  # noqa: BLE001  a defect in one LF's scoring: the others are refreshed first
-            defect = defect or exc
+        except Exception as exc:  # e.g. its query sample was removed, a pattern timed out; or a defect in its scoring
+            expected = isinstance(exc, (ValidationFailed, Conflict))
+            failed[lf_id] = exc.message if expected else f"internal error ({type(exc).__name__}): report it"
+            _refresh_one(lf_id, sample_ids, failure=failed[lf_id])
+            defect = defect or (None if expected else exc)  # the others are refreshed first
         else:
             if result is not None:
                 refreshed[lf_id] = result

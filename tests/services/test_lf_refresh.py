@@ -102,4 +102,7 @@ def test_a_defect_in_one_lf_fails_the_refresh_after_the_others_are_refreshed(dat
     refresh = Job.objects.filter(dataset=dataset, kind="lf_votes").order_by("-id").first()
     assert refresh.status == "failed" and "a defect" in refresh.error
     sound.refresh_from_db()
+    broken.refresh_from_db()
     assert len(np.frombuffer(bytes(sound.votes_present), dtype=np.int64)) == 2
+    # its votes are withdrawn where it could not score, and it says why
+    assert broken.refresh_error.startswith("internal error (ValueError)") and len(bytes(broken.votes_present)) == 0
