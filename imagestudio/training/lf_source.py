@@ -6,7 +6,7 @@ from imagestudio.common.arrays import locate
 from imagestudio.common.errors import Conflict, ValidationFailed
 from imagestudio.datasets.models import SPLIT_CODES, Split
 from imagestudio.datasets.selectors import split_column
-from imagestudio.embeddings.models import EncoderRecord
+from imagestudio.embeddings.models import EmbeddingSet, EncoderRecord
 from imagestudio.embeddings.store import matrix_get
 from imagestudio.labeling.config_schemas import ConfigError, check
 from imagestudio.labeling.models import LFType
@@ -58,8 +58,10 @@ def _embedded_since(model, label_class, scored_ids):
     says of them, as it would of any new image (its own predictions stay those it stored)."""
     none = np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
     # The vectors of the exact weights it learned from (an encoder configured anew since has another identity)
-    record = EncoderRecord.objects.filter(identity=model.params.get("inputs", {}).get("vectors")).first()
-    if record is None:
+    inputs = model.params.get("inputs", {})
+    record = EncoderRecord.objects.filter(identity=inputs.get("vectors")).first()
+    version = EmbeddingSet.objects.filter(dataset=model.dataset, encoder=record).values_list("version", flat=True).first()
+    if record is None or version in (None, inputs.get("vectors_version")):  # none, or none added since
         return none
     try:
         matrix = matrix_get(dataset=model.dataset, record=record)
