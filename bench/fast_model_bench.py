@@ -20,7 +20,7 @@ Both run after one untimed warm-up job (a worker that has run a job before), the
 first so its ground truth is read cold. Baselines, in their own phases before and after the jobs (never
 interleaved with them), do the fitting work of the job on the same rows (train rows with ground truth) with bare
 scikit-learn, starting from the same cached scan matrix: inside the timer, the rows are widened to float32 as the
-job's `_features` does (`matrix.features(rows)`), then
+job does (`matrix.features(rows)`), then
   - for the job without dev labels: one `LogisticRegression(C=DEFAULT_C, max_iter=300, warm_start=True).fit(X, y)`,
     as `fitting.fit_default`;
   - for the job with dev labels: the dev rows are widened too, then one `LogisticRegression(max_iter=300,
@@ -232,17 +232,20 @@ def drop_models(models):
 
 class Breakdown:
     """Wraps helpers of imagestudio.training.services and .fitting (looked up as module globals, or as attributes
-    of the fitting module, at call time)."""
+    of the fitting module, at call time) and Matrix.features."""
 
-    SERVICES = ("matrix_get", "_training_labels", "ground_truth_for", "_features", "artifact_write",
-                "_scored_ranges", "_store_predictions")
+    SERVICES = ("matrix_get", "_training_labels", "ground_truth_for", "artifact_write", "_scored_ranges",
+                "_store_predictions")
     FITTING = ("fit_logistic", "decision_scores", "evaluate")
+    MATRIX = ("features",)  # the job's row widening (train, dev rows) to float32
 
     def __init__(self):
+        from imagestudio.embeddings.matrix import Matrix
         from imagestudio.training import fitting, services
 
         self.originals = {(module, name): getattr(module, name)
-                          for module, names in ((services, self.SERVICES), (fitting, self.FITTING)) for name in names}
+                          for module, names in ((services, self.SERVICES), (fitting, self.FITTING),
+                                                (Matrix, self.MATRIX)) for name in names}
         self.seconds, self.calls = {}, {}
 
     def __enter__(self):
@@ -278,7 +281,7 @@ def load_average():
 
 
 def float32_rows(matrix, rows):
-    """What the job's `_features` does: the chosen rows of the cached bfloat16 scan matrix, widened to float32."""
+    """What the job's `matrix.features(rows)` does: the chosen rows of the cached bfloat16 scan matrix, widened to float32."""
     return matrix.features(rows)
 
 
@@ -479,7 +482,7 @@ def main():
 
         print("\n== where the job's time goes (wrapped helpers of imagestudio.training.services and .fitting)")
         parts = [("matrix_get (cached)", "matrix_get"), ("training labels", "_training_labels"),
-                 ("ground_truth_for", "ground_truth_for"), ("float32 rows (train, dev)", "_features"),
+                 ("ground_truth_for", "ground_truth_for"), ("float32 rows (train, dev)", "features"),
                  ("LogisticRegression fits", "fit_logistic"), ("scores of all rows", "decision_scores"),
                  ("metrics on valid", "evaluate"), ("artifact write (npz)", "artifact_write"),
                  ("scored ranges", "_scored_ranges"), ("ranges + PRESENT rows COPY", "_store_predictions"),
@@ -496,7 +499,7 @@ def main():
                                                                                          lambda j: j["wall"])):
             print(f"{label:<36}" + "".join(f" {value(j):>10.2f} s{'':>12}" for j in jobs.values()))
         for name, job in jobs.items():
-            accounted = sum(job["seconds"].get(k, 0.0) for k in ("matrix_get", "ground_truth_for", "_features",
+            accounted = sum(job["seconds"].get(k, 0.0) for k in ("matrix_get", "ground_truth_for", "features",
                                                                  "fit_logistic", "decision_scores", "evaluate",
                                                                  "artifact_write", "_store_predictions", "commit"))
             metrics = job["job"].result["metrics"]

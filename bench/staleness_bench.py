@@ -69,7 +69,7 @@ def products(dataset, user, model_count):
     return training_set, label_class
 
 
-def clean_up(dataset, training_set, toggled):
+def clean_up(dataset, training_set, toggled, events_before):
     from imagestudio.annotations.models import AnnotationEvent
     from imagestudio.labeling.models import LabelingFunction
     from imagestudio.training.models import FastModel
@@ -77,7 +77,7 @@ def clean_up(dataset, training_set, toggled):
     FastModel.objects.filter(training_set=training_set).delete()
     training_set.delete()  # its one LF is the bench's own
     LabelingFunction.objects.filter(dataset=dataset, name=LF_NAME).delete()
-    events = AnnotationEvent.objects.filter(dataset=dataset, sample_id=toggled.id).delete()[0]
+    events = AnnotationEvent.objects.filter(dataset=dataset, sample_id=toggled.id, id__gt=events_before).delete()[0]
     print(f"clean-up: removed the bench's LF, training set and models, {events} label events")
 
 
@@ -111,10 +111,11 @@ def main():
     args = parser.parse_args()
     _common.configure_environment()
     _common.setup_django(reset_db=args.reset_db)
+    from django.db.models import Max
     from rest_framework.test import APIClient
 
     from imagestudio.annotations import selectors as annotation_selectors
-    from imagestudio.annotations.models import Annotation
+    from imagestudio.annotations.models import Annotation, AnnotationEvent
     from imagestudio.annotations.services import annotation_set
 
     _common.print_environment("staleness bench")
@@ -129,6 +130,7 @@ def main():
     client.credentials(HTTP_AUTHORIZATION=f"Token {_common.bench_token(user)}")
     toggled = Annotation.objects.filter(label_class=label_class, sample__split="dev").select_related("sample").first()
     seeded_value = toggled.value
+    events_before = AnnotationEvent.objects.aggregate(last=Max("id"))["last"] or 0  # the bench's own go at the end
     other_value = "ABSENT" if seeded_value == "PRESENT" else "PRESENT"
 
     def label(value):
@@ -164,7 +166,7 @@ def main():
 
         cases["bare digests of every split (psycopg)"] = (timed(bare, args.requests), "")
     finally:
-        clean_up(dataset, training_set, toggled.sample)
+        clean_up(dataset, training_set, toggled.sample, events_before)
     print(f"\n== staleness in list responses: {args.samples:,} samples, {args.requests} requests per case")
     header = f"{'case':<48} {'p50 ms':>9} {'p95 ms':>9}  note"
     print(header)

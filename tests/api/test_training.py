@@ -249,7 +249,7 @@ def test_a_model_learns_the_set_s_labels_of_the_samples_in_train_now(api, world)
     assert metrics["valid"]["labeled"] == SPLITS.count("valid") + 1
 
 
-def test_a_model_lf_withdraws_only_the_votes_of_rows_its_model_learned_that_moved(api, world):
+def test_a_model_lf_withdraws_only_the_votes_of_rows_its_model_learned_that_moved(api, world, monkeypatch):
     dataset = world
     job = api.get(api.post(f"/api/datasets/{dataset.id}/models/", {"classes": ["cat"], "label_source": "ground_truth",
                                                                     "ground_truth_splits": ["train"]},
@@ -271,6 +271,14 @@ def test_a_model_lf_withdraws_only_the_votes_of_rows_its_model_learned_that_move
     assert lf["id"] not in voters(learned) and lf["id"] in voters(unlabeled)
     valid = api.post(f"/api/datasets/{dataset.id}/lfs/preview/", {**rule, "split": "valid"}, format="json").json()
     assert (valid["population"], valid["unscored"]) == (12, 1)
+    # a model stored before it recorded its in-sample rows: every row of its label splits counts as learned
+    from imagestudio.training import lf_source
+
+    arrays = artifact_arrays(FastModel.objects.get(pk=model))
+    monkeypatch.setattr(lf_source, "artifact_arrays", lambda record: {key: value for key, value in arrays.items()
+                                                                      if not key.startswith("in_sample_")})
+    older = api.post(f"/api/datasets/{dataset.id}/lfs/preview/", {**rule, "split": "valid"}, format="json").json()
+    assert (older["population"], older["unscored"]) == (12, 2)
 
 
 def test_a_model_lf_scores_samples_embedded_after_its_model_by_its_coefficients(api, world):
@@ -615,6 +623,19 @@ def test_labels_of_a_class_a_product_does_not_read_leave_it_current(api, world):
     assert api.get(ts_url).json()["stale_reasons"] == ["dev ground truth changed"]
     assert api.get(model_url).json()["stale_reasons"] == []
     api.put(f"/api/datasets/{dataset.id}/annotations/", {"sample": dog.id, "label_class": "cat", "value": "ABSTAIN"},
+            format="json")
+    assert api.get(model_url).json()["stale_reasons"] == ["dev ground truth changed"]
+    # a model recorded before `labels_classes` digested every class's labels: it compares them so
+    from imagestudio.annotations.selectors import ground_truth_digest
+    from imagestudio.training.models import FastModel
+
+    model = FastModel.objects.get(pk=job["result"]["model"])
+    splits = list(model.params["inputs"]["labels_sha256"])
+    inputs = {key: value for key, value in model.params["inputs"].items() if key != "labels_classes"}
+    inputs["labels_sha256"] = {split: ground_truth_digest(dataset=dataset, split=split) for split in splits}
+    FastModel.objects.filter(pk=model.pk).update(params={**model.params, "inputs": inputs})
+    assert api.get(model_url).json()["stale_reasons"] == []
+    api.put(f"/api/datasets/{dataset.id}/annotations/", {"sample": dog.id, "label_class": "dog", "value": "PRESENT"},
             format="json")
     assert api.get(model_url).json()["stale_reasons"] == ["dev ground truth changed"]
 

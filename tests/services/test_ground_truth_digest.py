@@ -47,5 +47,8 @@ def test_the_cached_digest_follows_labels_moves_and_classes(owner, steps):
                 label_class_delete(label_class=classes[-1])  # its labels go with it
             else:
                 label_class_create(dataset=dataset, name=f"c{LabelClass.objects.count()}-{step[1]}")
+        scoped = [c.id for c in LabelClass.objects.filter(dataset=dataset).order_by("id")][:1]  # one class's
         for split in SPLITS:
             assert ground_truth_digest(dataset=dataset, split=split) == _digest_of(dataset, split), (step, split)
+            assert ground_truth_digest(dataset=dataset, split=split, class_ids=scoped) == _digest_of(
+                dataset, split, tuple(scoped)), (step, split, scoped)
