@@ -5,6 +5,7 @@ import numpy as np
 from django.db import transaction
 
 from imagestudio.common.errors import ValidationFailed
+from imagestudio.common.transactions import retry_transient
 from imagestudio.datasets.models import Dataset, LabelClass, Resample, ResampleMember, Sample
 from imagestudio.datasets.resampling import ResampleError, ResampleRequest, choose_sample, realized_counts
 
@@ -33,6 +34,7 @@ def _split_arrays(dataset, split, classes):
     return ids, labeled, present, absent
 
 
+@retry_transient
 def resample_create(*, dataset, user, split, sample_size, max_labeled=None, min_per_class=0, seed=0):
     """Choose and persist the active sample of a split (replacing the previous one)."""
     classes = list(LabelClass.objects.filter(dataset=dataset).order_by("id"))

@@ -218,7 +218,6 @@ def sample_update(*, sample: Sample, split: str | None = None, metadata: dict[st
         fields = []
         if split is not None and split != sample.split:
             sample_split_changed.send(sender=Sample, sample=sample, old_split=sample.split, new_split=split)
-            ResampleMember.objects.filter(sample=sample).delete()
             old_split, sample.split = sample.split, split
             fields.append("split")
         # As JSON, not as Python values: False == 0 in Python, yet false -> 0 is an edit.
@@ -230,6 +229,8 @@ def sample_update(*, sample: Sample, split: str | None = None, metadata: dict[st
             sample.save(update_fields=fields)
             counts = {old_split: -1, split: 1} if "split" in fields else {}
             dataset_add_counts(dataset_id=sample.dataset_id, counts=counts)
+        if "split" in fields:  # out of its old split's resample: after the dataset row, as datasets/locks.py orders
+            ResampleMember.objects.filter(sample=sample).delete()
         if fields:
             pipeline.after_samples_changed(dataset=sample.dataset, user=user, sample_ids=[sample.pk])
     return sample
