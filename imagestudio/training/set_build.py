@@ -1,12 +1,13 @@
 """A training set's build: the label model of each class over the votes of the set's snapshot. Its inputs are read
-in one snapshot of the database, which must be the state the set was asked for: labels, votes or splits that
-changed while it was queued fail the build (asked again, it is a new set), never a set whose contents differ from
-what its content hash says."""
+in one snapshot of the database. Where they changed while the set was queued (its LFs' votes refreshed after an
+edit, a label written), the set takes them and its snapshot and content hash follow, so that its contents are
+always what its hash says; where another set holds those inputs already, this one fails and names it.
+"""
 
 from collections.abc import Callable
 
 import numpy as np
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from imagestudio.annotations.selectors import ground_truth_for
 from imagestudio.common.artifacts import artifact_write
@@ -35,9 +36,9 @@ def _label_class(votes, truth, dev, valid, lfs, seed):
     return result.labels.probability, result.labels.label, {**report, **fitting.label_counts(result.labels.label)}
 
 
-def _class_lfs(training_set):
+def _class_lfs(snapshot):
     """The snapshot's LFs by class id, as stored rows (a Conflict when one was deleted since)."""
-    entries = training_set.snapshot["lfs"]
+    entries = snapshot["lfs"]
     lfs = {lf.id: lf for lf in LabelingFunction.objects.filter(id__in=[e["id"] for e in entries])}
     by_class = {}
     for entry in entries:
@@ -48,25 +49,35 @@ def _class_lfs(training_set):
 
 
 def _inputs(training_set):
-    """(ids, split codes, [(class, its LFs, their votes, its ground truth)]) as the snapshot says, read in one
-    state of the database."""
+    """(ids, split codes, [(class, its LFs, their votes, its ground truth)]) of the set's splits and seed as they
+    are now, read in one state of the database; the set's snapshot and hash follow them when they changed."""
     dataset = training_set.dataset
     with read_snapshot():
         stored = TrainingSet.objects.filter(pk=training_set.pk).values_list("snapshot", "content_hash").get()
-        snapshot = stored[0]
-        _, content_hash = training_snapshot(dataset, snapshot["splits"], snapshot.get("seed", 0),
-                                            scoped="labels_classes" in snapshot)
-        if content_hash != stored[1]:
-            raise Conflict("Its inputs (LF votes, ground truth or splits) changed while it was queued; build it again.",
-                           code="inputs_changed")
+        snapshot, content_hash = training_snapshot(dataset, stored[0]["splits"], stored[0].get("seed", 0),
+                                                   scoped="labels_classes" in stored[0])
         ids, codes = split_samples(dataset, snapshot["splits"])
-        by_class = _class_lfs(training_set)
+        by_class = _class_lfs(snapshot)
         classes = []
         for label_class in LabelClass.objects.filter(dataset=dataset).order_by("id"):
             members = by_class.get(label_class.id, [])
             classes.append((label_class, members, vote_matrix(members, ids),
                             ground_truth_for(dataset=dataset, label_class=label_class, sample_ids=ids)))
+    if content_hash != stored[1]:
+        _follow(training_set, snapshot, content_hash)
     return ids, codes, classes
+
+
+def _follow(training_set, snapshot, content_hash):
+    """The set's snapshot and hash become those of the inputs it reads (they changed while it was queued)."""
+    try:
+        with transaction.atomic():
+            TrainingSet.objects.filter(pk=training_set.pk).update(snapshot=snapshot, content_hash=content_hash)
+    except IntegrityError:  # a set of these very inputs exists: it is the answer
+        twin = TrainingSet.objects.filter(dataset=training_set.dataset_id, content_hash=content_hash).first()
+        raise Conflict(f"Its inputs changed while it was queued, to those of training set {getattr(twin, 'id', '?')}: "
+                       "use that one.", code="inputs_changed") from None
+    training_set.snapshot, training_set.content_hash = snapshot, content_hash
 
 
 def training_set_build(training_set: TrainingSet, progress: Callable[[float, str], None]) -> dict:

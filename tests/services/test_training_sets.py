@@ -40,22 +40,34 @@ def test_a_snapshot_committed_by_a_concurrent_request_is_answered_not_a_500(data
     assert list(TrainingSet.objects.filter(dataset=dataset).values_list("id", flat=True)) == [training_set.id]
 
 
-def test_a_set_whose_inputs_changed_while_it_was_queued_is_not_built_from_them(dataset, owner):
+def test_a_set_whose_inputs_changed_while_it_was_queued_follows_them_or_names_its_twin(dataset, owner):
     from imagestudio.annotations.services import annotation_set
     from imagestudio.common.errors import Conflict
     from imagestudio.training.selectors import training_snapshot
     from imagestudio.training.set_build import training_set_build
 
     samples = make_samples(dataset, [{"metadata": {"caption": c}, "split": "dev", "gt": {"cat": value}}
-                                     for c, value in (("cat", "PRESENT"), ("cat", "PRESENT"), ("dog", "ABSENT"))])
+                                     for c, value in (("cat", "PRESENT"), ("cat", "PRESENT"), ("dog", "ABSENT"),
+                                                      ("bird", "ABSENT"))])
     lf_create(dataset=dataset, user=owner, label_class=dataset.classes.get(name="cat"), name="kw", type="pattern",
               config={"field": "caption", "builder": "keyword", "words": ["cat"]}, low=0, high=1)
-    snapshot, content_hash = training_snapshot(dataset, ["train", "dev", "valid", "test"], 0)
-    queued = TrainingSet.objects.create(dataset=dataset, content_hash=content_hash, snapshot=snapshot, created_by=owner)
-    cat = dataset.classes.get(name="cat")
+    splits, cat = ["train", "dev", "valid", "test"], dataset.classes.get(name="cat")
+
+    def queued():
+        snapshot, content_hash = training_snapshot(dataset, splits, 0)
+        return TrainingSet.objects.create(dataset=dataset, content_hash=content_hash, snapshot=snapshot,
+                                          created_by=owner)
+
+    first = queued()
     annotation_set(dataset=dataset, user=owner, sample=samples[2], label_class=cat, value="PRESENT")
-    with pytest.raises(Conflict, match="changed while it was queued"):
-        training_set_build(queued, lambda fraction, message: None)
-    annotation_set(dataset=dataset, user=owner, sample=samples[2], label_class=cat, value="ABSENT")  # as asked
-    result = training_set_build(queued, lambda fraction, message: None)
-    assert result["classes"]["cat"]["candidates"]["majority_vote"]["dev"]["scored"] == 3
+    twin = queued()  # asked for after the label: the inputs the first set will read
+    with pytest.raises(Conflict, match=f"to those of training set {twin.id}"):
+        training_set_build(first, lambda fraction, message: None)
+    annotation_set(dataset=dataset, user=owner, sample=samples[2], label_class=cat, value="ABSENT")
+    twin.delete()
+    annotation_set(dataset=dataset, user=owner, sample=samples[2], label_class=cat, value="PRESENT")
+    result = training_set_build(first, lambda fraction, message: None)  # built from the inputs it read
+    first.refresh_from_db()
+    assert (first.snapshot, first.content_hash) == training_snapshot(dataset, splits, 0)
+    dev = result["classes"]["cat"]["candidates"]["majority_vote"]["dev"]
+    assert dev["scored"] == 4 and dev["tp"] + dev["fn"] == 3  # with the label written while it was queued
