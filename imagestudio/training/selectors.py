@@ -173,8 +173,8 @@ def artifact_arrays(record: TrainingSet | FastModel) -> dict[str, np.ndarray]:
     if not record.ready:
         status = product_status(record)
         if status == JobStatus.FAILED or status == JobStatus.CANCELLED:
-            error = f": {record.job.error}" if record.job and record.job.error else ""
-            raise Conflict(f"Its job {status}{error}. Start a new one.", code=f"job_{status}")
+            error = f": {record.job.error.rstrip('.')}" if record.job and record.job.error else ""
+            raise Conflict(f"Its job {status}{error}. It holds nothing; ask for it again.", code=f"job_{status}")
         raise Conflict(f"Not ready yet: its job is {status}.", code="not_ready")
     return _artifacts.get(record.artifact_sha256, 0, lambda: artifact_read(record.artifact, record.artifact_sha256))
 
