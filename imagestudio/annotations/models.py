@@ -38,6 +38,10 @@ class GroundTruthCount(models.Model):
     split = models.CharField(max_length=8)
     present = models.BigIntegerField(default=0)
     absent = models.BigIntegerField(default=0)
+    # Grows with every committed write of the row (each label change moves a count): the sum over a class's rows
+    # changes with every commit of a change of its labels, whatever order the writers commit in (unlike the ids of
+    # their events, taken at insert). Caches of ground truth are keyed by it (selectors.py).
+    version = models.PositiveBigIntegerField(default=0)
 
     class Meta:
         ordering = ["label_class", "split"]

@@ -6,13 +6,13 @@ import hashlib
 from typing import TYPE_CHECKING
 
 import numpy as np
-from django.db.models import Count, Prefetch, Q, QuerySet
+from django.db.models import Count, Prefetch, Q, QuerySet, Sum
 
 from imagestudio.common.arrays import aligned
 from imagestudio.common.cache import VersionedLRU
 from imagestudio.datasets.selectors import labels_version, samples_version
 
-from .models import LABEL_VALUES, Annotation, AnnotationEvent, GroundTruthValue
+from .models import LABEL_VALUES, Annotation, AnnotationEvent, GroundTruthCount, GroundTruthValue
 
 if TYPE_CHECKING:
     import uuid
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
     from imagestudio.datasets.models import Dataset, LabelClass
 
-# A class's labels as arrays, valid until the dataset's labels change (Dataset.labels_version).
+# A class's labels as arrays, valid until its labels change (_labels_state).
 _ground_truth = VersionedLRU("ground truth", max_entries=64)
 # A split's labels digest, valid until the dataset's labels or samples change.
 _digests = VersionedLRU("ground truth digests", max_entries=256)
@@ -59,9 +59,19 @@ def _labels_of(label_class):
     return labeled_ids, labels
 
 
+def _labels_state(dataset, class_id=None):
+    """A key that changes with every committed change of the labels (of one class): the sum of their counters'
+    versions, which every label write grows on commit, in whatever order writers commit; and the dataset's
+    `labels_version`, which a class delete or a counter rebuild grows."""
+    counters = GroundTruthCount.objects.filter(label_class__dataset=dataset)
+    if class_id is not None:
+        counters = counters.filter(label_class_id=class_id)
+    return labels_version(dataset=dataset), counters.aggregate(total=Sum("version"))["total"] or 0
+
+
 def ground_truth_for(*, dataset: Dataset, label_class: LabelClass, sample_ids: np.ndarray) -> np.ndarray:
     """Ground truth of a class aligned to `sample_ids` (ascending): int8, 1 PRESENT, -1 ABSENT, 0 unlabeled."""
-    labeled_ids, labels = _ground_truth.get(label_class.pk, labels_version(dataset=dataset),
+    labeled_ids, labels = _ground_truth.get(label_class.pk, _labels_state(dataset, class_id=label_class.pk),
                                             lambda: _labels_of(label_class))
     return aligned(sample_ids, labeled_ids, labels)
 
@@ -81,7 +91,7 @@ def ground_truth_digest(*, dataset: Dataset, split: str, class_ids: Sequence[int
     those labels are. Read once per state of its inputs (a staleness check of every training set and model reads it
     per request): the labels' version, and the samples' (a split move)."""
     classes = None if class_ids is None else tuple(sorted(set(class_ids)))
-    version = (labels_version(dataset=dataset), samples_version(dataset=dataset))
+    version = (_labels_state(dataset), samples_version(dataset=dataset))
     return _digests.get((dataset.pk, split, classes), version, lambda: _digest_of(dataset, split, classes))
 
 

@@ -77,7 +77,7 @@ def _apply_counts(deltas):
         absent = deltas.get((class_id, split, GroundTruthValue.ABSENT), 0)
         if present or absent:
             GroundTruthCount.objects.filter(label_class_id=class_id, split=split).update(
-                present=F("present") + present, absent=F("absent") + absent
+                present=F("present") + present, absent=F("absent") + absent, version=F("version") + 1
             )
 
 
@@ -97,9 +97,7 @@ def _record(dataset, user, source, changes, batch=None):
                              new_value=c.new, user=user, source=source, batch=batch) for c in changes),
             batch_size=_CHUNK,
         )
-    _apply_counts(_count_deltas(changes))
-    if changes:  # caches of ground truth follow this version
-        dataset_labels_changed(dataset_id=dataset.id)
+    _apply_counts(_count_deltas(changes))  # the counters' versions key the caches of ground truth
 
 
 def annotations_import(*, dataset: Dataset, user: User | None,
@@ -315,6 +313,7 @@ def counts_rebuild(*, dataset: Dataset) -> None:
             GroundTruthCount(label_class_id=class_id, split=split, present=present, absent=absent)
             for (class_id, split), (present, absent) in counts_recount(dataset=dataset).items()
         )
+        dataset_labels_changed(dataset_id=dataset.id)  # the counters' versions start again from 0
 
 
 def _on_split_changed(sender, *, sample, old_split, new_split, **kwargs):

@@ -7,7 +7,8 @@ only deadlock by taking the same rows in opposite orders, so each writer takes w
    a split move holds the same lock, so labels and their counters always move with the split they count in.
 3. Annotation rows, ascending (sample_id, label_class_id).
 4. GroundTruthCount rows, ascending (label_class_id, split).
-5. The Dataset row (split_counts, samples_version, labels_version), last of these.
+5. The Dataset row (split_counts, samples_version; labels_version, which a class delete or a counter rebuild
+   grows), last of these.
 6. Rows of the products that name the dataset's classes (Resample, TrainingSet, FastModel), after the Dataset row:
    a resample draw, a model start and a class delete take them in this order.
 

@@ -42,9 +42,9 @@ class Dataset(models.Model):
     split_counts = models.JSONField(default=empty_split_counts)
     # Grows whenever samples are added or their split / metadata change (key of per-process column caches).
     samples_version = models.PositiveIntegerField(default=0)
-    # Grows with every committed change of ground truth (a label written, a class and its labels deleted), under
-    # this row's lock: versions follow commit order, which the ids of label events do not (a sequence's numbers
-    # are taken at insert), so a cache keyed by it never keeps a value that misses a commit.
+    # Grows when ground truth changes other than by label writes (a class deleted with its labels, the counters
+    # rebuilt); label writes grow their counters' versions (annotations.GroundTruthCount.version). Caches of ground
+    # truth are keyed by both.
     labels_version = models.PositiveBigIntegerField(default=0)
     # Embed newly imported images automatically (a follow-up job after each import).
     auto_embed = models.BooleanField(default=False)

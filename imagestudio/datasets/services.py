@@ -149,9 +149,8 @@ def label_class_delete(*, label_class: LabelClass) -> None:
 
 
 def dataset_labels_changed(*, dataset_id: int) -> None:
-    """Bump `labels_version` in the writer's transaction, after its label rows (datasets/locks.py): the row lock
-    is held to the commit, so versions follow commit order. A rolled-back writer's number is taken again by the
-    next one: nothing may cache ground truth read inside a label-writing transaction."""
+    """Bump `labels_version` in the writer's transaction (a class delete, a counter rebuild), its dataset row the
+    last of its label locks (datasets/locks.py): held to the commit, so versions follow commit order."""
     Dataset.objects.filter(pk=dataset_id).update(labels_version=F("labels_version") + 1)
 
 
