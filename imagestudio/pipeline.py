@@ -8,7 +8,7 @@ from collections.abc import Iterable
 
 from django.conf import settings
 
-from imagestudio.jobs.models import Job, JobStatus
+from imagestudio.jobs.models import Job, JobKind, JobStatus
 from imagestudio.jobs.services import job_enqueue
 
 EMBED_TASK = "workers.tasks.embeddings.compute_embeddings"
@@ -40,7 +40,7 @@ def lf_refresh_enqueue(*, dataset, user=None, sample_ids: Iterable[int] | None =
         union = None if queued is None or wanted is None else sorted(set(queued) | set(wanted))
         return {"sample_ids": union if union is None or len(union) <= MAX_REFRESH_SAMPLES else None}
 
-    job, _ = job_enqueue(kind="lf_votes", task_name=LF_REFRESH_TASK, dataset=dataset, creator=user,
+    job, _ = job_enqueue(kind=JobKind.LF_VOTES, task_name=LF_REFRESH_TASK, dataset=dataset, creator=user,
                          params={"sample_ids": wanted}, dedupe_key="refresh", dedupe_statuses=(JobStatus.QUEUED,),
                          coalesce=coalesce)
     return job

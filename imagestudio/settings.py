@@ -339,6 +339,10 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 JOB_HEARTBEAT_SECONDS = env_int("JOB_HEARTBEAT_SECONDS", 10)
 JOB_ORPHAN_SECONDS = env_int("JOB_ORPHAN_SECONDS", 60)
 JOB_MAX_ATTEMPTS = env_int("JOB_MAX_ATTEMPTS", 3)
+# A job whose inputs another job is still writing (a training set asked for while the LF votes are refreshed after
+# an edit) goes back to the queue for JOB_DEFER_SECONDS at a time, for JOB_INPUT_WAIT_SECONDS at most.
+JOB_INPUT_WAIT_SECONDS = env_int("JOB_INPUT_WAIT_SECONDS", 600)
+JOB_DEFER_SECONDS = 3
 if JOB_ORPHAN_SECONDS < 2 * JOB_HEARTBEAT_SECONDS:
     raise ImproperlyConfigured("JOB_ORPHAN_SECONDS must be at least twice JOB_HEARTBEAT_SECONDS, or live jobs look orphaned")
 # `celery -A imagestudio beat`: staged uploads of requests killed before their job was recorded, once a day old.

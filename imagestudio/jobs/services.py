@@ -12,11 +12,12 @@ import logging
 import uuid
 from collections.abc import Callable, Iterable
 from contextvars import ContextVar
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Model, Q, Value
+from django.db.models import F, Model, Q, QuerySet, Value
 from django.db.models.functions import Greatest
 from django.utils import timezone
 from kombu.exceptions import OperationalError as KombuOperationalError
@@ -46,11 +47,20 @@ class JobCancelled(Exception):
     """Raised inside a task when its job was cancelled; the task stops cleanly."""
 
 
-def _send(task_name, job_id):
+class JobDeferred(Exception):
+    """Raised inside a task (by `job_wait_for`) whose inputs another job is still writing: the job goes back to
+    the queue and its task is delivered again `seconds` later."""
+
+    def __init__(self, message: str, seconds: float):
+        super().__init__(message)
+        self.seconds = seconds
+
+
+def _send(task_name, job_id, countdown=None):
     from imagestudio.celery import app
 
     try:
-        app.send_task(task_name, args=[str(job_id)])
+        app.send_task(task_name, args=[str(job_id)], countdown=countdown)
     except KombuOperationalError as exc:
         logger.error("could not enqueue %s for job %s: %s", task_name, job_id, exc)
         now = timezone.now()
@@ -166,6 +176,29 @@ def job_fail(*, job_id: uuid.UUID | str, error: str, result: dict[str, Any] | No
     Job.objects.filter(pk=job_id, status__in=ACTIVE_STATUSES, **_mine(job_id)).update(**updates)
 
 
+def job_wait_for(*, job: Job, writers: QuerySet[Job], what: str) -> None:
+    """Defer `job` (raise JobDeferred) while one of `writers`, jobs that write its inputs and were asked for
+    before it, is queued or running; for JOB_INPUT_WAIT_SECONDS after the job was asked for at most, then it runs
+    on what it finds. Where tasks run in-process there is nothing to wait for: each ran to its end when asked."""
+    from imagestudio.celery import app
+
+    if app.conf.task_always_eager or timezone.now() - job.created_at > timedelta(
+            seconds=settings.JOB_INPUT_WAIT_SECONDS):
+        return
+    writer = writers.filter(status__in=ACTIVE_STATUSES, created_at__lt=job.created_at).order_by("created_at").first()
+    if writer is not None:
+        raise JobDeferred(f"waiting for {what} (job {writer.id}) to finish", seconds=settings.JOB_DEFER_SECONDS)
+
+
+def _job_defer(job_id, deferral: JobDeferred) -> None:
+    """Back to the queue: the delivery is not counted (it did no work), and the task is sent again later."""
+    now = timezone.now()
+    if Job.objects.filter(pk=job_id, status=JobStatus.RUNNING, **_mine(job_id)).update(
+            status=JobStatus.QUEUED, attempts=F("attempts") - 1, heartbeat_at=None, message=str(deferral)[:500],
+            updated_at=now):
+        _send(Job.objects.values_list("task_name", flat=True).get(pk=job_id), job_id, countdown=deferral.seconds)
+
+
 def job_cancel(*, job: Job) -> Job:
     """Cancel a queued or running job; a finished one cannot be cancelled."""
     now = timezone.now()
@@ -194,7 +227,8 @@ def run_job(job_id: uuid.UUID | str, work: Callable[[Job], dict[str, Any]],
     the broker does not redeliver a job that failed for a reason a retry would not fix. `finished(job)` runs once
     the outcome is recorded, never before: a worker killed earlier leaves the job's inputs to its next delivery.
     Every write of the job's state is this delivery's only (`_delivery`): a runner that lost its job to another
-    delivery stops at its next progress report and records nothing.
+    delivery stops at its next progress report and records nothing. A deferred job (`job_wait_for`) goes back to
+    the queue, uncounted, and `finished` waits for the delivery that runs it.
     """
     job = job_claim(job_id=job_id)
     if job is None:
@@ -206,6 +240,10 @@ def run_job(job_id: uuid.UUID | str, work: Callable[[Job], dict[str, Any]],
             result = work(job)
     except JobCancelled:
         logger.info("job %s cancelled", job_id)
+    except JobDeferred as deferral:
+        logger.info("job %s deferred: %s", job_id, deferral)
+        _job_defer(job_id, deferral)
+        return
     except Exception as exc:
         if isinstance(exc, DomainError) and not isinstance(exc, ServiceUnavailable):
             logger.info("job %s refused its input: %s", job_id, exc)  # a bad archive, no negatives: no traceback

@@ -18,8 +18,8 @@ from imagestudio.common.transactions import read_snapshot
 from imagestudio.datasets.models import SPLIT_CODES, Dataset, LabelClass, Sample, Split
 from imagestudio.embeddings.matrix import Matrix
 from imagestudio.embeddings.store import matrix_get, record_for
-from imagestudio.jobs.models import Job, JobStatus
-from imagestudio.jobs.services import job_enqueue, job_progress
+from imagestudio.jobs.models import Job, JobKind, JobStatus
+from imagestudio.jobs.services import job_enqueue, job_progress, job_wait_for
 
 from . import fitting
 from .class_names import by_current_name
@@ -36,6 +36,13 @@ Progress = Callable[[float, str], None]  # (fraction done 0..1, message)
 
 def _job_progress(job: Job) -> Progress:
     return lambda fraction, message: job_progress(job_id=job.id, progress=fraction, message=message)
+
+
+def _votes_settled(job: Job) -> None:
+    """A job reading LF votes waits for the vote refresh asked for before it (an edit's, an import's): built
+    earlier, its labels would be stale when it finished."""
+    job_wait_for(job=job, writers=Job.objects.filter(dataset=job.dataset_id, kind=JobKind.LF_VOTES),
+                 what="the refresh of the LF votes")
 
 
 # ---------------------------------------------------------------- training sets
@@ -76,6 +83,7 @@ def _training_set_get_or_create(dataset, content_hash, snapshot, user):
 
 
 def training_set_run(job: Job) -> dict:
+    _votes_settled(job)
     training_set = TrainingSet.objects.select_related("dataset").get(pk=job.params["training_set"])
     return training_set_build(training_set, _job_progress(job))
 
@@ -324,6 +332,7 @@ def _auto_model(job, dataset, label_class, training_set):
 
 def auto_train_run(job: Job) -> dict:
     """A training set of the current active LFs (reused when it exists) and a model of the job's class on it."""
+    _votes_settled(job)
     dataset = Dataset.objects.get(pk=job.dataset_id)
     label_class = LabelClass.objects.get(pk=job.params["label_class"])
 

@@ -1,0 +1,54 @@
+"""A training set asked for right after a metadata edit waits for the vote refresh that edit queued, on real
+workers: the training queue's worker defers the set (back to the queue, saying what it waits for) while no worker
+takes the refresh, and builds it once the refresh is done, so its labels follow the edit and it is not stale."""
+
+import time
+
+import pytest
+
+from imagestudio.datasets.models import Sample
+from imagestudio.datasets.services import sample_update
+from imagestudio.jobs.models import Job
+from imagestudio.labeling import services as labeling
+from imagestudio.training.selectors import training_labels_page, training_set_staleness
+from imagestudio.training.services import training_set_start
+from tests.factories import make_samples
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+
+def wait_until(condition, timeout=60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if value := condition():
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"not reached in {timeout}s")
+
+
+def test_a_training_set_asked_for_after_an_edit_waits_for_its_vote_refresh(dataset, owner, start_worker):
+    samples = make_samples(dataset, [{"metadata": {"caption": caption}, "split": "train"}
+                                     for caption in ("a cat", "a dog", "a bird")])
+    lf = labeling.lf_create(dataset=dataset, user=owner, label_class=dataset.classes.get(name="cat"), name="cat word",
+                       type="pattern", config={"field": "caption", "builder": "keyword", "words": ["cat"]},
+                       low=0, high=1)
+    trainer = start_worker(queues="training")  # nobody takes the default queue's vote refresh yet
+    sample_update(sample=Sample.objects.get(pk=samples[1].pk), metadata={"caption": "a cat too"}, user=owner)
+    refresh = Job.objects.get(dataset=dataset, kind="lf_votes", status="queued")
+
+    training_set, created = training_set_start(dataset=dataset, user=owner, splits=["train"])
+    assert created
+    waiting = wait_until(lambda: Job.objects.filter(
+        pk=training_set.job_id, status="queued", message__contains=str(refresh.id)).first())
+    assert "waiting for the refresh of the LF votes" in waiting.message
+    assert waiting.attempts == 0  # a deferral is no delivery: JOB_MAX_ATTEMPTS counts the runs that did work
+
+    start_worker(queues="default")
+    job = wait_until(lambda: Job.objects.filter(pk=training_set.job_id, status__in=("succeeded", "failed")).first())
+    assert job.status == "succeeded", (job.error, trainer.output())
+    assert Job.objects.get(pk=refresh.pk).status == "succeeded"
+    training_set.refresh_from_db()
+    assert training_set_staleness(training_set) == []
+    _, rows = training_labels_page(training_set=training_set)
+    provenance = {row["sample_id"]: row["classes"]["cat"]["provenance"] for row in rows}
+    assert provenance[samples[1].pk] == {str(lf.id): "PRESENT"}  # the edited caption's vote, not the old one
