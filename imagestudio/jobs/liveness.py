@@ -6,6 +6,8 @@ the visibility timeout (an hour by default). The periodic `jobs_requeue_orphaned
 its heartbeat is JOB_ORPHAN_SECONDS old. A claim takes a running job only when it is orphaned, so the late
 redelivery of the first message never runs a job twice at once. Where tasks run in-process (the embedded default)
 no other process watches: no heartbeat is written, and `quickstart` delivers again what a stopped server left.
+Heartbeats are written and judged on the database's clock (`database_now`), so the clocks of the worker and beat
+hosts may differ.
 """
 
 from __future__ import annotations
@@ -33,6 +35,15 @@ def heartbeats_enabled() -> bool:
     return not app.conf.task_always_eager
 
 
+def database_now() -> datetime:
+    """Postgres's clock, the one every host shares; the embedded SQLite file lives on this host, whose clock it is."""
+    if connection.vendor != "postgresql":
+        return timezone.now()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT clock_timestamp()")
+        return cursor.fetchone()[0]
+
+
 def claimable(now: datetime) -> Q:
     """Jobs a delivery may run: queued, or running without a live runner."""
     cutoff = now - timedelta(seconds=settings.JOB_ORPHAN_SECONDS)
@@ -53,7 +64,7 @@ def _beat(job_id: uuid.UUID | str, attempts: int | None, stop: threading.Event) 
     try:
         while not stop.wait(settings.JOB_HEARTBEAT_SECONDS):
             try:
-                Job.objects.filter(pk=job_id, status=JobStatus.RUNNING, **mine).update(heartbeat_at=timezone.now())
+                Job.objects.filter(pk=job_id, status=JobStatus.RUNNING, **mine).update(heartbeat_at=database_now())
             except DatabaseError as exc:  # the next beat retries; a long outage makes the job look orphaned
                 logger.warning("job %s: heartbeat not written: %s", job_id, exc)
                 connection.close()  # a dropped connection: the next beat opens a new one

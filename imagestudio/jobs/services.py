@@ -24,7 +24,7 @@ from kombu.exceptions import OperationalError as KombuOperationalError
 
 from imagestudio.common.errors import Conflict, DomainError, ServiceUnavailable
 
-from .liveness import claimable, heartbeats_enabled, job_heartbeat, orphaned
+from .liveness import claimable, database_now, heartbeats_enabled, job_heartbeat, orphaned
 from .models import ACTIVE_STATUSES, Job, JobStatus
 
 if TYPE_CHECKING:
@@ -130,7 +130,7 @@ def queue_check() -> None:
 def job_claim(*, job_id: uuid.UUID | str) -> Job | None:
     """Mark the job running for this delivery. Returns the job, or None when it must not run (finished,
     cancelled, or running in a process that is alive)."""
-    now = timezone.now()
+    now = database_now()
     claimed = Job.objects.filter(claimable(now), pk=job_id).update(
         status=JobStatus.RUNNING, attempts=F("attempts") + 1, updated_at=now,
         heartbeat_at=now if heartbeats_enabled() else None,
@@ -267,7 +267,7 @@ def jobs_requeue_orphaned(*, stale_after_seconds: float | None = None, include_q
     The job stays running with no heartbeat, which its new delivery may claim (as may the broker's late
     redelivery of the first message: one claim wins). A reaper that dies before sending leaves it to look orphaned
     again JOB_ORPHAN_SECONDS later, never queued without a message."""
-    now = timezone.now()
+    now = database_now()
     stale = orphaned(now, settings.JOB_ORPHAN_SECONDS if stale_after_seconds is None else stale_after_seconds)
     if include_queued:
         stale |= Q(status=JobStatus.QUEUED)

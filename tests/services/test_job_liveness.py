@@ -211,3 +211,25 @@ def test_the_heartbeat_outlives_a_dropped_database_connection(dataset, beating):
 
     run_job(job.pk, work)
     assert after_drop == [True]
+
+
+@pytest.mark.parametrize("worker_skew, beat_skew", [(-300, 0), (0, 300)])
+def test_heartbeats_are_judged_on_the_database_clock_not_the_hosts(dataset, dispatched, monkeypatch, worker_skew,
+                                                                   beat_skew):
+    """A worker host 5 minutes behind, or a beat host 5 minutes ahead, does not make a live job look orphaned."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the embedded SQLite file has one host, whose clock it is")
+    real_now = timezone.now
+    monkeypatch.setattr("imagestudio.jobs.services.heartbeats_enabled", lambda: True)
+
+    def host_clock(skew):
+        monkeypatch.setattr("django.utils.timezone.now", lambda: real_now() + timedelta(seconds=skew))
+
+    job = job_left(dataset, status=JobStatus.QUEUED)
+    host_clock(worker_skew)
+    assert job_claim(job_id=job.pk) is not None  # its heartbeat is written now
+    host_clock(beat_skew)
+    assert jobs_requeue_orphaned() == {"requeued": 0, "failed": 0} and dispatched == []
+    assert job_claim(job_id=job.pk) is None
