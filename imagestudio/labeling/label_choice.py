@@ -38,7 +38,12 @@ semi-supervised EM, the regression) are scored out-of-fold: stratified k-fold ov
 on the other folds' labels, predict the held-out fold. A candidate less accurate on dev than prior_only (its
 majority class everywhere) is no labeler and is not eligible, unless that leaves none with majority vote's dev F1:
 F1 alone can prefer labelling every sample PRESENT (F1 2p / (1 + p) at a PRESENT share p) to LFs that find
-few positives precisely. The choice is by dev F1 (PRESENT positive), with the
+few positives precisely. With fewer than MIN_LEARNING_LABELS dev labels of either class, the candidates fitted on
+the dev labels alone (prior_only, the regression) are scored and reported but not eligible: fitted on a handful of
+labels they can score well out-of-fold and still label far worse than majority vote (with 12 dev positives a
+regression labelled 10% of the rows PRESENT where 30% were; with one, prior_only labelled the whole class ABSENT).
+The semi-supervised EM stays eligible: it fits the unlabeled rows too, and a few labels are what orient LFs
+written the wrong way round (bench/label_small_dev.py measured both). The choice is by dev F1 (PRESENT positive), with the
 noise of a few hundred labels taken into account: the eligible candidates are those whose dev F1 is within one
 paired standard error of the best (a bootstrap over the same dev rows, BOOTSTRAP_RESAMPLES resamples) and not
 below majority vote's; among them the lowest dev Brier score wins (a proper score: it reads every probability,
@@ -275,12 +280,12 @@ def f1_standard_errors(predicted, positive, best, seed):
     return {name: float(np.std(f1[best] - f1[name])) for name in predicted}
 
 
-def _choose(scores, out_of_fold, fallback, truth, seed):
+def _choose(scores, out_of_fold, fallback, truth, seed, choosable=CANDIDATES):
     """(chosen candidate, reason): no less accurate than prior_only, dev F1 within noise of the best and not below
     majority vote, then the lowest dev Brier score, then the simpler candidate (module docstring)."""
     floor = scores["majority_vote"]["f1"]
-    accurate = [name for name in CANDIDATES if scores[name]["accuracy"] >= scores["prior_only"]["accuracy"]]
-    pool = accurate if any(scores[name]["f1"] >= floor for name in accurate) else list(CANDIDATES)
+    accurate = [name for name in choosable if scores[name]["accuracy"] >= scores["prior_only"]["accuracy"]]
+    pool = accurate if any(scores[name]["f1"] >= floor for name in accurate) else list(choosable)
     best = max(pool, key=lambda name: (scores[name]["f1"], -CANDIDATES.index(name)))
     predicted = {name: predicted_present(out_of_fold[name], fallback[name]) for name in pool}
     errors = f1_standard_errors(predicted, truth == PRESENT, best, seed)
@@ -297,6 +302,9 @@ def _choose(scores, out_of_fold, fallback, truth, seed):
 
 
 MIN_UNSUPERVISED_SOURCES = 3
+# Dev labels of each class below which a candidate fitted on them alone is not chosen (module docstring).
+MIN_LEARNING_LABELS = 20
+FITTED_ON_DEV = ("prior_only", "logistic_regression")
 
 
 def _unscorable(dev_truth):
@@ -307,6 +315,14 @@ def _unscorable(dev_truth):
     if (dev_truth == dev_truth[0]).all():
         return f"dev labels of one class only ({len(dev_truth)} {'PRESENT' if dev_truth[0] == PRESENT else 'ABSENT'})"
     return None
+
+
+def _few_to_learn_from(dev_truth):
+    """Why the candidates that learn from the dev labels may not be chosen, or None (module docstring)."""
+    present, absent = int((dev_truth == PRESENT).sum()), int((dev_truth == ABSENT).sum())
+    if min(present, absent) >= MIN_LEARNING_LABELS:
+        return None
+    return f"dev labels {present} PRESENT / {absent} ABSENT, under {MIN_LEARNING_LABELS} of a class to learn from"
 
 
 def _choice_without_labels(design, groups, why):
@@ -342,7 +358,10 @@ def label_class_votes(votes, truth, dev_mask, seed=0, folds=DEFAULT_FOLDS, model
         candidate_probability["prior_only"] = np.full(design.n, prior, dtype=np.float32)
     else:
         scores, fallback, out_of_fold, fold_count = _out_of_fold(candidates, dev_rows, folds, seed)
-        chosen, reason = _choose(scores, out_of_fold, fallback, truth[dev_rows], seed)
+        few = _few_to_learn_from(truth[dev_rows])
+        choosable = [name for name in CANDIDATES if not (few and name in FITTED_ON_DEV)]
+        chosen, reason = _choose(scores, out_of_fold, fallback, truth[dev_rows], seed, choosable)
+        reason = f"{few}: {', '.join(FITTED_ON_DEV)} not eligible; {reason}" if few else reason
         reason += f" ({len(dev_rows)} dev samples, out-of-fold over {fold_count} folds)"
         dev_probability[dev_rows] = out_of_fold[chosen]
         model, prior = candidates.semi_supervised(dev_rows), float((truth[dev_rows] == PRESENT).mean())

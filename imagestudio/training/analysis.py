@@ -25,8 +25,8 @@ MIN_VALID_LABELS = 50
 HIGH_CONFLICT = 0.1
 WEAK_RATE = 0.8
 NEXT_SAMPLES = 20
-GUIDANCE_KINDS = ("no_lfs", "low_coverage", "imprecise_lf", "conflicts", "little_ground_truth", "false_negatives",
-                  "false_positives")
+GUIDANCE_KINDS = ("no_lfs", "low_coverage", "imprecise_lf", "conflicts", "one_sided_labels", "little_ground_truth",
+                  "false_negatives", "false_positives")
 
 
 def _imprecise_lf_tips(name, split, rows, votes, truth):
@@ -76,8 +76,20 @@ def _precision_evidence(dataset, label_class, lfs, split, rows, votes, truth):
     return Split.DEV, lf_rows(lfs, label_class, dev_votes, dev_truth), dev_votes, dev_truth
 
 
+def _one_sided_labels_tip(name, label_report):
+    """The training set labels the class on one side only: no model can learn it from that set."""
+    if not label_report or not label_report.get("covered") or (label_report["present"] and label_report["absent"]):
+        return None
+    side, missing = ("ABSENT", "PRESENT") if not label_report["present"] else ("PRESENT", "ABSENT")
+    return {"kind": "one_sided_labels", "message": (
+        f"The training set labels every sample it labels for {name!r} {side} ({label_report['covered']}; label model "
+        f"{label_report['chosen']}): a model cannot learn {name!r} from it. Write LFs that vote {missing} where it "
+        f"is, and annotate dev samples of both sides so the label model can be scored and learn."),
+        "samples": {"split": Split.DEV, "gt": f"{name}:ABSTAIN"}}
+
+
 def _guidance(label_class, split, lfs, rows, votes, truth, coverage, conflicts, model, model_metrics,
-              valid_labels, valid_samples, evidence):
+              valid_labels, valid_samples, evidence, label_report=None):
     name, tips = label_class.name, []
 
     def tip(kind, text, **samples_filter):
@@ -94,6 +106,8 @@ def _guidance(label_class, split, lfs, rows, votes, truth, coverage, conflicts, 
     if conflicts > HIGH_CONFLICT:
         tip("conflicts", f"The LFs of {name!r} disagree on {conflicts:.0%} of {split}: review those samples.",
             split=split, lf_conflict=name)
+    if one_sided := _one_sided_labels_tip(name, label_report):
+        tips.append(one_sided)
     if valid_labels < MIN_VALID_LABELS:
         tips.append(_little_ground_truth_tip(name, valid_labels, valid_samples))
     if model is not None and model_metrics and model_metrics.get("labeled"):
@@ -169,15 +183,16 @@ def dataset_analysis(*, dataset: Dataset, label_class: LabelClass | None = None,
         model = latest.get(cls.id)  # the latest (or named) model of this class: another class's leaves it be
         model_metrics = model_metrics_now(model=model, label_class=cls, split=Split.VALID) if model else None
         rows = with_learned(lf_rows(lfs, cls, votes, truth), training_set)
+        label_report = _label_model_report(training_set, cls)
         result.append({
             "label_class": cls.name,
             "lfs": {"active": len(lfs), "coverage": coverage, "conflicts": conflicts, "per_lf": rows},
-            "label_model": _label_model_report(training_set, cls),
+            "label_model": label_report,
             "model": {"id": model.id, "version": model.version, "valid": model_metrics} if model else None,
             "valid_labels": valid_labels,
             "guidance": _guidance(cls, split, lfs, rows, votes, truth, coverage, conflicts, model, model_metrics,
                                   valid_labels, dataset.split_counts.get(Split.VALID, 0),
-                                  _precision_evidence(dataset, cls, lfs, split, rows, votes, truth)),
+                                  _precision_evidence(dataset, cls, lfs, split, rows, votes, truth), label_report),
             "next_to_annotate": _next_to_annotate(cls, ids, votes, truth, model),
         })
     # The label-model reports are the set's, of its build; say where its inputs moved on since (the model figures

@@ -452,6 +452,30 @@ def test_analysis_says_nothing_is_missed_where_valid_has_no_positive(api, world)
         assert api.get(tip["samples"]).json()["count"] > 0, tip
 
 
+def test_analysis_says_when_the_training_labels_of_a_class_are_all_on_one_side(api, world):
+    """Every sample the set labels for the class is on one side (its only active LF votes ABSENT everywhere, so
+    every candidate says the same of every sample): no model can learn the class from it, and the analysis says
+    so."""
+    dataset = world
+    for lf in LabelingFunction.objects.all():
+        api.patch(f"/api/datasets/{dataset.id}/lfs/{lf.id}/", {"active": False}, format="json")
+    assert api.post(f"/api/datasets/{dataset.id}/lfs/", {
+        "name": "never", "label_class": "cat", "type": "pattern", "low": 0.5,
+        "config": {"field": "colour", "builder": "keyword", "words": ["green"]}}, format="json").status_code == 201
+    report = build(api, dataset)["report"]["cat"]
+    side = "ABSENT" if report["present"] == 0 else "PRESENT"  # votes alike on every sample: one label for all
+    assert min(report["present"], report["absent"]) == 0 and report["covered"] == 50
+    cat = api.get(f"/api/datasets/{dataset.id}/analysis/?label_class=cat").json()["classes"][0]
+    tips = [tip for tip in cat["guidance"] if tip["kind"] == "one_sided_labels"]
+    assert len(tips) == 1 and f"every sample it labels for 'cat' {side} (50" in tips[0]["message"]
+    assert api.get(tips[0]["samples"]).status_code == 200
+    for lf in LabelingFunction.objects.exclude(name="never"):
+        api.patch(f"/api/datasets/{dataset.id}/lfs/{lf.id}/", {"active": True}, format="json")
+    build(api, dataset)
+    cat = api.get(f"/api/datasets/{dataset.id}/analysis/?label_class=cat").json()["classes"][0]
+    assert "one_sided_labels" not in {tip["kind"] for tip in cat["guidance"]}
+
+
 def test_auto_train_on_lf_change(api, world):
     from imagestudio.jobs.models import Job
     from imagestudio.training.models import FastModel

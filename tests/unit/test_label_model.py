@@ -244,7 +244,12 @@ def test_candidates_on_equal_terms_and_never_below_majority_vote(seed, m, balanc
     for scores in result.candidates.values():
         assert scores["scored"] == labeled == scores["tp"] + scores["fp"] + scores["fn"] + scores["tn"]
     chosen, scores = result.candidates[result.chosen], result.candidates
-    accurate = [s for s in scores.values() if s["accuracy"] >= scores["prior_only"]["accuracy"]]
+    dev_truth = truth[dev & (truth != 0)]
+    if min((dev_truth == 1).sum(), (dev_truth == -1).sum()) < label_choice.MIN_LEARNING_LABELS:
+        assert result.chosen not in label_choice.FITTED_ON_DEV and "to learn from" in result.reason
+        scores = {name: scores[name] for name in CANDIDATES if name not in label_choice.FITTED_ON_DEV}
+    prior_accuracy = result.candidates["prior_only"]["accuracy"]
+    accurate = [s for s in scores.values() if s["accuracy"] >= prior_accuracy]
     pool = accurate if any(s["f1"] >= scores["majority_vote"]["f1"] for s in accurate) else list(scores.values())
     best = max(pool, key=lambda s: s["f1"])
     assert chosen["f1"] >= scores["majority_vote"]["f1"]
@@ -309,6 +314,30 @@ def test_a_dev_f1_lead_within_noise_goes_to_the_better_brier_score():
     assert set(eligible) <= set(CANDIDATES)
     assert result.chosen in eligible
     assert result.candidates[result.chosen]["brier"] == min(result.candidates[name]["brier"] for name in eligible)
+
+
+@pytest.mark.parametrize(("thetas", "balance", "dev_size", "seed"), [
+    # 3 PRESENT-only and 3 ABSENT-only LFs, 2 PRESENT among 20 dev labels: prior_only was chosen and labelled
+    # the whole class ABSENT (F1 0 against majority vote's 0.81; every candidate scored dev F1 0, prior_only the
+    # best Brier)
+    ([[[0, .05, .95], [0, .5, .5]]] * 3 + [[[.4, 0, .6], [.1, 0, .9]]] * 3, 0.2, 20, 30),
+    # 10 two-sided LFs, 13 PRESENT among 50 dev labels: a regression refit on them was chosen (F1 0.57 against
+    # majority vote's 0.79)
+    ([symmetric(a, 0.4) for a in np.random.default_rng(1000).uniform(0.65, 0.85, 10)], 0.3, 50, 13),
+])
+def test_a_handful_of_dev_labels_chooses_no_candidate_fitted_on_them_alone(
+        thetas, balance, dev_size, seed):
+    votes, truth = generate(thetas, balance, 6000 + dev_size, seed)
+    dev = np.zeros(len(truth), dtype=bool)
+    dev[:dev_size] = True
+    result = label_class_votes(votes, np.where(dev, truth, 0).astype(np.int8), dev)
+    assert result.chosen not in ("prior_only", "logistic_regression")
+    assert "under 20 of a class to learn from" in result.reason
+    assert set(result.candidates) == set(CANDIDATES)  # the others are still scored and reported
+    majority = MajorityVote().predict(votes).label
+    f1 = {name: 2 * ((labels == 1) & (truth == 1))[~dev].sum() / ((labels == 1)[~dev].sum() + (truth == 1)[~dev].sum())
+          for name, labels in (("chosen", result.labels.label), ("majority", majority))}
+    assert f1["chosen"] >= f1["majority"] - 0.05, f1
 
 
 def test_without_dev_labels_the_unsupervised_model_labels_every_row():
