@@ -194,6 +194,9 @@ class ClassLabels:
     prior: float  # P(PRESENT) where a candidate says nothing: the dev PRESENT share, else the unsupervised EM's
     dev_probability: np.ndarray = field(repr=False)
     candidate_probability: dict = field(repr=False)
+    # Per candidate, the P(PRESENT) its label-less rows would take were it chosen (`calibration.label_less_estimate`
+    # of its out-of-fold dev probabilities); empty where the dev labels cannot score candidates (then the prior).
+    label_less: dict = field(default_factory=dict)
 
     def report(self):
         return {"chosen": self.chosen, "reason": self.reason, "candidates": self.candidates,
@@ -347,6 +350,7 @@ def label_class_votes(votes, truth, dev_mask, seed=0, folds=DEFAULT_FOLDS, model
     candidates = _Candidates(design, truth, model_options or {})
     dev_probability = np.full(design.n, np.nan, dtype=np.float32)
     unscorable = _unscorable(truth[dev_rows])
+    label_less = {}
     if unscorable:
         chosen, reason = _choice_without_labels(design, candidates.unsupervised.groups, unscorable)
         scores = {name: score_probabilities([], [], []) for name in CANDIDATES}
@@ -370,6 +374,8 @@ def label_class_votes(votes, truth, dev_mask, seed=0, folds=DEFAULT_FOLDS, model
         candidate_probability = {name: candidates.fit_predict(name, dev_rows) for name in CANDIDATES
                                  if name != "em_semi_supervised"}
         candidate_probability["em_semi_supervised"] = model.predict_design(design).probability
+        positive = truth[dev_rows] == PRESENT
+        label_less = {name: label_less_estimate(out_of_fold[name], positive, prior) for name in CANDIDATES}
     probability = candidate_probability[chosen]
     calibration_map = LabelPreservingCalibration()
     if not unscorable:
@@ -387,4 +393,4 @@ def label_class_votes(votes, truth, dev_mask, seed=0, folds=DEFAULT_FOLDS, model
         lfs=lf_diagnostics(model, design.votes[dev_mask], truth[dev_mask], learned_by),
         calibration=None if unscorable else calibration_table(dev_probability, truth),
         dependent_groups=[[int(j) for j in group] for group in model.groups], prior=prior, dev_probability=dev_probability,
-        candidate_probability=candidate_probability)
+        candidate_probability=candidate_probability, label_less=label_less)

@@ -158,9 +158,10 @@ def label_model_report(result: ClassLabels, votes: np.ndarray, truth: np.ndarray
     valid (refit on all dev labels), calibration on both, and per LF (a column of `votes`, named by an (id, name)
     pair) what the model learned next to its ground-truth precision. JSON-serializable."""
     labeled_valid = valid & (truth != 0)
-    candidates = {name: {"dev": figures, "valid": score_probabilities(result.candidate_probability[name][labeled_valid],
-                                                                      truth[labeled_valid], result.prior)}
-                  for name, figures in result.candidates.items()}
+    # A label-less valid row as the candidate's labels would have it, as on dev (the chosen one's already do).
+    candidates = {name: {"dev": figures, "valid": score_probabilities(
+        result.candidate_probability[name][labeled_valid], truth[labeled_valid], result.label_less.get(name, result.prior))}
+        for name, figures in result.candidates.items()}
     lf_ids = [lf_id for lf_id, _ in lfs]
     return {
         "chosen": result.chosen, "reason": result.reason, "candidates": candidates,

@@ -174,6 +174,32 @@ def test_label_model_report_scores_valid_with_the_dev_share_where_a_candidate_sa
     assert majority["tn"] == prior_only["tn"] == 8
 
 
+def test_label_model_report_scores_majority_vote_ties_on_valid_as_on_dev():
+    """A tie takes the side of the dev ties' PRESENT share (shrunk towards the prior) in a candidate's dev figures;
+    its valid figures did the same only where it was chosen, and sent its ties to the prior's side otherwise."""
+    from imagestudio.labeling.calibration import LABEL_LESS_PSEUDO_COUNTS
+    from imagestudio.labeling.label_choice import label_class_votes
+
+    rng = np.random.default_rng(4)
+    n = 900
+    truth = np.where(rng.random(n) < 0.3, 1, -1).astype(np.int8)
+    tie = rng.random(n) < 0.3
+    truth[tie] = np.where(rng.random(tie.sum()) < 0.8, 1, -1)  # where the two LFs disagree, mostly PRESENT
+    votes = np.stack([np.where(tie, 1, truth), np.where(tie, -1, truth)], axis=1).astype(np.int8)
+    votes[~tie & (rng.random(n) < 0.2)] *= -1  # both wrong together: majority vote is no perfect labeler
+    dev, valid = np.arange(n) < 300, np.arange(n) >= 600
+    result = label_class_votes(votes, np.where(dev, truth, 0).astype(np.int8), dev)
+    dev_ties = tie & dev
+    estimate = (((truth == 1) & dev_ties).sum() + LABEL_LESS_PSEUDO_COUNTS * result.prior) / (
+        dev_ties.sum() + LABEL_LESS_PSEUDO_COUNTS)
+    assert result.label_less["majority_vote"] == pytest.approx(estimate) and estimate > 0.5 > result.prior
+    majority = fitting.label_model_report(result, votes, truth, valid, [(1, "a"), (2, "b")])["candidates"][
+        "majority_vote"]["valid"]
+    said_present = np.where(tie, True, votes[:, 0] == 1)[valid]  # ties PRESENT, as dev has them
+    positive = truth[valid] == 1
+    assert (majority["tp"], majority["fp"]) == ((said_present & positive).sum(), (said_present & ~positive).sum())
+
+
 def test_label_counts():
     assert fitting.label_counts(np.array([1, -1, 0, 1, 0], np.int8)) == {"covered": 3, "present": 2, "absent": 1}
 
