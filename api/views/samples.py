@@ -301,8 +301,9 @@ class ImportView(DatasetScopedMixin, APIView):
     """Ingest images: uploaded files, an archive (zip / tar, optional manifest) or a server-side path.
 
     Answers 202 with the import Job; its result lists created, duplicate and refused files with reasons. A server
-    `path` must lie, links resolved, inside an import source an operator granted to this dataset or to you (as an
-    editor of it); any other path, existing or not, answers the same 400 on `path`.
+    `path` must lie, with no link on the way, inside an import source an operator granted to this dataset or to you
+    (as an editor of it); any other path, existing or not, answers the same 400 on `path`. A form key the request
+    does not take is a 400.
     """
 
     parser_classes = [MultiPartParser, FormParser]
@@ -317,6 +318,7 @@ class ImportView(DatasetScopedMixin, APIView):
         if files:
             data["files"] = files
         serializer = ImportSerializer(data=data)
+        refuse_unknown_keys(serializer, data)  # `spilt=dev` imported into train
         serializer.is_valid(raise_exception=True)
         values = serializer.validated_data
         job = import_start(dataset=self.dataset, user=request.user, **values)

@@ -77,9 +77,7 @@ def _check_metadata(metadata):
             return f"metadata field {key!r} is longer than {MAX_TEXT_VALUE} characters"
         if isinstance(value, float) and not math.isfinite(value):
             return f"metadata field {key!r} is not a finite number"
-        if isinstance(value, dict | list):
-            return f"metadata field {key!r} must be text, a number, a boolean or null"
-    return None
+    return None  # a list or object is checked as uploads' and PATCH's are (imports.storable), before any write
 
 
 def _finish_row(row, raw_gt, valid_splits):
@@ -170,6 +168,8 @@ def _parse_jsonl(text, valid_splits):
             record = json.loads(line)
         except json.JSONDecodeError as exc:
             raise ManifestError(f"line {line_number} of the manifest is not JSON: {exc.msg}") from None
+        except RecursionError:
+            raise ManifestError(f"line {line_number} of the manifest is nested too deeply") from None
         if not isinstance(record, dict):
             raise ManifestError(f"line {line_number} of the manifest is not a JSON object")
         row = ManifestRow(

@@ -11,6 +11,7 @@ import stat
 import tarfile
 import threading
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -82,6 +83,8 @@ class ArchiveSource:
                 raise SourceError("the archive is neither a zip nor a tar file")
         except (zipfile.BadZipFile, tarfile.TarError, OSError, EOFError) as exc:
             raise SourceError(f"the archive cannot be opened: {exc}") from None
+        except UnicodeDecodeError:  # zipfile decodes a name flagged UTF-8 strictly, and stops listing there
+            raise SourceError("the archive cannot be opened: a member's name is flagged UTF-8 but is not") from None
 
     def close(self):
         for handle in (self._zip, self._tar):
@@ -89,12 +92,13 @@ class ArchiveSource:
                 handle.close()
 
     def entries(self):
-        """Regular-file members with safe names; unsafe ones are collected in `self.refused`."""
+        """Regular-file members with safe names; unsafe ones are collected in `self.refused`, and so is every
+        member after the first with a name (the first is the one read: zipfile and tarfile would read the last)."""
         raw = self._zip_members() if self._zip else self._tar_members()
         if len(raw) > self.max_members:
             raise SourceError(f"the archive has {len(raw)} members, more than the limit of {self.max_members}")
         result = []
-        for name, size, kind in raw:
+        for name, size, kind, member in raw:
             if kind == "dir":
                 continue
             try:
@@ -104,23 +108,22 @@ class ArchiveSource:
                 continue
             if kind == "link":
                 self.refused.append((safe, "links inside archives are refused"))
-                continue
-            if kind != "file":
+            elif kind != "file":
                 self.refused.append((safe, "only regular files are imported"))
+            elif _is_ignored(safe):
                 continue
-            if _is_ignored(safe):
-                continue
-            if safe in self._members:
-                self.refused.append((safe, "the archive holds two members with this name"))
-                continue
-            self._members[safe] = name
-            result.append(Entry(safe, size))
+            elif safe in self._members:
+                self.refused.append((safe, "the archive holds an earlier member with this name"))
+            else:
+                self._members[safe] = member
+                result.append(Entry(safe, size))
         return result
 
     def _tar_members(self):
         try:
             members = self._tar.getmembers()
-        except (tarfile.TarError, OSError, EOFError) as exc:
+            self._tar_end_check(members)
+        except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
             raise SourceError(f"the tar archive is corrupt: {exc}") from None
         listed = []
         for member in members:
@@ -132,8 +135,19 @@ class ArchiveSource:
                 kind = "file"
             else:
                 kind = "other"
-            listed.append((member.name, member.size, kind))
+            listed.append((member.name, member.size, kind, member))
         return listed
+
+    def _tar_end_check(self, members):
+        """tarfile takes a damaged header after the first for the end of the archive, and never reaches a
+        compressed stream's checksum: what follows the last member must be the end-of-archive zero blocks, and
+        the stream must decompress to its end."""
+        stream = self._tar.fileobj
+        stream.seek(self._tar.offset)
+        while chunk := stream.read(1 << 20):
+            if chunk.count(0) != len(chunk):
+                after = f"after its member {members[-1].name!r}" if members else "at its start"
+                raise SourceError(f"the tar archive is damaged {after}: the rest cannot be read")
 
     def _zip_members(self):
         listed = []
@@ -145,27 +159,28 @@ class ArchiveSource:
                 kind = "link"
             else:
                 kind = "file"
-            listed.append((info.filename, info.file_size, kind))
+            listed.append((info.filename, info.file_size, kind, info))
         return listed
 
-    def read(self, name):
+    def read(self, name, max_bytes=None):
+        """A member's bytes, at most `max_bytes` (default max_member_bytes) and within the archive's budget."""
         with self._read_lock:
-            return self._read(name)
+            return self._read(name, max_bytes or self.max_member_bytes)
 
-    def _read(self, name):
-        original = self._members.get(name)
-        if original is None:
+    def _read(self, name, max_bytes):
+        member = self._members.get(name)
+        if member is None:
             raise SourceError("no such file in the archive")
         budget = self.max_total_bytes - self.total_read
         if budget <= 0:
             raise SourceError(f"the archive expands to more than the limit of {self.max_total_bytes} bytes")
-        limit = min(self.max_member_bytes, budget)
+        limit = min(max_bytes, budget)
         try:
             if self._zip:
-                with self._zip.open(original) as stream:
+                with self._zip.open(member) as stream:
                     data = read_limited(stream, limit, "the file")
             else:
-                stream = self._tar.extractfile(original)
+                stream = self._tar.extractfile(member)
                 if stream is None:
                     raise SourceError("not a regular file")
                 with stream:
@@ -208,13 +223,14 @@ class DirectorySource:
                     raise SourceError(f"the directory has more than {self.max_members} files")
         return result
 
-    def read(self, name):
+    def read(self, name, max_bytes=None):
+        """A file's bytes, at most `max_bytes` (default max_member_bytes)."""
         full = (self.base / name)
         if full.is_symlink() or not full.resolve().is_relative_to(self.root):
             raise SourceError("the path leaves the import source or is a link")
         try:
             with open(full, "rb") as stream:
-                return read_limited(stream, self.max_member_bytes, "the file")
+                return read_limited(stream, max_bytes or self.max_member_bytes, "the file")
         except FileNotFoundError:
             raise SourceError("no such file") from None
         except OSError as exc:

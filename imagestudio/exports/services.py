@@ -66,6 +66,11 @@ def export_start(*, dataset: Dataset, user: User, kind: str, columns: Sequence[s
         missing = next((name for name in fields if not metadata_field_exists(dataset=dataset, field=name)), None)
         if missing is not None:
             raise ValidationFailed(f"No sample of this dataset has a metadata field {missing!r}.", field="fields")
+    # Each belongs to one kind: given with the other, it was ignored without a word.
+    for name, value, its_kind in (("model", model, Export.Kind.DATASET),
+                                  ("training_set", training_set, Export.Kind.TRAINING_LABELS)):
+        if value is not None and kind != its_kind:
+            raise ValidationFailed(f"'{name}' goes with kind {its_kind!r} exports, not {kind!r}.", field=name)
     params = {"columns": columns, "fields": list(fields), "splits": list(splits or Split.values),
               "ground_truth": ground_truth, "raw": raw}
     if kind == Export.Kind.DATASET and model is not None:
@@ -119,8 +124,10 @@ def export_run(job: Job) -> dict[str, Any]:
                 written = _rows_by_copy(stream, dataset, params, classes, (model_arrays, ts_arrays))
             else:
                 written = _rows_by_python(stream, dataset, params, classes, (model_arrays, ts_arrays), progress)
+        name = f"datasets/{dataset.id}/exports/{export.id}-{export.kind}.csv"
+        default_storage.delete(name)  # a delivery whose worker died after writing it: a new name would orphan it
         with open(path, "rb") as stream:
-            key = default_storage.save(f"datasets/{dataset.id}/exports/{export.id}-{export.kind}.csv", File(stream))
+            key = default_storage.save(name, File(stream))
         size = default_storage.size(key)
     finally:
         if os.path.exists(path):

@@ -1,6 +1,6 @@
 """Server-side import sources granted per dataset or per user, attacked through the HTTP API: a path is importable
-only inside a grant that applies (links resolved), and every other path, existing or not, answers one identical
-400, so nobody probes for files outside their grants."""
+only inside a grant that applies, reached without a link, and every other path, existing or not, answers one
+identical 400, so nobody probes for files outside their grants."""
 
 import os
 
@@ -146,10 +146,13 @@ def importable_targets(root, granted_folder):
 @pytest.mark.django_db  # no commit, so accepted imports stay queued: only the answer is under test
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(path=paths)
-def test_a_path_is_accepted_iff_it_resolves_inside_a_granted_folder(api, dataset, granted, tree, path):
+def test_a_path_is_accepted_iff_it_lies_inside_a_granted_folder_without_a_link(api, dataset, granted, tree, path):
     response = import_path(api, dataset, path)
-    resolved = os.path.realpath(os.path.join(tree, path.strip().lstrip("/")))
-    if resolved in importable_targets(tree, "team-a"):
+    joined = os.path.join(tree, path.strip().lstrip("/"))
+    resolved = os.path.realpath(joined)
+    if resolved != os.path.normpath(joined):  # a link on the way: a grant names directories, not links
+        assert (response.status_code, response.json()) == (400, REFUSED), path
+    elif resolved in importable_targets(tree, "team-a"):
         assert response.status_code == 202, (path, response.content)
     elif os.path.isfile(resolved) and resolved.startswith(os.path.realpath(tree / "team-a") + os.sep):
         assert response.status_code == 400 and response.json() != REFUSED, path  # a granted file, not a manifest
@@ -178,6 +181,21 @@ def test_the_command_grants_and_revokes(dataset, tree, capsys):
     call_command("grant_import_source", "--dataset", str(dataset.id), "--revoke", "team-a")
     assert list(ImportGrant.objects.values_list("path", flat=True)) == ["users/uma"]
     assert "Revoked" in capsys.readouterr().out
+
+
+@pytest.mark.django_db
+def test_a_grant_whose_folder_is_later_swapped_for_a_link_to_another_granted_folder_serves_nothing(
+        api, dataset, tree):
+    """Someone who may write beside a granted folder replaces it with a link to another team's: the grant names the
+    folder, not where a link in its place points (found from outside: the import read the other team's files)."""
+    import_grant_create(dataset=dataset, path="team-a/sub")
+    assert import_path(api, dataset, "team-a/sub").status_code == 202
+    (tree / "team-a" / "sub" / "b.png").unlink()
+    (tree / "team-a" / "sub").rmdir()
+    os.symlink(tree / "secret", tree / "team-a" / "sub")
+    assert import_path(api, dataset, "team-a/sub").json() == REFUSED
+    with pytest.raises(Exception, match="not a directory"):
+        import_grant_create(dataset=dataset, path="team-a/inner")  # nor is a link granted in the first place
 
 
 @pytest.mark.django_db

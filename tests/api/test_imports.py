@@ -208,6 +208,33 @@ def test_corrupt_archive_fails_with_reason(api, dataset, monkeypatch, caplog):
     assert record.levelno == logging.INFO and record.exc_info is None and "neither a zip" in record.getMessage()
 
 
+def test_a_manifest_is_held_to_max_manifest_bytes_wherever_it_comes_from(api, dataset, settings, tmp_path):
+    """An uploaded manifest over the limit was cut short silently (a caption of 172 characters stored for 300), and
+    one inside an archive or a server directory was held to MAX_IMAGE_BYTES instead."""
+    settings.MAX_IMAGE_BYTES, settings.MAX_MANIFEST_BYTES = 3000, 400
+    caption = "long " * 60
+    manifest = f"file,caption\na.png,{caption}\n".encode()  # 327 bytes: over the images' limit, under its own
+    big = manifest + b"#" * 200
+    refused = post_import(api, dataset, files=[upload("a.png", png_bytes())],
+                          manifest=upload("m.csv", big, "text/csv"))
+    assert refused.status_code == 400 and "MAX_MANIFEST_BYTES" in refused.json()["manifest"][0]
+    archive = zip_bytes({"a.png": png_bytes(), "manifest.csv": big})
+    failed = api.get(post_import(api, dataset, archive=upload("m.zip", archive, "application/zip"))["Location"]).json()
+    assert failed["status"] == "failed" and "manifest manifest.csv" in failed["error"], failed
+    assert "MAX_MANIFEST_BYTES" in failed["error"]
+    result = finished(api, post_import(api, dataset, archive=upload(
+        "ok.zip", zip_bytes({"a.png": png_bytes(), "manifest.csv": manifest}), "application/zip")))
+    assert result["created"] == 1 and Sample.objects.get().metadata["caption"] == caption
+
+
+def test_a_form_key_the_import_does_not_take_is_a_400(api, dataset):
+    response = post_import(api, dataset, files=[upload("a.png", png_bytes())], spilt="dev")
+    assert response.status_code == 400 and "Unknown key" in response.json()["spilt"][0]
+    assert not Sample.objects.exists()
+    both = post_import(api, dataset, **{"files[]": [upload("a.png", png_bytes())], "split": "dev"})
+    assert finished(api, both)["created"] == 1 and Sample.objects.get().split == "dev"  # the other spelling of files
+
+
 def test_zip_bomb_member_is_refused(api, dataset, settings):
     settings.MAX_IMAGE_BYTES = 1_000_000
     archive = zip_bytes({"bomb.png": b"\0" * 20_000_000, "ok.png": png_bytes()})

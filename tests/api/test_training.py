@@ -385,6 +385,10 @@ def test_export_bad_input_and_not_ready(api, world, owner):
     assert api.post(url, {"kind": "dataset", "model": 999}, format="json").status_code == 400
     assert api.post(url, {"kind": "training_labels"}, format="json").status_code == 400  # no training set yet
     assert api.post(url, {"kind": "pdf"}, format="json").status_code == 400
+    for body, field in (({"kind": "dataset", "training_set": 1}, "training_set"),  # it was ignored without a word
+                        ({"kind": "training_labels", "model": 1}, "model")):
+        misplaced = api.post(url, body, format="json")
+        assert misplaced.status_code == 400 and "goes with kind" in misplaced.json()[field][0], misplaced.content
     for body, field in (({"columns": ["id", "id"]}, "columns"), ({"fields": ["colour", "colour"]}, "fields"),
                         ({"columns": ["id", "split"], "fields": ["split"]}, "fields")):  # one header per column
         Sample.objects.filter(dataset=dataset).update(metadata={"colour": "red", "split": "x"})

@@ -98,3 +98,20 @@ def test_the_sql_quotes_every_cell_python_quotes(texts):
         else:
             assert sql in (text, "'" + text)  # a number past the SQL's bounds may get the quote, nothing else
 
+
+
+def test_a_delivery_again_after_the_file_was_written_leaves_one_file(dataset, owner):
+    """A worker killed after writing the CSV but before recording it: the next delivery wrote `<name>_<random>.csv`
+    beside it, and the first file stayed in storage, referenced by nothing (found from outside)."""
+    from django.core.files.storage import default_storage
+
+    from imagestudio.exports.models import Export
+
+    make_samples(dataset, [{"metadata": {"note": "a"}}, {"metadata": {"note": "b"}}])
+    export = services.export_start(dataset=dataset, user=owner, kind="dataset")  # its job runs on commit: not here
+    services.export_run(export.job)
+    first = Export.objects.get(pk=export.pk).file
+    services.export_run(export.job)  # delivered again: it writes the file anew
+    export = Export.objects.get(pk=export.pk)
+    assert default_storage.listdir(f"datasets/{dataset.id}/exports")[1] == [first.rsplit("/", 1)[1]]
+    assert export.file == first and export.rows == 2

@@ -52,6 +52,14 @@ def test_bad_rows_are_reported_per_row():
 def test_jsonl_that_is_not_json_is_refused():
     with pytest.raises(ManifestError, match="line 2"):
         parse('{"file": "a"}\n{oops\n', name="m.jsonl")
+    with pytest.raises(ManifestError, match="line 1 of the manifest is nested too deeply"):
+        parse('{"file": "a", "x": ' + "[" * 100_000 + "]" * 100_000 + "}\n", name="m.jsonl")
+
+
+def test_jsonl_metadata_takes_lists_and_objects_as_uploads_and_patch_do():
+    """A manifest refused them ("must be text, a number, a boolean or null") where an upload's metadata took them."""
+    [row] = parse('{"file": "a.png", "tags": ["x", "y"], "box": {"w": 2}}\n', name="m.jsonl")
+    assert row.error is None and row.metadata == {"tags": ["x", "y"], "box": {"w": 2}}
 
 
 def test_row_limit_and_format():

@@ -117,3 +117,84 @@ def test_directory_source_refuses_links_and_escapes(tmp_path):
         source.read("link.png")
     with pytest.raises(SourceError, match="outside"):
         DirectorySource(root, tmp_path, max_member_bytes=100, max_members=10)
+
+
+def tar_bytes(members, mode="w"):
+    data = io.BytesIO()
+    with tarfile.open(fileobj=data, mode=mode) as archive:
+        for name, content in members:
+            add_tar(archive, name, content)
+    return bytearray(data.getvalue())
+
+
+@pytest.mark.parametrize("mode", ["w", "w:gz"])
+def test_a_member_sharing_an_earlier_name_is_refused_and_the_first_is_the_one_read(tmp_path, mode):
+    """zipfile and tarfile read a name's last member: the archive said it refused the second and imported its
+    bytes under the first's name (found from outside)."""
+    path = tmp_path / "twice.tar"
+    path.write_bytes(tar_bytes([("a.png", b"first"), ("./a.png", b"second"), ("b.png", b"b")], mode))
+    for archive_path in (path, tmp_path / "twice.zip"):
+        if archive_path.suffix == ".zip":
+            with zipfile.ZipFile(archive_path, "w") as archive, pytest.warns(UserWarning, match="Duplicate"):
+                for name, content in (("a.png", b"first"), ("a.png", b"second"), ("b.png", b"b")):
+                    archive.writestr(name, content)
+        source = ArchiveSource(archive_path, **LIMITS)
+        assert [e.name for e in source.entries()] == ["a.png", "b.png"]
+        assert source.refused == [("a.png", "the archive holds an earlier member with this name")]
+        assert source.read("a.png") == b"first"
+
+
+def test_a_tar_damaged_after_its_first_member_is_refused_not_cut_short(tmp_path):
+    """tarfile takes a bad header after the first for the end of the archive: two of three members vanished."""
+    raw = tar_bytes([("u1.png", b"1" * 600), ("u2.png", b"2" * 600), ("u3.png", b"3" * 600)])
+    header = raw.find(b"u2.png")
+    raw[header + 148:header + 156] = b"9999999\x00"  # the second header's checksum
+    path = tmp_path / "damaged.tar"
+    path.write_bytes(raw)
+    with pytest.raises(SourceError, match="damaged after its member 'u1.png'"):
+        ArchiveSource(path, **LIMITS).entries()
+
+
+def test_a_gzip_stream_corrupt_in_the_middle_is_refused(tmp_path):
+    rng = __import__("random").Random(0)
+    noise = [bytes(rng.getrandbits(8) for _ in range(4000)) for _ in range(2)]  # incompressible: the flip lands in data
+    raw = tar_bytes([("t1.png", noise[0]), ("t2.png", noise[1])], mode="w:gz")
+    raw[len(raw) // 2] ^= 0xFF
+    raw[len(raw) // 2 + 1] ^= 0xFF
+    path = tmp_path / "corrupt.tgz"
+    path.write_bytes(raw)
+    with pytest.raises(SourceError):
+        source = ArchiveSource(path, **LIMITS)
+        for entry in source.entries():
+            source.read(entry.name)
+
+
+def test_an_intact_tar_padded_with_zero_blocks_lists_every_member(tmp_path):
+    raw = tar_bytes([("a.png", b"a"), ("b.png", b"b")]) + bytes(10240)
+    path = tmp_path / "padded.tar"
+    path.write_bytes(raw)
+    assert [e.name for e in ArchiveSource(path, **LIMITS).entries()] == ["a.png", "b.png"]
+
+
+def test_a_zip_member_name_flagged_utf8_that_is_not_is_a_source_error(tmp_path):
+    """zipfile raised UnicodeDecodeError, which failed the job as an internal error."""
+    path = write_zip(tmp_path / "names.zip", {"XXXXX.png": b"x", "ok.png": b"y"})
+    data = bytearray(path.read_bytes())
+    for start in [i for i in range(len(data)) if data.startswith(b"XXXXX.png", i)]:
+        data[start:start + 5] = b"\xff\xfe\x80ab"
+    for signature, offset in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):  # set the UTF-8 flag (bit 11)
+        for start in [i for i in range(len(data)) if data.startswith(signature, i)]:
+            flags = int.from_bytes(data[start + offset:start + offset + 2], "little") | 0x800
+            data[start + offset:start + offset + 2] = flags.to_bytes(2, "little")
+    path.write_bytes(data)
+    with pytest.raises(SourceError, match="flagged UTF-8"):
+        ArchiveSource(path, **LIMITS)
+
+
+def test_a_read_takes_its_own_byte_limit(tmp_path):
+    path = write_zip(tmp_path / "m.zip", {"manifest.csv": b"x" * 2000})
+    source = ArchiveSource(path, **{**LIMITS, "max_member_bytes": 1000})
+    source.entries()
+    assert len(source.read("manifest.csv", max_bytes=5000)) == 2000
+    with pytest.raises(SourceError, match="limit of 1000"):
+        source.read("manifest.csv")

@@ -1,11 +1,13 @@
 """Server-side import sources: the sub-directories of IMPORT_ROOT an operator grants to a dataset (any editor of it
 imports from them) or to a user (on the datasets that user edits). IMPORT_ROOT alone grants nothing.
 
-A path is importable only when, with every link resolved, it lies inside a grant that applies. Every other path,
-whether it exists or not, gets one and the same refusal, so nobody learns what exists outside their grants."""
+A path is importable only when it lies inside a grant that applies, with no link on the way to it below IMPORT_ROOT.
+Every other path, whether it exists or not, gets one and the same refusal, so nobody learns what exists outside
+their grants."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -31,8 +33,8 @@ NOT_GRANTED = ("Nothing to import at this path within the import sources granted
 
 @dataclass(frozen=True)
 class GrantedPath:
-    target: Path  # the directory or manifest to import, links resolved
-    source: Path  # the granted directory holding it, links resolved: nothing is read outside it
+    target: Path  # the directory or manifest to import, absolute, reached without a link
+    source: Path  # the granted directory holding it, absolute, reached without a link: nothing is read outside it
 
 
 def grant_path_clean(path: str) -> str:
@@ -57,10 +59,14 @@ def import_root() -> Path:
 
 
 def _resolved(path: Path) -> Path | None:
+    """`path` (below the resolved IMPORT_ROOT) when no link lies on the way to it, else None: a grant names a
+    directory, not whatever a link in its place points to later (someone who may write beside it could swap it
+    for a link to another team's directory)."""
     try:
-        return path.resolve()
+        resolved = path.resolve()
     except (OSError, RuntimeError, ValueError):  # a link loop, a name too long, a NUL byte
         return None
+    return resolved if resolved == Path(os.path.normpath(path)) else None
 
 
 def grantable_directory(path: str) -> str:
@@ -96,8 +102,8 @@ def import_grant_revoke(*, path: str, dataset: Dataset | None = None, user: User
 
 
 def granted_sources(*, dataset: Dataset, user: User | None) -> list[Path]:
-    """The directories, links resolved, that `user` may import into `dataset` from: grants to the dataset, and
-    the user's own grants when the user is at least editor of it. A grant leading outside IMPORT_ROOT counts not."""
+    """The directories (absolute, reached without a link) that `user` may import into `dataset` from: grants to the
+    dataset, and the user's own grants when the user is at least editor of it. A grant through a link counts not."""
     root = import_root()
     applies = Q(dataset=dataset)
     if user is not None and role_at_least(dataset_role(user=user, dataset=dataset), Role.EDITOR):

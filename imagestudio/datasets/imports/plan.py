@@ -16,7 +16,7 @@ from imagestudio.common.errors import ValidationFailed
 
 from ..manifest import ManifestError, ManifestRow, ground_truth_resolve, parse_manifest
 from ..models import Split
-from ..sources import ArchiveSource, DirectorySource, Entry, SourceError, find_manifest, join_relative
+from ..sources import ArchiveSource, DirectorySource, Entry, SourceError, find_manifest, join_relative, read_limited
 from .grants import resolve_granted_path
 from .staging import local_file, read_staged
 from .storable import unstorable_reason
@@ -32,7 +32,7 @@ class Listing(Protocol):
 
     def entries(self) -> list[Entry]: ...
 
-    def read(self, name: str) -> bytes: ...
+    def read(self, name: str, max_bytes: int | None = None) -> bytes: ...
 
     def close(self) -> None: ...
 
@@ -96,11 +96,11 @@ def open_plan(job: Job, class_names: list[str]) -> Iterator[Plan]:
             listing, manifest = _OPENERS[params["source"]](job, stack)
             stack.callback(listing.close)
             entries = listing.entries()
+            if manifest is None and params["source"] != "upload":
+                manifest = _manifest_in(listing, entries)
         except SourceError as exc:
             raise ValidationFailed(str(exc)) from None
         plan = Plan(refused=list(listing.refused))
-        if manifest is None and params["source"] != "upload":
-            manifest = _manifest_in(listing, entries)
         default_split = params.get("split") or Split.TRAIN
         extra_metadata = params.get("metadata") or {}
         if manifest is None:
@@ -128,12 +128,21 @@ def _limits():
     return {"max_member_bytes": settings.MAX_IMAGE_BYTES, "max_members": settings.MAX_ARCHIVE_MEMBERS}
 
 
+def _manifest_read(name, read):
+    """The manifest's bytes (`read(limit)`), or SourceError naming it when it is over MAX_MANIFEST_BYTES."""
+    try:
+        return read(settings.MAX_MANIFEST_BYTES)
+    except SourceError as exc:
+        raise SourceError(f"manifest {name}: {exc} (MAX_MANIFEST_BYTES)") from None
+
+
 def _staged_manifest(params):
     if not params.get("manifest"):
         return None
+    name = params["manifest"]["name"]
     with default_storage.open(params["manifest"]["key"], "rb") as stream:
-        data = stream.read(settings.MAX_MANIFEST_BYTES + 1)
-    return Manifest(params["manifest"]["name"], data, selects=params["source"] != "upload")
+        data = _manifest_read(name, lambda limit: read_limited(stream, limit, "the file"))
+    return Manifest(name, data, selects=params["source"] != "upload")
 
 
 def _open_upload(job, stack):
@@ -155,7 +164,8 @@ def _open_directory(job, stack):
     directory = DirectorySource(granted.source, target if target.is_dir() else target.parent, **_limits())
     manifest = None
     if target.is_file():
-        manifest = Manifest(target.name, directory.read(target.name), selects=True)
+        data = _manifest_read(target.name, lambda limit: directory.read(target.name, max_bytes=limit))
+        manifest = Manifest(target.name, data, selects=True)
     return directory, manifest
 
 
@@ -164,7 +174,9 @@ _OPENERS = {"upload": _open_upload, "archive": _open_archive, "server": _open_di
 
 def _manifest_in(listing, entries):
     name = find_manifest({e.name for e in entries})
-    return Manifest(name, listing.read(name), selects=True) if name else None
+    if name is None:
+        return None
+    return Manifest(name, _manifest_read(name, lambda limit: listing.read(name, max_bytes=limit)), selects=True)
 
 
 def _manifest_rows(manifest, class_names):

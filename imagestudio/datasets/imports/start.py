@@ -56,6 +56,9 @@ def import_start(*, dataset: Dataset, user: User, split: str, files: list | None
 def _check_upload(*, files, archive, metadata, manifest):
     if manifest is not None and not manifest.name.lower().endswith(MANIFEST_SUFFIXES):
         raise ValidationFailed("The manifest must be a .csv or .jsonl file.", field="manifest")
+    if manifest is not None and manifest.size > settings.MAX_MANIFEST_BYTES:
+        raise ValidationFailed(f"The manifest has {manifest.size} bytes, more than the limit of "
+                               f"{settings.MAX_MANIFEST_BYTES} (MAX_MANIFEST_BYTES).", field="manifest")
     if archive is not None:
         if archive.size > settings.MAX_ARCHIVE_BYTES:
             raise ValidationFailed(
