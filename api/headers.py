@@ -143,6 +143,12 @@ class ConditionalWritesMixin:
     def require_current(self, instance):
         if_match_edit(self.request, self.edit_state(instance), lambda: self.current_etag(instance))
 
+    def finalize_response(self, request, response, *args, **kwargs):
+        """A PATCH answers the ETag of what it wrote, so that the next conditional write needs no GET first."""
+        if request.method == "PATCH" and response.status_code == 200 and not response.has_header("ETag"):
+            response["ETag"] = edit_etag(self.edit_state(self.get_object()), response.data)
+        return super().finalize_response(request, response, *args, **kwargs)
+
     @contextmanager
     def conditional_write(self, instance):
         if _if_match_tags(self.request) is None:

@@ -129,6 +129,20 @@ def add_lf_configs(result, generator, request, public):
     return result
 
 
+def unwrap_read_only_refs(result, generator, request, public):
+    """In answer components (requests have their own, COMPONENT_SPLIT_REQUEST), a property that is only a read-only
+    reference becomes the reference: `readOnly` says nothing there, and the `allOf` wrapper that carried it made
+    openapi-typescript drop a discriminated union's discriminator (`Omit<PatternConfig, "builder">`: a saved
+    pattern LF's config lost its builder, words and pattern)."""
+    for name, schema in result.get("components", {}).get("schemas", {}).items():
+        if name.endswith("Request"):
+            continue
+        for field, prop in schema.get("properties", {}).items():
+            if set(prop) == {"allOf", "readOnly"} and len(prop["allOf"]) == 1 and set(prop["allOf"][0]) == {"$ref"}:
+                schema["properties"][field] = dict(prop["allOf"][0])
+    return result
+
+
 IDENTIFIER = re.compile(r"[A-Za-z][\w-]*")
 OPERATOR_NAMES = {"<": "LT", "<=": "LE", "=": "EQ", ">=": "GE", ">": "GT"}
 
@@ -232,7 +246,8 @@ STANDARD_ERRORS = {
 
 
 NOT_MODIFIED = {"description": "Not Modified: the If-None-Match you sent is the current ETag (every GET answer "
-                               "carries one)."}
+                               "carries one).",
+                "headers": {"ETag": {"schema": {"type": "string"}, "description": "The current tag."}}}
 PRECONDITION_FAILED = {
     "description": "Precondition Failed: the If-Match you sent is not the current version (or, for a resource "
                    "without versions, not the ETag of what it shows now); nothing changed. The body gives the current "
@@ -254,6 +269,8 @@ HEADER_ETAG = {"ETag": {"schema": {"type": "string"}, "description": "The repres
 HEADER_JOB_LOCATION = {"Location": {"schema": {"type": "string", "format": "uri"},
                                     "description": "The job's URL: poll it (`?wait=`), or open its `events_url`."}}
 HEADER_RETRY_AFTER = {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds to wait before retrying."}}
+HEADER_RETRY_LATER = {"Retry-After": {"schema": {"type": "integer"}, "description": "Where waiting is the answer (a file "
+                                      "still being written): seconds to wait before asking again."}}
 
 
 def _add_conditional_responses(method, operation):
@@ -268,7 +285,10 @@ def _add_conditional_responses(method, operation):
     if "202" in responses:
         responses["202"].setdefault("headers", {}).update(HEADER_JOB_LOCATION)
     if any(parameter.get("name") == "If-Match" for parameter in operation.get("parameters", ())):
-        responses.setdefault("412", PRECONDITION_FAILED)
+        responses.setdefault("412", {**PRECONDITION_FAILED, "headers": HEADER_ETAG})
+        for status, response in responses.items():  # a write taking If-Match answers the new tag to chain the next
+            if status.startswith("2") and "content" in response:
+                response.setdefault("headers", {}).update(HEADER_ETAG)
 
 
 def _answers_json(operation):
@@ -295,7 +315,7 @@ def _add_standard_errors(operation, public):
     # Any operation may meet a state it cannot serve (reads too: a model or export not ready, or failed), and any
     # may find the database or the queue down.
     responses.setdefault("409", _error("Conflict with the current state (a version, a budget, a missing prerequisite, "
-                                       "a product not ready or failed)."))
+                                       "a product not ready or failed).", headers=HEADER_RETRY_LATER))
     responses.setdefault("503", _error("The database or the task queue is unavailable: retry after the delay said.",
                                        headers=HEADER_RETRY_AFTER))
 

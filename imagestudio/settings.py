@@ -179,7 +179,9 @@ CORS_ALLOWED_ORIGINS = env_list("CORS_ALLOWED_ORIGINS")  # e.g. https://studio.e
 # Regular expressions (they may contain commas, so whitespace separates them), e.g. ^https://\w+\.example\.com$
 CORS_ALLOWED_ORIGIN_REGEXES = (env_str("CORS_ALLOWED_ORIGIN_REGEXES") or "").split()
 CORS_ALLOW_CREDENTIALS = False
-CORS_ALLOW_HEADERS = ("accept", "authorization", "content-type", "if-match", "if-none-match", "x-requested-with")
+# last-event-id: a fetch-based event-stream client resumes a job's events with it (EventSource sends it itself).
+CORS_ALLOW_HEADERS = ("accept", "authorization", "content-type", "if-match", "if-none-match", "last-event-id",
+                      "x-requested-with")
 CORS_EXPOSE_HEADERS = ("ETag", "Location", "Retry-After", "Content-Disposition")
 CORS_PREFLIGHT_MAX_AGE = env_int("CORS_PREFLIGHT_MAX_AGE", 86400)
 
@@ -269,6 +271,7 @@ SPECTACULAR_SETTINGS = {
         "api.schema.add_lf_configs",
         "api.schema.add_error_responses",
         "api.schema.name_enums",
+        "api.schema.unwrap_read_only_refs",
     ],
     "ENUM_GENERATE_CHOICE_DESCRIPTION": False,
     "ENUM_ADD_EXPLICIT_BLANK_NULL_CHOICE": False,

@@ -19,7 +19,9 @@ class JobSerializer(serializers.ModelSerializer):
 
     kind = serializers.ChoiceField(choices=JobKind.choices, read_only=True)
     status = serializers.ChoiceField(choices=JobStatus.choices, read_only=True)
-    creator = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
+    creator = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True,
+                                           help_text="The user name of who asked for it (null: a system job, or a "
+                                                     "user since deleted).")
     url = serializers.SerializerMethodField()
     events_url = serializers.SerializerMethodField(
         help_text="Server-Sent Events of this job's progress, openable without a token (an EventSource): it carries "

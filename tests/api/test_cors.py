@@ -43,7 +43,8 @@ def test_every_route_answers_a_preflight_for_an_allowed_origin_and_only_for_it(w
             assert response.status_code == 200, where
             assert response["Access-Control-Allow-Origin"] == ALLOWED, where
             assert method in listed(response["Access-Control-Allow-Methods"]), where
-            assert {"authorization", "content-type", "if-match"} <= listed(response["Access-Control-Allow-Headers"]), where
+            assert {"authorization", "content-type", "if-match", "if-none-match", "last-event-id"} <= listed(
+                response["Access-Control-Allow-Headers"]), where
             assert "Access-Control-Allow-Credentials" not in response, where  # tokens, never cookies
         refused = preflight(anonymous, path, STRANGER)
         assert refused.status_code == 200 and "Access-Control-Allow-Origin" not in refused, path

@@ -224,6 +224,7 @@ def test_if_match_guards_writes_of_resources_without_versions(api, dataset, samp
             assert refused.status_code == 412, (url, stale, refused.content)
             assert refused.json()["etag"] == refused["ETag"] == current and refused.json()["version"] is None, url
             assert api.get(url)["ETag"] == current, url  # nothing changed
+        assert edited["ETag"].split(".")[0] == current.split(".")[0], url  # the write's answer chains the next one
         listed = api.patch(url, second, format="json", HTTP_IF_MATCH=f'"other", {current}')
         assert listed.status_code == 200, (url, listed.content)
         counted = api.get(url)["ETag"]
@@ -235,6 +236,7 @@ def test_if_match_guards_writes_of_resources_without_versions(api, dataset, samp
     for path in ("/api/datasets/{dataset_id}/classes/{class_id}/", "/api/datasets/{dataset_id}/samples/{sample_id}/"):
         assert "If-Match" in [p["name"] for p in committed[path]["patch"]["parameters"]]
         assert "412" in committed[path]["patch"]["responses"]
+        assert "ETag" in committed[path]["patch"]["responses"]["200"]["headers"]
 
 
 def test_lf_delete_and_lists_and_weak_tags_in_if_match(api, lf_url):
