@@ -85,6 +85,8 @@ class ImportResultSerializer(JobRecordSerializer):
     errors = AsciiIntegerField(help_text="Refused files.")
     skipped = AsciiIntegerField(required=False, help_text="Archive or directory members its manifest does not list "
                                                           "(not imported, not errors).")
+    cancelled = AsciiIntegerField(required=False, help_text="Files a cancelled import did not reach (not imported); "
+                                                            "the samples it stored before stay, and are counted.")
     annotations = AsciiIntegerField(help_text="Ground-truth labels written.")
     stripped = AsciiIntegerField(help_text="New samples whose data after the image was cut off.")
     conflicts = AsciiIntegerField(help_text="Duplicates whose split, metadata or labels differ.")

@@ -168,6 +168,11 @@ def job_succeed(*, job_id: uuid.UUID | str, result: dict[str, Any], message: str
     )
 
 
+def job_record_result(*, job_id: uuid.UUID | str, result: dict[str, Any]) -> None:
+    """The result of what a cancelled job did before it stopped (an import's samples stay)."""
+    Job.objects.filter(pk=job_id, status=JobStatus.CANCELLED, **_mine(job_id)).update(result=result)
+
+
 def job_fail(*, job_id: uuid.UUID | str, error: str, result: dict[str, Any] | None = None) -> None:
     now = timezone.now()
     updates = {"status": JobStatus.FAILED, "error": str(error), "finished_at": now, "updated_at": now}

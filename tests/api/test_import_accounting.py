@@ -302,6 +302,34 @@ def test_a_run_killed_half_way_and_delivered_again_reports_every_label(api, data
         Sample.objects.filter(dataset=dataset).count(), Annotation.objects.filter(sample__dataset=dataset).count())
 
 
+def test_a_cancelled_import_accounts_for_what_it_stored_and_what_it_did_not_reach(api, dataset, monkeypatch,
+                                                                                   small_batches):
+    """Its result was {}: the samples it had stored stayed, with no word of which, and no LF refresh followed them."""
+    from imagestudio.jobs.services import job_cancel
+
+    monkeypatch.setattr("imagestudio.jobs.services._run_eagerly", lambda task_name, job_id: None)
+    images = {f"{i}.png": png_bytes((i, 7, 7)) for i in range(10)}
+    response = post_import(api, dataset, archive=archive_upload({**images, "bad.png": b"not an image"}))
+    job_id = response.json()["id"]
+    real_batch, batches = run_module._import_batch, []
+
+    def cancelled_after_two_batches(job, *args):
+        batches.append(real_batch(job, *args))
+        if len(batches) == 2:
+            job_cancel(job=Job.objects.get(pk=job.id))  # by its user, while it runs: it stops at its next report
+
+    monkeypatch.setattr(run_module, "_import_batch", cancelled_after_two_batches)
+    refreshes = []
+    monkeypatch.setattr(run_module.pipeline, "after_import", lambda **kwargs: refreshes.append(kwargs) or {})
+    run_job(job_id, run_module.import_run, finished=import_finished)
+    job = api.get(response["Location"]).json()
+    result, stored = job["result"], Sample.objects.filter(dataset=dataset).count()
+    assert job["status"] == "cancelled" and stored == 8 == result["created"]
+    assert result["total"] == 11 and result["cancelled"] == 11 - 8 - result["errors"], result
+    assert result["created"] + result["duplicates"] + result["errors"] + result["cancelled"] == result["total"]
+    assert len(refreshes) == 1  # the stored samples get their vectors and votes
+
+
 def test_staged_files_are_removed_when_the_job_fails(api, dataset):
     response = post_import(api, dataset, archive=SimpleUploadedFile("s.zip", b"PK\x03\x04 broken"))
     assert api.get(response["Location"]).json()["status"] == "failed"

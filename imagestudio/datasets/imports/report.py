@@ -1,8 +1,8 @@
 """The result of an import job. Every input file lands in exactly one bucket: created, created after stripping
-(data appended after its image was cut off), duplicate (of sample N), refused (with the reason), or skipped (an
-archive or directory member its manifest does not list). The job result keeps exact counts and up to
-MAX_REPORTED entries per list; the complete per-file report (JSON lines) is written as it goes and stored as a
-file when the result cannot hold all of it."""
+(data appended after its image was cut off), duplicate (of sample N), refused (with the reason), skipped (an
+archive or directory member its manifest does not list), or, where the import was cancelled before it reached the
+file, cancelled. The job result keeps exact counts and up to MAX_REPORTED entries per list; the complete per-file
+report (JSON lines) is written as it goes and stored as a file when the result cannot hold all of it."""
 
 from __future__ import annotations
 
@@ -74,13 +74,24 @@ class ImportReport:
         else:
             self._add("created", None, {"file": name, "sample_id": sample_id})
 
+    def cancel(self, name: str) -> None:
+        """A file the import did not reach: it was cancelled first."""
+        self._add("cancelled", None, {"file": name})
+
+    @property
+    def reported(self) -> int:
+        return sum(self.counts[outcome] for outcome in ("created", "stripped", "duplicate", "refused", "skipped"))
+
     def as_dict(self, total: int) -> dict:
         created, stripped = self.counts["created"], self.counts["stripped"]
         duplicates, refused, skipped = self.counts["duplicate"], self.counts["refused"], self.counts["skipped"]
-        if created + stripped + duplicates + refused + skipped != total:
+        cancelled = self.counts["cancelled"]
+        if created + stripped + duplicates + refused + skipped + cancelled != total:
             raise ImportAccountingError(f"{total} files in, but {created} created, {stripped} stripped, "
-                                        f"{duplicates} duplicates, {refused} refused and {skipped} skipped")
+                                        f"{duplicates} duplicates, {refused} refused, {skipped} skipped and "
+                                        f"{cancelled} not reached")
         return {
+            **({"cancelled": cancelled} if cancelled else {}),
             "total": total,
             "created": created + stripped,  # every new sample; `stripped` says how many of them were cut
             "duplicates": duplicates,

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from django.conf import settings
 
 from imagestudio import pipeline
-from imagestudio.jobs.services import job_progress
+from imagestudio.jobs.services import JobCancelled, job_progress, job_record_result
 
 from ..imaging import InvalidImage, validate_image
 from ..models import LabelClass
@@ -38,11 +38,22 @@ def import_run(job: Job) -> dict:
                 report.refuse(name, reason)
             for name, reason in plan.skipped:
                 report.skip(name, reason)
-            _import_items(job, plan.items, classes_by_name, report, started)
-        result = report.as_dict(len(plan.items) + len(plan.refused) + len(plan.skipped))
-        result["duplicate_policy"] = str(_policy(job))
-        if result["truncated"]:
-            result["report_file"] = report.save_full(job.id)
+            try:
+                _import_items(job, plan.items, classes_by_name, report, started)
+            except JobCancelled:
+                # The samples stored so far stay: say which, and let their vectors and votes follow them.
+                for item in plan.items[report.reported - len(plan.refused) - len(plan.skipped):]:
+                    report.cancel(item.name)
+                job_record_result(job_id=job.id, result=_result(job, plan, report, started))
+                raise
+        return _result(job, plan, report, started)
+
+
+def _result(job, plan, report, started) -> dict:
+    result = report.as_dict(len(plan.items) + len(plan.refused) + len(plan.skipped))
+    result["duplicate_policy"] = str(_policy(job))
+    if result["truncated"]:
+        result["report_file"] = report.save_full(job.id)
     result["seconds"] = round(time.monotonic() - started, 3)
     if result["created"]:
         result.update(pipeline.after_import(dataset=job.dataset, user=job.creator))
