@@ -252,6 +252,8 @@ def run_job(job_id: uuid.UUID | str, work: Callable[[Job], dict[str, Any]],
     except Exception as exc:
         if isinstance(exc, DomainError) and not isinstance(exc, ServiceUnavailable):
             logger.info("job %s refused its input: %s", job_id, exc)  # a bad archive, no negatives: no traceback
+        elif not Job.objects.filter(pk=job_id).exists():  # its dataset was deleted under it, the job with it
+            logger.info("job %s stopped: it was deleted with its dataset (%s: %s)", job_id, type(exc).__name__, exc)
         else:
             logger.exception("job %s failed", job_id)
         job_fail(job_id=job_id, error=f"{type(exc).__name__}: {exc}")

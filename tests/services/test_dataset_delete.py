@@ -52,3 +52,21 @@ def test_a_queued_import_leaves_no_staged_file_behind(dataset, owner, monkeypatc
     with TestCase.captureOnCommitCallbacks(execute=True):
         dataset_delete(dataset=dataset)
     assert default_storage.listdir("staging")[0] == []
+
+
+def test_a_job_whose_dataset_is_deleted_while_it_runs_stops_quietly(dataset, owner, caplog):
+    """Its work then fails on a row that is gone: the worker logged a traceback at ERROR for what a user did."""
+    import logging
+
+    from imagestudio.jobs.services import run_job
+
+    job = Job.objects.create(kind="import", dataset=dataset, creator=owner)
+
+    def work(running):
+        dataset_delete(dataset=Dataset.objects.get(pk=dataset.pk))
+        Dataset.objects.get(pk=dataset.pk)  # what the import read next
+
+    with caplog.at_level(logging.INFO, logger="imagestudio.jobs.services"):
+        run_job(job.pk, work)
+    [record] = [r for r in caplog.records if str(job.pk) in r.getMessage()]
+    assert record.levelno == logging.INFO and record.exc_info is None and "deleted with its dataset" in record.getMessage()
