@@ -121,15 +121,16 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         return Response(JobSerializer(job_cancel(job=job), context={"request": request}).data)
 
 
-    @extend_schema(responses={(200, "application/octet-stream"): OpenApiResponse(
+    @extend_schema(responses={(200, "application/jsonl"): OpenApiResponse(
         OpenApiTypes.BINARY, description="JSON lines, one object per input file: file, outcome (created, stripped, "
-                                         "duplicate or refused), sample_id, reason, conflict, merged.")})
+                                         "duplicate, refused, skipped or cancelled), sample_id, reason, conflict, "
+                                         "merged.")})
     @action(detail=True, methods=["get"])
     def report(self, request, job_id=None):
         """The complete per-file report of an import job, when its result is `truncated` (see `report_file`)."""
         stream = report_open(job=self.get_object())
         if stream is None:
             raise NotFound("This job has no stored per-file report.")
-        return FileResponse(stream, content_type="application/octet-stream", as_attachment=True,
+        return FileResponse(stream, content_type="application/jsonl", as_attachment=True,
                             filename=f"import-report-{job_id}.jsonl")
 

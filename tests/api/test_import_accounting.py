@@ -251,7 +251,7 @@ def test_the_full_report_is_stored_when_the_result_cannot_hold_it(api, dataset, 
     assert result["report_file"]
     url = f"{response['Location']}report/"
     download = api.get(url)
-    assert download.status_code == 200
+    assert download.status_code == 200 and download["Content-Type"] == "application/jsonl"
     lines = [json.loads(line) for line in b"".join(download.streaming_content).decode().splitlines()]
     assert len(lines) == result["total"] == 7
     outcomes = [line["outcome"] for line in lines]
