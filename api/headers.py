@@ -144,9 +144,11 @@ class ConditionalWritesMixin:
         if_match_edit(self.request, self.edit_state(instance), lambda: self.current_etag(instance))
 
     def finalize_response(self, request, response, *args, **kwargs):
-        """A PATCH answers the ETag of what it wrote, so that the next conditional write needs no GET first."""
-        if request.method == "PATCH" and response.status_code == 200 and not response.has_header("ETag"):
-            response["ETag"] = edit_etag(self.edit_state(self.get_object()), response.data)
+        """A conditional PATCH answers the ETag of what it wrote (read under the row's lock, so no other write lies
+        in between), and the next conditional write needs no GET first."""
+        written = getattr(self, "_written_state", None)
+        if written is not None and response.status_code == 200 and not response.has_header("ETag"):
+            response["ETag"] = edit_etag(written, response.data)
         return super().finalize_response(request, response, *args, **kwargs)
 
     @contextmanager
@@ -157,3 +159,4 @@ class ConditionalWritesMixin:
         with row_locked(instance, self.edit_fields) as stored:  # two writers holding one ETag: the second waits
             if_match_edit(self.request, stored, lambda: self.current_etag(instance))
             yield
+            self._written_state = type(instance).objects.filter(pk=instance.pk).values(*self.edit_fields).first()

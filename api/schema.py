@@ -266,6 +266,8 @@ PRECONDITION_FAILED_SCHEMA = {
 
 HEADER_ETAG = {"ETag": {"schema": {"type": "string"}, "description": "The representation's tag: send it as "
                         "If-None-Match for a 304, or as If-Match where a write takes one."}}
+HEADER_WRITTEN_ETAG = {"ETag": {"schema": {"type": "string"}, "description": "Where the request sent If-Match: the tag "
+                                "of what it wrote, for the If-Match of the next write."}}
 HEADER_JOB_LOCATION = {"Location": {"schema": {"type": "string", "format": "uri"},
                                     "description": "The job's URL: poll it (`?wait=`), or open its `events_url`."}}
 HEADER_RETRY_AFTER = {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds to wait before retrying."}}
@@ -286,9 +288,9 @@ def _add_conditional_responses(method, operation):
         responses["202"].setdefault("headers", {}).update(HEADER_JOB_LOCATION)
     if any(parameter.get("name") == "If-Match" for parameter in operation.get("parameters", ())):
         responses.setdefault("412", {**PRECONDITION_FAILED, "headers": HEADER_ETAG})
-        for status, response in responses.items():  # a write taking If-Match answers the new tag to chain the next
+        for status, response in responses.items():  # a write sent with If-Match answers the new tag: chain the next
             if status.startswith("2") and "content" in response:
-                response.setdefault("headers", {}).update(HEADER_ETAG)
+                response.setdefault("headers", {}).update(HEADER_WRITTEN_ETAG)
 
 
 def _answers_json(operation):

@@ -32,7 +32,8 @@ class JobSerializer(serializers.ModelSerializer):
     heartbeat_at = serializers.DateTimeField(
         read_only=True, allow_null=True,
         help_text="When the worker running it last said it is alive (every JOB_HEARTBEAT_SECONDS); a running job "
-                  "silent for JOB_ORPHAN_SECONDS is delivered again. Null where tasks run in the web process.")
+                  "silent for JOB_ORPHAN_SECONDS is delivered again. Null where tasks run in the web process, and "
+                  "while it is queued (a job waiting for its inputs goes back to the queue, saying so in `message`).")
 
     class Meta:
         model = Job

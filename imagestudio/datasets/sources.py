@@ -5,6 +5,7 @@ refusing unsafe names (absolute, `..`, links) and enforcing size limits while re
 never expands past the limit. No Django here.
 """
 
+import lzma
 import os
 import posixpath
 import stat
@@ -16,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 MANIFEST_NAMES = ("manifest.csv", "manifest.jsonl")
+# What a damaged compressed stream raises while it is read (gzip: OSError or zlib.error, bz2: OSError, xz: LZMAError).
+STREAM_ERRORS = (OSError, EOFError, zlib.error, lzma.LZMAError)
 _IGNORED_PARTS = ("__MACOSX",)
 
 
@@ -81,7 +84,7 @@ class ArchiveSource:
                 self._tar = tarfile.open(path, mode="r:*")
             else:
                 raise SourceError("the archive is neither a zip nor a tar file")
-        except (zipfile.BadZipFile, tarfile.TarError, OSError, EOFError) as exc:
+        except (zipfile.BadZipFile, tarfile.TarError, *STREAM_ERRORS) as exc:
             raise SourceError(f"the archive cannot be opened: {exc}") from None
         except UnicodeDecodeError:  # zipfile decodes a name flagged UTF-8 strictly, and stops listing there
             raise SourceError("the archive cannot be opened: a member's name is flagged UTF-8 but is not") from None
@@ -123,7 +126,7 @@ class ArchiveSource:
         try:
             members = self._tar.getmembers()
             self._tar_end_check(members)
-        except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
+        except (tarfile.TarError, *STREAM_ERRORS) as exc:
             raise SourceError(f"the tar archive is corrupt: {exc}") from None
         listed = []
         for member in members:
@@ -147,7 +150,8 @@ class ArchiveSource:
         while chunk := stream.read(1 << 20):
             if chunk.count(0) != len(chunk):
                 after = f"after its member {members[-1].name!r}" if members else "at its start"
-                raise SourceError(f"the tar archive is damaged {after}: the rest cannot be read")
+                raise SourceError(f"the tar archive is damaged {after}, or holds data after its end (concatenated "
+                                  "archives are not read): the rest cannot be read")
 
     def _zip_members(self):
         listed = []
@@ -185,7 +189,7 @@ class ArchiveSource:
                     raise SourceError("not a regular file")
                 with stream:
                     data = read_limited(stream, limit, "the file")
-        except (zipfile.BadZipFile, tarfile.TarError, OSError, EOFError, RuntimeError, ValueError) as exc:
+        except (zipfile.BadZipFile, tarfile.TarError, *STREAM_ERRORS, RuntimeError, ValueError) as exc:
             raise SourceError(f"cannot read the member: {exc}") from None
         self.total_read += len(data)
         return data

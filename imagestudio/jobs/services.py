@@ -187,21 +187,29 @@ def job_wait_for(*, job: Job, writers: QuerySet[Job], what: str) -> None:
     on what it finds. Where tasks run in-process there is nothing to wait for: each ran to its end when asked."""
     from imagestudio.celery import app
 
-    if app.conf.task_always_eager or timezone.now() - job.created_at > timedelta(
-            seconds=settings.JOB_INPUT_WAIT_SECONDS):
+    waited = (timezone.now() - job.created_at).total_seconds()
+    if app.conf.task_always_eager or waited > settings.JOB_INPUT_WAIT_SECONDS:
         return
     writer = writers.filter(status__in=ACTIVE_STATUSES, created_at__lt=job.created_at).order_by("created_at").first()
-    if writer is not None:
-        raise JobDeferred(f"waiting for {what} (job {writer.id}) to finish", seconds=settings.JOB_DEFER_SECONDS)
+    if writer is not None:  # asked again sooner at first, then less often
+        raise JobDeferred(f"waiting for {what} (job {writer.id}) to finish",
+                          seconds=min(JOB_DEFER_MAX_SECONDS, settings.JOB_DEFER_SECONDS + waited / 10))
 
 
-def _job_defer(job_id, deferral: JobDeferred) -> None:
-    """Back to the queue: the delivery is not counted (it did no work), and the task is sent again later."""
-    now = timezone.now()
-    if Job.objects.filter(pk=job_id, status=JobStatus.RUNNING, **_mine(job_id)).update(
+# The longest a deferred job waits for its next delivery; one queued longer past JOB_ORPHAN_SECONDS lost its message.
+JOB_DEFER_MAX_SECONDS = 30
+
+
+def _job_defer(job: Job, deferral: JobDeferred) -> None:
+    """Back to the queue: the delivery is not counted (it did no work), and the task is sent again later. A message
+    lost on the way (the worker died in between, the broker refused it) is sent again by jobs_requeue_orphaned."""
+    if Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING, **_mine(job.pk)).update(
             status=JobStatus.QUEUED, attempts=F("attempts") - 1, heartbeat_at=None, message=str(deferral)[:500],
-            updated_at=now):
-        _send(Job.objects.values_list("task_name", flat=True).get(pk=job_id), job_id, countdown=deferral.seconds)
+            updated_at=database_now()):
+        try:
+            _send(job.task_name, job.pk, countdown=deferral.seconds)
+        except Exception:  # the job waits for the reaper instead
+            logger.exception("job %s: could not queue it again after its deferral", job.pk)
 
 
 def job_cancel(*, job: Job) -> Job:
@@ -247,7 +255,7 @@ def run_job(job_id: uuid.UUID | str, work: Callable[[Job], dict[str, Any]],
         logger.info("job %s cancelled", job_id)
     except JobDeferred as deferral:
         logger.info("job %s deferred: %s", job_id, deferral)
-        _job_defer(job_id, deferral)
+        _job_defer(job, deferral)
         return
     except Exception as exc:
         if isinstance(exc, DomainError) and not isinstance(exc, ServiceUnavailable):
@@ -261,7 +269,8 @@ def run_job(job_id: uuid.UUID | str, work: Callable[[Job], dict[str, Any]],
         job_succeed(job_id=job_id, result=result)
     finally:
         _delivery.reset(delivery)
-    if finished is not None and Job.objects.filter(pk=job.pk, attempts=job.attempts).exists():
+    if finished is not None and Job.objects.filter(pk=job.pk, attempts=job.attempts).exclude(
+            status__in=ACTIVE_STATUSES).exists():
         finished(job)  # not where another delivery took the job over (this runner froze): its inputs are that one's
 
 
@@ -273,11 +282,15 @@ def jobs_requeue_orphaned(*, stale_after_seconds: float | None = None, include_q
 
     The job stays running with no heartbeat, which its new delivery may claim (as may the broker's late
     redelivery of the first message: one claim wins). A reaper that dies before sending leaves it to look orphaned
-    again JOB_ORPHAN_SECONDS later, never queued without a message."""
+    again JOB_ORPHAN_SECONDS later, never queued without a message. A deferred job (back in the queue, waiting for
+    its inputs) whose next message is long overdue is sent again too."""
     now = database_now()
     stale = orphaned(now, settings.JOB_ORPHAN_SECONDS if stale_after_seconds is None else stale_after_seconds)
     if include_queued:
         stale |= Q(status=JobStatus.QUEUED)
+    else:  # deferred (it ran, and went back to the queue) and its next message long overdue
+        stale |= Q(status=JobStatus.QUEUED, started_at__isnull=False,
+                   updated_at__lt=now - timedelta(seconds=settings.JOB_ORPHAN_SECONDS + JOB_DEFER_MAX_SECONDS))
     counts = {"requeued": 0, "failed": 0}
     for job in Job.objects.filter(stale).only("id", "status", "task_name", "attempts", "heartbeat_at", "updated_at"):
         # Each write is conditional on what was read, so a heartbeat, a claim or another reaper in between wins.

@@ -41,7 +41,7 @@ F1 alone can prefer labelling every sample PRESENT (F1 2p / (1 + p) at a PRESENT
 few positives precisely. With fewer than MIN_LEARNING_LABELS dev labels of either class, the candidates fitted on
 the dev labels alone (prior_only, the regression) are scored and reported but not eligible: fitted on a handful of
 labels they can score well out-of-fold and still label far worse than majority vote (with 12 dev positives a
-regression labelled 10% of the rows PRESENT where 30% were; with one, prior_only labelled the whole class ABSENT).
+regression labelled 10% of the rows PRESENT where 30% were; with two, prior_only labelled the whole class ABSENT).
 The semi-supervised EM stays eligible: it fits the unlabeled rows too, and a few labels are what orient LFs
 written the wrong way round (bench/label_small_dev.py measured both). The choice is by dev F1 (PRESENT positive), with the
 noise of a few hundred labels taken into account: the eligible candidates are those whose dev F1 is within one
@@ -294,7 +294,7 @@ def _choose(scores, out_of_fold, fallback, truth, seed, choosable=CANDIDATES):
     errors = f1_standard_errors(predicted, truth == PRESENT, best, seed)
     eligible = [name for name in pool if scores[name]["f1"] >= max(scores[best]["f1"] - errors[name], floor)]
     chosen = min(eligible, key=lambda name: (scores[name]["brier"], CANDIDATES.index(name)))
-    inaccurate = [name for name in CANDIDATES if name not in accurate]
+    inaccurate = [name for name in choosable if name not in accurate]
     reason = f"less accurate on dev than prior_only ({scores['prior_only']['accuracy']:.4f}): {', '.join(inaccurate)}"
     reason = ("" if not inaccurate else f"{reason}, so not eligible; " if pool == accurate
               else f"{reason}, eligible still (no other reaches majority vote's F1); ")

@@ -90,3 +90,49 @@ def test_a_deferred_delivery_goes_back_to_the_queue_uncounted_and_is_sent_again(
     run_job(job.id, lambda running: {"built": True})
     job.refresh_from_db()
     assert (job.status, job.attempts, job.result) == (JobStatus.SUCCEEDED, 1, {"built": True})
+
+
+def test_the_wait_between_deliveries_grows_with_the_wait_so_far(dataset, on_workers, settings):
+    settings.JOB_DEFER_SECONDS = 3
+    job_at(dataset, "lf_votes", 700, JobStatus.RUNNING)
+    waits = []
+    for age in (5, 100, 500):
+        with pytest.raises(JobDeferred) as deferral:
+            job_wait_for(job=job_at(dataset, "training_set", age, JobStatus.RUNNING), writers=writers_of(dataset),
+                         what="the votes")
+        waits.append(deferral.value.seconds)
+    assert waits == pytest.approx([3.5, 13.0, 30], abs=0.1)
+
+
+def test_a_deferred_job_whose_next_message_was_lost_is_sent_again(dataset, monkeypatch, settings):
+    """Its worker died between putting it back in the queue and sending the message (or the broker refused it)."""
+    from imagestudio.jobs.services import JOB_DEFER_MAX_SECONDS, jobs_requeue_orphaned
+
+    sent = []
+    monkeypatch.setattr("imagestudio.jobs.services._dispatch", lambda task_name, job_id: sent.append(job_id))
+    overdue = settings.JOB_ORPHAN_SECONDS + JOB_DEFER_MAX_SECONDS
+    lost = job_at(dataset, "training_set", overdue + 60)
+    waiting = job_at(dataset, "training_set", overdue + 60)  # its message is due any moment
+    never_ran = job_at(dataset, "training_set", overdue + 60)  # queued behind others: the broker holds its message
+    now = timezone.now()
+    Job.objects.filter(pk__in=[lost.pk, waiting.pk]).update(started_at=now - timedelta(seconds=overdue + 50))
+    Job.objects.filter(pk=lost.pk).update(updated_at=now - timedelta(seconds=overdue + 5))
+    Job.objects.filter(pk__in=[waiting.pk, never_ran.pk]).update(updated_at=now - timedelta(seconds=5))
+    assert jobs_requeue_orphaned() == {"requeued": 1, "failed": 0} and sent == [lost.pk]
+    assert Job.objects.get(pk=lost.pk).status == JobStatus.QUEUED
+
+
+def test_a_runner_that_lost_its_job_to_a_deferred_delivery_does_not_finish_it(dataset, monkeypatch):
+    """A runner frozen past JOB_ORPHAN_SECONDS, its job delivered again and deferred: the job's attempts are back
+    to the frozen runner's, but the job is not finished, so the runner's `finished` (an import's clean-up) waits."""
+    monkeypatch.setattr("imagestudio.jobs.services._send", lambda *args, **kwargs: None)
+    job, finished = job_at(dataset, "training_set", 1), []
+
+    def frozen_then_delivered_again_and_deferred(running):
+        claimed = Job.objects.filter(pk=running.pk)
+        claimed.update(attempts=running.attempts + 1)  # the second delivery's claim
+        claimed.update(status=JobStatus.QUEUED, attempts=running.attempts)  # and its deferral
+        return {}
+
+    run_job(job.id, frozen_then_delivered_again_and_deferred, finished=finished.append)
+    assert finished == [] and Job.objects.get(pk=job.pk).status == JobStatus.QUEUED

@@ -333,6 +333,7 @@ def test_a_handful_of_dev_labels_chooses_no_candidate_fitted_on_them_alone(
     result = label_class_votes(votes, np.where(dev, truth, 0).astype(np.int8), dev)
     assert result.chosen not in ("prior_only", "logistic_regression")
     assert "under 20 of a class to learn from" in result.reason
+    assert "): prior_only" not in result.reason  # it said prior_only was less accurate than itself
     assert set(result.candidates) == set(CANDIDATES)  # the others are still scored and reported
     majority = MajorityVote().predict(votes).label
     f1 = {name: 2 * ((labels == 1) & (truth == 1))[~dev].sum() / ((labels == 1)[~dev].sum() + (truth == 1)[~dev].sum())

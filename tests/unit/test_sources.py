@@ -155,10 +155,12 @@ def test_a_tar_damaged_after_its_first_member_is_refused_not_cut_short(tmp_path)
         ArchiveSource(path, **LIMITS).entries()
 
 
-def test_a_gzip_stream_corrupt_in_the_middle_is_refused(tmp_path):
+@pytest.mark.parametrize("mode", ["w:gz", "w:bz2", "w:xz"])
+def test_a_compressed_stream_corrupt_in_the_middle_is_refused(tmp_path, mode):
+    """A corrupt xz stream raised LZMAError, which failed the job as an internal error."""
     rng = __import__("random").Random(0)
-    noise = [bytes(rng.getrandbits(8) for _ in range(4000)) for _ in range(2)]  # incompressible: the flip lands in data
-    raw = tar_bytes([("t1.png", noise[0]), ("t2.png", noise[1])], mode="w:gz")
+    # incompressible and large enough that the flip lands inside a member's data, past the first compressed blocks
+    raw = tar_bytes([(f"t{i}.png", rng.randbytes(200_000)) for i in range(5)], mode=mode)
     raw[len(raw) // 2] ^= 0xFF
     raw[len(raw) // 2 + 1] ^= 0xFF
     path = tmp_path / "corrupt.tgz"

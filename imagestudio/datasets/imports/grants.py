@@ -70,8 +70,8 @@ def _resolved(path: Path) -> Path | None:
 
 
 def grantable_directory(path: str) -> str:
-    """`path` cleaned as grant_path_clean does, once checked to name a directory inside IMPORT_ROOT (links
-    resolved); or ValidationFailed."""
+    """`path` cleaned as grant_path_clean does, once checked to name a directory inside IMPORT_ROOT reached
+    without a link; or ValidationFailed."""
     clean = grant_path_clean(path)
     root = import_root()
     directory = _resolved(root / clean)

@@ -17,7 +17,7 @@ from imagestudio.common.errors import ValidationFailed
 from ..manifest import ManifestError, ManifestRow, ground_truth_resolve, parse_manifest
 from ..models import Split
 from ..sources import ArchiveSource, DirectorySource, Entry, SourceError, find_manifest, join_relative, read_limited
-from .grants import resolve_granted_path
+from .grants import NOT_GRANTED, resolve_granted_path
 from .staging import local_file, read_staged
 from .storable import unstorable_reason
 
@@ -94,7 +94,6 @@ def open_plan(job: Job, class_names: list[str]) -> Iterator[Plan]:
     with contextlib.ExitStack() as stack:
         try:
             listing, manifest = _OPENERS[params["source"]](job, stack)
-            stack.callback(listing.close)
             entries = listing.entries()
             if manifest is None and params["source"] != "upload":
                 manifest = _manifest_in(listing, entries)
@@ -129,11 +128,12 @@ def _limits():
 
 
 def _manifest_read(name, read):
-    """The manifest's bytes (`read(limit)`), or SourceError naming it when it is over MAX_MANIFEST_BYTES."""
+    """The manifest's bytes (`read(limit)`), or SourceError naming it (and MAX_MANIFEST_BYTES, when that is why)."""
     try:
         return read(settings.MAX_MANIFEST_BYTES)
     except SourceError as exc:
-        raise SourceError(f"manifest {name}: {exc} (MAX_MANIFEST_BYTES)") from None
+        setting = " (MAX_MANIFEST_BYTES)" if f"limit of {settings.MAX_MANIFEST_BYTES} bytes" in str(exc) else ""
+        raise SourceError(f"manifest {name}: {exc}{setting}") from None
 
 
 def _staged_manifest(params):
@@ -154,6 +154,7 @@ def _open_archive(job, stack):
     params = job.params
     local = stack.enter_context(local_file(params["archive"]["key"]))
     archive = ArchiveSource(local, max_total_bytes=settings.MAX_ARCHIVE_UNCOMPRESSED_BYTES, **_limits())
+    stack.callback(archive.close)  # before the manifest is read, which may refuse it
     return archive, _staged_manifest(params)
 
 
@@ -162,6 +163,8 @@ def _open_directory(job, stack):
     granted = resolve_granted_path(job.params["path"], dataset=job.dataset, user=job.creator)
     target = granted.target
     directory = DirectorySource(granted.source, target if target.is_dir() else target.parent, **_limits())
+    if directory.root != granted.source:  # swapped for a link since it was checked
+        raise SourceError(NOT_GRANTED)
     manifest = None
     if target.is_file():
         data = _manifest_read(target.name, lambda limit: directory.read(target.name, max_bytes=limit))
