@@ -13,7 +13,7 @@ from rest_framework.response import Response
 
 from api.exceptions import PreconditionFailed
 from imagestudio.common.errors import VersionConflict
-from imagestudio.common.transactions import row_locked
+from imagestudio.common.transactions import row_locked, row_values
 
 IF_MATCH_CURRENT = OpenApiParameter(
     "If-Match", str, OpenApiParameter.HEADER, required=False,
@@ -159,4 +159,4 @@ class ConditionalWritesMixin:
         with row_locked(instance, self.edit_fields) as stored:  # two writers holding one ETag: the second waits
             if_match_edit(self.request, stored, lambda: self.current_etag(instance))
             yield
-            self._written_state = type(instance).objects.filter(pk=instance.pk).values(*self.edit_fields).first()
+            self._written_state = row_values(instance, self.edit_fields)

@@ -75,6 +75,11 @@ def save_fields(instance, fields: list[str]) -> None:
         raise NotFound(f"This {instance._meta.verbose_name} was deleted while the request ran.", code="deleted") from None
 
 
+def row_values(instance, fields: Sequence[str]) -> dict | None:
+    """The `fields` of `instance`'s row as stored now (None when it was deleted)."""
+    return type(instance).objects.filter(pk=instance.pk).values(*fields).first()
+
+
 @contextlib.contextmanager
 def row_locked(instance, fields: Sequence[str]) -> Iterator[dict]:
     """Inside one transaction, the row of `instance` locked, and its `fields` as stored now (NotFound when it was

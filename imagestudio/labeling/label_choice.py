@@ -74,10 +74,10 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 
 from imagestudio.common.votes import ABSENT, ABSTAIN, PRESENT
-from imagestudio.labeling import metrics
 
 from .calibration import LabelPreservingCalibration, calibration_table, label_less_estimate
 from .label_model import DawidSkene, Labels, MajorityVote, VoteDesign, labels_from_probability, sigmoid_probability
+from .lf_diagnostics import lf_diagnostics
 
 # Simplest first: ties in dev F1 go to the earlier name.
 CANDIDATES = ("prior_only", "majority_vote", "em_unsupervised", "em_semi_supervised", "logistic_regression")
@@ -114,44 +114,6 @@ def score_probabilities(probability, truth, fallback_present):
             "f1": 2 * tp / max(2 * tp + fp + fn, 1) if scored else None,
             "brier": float(np.mean((filled - positive) ** 2)) if scored else None,
             "scored": scored, "tp": tp, "fp": fp, "fn": fn, "tn": tn}
-
-
-# ---------------------------------------------------------------- LF diagnostics
-
-
-def lf_diagnostics(model, votes, truth, learned_by):
-    """votes, truth: the dev rows'. Per LF: the model's conditionals and the precisions they imply, next to the
-    dev precision and recall of its PRESENT and ABSENT votes (Wilson 95 % intervals); `check` names the sides
-    whose implied precision lies outside the dev interval: the model does not believe the labels about this LF.
-    learned_by: the candidate name of `model`, which need not be the one whose labels were chosen."""
-    theta, prior = model.theta, model.prior
-    group_of = {j: members for members in model.groups for j in members}
-    rows = []
-    for j in range(theta.shape[1]):
-        absent, present = theta[0, j], theta[1, j]
-        implied = {"present": prior * present[1] / max(prior * present[1] + (1 - prior) * absent[1], 1e-300),
-                   "absent": (1 - prior) * absent[0] / max((1 - prior) * absent[0] + prior * present[0], 1e-300)}
-        quality = metrics.vote_quality(votes[:, j], truth)
-        check = []
-        for side in ("present", "absent"):
-            interval = quality[side]["precision"]["interval"]
-            if interval is not None and not interval[0] <= implied[side] <= interval[1]:
-                check.append(side)
-        rows.append({
-            "lf": j,
-            "learned_by": learned_by,
-            "learned": {"p_present_given_present": float(present[1]), "p_absent_given_present": float(present[0]),
-                        "p_abstain_given_present": float(present[2]), "p_present_given_absent": float(absent[1]),
-                        "p_absent_given_absent": float(absent[0]), "p_abstain_given_absent": float(absent[2])},
-            "implied_precision": {side: float(value) for side, value in implied.items()},
-            "dev": {side: quality[side] for side in ("present", "absent")},
-            "dependence_group": group_of.get(j, [j]),
-            "weight": float(model.weights[j]),
-            "check": check,
-            "message": ("the model does not believe this LF: check it (implied precision outside the dev "
-                        f"interval for its {' and '.join(check)} votes)") if check else None,
-        })
-    return rows
 
 
 # ---------------------------------------------------------------- candidates and the choice
@@ -338,6 +300,53 @@ def _choice_without_labels(design, groups, why):
                              f"identify an unsupervised EM (it needs {MIN_UNSUPERVISED_SOURCES})")
 
 
+@dataclass
+class _Choice:
+    """What the choice settled: the chosen candidate, every candidate's dev figures and probabilities, the EM fit
+    whose conditionals describe the LFs, the prior, and the chosen one's out-of-fold dev probabilities (if any)."""
+
+    chosen: str
+    reason: str
+    scores: dict
+    model: object
+    learned_by: str
+    prior: float
+    candidate_probability: dict
+    label_less: dict = field(default_factory=dict)
+    out_of_fold: np.ndarray | None = None
+
+
+def _choice_unscored(design, candidates, dev_rows, why):
+    """Without dev labels that can score candidates (`why`): the learning candidates fall back to what the
+    unsupervised model knows."""
+    chosen, reason = _choice_without_labels(design, candidates.unsupervised.groups, why)
+    unsupervised = candidates.fit_predict("em_unsupervised", dev_rows)
+    probability = {name: unsupervised if name in candidates.LEARNING else candidates.fit_predict(name, dev_rows)
+                   for name in CANDIDATES}
+    prior = candidates.unsupervised.prior
+    probability["prior_only"] = np.full(design.n, prior, dtype=np.float32)
+    return _Choice(chosen, reason, {name: score_probabilities([], [], []) for name in CANDIDATES},
+                   candidates.unsupervised, "em_unsupervised", prior, probability)
+
+
+def _choice_scored(design, candidates, truth, dev_rows, folds, seed):
+    """Every candidate scored out-of-fold on the dev labels, the choice among those eligible, and every candidate
+    refit on all dev labels: the chosen one labels the rows, the others are for comparison."""
+    scores, fallback, out_of_fold, fold_count = _out_of_fold(candidates, dev_rows, folds, seed)
+    few = _few_to_learn_from(truth[dev_rows])
+    choosable = [name for name in CANDIDATES if not (few and name in FITTED_ON_DEV)]
+    chosen, reason = _choose(scores, out_of_fold, fallback, truth[dev_rows], seed, choosable)
+    reason = f"{few}: {', '.join(FITTED_ON_DEV)} not eligible; {reason}" if few else reason
+    reason += f" ({len(dev_rows)} dev samples, out-of-fold over {fold_count} folds)"
+    model, positive = candidates.semi_supervised(dev_rows), truth[dev_rows] == PRESENT
+    prior = float(positive.mean())
+    probability = {name: candidates.fit_predict(name, dev_rows) for name in CANDIDATES if name != "em_semi_supervised"}
+    probability["em_semi_supervised"] = model.predict_design(design).probability
+    label_less = {name: label_less_estimate(out_of_fold[name], positive, prior) for name in CANDIDATES}
+    return _Choice(chosen, reason, scores, model, "em_semi_supervised", prior, probability, label_less,
+                   out_of_fold[chosen])
+
+
 def label_class_votes(votes, truth, dev_mask, seed=0, folds=DEFAULT_FOLDS, model_options=None) -> ClassLabels:
     """Fit every candidate, score them on dev on equal terms, label all rows with the best (module docstring).
 
@@ -348,49 +357,26 @@ def label_class_votes(votes, truth, dev_mask, seed=0, folds=DEFAULT_FOLDS, model
     dev_mask = np.asarray(dev_mask, dtype=bool)
     dev_rows = np.flatnonzero(dev_mask & (truth != ABSTAIN))
     candidates = _Candidates(design, truth, model_options or {})
-    dev_probability = np.full(design.n, np.nan, dtype=np.float32)
     unscorable = _unscorable(truth[dev_rows])
-    label_less = {}
-    if unscorable:
-        chosen, reason = _choice_without_labels(design, candidates.unsupervised.groups, unscorable)
-        scores = {name: score_probabilities([], [], []) for name in CANDIDATES}
-        model, prior, learned_by = candidates.unsupervised, candidates.unsupervised.prior, "em_unsupervised"
-        # Without labels the learning candidates fall back to what the unsupervised model knows.
-        unsupervised = candidates.fit_predict("em_unsupervised", dev_rows)
-        candidate_probability = {name: unsupervised if name in candidates.LEARNING
-                                 else candidates.fit_predict(name, dev_rows) for name in CANDIDATES}
-        candidate_probability["prior_only"] = np.full(design.n, prior, dtype=np.float32)
-    else:
-        scores, fallback, out_of_fold, fold_count = _out_of_fold(candidates, dev_rows, folds, seed)
-        few = _few_to_learn_from(truth[dev_rows])
-        choosable = [name for name in CANDIDATES if not (few and name in FITTED_ON_DEV)]
-        chosen, reason = _choose(scores, out_of_fold, fallback, truth[dev_rows], seed, choosable)
-        reason = f"{few}: {', '.join(FITTED_ON_DEV)} not eligible; {reason}" if few else reason
-        reason += f" ({len(dev_rows)} dev samples, out-of-fold over {fold_count} folds)"
-        dev_probability[dev_rows] = out_of_fold[chosen]
-        model, prior = candidates.semi_supervised(dev_rows), float((truth[dev_rows] == PRESENT).mean())
-        learned_by = "em_semi_supervised"
-        # Every candidate refit on all dev labels: the chosen one labels the rows, the others are for comparison.
-        candidate_probability = {name: candidates.fit_predict(name, dev_rows) for name in CANDIDATES
-                                 if name != "em_semi_supervised"}
-        candidate_probability["em_semi_supervised"] = model.predict_design(design).probability
-        positive = truth[dev_rows] == PRESENT
-        label_less = {name: label_less_estimate(out_of_fold[name], positive, prior) for name in CANDIDATES}
-    probability = candidate_probability[chosen]
+    choice = (_choice_unscored(design, candidates, dev_rows, unscorable) if unscorable
+              else _choice_scored(design, candidates, truth, dev_rows, folds, seed))
+    probability, dev_probability = choice.candidate_probability[choice.chosen], np.full(design.n, np.nan, np.float32)
     calibration_map = LabelPreservingCalibration()
     if not unscorable:
         # Fitted on the chosen candidate's out-of-fold dev probabilities; no label moves (module docstring).
-        calibration_map = LabelPreservingCalibration.fit(dev_probability[dev_rows], truth[dev_rows], prior,
-                                                         recurring=chosen not in candidates.LEARNING)
-        dev_probability[dev_rows] = calibration_map.apply(dev_probability[dev_rows])
-        probability = candidate_probability[chosen] = calibration_map.apply(probability)
+        calibration_map = LabelPreservingCalibration.fit(choice.out_of_fold, truth[dev_rows], choice.prior,
+                                                         recurring=choice.chosen not in candidates.LEARNING)
+        dev_probability[dev_rows] = calibration_map.apply(choice.out_of_fold)
+        probability = choice.candidate_probability[choice.chosen] = calibration_map.apply(probability)
     label = labels_from_probability(probability).label  # the map moves no label, a label-less row takes a side
     # Majority vote on rows without votes has no information: the prior there rather than NaN.
-    labels = Labels(probability=np.where(np.isnan(probability), np.float32(prior), probability).astype(np.float32),
+    labels = Labels(probability=np.where(np.isnan(probability), np.float32(choice.prior), probability).astype(np.float32),
                     label=label)
     return ClassLabels(
-        labels=labels, chosen=chosen, reason=reason, candidates=scores, calibration_map=calibration_map,
-        lfs=lf_diagnostics(model, design.votes[dev_mask], truth[dev_mask], learned_by),
+        labels=labels, chosen=choice.chosen, reason=choice.reason, candidates=choice.scores,
+        calibration_map=calibration_map,
+        lfs=lf_diagnostics(choice.model, design.votes[dev_mask], truth[dev_mask], choice.learned_by),
         calibration=None if unscorable else calibration_table(dev_probability, truth),
-        dependent_groups=[[int(j) for j in group] for group in model.groups], prior=prior, dev_probability=dev_probability,
-        candidate_probability=candidate_probability, label_less=label_less)
+        dependent_groups=[[int(j) for j in group] for group in choice.model.groups], prior=choice.prior,
+        dev_probability=dev_probability, candidate_probability=choice.candidate_probability,
+        label_less=choice.label_less)

@@ -492,7 +492,7 @@ def test_label_model_imports_neither_django_nor_service_code():
                 if module.startswith("imagestudio") and module not in seen:
                     pending.append(module)
     assert seen == {"imagestudio.labeling.label_choice", "imagestudio.labeling.label_model", "imagestudio.labeling.calibration",
-                    "imagestudio.labeling.metrics", "imagestudio.common.votes"}
+                    "imagestudio.labeling.lf_diagnostics", "imagestudio.labeling.metrics", "imagestudio.common.votes"}
 
 
 def test_learned_accuracies_of_symmetric_lfs():
