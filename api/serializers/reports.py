@@ -283,9 +283,12 @@ class TrainingSetParamsSerializer(JobRecordSerializer):
 
 
 class TrainingSetResultSerializer(JobRecordSerializer):
-    training_set = AsciiIntegerField()
+    training_set = AsciiIntegerField(help_text="The set with these inputs: the one built, or (`reused`) an existing one.")
     samples = AsciiIntegerField()
     classes = TrainingSetReportField()
+    reused = serializers.BooleanField(required=False, help_text="The inputs it read, once the LF votes it waited for "
+                                      "were refreshed, were those of an existing ready set: that set is the answer, "
+                                      "and the one this job was asked for (its copy) is gone.")
 
 
 # ---------------------------------------------------------------- fast models

@@ -64,6 +64,10 @@ class TrainingSetSerializer(ProductStatusMixin, StalenessMixin, serializers.Mode
     job = serializers.UUIDField(source="job_id", read_only=True, allow_null=True)
     snapshot = stored(SnapshotSerializer, read_only=True)
     report = stored(TrainingSetReportField(), read_only=True)
+    content_hash = serializers.CharField(read_only=True, help_text=(
+        "The sha256 of its inputs; `pending-...` for a set asked for while the LF votes were being refreshed, "
+        "until its job reads them (then its job may answer an existing set of the same inputs: see the job's "
+        "`result.reused`)."))
 
     class Meta:
         model = TrainingSet

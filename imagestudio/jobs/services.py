@@ -181,14 +181,23 @@ def job_fail(*, job_id: uuid.UUID | str, error: str, result: dict[str, Any] | No
     Job.objects.filter(pk=job_id, status__in=ACTIVE_STATUSES, **_mine(job_id)).update(**updates)
 
 
+def _tasks_in_process() -> bool:
+    from imagestudio.celery import app
+
+    return app.conf.task_always_eager
+
+
+def job_writers_active(*, writers: QuerySet[Job]) -> bool:
+    """Whether one of `writers` is queued or running in a worker (in-process tasks ran to their end when asked)."""
+    return not _tasks_in_process() and writers.filter(status__in=ACTIVE_STATUSES).exists()
+
+
 def job_wait_for(*, job: Job, writers: QuerySet[Job], what: str) -> None:
     """Defer `job` (raise JobDeferred) while one of `writers`, jobs that write its inputs and were asked for
     before it, is queued or running; for JOB_INPUT_WAIT_SECONDS after the job was asked for at most, then it runs
     on what it finds. Where tasks run in-process there is nothing to wait for: each ran to its end when asked."""
-    from imagestudio.celery import app
-
     waited = (timezone.now() - job.created_at).total_seconds()
-    if app.conf.task_always_eager or waited > settings.JOB_INPUT_WAIT_SECONDS:
+    if _tasks_in_process() or waited > settings.JOB_INPUT_WAIT_SECONDS:
         return
     writer = writers.filter(status__in=ACTIVE_STATUSES, created_at__lt=job.created_at).order_by("created_at").first()
     if writer is not None:  # asked again sooner at first, then less often

@@ -2,6 +2,7 @@
 class) with their stored predictions, and auto-train. The maths lives in fitting.py, the reads in selectors.py."""
 
 import time
+import uuid
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -19,7 +20,7 @@ from imagestudio.datasets.models import SPLIT_CODES, Dataset, LabelClass, Sample
 from imagestudio.embeddings.matrix import Matrix
 from imagestudio.embeddings.store import matrix_get, record_for
 from imagestudio.jobs.models import Job, JobKind, JobStatus
-from imagestudio.jobs.services import job_enqueue, job_progress, job_wait_for
+from imagestudio.jobs.services import job_enqueue, job_progress, job_wait_for, job_writers_active
 
 from . import fitting
 from .class_names import by_current_name
@@ -38,11 +39,14 @@ def _job_progress(job: Job) -> Progress:
     return lambda fraction, message: job_progress(job_id=job.id, progress=fraction, message=message)
 
 
+def _vote_refreshes(dataset_id):
+    return Job.objects.filter(dataset=dataset_id, kind=JobKind.LF_VOTES)
+
+
 def _votes_settled(job: Job) -> None:
     """A job reading LF votes waits for the vote refresh asked for before it (an edit's, an import's): built
     earlier, its labels would be stale when it finished."""
-    job_wait_for(job=job, writers=Job.objects.filter(dataset=job.dataset_id, kind=JobKind.LF_VOTES),
-                 what="the refresh of the LF votes")
+    job_wait_for(job=job, writers=_vote_refreshes(job.dataset_id), what="the refresh of the LF votes")
 
 
 # ---------------------------------------------------------------- training sets
@@ -58,10 +62,27 @@ def training_set_start(*, dataset: Dataset, user: AbstractBaseUser | None, split
     if snapshot["samples"] == 0:
         raise ValidationFailed(f"The dataset has no samples in {', '.join(splits)}: import some first.",
                                code="no_samples", field="splits")
+    if job_writers_active(writers=_vote_refreshes(dataset.id)):
+        return _provisional_training_set(dataset, snapshot, user)
     try:
         return _training_set_get_or_create(dataset, content_hash, snapshot, user)
     except IntegrityError:  # a concurrent request created the same snapshot first (committed now): answer that one
         return _training_set_get_or_create(dataset, content_hash, snapshot, user)
+
+
+PROVISIONAL = "pending-"  # the content hash of a set asked for while the LF votes were refreshed, until it reads them
+
+
+def _provisional_training_set(dataset, snapshot, user):
+    """The votes are being refreshed (an edit, an import): what they will be is not known, so no existing set is
+    the answer. A new set, whose job waits for the refresh and then takes the hash of what it reads (set_build); a
+    request for the same splits and seed meanwhile gets the same one."""
+    for pending in TrainingSet.objects.filter(dataset=dataset, ready=False, content_hash__startswith=PROVISIONAL
+                                              ).select_related("job"):
+        same = (pending.snapshot["splits"], pending.snapshot.get("seed", 0)) == (snapshot["splits"], snapshot["seed"])
+        if same and pending.job is not None and pending.job.is_active:
+            return pending, False
+    return _training_set_get_or_create(dataset, f"{PROVISIONAL}{uuid.uuid4().hex}", snapshot, user)
 
 
 def _training_set_get_or_create(dataset, content_hash, snapshot, user):
@@ -348,8 +369,8 @@ def auto_train_run(job: Job) -> dict:
         training_set, created = TrainingSet.objects.get_or_create(
             dataset=dataset, content_hash=content_hash,
             defaults={"snapshot": snapshot, "created_by": job.creator, "job": job})
-    if created or not training_set.ready:
-        training_set_build(training_set, progress(0.4, 0.0))
-        training_set.refresh_from_db()
+    if created or not training_set.ready:  # the build may answer an existing set of the same inputs
+        built = training_set_build(training_set, progress(0.4, 0.0))
+        training_set = TrainingSet.objects.get(pk=built["training_set"])
     result = model_train(_auto_model(job, dataset, label_class, training_set), progress(0.6, 0.4))
     return {"training_set": training_set.id, **result}

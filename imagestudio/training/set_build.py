@@ -1,7 +1,8 @@
 """A training set's build: the label model of each class over the votes of the set's snapshot. Its inputs are read
 in one snapshot of the database. Where they changed while the set was queued (its LFs' votes refreshed after an
 edit, a label written), the set takes them and its snapshot and content hash follow, so that its contents are
-always what its hash says; where another set holds those inputs already, this one fails and names it.
+always what its hash says; where a ready set holds those inputs already, that set is the job's answer (this one,
+its copy, goes), and where one is still being built, this one fails and names it.
 """
 
 from collections.abc import Callable
@@ -68,22 +69,39 @@ def _inputs(training_set):
     return ids, codes, classes
 
 
+class SameInputs(Exception):  # noqa: N818  (not an error: the answer is another set)
+    """The inputs a set reads are those of another set, already built: that one is the answer."""
+
+    def __init__(self, twin):
+        super().__init__(twin.id)
+        self.twin = twin
+
+
 def _follow(training_set, snapshot, content_hash):
-    """The set's snapshot and hash become those of the inputs it reads (they changed while it was queued)."""
+    """The set's snapshot and hash become those of the inputs it reads (they changed while it was queued, or it was
+    asked for while the LF votes were refreshed). Where a ready set holds those inputs, it is the answer."""
     try:
         with transaction.atomic():
             TrainingSet.objects.filter(pk=training_set.pk).update(snapshot=snapshot, content_hash=content_hash)
-    except IntegrityError:  # a set of these very inputs exists: it is the answer
+    except IntegrityError:
         twin = TrainingSet.objects.filter(dataset=training_set.dataset_id, content_hash=content_hash).first()
-        raise Conflict(f"Its inputs changed while it was queued, to those of training set {getattr(twin, 'id', '?')}: "
-                       "use that one.", code="inputs_changed") from None
+        if twin is not None and twin.ready:
+            raise SameInputs(twin) from None
+        raise Conflict(f"Its inputs changed while it was queued, to those of training set {getattr(twin, 'id', '?')}, "
+                       "still being built: use that one.", code="inputs_changed") from None
     training_set.snapshot, training_set.content_hash = snapshot, content_hash
 
 
 def training_set_build(training_set: TrainingSet, progress: Callable[[float, str], None]) -> dict:
-    """Run the label model of each class over the snapshot's LF votes and store the result."""
+    """Run the label model of each class over the snapshot's LF votes and store the result; or, where a ready set
+    holds the very inputs it reads, answer that set (`reused`) and delete this one, which would be its copy."""
     dataset = training_set.dataset
-    ids, codes, classes = _inputs(training_set)
+    try:
+        ids, codes, classes = _inputs(training_set)
+    except SameInputs as same:
+        TrainingSet.objects.filter(pk=training_set.pk).delete()
+        twin = same.twin
+        return {"training_set": twin.id, "samples": twin.samples, "classes": twin.report, "reused": True}
     arrays, report = {"ids": ids, "splits": codes}, {}
     dev, valid = codes == SPLIT_CODES[Split.DEV], codes == SPLIT_CODES[Split.VALID]
     for index, (label_class, members, votes, truth) in enumerate(classes):

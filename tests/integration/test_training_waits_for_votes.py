@@ -1,15 +1,18 @@
 """A training set asked for right after a metadata edit waits for the vote refresh that edit queued, on real
-workers: the training queue's worker defers the set (back to the queue, saying what it waits for) while no worker
-takes the refresh, and builds it once the refresh is done, so its labels follow the edit and it is not stale."""
+workers: the request answers a new set (not the existing set of the votes before the refresh), the training queue's
+worker defers it (back to the queue, saying what it waits for) while no worker takes the refresh, and builds it once
+the refresh is done, so its labels follow the edit and it is not stale."""
 
 import time
 
 import pytest
 
+from imagestudio.celery import app as celery_app
 from imagestudio.datasets.models import Sample
 from imagestudio.datasets.services import sample_update
 from imagestudio.jobs.models import Job
 from imagestudio.labeling import services as labeling
+from imagestudio.training.models import TrainingSet
 from imagestudio.training.selectors import training_labels_page, training_set_staleness
 from imagestudio.training.services import training_set_start
 from tests.factories import make_samples
@@ -32,12 +35,19 @@ def test_a_training_set_asked_for_after_an_edit_waits_for_its_vote_refresh(datas
     lf = labeling.lf_create(dataset=dataset, user=owner, label_class=dataset.classes.get(name="cat"), name="cat word",
                        type="pattern", config={"field": "caption", "builder": "keyword", "words": ["cat"]},
                        low=0, high=1)
+    celery_app.conf.task_always_eager = True  # a set of the votes before the edit, built here
+    before, _ = training_set_start(dataset=dataset, user=owner, splits=["train"])
+    celery_app.conf.task_always_eager = False
+    assert TrainingSet.objects.get(pk=before.pk).ready
     trainer = start_worker(queues="training")  # nobody takes the default queue's vote refresh yet
     sample_update(sample=Sample.objects.get(pk=samples[1].pk), metadata={"caption": "a cat too"}, user=owner)
     refresh = Job.objects.get(dataset=dataset, kind="lf_votes", status="queued")
 
+    # The set of the votes as they are now would be stale once the refresh runs: a new one is the answer, and
+    # asking again meanwhile gives it again (found from outside: the old set came back, stale a moment later).
     training_set, created = training_set_start(dataset=dataset, user=owner, splits=["train"])
-    assert created
+    assert created and training_set.id != before.id
+    assert training_set_start(dataset=dataset, user=owner, splits=["train"]) == (training_set, False)
     waiting = wait_until(lambda: Job.objects.filter(
         pk=training_set.job_id, status="queued", message__contains=str(refresh.id)).first())
     assert "waiting for the refresh of the LF votes" in waiting.message

@@ -71,3 +71,37 @@ def test_a_set_whose_inputs_changed_while_it_was_queued_follows_them_or_names_it
     assert (first.snapshot, first.content_hash) == training_snapshot(dataset, splits, 0)
     dev = result["classes"]["cat"]["candidates"]["majority_vote"]["dev"]
     assert dev["scored"] == 4 and dev["tp"] + dev["fn"] == 3  # with the label written while it was queued
+
+    # Its inputs back to those of a set already built: that set is the answer, and this copy goes.
+    annotation_set(dataset=dataset, user=owner, sample=samples[2], label_class=cat, value="ABSENT")
+    copy = queued()  # asked for while its inputs were those of the ready `first`... under another hash
+    TrainingSet.objects.filter(pk=copy.pk).update(content_hash="pending-0")
+    annotation_set(dataset=dataset, user=owner, sample=samples[2], label_class=cat, value="PRESENT")
+    copy.refresh_from_db()
+    answer = training_set_build(copy, lambda fraction, message: None)
+    assert answer["reused"] and answer["training_set"] == first.id and answer["classes"] == first.report
+    assert not TrainingSet.objects.filter(pk=copy.pk).exists()
+
+
+def test_a_set_asked_for_while_the_votes_are_refreshed_is_a_new_one_that_waits(dataset, owner, monkeypatch):
+    """With a vote refresh queued for a worker, the existing set of the votes as they are is no answer (it would be
+    stale as soon as the refresh ran): a provisional set is, and asking again gives it again."""
+    from imagestudio.celery import app as celery_app
+    from imagestudio.jobs.models import Job
+
+    make_samples(dataset, [{"metadata": {"caption": c}, "split": "train"} for c in ("cat", "dog")])
+    lf_create(dataset=dataset, user=owner, label_class=dataset.classes.get(name="cat"), name="kw", type="pattern",
+              config={"field": "caption", "builder": "keyword", "words": ["cat"]}, low=0, high=1)
+    built, _ = training_set_start(dataset=dataset, user=owner)
+    assert TrainingSet.objects.get(pk=built.pk).ready
+    monkeypatch.setattr("imagestudio.jobs.services._send", lambda *args, **kwargs: None)  # no worker takes them
+    celery_app.conf.task_always_eager = False
+    try:
+        Job.objects.create(kind="lf_votes", dataset=dataset, status="queued")  # an edit's refresh
+        provisional, created = training_set_start(dataset=dataset, user=owner)
+        again, created_again = training_set_start(dataset=dataset, user=owner)
+        other_seed, _ = training_set_start(dataset=dataset, user=owner, seed=1)
+    finally:
+        celery_app.conf.task_always_eager = True
+    assert created and provisional.id != built.id and provisional.content_hash.startswith("pending-")
+    assert (again.id, created_again) == (provisional.id, False) and other_seed.id not in (built.id, provisional.id)
