@@ -83,7 +83,7 @@ class ArchiveSource:
             elif tarfile.is_tarfile(path):
                 self._tar = tarfile.open(path, mode="r:*")
             else:
-                raise SourceError("the archive is neither a zip nor a tar file")
+                raise SourceError("the archive is neither a zip nor a tar file (or it is damaged at its start)")
         except (zipfile.BadZipFile, tarfile.TarError, *STREAM_ERRORS) as exc:
             raise SourceError(f"the archive cannot be opened: {exc}") from None
         except UnicodeDecodeError:  # zipfile decodes a name flagged UTF-8 strictly, and stops listing there
