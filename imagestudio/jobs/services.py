@@ -169,8 +169,11 @@ def job_succeed(*, job_id: uuid.UUID | str, result: dict[str, Any], message: str
 
 
 def job_record_result(*, job_id: uuid.UUID | str, result: dict[str, Any]) -> None:
-    """The result of what a cancelled job did before it stopped (an import's samples stay)."""
-    Job.objects.filter(pk=job_id, status=JobStatus.CANCELLED, **_mine(job_id)).update(result=result)
+    """The result of what a cancelled job did before it stopped (an import's samples stay). The cancel made the job
+    final at once; this comes when its runner stops (after the batch it was writing), as a change a long poll with
+    `?since=` sees."""
+    Job.objects.filter(pk=job_id, status=JobStatus.CANCELLED, **_mine(job_id)).update(result=result,
+                                                                                      updated_at=timezone.now())
 
 
 def job_fail(*, job_id: uuid.UUID | str, error: str, result: dict[str, Any] | None = None) -> None:

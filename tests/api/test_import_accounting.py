@@ -311,12 +311,12 @@ def test_a_cancelled_import_accounts_for_what_it_stored_and_what_it_did_not_reac
     images = {f"{i}.png": png_bytes((i, 7, 7)) for i in range(10)}
     response = post_import(api, dataset, archive=archive_upload({**images, "bad.png": b"not an image"}))
     job_id = response.json()["id"]
-    real_batch, batches = run_module._import_batch, []
+    real_batch, batches, cancelled_at = run_module._import_batch, [], []
 
     def cancelled_after_two_batches(job, *args):
         batches.append(real_batch(job, *args))
-        if len(batches) == 2:
-            job_cancel(job=Job.objects.get(pk=job.id))  # by its user, while it runs: it stops at its next report
+        if len(batches) == 2:  # by its user, while it runs: it stops at its next report
+            cancelled_at.append(job_cancel(job=Job.objects.get(pk=job.id)).updated_at)
 
     monkeypatch.setattr(run_module, "_import_batch", cancelled_after_two_batches)
     refreshes = []
@@ -328,6 +328,7 @@ def test_a_cancelled_import_accounts_for_what_it_stored_and_what_it_did_not_reac
     assert result["total"] == 11 and result["cancelled"] == 11 - 8 - result["errors"], result
     assert result["created"] + result["duplicates"] + result["errors"] + result["cancelled"] == result["total"]
     assert len(refreshes) == 1  # the stored samples get their vectors and votes
+    assert Job.objects.get(pk=job_id).updated_at > cancelled_at[0]  # a long poll `?since=` the cancel sees it
 
 
 def test_staged_files_are_removed_when_the_job_fails(api, dataset):
