@@ -78,11 +78,44 @@ def compile_regex(config):
         return re2.compile(pattern), True
     except re2.error:
         pass
+    if _calls_a_group(config["pattern"]):
+        raise PatternError("the regular expression calls a group ((?R), (?1), (?&name), (?P>name)): recursion and "
+                           "subroutine calls are not supported", field="pattern")
     flags = regex.VERSION1 | (0 if config.get("case_sensitive") else regex.IGNORECASE)
     try:
         return regex.compile(config["pattern"], flags), False
     except regex.error as exc:
         raise PatternError(f"the regular expression does not compile: {exc}", field="pattern") from None
+    except RecursionError:  # the module's parser recurses once a group level: a few hundred nested groups
+        raise PatternError("the regular expression nests its groups too deeply", field="pattern") from None
+
+
+# A recursion or subroutine call: on the backtracking engine one search held 570 MB before a MemoryError.
+_GROUP_CALL = regex.compile(r"\(\?(?:R|[+-]?\d+|&|P>)")
+
+
+def _calls_a_group(pattern):
+    """Whether `pattern` calls a group outside a character set ((?R), (?0), (?1), (?-1), (?&name), (?P>name));
+    a backslash escapes the next character, a set may nest (VERSION1), a `]` first in one is literal and a
+    comment ends at the first `)`."""
+    depth, i = 0, 0
+    while i < len(pattern):
+        char = pattern[i]
+        if char == "\\":
+            i += 2
+            continue
+        if char == "[":
+            depth, i = depth + 1, i + 1 + pattern.startswith("^", i + 1)
+            i += pattern.startswith("]", i)
+            continue
+        if char == "]" and depth:
+            depth -= 1
+        elif not depth and pattern.startswith("(?#", i):  # a comment, up to the first ")"
+            i = pattern.find(")", i) % (len(pattern) + 1)
+        elif not depth and _GROUP_CALL.match(pattern, i):
+            return True
+        i += 1
+    return False
 
 
 def _keyword_patterns(config):
@@ -182,6 +215,9 @@ def _guarded_scores(pattern, texts, budget):
             if remaining <= 0:
                 raise TimeoutError
             hits[i] = pattern.search(text, timeout=remaining) is not None
+        except (MemoryError, RecursionError):
+            raise PatternError("the pattern needs more memory than a search may take on this field: simplify it",
+                               field="pattern") from None
         except TimeoutError:
             raise PatternError(
                 f"the pattern takes too long (over {budget} s on this split); it uses backreferences or lookaround, "

@@ -1,15 +1,19 @@
 import numpy as np
 import pytest
-from hypothesis import given, settings
+import regex
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
+from regex import _regex_core as core
 
+from imagestudio.labeling import patterns as patterns_module
 from imagestudio.labeling.patterns import (
     BUILDERS,
     OPERATORS,
     PATTERN_BASE,
     PATTERN_SCHEMAS,
     PatternError,
+    _calls_a_group,
     pattern_scores,
     validate_pattern,
 )
@@ -170,3 +174,73 @@ def test_whole_words_that_begin_or_end_with_symbols():
     text = np.array(["I write C++ and C# daily, costs $5 🐱", "C++11 and #C"], dtype=object)
     for word in ("C++", "C#", "$5", "🐱", "write"):
         assert scores(text, field="f", builder="keyword", words=[word]) == [1, 0], word
+
+
+def _parsed_calls_a_group(pattern):
+    """The oracle: whether the `regex` module's own parser finds a group call (CallGroup) in the pattern."""
+
+    regex.compile(pattern, regex.VERSION1)  # a pattern the module refuses (the parser alone stops at a stray ")")
+    source = core.Source(pattern)
+    stack, seen = [core._parse_pattern(source, core.Info(regex.VERSION1, source.char_type, {}))], set()
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, core.CallGroup):
+            return True
+        stack.extend(node if isinstance(node, list | tuple) else vars(node).values() if isinstance(node, core.RegexBase)
+                     else ())
+    return False
+
+
+_TRICKY_CALLS = (r"[(?R)]", r"[](?R)]", r"[^](?R)]", r"[[a](?R)]a]", r"\(?R)", r"\\(?R)", r"(?#(?R))", r"[a]](?R)",
+                 r"(a)[\](?1)]")
+
+
+def _with_examples(test):
+    for pattern in _TRICKY_CALLS:
+        test = example(pattern)(test)
+    return test
+
+
+@settings(max_examples=1500, deadline=None)
+@_with_examples
+@given(st.lists(st.sampled_from(["(?R)", "(?0)", "(?1)", "(?-1)", "(?+1)", "(?&x)", "(?P>x)", "(?P<x>a)", "(a)", "(",
+                                  ")", "[", "]", "^", "\\", "(?#", "a", "|", "?", "--", "(?x)", "#", "\n"]), max_size=10)
+       .map("".join))
+def test_group_calls_are_found_as_the_regex_parser_finds_them(pattern):
+    """Recursion and subroutine calls are refused (a search of one held 570 MB): whatever the escapes, sets and
+    comments around them, the check finds every call the `regex` module's parser finds, and nothing else outside
+    verbose mode."""
+    try:
+        expected = _parsed_calls_a_group(pattern)
+    except regex.error:  # not a pattern the module compiles: validate_pattern refuses it anyway
+        return
+    if "(?x)" in pattern:  # a call inside a verbose-mode comment is refused too: the check does not track modes
+        assert _calls_a_group(pattern) >= expected
+    else:
+        assert _calls_a_group(pattern) == expected
+
+
+@pytest.mark.parametrize("pattern", [r"(?R)", r"(?=(?R))", r"(a)(?1)", r"(a)(?-1)", r"(?<x>a(?&x)?)", r"(?P<x>a(?P>x)?)"])
+def test_recursive_patterns_are_refused_before_they_run(pattern):
+    with pytest.raises(PatternError, match="calls a group") as raised:
+        validate_pattern({"field": "f", "builder": "regex", "pattern": pattern})
+    assert raised.value.field == "pattern"
+
+
+def test_patterns_nested_past_the_parser_and_searches_out_of_memory_are_pattern_errors(monkeypatch):
+    deep = "(" * 450 + r"a\1" + ")" * 450  # a backreference: the backtracking engine, whose parser recurses
+    with pytest.raises(PatternError, match="too deeply"):
+        validate_pattern({"field": "f", "builder": "regex", "pattern": deep})
+    config = validate_pattern({"field": "f", "builder": "regex", "pattern": r"(\w)\1"})
+
+    class Exhausting:
+        def search(self, text, timeout):
+            raise MemoryError
+
+    monkeypatch.setattr(patterns_module, "compile_regex", lambda config: (Exhausting(), False))
+    with pytest.raises(PatternError, match="more memory") as raised:
+        pattern_scores(np.array(["book"], dtype=object), config)
+    assert raised.value.field == "pattern"
