@@ -34,7 +34,9 @@ class AnnotationSerializer(serializers.ModelSerializer):
 class AnnotationQuerySerializer(serializers.Serializer):
     sample = AsciiIntegerField(required=False, min_value=1, max_value=MAX_INT)
     label_class = ClassRefField(required=False, help_text="Class name or id.")
-    value = serializers.ChoiceField(choices=GroundTruthValue.choices, required=False)
+    value = serializers.ChoiceField(
+        choices=GroundTruthValue.choices, required=False,
+        help_text="PRESENT or ABSENT: the current labels. ABSTAIN: the pairs labeled once and cleared since.")
 
 
 class AnnotationWriteSerializer(serializers.Serializer):

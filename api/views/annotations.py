@@ -27,9 +27,10 @@ from imagestudio.datasets.selectors import sample_get
 class AnnotationView(DatasetScopedMixin, GenericAPIView):
     """Ground truth per (sample, class). GET lists labels (filter by sample, class, value); PUT sets one.
 
-    PUT with value ABSTAIN clears the label. Send the `version` you last saw to get a 409, or its ETag as If-Match
-    to get a 412, instead of overwriting someone else's change. A GET naming one sample and one class (and no value)
-    carries that label's ETag.
+    PUT with value ABSTAIN clears the label. A cleared label stays listed, with value ABSTAIN and its version (the
+    one a later PUT names): filter by value=PRESENT or ABSENT to count the current labels. Send the `version` you
+    last saw to get a 409, or its ETag as If-Match to get a 412, instead of overwriting someone else's change. A GET
+    naming one sample and one class (and no value) carries that label's ETag.
     """
 
     serializer_class = AnnotationSerializer

@@ -51,6 +51,10 @@ def test_set_change_and_clear_one_label_with_history(api, dataset, samples, owne
     assert cleared.json()["annotation"]["value"] == "ABSTAIN" and cleared.json()["annotation"]["version"] == 3
     detail = api.get(f"/api/datasets/{dataset.id}/samples/{sample.id}/").json()
     assert detail["ground_truth"] == {}
+    listed = lambda query: [(a["sample"], a["value"], a["version"])  # noqa: E731
+                            for a in api.get(f"/api/datasets/{dataset.id}/annotations/{query}").json()["results"]]
+    assert listed("") == listed("?value=ABSTAIN") == [(sample.id, "ABSTAIN", 3)]  # documented: kept, with its version
+    assert listed("?value=PRESENT") == listed("?value=ABSENT") == []
     history = api.get(f"/api/datasets/{dataset.id}/annotations/history/?sample={sample.id}").json()["results"]
     assert [(e["old_value"], e["new_value"]) for e in history] == [
         ("ABSENT", "ABSTAIN"), ("PRESENT", "ABSENT"), ("ABSTAIN", "PRESENT")]
