@@ -7,6 +7,9 @@ from imagestudio.datasets.models import Dataset, DatasetMembership, LabelClass, 
 NAME_MAX = 100
 
 
+DESCRIPTION_MAX = 10_000  # characters of a dataset's or a class's description
+
+
 class GroundTruthCountsSerializer(serializers.Serializer):
     present = AsciiIntegerField()
     absent = AsciiIntegerField()
@@ -20,6 +23,7 @@ class LabelClassSerializer(serializers.ModelSerializer):
         model = LabelClass
         fields = ["id", "name", "description", "counts", "created_at"]
         read_only_fields = ["id", "counts", "created_at"]
+        extra_kwargs = {"description": {"max_length": DESCRIPTION_MAX}}
 
     @extend_schema_field(serializers.DictField(child=GroundTruthCountsSerializer()))
     def get_counts(self, label_class):
@@ -64,7 +68,7 @@ class DatasetSerializer(serializers.ModelSerializer):
 
 class DatasetCreateSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=200)
-    description = serializers.CharField(required=False, allow_blank=True, default="", max_length=10_000)
+    description = serializers.CharField(required=False, allow_blank=True, default="", max_length=DESCRIPTION_MAX)
     classes = serializers.ListField(
         child=serializers.CharField(max_length=NAME_MAX), required=False, default=list, max_length=1000,
         help_text="Names of the dataset's first label classes.",
@@ -77,7 +81,7 @@ class DatasetCreateSerializer(serializers.Serializer):
 
 class DatasetUpdateSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=200, required=False)
-    description = serializers.CharField(required=False, allow_blank=True, max_length=10_000)
+    description = serializers.CharField(required=False, allow_blank=True, max_length=DESCRIPTION_MAX)
     auto_embed = serializers.BooleanField(required=False)
     auto_train = serializers.BooleanField(required=False)
 

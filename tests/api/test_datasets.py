@@ -91,6 +91,15 @@ def test_classes_crud_and_duplicate_name(api, dataset):
     assert api.get(f"{base}999999/").status_code == 404
 
 
+def test_descriptions_of_datasets_and_classes_are_bounded_alike(api, dataset):
+    cat = f"/api/datasets/{dataset.id}/classes/{dataset.classes.get(name='cat').id}/"
+    for method, url, body in (("post", f"/api/datasets/{dataset.id}/classes/", {"name": "owl"}), ("patch", cat, {}),
+                              ("post", "/api/datasets/", {"name": "d"}), ("patch", f"/api/datasets/{dataset.id}/", {})):
+        refused = getattr(api, method)(url, {**body, "description": "a" * 10_001}, format="json")
+        assert refused.status_code == 400 and "description" in refused.json(), (method, url)
+        assert getattr(api, method)(url, {**body, "description": "a" * 10_000}, format="json").status_code in (200, 201)
+
+
 def test_class_of_another_dataset_is_404(api, owner, dataset):
     from imagestudio.datasets.services import dataset_create
 
