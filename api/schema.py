@@ -143,6 +143,20 @@ def unwrap_read_only_refs(result, generator, request, public):
     return result
 
 
+
+def add_job_event_payloads(result, generator, request, public):
+    """The data of the job stream's `progress` events as a component, JobProgressEvent: OpenAPI cannot type a
+    text/event-stream body, so a generated client gets the model to parse each event's data with (a `done` event's
+    data is a Job). tests/api/test_job_events.py checks the events against it."""
+    result["components"]["schemas"]["JobProgressEvent"] = {
+        "type": "object",
+        "description": "The data (JSON) of a `progress` event of jobs/{job_id}/events/.",
+        "properties": {"status": {"$ref": "#/components/schemas/JobStatusEnum"},
+                       "progress": {"type": "number", "format": "double", "minimum": 0, "maximum": 1},
+                       "message": {"type": "string"}},
+        "required": ["status", "progress", "message"]}
+    return result
+
 IDENTIFIER = re.compile(r"[A-Za-z][\w-]*")
 OPERATOR_NAMES = {"<": "LT", "<=": "LE", "=": "EQ", ">=": "GE", ">": "GT"}
 

@@ -272,6 +272,7 @@ SPECTACULAR_SETTINGS = {
         "api.schema.add_error_responses",
         "api.schema.name_enums",
         "api.schema.unwrap_read_only_refs",
+        "api.schema.add_job_event_payloads",
     ],
     "ENUM_GENERATE_CHOICE_DESCRIPTION": False,
     "ENUM_ADD_EXPLICIT_BLANK_NULL_CHOICE": False,

@@ -81,3 +81,11 @@ def response_problems(method, path, status, content_type, body):
         error = jsonschema.exceptions.best_match(error.context) if error.context else error
         problems.append(f"{'/'.join(map(str, error.absolute_path)) or '(body)'}: {error.message[:300]}")
     return problems
+
+
+def component_problems(name, body):
+    """What is wrong with a decoded JSON value against the component `name` of the schema (empty: nothing)."""
+    _, registry = _document()
+    validator = jsonschema.Draft202012Validator({"$ref": f"urn:schemas:{name}"}, registry=registry)
+    return [f"{'/'.join(map(str, error.absolute_path)) or '(body)'}: {error.message[:300]}"
+            for error in validator.iter_errors(body)]

@@ -44,8 +44,8 @@ class JSONErrorsNegotiation(DefaultContentNegotiation):
 
 
 EVENTS_DESCRIPTION = (
-    "Server-Sent Events: `progress` events (data: status, progress, message) as the job changes, `: heartbeat` "
-    "comments while it does not, a final `done` event (data: the Job) once it succeeded, failed or was cancelled, "
+    "Server-Sent Events: `progress` events (data: a JobProgressEvent, JSON) as the job changes, `: heartbeat` "
+    "comments while it does not, a final `done` event (data: the Job, JSON) once it succeeded, failed or was cancelled, "
     "then the end. Each event's `id` is the job's `updated_at`. The stream ends after JOB_EVENTS_MAX_SECONDS and "
     "the client reconnects with Last-Event-ID (the state it saw is not sent again).")
 

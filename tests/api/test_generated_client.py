@@ -130,6 +130,12 @@ def test_end_to_end_through_generated_client(generated, live_server):
         assert job.progress == 1.0 and job.finished_at is not None
         assert isinstance(job, models.ImportJob)
         assert (job.result.created, job.result.errors, job.result.duplicates) == (2, 0, 0)
+        # The events stream is text; its payloads parse with the generated models (a `done` event's data is the Job).
+        stream = client.get_httpx_client().get(f"/api/jobs/{job.id}/events/").text
+        done = json.loads(next(line[len("data: "):] for line in stream.splitlines() if line.startswith("data: ")))
+        assert models.ImportJob.from_dict(done).status == models.JobStatusEnum.SUCCEEDED
+        progress = models.JobProgressEvent.from_dict({"status": "running", "progress": 0.5, "message": "half"})
+        assert (progress.status, progress.progress) == (models.JobStatusEnum.RUNNING, 0.5)
 
         # The samples list: typed models, enum query parameters.
         samples = op("samples.datasets_samples_list").sync_detailed(

@@ -15,6 +15,7 @@ from imagestudio.datasets.services import membership_remove, membership_set
 from imagestudio.jobs.access import job_access_token, job_access_user
 from imagestudio.jobs.models import Job
 from imagestudio.jobs.services import job_cancel, job_claim, job_fail, job_progress, job_succeed
+from tests.conformance import component_problems
 from tests.conftest import client_for, make_user, png_bytes
 
 FINISHED = {"succeeded", "failed", "cancelled"}
@@ -40,6 +41,8 @@ def parse(chunk):
     for line in text[:-2].split("\n"):
         name, _, value = line.partition(": ")
         fields[name or "comment"] = json.loads(value) if name == "data" else value
+    if "data" in fields:  # every event's data is the component the schema names for it
+        assert component_problems({"progress": "JobProgressEvent", "done": "Job"}[fields["event"]], fields["data"]) == []
     return fields
 
 
