@@ -23,7 +23,7 @@ from imagestudio.common.arrays import top_k
 from imagestudio.common.cache import VersionedLRU
 from imagestudio.common.errors import Conflict, NotFound, ValidationFailed
 from imagestudio.datasets.models import SPLIT_CODES, ResampleMember, Sample
-from imagestudio.jobs.services import job_progress
+from imagestudio.jobs.services import JobCancelled, job_progress, job_record_result
 
 from . import vector_files
 from .matrix import packed_width
@@ -138,46 +138,64 @@ def _batches(encoder, todo, batch_size, pool):
 
 def embeddings_run(job: Job, progress: Callable[[float, str], None] | None = None) -> dict[str, Any]:
     """The embeddings job's body: vectors in every space of the encoder for every sample lacking one."""
-    params = job.params
-    encoder, records = encoder_records(params.get("encoder"), allow_download=settings.CLIP_DOWNLOAD)
-    todo = _missing(job.dataset, records.values(), params.get("split"))
-    total, done, failed = len(todo), 0, []
-    computed = dict.fromkeys(records, 0)
-    started = time.monotonic()
+    encoder, records = encoder_records(job.params.get("encoder"), allow_download=settings.CLIP_DOWNLOAD)
+    run = _EmbeddingRun(job, encoder, records, _missing(job.dataset, records.values(), job.params.get("split")))
     report = progress or (lambda fraction, message: job_progress(job_id=job.id, progress=fraction, message=message))
-    with ThreadPoolExecutor(max_workers=max(1, settings.INGEST_THREADS)) as pool:
-        for ids, batch, failures in _batches(encoder, todo, settings.EMBEDDING_BATCH_SIZE, pool):
-            if batch is not None:
-                vectors = encoder.encode_image_spaces(batch)
-                for space, record in records.items():
-                    computed[space] += vectors_add(dataset=job.dataset, record=record, sample_ids=ids,
-                                                   vectors=vectors[space])
-            failed += failures
-            done += len(ids) + len(failures)
-            rate = done / max(time.monotonic() - started, 1e-6)
-            report(done / max(total, 1), f"{done}/{total} images, {rate:.1f} images/s")
-    if any(computed.values()):
+    try:
+        run.embed(report)
+    except Exception as stopped:
+        # Cancelled or failed: the vectors stored so far stay, so the votes that read them follow them.
+        if any(run.computed.values()):
+            pipeline.after_embeddings(dataset=job.dataset, user=job.creator)
+        if isinstance(stopped, JobCancelled):
+            job_record_result(job_id=job.id, result=run.result())
+        raise
+    if any(run.computed.values()):
         report(1.0, "writing the scan matrices")
         for record in records.values():  # so the first query of every process on this host maps them at once
             matrix_get(dataset=job.dataset, record=record)
-    elapsed = time.monotonic() - started
-    if any(computed.values()):
         pipeline.after_embeddings(dataset=job.dataset, user=job.creator)
-    joint = records["joint"]
-    return {
-        "encoder": joint.key,
-        "identity": joint.identity,
-        "dim": joint.dim,
-        "spaces": {space: {"identity": record.identity, "dim": record.dim, "computed": computed[space]}
-                   for space, record in records.items()},
-        "device": str(encoder.device),
-        "missing_before": total,
-        "computed": computed["joint"],
-        "failed": len(failed),
-        "failures": failed[:1000],
-        "seconds": round(elapsed, 3),
-        "images_per_second": round(done / elapsed, 2) if elapsed > 0 else None,
-    }
+    return run.result()
+
+
+class _EmbeddingRun:
+    """What an embeddings job has done so far: vectors computed per space, images done and failed."""
+
+    def __init__(self, job, encoder, records, todo):
+        self.job, self.encoder, self.records, self.todo = job, encoder, records, todo
+        self.computed, self.done, self.failed = dict.fromkeys(records, 0), 0, []
+        self.started = time.monotonic()
+
+    def embed(self, report):
+        total = len(self.todo)
+        with ThreadPoolExecutor(max_workers=max(1, settings.INGEST_THREADS)) as pool:
+            for ids, batch, failures in _batches(self.encoder, self.todo, settings.EMBEDDING_BATCH_SIZE, pool):
+                if batch is not None:
+                    vectors = self.encoder.encode_image_spaces(batch)
+                    for space, record in self.records.items():
+                        self.computed[space] += vectors_add(dataset=self.job.dataset, record=record, sample_ids=ids,
+                                                            vectors=vectors[space])
+                self.failed += failures
+                self.done += len(ids) + len(failures)
+                rate = self.done / max(time.monotonic() - self.started, 1e-6)
+                report(self.done / max(total, 1), f"{self.done}/{total} images, {rate:.1f} images/s")
+
+    def result(self):
+        elapsed, joint = time.monotonic() - self.started, self.records["joint"]
+        return {
+            "encoder": joint.key,
+            "identity": joint.identity,
+            "dim": joint.dim,
+            "spaces": {space: {"identity": record.identity, "dim": record.dim, "computed": self.computed[space]}
+                       for space, record in self.records.items()},
+            "device": str(self.encoder.device),
+            "missing_before": len(self.todo),
+            "computed": self.computed["joint"],
+            "failed": len(self.failed),
+            "failures": self.failed[:1000],
+            "seconds": round(elapsed, 3),
+            "images_per_second": round(self.done / elapsed, 2) if elapsed > 0 else None,
+        }
 
 
 # ---------------------------------------------------------------- querying

@@ -48,6 +48,40 @@ def test_compute_coverage_and_rerun_only_missing(api, dataset, tiny_clip):
     assert Embedding.objects.count() == 7
 
 
+def test_a_cancelled_embeddings_job_keeps_its_vectors_and_the_votes_follow_them(api, dataset, tiny_clip, settings,
+                                                                              monkeypatch):
+    """The votes stayed those of before the job (a training set built next said nothing was stale) and its result
+    was {}: the vectors stored before the cancel refreshed nothing until another embeddings job succeeded."""
+    from imagestudio.embeddings import services
+    from imagestudio.jobs.services import job_cancel, run_job
+
+    ingest(api, dataset, COLOURS[:2])
+    embed(api, dataset)
+    lf = api.post(f"/api/datasets/{dataset.id}/lfs/", {"name": "any", "label_class": "cat", "type": "similarity_text",
+                                                       "config": {"text": "a photo"}, "high": -1}, format="json")
+    assert lf.status_code == 201 and lf.json()["votes"]["present"] == 2
+    ingest(api, dataset, COLOURS[2:])
+    settings.EMBEDDING_BATCH_SIZE = 1
+    with monkeypatch.context() as paused:
+        paused.setattr("imagestudio.jobs.services._run_eagerly", lambda task_name, job_id: None)
+        job_id = api.post(f"/api/datasets/{dataset.id}/embeddings/", {}, format="json").json()["id"]
+    real_add = services.vectors_add
+
+    def cancelled_after_the_first_batch(**kwargs):
+        added = real_add(**kwargs)
+        job = Job.objects.get(pk=job_id)
+        if job.status == "running":
+            job_cancel(job=job)
+        return added
+
+    monkeypatch.setattr(services, "vectors_add", cancelled_after_the_first_batch)
+    run_job(job_id, services.embeddings_run)
+    job = api.get(f"/api/jobs/{job_id}/").json()
+    assert job["status"] == "cancelled" and job["result"]["computed"] == 1 and job["result"]["missing_before"] == 4
+    votes = api.get(f"/api/datasets/{dataset.id}/lfs/{lf.json()['id']}/").json()["votes"]
+    assert votes["present"] == 3 == Embedding.objects.filter(sample__dataset=dataset).values("sample").distinct().count()
+
+
 def test_stored_vectors_equal_a_fresh_encoding(api, dataset, tiny_clip):
     ingest(api, dataset, COLOURS[:2])
     embed(api, dataset)
