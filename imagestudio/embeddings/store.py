@@ -155,7 +155,8 @@ def vectors_add(*, dataset, record, sample_ids, vectors):
         # Recount rather than add: ignore_conflicts hides how many rows were really new.
         count = Embedding.objects.filter(encoder=record, sample__dataset=dataset).count()
         EmbeddingSet.objects.filter(dataset=dataset, encoder=record).update(count=count, version=F("version") + 1,
-                                                                            generation=uuid.uuid4())
+                                                                            generation=uuid.uuid4(),
+                                                                            updated_at=timezone.now())
     return len(created)
 
 

@@ -46,6 +46,9 @@ def test_compute_coverage_and_rerun_only_missing(api, dataset, tiny_clip):
     ingest(api, dataset, [(1, 2, 3)])
     assert embed(api, dataset, split="train")["result"]["computed"] == 1
     assert Embedding.objects.count() == 7
+    [grown] = api.get(f"/api/datasets/{dataset.id}/embeddings/").json()["results"]
+    assert grown["count"] == 7 and grown["version"] == coverage[0]["version"] + 1
+    assert grown["updated_at"] > coverage[0]["updated_at"]  # it stayed at the first vectors' time
 
 
 def test_a_cancelled_embeddings_job_keeps_its_vectors_and_the_votes_follow_them(api, dataset, tiny_clip, settings,
