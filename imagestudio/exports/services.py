@@ -109,7 +109,8 @@ def export_run(job: Job) -> dict[str, Any]:
         header += [name for c in classes if f"scores_{c.id}" in model_arrays
                    for name in (f"pred:{c.name}", f"prob:{c.name}")]
     if ts_arrays is not None:
-        header += [name for c in classes for name in (f"label:{c.name}", f"prob:{c.name}")]
+        header += [name for c in classes if f"label_{c.id}" in ts_arrays  # a class the set holds
+                   for name in (f"label:{c.name}", f"prob:{c.name}")]
     total = Sample.objects.filter(dataset=dataset, split__in=params["splits"]).count()
 
     def progress(written):
@@ -161,8 +162,8 @@ def _artifact_columns(ids, classes, artifacts):
                 scores = arrays[f"scores_{c.id}"][where]
                 extra.append([words[1 if s >= 0 else -1] if h else "" for s, h in zip(scores, hit, strict=True)])
                 extra.append([f"{p:.6f}" if h else "" for p, h in zip(metrics.sigmoid(scores), hit, strict=True)])
-            elif kind == "training":
-                labels = arrays[f"label_{c.id}"][where] if f"label_{c.id}" in arrays else np.zeros(len(ids), np.int8)
+            elif kind == "training" and f"label_{c.id}" in arrays:
+                labels = arrays[f"label_{c.id}"][where]
                 probs = (arrays[f"probability_{c.id}"][where] if f"probability_{c.id}" in arrays
                          else np.full(len(ids), np.nan))
                 extra.append([words[int(v)] if h else "" for v, h in zip(labels, hit, strict=True)])

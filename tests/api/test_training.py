@@ -366,12 +366,15 @@ def test_csv_exports_dataset_and_training_labels(api, world):
         assert row["gt:cat"] == next((a.value for a in sample.annotations.all()), "")
         assert row["pred:cat"] == predictions[sample.id]["label"]
         assert float(row["prob:cat"]) == pytest.approx(predictions[sample.id]["probability"], abs=1e-5)
+    # a class created after the set was built has no labels in it: no column (every row said ABSTAIN)
+    assert api.post(f"/api/datasets/{dataset.id}/classes/", {"name": "bird"}, format="json").status_code == 201
     labels = api.post(f"/api/datasets/{dataset.id}/exports/", {"kind": "training_labels", "splits": ["train"],
                                                              "ground_truth": False}, format="json")
     export_id = api.get(labels["Location"]).json()["result"]["export"]
     body = b"".join(api.get(f"/api/datasets/{dataset.id}/exports/{export_id}/download/").streaming_content).decode()
     table = list(csv.DictReader(io.StringIO(body)))
     assert len(table) == 30 and {"label:cat", "prob:cat", "label:dog", "prob:dog"} <= set(table[0])
+    assert not {"label:bird", "prob:bird"} & set(table[0])
     assert {r["label:dog"] for r in table} == {"ABSTAIN"} and {r["label:cat"] for r in table} <= {"PRESENT", "ABSENT"}
 
 
