@@ -38,7 +38,8 @@ class ExportCreateSerializer(serializers.Serializer):
     model = AsciiIntegerField(required=False, min_value=1, max_value=MAX_INT,
                                      help_text="dataset exports: pred:<class> and prob:<class> columns of this model.")
     training_set = AsciiIntegerField(required=False, min_value=1, max_value=MAX_INT,
-                                            help_text="training_labels exports: default the latest ready one.")
+                                            help_text="training_labels exports: default the latest ready one "
+                                                      "(the ready one last asked for).")
     raw = serializers.BooleanField(required=False, default=False,
                                    help_text="Write text as stored. By default a cell starting with = + - @, a tab or "
                                              "a carriage return (and not a number) gets a leading ' so that a "

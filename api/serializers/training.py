@@ -124,7 +124,8 @@ class FastModelCreateSerializer(serializers.Serializer):
     label_source = serializers.ChoiceField(choices=FastModel.LabelSource.choices, required=False,
                                            default=FastModel.LabelSource.TRAINING_SET)
     training_set = AsciiIntegerField(required=False, min_value=1, max_value=MAX_INT,
-                                            help_text="Default: the latest ready training set.")
+                                            help_text="Default: the latest ready training set (the ready one "
+                                                      "last asked for: built, or answered by POST training-sets/).")
     ground_truth_splits = serializers.ListField(child=serializers.ChoiceField(choices=Split.choices), required=False,
                                                 default=lambda: [Split.TRAIN], min_length=1,
                                                 help_text="ground_truth models: the splits whose labels it learns from "

@@ -26,7 +26,13 @@ from imagestudio.datasets.selectors import metadata_field_exists
 from imagestudio.jobs.services import job_enqueue, job_progress
 from imagestudio.labeling import metrics
 from imagestudio.training.models import FastModel, TrainingSet
-from imagestudio.training.selectors import artifact_arrays, model_staleness, ready_model, training_set_staleness
+from imagestudio.training.selectors import (
+    artifact_arrays,
+    model_staleness,
+    ready_model,
+    ready_training_set,
+    training_set_staleness,
+)
 
 from .cells import SafeWriter
 from .models import Export
@@ -81,7 +87,7 @@ def export_start(*, dataset: Dataset, user: User, kind: str, columns: Sequence[s
         params["stale_sources"] = [f"{found}: {reason}" for reason in model_staleness(found)]
     if kind == Export.Kind.TRAINING_LABELS:
         chosen = (TrainingSet.objects.filter(dataset=dataset, pk=training_set).first() if training_set
-                  else TrainingSet.objects.filter(dataset=dataset, ready=True).order_by("-id").first())
+                  else ready_training_set(dataset=dataset))
         if chosen is None or not chosen.ready:
             raise ValidationFailed("Name a ready training set of this dataset (or build one first).",
                                    field="training_set")

@@ -1,5 +1,6 @@
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 
 class TrainingSet(models.Model):
@@ -16,6 +17,9 @@ class TrainingSet(models.Model):
     job = models.ForeignKey("jobs.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
+    # When a request last asked for this set's inputs (its creation, or a POST training-sets/ answering it): the
+    # dataset's latest set, which models, analysis and exports default to, is the ready one asked for last.
+    requested_at = models.DateTimeField(default=timezone.now)
     ready = models.BooleanField(default=False)
 
     class Meta:

@@ -187,8 +187,8 @@ def product_status(record: TrainingSet | FastModel) -> str:
 
 
 def ready_training_set(*, dataset: Dataset) -> TrainingSet | None:
-    """The dataset's latest ready training set, or None."""
-    return TrainingSet.objects.filter(dataset=dataset, ready=True).order_by("-id").first()
+    """The dataset's latest ready training set (the ready one whose inputs a request asked for last), or None."""
+    return TrainingSet.objects.filter(dataset=dataset, ready=True).order_by("-requested_at", "-id").first()
 
 
 def _label_entry(arrays, label_class, row):

@@ -9,6 +9,7 @@ import numpy as np
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.db.models import Max
+from django.utils import timezone
 
 from imagestudio.annotations.selectors import ground_truth_for
 from imagestudio.common.arrays import consecutive_runs, locate
@@ -93,6 +94,7 @@ def _training_set_get_or_create(dataset, content_hash, snapshot, user):
             existing.delete()  # a failed build is not a snapshot: build it again
             existing = None
         if existing is not None:
+            TrainingSet.objects.filter(pk=existing.pk).update(requested_at=timezone.now())
             return existing, False
         training_set = TrainingSet.objects.create(dataset=dataset, content_hash=content_hash, snapshot=snapshot,
                                                   created_by=user)

@@ -101,6 +101,7 @@ def training_set_build(training_set: TrainingSet, progress: Callable[[float, str
     except SameInputs as same:
         TrainingSet.objects.filter(pk=training_set.pk).delete()
         twin = same.twin
+        TrainingSet.objects.filter(pk=twin.pk).update(requested_at=training_set.requested_at)
         return {"training_set": twin.id, "samples": twin.samples, "classes": twin.report, "reused": True}
     arrays, report = {"ids": ids, "splits": codes}, {}
     dev, valid = codes == SPLIT_CODES[Split.DEV], codes == SPLIT_CODES[Split.VALID]

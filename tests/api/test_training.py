@@ -411,6 +411,30 @@ def test_export_bad_input_and_not_ready(api, world, owner):
     assert api.get(f"/api/datasets/{other.id}/exports/{pending.id}/download/").status_code == 404
 
 
+def test_the_default_training_set_is_the_one_asked_for_last_not_the_newest(api, world):
+    """A set built while an LF was off, then the LF back on and its set asked for again (200: that one): models,
+    analysis, exports and the LF summary took the newer set, stale, as the dataset's latest."""
+    dataset = world
+    url = f"/api/datasets/{dataset.id}/training-sets/"
+    first = build(api, dataset)
+    lf = LabelingFunction.objects.order_by("id").first()
+    lf_url = f"/api/datasets/{dataset.id}/lfs/{lf.id}/"
+    assert api.patch(lf_url, {"active": False}, format="json").status_code == 200
+    newer = build(api, dataset)
+    assert api.patch(lf_url, {"active": True}, format="json").status_code == 200
+    again = api.post(url, {}, format="json")
+    assert again.status_code == 200 and again.json()["id"] == first["id"] and not again.json()["stale"]
+    assert api.get(f"{url}{newer['id']}/").json()["stale"]
+    model = api.get(api.post(f"/api/datasets/{dataset.id}/models/", {"classes": ["cat"]}, format="json")["Location"])
+    trained = api.get(f"/api/datasets/{dataset.id}/models/{model.json()['result']['model']}/").json()
+    assert trained["training_set"] == first["id"]
+    assert api.get(f"/api/datasets/{dataset.id}/analysis/").json()["training_set"] == first["id"]
+    summary = api.get(f"/api/datasets/{dataset.id}/lfs/summary/").json()["lfs"]
+    assert {entry["learned"]["training_set"] for entry in summary} == {first["id"]}
+    export = api.post(f"/api/datasets/{dataset.id}/exports/", {"kind": "training_labels"}, format="json")
+    assert api.get(export["Location"]).json()["result"].get("stale_sources") == []
+
+
 def test_analysis_guidance_links_work_and_next_samples_are_unlabeled(api, world):
     dataset = world
     build(api, dataset)
