@@ -66,6 +66,9 @@ class ClassChartsSerializer(serializers.Serializer):
     positives = AsciiIntegerField(help_text="Of those, PRESENT.")
     negatives = AsciiIntegerField(help_text="Of those, ABSENT.")
     reason = serializers.CharField(required=False, help_text="Why the curves are empty (no ground truth).")
+    learned = AsciiIntegerField(help_text="Scored samples of the split left out: the model learned the class from "
+                                          "them in another split, and they moved here since (their scores are "
+                                          "in-sample).")
     curve = CurveSerializer()
     pr_auc = serializers.FloatField(allow_null=True, help_text="Average precision over the full curve.")
     roc_auc = serializers.FloatField(allow_null=True, help_text="Area under the full ROC curve.")

@@ -8,24 +8,24 @@ import numpy as np
 from imagestudio.annotations.selectors import ground_truth_for
 from imagestudio.common.arrays import locate
 from imagestudio.common.errors import ValidationFailed
-from imagestudio.datasets.models import LabelClass, Sample
+from imagestudio.datasets.models import SPLIT_CODES, LabelClass, Sample
 from imagestudio.labeling import metrics
 from imagestudio.labeling.calibration import calibration_table
 
 from . import curves, fitting
 from .models import FastModel
-from .selectors import artifact_arrays
+from .selectors import artifact_arrays, learned_rows
 
 # A fast model labels a sample PRESENT where its decision function is 0 or more (probability 0.5).
 DECISION_THRESHOLD = 0.0
 
 
-def _class_charts(label_class, scores, truth, split, points, bins, calibration_bins):
+def _class_charts(label_class, scores, truth, split, points, bins, calibration_bins, learned):
     figures = curves.binary_curves(scores, truth, points)
     if not figures["labeled"]:
         figures["reason"] = (f"No scored sample of split {split} has ground truth for {label_class.name!r}: "
                              "the curves and calibration need some.")
-    return {"label_class": label_class.name, "class_id": label_class.id, **figures,
+    return {"label_class": label_class.name, "class_id": label_class.id, **figures, "learned": learned,
             "confusion": curves.confusion(scores, truth, DECISION_THRESHOLD),
             "histogram": metrics.histogram(scores, truth, bins),
             "calibration": calibration_table(metrics.sigmoid(scores), truth, calibration_bins)}
@@ -40,13 +40,22 @@ def _scored_rows(model, arrays, split):
     return where[hit], int((~hit).sum())
 
 
+def _evidence(model, arrays, label_class, rows, split):
+    """Of `rows` (samples now in `split`), those that measure the model on the class: not one it learned the class
+    from in another split and moved here since (its score there is in-sample)."""
+    moved = arrays["splits"][rows] != SPLIT_CODES[split]
+    return rows[~(learned_rows(model, label_class, arrays["splits"])[rows] & moved)]
+
+
 def model_metrics_now(*, model: FastModel, label_class: LabelClass, split: str) -> dict | None:
     """fitting.evaluate's figures of the model for the class on the samples now in `split` against their ground
-    truth now (its stored metrics are as of its training); None when it has no scores for the class."""
+    truth now (its stored metrics are as of its training), without the samples it learned from that moved there;
+    None when it has no scores for the class."""
     arrays = artifact_arrays(model)
     if f"scores_{label_class.id}" not in arrays:
         return None
     rows, _ = _scored_rows(model, arrays, split)
+    rows = _evidence(model, arrays, label_class, rows, split)
     truth = ground_truth_for(dataset=model.dataset, label_class=label_class, sample_ids=arrays["ids"][rows])
     return fitting.evaluate(arrays[f"scores_{label_class.id}"][rows], truth)
 
@@ -63,12 +72,12 @@ def model_charts(*, model: FastModel, label_class: LabelClass | None = None, spl
     classes: Sequence[LabelClass] = ([label_class] if label_class is not None
                                      else LabelClass.objects.filter(id__in=trained).order_by("id"))
     rows, unscored = _scored_rows(model, arrays, split)
-    ids = arrays["ids"][rows]
-    return {
-        "model": model.id, "version": model.version, "split": split, "threshold": DECISION_THRESHOLD,
-        "scored": int(len(ids)), "unscored": unscored,
-        "classes": [_class_charts(c, arrays[f"scores_{c.id}"][rows],
-                                  ground_truth_for(dataset=model.dataset, label_class=c, sample_ids=ids),
-                                  split, points, bins, calibration_bins)
-                    for c in classes if f"scores_{c.id}" in arrays],
-    }
+    charts = []
+    for c in (c for c in classes if f"scores_{c.id}" in arrays):
+        evidence = _evidence(model, arrays, c, rows, split)
+        charts.append(_class_charts(c, arrays[f"scores_{c.id}"][evidence],
+                                    ground_truth_for(dataset=model.dataset, label_class=c,
+                                                     sample_ids=arrays["ids"][evidence]),
+                                    split, points, bins, calibration_bins, int(len(rows) - len(evidence))))
+    return {"model": model.id, "version": model.version, "split": split, "threshold": DECISION_THRESHOLD,
+            "scored": int(len(rows)), "unscored": unscored, "classes": charts}

@@ -4,7 +4,6 @@ import numpy as np
 
 from imagestudio.common.arrays import locate
 from imagestudio.common.errors import Conflict, ValidationFailed
-from imagestudio.datasets.models import SPLIT_CODES, Split
 from imagestudio.datasets.selectors import split_column
 from imagestudio.embeddings.models import EmbeddingSet, EncoderRecord
 from imagestudio.embeddings.store import matrix_get
@@ -14,7 +13,7 @@ from imagestudio.labeling.score_sources import ScoreSource, score_source_registe
 
 from . import fitting
 from .models import FastModel
-from .selectors import artifact_arrays, model_coefficients, model_scores
+from .selectors import learned_rows, model_coefficients, model_scores
 
 SCHEMA = {
     "type": "object", "title": "Model", "required": ["model_id"],
@@ -39,18 +38,6 @@ def _validate(dataset, label_class, config):
         raise ValidationFailed(f"The {model} was not trained for class {label_class.name!r}.",
                                field="config")
     return {"model_id": model.id}
-
-
-def _scored_in_sample(model, label_class, splits):
-    """Which of the model's stored scores are of rows it learned (aligned with its ids; `splits` theirs then): as
-    recorded by the fit; for a model stored before that, every row of its label splits, none where it learned dev
-    rows (then it scored every row it learned out-of-fold: services._fit_class)."""
-    recorded = artifact_arrays(model).get(f"in_sample_{label_class.id}")
-    if recorded is not None:
-        return np.unpackbits(recorded, count=len(splits)).astype(bool)
-    label_splits = (model.params.get("ground_truth_splits", [Split.TRAIN])
-                    if model.label_source == FastModel.LabelSource.GROUND_TRUTH else [Split.TRAIN])
-    return np.isin(splits, [] if Split.DEV in label_splits else [SPLIT_CODES[split] for split in label_splits])
 
 
 def _embedded_since(model, label_class, scored_ids):
@@ -80,7 +67,7 @@ def _column(dataset, label_class, config):
     in-sample that has moved since (to dev, it would flatter the LF)."""
     model = FastModel.objects.select_related("dataset").get(pk=config["model_id"])
     ids, then, scores = model_scores(model=model, label_class=label_class)
-    learned = _scored_in_sample(model, label_class, then)
+    learned = learned_rows(model, label_class, then)
     later_ids, later_scores = _embedded_since(model, label_class, ids)
     if len(later_ids):
         order = np.argsort(np.concatenate([ids, later_ids]), kind="stable")

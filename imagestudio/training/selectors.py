@@ -228,6 +228,19 @@ def model_scores(*, model: FastModel, label_class: LabelClass) -> tuple[np.ndarr
     return arrays["ids"], arrays["splits"], arrays[key]
 
 
+def learned_rows(model: FastModel, label_class: LabelClass, splits: np.ndarray) -> np.ndarray:
+    """Which of the model's stored scores are of rows it learned the class from (aligned with its ids; `splits`
+    theirs then): as recorded by the fit; for a model stored before that, every row of its label splits, none where
+    it learned dev rows (then it scored every row it learned out-of-fold: services._fit_class). Such a row that has
+    moved to another split since is not that split's evidence."""
+    recorded = artifact_arrays(model).get(f"in_sample_{label_class.id}")
+    if recorded is not None:
+        return np.unpackbits(recorded, count=len(splits)).astype(bool)
+    label_splits = (model.params.get("ground_truth_splits", [Split.TRAIN])
+                    if model.label_source == FastModel.LabelSource.GROUND_TRUTH else [Split.TRAIN])
+    return np.isin(splits, [] if Split.DEV in label_splits else [SPLIT_CODES[split] for split in label_splits])
+
+
 def model_coefficients(*, model: FastModel, label_class: LabelClass) -> tuple[np.ndarray, np.float32]:
     """(coefficients, intercept) of a ready model's regression for one class."""
     arrays = artifact_arrays(model)

@@ -264,19 +264,30 @@ def test_a_model_lf_withdraws_only_the_votes_of_rows_its_model_learned_that_move
     def voters(sample):
         return {row["lf"] for row in api.get(f"/api/datasets/{dataset.id}/samples/{sample.id}/").json()["votes"]}
 
+    def measured():  # the model's figures on valid, in charts/ and analysis/
+        charts = api.get(f"/api/datasets/{dataset.id}/models/{model}/charts/?split=valid").json()
+        analysed = api.get(f"/api/datasets/{dataset.id}/analysis/?model={model}").json()["classes"][0]["model"]
+        return charts["scored"], charts["classes"][0], analysed["valid"]["labeled"]
+
+    scored, before, _ = measured()
     assert lf["id"] in voters(learned) and lf["id"] in voters(unlabeled)
     for sample in (learned, unlabeled):
         assert api.patch(f"/api/datasets/{dataset.id}/samples/{sample.id}/", {"split": "valid"},
                          format="json").status_code == 200
     assert lf["id"] not in voters(learned) and lf["id"] in voters(unlabeled)
+    # nor do its metrics on valid count the row it learned from (they did: in-sample, a flattering TP or TN)
+    scored_now, after, analysed = measured()
+    assert (scored_now, after["learned"], after["labeled"], analysed) == (scored + 2, 1, before["labeled"],
+                                                                          before["labeled"])
+    assert after["confusion"] == before["confusion"]
     valid = api.post(f"/api/datasets/{dataset.id}/lfs/preview/", {**rule, "split": "valid"}, format="json").json()
     assert (valid["population"], valid["unscored"]) == (12, 1)
     # a model stored before it recorded its in-sample rows: every row of its label splits counts as learned
-    from imagestudio.training import lf_source
+    from imagestudio.training import selectors
 
     arrays = artifact_arrays(FastModel.objects.get(pk=model))
-    monkeypatch.setattr(lf_source, "artifact_arrays", lambda record: {key: value for key, value in arrays.items()
-                                                                      if not key.startswith("in_sample_")})
+    monkeypatch.setattr(selectors, "artifact_arrays", lambda record: {key: value for key, value in arrays.items()
+                                                                       if not key.startswith("in_sample_")})
     older = api.post(f"/api/datasets/{dataset.id}/lfs/preview/", {**rule, "split": "valid"}, format="json").json()
     assert (older["population"], older["unscored"]) == (12, 2)
 
