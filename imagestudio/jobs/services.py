@@ -270,13 +270,15 @@ def run_job(job_id: uuid.UUID | str, work: Callable[[Job], dict[str, Any]],
         _job_defer(job, deferral)
         return
     except Exception as exc:
-        if isinstance(exc, DomainError) and not isinstance(exc, ServiceUnavailable):
+        refused = isinstance(exc, DomainError) and not isinstance(exc, ServiceUnavailable)
+        if refused:
             logger.info("job %s refused its input: %s", job_id, exc)  # a bad archive, no negatives: no traceback
         elif not Job.objects.filter(pk=job_id).exists():  # its dataset was deleted under it, the job with it
             logger.info("job %s stopped: it was deleted with its dataset (%s: %s)", job_id, type(exc).__name__, exc)
         else:
             logger.exception("job %s failed", job_id)
-        job_fail(job_id=job_id, error=f"{type(exc).__name__}: {exc}")
+        # a refusal says what to change, as a 400 would; anything else names the exception too
+        job_fail(job_id=job_id, error=str(exc) if refused else f"{type(exc).__name__}: {exc}")
     else:
         job_succeed(job_id=job_id, result=result)
     finally:
