@@ -346,16 +346,18 @@ function ruleBody(rule) {
 }
 
 /** Score a rule on a split without saving it: histogram by ground truth, the threshold sweep, suggestions, top
- * samples. No thresholds are sent: the sweep gives every edge's figures. */
+ * samples. The sweep gives every edge's figures; thresholds (`low`, `high`) are sent only for figures at a value
+ * between edges (an LF's threshold as saved): see `given` in thresholdCurves. */
 function preview(datasetId, rule) {
-  return request("POST", `datasets/${datasetId}/lfs/preview/`, { json: ruleBody({ ...rule, low: undefined, high: undefined }) });
+  return request("POST", `datasets/${datasetId}/lfs/preview/`, { json: ruleBody(rule) });
 }
 
 /**
  * What the histogram's thresholds need to move without a request, from the preview's sweep: per side ("present",
  * "absent"), at every bin edge j, the samples its rule votes on (`voted`), the labeled ones among them
  * (`labeled`), those whose ground truth is that side (`correct`), and the side's ground-truth total (`total`).
- * A threshold on edge j has exactly these figures (the API's own). Null for a preview without a sweep.
+ * A threshold on edge j has exactly these figures (the API's own); `given` has them at the thresholds sent with the
+ * preview. Null for a preview without a sweep.
  */
 export function thresholdCurves(preview) {
   const sweep = preview?.sweep;
@@ -365,8 +367,11 @@ export function thresholdCurves(preview) {
     const total = preview.metrics[name].recall.trials; // the population's samples whose ground truth is this side
     return rule.votes.map((voted, j) => ({ voted, labeled: rule.labeled[j], correct: rule.correct[j], total }));
   };
+  // The same figures at the thresholds the preview was sent (a side without one votes on nothing).
+  const given = (name) => ({ voted: preview.metrics.votes[name], labeled: preview.metrics[name].precision.trials,
+                             correct: preview.metrics[name].precision.successes, total: preview.metrics[name].recall.trials });
   return { edges: preview.histogram.edges, bins: preview.histogram.edges.length - 1, population: preview.population,
-           present: side("present"), absent: side("absent") };
+           present: side("present"), absent: side("absent"), given: { present: given("present"), absent: given("absent") } };
 }
 
 /**

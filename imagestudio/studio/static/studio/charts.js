@@ -17,10 +17,11 @@ const fmt = (value) => (Math.abs(value) >= 100 ? value.toFixed(0) : Number(value
 /**
  * The score histogram by ground truth with a low and a high threshold handle, both on bin edges.
  * `low` is an edge index 0..bins (0: no ABSENT side), `high` 0..bins (bins: no PRESENT side); they never cross.
- * Handles move by pointer or keyboard (arrows, Page Up/Down, Home/End); `onMove(low, high)` runs on every change,
- * synchronously, so the caller updates what depends on them in the same frame.
+ * Handles move by pointer or keyboard (arrows, Page Up/Down, Home/End); `onMove(low, high, name)` runs on every
+ * change of handle `name`, synchronously, so the caller updates what depends on them in the same frame.
+ * `values` ({low, high}) draws a handle at a score between edges (a threshold as saved) until it moves.
  */
-export function histogramChart({ edges, counts, low, high, invert, onMove }) {
+export function histogramChart({ edges, counts, low, high, invert, onMove, values = {} }) {
   const bins = edges.length - 1;
   const width = 720;
   const height = 230;
@@ -28,6 +29,11 @@ export function histogramChart({ edges, counts, low, high, invert, onMove }) {
   const plotWidth = width - margin.left - margin.right;
   const plotHeight = height - margin.top - margin.bottom;
   const x = (index) => margin.left + (index * plotWidth) / bins;
+  const xOfScore = (score) => { // within its bin, clamped to the plot
+    let i = 0;
+    while (i < bins - 1 && edges[i + 1] <= score) i += 1;
+    return x(Math.max(0, Math.min(bins, i + (score - edges[i]) / ((edges[i + 1] - edges[i]) || 1))));
+  };
   const totals = edges.slice(1).map((_, i) => (counts.present?.[i] || 0) + (counts.absent?.[i] || 0) + (counts.unlabeled?.[i] || 0));
   const top = Math.max(1, ...totals);
   const y = (value) => margin.top + plotHeight - (value * plotHeight) / top;
@@ -54,7 +60,7 @@ export function histogramChart({ edges, counts, low, high, invert, onMove }) {
   }
   svg.append(s("text", { x: 4, y: margin.top + 4, class: "tick" }, String(top)));
 
-  const state = { low, high, invert };
+  const state = { low, high, invert, values: { low: values.low ?? null, high: values.high ?? null } };
   const handle = (name, label) => {
     const group = s("g", { class: `handle ${name}`, role: "slider", tabindex: "0", "aria-label": label,
                            "aria-valuemin": "0", "aria-valuemax": String(bins), "data-handle": name });
@@ -73,19 +79,24 @@ export function histogramChart({ edges, counts, low, high, invert, onMove }) {
   function draw() {
     const lowSide = state.invert ? "PRESENT" : "ABSENT";
     const highSide = state.invert ? "ABSENT" : "PRESENT";
+    const at = (name) => {
+      const value = state.values[name];
+      return value === null ? { x: x(state[name]), value: edges[state[name]] } : { x: xOfScore(value), value };
+    };
+    const [lowAt, highAt] = [at("low"), at("high")];
     lowRegion.setAttribute("x", x(0));
-    lowRegion.setAttribute("width", x(state.low) - x(0));
+    lowRegion.setAttribute("width", lowAt.x - x(0));
     lowRegion.setAttribute("class", `region low ${lowSide.toLowerCase()}`);
-    highRegion.setAttribute("x", x(state.high));
-    highRegion.setAttribute("width", x(bins) - x(state.high));
+    highRegion.setAttribute("x", highAt.x);
+    highRegion.setAttribute("width", x(bins) - highAt.x);
     highRegion.setAttribute("class", `region high ${highSide.toLowerCase()}`);
-    for (const [group, index, off, side] of [[lowHandle, state.low, state.low === 0, lowSide],
-                                             [highHandle, state.high, state.high === bins, highSide]]) {
-      group.setAttribute("transform", `translate(${x(index)},0)`);
+    for (const [group, name, where, side] of [[lowHandle, "low", lowAt, lowSide], [highHandle, "high", highAt, highSide]]) {
+      const off = state.values[name] === null && state[name] === (name === "low" ? 0 : bins);
+      group.setAttribute("transform", `translate(${where.x},0)`);
       group.querySelector(".knob").setAttribute("x", "-8");
-      group.setAttribute("aria-valuenow", String(index));
-      group.setAttribute("aria-valuetext", off ? `off (no ${side} votes)` : `${fmt(edges[index])}: ${side}`);
-      group.dataset.value = off ? "" : String(edges[index]);
+      group.setAttribute("aria-valuenow", String(state[name]));
+      group.setAttribute("aria-valuetext", off ? `off (no ${side} votes)` : `${fmt(where.value)}: ${side}`);
+      group.dataset.value = off ? "" : String(where.value);
       group.classList.toggle("off", off);
     }
   }
@@ -93,10 +104,11 @@ export function histogramChart({ edges, counts, low, high, invert, onMove }) {
   function move(name, index) {
     const [min, max] = limits(name);
     const clamped = Math.max(min, Math.min(max, index));
-    if (clamped === state[name]) return;
+    if (clamped === state[name] && state.values[name] === null) return;
     state[name] = clamped;
+    state.values[name] = null;
     draw();
-    onMove(state.low, state.high);
+    onMove(state.low, state.high, name);
   }
 
   let dragging = null;
@@ -132,7 +144,10 @@ export function histogramChart({ edges, counts, low, high, invert, onMove }) {
   svg.addEventListener("pointercancel", stop);
 
   draw();
-  svg.setHandles = (lowIndex, highIndex) => { state.low = lowIndex; state.high = highIndex; draw(); };
+  svg.setHandles = (lowIndex, highIndex, exact = {}) => {
+    Object.assign(state, { low: lowIndex, high: highIndex, values: { low: exact.low ?? null, high: exact.high ?? null } });
+    draw();
+  };
   return svg;
 }
 

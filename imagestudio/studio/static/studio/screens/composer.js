@@ -183,30 +183,40 @@ export async function render(root, { dataset, args, query, go }) {
   const stats = statsTable();
   const suggestions = h("div", { class: "suggestions" });
   const topArea = h("section", { "aria-label": "Top samples" });
+  // The thresholds are values (null: off) and edge indices of the preview's histogram (`low`, `high`). One still as
+  // saved (`kept`) is shown, figured and saved exactly, even between two edges or beyond the scores; one the user
+  // moves takes the bin edge it is on.
   const state = { preview: null, curves: null, low: 0, high: 0, chart: null,
-                  lowValue: initial.low, highValue: initial.high };
+                  lowValue: initial.low ?? null, highValue: initial.high ?? null,
+                  kept: { low: (initial.low ?? null) !== null, high: (initial.high ?? null) !== null } };
 
   const rule = () => ({ labelClass: labelClass.value, type: type.value, config: editor.config(), invert: invert.checked,
                         split: split.value || null, bins: Number(bins.value), top: 24 });
-  const edgeValue = (which) => {
-    const bins_ = state.curves ? state.curves.bins : 0;
-    if (which === "low") return state.low === 0 ? null : state.preview.histogram.edges[state.low];
-    return state.high === bins_ ? null : state.preview.histogram.edges[state.high];
+  const keptValues = () => ({ low: state.kept.low ? state.lowValue : null, high: state.kept.high ? state.highValue : null });
+  /** Put threshold `which` on edge `index` (0 for low, bins for high: off). */
+  const onEdge = (which, index) => {
+    state[which] = index;
+    state[`${which}Value`] = index === (which === "low" ? 0 : state.curves.bins) ? null : state.curves.edges[index];
+    state.kept[which] = false;
   };
 
   function showStats() {
     const m = thresholdMetrics(state.curves, state.low, state.high, invert.checked);
     const lowSide = invert.checked ? "PRESENT" : "ABSENT";
+    let voted = 0;
     for (const side of ["PRESENT", "ABSENT"]) {
-      const data = side === "PRESENT" ? m.present : m.absent;
-      const threshold = edgeValue(side === lowSide ? "low" : "high");
+      const which = side === lowSide ? "low" : "high";
+      // A threshold as saved may lie between edges: its side's figures are the API's for it (`given`).
+      const data = state.kept[which] ? state.curves.given[side.toLowerCase()] : m[side.toLowerCase()];
+      const threshold = state[`${which}Value`];
       stats.cells[`${side}-threshold`].textContent = threshold === null ? "off"
-        : `${side === lowSide ? "≤" : "≥"} ${num(threshold, 4)}`;
+        : `${which === "low" ? "≤" : "≥"} ${state.kept[which] ? `${threshold} (as saved)` : num(threshold, 4)}`;
       stats.cells[`${side}-precision`].textContent = ratio(data.correct, data.labeled);
       stats.cells[`${side}-recall`].textContent = ratio(data.correct, data.total);
       stats.cells[`${side}-coverage`].textContent = ratio(data.voted, m.population);
+      voted += data.voted;
     }
-    stats.total.textContent = `coverage ${ratio(m.voted, m.population)}`;
+    stats.total.textContent = `coverage ${ratio(voted, m.population)}`;
   }
 
   function showSuggestions(preview) {
@@ -217,11 +227,11 @@ export async function render(root, { dataset, args, query, go }) {
         if (!cut) continue;
         entries.push(h("li", {}, `${label}: ${num(cut.threshold, 4)} — ${text} (P ${pct(cut.precision)}, R ${pct(cut.recall)}) `,
           h("button", { type: "button", class: "link", "data-suggestion": `${which}-${kind}`, onclick: () => {
-            const [low, high] = which === "high" ? snap(state.preview.histogram.edges, edgeValue("low"), cut.threshold)
-              : snap(state.preview.histogram.edges, cut.threshold, edgeValue("high"));
-            state.low = low;
-            state.high = high;
-            state.chart.setHandles(low, high);
+            const [low, high] = which === "high" ? snap(state.curves.edges, state.lowValue, cut.threshold)
+              : snap(state.curves.edges, cut.threshold, state.highValue);
+            if (which === "high" || high !== state.high) onEdge("high", high);
+            if (which === "low" || low !== state.low) onEdge("low", low);
+            state.chart.setHandles(state.low, state.high, keptValues());
             showStats();
           } }, "Use")));
       }
@@ -233,10 +243,8 @@ export async function render(root, { dataset, args, query, go }) {
   async function preview() {
     clear(errors);
     root.dataset.state = "loading";
-    const result = await attempt(() => lfs.preview(dataset.id, rule()), errors);
+    const result = await attempt(() => lfs.preview(dataset.id, { ...rule(), ...keptValues() }), errors);
     if (!result) { root.dataset.state = "error"; return; }
-    const firstLow = state.preview ? edgeValue("low") : state.lowValue;
-    const firstHigh = state.preview ? edgeValue("high") : state.highValue;
     state.preview = result;
     state.curves = thresholdCurves(result);
     if (!state.curves) {
@@ -246,13 +254,14 @@ export async function render(root, { dataset, args, query, go }) {
     const edges = result.histogram.edges;
     const suggestedHigh = result.suggested?.high?.best_f1?.threshold;
     const suggestedLow = result.suggested?.low?.best_f1?.threshold;
-    const fresh = firstLow === null && firstHigh === null;
+    const fresh = state.lowValue === null && state.highValue === null;
     [state.low, state.high] = fresh
       ? snap(edges, suggestedLow ?? edges[Math.round(edges.length / 4)], suggestedHigh ?? edges[Math.round((3 * edges.length) / 4)])
-      : snap(edges, firstLow, firstHigh);
+      : snap(edges, state.lowValue, state.highValue);
+    for (const which of ["low", "high"]) if (!state.kept[which]) onEdge(which, state[which]);
     state.chart = histogramChart({ edges, counts: result.histogram.counts, low: state.low, high: state.high,
-                                   invert: invert.checked,
-                                   onMove: (low, high) => { state.low = low; state.high = high; showStats(); } });
+                                   invert: invert.checked, values: keptValues(),
+                                   onMove: (low, high, which) => { onEdge(which, which === "low" ? low : high); showStats(); } });
     clear(chartArea, h("p", { class: "muted" }, `${result.population} samples scored${result.encoder ? ` with ${result.encoder}` : ""}`
       + ` in ${num(result.seconds, 3)} s. Green: ground truth PRESENT, red: ABSENT, grey: unlabeled.`), state.chart,
           result.message ? h("p", { class: "muted" }, result.message) : null,
@@ -268,7 +277,7 @@ export async function render(root, { dataset, args, query, go }) {
   async function save() {
     clear(errors);
     if (!state.preview) return clear(errors, "Preview the rule first, then set its thresholds.");
-    const body = { ...rule(), name: name.value, active: active.checked, low: edgeValue("low"), high: edgeValue("high") };
+    const body = { ...rule(), name: name.value, active: active.checked, low: state.lowValue, high: state.highValue };
     delete body.split;
     delete body.bins;
     delete body.top;
