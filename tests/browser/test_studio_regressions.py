@@ -12,7 +12,16 @@ from tests.browser.studio_fixtures import (  # noqa: F401  (fixtures: chrome, de
     studio_user_fixture,
     wait_for,
 )
-from tests.browser.test_studio import all_css, api_for, css, fraction, present, server_stats, shown_stats
+from tests.browser.test_studio import (
+    all_css,
+    api_for,
+    css,
+    fraction,
+    handle_values,
+    present,
+    server_stats,
+    shown_stats,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -63,3 +72,52 @@ def test_saving_an_lf_unchanged_keeps_its_thresholds_as_saved(chrome, live_serve
     wait_for(chrome, present("#lf-table"), "the LF list after saving")
     lf.refresh_from_db()
     assert (lf.low, lf.high) == (moved, between["high"])
+
+
+def test_a_changed_rule_must_be_previewed_before_it_is_saved(chrome, live_server, demo, studio_user):
+    """Changing the class, the type or the config (or a preview that fails) drops the preview and its thresholds:
+    Save waits for a preview of the rule it saves."""
+    from selenium.webdriver.support.ui import Select
+
+    sign_in_with_token(chrome, live_server, studio_user, f"/d/{demo.id}/lfs/new?type=similarity_text&class=red"
+                                                         "&text=a+red+shape")
+    wait_for(chrome, preview_ready, "the text rule's preview")
+    assert css(chrome, "#save-lf").is_enabled()
+
+    def dropped(driver):
+        return not css(driver, "#save-lf").is_enabled() and not all_css(driver, "svg.histogram") \
+            and "preview" in css(driver, "#histogram-area").text.lower()
+
+    Select(css(chrome, 'select[name="label_class"]')).select_by_value("square")
+    assert dropped(chrome)
+    assert css(chrome, "#stat-present-threshold").text == "–"
+    Select(css(chrome, 'select[name="type"]')).select_by_value("pattern")
+    Select(css(chrome, 'select[name="pattern-field"]')).select_by_value("caption")
+    Select(css(chrome, 'select[name="builder"]')).select_by_value("keyword")
+    css(chrome, 'input[name="words"]').send_keys("square")
+    css(chrome, 'input[name="name"]').send_keys("says square")
+    css(chrome, "#save-lf").click()  # disabled: nothing is sent
+    assert dropped(chrome)
+    assert not LabelingFunction.objects.filter(name="says square").exists()
+
+    bins = css(chrome, 'input[name="bins"]')
+    bins.clear()
+    bins.send_keys("1000")  # more than the API allows: the preview fails
+    css(chrome, 'button[type="submit"].primary').click()
+    wait_for(chrome, lambda d: css(d, "main").get_attribute("data-state") == "error", "the failed preview")
+    assert dropped(chrome)
+    bins.clear()
+    bins.send_keys("40")
+    css(chrome, 'button[type="submit"].primary').click()
+    wait_for(chrome, lambda d: preview_ready(d) and all_css(d, "svg.histogram"), "the keyword rule's preview")
+    assert css(chrome, "#save-lf").is_enabled()
+    css(chrome, 'input[name="words"]').send_keys(", box")  # the config changes again after its preview
+    assert dropped(chrome)
+    css(chrome, 'button[type="submit"].primary').click()
+    wait_for(chrome, lambda d: preview_ready(d) and all_css(d, "svg.histogram"), "the new preview")
+    low, high = handle_values(chrome)
+    css(chrome, "#save-lf").click()
+    wait_for(chrome, present("#lf-table"), "the LF list")
+    lf = LabelingFunction.objects.get(name="says square")
+    assert (lf.type, lf.label_class.name, lf.config["words"], lf.low, lf.high) == \
+        ("pattern", "square", ["square", "box"], low, high)

@@ -176,10 +176,12 @@ export async function render(root, { dataset, args, query, go }) {
     clear(configArea, editor);
   };
   drawEditor(initial.config || {});
-  type.addEventListener("change", () => drawEditor({}));
 
-  const chartArea = h("div", { class: "chart-area", id: "histogram-area" },
-                      h("p", { class: "muted" }, "Preview the rule to see its scores, then set its thresholds on the histogram."));
+  const intro = "Preview the rule to see its scores, then set its thresholds on the histogram.";
+  const chartArea = h("div", { class: "chart-area", id: "histogram-area" }, h("p", { class: "muted" }, intro));
+  const saveButton = h("button", { type: "button", class: "primary", id: "save-lf", onclick: save, disabled: true,
+                                   "aria-describedby": "save-note" }, editing ? "Save LF" : "Create LF");
+  const saveNote = h("small", { class: "muted", id: "save-note" }, "Save waits for a preview of the rule: its thresholds are set on it.");
   const stats = statsTable();
   const suggestions = h("div", { class: "suggestions" });
   const topArea = h("section", { "aria-label": "Top samples" });
@@ -240,17 +242,40 @@ export async function render(root, { dataset, args, query, go }) {
       : h("p", { class: "muted" }, "No suggestion: the split has no ground truth for this class."));
   }
 
+  let previewing = 0; // the latest preview asked for: an older answer, or one for a rule changed since, is dropped
+
+  /** No preview (the rule changed, or its preview failed): the chart, figures, suggestions and top samples go, and
+   * Save waits for a new one. `forget`: the thresholds go too (they were set for another rule). */
+  function dropPreview(message, { forget = false } = {}) {
+    previewing += 1;
+    Object.assign(state, { preview: null, curves: null, chart: null });
+    if (forget) Object.assign(state, { lowValue: null, highValue: null, kept: { low: false, high: false } });
+    clear(chartArea, message);
+    [...Object.values(stats.cells), stats.total].forEach((cell) => { cell.textContent = "–"; });
+    clear(suggestions);
+    clear(topArea);
+    delete root.dataset.state;
+    saveButton.disabled = true;
+    saveNote.hidden = false;
+  }
+  const ruleChanged = () => dropPreview(h("p", { class: "muted" }, state.preview || root.dataset.state === "loading"
+    ? "The rule changed since its preview: preview it again to set its thresholds." : intro), { forget: true });
+
   async function preview() {
     clear(errors);
+    const asked = ++previewing;
     root.dataset.state = "loading";
     const result = await attempt(() => lfs.preview(dataset.id, { ...rule(), ...keptValues() }), errors);
-    if (!result) { root.dataset.state = "error"; return; }
-    state.preview = result;
-    state.curves = thresholdCurves(result);
-    if (!state.curves) {
-      clear(chartArea, h("p", { class: "error" }, "This server's preview carries no histogram by ground truth."));
+    if (asked !== previewing) return; // the rule changed, or another preview was asked for, meanwhile
+    const curves = result && thresholdCurves(result);
+    if (!curves) {
+      dropPreview(h("p", { class: "error" }, result ? "This server's preview carries no histogram by ground truth."
+        : "No preview: the rule could not be scored (see the error). Save waits for a preview that succeeds."));
+      root.dataset.state = "error";
       return;
     }
+    state.preview = result;
+    state.curves = curves;
     const edges = result.histogram.edges;
     const suggestedHigh = result.suggested?.high?.best_f1?.threshold;
     const suggestedLow = result.suggested?.low?.best_f1?.threshold;
@@ -271,6 +296,8 @@ export async function render(root, { dataset, args, query, go }) {
     showSuggestions(result);
     const strip = thumbnailStrip(dataset, result.top.map((t) => [t.sample_id, `${num(t.score)} · ${t.ground_truth}`]));
     clear(topArea, h("h3", {}, "Top samples"), h("ul", { class: "strip" }, strip));
+    saveButton.disabled = false;
+    saveNote.hidden = true;
     root.dataset.state = "ready";
   }
 
@@ -291,6 +318,11 @@ export async function render(root, { dataset, args, query, go }) {
   }
 
   invert.addEventListener("change", () => { if (state.preview) preview(); });
+  // The class, the type or the config changed: the preview and its thresholds were another rule's.
+  labelClass.addEventListener("change", ruleChanged);
+  type.addEventListener("change", () => { drawEditor({}); ruleChanged(); });
+  configArea.addEventListener("input", ruleChanged);
+  configArea.addEventListener("change", ruleChanged);
   // Enter (or Ctrl + Enter) in the form previews; only the button creates or saves.
   const form = h("form", { class: "composer-form", novalidate: true, onsubmit: (event) => { event.preventDefault(); preview(); },
                            onkeydown: (event) => { if (event.ctrlKey && event.key === "Enter") { event.preventDefault(); preview(); } } },
@@ -298,7 +330,7 @@ export async function render(root, { dataset, args, query, go }) {
     h("div", { class: "row" }, field("Preview on", split), field("Bins", bins)),
     h("button", { type: "submit", class: "primary" }, "Preview"),
     h("label", { class: "check" }, active, " Active (votes count in training sets)"),
-    h("button", { type: "button", class: "primary", id: "save-lf", onclick: save }, editing ? "Save LF" : "Create LF"), errors);
+    saveButton, saveNote, errors);
 
   clear(root, h("h1", {}, editing ? `Edit LF ${editing.name}` : "New labeling function"),
     h("div", { class: "composer" }, form,
