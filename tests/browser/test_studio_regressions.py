@@ -21,6 +21,7 @@ from tests.browser.test_studio import (
     present,
     server_stats,
     shown_stats,
+    text_of,
 )
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -121,3 +122,54 @@ def test_a_changed_rule_must_be_previewed_before_it_is_saved(chrome, live_server
     lf = LabelingFunction.objects.get(name="says square")
     assert (lf.type, lf.label_class.name, lf.config["words"], lf.low, lf.high) == \
         ("pattern", "square", ["square", "box"], low, high)
+
+
+def active_tab(driver):
+    return [tab.text for tab in all_css(driver, "#nav a.tab.active")]
+
+
+def test_only_the_latest_route_is_rendered(chrome, live_server, demo, studio_user):
+    """Data, then Resources while the data view still loads: the data view, done last, does not replace Resources."""
+    sign_in_with_token(chrome, live_server, studio_user, f"/d/{demo.id}/lfs")
+    wait_for(chrome, lambda d: css(d, "main").get_attribute("data-screen") == "lfs", "the LF list")
+    chrome.execute_script("""
+        // The data view's field catalogue is held until the test lets it go: the data view finishes last.
+        const fetchNow = window.fetch;
+        window.held = [];
+        window.fetch = (url, init) => String(url).includes('/fields/')
+          ? new Promise((resolve) => window.held.push(() => resolve(fetchNow(url, init)))) : fetchNow(url, init);
+        // The element the data view renders into (listeners run in order: the studio's render has begun).
+        window.addEventListener('hashchange', () => {
+          if (location.hash.endsWith('/data')) window.dataMain = document.getElementById('main');
+        });
+        location.hash = arguments[0];""", f"#/d/{demo.id}/data")
+    wait_for(chrome, lambda d: d.execute_script("return window.held.length"), "the data view loading")
+    chrome.execute_script("location.hash = arguments[0]", f"#/d/{demo.id}/resources")
+    wait_for(chrome, lambda d: css(d, "main").get_attribute("data-screen") == "resources", "the resources screen")
+    chrome.execute_script("window.held.splice(0).forEach((release) => release())")
+    wait_for(chrome, lambda d: d.execute_script("return Boolean(window.dataMain?.querySelector('#data-table'))"),
+             "the data view done")
+    assert css(chrome, "main").get_attribute("data-screen") == "resources"
+    assert css(chrome, "main h1").text == "Embeddings and resources"
+    assert not all_css(chrome, "#data-table")
+    assert active_tab(chrome) == ["Resources"]
+
+
+def test_a_screen_that_cannot_load_says_so(chrome, live_server, demo, studio_user):
+    """The server gone (or only a screen's module): the click on a tab shows an error, and nothing is left
+    unhandled."""
+    sign_in_with_token(chrome, live_server, studio_user, f"/d/{demo.id}/grid")
+    wait_for(chrome, lambda d: css(d, "#grid").get_attribute("data-loaded") is not None, "the grid")
+    chrome.execute_script("window.unhandled = []; window.addEventListener('unhandledrejection', "
+                          "(event) => window.unhandled.push(String(event.reason)))")
+    chrome.execute_cdp_cmd("Network.enable", {})
+    for blocked, tab_name, screen in ((["*/screens/lfs.js", "*/api/*"], "LFs", "lfs"),  # the server is down
+                                      (["*/screens/training.js"], "Training set", "training")):  # one module
+        chrome.execute_cdp_cmd("Network.setBlockedURLs", {"urls": blocked})
+        chrome.find_element("link text", tab_name).click()
+        expected = "cannot be reached" if "*/api/*" in blocked else f"The {tab_name} screen could not be loaded"
+        wait_for(chrome, text_of("#errors", expected), f"the error of the {tab_name} tab")
+        assert chrome.execute_script("return window.unhandled") == []
+        assert active_tab(chrome) == [tab_name]
+        assert not all_css(chrome, "main #grid")
+    chrome.execute_cdp_cmd("Network.setBlockedURLs", {"urls": []})

@@ -52,6 +52,8 @@ export function go(route) {
   else window.location.hash = hash;
 }
 
+let rendering = 0; // the latest route's render: an older one still loading stops at its next step
+
 async function render() {
   const hash = window.location.hash || "#/";
   if (!hash.startsWith("#/")) return; // an in-page anchor
@@ -60,22 +62,39 @@ async function render() {
     go(`/signin?next=${encodeURIComponent(hash.slice(1))}`);
     return;
   }
+  const generation = ++rendering;
+  const stale = () => generation !== rendering;
   current?.handle?.dispose?.();
   clearErrors();
-  const main = document.getElementById("main");
-  clear(main, h("p", { class: "muted" }, "Loading…"));
-  delete main.dataset.state; // a screen's own progress marker (the composer's preview)
+  // A fresh <main> per route: a screen still loading for an older route writes into its own, no longer shown.
+  const main = h("main", { id: "main", tabindex: "-1" }, h("p", { class: "muted" }, "Loading…"));
+  document.getElementById("main").replaceWith(main);
   const loading = (SCREENS[route.screen] || SCREENS[""])();
+  loading.catch(() => {}); // a module that cannot load is reported below, once the dataset is read
   let dataset = null;
   try {
     if (route.datasetId) dataset = await datasets.get(route.datasetId);
   } catch (error) {
+    if (stale()) return;
+    // The tabs follow the route even when the server is gone (the dataset as last read).
+    renderChrome(route, current?.dataset?.id === route.datasetId ? current.dataset : null);
     clear(main);
     showError(error);
     return;
   }
+  if (stale()) return;
   renderChrome(route, dataset);
-  const module = await loading;
+  let module;
+  try {
+    module = await loading;
+  } catch (error) {
+    if (stale()) return;
+    clear(main);
+    const name = TABS.find(([screen]) => screen === route.screen)?.[1] || "This";
+    showError(`The ${name} screen could not be loaded (${error.message}). Check the connection, then try again.`);
+    return;
+  }
+  if (stale()) return;
   const context = {
     dataset, datasetId: route.datasetId, args: route.args, query: route.query, go,
     refreshDataset: async () => {
@@ -87,8 +106,11 @@ async function render() {
   clear(main);
   current = { route, dataset, handle: null };
   try {
-    current.handle = (await module.render(main, context)) || null;
+    const handle = (await module.render(main, context)) || null;
+    if (stale()) return handle?.dispose?.();
+    current.handle = handle;
   } catch (error) {
+    if (stale()) return;
     showError(error);
   }
   main.dataset.screen = route.screen || "datasets";
