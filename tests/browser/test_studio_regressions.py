@@ -173,3 +173,14 @@ def test_a_screen_that_cannot_load_says_so(chrome, live_server, demo, studio_use
         assert active_tab(chrome) == [tab_name]
         assert not all_css(chrome, "main #grid")
     chrome.execute_cdp_cmd("Network.setBlockedURLs", {"urls": []})
+
+
+def test_the_composer_fits_a_narrow_window(chrome, live_server, demo, studio_user):
+    """At 800 x 600 the composer's columns stack: nothing overflows sideways."""
+    chrome.set_window_size(800, 600)
+    sign_in_with_token(chrome, live_server, studio_user, f"/d/{demo.id}/lfs/new?type=similarity_text&class=red"
+                                                         "&text=a+red+shape")
+    wait_for(chrome, preview_ready, "the preview")
+    screenshot(chrome, "regression-narrow-composer")
+    widths = chrome.execute_script("const e = document.documentElement; return [e.scrollWidth, e.clientWidth]")
+    assert widths[0] <= widths[1], widths
