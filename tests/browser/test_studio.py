@@ -394,6 +394,7 @@ def test_new_dataset_and_upload_with_job_progress(chrome, live_server, studio_us
     wait_for(chrome, lambda d: css(d, "dialog[open] .job").get_attribute("data-status") == "succeeded", "the import job")
     assert css(chrome, "dialog[open] progress").get_attribute("value") == "1"
     assert "Created 3" in css(chrome, "dialog[open]").text
+    assert "null" not in css(chrome, "dialog[open]").text
     screenshot(chrome, "15-import")
     assert Sample.objects.filter(dataset=dataset).count() == 3
 

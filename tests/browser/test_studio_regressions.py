@@ -15,6 +15,7 @@ from tests.browser.studio_fixtures import (  # noqa: F401  (fixtures: chrome, de
 from tests.browser.test_studio import (
     all_css,
     api_for,
+    button,
     css,
     fraction,
     handle_values,
@@ -184,3 +185,34 @@ def test_the_composer_fits_a_narrow_window(chrome, live_server, demo, studio_use
     screenshot(chrome, "regression-narrow-composer")
     widths = chrome.execute_script("const e = document.documentElement; return [e.scrollWidth, e.clientWidth]")
     assert widths[0] <= widths[1], widths
+
+
+def test_the_import_dialog_lists_refused_and_skipped_files(chrome, live_server, studio_user, tmp_path):
+    """An archive whose manifest leaves members out and names a missing one: every count, each file with its
+    reason, and no stray "null"."""
+    import zipfile
+
+    from imagestudio.datasets.services import dataset_create
+    from tests.conftest import png_bytes
+
+    dataset_create(user=studio_user, name="Archive", classes=["a"])
+    archive = tmp_path / "shapes.zip"
+    with zipfile.ZipFile(archive, "w") as members:
+        members.writestr("listed.png", png_bytes((1, 1, 1)))
+        members.writestr("unlisted.png", png_bytes((2, 2, 2)))
+        members.writestr("notes.txt", "hello")
+        members.writestr("manifest.csv", "file,split\nlisted.png,dev\nmissing.png,dev\n")
+    sign_in_with_token(chrome, live_server, studio_user, "/")
+    card = wait_for(chrome, text_of(".dataset", "Archive"), "the picker")
+    button(chrome, "Import images…", within=card).click()
+    box = wait_for(chrome, present("dialog[open]"), "the import dialog")[0]
+    box.find_element("css selector", 'input[type="file"]').send_keys(str(archive))
+    button(chrome, "Import", within=box).click()
+    wait_for(chrome, lambda d: css(d, "dialog[open] .job").get_attribute("data-status") == "succeeded", "the import")
+    text = wait_for(chrome, text_of("dialog[open] .progress-area", "Created"), "the import's report").text
+    screenshot(chrome, "regression-import-report")
+    assert "Created 1, duplicates 0, refused 1, skipped 2." in text
+    assert "missing.png: " in text
+    for name in ("unlisted.png", "notes.txt"):
+        assert f"{name}: not listed in the manifest manifest.csv" in text
+    assert "null" not in css(chrome, "dialog[open]").text

@@ -33,12 +33,15 @@ export function importDialog(dataset, go) {
       const done = await attempt(() => jobProgress(progress, job, "Import"), errors);
       if (done?.status === "succeeded") {
         const result = done.result || {};
-        progress.append(h("p", {}, `Created ${result.created ?? 0}, duplicates ${result.duplicates ?? 0}, `
-                                   + `refused ${result.errors ?? (result.error_files || []).length}.`),
-                        (result.error_files || []).length
-                          ? h("ul", {}, result.error_files.map((f) => h("li", {}, `${f.file}: ${f.reason}`))) : null,
-                        h("button", { type: "button", onclick: () => { box.close(); go(`/d/${dataset.id}/grid`); } },
-                          "Open the grid"));
+        const files = (title, list) => (list?.length
+          ? [h("h3", {}, title), h("ul", {}, list.map((f) => h("li", {}, `${f.file}: ${f.reason}`)))] : null);
+        progress.append(h("div", { class: "import-report" },
+          h("p", {}, `Created ${result.created ?? 0}, duplicates ${result.duplicates ?? 0}, `
+                     + `refused ${result.errors ?? (result.error_files || []).length}, `
+                     + `skipped ${result.skipped ?? (result.skipped_files || []).length}.`),
+          files("Refused", result.error_files), files("Skipped", result.skipped_files),
+          result.truncated ? h("p", { class: "muted" }, "The lists hold their first entries only: the job keeps the full report.") : null,
+          h("button", { type: "button", onclick: () => { box.close(); go(`/d/${dataset.id}/grid`); } }, "Open the grid")));
       }
     },
   }, field("Images, or one archive (zip / tar with an optional manifest.csv)", files),
