@@ -216,3 +216,19 @@ def test_the_import_dialog_lists_refused_and_skipped_files(chrome, live_server, 
     for name in ("unlisted.png", "notes.txt"):
         assert f"{name}: not listed in the manifest manifest.csv" in text
     assert "null" not in css(chrome, "dialog[open]").text
+
+
+def test_signing_out_with_the_server_unreachable_says_the_token_stays_valid(chrome, live_server, studio_user):
+    sign_in_with_token(chrome, live_server, studio_user, "/")
+    wait_for(chrome, present('input[name="classes"]'), "the dataset picker")
+    key = chrome.execute_script("return sessionStorage.getItem('imagestudio.token')")
+    chrome.execute_cdp_cmd("Network.enable", {})
+    chrome.execute_cdp_cmd("Network.setBlockedURLs", {"urls": ["*/api/auth/logout/*"]})
+    button(chrome, "Sign out").click()
+    wait_for(chrome, present('input[name="username"]'), "the sign-in screen")
+    message = wait_for(chrome, text_of("#errors", "not revoked"), "the warning").text
+    assert "stays valid" in message
+    assert chrome.execute_script("return sessionStorage.getItem('imagestudio.token')") is None
+    client = api_for(studio_user)
+    client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+    assert client.get("/api/datasets/").status_code == 200

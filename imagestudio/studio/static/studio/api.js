@@ -78,10 +78,16 @@ export async function signIn(username, password) {
   sessionStorage.setItem(TOKEN_KEY, body.token);
 }
 
-/** Revoke the token on the server (best effort: a server that is gone changes nothing) and forget it. */
+/** Revoke the token on the server and forget it here. Resolves null, or the error when the server did not revoke
+ * it (unreachable, failing): forgotten here all the same, the token then stays valid on the server. */
 export async function signOut() {
-  if (token()) await request("POST", "auth/logout/", { quiet: true }).catch(() => {});
+  let failure = null;
+  if (token()) {
+    failure = await request("POST", "auth/logout/", { quiet: true })
+      .then(() => null, (error) => (error.status === 401 ? null : error)); // 401: no longer valid anyway
+  }
   sessionStorage.removeItem(TOKEN_KEY);
+  return failure;
 }
 
 /** Forget a token the server refused (it cannot be used to revoke itself). */

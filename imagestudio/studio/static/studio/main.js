@@ -31,6 +31,7 @@ const CHORDS = { h: "/", g: "grid", d: "data", l: "lfs", c: "lfs/new", t: "train
 
 let current = null; // {screen, route, dataset}
 let chordPending = false;
+let notice = null; // an error for the next screen to show (it clears the errors of the one before)
 
 /** Parse "#/d/3/grid?split=dev" into {screen, datasetId, args, query}. */
 function parseRoute(hash) {
@@ -66,6 +67,8 @@ async function render() {
   const stale = () => generation !== rendering;
   current?.handle?.dispose?.();
   clearErrors();
+  if (notice) showError(notice);
+  notice = null;
   // A fresh <main> per route: a screen still loading for an older route writes into its own, no longer shown.
   const main = h("main", { id: "main", tabindex: "-1" }, h("p", { class: "muted" }, "Loading…"));
   document.getElementById("main").replaceWith(main);
@@ -135,8 +138,17 @@ function renderChrome(route, dataset) {
   if (token()) {
     account.append(h("button", { type: "button", class: "link", onclick: showShortcuts,
                                  "aria-label": "Keyboard shortcuts" }, "?"),
-                   h("button", { type: "button", onclick: async () => { await signOut(); go("/signin"); } }, "Sign out"));
+                   h("button", { type: "button", onclick: signOutClicked }, "Sign out"));
   }
+}
+
+async function signOutClicked() {
+  const failure = await signOut();
+  if (failure) {
+    notice = `Signed out of this tab, but the token was not revoked on the server (${failure.message}): it stays `
+      + "valid until it is revoked. Sign in and out again once the server answers.";
+  }
+  go("/signin");
 }
 
 function showShortcuts() {
