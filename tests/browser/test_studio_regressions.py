@@ -232,3 +232,22 @@ def test_signing_out_with_the_server_unreachable_says_the_token_stays_valid(chro
     client = api_for(studio_user)
     client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
     assert client.get("/api/datasets/").status_code == 200
+
+
+def test_a_new_submit_clears_the_previous_error(chrome, live_server, studio_user):
+    """Resample refused, then done: the refusal goes; done, then refused: the earlier result goes."""
+    from imagestudio.demo.services import demo_dataset_get_or_create
+
+    dataset, _ = demo_dataset_get_or_create(user=studio_user)
+    sign_in_with_token(chrome, live_server, studio_user, f"/d/{dataset.id}/grid")
+    button(chrome, "Resample").click()
+    box = wait_for(chrome, present("dialog[open]"), "the resample dialog")[0]
+    size = box.find_element("css selector", 'input[name="sample_size"]')
+    for value, shown in (("20000000", "sample_size"), ("5", "Sampled 5"), ("20000000", "sample_size")):
+        size.clear()
+        size.send_keys(value)
+        button(chrome, "Resample", within=box.find_element("css selector", "form")).click()
+        wait_for(chrome, lambda d: shown in box.text, f"the answer to a sample of {value}")
+        error = box.find_element("css selector", ".form-errors").text
+        assert bool(error) == (value != "5"), error
+        assert ("Sampled" in box.text) == (value == "5")

@@ -25,6 +25,7 @@ export function importDialog(dataset, go) {
       event.preventDefault();
       const chosen = [...files.files];
       const archive = chosen.length === 1 && ARCHIVE.test(chosen[0].name) ? chosen[0] : null;
+      clear(progress);
       submit.disabled = true;
       const job = await attempt(() => datasets.importFiles(dataset.id, { files: archive ? [] : chosen, archive,
                                                                         split: split.value }), errors);
@@ -122,6 +123,7 @@ export function resampleDialog(dataset, go) {
       event.preventDefault();
       const params = { split: split.value, sample_size: Number(size.value), min_per_class: Number(minPerClass.value),
                        seed: Number(seed.value), max_labeled: maxLabeled.value === "" ? null : Number(maxLabeled.value) };
+      clear(result);
       const made = await attempt(() => datasets.resample(dataset.id, params), errors);
       if (!made) return;
       const r = made.realized;

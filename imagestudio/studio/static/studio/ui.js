@@ -66,12 +66,13 @@ export function announce(message) {
   announce.timer = setTimeout(() => clear(status), 6000);
 }
 
-/** Run an action, showing what the API answered if it fails; resolves undefined then. */
+/** Run an action, showing what the API answered if it fails; resolves undefined then. The region's earlier error
+ * goes first: it was about an earlier action. */
 export async function attempt(action, region) {
+  if (region) clear(region);
   try {
     return await action();
   } catch (error) {
-    if (region) clear(region);
     showError(error, region || undefined);
     return undefined;
   }
