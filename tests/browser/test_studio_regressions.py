@@ -251,3 +251,40 @@ def test_a_new_submit_clears_the_previous_error(chrome, live_server, studio_user
         error = box.find_element("css selector", ".form-errors").text
         assert bool(error) == (value != "5"), error
         assert ("Sampled" in box.text) == (value == "5")
+
+
+def test_a_models_figures_follow_the_current_ground_truth(chrome, live_server, demo, studio_user):
+    """A valid label changed after training: the card's confusion and PR-AUC are today's (the charts'), and a cell
+    opens a grid of as many samples as it says."""
+    from imagestudio.annotations.models import Annotation
+    from imagestudio.annotations.services import annotation_set
+    from imagestudio.datasets.models import LabelClass, Sample
+    from imagestudio.training.models import FastModel
+
+    client = api_for(studio_user)
+    started = client.post(f"/api/datasets/{demo.id}/models/", {"classes": ["circle"], "label_source": "ground_truth"},
+                          format="json")
+    assert started.status_code == 202, started.content
+    model = FastModel.objects.get(dataset=demo)
+    assert model.ready, model.job.error
+    circle = LabelClass.objects.get(dataset=demo, name="circle")
+    labeled = Annotation.objects.filter(label_class=circle, sample__split="valid").exclude(value="ABSTAIN").first()
+    flipped = "ABSENT" if labeled.value == "PRESENT" else "PRESENT"
+    annotation_set(dataset=demo, user=studio_user, sample=Sample.objects.get(pk=labeled.sample_id), label_class=circle,
+                   value=flipped)
+    charts = client.get(f"/api/datasets/{demo.id}/models/{model.id}/charts/").json()["classes"]
+    today = next(entry for entry in charts if entry["label_class"] == "circle")
+    assert today["confusion"] != model.metrics["circle"]["valid"]["confusion"]  # the label change shows
+
+    sign_in_with_token(chrome, live_server, studio_user, f"/d/{demo.id}/models")
+    section = 'article.model section[data-class="circle"]'
+    wait_for(chrome, present(f"{section} .curve-chart path.curve"), "the curves")
+    cells = {cell.get_attribute("data-bucket"): int(cell.text.split()[-1]) for cell in all_css(chrome, f"{section} a")
+             if cell.get_attribute("data-bucket")}
+    assert cells == {bucket.upper(): count for bucket, count in today["confusion"].items()}
+    assert f"PR-AUC\n{today['pr_auc']:.3f}" in css(chrome, section).text
+    bucket = "TP" if cells["TP"] else "FP"
+    css(chrome, f'{section} a[data-bucket="{bucket}"]').click()
+    wait_for(chrome, lambda d: all_css(d, "#grid") and css(d, "#grid").get_attribute("data-loaded") is not None,
+             "the grid of the bucket")
+    assert f"{cells[bucket]} samples" in css(chrome, ".pager").text

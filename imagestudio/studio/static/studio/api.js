@@ -447,19 +447,28 @@ export function classMetrics(model, className) {
   };
 }
 
-/** Per class name, a model's curves on a split: {pr: [{x: recall, y: precision}], roc: [{x: fpr, y: recall}]}. */
-export async function modelCurves(datasetId, modelId, { split = "valid", points = 101 } = {}) {
+/**
+ * Per class name, a model's charts on a split, against the current ground truth: {reason, pr: [{x: recall,
+ * y: precision}], roc: [{x: fpr, y: recall}], figures} where figures has the shape of classMetrics' precision,
+ * recall, f1, prAuc, rocAuc, labeled and confusion (at the model's threshold).
+ */
+export async function modelCharts(datasetId, modelId, { split = "valid", points = 101 } = {}) {
   const charts = await request("GET", `datasets/${datasetId}/models/${modelId}/charts/`, { query: { split, points } });
-  const curves = {};
+  const ratio = (part, whole) => (whole ? part / whole : null);
+  const out = {};
   for (const entry of charts.classes) {
     const { precision, recall, fpr } = entry.curve;
-    curves[entry.label_class] = {
+    const { tp, fp, fn } = entry.confusion;
+    const [p, r] = [ratio(tp, tp + fp), ratio(tp, tp + fn)];
+    out[entry.label_class] = {
       reason: entry.reason || "",
-      pr: recall ? recall.map((r, k) => ({ x: r, y: precision[k] })) : [],
+      pr: recall ? recall.map((value, k) => ({ x: value, y: precision[k] })) : [],
       roc: recall && fpr ? [{ x: 0, y: 0 }, ...fpr.map((f, k) => ({ x: f, y: recall[k] }))] : [],
+      figures: { precision: p, recall: r, f1: p === null || r === null ? null : p + r ? (2 * p * r) / (p + r) : 0,
+                 prAuc: entry.pr_auc, rocAuc: entry.roc_auc, labeled: entry.labeled, confusion: entry.confusion },
     };
   }
-  return curves;
+  return out;
 }
 
 // ------------------------------------------------------------------------------------------ exports

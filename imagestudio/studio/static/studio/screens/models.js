@@ -1,7 +1,7 @@
 // Fast models: train one (classes, negative / positive ratio, label source), the auto-train switch, metrics on
 // valid per class with the PR curve and the confusion matrix, whose cells open the grid on that bucket.
 
-import { classMetrics, datasets, modelCurves, models, trainingSets } from "../api.js";
+import { classMetrics, datasets, modelCharts, models, trainingSets } from "../api.js";
 import { curveChart } from "../charts.js";
 import { queryString } from "../filters.js";
 import { announce, attempt, clear, field, h, jobProgress, link, num, pct, select } from "../ui.js";
@@ -24,31 +24,53 @@ function drawCurves(box, curves, name) {
     curveChart(curves.roc, { label: `ROC curve of ${name} on valid`, x: "false-positive rate", y: "recall", diagonal: true }));
 }
 
-function modelCard(dataset, model, withCurves) {
-  const names = Object.keys(model.metrics || {});
-  const curves = withCurves ? modelCurves(dataset.id, model.id) : null;
-  const perClass = names.map((name) => {
+/** A class's figures on valid: `now` (the charts', against the current ground truth) or, until then, those of
+ * training time from `m`; the confusion's cells open the grid on their bucket. */
+function figures(dataset, model, name, m, now) {
+  const f = now || m;
+  return [
+    h("p", { class: "muted" }, now ? "On valid, against the current ground truth:"
+      : "On valid at training (the ground truth may have changed since):"),
+    h("dl", { class: "metrics" },
+      ["precision", "recall", "f1"].flatMap((k) => [h("dt", {}, k), h("dd", {}, pct(f[k]))]),
+      h("dt", {}, "PR-AUC"), h("dd", {}, num(f.prAuc)), h("dt", {}, "ROC-AUC"), h("dd", {}, num(f.rocAuc)),
+      h("dt", {}, "labeled on valid"), h("dd", {}, String(f.labeled ?? "–")),
+      h("dt", {}, "ceiling F1"), h("dd", { title: "the same features trained on the ground truth, at training" }, pct(m.ceilingF1)),
+      m.trainedOn ? [h("dt", {}, "trained on"), h("dd", {}, `${m.trainedOn.positives} positives, ${m.trainedOn.negatives} negatives`)] : null,
+      m.targets ? [h("dt", {}, "fitted"), h("dd", { title: "what the regression fitted, chosen on dev for a training set: "
+        + "its labels, or its probabilities by cross-entropy" }, m.targets)] : null),
+    confusion(dataset, model, name, f.confusion),
+  ];
+}
+
+/** A model's card; `withCharts`: its figures and curves against the current ground truth now, else on request. */
+function modelCard(dataset, model, withCharts) {
+  const boxes = Object.keys(model.metrics || {}).map((name) => {
     const m = classMetrics(model, name);
-    const curve = h("div", { class: "curve-box" });
-    curves?.then((all) => drawCurves(curve, all[name], name), (error) => clear(curve, h("p", { class: "error" }, error.message)));
-    return h("section", { class: "class-metrics", dataset: { class: name } }, h("h3", {}, name),
-      m ? h("dl", { class: "metrics" },
-        ["precision", "recall", "f1"].flatMap((k) => [h("dt", {}, k), h("dd", {}, pct(m[k]))]),
-        h("dt", {}, "PR-AUC"), h("dd", {}, num(m.prAuc)), h("dt", {}, "ROC-AUC"), h("dd", {}, num(m.rocAuc)),
-        h("dt", {}, "labeled on valid"), h("dd", {}, String(m.labeled ?? "–")),
-        h("dt", {}, "ceiling F1"), h("dd", { title: "the same features trained on the ground truth" }, pct(m.ceilingF1)),
-        m.trainedOn ? [h("dt", {}, "trained on"), h("dd", {}, `${m.trainedOn.positives} positives, ${m.trainedOn.negatives} negatives`)] : null,
-        m.targets ? [h("dt", {}, "fitted"), h("dd", { title: "what the regression fitted, chosen on dev for a training set: "
-          + "its labels, or its probabilities by cross-entropy" }, m.targets)] : null)
-        : h("p", { class: "muted" }, "No metrics."),
-      m ? confusion(dataset, model, name, m.confusion) : null, curve);
+    const atTraining = () => (m ? figures(dataset, model, name, m, null) : h("p", { class: "muted" }, "No metrics."));
+    return { name, m, atTraining, figures: h("div", { class: "figures" }, withCharts && m ? h("p", { class: "muted" }, "Reading the current figures…") : atTraining()),
+             curve: h("div", { class: "curve-box" }) };
   });
+  const more = h("button", { type: "button", class: "link", onclick: () => showCharts() }, "Current figures and curves");
+  function showCharts() {
+    more.remove();
+    modelCharts(dataset.id, model.id).then((charts) => boxes.forEach(({ name, m, atTraining, figures: box, curve }) => {
+      clear(box, m && charts[name] ? figures(dataset, model, name, m, charts[name].figures) : atTraining());
+      drawCurves(curve, charts[name], name);
+    }), (error) => boxes.forEach(({ atTraining, figures: box, curve }) => {
+      clear(box, atTraining());
+      clear(curve, h("p", { class: "error" }, error.message));
+    }));
+  }
+  if (withCharts) showCharts();
   return h("article", { class: "card model", dataset: { model: model.id } },
     h("h2", {}, `Model ${model.id} (v${model.version})`),
     h("p", { class: "muted" }, `${model.status}${model.error ? ` — ${model.error}` : ""} · labels from ${model.label_source}`
       + `${model.training_set ? ` (training set ${model.training_set})` : ""} · ${model.created_at}`
       + `${model.stale ? ` · stale: ${model.stale_reasons.join("; ")}` : ""}`),
-    h("div", { class: "class-grid" }, perClass));
+    model.status === "ready" && !withCharts ? more : null,
+    h("div", { class: "class-grid" }, boxes.map(({ name, figures: box, curve }) =>
+      h("section", { class: "class-metrics", dataset: { class: name } }, h("h3", {}, name), box, curve))));
 }
 
 export async function render(root, { dataset, go, refreshDataset }) {
