@@ -288,3 +288,26 @@ def test_a_models_figures_follow_the_current_ground_truth(chrome, live_server, d
     wait_for(chrome, lambda d: all_css(d, "#grid") and css(d, "#grid").get_attribute("data-loaded") is not None,
              "the grid of the bucket")
     assert f"{cells[bucket]} samples" in css(chrome, ".pager").text
+
+
+def test_the_data_view_can_show_no_metadata_column(chrome, live_server, studio_user):
+    """Every metadata field unchecked: no metadata column, and so after a reload."""
+    from imagestudio.demo.services import demo_dataset_get_or_create
+
+    dataset, _ = demo_dataset_get_or_create(user=studio_user)
+    sign_in_with_token(chrome, live_server, studio_user, f"/d/{dataset.id}/data")
+    wait_for(chrome, present("#data-table thead th"), "the data view")
+    fields = [box.get_attribute("value") for box in all_css(chrome, 'input[name="field"]')]
+
+    def headers(driver):
+        return {th.text.strip(" ▲▼") for th in all_css(driver, "#data-table thead th")}
+
+    while checked := [box for box in all_css(chrome, 'input[name="field"]') if box.is_selected()]:
+        name = checked[0].get_attribute("value")
+        checked[0].click()
+        wait_for(chrome, lambda d, name=name: "id" in headers(d) and name not in headers(d), f"the {name} column gone")
+    assert not headers(chrome) & set(fields)
+    chrome.refresh()
+    wait_for(chrome, lambda d: "id" in headers(d), "the data view reloaded")
+    assert not headers(chrome) & set(fields)
+    assert not [box for box in all_css(chrome, 'input[name="field"]') if box.is_selected()]

@@ -17,7 +17,11 @@ export async function render(root, { dataset, query, go }) {
     : catalogue.slice(0, 3).map((f) => f.name);
   const page = await samples.list(dataset.id, filter, { limit, ordering, fields: chosen, ...pages.params });
   const options = { limit, ordering, fields: chosen.join(",") };
-  const route = (newFilter, extra = {}) => go(`/d/${dataset.id}/data${queryString(newFilter, { ...options, ...extra })}`);
+  const route = (newFilter, extra = {}) => {
+    const { fields, ...rest } = { ...options, ...extra };
+    const text = queryString(newFilter, rest); // drops empty values: `fields=` (no metadata column) is written here
+    go(`/d/${dataset.id}/data${text || "?"}${text ? "&" : ""}fields=${encodeURIComponent(fields)}`);
+  };
   const classes = dataset.classes.map((c) => c.name);
 
   const picker = h("fieldset", { class: "checks fields" }, h("legend", {}, "Metadata fields"),
