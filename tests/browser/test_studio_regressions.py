@@ -311,3 +311,32 @@ def test_the_data_view_can_show_no_metadata_column(chrome, live_server, studio_u
     wait_for(chrome, lambda d: "id" in headers(d), "the data view reloaded")
     assert not headers(chrome) & set(fields)
     assert not [box for box in all_css(chrome, 'input[name="field"]') if box.is_selected()]
+
+
+def test_the_image_view_shows_the_labels_and_history_of_the_server(chrome, live_server, studio_user):
+    """A label saved in the page joins the history; a label refused (changed elsewhere) shows the server's value."""
+    from imagestudio.annotations.services import annotation_set
+    from imagestudio.datasets.models import LabelClass, Sample
+    from imagestudio.demo.services import demo_dataset_get_or_create
+
+    dataset, _ = demo_dataset_get_or_create(user=studio_user)
+    sample = Sample.objects.filter(dataset=dataset).order_by("id").first()
+    square = LabelClass.objects.get(dataset=dataset, name="square")
+    sign_in_with_token(chrome, live_server, studio_user, f"/d/{dataset.id}/sample/{sample.id}")
+    wait_for(chrome, lambda d: all_css(d, ".history") and "Loading" not in css(d, ".history").text, "the label history")
+
+    def checked(driver):
+        return [radio.get_attribute("value") for radio in all_css(driver, 'input[name="gt-square"]') if radio.is_selected()]
+
+    mine = "ABSENT" if checked(chrome) == ["PRESENT"] else "PRESENT"
+    css(chrome, f'input[name="gt-square"][value="{mine}"]').click()
+    wait_for(chrome, text_of("#status", f"square: {mine} saved"), "the label saved")
+    wait_for(chrome, text_of(".history", rf"square \w+ → {mine}"), "the change in the history")
+
+    other = "ABSTAIN" if mine == "PRESENT" else "PRESENT"
+    annotation_set(dataset=dataset, user=studio_user, sample=sample, label_class=square, value=other)
+    refused = next(value for value in ("PRESENT", "ABSENT", "ABSTAIN") if value not in (mine, other))
+    css(chrome, f'input[name="gt-square"][value="{refused}"]').click()
+    wait_for(chrome, text_of("#gt-message", "Not saved"), "the conflict message")
+    wait_for(chrome, lambda d: checked(d) == [other], "the server's label shown")
+    wait_for(chrome, text_of(".history", rf"square {mine} → {other}"), "the other change in the history")

@@ -48,11 +48,15 @@ function cropper(img, onBox) {
   return stage;
 }
 
-function groundTruthTable(dataset, detail, reload) {
+function groundTruthTable(dataset, detail, reload, onChange) {
   const versions = labelVersions(detail);
   const message = h("div", { class: "form-errors", role: "alert", id: "gt-message" });
   const rows = dataset.classes.map(({ name }) => {
     const current = versions[name] || { value: "ABSTAIN", version: 0 };
+    const show = () => { // the label the server holds (as last read), and its version
+      radios.forEach((label) => { const radio = label.querySelector("input"); radio.checked = radio.value === current.value; });
+      version.textContent = `v${current.version}`;
+    };
     const radios = VALUES.map((value) => h("label", { class: `check value ${value.toLowerCase()}` }, h("input", {
       type: "radio", name: `gt-${name}`, value, checked: current.value === value,
       onchange: async () => {
@@ -60,16 +64,20 @@ function groundTruthTable(dataset, detail, reload) {
         try {
           const result = await annotations.set(dataset.id, { sample: detail.id, labelClass: name, value,
                                                              version: current.version });
-          current.value = result.annotation.value;
-          current.version = result.annotation.version;
-          version.textContent = `v${current.version}`;
+          Object.assign(current, { value: result.annotation.value, version: result.annotation.version });
+          show();
           announce(`${name}: ${value} saved.`);
         } catch (error) {
-          if (!error.isVersionConflict) return clear(message, error.message);
-          clear(message, h("p", {}, h("strong", {}, "Not saved: "),
-                           `someone changed the ${name} label since you opened this image. `, error.message, " "),
-                h("button", { type: "button", onclick: reload }, "Reload the labels"));
+          clear(message, error.isVersionConflict
+            ? h("p", {}, h("strong", {}, "Not saved: "), `someone changed the ${name} label since you opened this image. `,
+                error.message, " It shows the label now held. ", h("button", { type: "button", onclick: reload }, "Reload the labels"))
+            : error.message);
+          // Back to the server's label: read again (it may have changed), or the one last read.
+          const fresh = await samples.get(dataset.id, detail.id).catch(() => null);
+          if (fresh) Object.assign(current, labelVersions(fresh)[name] || { value: "ABSTAIN", version: 0 });
+          show();
         }
+        onChange();
       },
     }), ` ${value}`));
     const version = h("small", { class: "muted" }, `v${current.version}`);
@@ -104,13 +112,16 @@ function tagsPanel(dataset, detail, allTags, reload) {
            errors);
 }
 
+/** The sample's label history; `refresh()` reads it again (after a label is saved or refused). */
 function historyPanel(dataset, detail) {
   const list = h("ul", { class: "history" }, h("li", { class: "muted" }, "Loading…"));
-  annotations.history(dataset.id, detail.id).then((page) => clear(list, page.results.length
+  const refresh = () => annotations.history(dataset.id, detail.id).then((page) => clear(list, page.results.length
     ? page.results.map((e) => h("li", {}, `${e.created_at}: ${e.user || "?"} set ${e.class_name} ${e.old_value} → ${e.new_value}`
                                        + ` (${e.source})`))
     : h("li", { class: "muted" }, "No change yet.")), (error) => clear(list, h("li", { class: "error" }, error.message)));
-  return h("section", { "aria-labelledby": "history-title" }, h("h2", { id: "history-title" }, "Label history"), list);
+  refresh();
+  return Object.assign(h("section", { "aria-labelledby": "history-title" }, h("h2", { id: "history-title" }, "Label history"), list),
+                       { refresh });
 }
 
 function commentsPanel(dataset, detail, reload) {
@@ -182,6 +193,7 @@ export async function render(root, { dataset, args, query, go }) {
       Object.entries(detail.metadata || {}).map(([key, value]) =>
         h("tr", {}, h("th", { scope: "row" }, key), h("td", {}, typeof value === "string" ? value : JSON.stringify(value)))))));
 
+  const history = historyPanel(dataset, detail);
   clear(root,
     h("div", { class: "sample-head" },
       h("h1", {}, `Sample ${detail.id}`, detail.external_id ? h("small", { class: "muted" }, ` ${detail.external_id}`) : null),
@@ -195,9 +207,8 @@ export async function render(root, { dataset, args, query, go }) {
     errors,
     h("div", { class: "sample-layout" },
       h("div", { class: "sample-image" }, stage, h("p", { class: "muted" }, "Drag on the image to crop a patch."), cropActions, similarArea),
-      h("div", { class: "sample-panels" }, groundTruthTable(dataset, detail, reload), predictions, votes,
-        tagsPanel(dataset, detail, allTags, reload), commentsPanel(dataset, detail, reload), historyPanel(dataset, detail),
-        metadata)));
+      h("div", { class: "sample-panels" }, groundTruthTable(dataset, detail, reload, () => history.refresh()), predictions, votes,
+        tagsPanel(dataset, detail, allTags, reload), commentsPanel(dataset, detail, reload), history, metadata)));
 
   return {
     shortcuts: SHORTCUTS,
