@@ -340,3 +340,31 @@ def test_the_image_view_shows_the_labels_and_history_of_the_server(chrome, live_
     wait_for(chrome, text_of("#gt-message", "Not saved"), "the conflict message")
     wait_for(chrome, lambda d: checked(d) == [other], "the server's label shown")
     wait_for(chrome, text_of(".history", rf"square {mine} → {other}"), "the other change in the history")
+
+
+def test_back_to_the_grid_keeps_its_filter_and_page(chrome, live_server, studio_user):
+    """From the image view, the link, `b` and Esc go back to the grid page it was opened from."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+
+    from imagestudio.demo.services import demo_dataset_get_or_create
+
+    dataset, _ = demo_dataset_get_or_create(user=studio_user)
+    sign_in_with_token(chrome, live_server, studio_user, f"/d/{dataset.id}/grid?search=circle&limit=10")
+    wait_for(chrome, lambda d: css(d, "#grid").get_attribute("data-loaded") == "10", "the first page")
+    first_page = css(chrome, "#grid .tile").get_attribute("data-id")
+    button(chrome, "Next").click()
+    wait_for(chrome, lambda d: css(d, "main").get_attribute("data-screen") == "grid"
+             and css(d, "#grid .tile").get_attribute("data-id") != first_page, "the second page")
+    grid = chrome.execute_script("return location.hash")
+    assert "page=" in grid
+    first = css(chrome, "#grid .tile").get_attribute("data-id")
+    for back in ("link", "b", Keys.ESCAPE):
+        ActionChains(chrome).double_click(css(chrome, f'#grid .tile[data-id="{first}"]')).perform()
+        wait_for(chrome, lambda d: css(d, "main").get_attribute("data-screen") == "sample", "the image view")
+        if back == "link":
+            chrome.find_element("link text", "Back to the grid").click()
+        else:
+            ActionChains(chrome).send_keys(back).perform()
+        wait_for(chrome, lambda d: css(d, "main").get_attribute("data-screen") == "grid", f"the grid again ({back!r})")
+        assert chrome.execute_script("return location.hash") == grid

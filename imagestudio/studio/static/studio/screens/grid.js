@@ -6,6 +6,7 @@ import { filterBar, filterFromQuery, filterSources, pagerControls, paging, query
 import { announce, attempt, clear, field, h, select } from "../ui.js";
 
 export const GRID_IDS_KEY = "imagestudio.gridIds";
+export const GRID_ROUTE_KEY = "imagestudio.gridRoute"; // the grid page the image view goes back to
 
 const SHORTCUTS = [
   ["← → ↑ ↓", "Move between images"], ["Shift + arrows", "Extend the selection"],
@@ -62,6 +63,8 @@ export async function render(root, context) {
   };
   setTimeout(askMenus, page.results.length ? MENUS_AFTER_MS : 0);
   sessionStorage.setItem(GRID_IDS_KEY, JSON.stringify(page.results.map((s) => s.id)));
+  const here = `/d/${dataset.id}/grid${queryString(filter, { limit, page: pages.token, trail: pages.trail.join(",") })}`;
+  sessionStorage.setItem(GRID_ROUTE_KEY, here);
 
   const selected = new Set();
   let anchor = 0;
@@ -155,7 +158,7 @@ export async function render(root, context) {
     const result = await attempt(() => action(dataset.id, tagId, [...selected]), errors);
     if (result) {
       announce(`${result.changed} samples ${remove ? "untagged" : "tagged"}.`);
-      go(`/d/${dataset.id}/grid${queryString(filter, { limit, page: pages.token, trail: pages.trail.join(",") })}`);
+      go(here);
     }
   }
 

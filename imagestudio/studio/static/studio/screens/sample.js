@@ -5,7 +5,7 @@ import { SPLITS, VALUES, annotations, imageSrc, labelVersions, models as modelAp
   from "../api.js";
 import { queryString } from "../filters.js";
 import { announce, attempt, clear, field, h, link, num, select } from "../ui.js";
-import { GRID_IDS_KEY, thumbnailStrip } from "./grid.js";
+import { GRID_IDS_KEY, GRID_ROUTE_KEY, thumbnailStrip } from "./grid.js";
 
 const SHORTCUTS = [["j / →", "Next image of the grid page"], ["k / ←", "Previous image"], ["b", "Back to the grid"],
                    ["s", "Find similar images"]];
@@ -143,6 +143,8 @@ export async function render(root, { dataset, args, query, go }) {
     samples.get(dataset.id, sampleId, { model: modelId }), tagApi.list(dataset.id), modelApi.list(dataset.id)]);
   const reload = () => go(`/d/${dataset.id}/sample/${sampleId}${queryString({}, { model: modelId })}`);
   const ids = JSON.parse(sessionStorage.getItem(GRID_IDS_KEY) || "[]");
+  const lastGrid = sessionStorage.getItem(GRID_ROUTE_KEY) || ""; // with its filter, page size and page
+  const grid = lastGrid.startsWith(`/d/${dataset.id}/grid`) ? lastGrid : `/d/${dataset.id}/grid`;
   const position = ids.indexOf(sampleId);
   const step = (delta) => {
     const next = ids[position + delta];
@@ -198,7 +200,7 @@ export async function render(root, { dataset, args, query, go }) {
     h("div", { class: "sample-head" },
       h("h1", {}, `Sample ${detail.id}`, detail.external_id ? h("small", { class: "muted" }, ` ${detail.external_id}`) : null),
       h("div", { class: "buttons" },
-        link(`/d/${dataset.id}/grid`, "Back to the grid"),
+        link(grid, "Back to the grid"),
         h("button", { type: "button", disabled: position <= 0, onclick: () => step(-1) }, "Previous"),
         h("button", { type: "button", disabled: position < 0 || position >= ids.length - 1, onclick: () => step(1) }, "Next"),
         h("button", { type: "button", onclick: () => similar() }, "Find similar"),
@@ -216,7 +218,7 @@ export async function render(root, { dataset, args, query, go }) {
       if (event.ctrlKey) return;
       if (event.key === "j" || event.key === "ArrowRight") step(1);
       else if (event.key === "k" || event.key === "ArrowLeft") step(-1);
-      else if (event.key === "b" || event.key === "Escape") go(`/d/${dataset.id}/grid`);
+      else if (event.key === "b" || event.key === "Escape") go(grid);
       else if (event.key === "s") similar(box);
     },
   };
