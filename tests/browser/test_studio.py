@@ -362,6 +362,8 @@ def test_the_whole_loop(chrome, live_server, demo, studio_user):
     tab(chrome, "Resources")
     button(chrome, "Allocate").click()
     wait_for(chrome, present("#allocations tbody tr"), "the dedicated resources")
+    total = css(chrome, "#allocations tfoot td").text
+    assert css(chrome, "#status").text.startswith(f"Pinned {total} "), total  # every matrix pinned, not one
     screenshot(chrome, "14-resources")
     label_conflict(chrome, demo, studio_user)
     patch_lf_from_a_crop(chrome)

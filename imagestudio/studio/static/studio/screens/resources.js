@@ -23,7 +23,11 @@ export async function render(root, { dataset, go }) {
     phase.textContent = "caching: loading the dataset's matrices into memory…";
     const made = await attempt(() => datasets.allocate(dataset.id), errors);
     button.disabled = false;
-    if (made) { announce(`Pinned ${memory(made.bytes)}.`); reload(); } else phase.textContent = "not allocated";
+    if (!made) { phase.textContent = "not allocated"; return; }
+    // The answer is one allocation (the joint space's): every matrix pinned is in the list.
+    const pinned = await datasets.resources(dataset.id).catch(() => [made]);
+    announce(`Pinned ${memory(pinned.reduce((sum, a) => sum + a.bytes, 0))} in ${pinned.length} ${pinned.length === 1 ? "matrix" : "matrices"}.`);
+    reload();
   };
   const release = async () => {
     if (await attempt(() => datasets.release(dataset.id), errors) !== undefined) { announce("Released."); reload(); }
