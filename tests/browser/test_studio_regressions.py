@@ -368,3 +368,28 @@ def test_back_to_the_grid_keeps_its_filter_and_page(chrome, live_server, studio_
             ActionChains(chrome).send_keys(back).perform()
         wait_for(chrome, lambda d: css(d, "main").get_attribute("data-screen") == "grid", f"the grid again ({back!r})")
         assert chrome.execute_script("return location.hash") == grid
+
+
+def test_where_wrong_covers_both_sides_of_an_lf(chrome, live_server, studio_user):
+    """An LF with both thresholds: a link to its wrong PRESENT votes and one to its wrong ABSENT votes."""
+    from imagestudio.demo.services import demo_dataset_get_or_create
+
+    dataset, _ = demo_dataset_get_or_create(user=studio_user)
+    client = api_for(studio_user)
+    made = client.post(f"/api/datasets/{dataset.id}/lfs/", {
+        "name": "circles are red", "label_class": "red", "type": "pattern", "low": 0.2, "high": 0.8,
+        "config": {"field": "caption", "builder": "keyword", "words": ["circle"]}}, format="json")
+    assert made.status_code == 201, made.content
+    lf = made.json()
+    sign_in_with_token(chrome, live_server, studio_user, f"/d/{dataset.id}/lfs")
+    for vote, truth in (("PRESENT", "ABSENT"), ("ABSENT", "PRESENT")):
+        link = wait_for(chrome, present(f'#lf-table tr[data-lf="{lf["id"]}"] a[data-wrong="{vote}"]'), "the link")[0]
+        query = link.get_attribute("href").split("?")[1]
+        expected = client.get(f"/api/datasets/{dataset.id}/samples/?{query}").json()
+        assert f"lf_vote={lf['id']}%3A{vote}" in query and f"gt=red%3A{truth}" in query
+        assert expected["count"] > 0
+        link.click()
+        wait_for(chrome, lambda d: all_css(d, "#grid") and css(d, "#grid").get_attribute("data-loaded") is not None,
+                 f"the wrong {vote} votes")
+        assert f"{expected['count']} samples" in css(chrome, ".pager").text
+        chrome.back()

@@ -11,12 +11,11 @@ export async function render(root, { dataset, query, go }) {
   const [list, summary] = await Promise.all([lfs.list(dataset.id), lfs.summary(dataset.id, { split })]);
   const rows = new Map(summary.lfs.map((row) => [row.lf, row]));
   const errors = h("div", { class: "form-errors", role: "alert" });
-  const wrong = (lf) => {
-    const votedPresent = !lf.invert ? lf.high !== null : lf.low !== null;
-    const vote = votedPresent ? "PRESENT" : "ABSENT";
-    const truth = votedPresent ? "ABSENT" : "PRESENT";
-    return `/d/${dataset.id}/grid${queryString({ split, lf_vote: [`${lf.id}:${vote}`], gt: [`${lf.label_class}:${truth}`] })}`;
-  };
+  // Where an LF is wrong, one link per side it votes on (the grid's filter conditions all hold at once).
+  const wrong = (lf) => [["PRESENT", "ABSENT", lf.invert ? lf.low : lf.high], ["ABSENT", "PRESENT", lf.invert ? lf.high : lf.low]]
+    .filter(([, , threshold]) => threshold !== null)
+    .map(([vote, truth]) => [link(`/d/${dataset.id}/grid${queryString({ split, lf_vote: [`${lf.id}:${vote}`], gt: [`${lf.label_class}:${truth}`] })}`,
+                                  `wrong ${vote}`, { "data-wrong": vote, title: `its ${vote} votes on samples whose ground truth is ${truth}` }), " "]);
   const body = list.map((lf) => {
     const row = rows.get(lf.id);
     return h("tr", { dataset: { lf: lf.id } },
@@ -31,7 +30,7 @@ export async function render(root, { dataset, query, go }) {
       h("td", {}, row ? rateText(row.conflicts) : "–"), h("td", { class: "precision" }, row ? rateText(row.precision) : "–"),
       h("td", {}, `${lf.votes.present} / ${lf.votes.absent}`,
         lf.refresh_error ? h("span", { class: "error" }, ` (not current: ${lf.refresh_error})`) : null),
-      h("td", {}, link(wrong(lf), "where wrong"), " ",
+      h("td", {}, wrong(lf),
         h("button", { type: "button", class: "link", onclick: async () => {
           if (!window.confirm(`Delete the LF "${lf.name}"?`)) return;
           if (await attempt(() => lfs.remove(dataset.id, lf.id), errors) !== undefined) go(`/d/${dataset.id}/lfs${queryString({}, { split: chosen })}`);
