@@ -84,38 +84,21 @@ def compile_regex(config):
     flags = regex.VERSION1 | (0 if config.get("case_sensitive") else regex.IGNORECASE)
     try:
         return regex.compile(config["pattern"], flags), False
-    except regex.error as exc:
+    except (regex.error, ValueError, OverflowError) as exc:  # ValueError: flags at odds, e.g. (?V0) or (?u)(?a)
         raise PatternError(f"the regular expression does not compile: {exc}", field="pattern") from None
     except RecursionError:  # the module's parser recurses once a group level: a few hundred nested groups
         raise PatternError("the regular expression nests its groups too deeply", field="pattern") from None
 
 
-# A recursion or subroutine call: on the backtracking engine one search held 570 MB before a MemoryError.
-_GROUP_CALL = regex.compile(r"\(\?(?:R|[+-]?\d+|&|P>)")
+# A recursion or subroutine call ((?R), (?0), (?1), (?-1), (?&name), (?P>name)) not escaped by a backslash: on the
+# backtracking engine one search held 570 MB before a MemoryError. Refused wherever it stands, even in a set or a
+# comment where it would be literal: telling those apart needs the parser's modes (a verbose-mode comment runs to
+# the end of its line), and a literal "(?R)" is rare enough to write as "\\(?R)".
+_GROUP_CALL = regex.compile(r"(?<!\\)(?:\\\\)*\(\?(?:R|[+-]?\d+|&|P>)")
 
 
 def _calls_a_group(pattern):
-    """Whether `pattern` calls a group outside a character set ((?R), (?0), (?1), (?-1), (?&name), (?P>name));
-    a backslash escapes the next character, a set may nest (VERSION1), a `]` first in one is literal and a
-    comment ends at the first `)`."""
-    depth, i = 0, 0
-    while i < len(pattern):
-        char = pattern[i]
-        if char == "\\":
-            i += 2
-            continue
-        if char == "[":
-            depth, i = depth + 1, i + 1 + pattern.startswith("^", i + 1)
-            i += pattern.startswith("]", i)
-            continue
-        if char == "]" and depth:
-            depth -= 1
-        elif not depth and pattern.startswith("(?#", i):  # a comment, up to the first ")"
-            i = pattern.find(")", i) % (len(pattern) + 1)
-        elif not depth and _GROUP_CALL.match(pattern, i):
-            return True
-        i += 1
-    return False
+    return _GROUP_CALL.search(pattern) is not None
 
 
 def _keyword_patterns(config):
