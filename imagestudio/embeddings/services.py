@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import logging
 import queue
 import threading
 import time
@@ -40,6 +41,8 @@ from .store import (
     records_for,
     vectors_add,
 )
+
+logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -144,11 +147,10 @@ def embeddings_run(job: Job, progress: Callable[[float, str], None] | None = Non
     try:
         run.embed(report)
     except Exception as stopped:
-        # Cancelled or failed: the vectors stored so far stay, so the votes that read them follow them.
-        if any(run.computed.values()):
-            pipeline.after_embeddings(dataset=job.dataset, user=job.creator)
         if isinstance(stopped, JobCancelled):
             job_record_result(job_id=job.id, result=run.result())
+        if any(run.computed.values()):  # cancelled or failed: the vectors stored so far stay, the votes follow them
+            _refresh_after_stop(job)
         raise
     if any(run.computed.values()):
         report(1.0, "writing the scan matrices")
@@ -156,6 +158,16 @@ def embeddings_run(job: Job, progress: Callable[[float, str], None] | None = Non
             matrix_get(dataset=job.dataset, record=record)
         pipeline.after_embeddings(dataset=job.dataset, user=job.creator)
     return run.result()
+
+
+def _refresh_after_stop(job):
+    """The LF refresh of the vectors a stopped job stored; one that cannot be queued (the broker down) is logged,
+    not raised over why the job stopped."""
+    try:
+        pipeline.after_embeddings(dataset=job.dataset, user=job.creator)
+    except Exception:
+        logger.warning("embeddings job %s stopped; the LF refresh of the vectors it stored was not queued", job.id,
+                       exc_info=True)
 
 
 class _EmbeddingRun:
