@@ -68,11 +68,14 @@ class TrainingSetSerializer(ProductStatusMixin, StalenessMixin, serializers.Mode
         "The sha256 of its inputs; `pending-...` for a set asked for while the LF votes were being refreshed, "
         "until its job reads them (then its job may answer an existing set of the same inputs: see the job's "
         "`result.reused`)."))
+    requested_at = serializers.DateTimeField(read_only=True, help_text=(
+        "When a request last asked for its inputs (built, or answered by POST training-sets/): the ready set "
+        "asked for last is the dataset's latest, which models, analysis and exports default to."))
 
     class Meta:
         model = TrainingSet
         fields = ["id", "content_hash", "snapshot", "report", "samples", "ready", "status", "error", "stale",
-                  "stale_reasons", "job", "created_at"]
+                  "stale_reasons", "job", "created_at", "requested_at"]
         read_only_fields = fields
 
 

@@ -9,7 +9,6 @@ import numpy as np
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.db.models import Max
-from django.utils import timezone
 
 from imagestudio.annotations.selectors import ground_truth_for
 from imagestudio.common.arrays import consecutive_runs, locate
@@ -28,7 +27,7 @@ from .class_names import by_current_name
 from .models import FastModel, Prediction, ScoredRange, TrainingSet
 from .preconditions import ground_truth_required, model_params_check, no_training_labels, train_split_required
 from .selectors import artifact_arrays, model_inputs, ready_training_set, training_snapshot
-from .set_build import training_set_build
+from .set_build import training_set_build, training_set_requested
 
 TRAINING_SET_TASK = "workers.tasks.training.build_training_set"
 MODEL_TASK = "workers.tasks.training.train_model"
@@ -82,6 +81,7 @@ def _provisional_training_set(dataset, snapshot, user):
                                               ).select_related("job"):
         same = (pending.snapshot["splits"], pending.snapshot.get("seed", 0)) == (snapshot["splits"], snapshot["seed"])
         if same and pending.job is not None and pending.job.is_active:
+            training_set_requested(pending)
             return pending, False
     return _training_set_get_or_create(dataset, f"{PROVISIONAL}{uuid.uuid4().hex}", snapshot, user)
 
@@ -94,7 +94,7 @@ def _training_set_get_or_create(dataset, content_hash, snapshot, user):
             existing.delete()  # a failed build is not a snapshot: build it again
             existing = None
         if existing is not None:
-            TrainingSet.objects.filter(pk=existing.pk).update(requested_at=timezone.now())
+            training_set_requested(existing)
             return existing, False
         training_set = TrainingSet.objects.create(dataset=dataset, content_hash=content_hash, snapshot=snapshot,
                                                   created_by=user)
@@ -374,5 +374,6 @@ def auto_train_run(job: Job) -> dict:
     if created or not training_set.ready:  # the build may answer an existing set of the same inputs
         built = training_set_build(training_set, progress(0.4, 0.0))
         training_set = TrainingSet.objects.get(pk=built["training_set"])
+    training_set_requested(training_set)
     result = model_train(_auto_model(job, dataset, label_class, training_set), progress(0.6, 0.4))
     return {"training_set": training_set.id, **result}

@@ -9,6 +9,9 @@ from collections.abc import Callable
 
 import numpy as np
 from django.db import IntegrityError, transaction
+from django.db.models import Value
+from django.db.models.functions import Greatest
+from django.utils import timezone
 
 from imagestudio.annotations.selectors import ground_truth_for
 from imagestudio.common.artifacts import artifact_write
@@ -92,6 +95,13 @@ def _follow(training_set, snapshot, content_hash):
     training_set.snapshot, training_set.content_hash = snapshot, content_hash
 
 
+def training_set_requested(training_set: TrainingSet, at=None) -> None:
+    """A request asked for this set's inputs `at` (now): it becomes the dataset's latest set once ready
+    (selectors.ready_training_set). Never moved back: a twin answered for an older request keeps its later time."""
+    TrainingSet.objects.filter(pk=training_set.pk).update(requested_at=Greatest("requested_at", Value(at or timezone.now())))
+    training_set.refresh_from_db(fields=["requested_at"])
+
+
 def training_set_build(training_set: TrainingSet, progress: Callable[[float, str], None]) -> dict:
     """Run the label model of each class over the snapshot's LF votes and store the result; or, where a ready set
     holds the very inputs it reads, answer that set (`reused`) and delete this one, which would be its copy."""
@@ -101,7 +111,7 @@ def training_set_build(training_set: TrainingSet, progress: Callable[[float, str
     except SameInputs as same:
         TrainingSet.objects.filter(pk=training_set.pk).delete()
         twin = same.twin
-        TrainingSet.objects.filter(pk=twin.pk).update(requested_at=training_set.requested_at)
+        training_set_requested(twin, at=training_set.requested_at)
         return {"training_set": twin.id, "samples": twin.samples, "classes": twin.report, "reused": True}
     arrays, report = {"ids": ids, "splits": codes}, {}
     dev, valid = codes == SPLIT_CODES[Split.DEV], codes == SPLIT_CODES[Split.VALID]

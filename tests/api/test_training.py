@@ -436,7 +436,8 @@ def test_the_default_training_set_is_the_one_asked_for_last_not_the_newest(api, 
     assert api.patch(lf_url, {"active": True}, format="json").status_code == 200
     again = api.post(url, {}, format="json")
     assert again.status_code == 200 and again.json()["id"] == first["id"] and not again.json()["stale"]
-    assert api.get(f"{url}{newer['id']}/").json()["stale"]
+    newer = api.get(f"{url}{newer['id']}/").json()
+    assert newer["stale"] and again.json()["requested_at"] > newer["requested_at"] > first["requested_at"]
     model = api.get(api.post(f"/api/datasets/{dataset.id}/models/", {"classes": ["cat"]}, format="json")["Location"])
     trained = api.get(f"/api/datasets/{dataset.id}/models/{model.json()['result']['model']}/").json()
     assert trained["training_set"] == first["id"]

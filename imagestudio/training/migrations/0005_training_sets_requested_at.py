@@ -4,6 +4,11 @@ import django.utils.timezone
 from django.db import migrations, models
 
 
+def requested_when_created(apps, schema_editor):
+    """Sets built before: asked for when they were created."""
+    apps.get_model("training", "TrainingSet").objects.update(requested_at=models.F("created_at"))
+
+
 class Migration(migrations.Migration):
 
     dependencies = [
@@ -16,9 +21,5 @@ class Migration(migrations.Migration):
             name='requested_at',
             field=models.DateTimeField(default=django.utils.timezone.now),
         ),
-        # Sets built before: asked for when they were created.
-        migrations.RunPython(
-            lambda apps, schema_editor: apps.get_model("training", "TrainingSet").objects.update(
-                requested_at=models.F("created_at")),
-            migrations.RunPython.noop),
+        migrations.RunPython(requested_when_created, migrations.RunPython.noop, elidable=True),
     ]

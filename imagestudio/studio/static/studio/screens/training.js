@@ -58,7 +58,9 @@ export async function render(root, { dataset, query, go }) {
      h("fieldset", { class: "checks" }, h("legend", {}, "Splits"), splitBoxes.map((b) => h("label", { class: "check" }, b, ` ${b.value}`))),
      field("Seed", seed), errors, h("button", { type: "submit", class: "primary", id: "build-training-set" }, "Build"), progress);
 
-  const latest = sets.find((s) => s.status === "ready");
+  // the dataset's latest set, which models, analysis and exports default to: the ready one asked for last
+  const latest = sets.filter((s) => s.status === "ready")
+    .reduce((best, s) => (!best || s.requested_at > best.requested_at ? s : best), undefined);
   const list = h("table", { class: "data", id: "training-sets" },
     h("thead", {}, h("tr", {}, ["id", "status", "samples", "stale", "created"].map((t) => h("th", { scope: "col" }, t)))),
     h("tbody", {}, sets.map((s) => h("tr", {}, h("td", {}, String(s.id)), h("td", {}, s.status, s.error ? ` — ${s.error}` : ""),
