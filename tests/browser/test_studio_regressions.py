@@ -76,6 +76,31 @@ def test_saving_an_lf_unchanged_keeps_its_thresholds_as_saved(chrome, live_serve
     assert (lf.low, lf.high) == (moved, between["high"])
 
 
+def test_an_lf_s_config_edited_keeps_its_thresholds_a_new_class_does_not(chrome, live_server, demo, studio_user):
+    """Any key in the config forgot an existing LF's thresholds: the next preview put them on its suggestions and
+    Save wrote those. Another config keeps them (re-previewed); another class or type drops them."""
+    from selenium.webdriver.common.keys import Keys
+
+    client = api_for(studio_user)
+    edges = client.post(f"/api/datasets/{demo.id}/lfs/preview/", {**RED_TEXT, "split": "dev", "bins": 40},
+                        format="json").json()["histogram"]["edges"]
+    thresholds = {"low": round((edges[5] + edges[6]) / 2, 6), "high": round((edges[30] + edges[31]) / 2, 6)}
+    lf = client.post(f"/api/datasets/{demo.id}/lfs/", {**RED_TEXT, "name": "kept", **thresholds}, format="json").json()
+    sign_in_with_token(chrome, live_server, studio_user, f"/d/{demo.id}/lfs/{lf['id']}")
+    wait_for(chrome, preview_ready, "the LF's preview")
+    text = css(chrome, 'input[name="text"]')
+    text.send_keys(" x")
+    text.send_keys(Keys.BACKSPACE, Keys.BACKSPACE)  # the rule it was: the thresholds stay, a preview is due
+    assert not css(chrome, "#save-lf").is_enabled()
+    css(chrome, 'button[type="submit"].primary').click()
+    wait_for(chrome, lambda d: preview_ready(d) and css(d, "#save-lf").is_enabled(), "the preview again")
+    assert css(chrome, "#stat-present-threshold").text == f"≥ {thresholds['high']} (as saved)"
+    css(chrome, "#save-lf").click()
+    wait_for(chrome, present("#lf-table"), "the LF list after saving")
+    saved = LabelingFunction.objects.get(pk=lf["id"])
+    assert (saved.low, saved.high) == (thresholds["low"], thresholds["high"])
+
+
 def test_a_changed_rule_must_be_previewed_before_it_is_saved(chrome, live_server, demo, studio_user):
     """Changing the class, the type or the config (or a preview that fails) drops the preview and its thresholds:
     Save waits for a preview of the rule it saves."""

@@ -258,13 +258,25 @@ export async function render(root, { dataset, args, query, go }) {
     saveButton.disabled = true;
     saveNote.hidden = false;
   }
-  const ruleChanged = () => dropPreview(h("p", { class: "muted" }, state.preview || root.dataset.state === "loading"
-    ? "The rule changed since its preview: preview it again to set its thresholds." : intro), { forget: true });
+  // What the preview shown (or asked for) scored: an input that leaves it as it was (a key that changes nothing, an
+  // edit undone) keeps the preview; another config keeps the thresholds, another class or type drops them too.
+  let previewed = null;
+  const scored = () => ({ labelClass: labelClass.value, type: type.value, config: JSON.stringify(editor.config()) });
+  const ruleChanged = () => {
+    const now = scored();
+    const same = previewed && ["labelClass", "type", "config"].every((key) => previewed[key] === now[key]);
+    if (same && (state.preview || root.dataset.state === "loading")) return;
+    const forget = !previewed || previewed.labelClass !== now.labelClass || previewed.type !== now.type;
+    dropPreview(h("p", { class: "muted" }, state.preview || root.dataset.state === "loading"
+      ? "The rule changed since its preview: preview it again to set its thresholds." : intro), { forget });
+  };
 
   async function preview() {
     clear(errors);
     const asked = ++previewing;
+    previewed = scored();
     root.dataset.state = "loading";
+    saveButton.disabled = true; // until this preview is in (an invert re-previews a rule already shown)
     const result = await attempt(() => lfs.preview(dataset.id, { ...rule(), ...keptValues() }), errors);
     if (asked !== previewing) return; // the rule changed, or another preview was asked for, meanwhile
     const curves = result && thresholdCurves(result);
