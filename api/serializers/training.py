@@ -194,6 +194,8 @@ class ClassModelSerializer(serializers.Serializer):
     version = AsciiIntegerField()
     valid = EvaluationSerializer(allow_null=True, help_text="Its metrics on the samples in valid now, against their "
                                  "ground truth now (the model's stored metrics are as of its training).")
+    learned = AsciiIntegerField(help_text="Samples in valid now left out of `valid`: the model learned the class from "
+                                          "them in another split, and they moved since (their scores are in-sample).")
 
 
 class ClassAnalysisSerializer(serializers.Serializer):

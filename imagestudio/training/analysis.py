@@ -181,14 +181,15 @@ def dataset_analysis(*, dataset: Dataset, label_class: LabelClass | None = None,
         counts = GroundTruthCount.objects.filter(label_class=cls, split=Split.VALID).first()
         valid_labels = (counts.present + counts.absent) if counts else 0
         model = latest.get(cls.id)  # the latest (or named) model of this class: another class's leaves it be
-        model_metrics = model_metrics_now(model=model, label_class=cls, split=Split.VALID) if model else None
+        model_metrics, learned = model_metrics_now(model=model, label_class=cls, split=Split.VALID) if model else (None, 0)
         rows = with_learned(lf_rows(lfs, cls, votes, truth), training_set)
         label_report = _label_model_report(training_set, cls)
         result.append({
             "label_class": cls.name,
             "lfs": {"active": len(lfs), "coverage": coverage, "conflicts": conflicts, "per_lf": rows},
             "label_model": label_report,
-            "model": {"id": model.id, "version": model.version, "valid": model_metrics} if model else None,
+            "model": {"id": model.id, "version": model.version, "valid": model_metrics, "learned": learned}
+            if model else None,
             "valid_labels": valid_labels,
             "guidance": _guidance(cls, split, lfs, rows, votes, truth, coverage, conflicts, model, model_metrics,
                                   valid_labels, dataset.split_counts.get(Split.VALID, 0),

@@ -47,17 +47,17 @@ def _evidence(model, arrays, label_class, rows, split):
     return rows[~(learned_rows(model, label_class, arrays["splits"])[rows] & moved)]
 
 
-def model_metrics_now(*, model: FastModel, label_class: LabelClass, split: str) -> dict | None:
-    """fitting.evaluate's figures of the model for the class on the samples now in `split` against their ground
-    truth now (its stored metrics are as of its training), without the samples it learned from that moved there;
-    None when it has no scores for the class."""
+def model_metrics_now(*, model: FastModel, label_class: LabelClass, split: str) -> tuple[dict | None, int]:
+    """(fitting.evaluate's figures of the model for the class on the samples now in `split` against their ground
+    truth now (its stored metrics are as of its training), how many samples it learned the class from moved there
+    since and are left out); (None, 0) when it has no scores for the class."""
     arrays = artifact_arrays(model)
     if f"scores_{label_class.id}" not in arrays:
-        return None
-    rows, _ = _scored_rows(model, arrays, split)
-    rows = _evidence(model, arrays, label_class, rows, split)
+        return None, 0
+    scored, _ = _scored_rows(model, arrays, split)
+    rows = _evidence(model, arrays, label_class, scored, split)
     truth = ground_truth_for(dataset=model.dataset, label_class=label_class, sample_ids=arrays["ids"][rows])
-    return fitting.evaluate(arrays[f"scores_{label_class.id}"][rows], truth)
+    return fitting.evaluate(arrays[f"scores_{label_class.id}"][rows], truth), int(len(scored) - len(rows))
 
 
 def model_charts(*, model: FastModel, label_class: LabelClass | None = None, split: str, points: int = 101,

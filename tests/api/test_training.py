@@ -267,6 +267,7 @@ def test_a_model_lf_withdraws_only_the_votes_of_rows_its_model_learned_that_move
     def measured():  # the model's figures on valid, in charts/ and analysis/
         charts = api.get(f"/api/datasets/{dataset.id}/models/{model}/charts/?split=valid").json()
         analysed = api.get(f"/api/datasets/{dataset.id}/analysis/?model={model}").json()["classes"][0]["model"]
+        assert analysed["learned"] == charts["classes"][0]["learned"]
         return charts["scored"], charts["classes"][0], analysed["valid"]["labeled"]
 
     scored, before, _ = measured()
