@@ -366,6 +366,14 @@ def test_the_image_view_shows_the_labels_and_history_of_the_server(chrome, live_
     wait_for(chrome, lambda d: checked(d) == [other], "the server's label shown")
     wait_for(chrome, text_of(".history", rf"square {mine} → {other}"), "the other change in the history")
 
+    # two quick clicks are the user's own changes, saved one after the other (the second was a conflict)
+    first, second = (value for value in ("PRESENT", "ABSENT", "ABSTAIN") if value != other)
+    chrome.execute_script("for (const value of arguments) document.querySelector("
+                          "`input[name='gt-square'][value='${value}']`).click()", first, second)
+    wait_for(chrome, text_of("#status", f"square: {second} saved"), "the second click saved")
+    assert "Not saved" not in css(chrome, "#gt-message").text and checked(chrome) == [second]
+    assert sample.annotations.get(label_class=square).value == second
+
 
 def test_back_to_the_grid_keeps_its_filter_and_page(chrome, live_server, studio_user):
     """From the image view, the link, `b` and Esc go back to the grid page it was opened from."""

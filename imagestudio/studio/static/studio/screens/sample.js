@@ -57,29 +57,33 @@ function groundTruthTable(dataset, detail, reload, onChange) {
       radios.forEach((label) => { const radio = label.querySelector("input"); radio.checked = radio.value === current.value; });
       version.textContent = `v${current.version}`;
     };
+    // One save at a time per class, each with the version the one before it left: a quick second click is the
+    // user's own next change, not a conflict with someone else.
+    let saving = Promise.resolve();
     const radios = VALUES.map((value) => h("label", { class: `check value ${value.toLowerCase()}` }, h("input", {
       type: "radio", name: `gt-${name}`, value, checked: current.value === value,
-      onchange: async () => {
-        clear(message);
-        try {
-          const result = await annotations.set(dataset.id, { sample: detail.id, labelClass: name, value,
-                                                             version: current.version });
-          Object.assign(current, { value: result.annotation.value, version: result.annotation.version });
-          show();
-          announce(`${name}: ${value} saved.`);
-        } catch (error) {
-          clear(message, error.isVersionConflict
-            ? h("p", {}, h("strong", {}, "Not saved: "), `someone changed the ${name} label since you opened this image. `,
-                error.message, " It shows the label now held. ", h("button", { type: "button", onclick: reload }, "Reload the labels"))
-            : error.message);
-          // Back to the server's label: read again (it may have changed), or the one last read.
-          const fresh = await samples.get(dataset.id, detail.id).catch(() => null);
-          if (fresh) Object.assign(current, labelVersions(fresh)[name] || { value: "ABSTAIN", version: 0 });
-          show();
-        }
-        onChange();
-      },
+      onchange: () => { saving = saving.then(() => save(value)); },
     }), ` ${value}`));
+    const save = async (value) => {
+      clear(message);
+      try {
+        const result = await annotations.set(dataset.id, { sample: detail.id, labelClass: name, value,
+                                                           version: current.version });
+        Object.assign(current, { value: result.annotation.value, version: result.annotation.version });
+        show();
+        announce(`${name}: ${value} saved.`);
+      } catch (error) {
+        clear(message, error.isVersionConflict
+          ? h("p", {}, h("strong", {}, "Not saved: "), `someone changed the ${name} label since you opened this image. `,
+              error.message, " It shows the label now held. ", h("button", { type: "button", onclick: reload }, "Reload the labels"))
+          : error.message);
+        // Back to the server's label: read again (it may have changed), or the one last read.
+        const fresh = await samples.get(dataset.id, detail.id).catch(() => null);
+        if (fresh) Object.assign(current, labelVersions(fresh)[name] || { value: "ABSTAIN", version: 0 });
+        show();
+      }
+      onChange();
+    };
     const version = h("small", { class: "muted" }, `v${current.version}`);
     return h("tr", {}, h("th", { scope: "row" }, name),
              h("td", {}, h("fieldset", { class: "radios", "aria-label": `Ground truth for ${name}` }, radios)), h("td", {}, version));
