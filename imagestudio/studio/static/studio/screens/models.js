@@ -53,7 +53,11 @@ function modelCard(dataset, model, withCharts) {
   });
   const more = h("button", { type: "button", class: "link", onclick: () => showCharts() }, "Current figures and curves");
   function showCharts() {
-    more.remove();
+    // the button gives way to a status line that keeps the keyboard focus where the button was
+    const status = h("p", { class: "muted", tabindex: "-1", role: "status" }, "Current figures and curves:");
+    const focused = document.activeElement === more;
+    more.replaceWith(status);
+    if (focused) status.focus();
     modelCharts(dataset.id, model.id).then((charts) => boxes.forEach(({ name, m, atTraining, figures: box, curve }) => {
       clear(box, m && charts[name] ? figures(dataset, model, name, m, charts[name].figures) : atTraining());
       drawCurves(curve, charts[name], name);
