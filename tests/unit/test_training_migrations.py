@@ -53,13 +53,40 @@ def test_a_set_without_dev_loses_its_dev_digest_and_stays_current(dataset):
                                                                         "operator": ">=", "value": 0}, high=1)
     snapshot, _ = training_snapshot(dataset, ["train"], 0)
     old = {**snapshot, "dev_labels_sha256": "a digest of dev labels"}  # as sets were built before
+    before = ("training", "0003_predictions_present_only_and_scored_ranges")
     executor = MigrationExecutor(connection)
-    executor.migrate([("training", "0003_predictions_present_only_and_scored_ranges")])
-    try:
-        stored = TrainingSet.objects.create(dataset=dataset, snapshot=old, content_hash=snapshot_hash(old), ready=True)
+    executor.migrate([before])
+    try:  # the model as it was then (later migrations add columns)
+        old_set = executor.loader.project_state([before]).apps.get_model("training", "TrainingSet")
+        stored_id = old_set.objects.create(dataset_id=dataset.id, snapshot=old, content_hash=snapshot_hash(old),
+                                           ready=True).id
     finally:
         executor = MigrationExecutor(connection)
         executor.migrate(executor.loader.graph.leaf_nodes())
-    stored.refresh_from_db()
+    stored = TrainingSet.objects.get(pk=stored_id)
     assert stored.snapshot["dev_labels_sha256"] is None and stored.content_hash == snapshot_hash(snapshot)
     assert training_set_staleness(stored) == []
+
+
+def test_sets_built_before_were_requested_when_they_were_created(dataset):
+    """training 0005: the latest set is the ready one asked for last; a set built before was asked for once, at
+    its creation."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from imagestudio.training.models import TrainingSet
+
+    before = ("training", "0004_sets_without_dev_read_no_dev_labels")
+    executor = MigrationExecutor(connection)
+    executor.migrate([before])
+    try:
+        old_set = executor.loader.project_state([before]).apps.get_model("training", "TrainingSet")
+        made = [old_set.objects.create(dataset_id=dataset.id, snapshot={}, content_hash=str(i), ready=True)
+                for i in range(2)]
+        old_set.objects.filter(pk=made[0].pk).update(created_at=timezone.now() - timedelta(days=1))
+    finally:
+        executor = MigrationExecutor(connection)
+        executor.migrate(executor.loader.graph.leaf_nodes())
+    for stored in TrainingSet.objects.filter(pk__in=[m.pk for m in made]):
+        assert stored.requested_at == stored.created_at
