@@ -375,6 +375,41 @@ def test_the_image_view_shows_the_labels_and_history_of_the_server(chrome, live_
     assert sample.annotations.get(label_class=square).value == second
 
 
+def test_the_label_history_shows_the_last_read_when_answers_cross(chrome, live_server, studio_user):
+    """Two saves refresh the history twice; the first read answering last must not put back the older history."""
+    from imagestudio.datasets.models import Sample
+    from imagestudio.demo.services import demo_dataset_get_or_create
+
+    dataset, _ = demo_dataset_get_or_create(user=studio_user)
+    sample = Sample.objects.filter(dataset=dataset).order_by("id").first()
+    sign_in_with_token(chrome, live_server, studio_user, f"/d/{dataset.id}/sample/{sample.id}")
+    wait_for(chrome, lambda d: all_css(d, ".history") and "Loading" not in css(d, ".history").text, "the label history")
+    chrome.execute_script("""
+        // The answer of the first history read after this point (read at once: the history before the second
+        // save) is held until the test lets it go; later reads pass.
+        const fetchNow = window.fetch;
+        window.held = [];
+        window.fetch = (url, init) => {
+          if (!String(url).includes('/annotations/history/') || window.held.length) return fetchNow(url, init);
+          const answer = fetchNow(url, init);
+          return new Promise((resolve) => window.held.push(() => resolve(answer)));
+        };""")
+    shown = [radio.get_attribute("value") for radio in all_css(chrome, 'input[name="gt-square"]') if radio.is_selected()]
+    first, second = [value for value in ("PRESENT", "ABSENT", "ABSTAIN") if value not in shown][:2]
+    css(chrome, f'input[name="gt-square"][value="{first}"]').click()
+    wait_for(chrome, text_of("#status", f"square: {first} saved"), "the first label saved")
+    wait_for(chrome, lambda d: d.execute_script("return window.held.length"), "the first history read held")
+    css(chrome, f'input[name="gt-square"][value="{second}"]').click()
+    wait_for(chrome, text_of("#status", f"square: {second} saved"), "the second label saved")
+    wait_for(chrome, text_of(".history", rf"square {first} → {second}"), "the second change in the history")
+    chrome.execute_script("window.held.splice(0).forEach((release) => release())")
+    wait_for(chrome, lambda d: d.execute_script("return performance.getEntriesByType('resource').filter("
+                                                "(e) => e.name.includes('/annotations/history/')).length >= 3"),
+             "the held read answered")
+    chrome.execute_script("return new Promise((resolve) => setTimeout(resolve, 300))")
+    assert f"square {first} → {second}" in css(chrome, ".history").text
+
+
 def test_back_to_the_grid_keeps_its_filter_and_page(chrome, live_server, studio_user):
     """From the image view, the link, `b` and Esc go back to the grid page it was opened from."""
     from selenium.webdriver.common.action_chains import ActionChains

@@ -119,10 +119,15 @@ function tagsPanel(dataset, detail, allTags, reload) {
 /** The sample's label history; `refresh()` reads it again (after a label is saved or refused). */
 function historyPanel(dataset, detail) {
   const list = h("ul", { class: "history" }, h("li", { class: "muted" }, "Loading…"));
-  const refresh = () => annotations.history(dataset.id, detail.id).then((page) => clear(list, page.results.length
-    ? page.results.map((e) => h("li", {}, `${e.created_at}: ${e.user || "?"} set ${e.class_name} ${e.old_value} → ${e.new_value}`
-                                       + ` (${e.source})`))
-    : h("li", { class: "muted" }, "No change yet.")), (error) => clear(list, h("li", { class: "error" }, error.message)));
+  let latest = 0;  // quick saves refresh twice: only the last read renders, an earlier answer arriving after it is stale
+  const refresh = () => {
+    const asked = ++latest;
+    const render = (...items) => { if (asked === latest) clear(list, ...items); };
+    return annotations.history(dataset.id, detail.id).then((page) => render(page.results.length
+      ? page.results.map((e) => h("li", {}, `${e.created_at}: ${e.user || "?"} set ${e.class_name} ${e.old_value} → ${e.new_value}`
+                                         + ` (${e.source})`))
+      : h("li", { class: "muted" }, "No change yet.")), (error) => render(h("li", { class: "error" }, error.message)));
+  };
   refresh();
   return Object.assign(h("section", { "aria-labelledby": "history-title" }, h("h2", { id: "history-title" }, "Label history"), list),
                        { refresh });
