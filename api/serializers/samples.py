@@ -112,10 +112,11 @@ class SampleListQuerySerializer(SampleQuerySerializer):
     limit = AsciiIntegerField(required=False, default=50, min_value=1,
                                      help_text=f"Page size, at most {MAX_PAGE} (larger values are capped).")
     offset = AsciiIntegerField(
-        required=False, default=0, min_value=0, max_value=10_000_000,
-        help_text=f"Rows to skip, at most {MAX_OFFSET:,} (deeper pages go by key: `after` / `before`, which the "
-                  "`next` and `previous` links use). With `after` or `before` it only states the page's position, "
-                  "for the links, and may be larger.",
+        # No default in the schema: a generated client would send it with every key page, as the page's position.
+        required=False, min_value=0, max_value=10_000_000,
+        help_text=f"Rows to skip (0 when absent), at most {MAX_OFFSET:,} (deeper pages go by key: `after` / `before`, "
+                  "which the `next` and `previous` links use). With `after` or `before` it only states the page's "
+                  "position, for the links, and may be larger; 0 there says nothing.",
     )
     after = AsciiIntegerField(
         required=False, min_value=0, max_value=MAX_INT,
@@ -137,6 +138,7 @@ class SampleListQuerySerializer(SampleQuerySerializer):
     def validate(self, attrs):
         if "after" in attrs and "before" in attrs:
             raise serializers.ValidationError({"before": ["Give 'after' or 'before', not both."]})
+        attrs.setdefault("offset", 0)
         if attrs["offset"] > MAX_OFFSET and "after" not in attrs and "before" not in attrs:
             raise serializers.ValidationError({"offset": [
                 f"At most {MAX_OFFSET:,} rows are skipped by offset: page deeper with 'after' (the id of the last "

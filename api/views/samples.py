@@ -163,8 +163,9 @@ class SampleViewSet(DatasetScopedMixin, viewsets.GenericViewSet):
     @staticmethod
     def _position_known(request, values):
         """Whether `offset` says where the page is: a page by offset, or by key with the offset our links carry. A
-        client paging by key alone gives none, and then the links must not invent one."""
-        return ("after" not in values and "before" not in values) or "offset" in request.query_params
+        client paging by key alone gives none, and then the links must not invent one; nor from an offset of 0 beside
+        a key (a page after or before a sample is past the first row), which clients send as a default."""
+        return ("after" not in values and "before" not in values) or values["offset"] > 0
 
     def _next_link(self, request, values, page):
         """By key, at any depth in constant time; the offset stays as the page's position, for `previous`."""

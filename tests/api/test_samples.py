@@ -276,10 +276,12 @@ def test_keyset_links_in_other_orderings_and_back(api, dataset):
 
 
 @pytest.mark.parametrize("ordering", ["id", "-width"])
-def test_pages_by_key_alone_link_to_every_row_before_and_after_them(api, dataset, ordering):
-    """A client paging by `after` or `before` with no offset: its links, followed to their ends, give every row
-    before and after its page, once and in order (the previous link of `after=30` was missing, and that of
-    `before=60` led to the first page)."""
+@pytest.mark.parametrize("sent_offset", ["", "&offset=0"])
+def test_pages_by_key_alone_link_to_every_row_before_and_after_them(api, dataset, ordering, sent_offset):
+    """A client paging by `after` or `before` with no offset, or with the offset of 0 a generated client sends with
+    every request: its links, followed to their ends, give every row before and after its page, once and in order
+    (the previous link of `after=30` was missing, that of `before=60` led to the first page, and so did every
+    previous link beside `offset=0`)."""
     samples = make_samples(dataset, [{} for _ in range(8)])
     for index, sample in enumerate(samples):
         Sample.objects.filter(pk=sample.pk).update(width=index % 3)
@@ -297,7 +299,7 @@ def test_pages_by_key_alone_link_to_every_row_before_and_after_them(api, dataset
     for limit in (1, 3):
         for at, anchor in enumerate(rows):
             for key, start in (("after", at + 1), ("before", max(at - limit, 0))):
-                url = f"{base}&limit={limit}&{key}={anchor}"
+                url = f"{base}&limit={limit}&{key}={anchor}{sent_offset}"
                 page, *later = walk(url, "next")
                 assert page == (rows[start:start + limit] if key == "after" else rows[start:at]), (url, page)
                 if not page:
