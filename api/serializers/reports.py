@@ -11,6 +11,7 @@ from api.serializers.labeling import (
     PrecisionRecallSerializer,
     RateSerializer,
     SidesSerializer,
+    by_type,
     config_field,
     learned_by_field,
 )
@@ -260,10 +261,19 @@ SnapshotLFSerializer = type("SnapshotLFSerializer", (serializers.Serializer,), {
 })
 
 
+class SnapshotLFByTypeSerializer(SnapshotLFSerializer):
+    """A snapshot LF as answered (rendered by SnapshotLFSerializer); documented per type with its config typed, so
+    a generated client reads each config as its type's (an untagged union parsed a patch's box as extra keys)."""
+
+    component_name = "SnapshotLF"
+    discriminator = "type"
+    variants = by_type(SnapshotLFSerializer)
+
+
 class SnapshotSerializer(serializers.Serializer):
     """What a training set was built from: the active LFs and the samples of its splits."""
 
-    lfs = SnapshotLFSerializer(many=True)
+    lfs = SnapshotLFByTypeSerializer(many=True)
     splits = serializers.ListField(child=serializers.ChoiceField(choices=SPLITS))
     seed = AsciiIntegerField()
     samples = AsciiIntegerField()

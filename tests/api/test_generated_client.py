@@ -254,3 +254,4 @@ def test_typed_example_runs_against_a_live_server(generated, live_server, tiny_c
     assert outcome.preview_present_precision is not None
     assert min(outcome.dataset, outcome.lf, outcome.training_set, outcome.model) > 0
     assert outcome.valid_f1 is not None
+    assert outcome.patch_box == [0, 0, 16, 16]  # the snapshot's patch LF read as one (its box was an unknown key)

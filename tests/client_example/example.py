@@ -28,7 +28,7 @@ from imagestudio_client.api.jobs import jobs_retrieve
 from imagestudio_client.api.lfs import datasets_lfs_create, datasets_lfs_preview_create
 from imagestudio_client.api.models import datasets_models_create, datasets_models_retrieve
 from imagestudio_client.api.samples import datasets_samples_list
-from imagestudio_client.api.training_sets import datasets_training_sets_create
+from imagestudio_client.api.training_sets import datasets_training_sets_create, datasets_training_sets_retrieve
 from imagestudio_client.models import (
     CredentialsRequest,
     DatasetCreateRequest,
@@ -50,6 +50,11 @@ from imagestudio_client.models import (
     PreviewResult,
     SampleOrderingEnum,
     SamplePage,
+    SimilarityPatchConfig,
+    SimilarityPatchLF,
+    SimilarityPatchLFCreateRequest,
+    SimilarityPatchSnapshotLF,
+    SimilarityPatchTypeEnum,
     SplitEnum,
     TrainingSet,
     TrainingSetCreateRequest,
@@ -70,6 +75,7 @@ class Outcome:
     samples: int
     dev_samples: int
     lf: int
+    patch_box: list[int]  # of the patch LF, as the training set's snapshot of it reads
     preview_present_precision: float | None
     training_set: int
     model: int
@@ -177,7 +183,19 @@ def main(base_url: str, username: str, password: str, httpx_args: dict[str, Any]
             body=PatternLFCreateRequest(name="says red", label_class="red", type_=PatternTypeEnum.PATTERN,
                                         config=says_red, high=1.0, low=0.0)), PatternLF)
 
+        # An LF scoring images like the top-left quarter of the first sample's image.
+        patch = SimilarityPatchConfig(sample_id=page.results[0].id, box=[0, 0, 16, 16])
+        expect(datasets_lfs_create.sync_detailed(
+            dataset_id=dataset.id, client=client,
+            body=SimilarityPatchLFCreateRequest(name="like the corner", label_class="red",
+                                                type_=SimilarityPatchTypeEnum.SIMILARITY_PATCH, config=patch,
+                                                high=0.9)), SimilarityPatchLF)
+
         training_set = build_training_set(client, dataset.id)
+        snapshot = expect(datasets_training_sets_retrieve.sync_detailed(
+            dataset_id=dataset.id, training_set_id=training_set, client=client), TrainingSet).snapshot
+        patch_box = [box for read in snapshot.lfs if isinstance(read, SimilarityPatchSnapshotLF)
+                     for box in read.config.box]
         training = datasets_models_create.sync_detailed(
             dataset_id=dataset.id, client=client, body=FastModelCreateRequest(training_set=training_set, classes=["red"]))
         trained = finished(client, expect(training, FastModelJob).id, FastModelJob)
@@ -187,7 +205,7 @@ def main(base_url: str, username: str, password: str, httpx_args: dict[str, Any]
         f1 = None if isinstance(red.f1, Unset) else red.f1
         print(f"model v{model.version} ({model.status.value}): F1 on valid for red {f1}, {red.labeled} labeled")
 
-        return Outcome(dataset=dataset.id, samples=page.count, dev_samples=dev.count, lf=lf.id,
+        return Outcome(dataset=dataset.id, samples=page.count, dev_samples=dev.count, lf=lf.id, patch_box=patch_box,
                        preview_present_precision=precision, training_set=training_set, model=model.id,
                        valid_f1=f1)
 
