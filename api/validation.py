@@ -14,6 +14,16 @@ def refuse_unknown_keys(serializer, data):
         raise serializers.ValidationError({key: [f"Unknown key; this object takes {known}."] for key in unknown})
 
 
+def refuse_body(request):
+    """A 400 for a write that takes no body (a cancel, an undo, a rebuild) sent one with something in it: it must
+    not run as if the body were not there (`{"batch": ...}` to undo/ undid the latest batch, whichever it named)."""
+    data = request.data
+    if isinstance(data, dict) and data:
+        raise serializers.ValidationError({key: ["Unknown key; this request takes no body."] for key in sorted(data)})
+    if not isinstance(data, dict):
+        raise serializers.ValidationError({"non_field_errors": ["This request takes no body."]})
+
+
 def validated(serializer_class, data, known_keys_only=False):
     """The validated data of `data` (a body or query parameters), or the serializer's 400. known_keys_only: a write
     that stores what it is given refuses keys it does not know (a read, such as a preview, ignores them: a client

@@ -16,7 +16,7 @@ from api.serializers.annotations import (
     HistoryQuerySerializer,
     UndoResultSerializer,
 )
-from api.validation import validated
+from api.validation import refuse_body, validated
 from imagestudio.annotations import services
 from imagestudio.annotations.models import Annotation, AnnotationEvent
 from imagestudio.annotations.selectors import annotation_history, annotation_list
@@ -111,6 +111,7 @@ class AnnotationUndoView(DatasetScopedMixin, GenericAPIView):
 
     @extend_schema(request=None, responses={200: UndoResultSerializer})
     def post(self, request, dataset_id=None):
+        refuse_body(request)
         return Response(services.annotations_undo_last_bulk(dataset=self.dataset, user=request.user))
 
 

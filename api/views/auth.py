@@ -21,7 +21,7 @@ from api.serializers.auth import (
     CredentialsSerializer,
     IssuedTokenSerializer,
 )
-from api.validation import validated
+from api.validation import refuse_body, validated
 from imagestudio.accounts.models import ApiToken
 from imagestudio.accounts.selectors import token_get, token_list
 from imagestudio.accounts.services import token_create, token_default_lifetime, token_login, token_revoke, token_rotate
@@ -92,6 +92,7 @@ class LogoutView(APIView):
     @extend_schema(request=None, responses={204: OpenApiResponse(description="Signed out: the token answers 401 "
                                                                               "from now on.")})
     def post(self, request):
+        refuse_body(request)
         if isinstance(request.auth, ApiToken):
             token_revoke(token=request.auth)
         else:
@@ -136,6 +137,7 @@ class ApiTokenViewSet(LocatedCreatesMixin, mixins.ListModelMixin, mixins.Retriev
     def rotate(self, request, token_id=None):
         """A new key for the token: a new token (new id) with the same name and lifetime; the old key answers
         401 from now on."""
+        refuse_body(request)
         issued = token_rotate(token=self.get_object())
         return Response(IssuedTokenSerializer(issued).data, status=status.HTTP_201_CREATED)
 

@@ -13,7 +13,7 @@ from api.job_events import MAX_WAIT_SECONDS, job_event_stream, parse_state_id, w
 from api.limits import MAX_INT
 from api.scoping import schema_placeholder
 from api.serializers.jobs import JobByKindSerializer, JobSerializer
-from api.validation import validated
+from api.validation import refuse_body, validated
 from imagestudio.datasets.imports import report_open
 from imagestudio.datasets.models import Role, role_at_least
 from imagestudio.datasets.selectors import dataset_role
@@ -114,6 +114,7 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
     @action(detail=True, methods=["post"])
     def cancel(self, request, job_id=None):
         """Cancel a queued or running job (409 when it already finished)."""
+        refuse_body(request)
         job = self.get_object()
         if job.creator_id != request.user.id and job.dataset is not None:
             if not role_at_least(dataset_role(user=request.user, dataset=job.dataset), Role.EDITOR):

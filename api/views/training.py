@@ -22,7 +22,7 @@ from api.serializers.training import (
     TrainingSetCreateSerializer,
     TrainingSetSerializer,
 )
-from api.validation import validated
+from api.validation import refuse_body, validated
 from imagestudio.datasets.models import Role
 from imagestudio.jobs.models import JobKind
 from imagestudio.training import charts, selectors, services
@@ -54,6 +54,7 @@ class TrainingSetViewSet(DatasetScopedMixin, mixins.ListModelMixin, mixins.Retri
     def rebuild(self, request, dataset_id=None, training_set_id=None):
         """The same splits and seed from the current inputs: 202 with the job, or 200 with the set when nothing
         changed."""
+        refuse_body(request)
         training_set, created = services.training_set_rebuild(training_set=self.get_object(), user=request.user)
         if created or not training_set.ready:
             return accepted(request, training_set.job)
@@ -98,6 +99,7 @@ class FastModelViewSet(DatasetScopedMixin, mixins.ListModelMixin, mixins.Retriev
     @action(detail=True, methods=["post"])
     def retrain(self, request, dataset_id=None, model_id=None):
         """A new version with this model's parameters on the current inputs."""
+        refuse_body(request)
         return accepted(request, services.model_retrain(model=self.get_object(), user=request.user).job)
 
     @extend_schema(parameters=[PredictionQuerySerializer], responses={200: PredictionSerializer(many=True)})

@@ -224,3 +224,34 @@ def test_a_write_naming_a_key_it_does_not_know_is_a_400_and_changes_nothing(api,
     preview = api.post(f"{base}/lfs/preview/", {"name": "says cat", "label_class": "cat", "type": "pattern",
                        "config": {"field": "caption", "builder": "keyword", "words": ["cat"]}}, format="json")
     assert preview.status_code == 200, preview.content
+
+
+def test_a_write_that_takes_no_body_refuses_one_and_does_nothing(api, dataset):
+    """Every POST the schema documents without a body (cancel, undo, rebuild, ...) answers 400 to a body that says
+    something, before it acts: `{"batch": ...}` to undo/ undid the latest batch, whichever it named."""
+    import re
+
+    import yaml
+
+    from imagestudio.annotations.models import Annotation
+
+    schema = yaml.safe_load((Path(__file__).resolve().parents[2] / "api" / "openapi.yaml").read_text())
+    bodiless = sorted(path for path, operations in schema["paths"].items()
+                      if "post" in operations and "requestBody" not in operations["post"])
+    assert len(bodiless) >= 6, bodiless
+    samples = make_samples(dataset, [{"split": "train"} for _ in range(2)])
+    bulk = api.post(f"/api/datasets/{dataset.id}/annotations/bulk/", {
+        "sample_ids": [s.id for s in samples], "classes": ["cat"], "value": "PRESENT"}, format="json")
+    assert bulk.status_code == 200, bulk.content
+    token = api.post("/api/auth/tokens/", {"name": "script"}, format="json").json()["id"]
+    for path in bodiless:
+        url = re.sub(r"\{dataset_id\}", str(dataset.id), path)
+        url = re.sub(r"\{token_id\}", str(token), url)
+        url = re.sub(r"\{\w+\}", "1", url)
+        for body, field in (({"batch": "the first"}, "batch"), (["batch"], "non_field_errors")):
+            response = api.post(url, body, format="json")
+            assert response.status_code == 400, (url, response.status_code, response.content)
+            assert field in response.json(), (url, response.content)
+    assert sorted(Annotation.objects.values_list("value", flat=True)) == ["PRESENT", "PRESENT"]  # not undone
+    assert api.get("/api/datasets/").status_code == 200  # not signed out
+    assert api.post(f"/api/datasets/{dataset.id}/annotations/bulk/undo/", {}, format="json").json()["reverted"] == 2
