@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import shutil
 import time
 from collections.abc import Iterable, Mapping
@@ -12,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from django.contrib.auth import get_user_model
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, OperationalError, transaction
-from django.db.models import F, QuerySet
+from django.db.models import F, Q, QuerySet
 
 from imagestudio import pipeline
 from imagestudio.common.errors import Conflict, ValidationFailed
@@ -59,6 +60,7 @@ def dataset_update(*, dataset: Dataset, **fields: Any) -> Dataset:
     return dataset
 
 
+logger = logging.getLogger(__name__)
 DELETE_ATTEMPTS = 4
 
 
@@ -69,7 +71,7 @@ def dataset_delete(*, dataset: Dataset) -> None:
     delete then meets them and is tried again, and answers 409 rather than fail when the job keeps writing."""
     from .imports.staging import staging_remove  # the imports package stores through this module
 
-    folder = f"datasets/{dataset.id}"
+    dataset_id, folder = dataset.pk, f"datasets/{dataset.pk}"
     jobs_cancel_active(dataset=dataset)
     # Staged uploads of its imports: a queued one never runs now (its job row goes with the dataset).
     staged = [prefix for prefix in dataset.jobs.filter(kind="import").values_list("params__staging", flat=True) if prefix]
@@ -83,10 +85,12 @@ def dataset_delete(*, dataset: Dataset) -> None:
     for attempt in range(DELETE_ATTEMPTS):
         try:
             with transaction.atomic():
-                dataset.delete()
+                # A fresh instance each attempt: a delete rolled back at commit has already cleared `dataset.pk`.
+                Dataset.objects.get(pk=dataset_id).delete()
                 transaction.on_commit(remove_blobs)
             return
-        except (IntegrityError, OperationalError):  # rows committed meanwhile, or a deadlock with their writer
+        except (IntegrityError, OperationalError) as exc:  # rows committed meanwhile, or a deadlock with their writer
+            logger.info("dataset %s: delete attempt %s met a concurrent writer: %s", dataset_id, attempt + 1, exc)
             time.sleep(0.25 * (attempt + 1))
     raise Conflict("A job of this dataset kept writing while it was being deleted; retry in a few seconds.",
                    code="dataset_busy")
@@ -177,11 +181,12 @@ def user_by_username(username: str) -> User:
 def membership_set(*, dataset: Dataset, user: User, role: str) -> tuple[DatasetMembership, bool]:
     """Add a member or change a member's role; the last owner cannot be demoted."""
     with transaction.atomic():
-        membership = DatasetMembership.objects.select_for_update().filter(dataset=dataset, user=user).first()
+        locked = _memberships_lock(dataset, Q(user=user))
+        membership = next((row for row in locked if row.user_id == user.pk), None)
         if membership is None:
             return DatasetMembership.objects.create(dataset=dataset, user=user, role=role), True
         if membership.role == Role.OWNER and role != Role.OWNER:
-            _refuse_last_owner(dataset, membership)
+            _refuse_last_owner(locked, membership)
         membership.role = role
         membership.save(update_fields=["role"])
         return membership, False
@@ -189,14 +194,24 @@ def membership_set(*, dataset: Dataset, user: User, role: str) -> tuple[DatasetM
 
 def membership_remove(*, membership: DatasetMembership) -> None:
     with transaction.atomic():
-        if membership.role == Role.OWNER:
-            _refuse_last_owner(membership.dataset, membership)
-        membership.delete()
+        locked = _memberships_lock(membership.dataset, Q(pk=membership.pk))
+        current = next((row for row in locked if row.pk == membership.pk), None)
+        if current is None:
+            return  # removed meanwhile
+        if current.role == Role.OWNER:
+            _refuse_last_owner(locked, current)
+        current.delete()
 
 
-def _refuse_last_owner(dataset, membership):
-    owners = DatasetMembership.objects.select_for_update().filter(dataset=dataset, role=Role.OWNER)
-    if not owners.exclude(pk=membership.pk).exists():
+def _memberships_lock(dataset, target):
+    """The dataset's owner rows and the `target` row, locked in one statement in ascending id: two owners demoting
+    each other locked their own row, then the other owners', and deadlocked."""
+    return list(DatasetMembership.objects.select_for_update().filter(Q(role=Role.OWNER) | target, dataset=dataset)
+                .order_by("pk"))
+
+
+def _refuse_last_owner(locked, membership):
+    if not any(row.role == Role.OWNER and row.pk != membership.pk for row in locked):
         raise Conflict("A dataset keeps at least one owner; make someone else owner first.", code="last_owner")
 
 

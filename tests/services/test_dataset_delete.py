@@ -44,6 +44,24 @@ def test_a_dataset_that_keeps_clashing_is_a_conflict(dataset, monkeypatch):
     assert refused.value.code == "dataset_busy"
 
 
+def test_a_delete_rolled_back_at_commit_is_tried_again_and_succeeds(dataset, monkeypatch):
+    """A row an import committed meanwhile fails the first delete at commit, after Django cleared the instance's pk:
+    the retry deleted a pk-less instance (ValueError, an HTML 500) and left the dataset half imported."""
+    monkeypatch.setattr("imagestudio.datasets.services.time.sleep", lambda seconds: None)
+    real_delete, attempts = Dataset.delete, []
+
+    def delete_failing_at_commit_once(self, *args, **kwargs):
+        attempts.append(self.pk)
+        deleted = real_delete(self, *args, **kwargs)  # clears self.pk, as a delete does
+        if len(attempts) == 1:
+            raise IntegrityError("insert or update on table violates foreign key constraint (deferred)")
+        return deleted
+
+    monkeypatch.setattr(Dataset, "delete", delete_failing_at_commit_once)
+    dataset_delete(dataset=dataset)
+    assert attempts == [attempts[0]] * 2 and not Dataset.objects.filter(pk=attempts[0]).exists()
+
+
 def test_a_queued_import_leaves_no_staged_file_behind(dataset, owner, monkeypatch):
     monkeypatch.setattr("imagestudio.jobs.services._run_eagerly", lambda task_name, job_id: None)
     with TestCase.captureOnCommitCallbacks(execute=True):
