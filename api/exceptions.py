@@ -11,6 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from imagestudio.common.errors import Conflict, DomainError, NotFound, ServiceUnavailable, VersionConflict
+from imagestudio.common.transactions import is_transient
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +59,12 @@ def exception_handler(exc, context):
     if isinstance(exc, PreconditionFailed):
         return Response({"detail": str(exc.detail), "code": exc.default_code, "version": exc.version, "etag": exc.etag},
                         status=exc.status_code, headers={"ETag": exc.etag})
+    if is_transient(exc):
+        # A deadlock or serialization failure with a request writing the same rows (a writer that retries itself
+        # ran out of tries): the database is fine, this request lost a race.
+        logger.warning("concurrent change (transient): %s", exc)
+        return Response({"detail": "A change made at the same time as this request conflicted with it; retry.",
+                         "code": "concurrent_change"}, status=status.HTTP_409_CONFLICT)
     if isinstance(exc, OperationalError | InterfaceError):
         # The database is down, restarting or refusing connections (Django replaces a broken connection on the
         # next request): a prompt, retryable 503 in the API's shape rather than an HTML 500 page.

@@ -97,3 +97,23 @@ def test_only_races_answer_409_other_integrity_errors_stay_visible_defects(sqlst
             response = exception_handler(exc, {})
             if response is None:
                 raise exc
+
+
+@pytest.mark.parametrize(("sqlstate", "answer"), [
+    ("40P01", (409, "concurrent_change")), ("40001", (409, "concurrent_change")),  # deadlock, serialization failure
+    ("57P01", (503, "database_unavailable")), (None, (503, "database_unavailable"))])  # admin shutdown, no server
+def test_a_lost_race_is_a_409_and_only_an_unreachable_database_a_503(sqlstate, answer):
+    """A deadlock victim was told the database was 'unreachable, restarting or busy' (503)."""
+    from django.db import OperationalError
+
+    from api.exceptions import exception_handler
+
+    class DriverError(Exception):
+        pass
+
+    exc = OperationalError("aborted")
+    if sqlstate:
+        exc.__cause__ = DriverError()
+        exc.__cause__.sqlstate = sqlstate
+    response = exception_handler(exc, {})
+    assert (response.status_code, response.data["code"]) == answer

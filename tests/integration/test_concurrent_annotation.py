@@ -177,3 +177,26 @@ def test_a_label_committed_after_a_later_one_still_reaches_the_ground_truth_cach
     expected_ids, expected = _labels_of(cat)
     assert list(ground_truth_for(dataset=dataset, label_class=cat, sample_ids=ids)) == [1, -1]
     assert list(expected_ids) == list(ids) and list(expected) == [1, -1]
+
+
+def test_owners_demoting_each_other_at_once_never_deadlock(postgres_only, owner, dataset):
+    """Each locked its own row, then every owner's: opposite orders, a deadlock, a 503 'database unavailable'.
+    Now one demotion wins; the other is refused as the last owner's (409) or, read after it, as an editor's (403)."""
+    from imagestudio.datasets.models import DatasetMembership, Role
+    from imagestudio.datasets.services import membership_set
+    from tests.conftest import make_user
+
+    second = make_user("second-owner")
+    membership_set(dataset=dataset, user=second, role=Role.OWNER)
+    rows = {row.user_id: row.pk for row in DatasetMembership.objects.filter(dataset=dataset)}
+    first_client, second_client = client_for(owner), client_for(second)
+    url = f"/api/datasets/{dataset.id}/members/"
+    for _ in range(8):
+        DatasetMembership.objects.filter(dataset=dataset).update(role=Role.OWNER)
+        answers = run_together(
+            lambda: first_client.patch(f"{url}{rows[second.id]}/", {"role": "editor"}, format="json"),
+            lambda: second_client.patch(f"{url}{rows[owner.id]}/", {"role": "editor"}, format="json"))
+        refused = [answer for answer in answers if answer.status_code != 200]
+        assert len(refused) == 1, [a.content for a in answers]
+        assert (refused[0].status_code, refused[0].json()["code"]) in ((409, "last_owner"), (403, "permission_denied"))
+        assert DatasetMembership.objects.filter(dataset=dataset, role=Role.OWNER).count() == 1
