@@ -195,14 +195,16 @@ def job_writers_active(*, writers: QuerySet[Job]) -> bool:
     return not _tasks_in_process() and writers.filter(status__in=ACTIVE_STATUSES).exists()
 
 
-def job_wait_for(*, job: Job, writers: QuerySet[Job], what: str) -> None:
+def job_wait_for(*, job: Job, writers: QuerySet[Job], what: str, follow_ups: Iterable[str] = ()) -> None:
     """Defer `job` (raise JobDeferred) while one of `writers`, jobs that write its inputs and were asked for
-    before it, is queued or running; for JOB_INPUT_WAIT_SECONDS after the job was asked for at most, then it runs
-    on what it finds. Where tasks run in-process there is nothing to wait for: each ran to its end when asked."""
+    before it, or of `follow_ups` (ids of jobs such a writer asked for as it ended, after this job), is queued or
+    running; for JOB_INPUT_WAIT_SECONDS after the job was asked for at most, then it runs on what it finds. Where
+    tasks run in-process there is nothing to wait for: each ran to its end when asked."""
     waited = (timezone.now() - job.created_at).total_seconds()
     if _tasks_in_process() or waited > settings.JOB_INPUT_WAIT_SECONDS:
         return
-    writer = writers.filter(status__in=ACTIVE_STATUSES, created_at__lt=job.created_at).order_by("created_at").first()
+    writer = (writers.filter(Q(created_at__lt=job.created_at) | Q(pk__in=list(follow_ups)), status__in=ACTIVE_STATUSES)
+              .order_by("created_at").first())
     if writer is not None:  # asked again sooner at first, then less often
         raise JobDeferred(f"waiting for {what} (job {writer.id}) to finish",
                           seconds=min(JOB_DEFER_MAX_SECONDS, settings.JOB_DEFER_SECONDS + waited / 10))

@@ -39,14 +39,21 @@ def _job_progress(job: Job) -> Progress:
     return lambda fraction, message: job_progress(job_id=job.id, progress=fraction, message=message)
 
 
-def _vote_refreshes(dataset_id):
-    return Job.objects.filter(dataset=dataset_id, kind=JobKind.LF_VOTES)
+def _vote_writers(dataset_id):
+    """Jobs whose end changes the LF votes: a refresh, and an import (its new samples, whose refresh it asks for
+    as it ends)."""
+    return Job.objects.filter(dataset=dataset_id, kind__in=(JobKind.LF_VOTES, JobKind.IMPORT))
 
 
 def _votes_settled(job: Job) -> None:
-    """A job reading LF votes waits for the vote refresh asked for before it (an edit's, an import's): built
-    earlier, its labels would be stale when it finished."""
-    job_wait_for(job=job, writers=_vote_refreshes(job.dataset_id), what="the refresh of the LF votes")
+    """A job reading LF votes waits for the vote writers asked for before it (an edit's refresh, an import) and for
+    the refresh an import asked for after it, as it ended: built earlier, its labels would be stale when it
+    finished (a set asked for during an import labelled its first batch ABSENT with no LF vote)."""
+    imports = Job.objects.filter(dataset=job.dataset_id, kind=JobKind.IMPORT, created_at__lt=job.created_at,
+                                 finished_at__gte=job.created_at)
+    follow_ups = [job_id for job_id in imports.values_list("result__lf_refresh_job", flat=True) if job_id]
+    job_wait_for(job=job, writers=_vote_writers(job.dataset_id), what="the refresh of the LF votes or an import",
+                 follow_ups=follow_ups)
 
 
 # ---------------------------------------------------------------- training sets
@@ -62,7 +69,7 @@ def training_set_start(*, dataset: Dataset, user: AbstractBaseUser | None, split
     if snapshot["samples"] == 0:
         raise ValidationFailed(f"The dataset has no samples in {', '.join(splits)}: import some first.",
                                code="no_samples", field="splits")
-    if job_writers_active(writers=_vote_refreshes(dataset.id)):
+    if job_writers_active(writers=_vote_writers(dataset.id)):
         return _provisional_training_set(dataset, snapshot, user)
     try:
         return _training_set_get_or_create(dataset, content_hash, snapshot, user)
