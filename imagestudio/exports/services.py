@@ -93,10 +93,11 @@ def export_start(*, dataset: Dataset, user: User, kind: str, columns: Sequence[s
                                    field="training_set")
         params["training_set"] = chosen.id
         params["stale_sources"] = [f"training set {chosen.id}: {reason}" for reason in training_set_staleness(chosen)]
-    export = Export.objects.create(dataset=dataset, kind=kind, params=params, created_by=user)
-    job, _ = job_enqueue(kind="export", task_name=EXPORT_TASK, dataset=dataset, creator=user,
-                         params={"export": export.id})
-    Export.objects.filter(pk=export.pk).update(job=job)
+    with transaction.atomic():  # a job that cannot be queued (broker down: a 503) leaves no export without one
+        export = Export.objects.create(dataset=dataset, kind=kind, params=params, created_by=user)
+        job, _ = job_enqueue(kind="export", task_name=EXPORT_TASK, dataset=dataset, creator=user,
+                             params={"export": export.id})
+        Export.objects.filter(pk=export.pk).update(job=job)
     export.refresh_from_db()
     return export
 

@@ -106,22 +106,35 @@ def test_failing_work_records_error(owner, dataset):
     assert job.status == JobStatus.FAILED and "ZeroDivisionError" in job.error and job.finished_at
 
 
-@pytest.mark.django_db
-def test_unreachable_broker_is_503_and_nothing_staged(api, dataset, settings, monkeypatch):
+@pytest.fixture
+def broker_down(monkeypatch):
     from imagestudio.celery import app
 
     app.conf.task_always_eager = False
     previous = app.conf.broker_url
     app.conf.broker_url = "redis://127.0.0.1:1/0"
     monkeypatch.setenv("CELERY_BROKER_URL", "redis://127.0.0.1:1/0")  # Celery reads this before its conf
-    try:
-        response = api.post(f"/api/datasets/{dataset.id}/imports/",
-                            {"files": [SimpleUploadedFile("a.png", png_bytes(), content_type="image/png")]},
-                            format="multipart")
-    finally:
-        app.conf.broker_url = previous
-        app.conf.task_always_eager = True
+    yield
+    app.conf.broker_url = previous
+    app.conf.task_always_eager = True
+
+
+@pytest.mark.django_db
+def test_unreachable_broker_is_503_and_nothing_staged(api, dataset, settings, broker_down):
+    response = api.post(f"/api/datasets/{dataset.id}/imports/",
+                        {"files": [SimpleUploadedFile("a.png", png_bytes(), content_type="image/png")]},
+                        format="multipart")
     assert response.status_code == 503 and response.json()["code"] == "broker_unavailable"
     assert response["Retry-After"]
     assert Job.objects.count() == 0
     assert not (settings.MEDIA_ROOT / "staging").exists()
+
+
+@pytest.mark.django_db
+def test_an_export_the_broker_cannot_take_leaves_no_export_behind(api, dataset, broker_down):
+    """A 503, and then exports/ listed one forever, not ready, with no job."""
+    from imagestudio.exports.models import Export
+
+    response = api.post(f"/api/datasets/{dataset.id}/exports/", {"kind": "dataset"}, format="json")
+    assert response.status_code == 503 and response.json()["code"] == "broker_unavailable"
+    assert not Export.objects.exists() and not Job.objects.exists()
