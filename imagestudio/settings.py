@@ -343,6 +343,10 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 JOB_HEARTBEAT_SECONDS = env_int("JOB_HEARTBEAT_SECONDS", 10)
 JOB_ORPHAN_SECONDS = env_int("JOB_ORPHAN_SECONDS", 60)
 JOB_MAX_ATTEMPTS = env_int("JOB_MAX_ATTEMPTS", 3)
+# A queued job no worker has taken for this long is sent again: its message may be lost (a broker that restarted
+# without its last writes, a web process killed between its commit and the send). A copy of a message still in the
+# queue is harmless: one delivery claims the job, the other finds it taken.
+JOB_QUEUED_RESEND_SECONDS = env_int("JOB_QUEUED_RESEND_SECONDS", 600)
 # A job whose inputs another job is still writing (a training set asked for while the LF votes are refreshed after
 # an edit) goes back to the queue for JOB_DEFER_SECONDS at a time, for JOB_INPUT_WAIT_SECONDS at most.
 JOB_INPUT_WAIT_SECONDS = env_int("JOB_INPUT_WAIT_SECONDS", 600)

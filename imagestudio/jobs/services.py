@@ -290,6 +290,12 @@ def run_job(job_id: uuid.UUID | str, work: Callable[[Job], dict[str, Any]],
         finished(job)  # not where another delivery took the job over (this runner froze): its inputs are that one's
 
 
+def _redelivery_reason(job: Job) -> str:
+    if job.status == JobStatus.QUEUED and job.started_at is None:
+        return f"sent again: no worker took it for {settings.JOB_QUEUED_RESEND_SECONDS} s (its message may be lost)"
+    return "delivered again: the process running it stopped answering"
+
+
 def jobs_requeue_orphaned(*, stale_after_seconds: float | None = None, include_queued: bool = False) -> dict[str, int]:
     """Deliver again each running job whose runner has not been heard from for `stale_after_seconds`
     (JOB_ORPHAN_SECONDS by default): its worker was killed or its machine lost. A job that has had
@@ -299,16 +305,20 @@ def jobs_requeue_orphaned(*, stale_after_seconds: float | None = None, include_q
     The job stays running with no heartbeat, which its new delivery may claim (as may the broker's late
     redelivery of the first message: one claim wins). A reaper that dies before sending leaves it to look orphaned
     again JOB_ORPHAN_SECONDS later, never queued without a message. A deferred job (back in the queue, waiting for
-    its inputs) whose next message is long overdue is sent again too."""
+    its inputs) whose next message is long overdue is sent again too, and so is a queued job no worker has taken for
+    JOB_QUEUED_RESEND_SECONDS (a lost message; a copy of one still queued finds the job taken)."""
     now = database_now()
     stale = orphaned(now, settings.JOB_ORPHAN_SECONDS if stale_after_seconds is None else stale_after_seconds)
     if include_queued:
         stale |= Q(status=JobStatus.QUEUED)
-    else:  # deferred (it ran, and went back to the queue) and its next message long overdue
+    else:  # deferred (it ran, and went back to the queue) and its next message long overdue; or never taken
         stale |= Q(status=JobStatus.QUEUED, started_at__isnull=False,
                    updated_at__lt=now - timedelta(seconds=settings.JOB_ORPHAN_SECONDS + JOB_DEFER_MAX_SECONDS))
+        stale |= Q(status=JobStatus.QUEUED, started_at__isnull=True,
+                   updated_at__lt=now - timedelta(seconds=settings.JOB_QUEUED_RESEND_SECONDS))
     counts = {"requeued": 0, "failed": 0}
-    for job in Job.objects.filter(stale).only("id", "status", "task_name", "attempts", "heartbeat_at", "updated_at"):
+    for job in Job.objects.filter(stale).only("id", "status", "task_name", "attempts", "heartbeat_at", "updated_at",
+                                              "started_at"):
         # Each write is conditional on what was read, so a heartbeat, a claim or another reaper in between wins.
         unchanged = Job.objects.filter(pk=job.pk, status=job.status, attempts=job.attempts,
                                        heartbeat_at=job.heartbeat_at, updated_at=job.updated_at)
@@ -317,8 +327,7 @@ def jobs_requeue_orphaned(*, stale_after_seconds: float | None = None, include_q
                    else "the process running it stopped")
             counts["failed"] += unchanged.update(status=JobStatus.FAILED, error=f"Orphaned: {why}.",
                                                  finished_at=now, updated_at=now)
-        elif unchanged.update(heartbeat_at=None, updated_at=now,
-                              message="delivered again: the process running it stopped answering"):
+        elif unchanged.update(heartbeat_at=None, updated_at=now, message=_redelivery_reason(job)):
             logger.warning("job %s: its runner stopped; delivering it again", job.pk)
             try:
                 _dispatch(job.task_name, job.pk)

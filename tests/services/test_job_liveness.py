@@ -18,11 +18,13 @@ from tests.factories import make_samples
 pytestmark = pytest.mark.django_db
 
 ORPHAN_SECONDS = 60
+QUEUED_RESEND_SECONDS = 90
 
 
 @pytest.fixture(autouse=True)
 def _orphan_seconds(settings):
     settings.JOB_ORPHAN_SECONDS, settings.JOB_MAX_ATTEMPTS = ORPHAN_SECONDS, 3
+    settings.JOB_QUEUED_RESEND_SECONDS = QUEUED_RESEND_SECONDS
 
 
 @pytest.fixture
@@ -75,6 +77,18 @@ def test_a_job_orphaned_on_each_of_its_deliveries_fails_with_the_reason(dataset,
     assert job.finished_at is not None
 
 
+def test_a_queued_job_no_worker_took_is_sent_again_once_per_period(dataset, dispatched):
+    """Its message lost (a broker restarted without its last writes), a queued job stayed queued forever, and asking
+    for the same work again answered that job."""
+    waiting = job_left(dataset, status=JobStatus.QUEUED, attempts=0, updated_age=QUEUED_RESEND_SECONDS - 5)
+    lost = job_left(dataset, status=JobStatus.QUEUED, attempts=0, updated_age=QUEUED_RESEND_SECONDS + 5)
+    assert jobs_requeue_orphaned() == {"requeued": 1, "failed": 0} and dispatched == [(EMBED_TASK, lost.pk)]
+    lost.refresh_from_db()
+    assert lost.status == JobStatus.QUEUED and "sent again" in lost.message
+    assert jobs_requeue_orphaned() == {"requeued": 0, "failed": 0}  # not again before another period
+    assert Job.objects.get(pk=waiting.pk).message == ""
+
+
 def test_a_job_no_task_runs_fails_when_its_process_stops(dataset, dispatched):
     job = job_left(dataset, heartbeat_age=ORPHAN_SECONDS + 1, task_name="")  # `manage.py embed_dataset`
     assert jobs_requeue_orphaned() == {"requeued": 0, "failed": 1}
@@ -85,7 +99,8 @@ def test_a_job_no_task_runs_fails_when_its_process_stops(dataset, dispatched):
 STATES = st.fixed_dictionaries({
     "status": st.sampled_from(JobStatus.values),
     "heartbeat_age": st.none() | st.integers(0, 2 * ORPHAN_SECONDS).filter(lambda age: age != ORPHAN_SECONDS),
-    "updated_age": st.integers(0, 2 * ORPHAN_SECONDS).filter(lambda age: age != ORPHAN_SECONDS),
+    "updated_age": st.integers(0, 2 * ORPHAN_SECONDS).filter(lambda age: age not in (ORPHAN_SECONDS,
+                                                                                     QUEUED_RESEND_SECONDS)),
     "attempts": st.integers(0, 4),
     "task_name": st.sampled_from(["", EMBED_TASK]),
 })
@@ -94,8 +109,9 @@ STATES = st.fixed_dictionaries({
 def expected_outcome(state, include_queued):
     """The reaper's rule, written out: (status after, delivered again)."""
     silent_for = state["updated_age"] if state["heartbeat_age"] is None else state["heartbeat_age"]
+    queued = state["status"] == JobStatus.QUEUED  # never started (job_left): a lost message when untaken too long
     stale = (state["status"] == JobStatus.RUNNING and silent_for > ORPHAN_SECONDS) or (
-        include_queued and state["status"] == JobStatus.QUEUED)
+        queued and (include_queued or state["updated_age"] > QUEUED_RESEND_SECONDS))
     if not stale:
         return state["status"], False
     if state["attempts"] >= 3 or not state["task_name"]:
