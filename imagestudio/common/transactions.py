@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import ParamSpec, TypeVar
 
-from django.db import DatabaseError, OperationalError, connection, transaction
+from django.db import DatabaseError, IntegrityError, OperationalError, connection, transaction
 
 from .errors import NotFound
 
@@ -90,3 +90,23 @@ def row_locked(instance, fields: Sequence[str]) -> Iterator[dict]:
         if stored is None:
             raise NotFound(f"This {instance._meta.verbose_name} was deleted while the request ran.", code="deleted")
         yield stored
+
+
+def is_unique_violation(exc: BaseException) -> bool:
+    """A unique constraint refused the write (SQLSTATE 23505; SQLite's message), not a foreign key to a row deleted
+    meanwhile (23503), which names no duplicate."""
+    sqlstate = getattr(exc.__cause__, "sqlstate", None)
+    return sqlstate == "23505" if sqlstate else str(exc).startswith("UNIQUE constraint failed")
+
+
+@contextlib.contextmanager
+def duplicate_refused(error: Exception) -> Iterator[None]:
+    """An atomic block whose unique violation raises `error` (a name taken); any other integrity error goes up as it
+    is (a class or dataset deleted meanwhile: the API's 409 concurrent_change, not 'the name is taken')."""
+    try:
+        with transaction.atomic():
+            yield
+    except IntegrityError as exc:
+        if not is_unique_violation(exc):
+            raise
+        raise error from None

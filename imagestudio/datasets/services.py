@@ -17,7 +17,7 @@ from django.db.models import F, Q, QuerySet
 
 from imagestudio import pipeline
 from imagestudio.common.errors import Conflict, ValidationFailed
-from imagestudio.common.transactions import retry_transient, save_fields
+from imagestudio.common.transactions import duplicate_refused, retry_transient, save_fields
 from imagestudio.jobs.services import jobs_cancel_active
 
 from .locks import classes_lock_exclusive, dataset_classes_lock_shared, dataset_lock
@@ -111,27 +111,21 @@ def _duplicate_name(name):
 
 def label_class_create(*, dataset: Dataset, name: str, description: str = "") -> LabelClass:
     clean, key = _checked_name(name)
-    try:
-        with transaction.atomic():
-            return LabelClass.objects.create(dataset=dataset, name=clean, name_key=key, description=description)
-    except IntegrityError:
-        raise _duplicate_name(clean) from None
+    with duplicate_refused(_duplicate_name(clean)):
+        return LabelClass.objects.create(dataset=dataset, name=clean, name_key=key, description=description)
 
 
 def label_class_update(*, label_class: LabelClass, **fields: Any) -> LabelClass:
     if "name" in fields:
         fields["name"], fields["name_key"] = _checked_name(fields["name"])
     old_name = label_class.name
-    try:
-        with transaction.atomic():
-            for name, value in fields.items():
-                setattr(label_class, name, value)
-            save_fields(label_class, list(fields))
-            if label_class.name != old_name:
-                _resample_class_renamed(dataset_id=label_class.dataset_id, old_name=old_name, new_name=label_class.name)
-                label_class_renamed.send(sender=LabelClass, label_class=label_class, old_name=old_name)
-    except IntegrityError:
-        raise _duplicate_name(fields.get("name")) from None
+    with duplicate_refused(_duplicate_name(fields.get("name"))):
+        for name, value in fields.items():
+            setattr(label_class, name, value)
+        save_fields(label_class, list(fields))
+        if label_class.name != old_name:
+            _resample_class_renamed(dataset_id=label_class.dataset_id, old_name=old_name, new_name=label_class.name)
+            label_class_renamed.send(sender=LabelClass, label_class=label_class, old_name=old_name)
     return label_class
 
 
@@ -287,23 +281,21 @@ def _checked_tag_name(name: str) -> str:
         raise ValidationFailed(str(exc), field="name") from None
 
 
+def _duplicate_tag(name):
+    return Conflict(f"The dataset already has a tag named {name!r}.", code="duplicate_name", field="name")
+
+
 def tag_create(*, dataset: Dataset, name: str) -> Tag:
     name = _checked_tag_name(name)
-    try:
-        with transaction.atomic():
-            return Tag.objects.create(dataset=dataset, name=name)
-    except IntegrityError:
-        raise Conflict(f"The dataset already has a tag named {name!r}.", code="duplicate_name", field="name") from None
+    with duplicate_refused(_duplicate_tag(name)):
+        return Tag.objects.create(dataset=dataset, name=name)
 
 
 def tag_rename(*, tag: Tag, name: str) -> Tag:
     name = _checked_tag_name(name)
-    try:
-        with transaction.atomic():
-            tag.name = name
-            save_fields(tag, ["name"])
-    except IntegrityError:
-        raise Conflict(f"The dataset already has a tag named {name!r}.", code="duplicate_name", field="name") from None
+    with duplicate_refused(_duplicate_tag(name)):
+        tag.name = name
+        save_fields(tag, ["name"])
     return tag
 
 

@@ -8,14 +8,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from imagestudio import pipeline
 from imagestudio.annotations.selectors import ground_truth_for
 from imagestudio.common.arrays import locate, top_k
 from imagestudio.common.errors import Conflict, NotFound, ValidationFailed, VersionConflict
-from imagestudio.common.transactions import retry_transient
+from imagestudio.common.transactions import duplicate_refused, retry_transient
 from imagestudio.common.votes import vote_word
 from imagestudio.datasets.field_stats import BUILTIN_FIELDS
 from imagestudio.datasets.locks import classes_lock_shared
@@ -277,14 +277,12 @@ def lf_create(*, dataset: Dataset, user: User | None, label_class: LabelClass, n
               active: bool = True) -> LabelingFunction:
     config = validate_rule(dataset=dataset, label_class=label_class, type=type, config=config, low=low, high=high)
     read_at = samples_version(dataset=dataset)
-    try:
-        with transaction.atomic():
-            lf = LabelingFunction.objects.create(dataset=dataset, label_class=label_class, name=name, type=type,
-                                                 config=config, low=low, high=high, invert=invert, active=active,
-                                                 author=user)
-            lf_materialize(lf=lf)
-    except IntegrityError:
-        raise Conflict(f"The dataset already has an LF named {name!r}.", code="duplicate_name", field="name") from None
+    with duplicate_refused(Conflict(f"The dataset already has an LF named {name!r}.", code="duplicate_name",
+                                    field="name")):
+        lf = LabelingFunction.objects.create(dataset=dataset, label_class=label_class, name=name, type=type,
+                                             config=config, low=low, high=high, invert=invert, active=active,
+                                             author=user)
+        lf_materialize(lf=lf)
     if samples_version(dataset=dataset) != read_at:
         # Samples changed while the new LF, invisible to their refresh jobs until now, read them: refresh it too.
         pipeline.lf_refresh_enqueue(dataset=dataset, user=user)
@@ -339,12 +337,9 @@ def lf_update(*, lf: LabelingFunction, user: User | None = None, expected_versio
         for name, value in updates.items():
             setattr(current, name, value)
         current.version += 1
-        try:
-            with transaction.atomic():
-                current.save()
-        except IntegrityError:
-            raise Conflict(f"The dataset already has an LF named {changes.get('name')!r}.", code="duplicate_name",
-                           field="name") from None
+        with duplicate_refused(Conflict(f"The dataset already has an LF named {changes.get('name')!r}.",
+                                        code="duplicate_name", field="name")):
+            current.save()
         if any(name in updates for name in RULE_FIELDS):
             lf_materialize(lf=current)
         if any(name in updates for name in (*RULE_FIELDS, "active")):

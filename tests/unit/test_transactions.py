@@ -57,3 +57,25 @@ def test_inside_an_outer_transaction_nothing_is_retried(monkeypatch):
     with pytest.raises(OperationalError):
         write()
     assert len(calls) == 1
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("sqlstate", "message", "duplicate"), [
+    ("23505", "duplicate key value violates unique constraint", True),
+    ("23503", "insert or update violates foreign key constraint", False),  # the class was deleted meanwhile
+    (None, "UNIQUE constraint failed: labeling_labelingfunction.name", True),
+    (None, "FOREIGN KEY constraint failed", False)])
+def test_only_a_unique_violation_is_reported_as_a_name_taken(sqlstate, message, duplicate):
+    """An LF created while its class was deleted answered 'The dataset already has an LF named ...' (409
+    duplicate_name), a name no LF had; the foreign-key violation now goes up for the API's concurrent_change."""
+    from django.db import IntegrityError
+
+    from imagestudio.common.errors import Conflict
+    from imagestudio.common.transactions import duplicate_refused
+
+    exc = IntegrityError(message)
+    exc.__cause__ = FakeCause(sqlstate) if sqlstate else None
+    taken = Conflict("The name is taken.", code="duplicate_name")
+    with pytest.raises(Conflict if duplicate else IntegrityError) as raised, duplicate_refused(taken):
+        raise exc
+    assert (raised.value is taken) == duplicate
