@@ -326,6 +326,7 @@ def _add_standard_errors(operation, public):
             responses.setdefault(status, _error(description, component))
     if "requestBody" in operation:
         responses.setdefault("415", _error("The body's Content-Type is not one this operation reads."))
+        responses.setdefault("411", _error("The body was sent chunked, without a Content-Length: send its length."))
     if public:
         responses.setdefault("429", _error("Too many attempts: retry after the delay said.", headers=HEADER_RETRY_AFTER))
     # Any operation may meet a state it cannot serve (reads too: a model or export not ready, or failed), and any

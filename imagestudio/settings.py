@@ -325,6 +325,8 @@ CELERY_TASK_ROUTES = {
 JOB_EVENTS_MAX_SECONDS = env_int("JOB_EVENTS_MAX_SECONDS", 300)
 JOB_EVENTS_HEARTBEAT_SECONDS = env_int("JOB_EVENTS_HEARTBEAT_SECONDS", 15)
 JOB_EVENTS_ACCESS_SECONDS = env_int("JOB_EVENTS_ACCESS_SECONDS", 900)
+# How long an export payload's `download_url` (its signed `access`) opens the CSV without a token.
+EXPORT_DOWNLOAD_ACCESS_SECONDS = env_int("EXPORT_DOWNLOAD_ACCESS_SECONDS", 900)
 JOB_EVENTS_POLL_SECONDS = 0.5
 # State shared by every web process (login throttling): Redis when a broker is configured, else this process.
 CACHE_URL = env_str("CACHE_URL", CELERY_BROKER_URL if CELERY_BROKER_URL.startswith("redis") else "")

@@ -1,3 +1,5 @@
+from urllib.parse import urlencode
+
 from django.urls import reverse
 from rest_framework import serializers
 
@@ -6,7 +8,9 @@ from api.limits import MAX_INT
 from api.links import absolute_url
 from api.serializers.polymorphic import stored
 from api.serializers.reports import ExportParamsSerializer
+from api.signed_access import ACCESS_PARAM
 from imagestudio.datasets.models import Split
+from imagestudio.exports.access import export_access_token
 from imagestudio.exports.models import Export
 from imagestudio.exports.services import SAMPLE_COLUMNS
 
@@ -22,8 +26,11 @@ class ExportSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
     def get_download_url(self, export) -> str:
+        """With a signed `access` for the user reading it: a link opens the CSV without a token."""
+        request = self.context["request"]
         path = reverse("export-download", kwargs={"dataset_id": export.dataset_id, "export_id": export.id})
-        return absolute_url(self.context["request"], path)
+        token = export_access_token(export=export, user=request.user)
+        return absolute_url(request, f"{path}?{urlencode({ACCESS_PARAM: token})}")
 
 
 class ExportCreateSerializer(serializers.Serializer):

@@ -3,10 +3,10 @@ from urllib.parse import urlencode
 from django.urls import reverse
 from rest_framework import serializers
 
-from api.job_access import ACCESS_PARAM
 from api.links import absolute_url
 from api.serializers import reports
 from api.serializers.polymorphic import pascal, pinned, variant_of
+from api.signed_access import ACCESS_PARAM
 from imagestudio.jobs.access import job_access_token
 from imagestudio.jobs.models import Job, JobKind, JobStatus
 

@@ -6,12 +6,14 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
 
 from api.headers import if_none_match_names
 from api.responses import accepted
 from api.scoping import DatasetScopedMixin
 from api.serializers.exports import ExportCreateSerializer, ExportSerializer
 from api.serializers.jobs import JOB_VARIANTS
+from api.signed_access import ExportAccessAuthentication
 from api.validation import refuse_unknown_keys
 from imagestudio.datasets.models import Role
 from imagestudio.exports.models import Export
@@ -40,9 +42,11 @@ class ExportViewSet(DatasetScopedMixin, mixins.ListModelMixin, mixins.RetrieveMo
         return accepted(request, export.job)
 
     @extend_schema(responses={(200, "text/csv"): OpenApiResponse(OpenApiTypes.BINARY, description="The CSV file.")})
-    @action(detail=True, methods=["get"])
+    @action(detail=True, methods=["get"],
+            authentication_classes=[*api_settings.DEFAULT_AUTHENTICATION_CLASSES, ExportAccessAuthentication])
     def download(self, request, dataset_id=None, export_id=None):
-        """The CSV; 409 with Retry-After while its job is still writing it."""
+        """The CSV; 409 with Retry-After while its job is still writing it. Open it with the `download_url` of the
+        Export payload, which carries a signed `access` (a link sends no Authorization), or with your token."""
         export = self.get_object()
         if not export.ready:
             status = export.job.status if export.job else "unknown"

@@ -1,6 +1,6 @@
 from django.http import FileResponse, HttpResponse, StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, serializers, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, PermissionDenied
@@ -8,11 +8,11 @@ from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
 
-from api.job_access import JobAccessAuthentication
 from api.job_events import MAX_WAIT_SECONDS, job_event_stream, parse_state_id, wait_for_change
 from api.limits import MAX_INT
 from api.scoping import schema_placeholder
 from api.serializers.jobs import JobByKindSerializer, JobSerializer
+from api.signed_access import JobAccessAuthentication
 from api.validation import refuse_body, validated
 from imagestudio.datasets.imports import report_open
 from imagestudio.datasets.models import Role, role_at_least
@@ -85,7 +85,10 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
             job = self.get_object()
         return Response(JobSerializer(job, context={"request": request}).data)
 
-    @extend_schema(responses={
+    @extend_schema(parameters=[OpenApiParameter(
+        "Last-Event-ID", OpenApiTypes.STR, OpenApiParameter.HEADER, required=False,
+        description="The id of the last event received (an EventSource sends it when it reconnects): the stream "
+                    "resumes after it.")], responses={
         (200, "text/event-stream"): OpenApiResponse(OpenApiTypes.STR, description=EVENTS_DESCRIPTION),
         204: OpenApiResponse(description="The job has finished and Last-Event-ID is its final event: nothing more "
                                          "will come (an EventSource stops reconnecting)."),

@@ -138,3 +138,34 @@ def test_an_export_the_broker_cannot_take_leaves_no_export_behind(api, dataset, 
     response = api.post(f"/api/datasets/{dataset.id}/exports/", {"kind": "dataset"}, format="json")
     assert response.status_code == 503 and response.json()["code"] == "broker_unavailable"
     assert not Export.objects.exists() and not Job.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)  # the export jobs run when their request commits
+def test_an_export_download_url_opens_that_csv_without_a_token_for_its_user_only(api, owner, dataset, member_client):
+    """A page on another origin could not hand `download_url` to <a download> (no token: 401) and had to hold the
+    whole CSV in memory. The URL's signed `access` opens that export's CSV, as its user, and nothing else."""
+    from urllib.parse import parse_qs, urlsplit
+
+    from imagestudio.datasets.services import membership_remove
+    from tests.factories import make_samples
+
+    make_samples(dataset, [{"split": "train"}, {"split": "dev"}])
+    viewer = member_client(Role.VIEWER)
+    jobs = [api.post(f"/api/datasets/{dataset.id}/exports/", {"kind": "dataset"}, format="json").json()["id"]
+            for _ in range(2)]
+    exports = [api.get(f"/api/jobs/{job}/").json()["params"]["export"] for job in jobs]
+    first = viewer.get(f"/api/datasets/{dataset.id}/exports/{exports[0]}/").json()
+    url = urlsplit(first["download_url"])
+    anonymous = client_for(None)
+    download = anonymous.get(f"{url.path}?{url.query}")
+    assert download.status_code == 200 and b"".join(download.streaming_content).count(b"\n") == 3
+    token = parse_qs(url.query)["access"][0]
+    other = f"/api/datasets/{dataset.id}/exports/{exports[1]}/download/"
+    assert anonymous.get(f"{other}?access={token}").status_code == 401  # another export
+    assert anonymous.get(f"/api/datasets/{dataset.id}/exports/{exports[0]}/?access={token}").status_code == 401
+    assert anonymous.get(f"{url.path}?access={token[:-3]}abc").status_code == 401  # tampered
+    job = api.get("/api/jobs/?limit=1").json()["results"][0]
+    job_token = parse_qs(urlsplit(job["events_url"]).query)["access"][0]
+    assert anonymous.get(f"{url.path}?access={job_token}").status_code == 401  # a job's token opens no export
+    membership_remove(membership=dataset.memberships.exclude(user=owner).get())
+    assert anonymous.get(f"{url.path}?{url.query}").status_code == 404  # its user no longer sees the dataset
