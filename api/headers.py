@@ -116,7 +116,12 @@ def if_match_precondition(request, current_etag):
     except VersionConflict as conflict:
         if request.headers.get("If-Match") is None:
             raise
-        raise PreconditionFailed(conflict.message, version=conflict.current_version, etag=current_etag()) from None
+        tags = _if_match_tags(request) or []
+        # A weak tag names no version: "changed since version -1" told the client nothing it could act on.
+        message = (f"If-Match compares strongly (RFC 9110, 13.1.1): a weak tag (W/...) never matches. Send the ETag "
+                   f"as the last answer gave it; it is now version {conflict.current_version}."
+                   if tags and all(tag.startswith("W/") for tag in tags) else conflict.message)
+        raise PreconditionFailed(message, version=conflict.current_version, etag=current_etag()) from None
 
 
 class ConditionalWritesMixin:

@@ -1,11 +1,14 @@
+from django.http import QueryDict
 from rest_framework import serializers
+
+from api.signed_access import ACCESS_PARAM
 
 
 def refuse_unknown_keys(serializer, data):
     """A 400 naming each key of a JSON body the serializer does not know: a write must not guess what a typo meant
     (a misspelt bulk filter key was dropped and the action wrote to every sample; a misspelt PATCH key answered 200
-    and changed nothing). Query parameters and form bodies (QueryDicts) are not checked: a cache-busting parameter
-    is no typo. (The import view hands its form as a dict: `spilt=dev` imported into train.)"""
+    and changed nothing). Form bodies (QueryDicts) are not checked here; query parameters are, by
+    `refuse_unknown_query_keys`. (The import view hands its form as a dict: `spilt=dev` imported into train.)"""
     if type(data) is not dict:
         return
     unknown = sorted(set(data) - set(serializer.fields))
@@ -15,21 +18,42 @@ def refuse_unknown_keys(serializer, data):
 
 
 def refuse_body(request):
-    """A 400 for a write that takes no body (a cancel, an undo, a rebuild) sent one with something in it: it must
-    not run as if the body were not there (`{"batch": ...}` to undo/ undid the latest batch, whichever it named)."""
+    """A 400 for a write that takes no body (a cancel, an undo, a rebuild) sent a JSON one that says something: it
+    must not run as if the body were not there (`{"batch": ...}` to undo/ undid the latest batch, whichever it
+    named). `{}`, `[]`, `null` and no body say nothing; a body of another type is not read, as before."""
+    if request.content_type.split(";")[0].strip().lower() != "application/json":
+        return
     data = request.data
     if isinstance(data, dict) and data:
         raise serializers.ValidationError({key: ["Unknown key; this request takes no body."] for key in sorted(data)})
-    if not isinstance(data, dict):
+    if data not in (None, {}, [], ""):
         raise serializers.ValidationError({"non_field_errors": ["This request takes no body."]})
 
 
+# Query parameters every read takes beside its own: paging, DRF's renderer choice, a signed job link's token, and
+# `_`, the cache-buster browsers' libraries add.
+QUERY_KEYS_ANYWHERE = frozenset({"limit", "offset", "format", ACCESS_PARAM, "_"})
+
+
+def refuse_unknown_query_keys(serializer, query):
+    """A 400 naming each query parameter a read does not take: a misspelt filter (`?state=running`, `?clas=cat`)
+    answered every row, which a page then showed as filtered."""
+    unknown = sorted(set(query) - set(serializer.fields) - QUERY_KEYS_ANYWHERE)
+    if unknown:
+        known = ", ".join(sorted(set(serializer.fields) | QUERY_KEYS_ANYWHERE - {"_", "format"}))
+        raise serializers.ValidationError({key: [f"Unknown query parameter; this read takes {known}."]
+                                           for key in unknown})
+
+
 def validated(serializer_class, data, known_keys_only=False):
-    """The validated data of `data` (a body or query parameters), or the serializer's 400. known_keys_only: a write
-    that stores what it is given refuses keys it does not know (a read, such as a preview, ignores them: a client
-    may send the rule it will save, name included)."""
+    """The validated data of `data` (a body or query parameters), or the serializer's 400. Query parameters it does
+    not know are refused (`refuse_unknown_query_keys`). known_keys_only: a write that stores what it is given refuses
+    body keys it does not know (a read, such as a preview, ignores them: a client may send the rule it will save,
+    name included)."""
     serializer = serializer_class(data=data)
-    if known_keys_only and not hasattr(serializer, "variants"):  # a union checks the variant it picks
+    if isinstance(data, QueryDict):
+        refuse_unknown_query_keys(serializer, data)
+    elif known_keys_only and not hasattr(serializer, "variants"):  # a union checks the variant it picks
         refuse_unknown_keys(serializer, data)
     serializer.is_valid(raise_exception=True)
     return dict(serializer.validated_data)

@@ -21,6 +21,14 @@ class CommonMiddleware(middleware.CommonMiddleware):
     def should_redirect_with_slash(self, request):
         return not request.path_info.startswith("/api/") and super().should_redirect_with_slash(request)
 
+    def process_request(self, request):
+        # Django reads a body by its Content-Length, which a chunked one has none of: it read as empty, and an upload
+        # was refused for naming no file. The client can send the length (411 says so, RFC 9110 15.5.12).
+        if request.path_info.startswith("/api/") and "chunked" in request.headers.get("Transfer-Encoding", "").lower():
+            return JsonResponse({"detail": "Send the body with a Content-Length: a chunked body (Transfer-Encoding: "
+                                           "chunked) is not read.", "code": "length_required"}, status=411)
+        return super().process_request(request)
+
 
 class ConditionalGetMiddleware(http_middleware.ConditionalGetMiddleware):
     """Django's (an ETag on every GET answer, 304 for a matching If-None-Match), for HEAD too: RFC 9110 13.1.2

@@ -12,6 +12,7 @@ from api.serializers.training import PredictionSerializer
 from api.validation import refuse_unknown_keys
 from imagestudio.annotations.filters import GT_WORDS
 from imagestudio.annotations.models import GroundTruthValue
+from imagestudio.common.errors import ValidationFailed
 from imagestudio.common.votes import vote_word
 from imagestudio.datasets.filters import MAX_FILTER_IDS, filter_parse, samples_select
 from imagestudio.datasets.image_urls import ImageSize, ImageUrls
@@ -103,9 +104,16 @@ class SampleSelectionSerializer(serializers.Serializer):
         return attrs
 
     def samples(self, dataset):
-        """The chosen samples as a queryset; ids outside the dataset are a 400, not silently dropped."""
-        return samples_select(dataset=dataset, sample_ids=self.validated_data.get("sample_ids"),
-                              filter_values=self.validated_data.get("filter"))
+        """The chosen samples as a queryset; ids outside the dataset are a 400, not silently dropped. A filter term
+        the dataset cannot resolve (an unknown class) is a 400 at its path under `filter`, as a malformed one is."""
+        filter_values = self.validated_data.get("filter")
+        try:
+            return samples_select(dataset=dataset, sample_ids=self.validated_data.get("sample_ids"),
+                                  filter_values=filter_values)
+        except ValidationFailed as exc:
+            if filter_values is None or exc.field not in self.fields["filter"].fields:
+                raise
+            raise serializers.ValidationError({"filter": {exc.field: [exc.message]}}) from None
 
 
 class SampleListQuerySerializer(SampleQuerySerializer):

@@ -29,7 +29,7 @@ from api.serializers.samples import (
     SampleSerializer,
     SampleUpdateSerializer,
 )
-from api.validation import refuse_unknown_keys, validated
+from api.validation import refuse_unknown_keys, refuse_unknown_query_keys, validated
 from imagestudio.annotations.resamples import resample_clear, resample_create, resample_with_counts_now
 from imagestudio.annotations.selectors import ground_truth_prefetch
 from imagestudio.common.ids import parse_id
@@ -144,6 +144,7 @@ class SampleViewSet(DatasetScopedMixin, viewsets.GenericViewSet):
                    operation_id="datasets_samples_list")
     def list(self, request, dataset_id=None):
         query = SampleListQuerySerializer(data=request.query_params)
+        refuse_unknown_query_keys(query, request.query_params)
         query.is_valid(raise_exception=True)
         values = query.validated_data
         fields = values.get("fields")
