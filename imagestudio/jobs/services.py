@@ -265,8 +265,10 @@ def run_job(job_id: uuid.UUID | str, work: Callable[[Job], dict[str, Any]],
     try:
         with job_heartbeat(job_id, job.attempts):
             result = work(job)
-    except JobCancelled:
-        logger.info("job %s cancelled", job_id)
+    except JobCancelled:  # or taken over: this runner froze past JOB_ORPHAN_SECONDS and another delivery claimed it
+        cancelled = Job.objects.filter(pk=job_id, status=JobStatus.CANCELLED).exists()
+        logger.info("job %s %s", job_id, "cancelled" if cancelled else
+                    "stopped: another delivery took it over (this runner was silent too long); it writes nothing")
     except JobDeferred as deferral:
         logger.info("job %s deferred: %s", job_id, deferral)
         _job_defer(job, deferral)

@@ -154,8 +154,11 @@ def test_a_worker_writes_the_heartbeat_while_the_work_runs(dataset, beating):
     assert job.status == JobStatus.SUCCEEDED and job.heartbeat_at <= job.finished_at
 
 
-def test_a_runner_that_lost_its_job_to_another_delivery_records_nothing_and_stops(dataset):
-    """A worker frozen past the orphan time (a paused VM) wakes up after the reaper gave its job to another."""
+def test_a_runner_that_lost_its_job_to_another_delivery_records_nothing_and_stops(dataset, caplog):
+    """A worker frozen past the orphan time (a paused VM) wakes up after the reaper gave its job to another. Its log
+    says so (it said "cancelled", of a job nobody cancelled)."""
+    import logging
+
     job = job_left(dataset, status=JobStatus.QUEUED, attempts=0)
     finished, reports = [], []
 
@@ -168,9 +171,12 @@ def test_a_runner_that_lost_its_job_to_another_delivery_records_nothing_and_stop
             job_progress(job_id=claimed.pk, progress=0.6 + step / 10, message="more")
         return {"done": True}
 
-    run_job(job.pk, work, finished=finished.append)
+    with caplog.at_level(logging.INFO, logger="imagestudio.jobs.services"):
+        run_job(job.pk, work, finished=finished.append)
     job.refresh_from_db()
     assert reports == [0]  # stopped at its first report after losing the job
+    [record] = [r for r in caplog.records if str(job.pk) in r.getMessage()]
+    assert "another delivery took it over" in record.getMessage() and "cancelled" not in record.getMessage()
     assert (job.status, job.attempts, job.result, job.progress, job.message) == (JobStatus.RUNNING, 2, {}, 0.5, "half")
     assert finished == []  # its inputs (staged files) are the next delivery's now
 
