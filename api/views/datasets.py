@@ -1,6 +1,8 @@
+from contextlib import contextmanager
+
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
-from rest_framework.exceptions import NotFound
+from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.response import Response
 
 from api.headers import ConditionalWritesMixin
@@ -126,15 +128,28 @@ class MembershipViewSet(LocatedCreatesMixin, ConditionalWritesMixin, DatasetScop
     not_found = "No such member of this dataset."
     write_role = Role.OWNER
 
+    @contextmanager
+    def _as_owner(self, target):
+        """The owners' rows, the target's and the caller's locked first (services.memberships_locked), and the
+        caller still an owner under that lock: one demoted by a request that committed after this one's role check
+        demoted another owner all the same."""
+        caller = self.request.user
+        with services.memberships_locked(dataset=self.dataset, users=[caller.pk, target.pk]) as locked:
+            if not caller.is_superuser and not any(row.user_id == caller.pk and row.role == Role.OWNER
+                                                   for row in locked):
+                raise PermissionDenied("You are no longer an owner of this dataset: only owners manage members.")
+            yield
+
     @extend_schema(request=MembershipSerializer, responses={201: MembershipSerializer, 200: MembershipSerializer})
     def create(self, request, dataset_id=None):
         """Add a member (201), or change an existing member's role (200)."""
         serializer = MembershipSerializer(data=request.data)
         refuse_unknown_keys(serializer, request.data)
         serializer.is_valid(raise_exception=True)
-        membership, created = services.membership_set(
-            dataset=self.dataset, user=services.user_by_username(serializer.validated_data["user"]["username"]),
-            role=serializer.validated_data["role"])
+        user = services.user_by_username(serializer.validated_data["user"]["username"])
+        with self._as_owner(user):
+            membership, created = services.membership_set(dataset=self.dataset, user=user,
+                                                          role=serializer.validated_data["role"])
         return Response(MembershipSerializer(membership).data,
                         status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
@@ -144,11 +159,12 @@ class MembershipViewSet(LocatedCreatesMixin, ConditionalWritesMixin, DatasetScop
         serializer = MembershipUpdateSerializer(data=request.data)
         refuse_unknown_keys(serializer, request.data)
         serializer.is_valid(raise_exception=True)
-        with self.conditional_write(membership):
+        with self._as_owner(membership.user), self.conditional_write(membership):
             membership, _ = services.membership_set(dataset=self.dataset, user=membership.user,
                                                     role=serializer.validated_data["role"])
         return Response(MembershipSerializer(membership).data)
 
     def perform_destroy(self, membership):
-        self.require_current(membership)
-        services.membership_remove(membership=membership)
+        with self._as_owner(membership.user):
+            self.require_current(membership)
+            services.membership_remove(membership=membership)

@@ -7,7 +7,7 @@ import json
 import logging
 import shutil
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from django.contrib.auth import get_user_model
@@ -195,6 +195,15 @@ def membership_remove(*, membership: DatasetMembership) -> None:
         if current.role == Role.OWNER:
             _refuse_last_owner(locked, current)
         current.delete()
+
+
+@contextlib.contextmanager
+def memberships_locked(*, dataset: Dataset, users: Iterable[int]) -> Iterator[list[DatasetMembership]]:
+    """One transaction holding the dataset's owner rows and those of `users` (a request's caller and target), locked
+    in one ascending statement before anything else: a conditional write (If-Match) locked its target row first, and
+    two owners demoting each other deadlocked again. Yields the rows, as stored under the lock."""
+    with transaction.atomic():
+        yield _memberships_lock(dataset, Q(user__in=sorted(set(users))))
 
 
 def _memberships_lock(dataset, target):

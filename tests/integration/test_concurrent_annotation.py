@@ -179,7 +179,8 @@ def test_a_label_committed_after_a_later_one_still_reaches_the_ground_truth_cach
     assert list(expected_ids) == list(ids) and list(expected) == [1, -1]
 
 
-def test_owners_demoting_each_other_at_once_never_deadlock(postgres_only, owner, dataset):
+@pytest.mark.parametrize("conditional", [False, True], ids=["plain", "if-match"])
+def test_owners_demoting_each_other_at_once_never_deadlock(postgres_only, owner, dataset, conditional):
     """Each locked its own row, then every owner's: opposite orders, a deadlock, a 503 'database unavailable'.
     Now one demotion wins; the other is refused as the last owner's (409) or, read after it, as an editor's (403)."""
     from imagestudio.datasets.models import DatasetMembership, Role
@@ -191,12 +192,64 @@ def test_owners_demoting_each_other_at_once_never_deadlock(postgres_only, owner,
     rows = {row.user_id: row.pk for row in DatasetMembership.objects.filter(dataset=dataset)}
     first_client, second_client = client_for(owner), client_for(second)
     url = f"/api/datasets/{dataset.id}/members/"
-    for _ in range(8):
+    for _ in range(6):
         DatasetMembership.objects.filter(dataset=dataset).update(role=Role.OWNER)
-        answers = run_together(
-            lambda: first_client.patch(f"{url}{rows[second.id]}/", {"role": "editor"}, format="json"),
-            lambda: second_client.patch(f"{url}{rows[owner.id]}/", {"role": "editor"}, format="json"))
+        # With If-Match the write locked its target row first (ConditionalWritesMixin), then the owners: a deadlock.
+        tags = {user_id: first_client.get(f"{url}{row}/")["ETag"] if conditional else None
+                for user_id, row in rows.items()}
+
+        def demote(client, user_id):
+            headers = {"HTTP_IF_MATCH": tags[user_id]} if conditional else {}
+            return lambda: client.patch(f"{url}{rows[user_id]}/", {"role": "editor"}, format="json", **headers)
+
+        answers = run_together(demote(first_client, second.id), demote(second_client, owner.id))
         refused = [answer for answer in answers if answer.status_code != 200]
         assert len(refused) == 1, [a.content for a in answers]
         assert (refused[0].status_code, refused[0].json()["code"]) in ((409, "last_owner"), (403, "permission_denied"))
         assert DatasetMembership.objects.filter(dataset=dataset, role=Role.OWNER).count() == 1
+
+
+def test_an_owner_demoted_while_its_request_waited_changes_no_one(postgres_only, owner, dataset):
+    """Three owners: B's request passed its role check, then A demoted B; B's request went on and demoted C. Now the
+    caller's role is read again under the members' lock."""
+    from imagestudio.datasets.models import DatasetMembership, Role
+    from imagestudio.datasets.services import membership_set
+    from tests.conftest import make_user
+
+    second, third = make_user("owner-b"), make_user("owner-c")
+    for user in (second, third):
+        membership_set(dataset=dataset, user=user, role=Role.OWNER)
+    rows = {row.user_id: row.pk for row in DatasetMembership.objects.filter(dataset=dataset)}
+    url = f"/api/datasets/{dataset.id}/members/"
+    checked, release = threading.Event(), threading.Event()
+    first_client, second_client = client_for(owner), client_for(second)
+
+    import api.views.datasets as views
+
+    real, b_thread = views.services.memberships_locked, []
+
+    def after_role_check(**kwargs):  # B's role was checked (initial()); A demotes B before B locks
+        if threading.current_thread() in b_thread:
+            checked.set()
+            release.wait(10)
+        return real(**kwargs)
+
+    def demote_c_as_b():
+        b_thread.append(threading.current_thread())
+        return second_client.patch(f"{url}{rows[third.id]}/", {"role": "editor"}, format="json")
+
+    def demote_b_as_a():
+        checked.wait(10)
+        try:
+            return first_client.patch(f"{url}{rows[second.id]}/", {"role": "editor"}, format="json")
+        finally:
+            release.set()
+
+    views.services.memberships_locked = after_role_check
+    try:
+        by_b, by_a = run_together(demote_c_as_b, demote_b_as_a)
+    finally:
+        views.services.memberships_locked = real
+    assert by_a.status_code == 200 and by_b.status_code == 403, (by_a.content, by_b.content)
+    roles = dict(DatasetMembership.objects.filter(dataset=dataset).values_list("user_id", "role"))
+    assert roles == {owner.id: Role.OWNER, second.id: Role.EDITOR, third.id: Role.OWNER}
