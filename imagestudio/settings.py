@@ -355,6 +355,9 @@ JOB_INPUT_WAIT_SECONDS = env_int("JOB_INPUT_WAIT_SECONDS", 600)
 JOB_DEFER_SECONDS = 3
 if JOB_ORPHAN_SECONDS < 2 * JOB_HEARTBEAT_SECONDS:
     raise ImproperlyConfigured("JOB_ORPHAN_SECONDS must be at least twice JOB_HEARTBEAT_SECONDS, or live jobs look orphaned")
+if JOB_QUEUED_RESEND_SECONDS < JOB_ORPHAN_SECONDS:
+    raise ImproperlyConfigured("JOB_QUEUED_RESEND_SECONDS must be at least JOB_ORPHAN_SECONDS: a job waiting its turn "
+                               "would get a copy of its message every beat tick")
 # `celery -A imagestudio beat`: staged uploads of requests killed before their job was recorded, once a day old.
 CELERY_BEAT_SCHEDULE = {
     "imports-sweep-orphans": {"task": "workers.tasks.imports.sweep_orphans", "schedule": 3600.0,

@@ -56,12 +56,17 @@ class JobDeferred(Exception):
         self.seconds = seconds
 
 
-def _send(task_name, job_id, countdown=None):
+def _send(task_name, job_id, countdown=None, fail_job=True):
+    """Publish the job's task. A broker that refuses it fails a queued job (its request's enqueue: the job was
+    never sent) where `fail_job`; else the error goes up, the job left as it is (a resend, a deferral: its earlier
+    message may still be queued, and the reaper sends it again later)."""
     from imagestudio.celery import app
 
     try:
         app.send_task(task_name, args=[str(job_id)], countdown=countdown)
     except KombuOperationalError as exc:
+        if not fail_job:
+            raise
         logger.error("could not enqueue %s for job %s: %s", task_name, job_id, exc)
         now = timezone.now()
         Job.objects.filter(pk=job_id, status=JobStatus.QUEUED).update(
@@ -77,10 +82,13 @@ def _run_eagerly(task_name, job_id):
     app.tasks[task_name].apply(args=[str(job_id)])
 
 
-def _dispatch(task_name, job_id):
+def _dispatch(task_name, job_id, fail_job=True):
     from imagestudio.celery import app
 
-    (_run_eagerly if app.conf.task_always_eager else _send)(task_name, job_id)
+    if app.conf.task_always_eager:
+        _run_eagerly(task_name, job_id)
+    else:
+        _send(task_name, job_id, fail_job=fail_job)
 
 
 def job_enqueue(*, kind: str, task_name: str, dataset: Model | None = None, creator: User | None = None,
@@ -221,7 +229,7 @@ def _job_defer(job: Job, deferral: JobDeferred) -> None:
             status=JobStatus.QUEUED, attempts=F("attempts") - 1, heartbeat_at=None, message=str(deferral)[:500],
             updated_at=database_now()):
         try:
-            _send(job.task_name, job.pk, countdown=deferral.seconds)
+            _send(job.task_name, job.pk, countdown=deferral.seconds, fail_job=False)
         except Exception:  # the job waits for the reaper instead
             logger.exception("job %s: could not queue it again after its deferral", job.pk)
 
@@ -266,8 +274,9 @@ def run_job(job_id: uuid.UUID | str, work: Callable[[Job], dict[str, Any]],
         with job_heartbeat(job_id, job.attempts):
             result = work(job)
     except JobCancelled:  # or taken over: this runner froze past JOB_ORPHAN_SECONDS and another delivery claimed it
-        cancelled = Job.objects.filter(pk=job_id, status=JobStatus.CANCELLED).exists()
-        logger.info("job %s %s", job_id, "cancelled" if cancelled else
+        status = Job.objects.filter(pk=job_id).values_list("status", flat=True).first()
+        logger.info("job %s %s", job_id, "cancelled" if status == JobStatus.CANCELLED else
+                    "stopped: it was deleted with its dataset" if status is None else
                     "stopped: another delivery took it over (this runner was silent too long); it writes nothing")
     except JobDeferred as deferral:
         logger.info("job %s deferred: %s", job_id, deferral)
@@ -332,8 +341,8 @@ def jobs_requeue_orphaned(*, stale_after_seconds: float | None = None, include_q
         elif unchanged.update(heartbeat_at=None, updated_at=now, message=_redelivery_reason(job)):
             logger.warning("job %s: its runner stopped; delivering it again", job.pk)
             try:
-                _dispatch(job.task_name, job.pk)
-            except Exception:  # this job looks orphaned again in JOB_ORPHAN_SECONDS; the others go on
+                _dispatch(job.task_name, job.pk, fail_job=False)
+            except Exception:  # this job looks orphaned (or untaken) again later; the others go on
                 logger.exception("job %s: could not deliver it again", job.pk)
                 continue
             counts["requeued"] += 1

@@ -73,7 +73,7 @@ def test_in_process_tasks_never_wait(dataset):
 def test_a_deferred_delivery_goes_back_to_the_queue_uncounted_and_is_sent_again(dataset, monkeypatch):
     sent, finished = [], []
     monkeypatch.setattr("imagestudio.jobs.services._send",
-                        lambda task_name, job_id, countdown=None: sent.append((task_name, str(job_id), countdown)))
+                        lambda task_name, job_id, countdown=None, **_: sent.append((task_name, str(job_id), countdown)))
     job = job_at(dataset, "training_set", 1)
 
     def work(running):
@@ -109,7 +109,7 @@ def test_a_deferred_job_whose_next_message_was_lost_is_sent_again(dataset, monke
     from imagestudio.jobs.services import JOB_DEFER_MAX_SECONDS, jobs_requeue_orphaned
 
     sent = []
-    monkeypatch.setattr("imagestudio.jobs.services._dispatch", lambda task_name, job_id: sent.append(job_id))
+    monkeypatch.setattr("imagestudio.jobs.services._dispatch", lambda task_name, job_id, **_: sent.append(job_id))
     overdue = settings.JOB_ORPHAN_SECONDS + JOB_DEFER_MAX_SECONDS
     lost = job_at(dataset, "training_set", overdue + 60)
     waiting = job_at(dataset, "training_set", overdue + 60)  # its message is due any moment

@@ -31,7 +31,7 @@ def _orphan_seconds(settings):
 def dispatched(monkeypatch):
     """The task names and job ids the reaper sends, instead of running them."""
     sent = []
-    monkeypatch.setattr("imagestudio.jobs.services._dispatch", lambda task_name, job_id: sent.append((task_name, job_id)))
+    monkeypatch.setattr("imagestudio.jobs.services._dispatch", lambda task_name, job_id, **_: sent.append((task_name, job_id)))
     return sent
 
 
@@ -87,6 +87,25 @@ def test_a_queued_job_no_worker_took_is_sent_again_once_per_period(dataset, disp
     assert lost.status == JobStatus.QUEUED and "sent again" in lost.message
     assert jobs_requeue_orphaned() == {"requeued": 0, "failed": 0}  # not again before another period
     assert Job.objects.get(pk=waiting.pk).message == ""
+
+
+def test_a_resend_the_broker_refuses_leaves_the_job_queued(dataset, monkeypatch):
+    """The real send, with the broker down for one beat tick (the Redis restart resends exist for): it failed every
+    job due, whose first message, still queued, then found it failed."""
+    from kombu.exceptions import OperationalError
+
+    from imagestudio.celery import app
+
+    def refused(*args, **kwargs):
+        raise OperationalError("Error 111 connecting to redis:6379. Connection refused.")
+
+    monkeypatch.setitem(app.conf, "task_always_eager", False)
+    monkeypatch.setattr(app, "send_task", refused)
+    lost = job_left(dataset, status=JobStatus.QUEUED, attempts=0, updated_age=QUEUED_RESEND_SECONDS + 5)
+    orphan = job_left(dataset, heartbeat_age=ORPHAN_SECONDS + 1)
+    assert jobs_requeue_orphaned() == {"requeued": 0, "failed": 0}
+    assert Job.objects.get(pk=lost.pk).status == JobStatus.QUEUED
+    assert Job.objects.get(pk=orphan.pk).status == JobStatus.RUNNING
 
 
 def test_a_job_no_task_runs_fails_when_its_process_stops(dataset, dispatched):
@@ -200,7 +219,7 @@ def test_a_reaper_that_fails_to_send_leaves_the_job_to_be_delivered_again_later(
     other = job_left(dataset, heartbeat_age=ORPHAN_SECONDS + 1)
     sent = []
 
-    def flaky(task_name, job_id):
+    def flaky(task_name, job_id, **_):
         if job_id == job.pk:
             raise RuntimeError("the broker went away")
         sent.append(job_id)
@@ -210,7 +229,7 @@ def test_a_reaper_that_fails_to_send_leaves_the_job_to_be_delivered_again_later(
     job.refresh_from_db()
     assert job.status == JobStatus.RUNNING and job.heartbeat_at is None  # claimable, never queued without a message
     Job.objects.filter(pk=job.pk).update(updated_at=timezone.now() - timedelta(seconds=ORPHAN_SECONDS + 1))
-    monkeypatch.setattr("imagestudio.jobs.services._dispatch", lambda task_name, job_id: sent.append(job_id))
+    monkeypatch.setattr("imagestudio.jobs.services._dispatch", lambda task_name, job_id, **_: sent.append(job_id))
     assert jobs_requeue_orphaned()["requeued"] == 1 and sent[-1] == job.pk  # the other's new delivery has its time
 
 
