@@ -147,10 +147,13 @@ def embeddings_run(job: Job, progress: Callable[[float, str], None] | None = Non
     try:
         run.embed(report)
     except Exception as stopped:
+        # Cancelled or failed: the vectors stored so far stay, the votes follow them. The refresh is asked for before
+        # the result is written, as a finished job's is (a job waiting for the votes follows what a writer asked
+        # for before its last write), and never raises over why the job stopped.
+        if any(run.computed.values()):
+            _refresh_after_stop(job)
         if isinstance(stopped, JobCancelled):
             job_record_result(job_id=job.id, result=run.result())
-        if any(run.computed.values()):  # cancelled or failed: the vectors stored so far stay, the votes follow them
-            _refresh_after_stop(job)
         raise
     if any(run.computed.values()):
         report(1.0, "writing the scan matrices")

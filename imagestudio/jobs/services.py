@@ -12,7 +12,7 @@ import logging
 import uuid
 from collections.abc import Callable, Iterable
 from contextvars import ContextVar
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
@@ -203,15 +203,15 @@ def job_writers_active(*, writers: QuerySet[Job]) -> bool:
     return not _tasks_in_process() and writers.filter(status__in=ACTIVE_STATUSES).exists()
 
 
-def job_wait_for(*, job: Job, writers: QuerySet[Job], what: str, follow_ups: Iterable[str] = ()) -> None:
-    """Defer `job` (raise JobDeferred) while one of `writers`, jobs that write its inputs and were asked for
-    before it, or of `follow_ups` (ids of jobs such a writer asked for as it ended, after this job), is queued or
+def job_wait_for(*, job: Job, writers: QuerySet[Job], what: str, asked_before: datetime | None = None) -> None:
+    """Defer `job` (raise JobDeferred) while one of `writers`, jobs that write its inputs and were asked for before
+    it (before `asked_before`, when the caller follows what those writers asked for as they ended), is queued or
     running; for JOB_INPUT_WAIT_SECONDS after the job was asked for at most, then it runs on what it finds. Where
     tasks run in-process there is nothing to wait for: each ran to its end when asked."""
     waited = (timezone.now() - job.created_at).total_seconds()
     if _tasks_in_process() or waited > settings.JOB_INPUT_WAIT_SECONDS:
         return
-    writer = (writers.filter(Q(created_at__lt=job.created_at) | Q(pk__in=list(follow_ups)), status__in=ACTIVE_STATUSES)
+    writer = (writers.filter(created_at__lt=asked_before or job.created_at, status__in=ACTIVE_STATUSES)
               .order_by("created_at").first())
     if writer is not None:  # asked again sooner at first, then less often
         raise JobDeferred(f"waiting for {what} (job {writer.id}) to finish",

@@ -40,20 +40,24 @@ def _job_progress(job: Job) -> Progress:
 
 
 def _vote_writers(dataset_id):
-    """Jobs whose end changes the LF votes: a refresh, and an import (its new samples, whose refresh it asks for
-    as it ends)."""
-    return Job.objects.filter(dataset=dataset_id, kind__in=(JobKind.LF_VOTES, JobKind.IMPORT))
+    """Jobs whose end changes the LF votes: a refresh; an import (its new samples), and an embeddings job (its new
+    vectors), each of which asks for a refresh as it ends."""
+    return Job.objects.filter(dataset=dataset_id, kind__in=(JobKind.LF_VOTES, JobKind.IMPORT, JobKind.EMBEDDINGS))
 
 
 def _votes_settled(job: Job) -> None:
-    """A job reading LF votes waits for the vote writers asked for before it (an edit's refresh, an import) and for
-    the refresh an import asked for after it, as it ended: built earlier, its labels would be stale when it
-    finished (a set asked for during an import labelled its first batch ABSENT with no LF vote)."""
-    imports = Job.objects.filter(dataset=job.dataset_id, kind=JobKind.IMPORT, created_at__lt=job.created_at,
-                                 finished_at__gte=job.created_at)
-    follow_ups = [job_id for job_id in imports.values_list("result__lf_refresh_job", flat=True) if job_id]
-    job_wait_for(job=job, writers=_vote_writers(job.dataset_id), what="the refresh of the LF votes or an import",
-                 follow_ups=follow_ups)
+    """A job reading LF votes waits for the vote writers asked for before it (an edit's refresh, an import, an
+    embeddings job) and for what those asked for as they ended (an import's refresh and auto-embed, whose vectors
+    ask for another refresh): built earlier, its labels would be stale when it finished (a set asked for during an
+    import labelled its first batch ABSENT with no LF vote). What a writer asks for as it ends is asked for before
+    its last write (`updated_at`, a cancelled job's result included), so the horizon of "asked for before" moves to
+    the last write of each writer that ended since, until none did."""
+    writers, horizon = _vote_writers(job.dataset_id), job.created_at
+    while (ended := writers.filter(created_at__lt=horizon, updated_at__gt=horizon).exclude(
+            status__in=(JobStatus.QUEUED, JobStatus.RUNNING)).aggregate(last=Max("updated_at"))["last"]) is not None:
+        horizon = ended
+    job_wait_for(job=job, writers=writers, what="the refresh of the LF votes or a job changing them (an import, new vectors)",
+                 asked_before=horizon)
 
 
 # ---------------------------------------------------------------- training sets

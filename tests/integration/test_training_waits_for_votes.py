@@ -90,7 +90,7 @@ def test_a_training_set_asked_for_during_an_import_waits_for_it_and_its_vote_ref
     assert created and training_set.content_hash.startswith("pending-")
     waiting = wait_until(lambda: Job.objects.filter(
         pk=training_set.job_id, status="queued", message__contains=str(import_job.id)).first())
-    assert "waiting for the refresh of the LF votes or an import" in waiting.message
+    assert "waiting for the refresh of the LF votes or a job changing them" in waiting.message
 
     start_worker(queues="default")
     job = wait_until(lambda: Job.objects.filter(pk=training_set.job_id, status__in=("succeeded", "failed")).first())

@@ -136,3 +136,32 @@ def test_a_runner_that_lost_its_job_to_a_deferred_delivery_does_not_finish_it(da
 
     run_job(job.id, frozen_then_delivered_again_and_deferred, finished=finished.append)
     assert finished == [] and Job.objects.get(pk=job.pk).status == JobStatus.QUEUED
+
+
+def test_a_training_job_follows_what_its_writers_asked_for_as_they_ended(dataset, on_workers):
+    """An import asked for before the set asks, as it ends, for a vote refresh and for vectors (auto-embed), whose
+    end asks for another refresh: all after the set was asked for, all changing what it reads. The set waits for each
+    in turn, and for nothing asked for after the last of them ended."""
+    from imagestudio.training.services import _votes_settled
+
+    def ended(job, seconds_ago, status=JobStatus.SUCCEEDED):
+        Job.objects.filter(pk=job.pk).update(status=status, updated_at=timezone.now() - timedelta(seconds=seconds_ago))
+
+    reader = job_at(dataset, "training_set", 100, JobStatus.RUNNING)
+    importer = job_at(dataset, "import", 110, JobStatus.RUNNING)
+    with pytest.raises(JobDeferred, match=str(importer.id)):
+        _votes_settled(reader)
+    refresh, vectors = job_at(dataset, "lf_votes", 80), job_at(dataset, "embeddings", 79)
+    ended(importer, 70)
+    with pytest.raises(JobDeferred, match=str(refresh.id)):
+        _votes_settled(reader)
+    ended(refresh, 60)
+    with pytest.raises(JobDeferred, match=str(vectors.id)):
+        _votes_settled(reader)
+    refresh_of_vectors = job_at(dataset, "lf_votes", 50)
+    ended(vectors, 40, JobStatus.CANCELLED)  # a cancelled job's refresh is asked for before its result is written
+    with pytest.raises(JobDeferred, match=str(refresh_of_vectors.id)):
+        _votes_settled(reader)
+    ended(refresh_of_vectors, 30)
+    job_at(dataset, "lf_votes", 20)  # an edit's refresh, asked for after every writer of the set's inputs ended
+    _votes_settled(reader)
