@@ -56,17 +56,19 @@ class JobDeferred(Exception):
         self.seconds = seconds
 
 
-def _send(task_name, job_id, countdown=None, fail_job=True):
-    """Publish the job's task. A broker that refuses it fails a queued job (its request's enqueue: the job was
-    never sent) where `fail_job`; else the error goes up, the job left as it is (a resend, a deferral: its earlier
+def _publish(task_name, job_id, countdown=None):
+    """Send the job's task; a broker that refuses it raises, the job left as it is (a resend, a deferral: an earlier
     message may still be queued, and the reaper sends it again later)."""
     from imagestudio.celery import app
 
+    app.send_task(task_name, args=[str(job_id)], countdown=countdown)
+
+
+def _send(task_name, job_id, countdown=None):
+    """A request's first enqueue: a broker that refuses it fails the queued job, which no message will ever run."""
     try:
-        app.send_task(task_name, args=[str(job_id)], countdown=countdown)
+        _publish(task_name, job_id, countdown)
     except KombuOperationalError as exc:
-        if not fail_job:
-            raise
         logger.error("could not enqueue %s for job %s: %s", task_name, job_id, exc)
         now = timezone.now()
         Job.objects.filter(pk=job_id, status=JobStatus.QUEUED).update(
@@ -82,13 +84,14 @@ def _run_eagerly(task_name, job_id):
     app.tasks[task_name].apply(args=[str(job_id)])
 
 
-def _dispatch(task_name, job_id, fail_job=True):
+def _dispatch(task_name, job_id, resend=False):
+    """Run the task here (in-process tasks) or send it: a first enqueue by `_send`, a `resend` by `_publish`."""
     from imagestudio.celery import app
 
     if app.conf.task_always_eager:
         _run_eagerly(task_name, job_id)
     else:
-        _send(task_name, job_id, fail_job=fail_job)
+        (_publish if resend else _send)(task_name, job_id)
 
 
 def job_enqueue(*, kind: str, task_name: str, dataset: Model | None = None, creator: User | None = None,
@@ -229,7 +232,7 @@ def _job_defer(job: Job, deferral: JobDeferred) -> None:
             status=JobStatus.QUEUED, attempts=F("attempts") - 1, heartbeat_at=None, message=str(deferral)[:500],
             updated_at=database_now()):
         try:
-            _send(job.task_name, job.pk, countdown=deferral.seconds, fail_job=False)
+            _publish(job.task_name, job.pk, countdown=deferral.seconds)
         except Exception:  # the job waits for the reaper instead
             logger.exception("job %s: could not queue it again after its deferral", job.pk)
 
@@ -341,7 +344,7 @@ def jobs_requeue_orphaned(*, stale_after_seconds: float | None = None, include_q
         elif unchanged.update(heartbeat_at=None, updated_at=now, message=_redelivery_reason(job)):
             logger.warning("job %s: its runner stopped; delivering it again", job.pk)
             try:
-                _dispatch(job.task_name, job.pk, fail_job=False)
+                _dispatch(job.task_name, job.pk, resend=True)
             except Exception:  # this job looks orphaned (or untaken) again later; the others go on
                 logger.exception("job %s: could not deliver it again", job.pk)
                 continue

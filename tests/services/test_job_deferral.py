@@ -72,8 +72,8 @@ def test_in_process_tasks_never_wait(dataset):
 
 def test_a_deferred_delivery_goes_back_to_the_queue_uncounted_and_is_sent_again(dataset, monkeypatch):
     sent, finished = [], []
-    monkeypatch.setattr("imagestudio.jobs.services._send",
-                        lambda task_name, job_id, countdown=None, **_: sent.append((task_name, str(job_id), countdown)))
+    monkeypatch.setattr("imagestudio.jobs.services._publish",
+                        lambda task_name, job_id, countdown=None: sent.append((task_name, str(job_id), countdown)))
     job = job_at(dataset, "training_set", 1)
 
     def work(running):
@@ -125,7 +125,7 @@ def test_a_deferred_job_whose_next_message_was_lost_is_sent_again(dataset, monke
 def test_a_runner_that_lost_its_job_to_a_deferred_delivery_does_not_finish_it(dataset, monkeypatch):
     """A runner frozen past JOB_ORPHAN_SECONDS, its job delivered again and deferred: the job's attempts are back
     to the frozen runner's, but the job is not finished, so the runner's `finished` (an import's clean-up) waits."""
-    monkeypatch.setattr("imagestudio.jobs.services._send", lambda *args, **kwargs: None)
+    monkeypatch.setattr("imagestudio.jobs.services._publish", lambda *args, **kwargs: None)
     job, finished = job_at(dataset, "training_set", 1), []
 
     def frozen_then_delivered_again_and_deferred(running):
