@@ -278,8 +278,13 @@ class SnapshotSerializer(serializers.Serializer):
     seed = AsciiIntegerField()
     samples = AsciiIntegerField()
     samples_sha256 = serializers.CharField()
-    dev_labels_sha256 = serializers.CharField(allow_null=True, help_text="Null where the set has no dev split: it "
-                                                                          "learns from no dev label.")
+    dev_labels_sha256 = serializers.CharField(
+        allow_null=True, help_text="A digest of the dev labels its label model learns from, whichever splits it "
+                                   "labels; null in a set built without dev before sets of such splits learned from "
+                                   "them (it reads stale).")
+    dev_samples_sha256 = serializers.CharField(
+        required=False, help_text="Where dev is not among its splits: a digest of the dev samples its label model reads "
+                                  "besides them (labeled and not).")
     measured_labels_sha256 = serializers.DictField(
         child=serializers.CharField(), required=False,
         help_text="Per split of the set other than dev: a digest of its ground truth, which the report measures on.")

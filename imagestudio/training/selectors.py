@@ -59,13 +59,14 @@ def training_snapshot(dataset: Dataset, splits: Sequence[str], seed: int, *, sco
         "seed": seed,
         "samples": int(len(ids)),
         "samples_sha256": hashlib.sha256(ids.tobytes() + codes.tobytes()).hexdigest(),
-        # A set without dev samples learns from no dev label.
-        "dev_labels_sha256": (ground_truth_digest(dataset=dataset, split=Split.DEV, class_ids=class_ids)
-                              if Split.DEV in splits else None),
+        # Every set's label model learns from the dev labels, whichever splits it labels (set_build).
+        "dev_labels_sha256": ground_truth_digest(dataset=dataset, split=Split.DEV, class_ids=class_ids),
         # The report measures the labels and LFs on the ground truth of every split it covers.
         "measured_labels_sha256": {split: ground_truth_digest(dataset=dataset, split=split, class_ids=class_ids)
                                    for split in sorted(set(splits) - {Split.DEV})},
     }
+    if Split.DEV not in splits:  # its dev rows are read too (unlabeled ones by the EM), not among `samples`
+        snapshot["dev_samples_sha256"] = hashlib.sha256(split_samples(dataset, [Split.DEV])[0].tobytes()).hexdigest()
     if scoped:
         snapshot["labels_classes"] = class_ids
     return snapshot, snapshot_hash(snapshot)
@@ -109,8 +110,12 @@ def training_set_staleness(training_set: TrainingSet, current: dict | None = Non
     reasons = _lf_changes(old, snapshot)
     if old.get("samples_sha256") != snapshot["samples_sha256"]:
         reasons.append("samples were added or moved between splits")
-    if old.get("dev_labels_sha256") != snapshot["dev_labels_sha256"]:
+    if old.get("dev_labels_sha256") is None and Split.DEV not in old.get("splits", []):
+        reasons.append("built without learning from the dev labels, as sets of its splits now do")
+    elif old.get("dev_labels_sha256") != snapshot["dev_labels_sha256"]:
         reasons.append("dev ground truth changed")
+    if old.get("dev_samples_sha256", snapshot.get("dev_samples_sha256")) != snapshot.get("dev_samples_sha256"):
+        reasons.append("samples were added to or moved into or out of dev (its label model reads them)")
     measured = old.get("measured_labels_sha256")  # absent from sets built before it was recorded: unknown
     reasons += [f"{split} ground truth changed (the report's figures on it)"
                 for split, digest in snapshot["measured_labels_sha256"].items()

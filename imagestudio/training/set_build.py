@@ -28,16 +28,18 @@ from .models import TrainingSet
 from .selectors import split_samples, training_snapshot
 
 
-def _label_class(votes, truth, dev, valid, lfs, seed):
-    """Labels and report of one class's label model over its LF votes; `dev` marks the rows whose ground truth
-    chooses and fits it, `valid` those it is evaluated on. The one place that calls the label model."""
+def _label_class(votes, truth, dev, valid, in_set, lfs, seed):
+    """Labels (of the rows `in_set`) and report of one class's label model over its LF votes; `dev` marks the rows
+    whose ground truth chooses and fits it, `valid` those it is evaluated on. The one place that calls the label
+    model."""
     if votes.shape[1] == 0:  # no evidence at all: abstain everywhere rather than label by the prior
-        labels = np.zeros(len(votes), dtype=np.int8)
-        return (np.full(len(votes), np.nan, dtype=np.float32), labels,
+        labels = np.zeros(int(in_set.sum()), dtype=np.int8)
+        return (np.full(len(labels), np.nan, dtype=np.float32), labels,
                 {"chosen": None, "reason": "no active LF for this class", **fitting.label_counts(labels)})
     result = label_class_votes(votes, truth, dev, seed=seed)  # the seed deals the dev folds
     report = fitting.label_model_report(result, votes, truth, valid, lfs)
-    return result.labels.probability, result.labels.label, {**report, **fitting.label_counts(result.labels.label)}
+    label = result.labels.label[in_set]
+    return result.labels.probability[in_set], label, {**report, **fitting.label_counts(label)}
 
 
 def _class_lfs(snapshot):
@@ -53,14 +55,17 @@ def _class_lfs(snapshot):
 
 
 def _inputs(training_set):
-    """(ids, split codes, [(class, its LFs, their votes, its ground truth)]) of the set's splits and seed as they
-    are now, read in one state of the database; the set's snapshot and hash follow them when they changed."""
+    """(ids, split codes, which rows are the set's, [(class, its LFs, their votes, its ground truth)]) of the set's
+    splits and dev, as they are now, read in one state of the database; the set's snapshot and hash follow them when
+    they changed. Dev is read whichever splits the set labels: its labels orient, choose and calibrate the label
+    model (a set of train alone, fitted unsupervised, labelled a class backwards where its LFs were written so)."""
     dataset = training_set.dataset
     with read_snapshot():
         stored = TrainingSet.objects.filter(pk=training_set.pk).values_list("snapshot", "content_hash").get()
         snapshot, content_hash = training_snapshot(dataset, stored[0]["splits"], stored[0].get("seed", 0),
                                                    scoped="labels_classes" in stored[0])
-        ids, codes = split_samples(dataset, snapshot["splits"])
+        ids, codes = split_samples(dataset, sorted({*snapshot["splits"], Split.DEV}))
+        in_set = np.isin(codes, [SPLIT_CODES[split] for split in snapshot["splits"]])
         by_class = _class_lfs(snapshot)
         classes = []
         for label_class in LabelClass.objects.filter(dataset=dataset).order_by("id"):
@@ -69,7 +74,7 @@ def _inputs(training_set):
                             ground_truth_for(dataset=dataset, label_class=label_class, sample_ids=ids)))
     if content_hash != stored[1]:
         _follow(training_set, snapshot, content_hash)
-    return ids, codes, classes
+    return ids, codes, in_set, classes
 
 
 class SameInputs(Exception):  # noqa: N818  (not an error: the answer is another set)
@@ -107,20 +112,20 @@ def training_set_build(training_set: TrainingSet, progress: Callable[[float, str
     holds the very inputs it reads, answer that set (`reused`) and delete this one, which would be its copy."""
     dataset = training_set.dataset
     try:
-        ids, codes, classes = _inputs(training_set)
+        ids, codes, in_set, classes = _inputs(training_set)
     except SameInputs as same:
         TrainingSet.objects.filter(pk=training_set.pk).delete()
         twin = same.twin
         training_set_requested(twin, at=training_set.requested_at)
         return {"training_set": twin.id, "samples": twin.samples, "classes": twin.report, "reused": True}
-    arrays, report = {"ids": ids, "splits": codes}, {}
+    arrays, report = {"ids": ids[in_set], "splits": codes[in_set]}, {}
     dev, valid = codes == SPLIT_CODES[Split.DEV], codes == SPLIT_CODES[Split.VALID]
     for index, (label_class, members, votes, truth) in enumerate(classes):
-        probability, label, class_report = _label_class(votes, truth, dev, valid,
+        probability, label, class_report = _label_class(votes, truth, dev, valid, in_set,
                                                         [(lf.id, lf.name) for lf in members],
                                                         training_set.snapshot.get("seed", 0))
         arrays.update({f"probability_{label_class.id}": probability, f"label_{label_class.id}": label,
-                       f"votes_{label_class.id}": votes,
+                       f"votes_{label_class.id}": votes[in_set],
                        f"lfs_{label_class.id}": np.array([lf.id for lf in members], dtype=np.int64)})
         report[label_class.id] = {"class_id": label_class.id, **class_report}
         progress((index + 1) / max(len(classes), 1), f"label model for {label_class.name}")
@@ -130,5 +135,5 @@ def training_set_build(training_set: TrainingSet, progress: Callable[[float, str
         TrainingSet.objects.select_for_update().filter(pk=training_set.pk).exists()
         report = by_current_name(report)
         TrainingSet.objects.filter(pk=training_set.pk).update(report=report, artifact=key, artifact_sha256=digest,
-                                                              samples=len(ids), ready=True)
-    return {"training_set": training_set.id, "samples": int(len(ids)), "classes": report}
+                                                              samples=int(in_set.sum()), ready=True)
+    return {"training_set": training_set.id, "samples": int(in_set.sum()), "classes": report}

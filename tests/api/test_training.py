@@ -709,7 +709,7 @@ def test_labels_of_a_class_a_product_does_not_read_leave_it_current(api, world):
     assert api.get(model_url).json()["stale_reasons"] == ["dev ground truth changed"]
 
 
-def test_sets_of_some_splits_only_read_no_dev_label_they_lack_and_train_no_model_without_train(api, world):
+def test_sets_of_some_splits_learn_from_the_dev_labels_and_train_no_model_without_train(api, world):
     dataset = world
     ts = build(api, dataset, splits=["train", "valid"])
     dev_sample = Sample.objects.filter(dataset=dataset, split="dev").order_by("id").first()
@@ -717,7 +717,8 @@ def test_sets_of_some_splits_only_read_no_dev_label_they_lack_and_train_no_model
     api.put(f"/api/datasets/{dataset.id}/annotations/", {"sample": dev_sample.id, "label_class": "cat",
                                                          "value": "ABSENT" if value == "PRESENT" else "PRESENT"},
             format="json")
-    assert api.get(f"/api/datasets/{dataset.id}/training-sets/{ts['id']}/").json()["stale_reasons"] == []
+    assert api.get(f"/api/datasets/{dataset.id}/training-sets/{ts['id']}/").json()["stale_reasons"] == [
+        "dev ground truth changed"]  # its label model learns from them
     no_train = build(api, dataset, splits=["valid"])["id"]
     refused = api.post(f"/api/datasets/{dataset.id}/models/", {"training_set": no_train}, format="json")
     assert refused.status_code == 400 and "covers no train samples" in refused.json()["training_set"][0]

@@ -105,3 +105,34 @@ def test_a_set_asked_for_while_the_votes_are_refreshed_is_a_new_one_that_waits(d
         celery_app.conf.task_always_eager = True
     assert created and provisional.id != built.id and provisional.content_hash.startswith("pending-")
     assert (again.id, created_again) == (provisional.id, False) and other_seed.id not in (built.id, provisional.id)
+
+
+def test_a_set_of_train_alone_learns_from_the_dev_labels(dataset, owner):
+    """Found from outside: a set of splits without dev ignored every dev label ("fewer than 2 labeled dev samples")
+    and, fitted unsupervised, labelled a class backwards where its LF was written so. The dev labels orient, choose
+    and calibrate its label model; its labels and samples are those of its splits."""
+    from imagestudio.datasets.models import Sample
+    from imagestudio.training.selectors import training_labels_page, training_set_staleness
+
+    # The LF says "cat" where the caption says cat, and the captions are wrong: cats are captioned "dog".
+    specs = [{"split": split, "metadata": {"caption": "a dog" if index % 2 else "a cat"},
+              **({"gt": {"cat": "PRESENT" if index % 2 else "ABSENT"}} if split == "dev" else {})}
+             for split in ("train", "dev") for index in range(40)]
+    make_samples(dataset, specs)
+    lf_create(dataset=dataset, user=owner, label_class=dataset.classes.get(name="cat"), name="says cat",
+              type="pattern", config={"field": "caption", "builder": "keyword", "words": ["cat"]}, low=0, high=1)
+    training_set, _ = training_set_start(dataset=dataset, user=owner, splits=["train"])
+    training_set.refresh_from_db()
+    report = training_set.report["cat"]
+    assert "(40 dev samples" in report["reason"] and report["candidates"]["majority_vote"]["dev"]["scored"] == 40
+    count, rows = training_labels_page(training_set=training_set, limit=100)
+    captions = dict(Sample.objects.filter(dataset=dataset).values_list("id", "metadata__caption"))
+    assert count == training_set.samples == 40  # the set's samples: train only
+    assert all((row["classes"]["cat"]["label"] == "PRESENT") == (captions[row["sample_id"]] == "a dog") for row in rows)
+    assert training_set_staleness(training_set) == []
+    from imagestudio.datasets.services import sample_update
+
+    unlabeled_dev = make_samples(dataset, [{"split": "train"}])[0]
+    sample_update(sample=Sample.objects.get(pk=unlabeled_dev.pk), split="dev", user=owner)
+    assert "samples were added to or moved into or out of dev (its label model reads them)" in \
+        training_set_staleness(TrainingSet.objects.get(pk=training_set.pk))
