@@ -263,8 +263,8 @@ def learned_by_field(**kwargs):
 
 
 class SidesSerializer(serializers.Serializer):
-    present = serializers.FloatField()
-    absent = serializers.FloatField()
+    present = serializers.FloatField(allow_null=True, help_text="Null where the LF never votes PRESENT.")
+    absent = serializers.FloatField(allow_null=True, help_text="Null where the LF never votes ABSENT.")
 
 
 class SummaryLearnedSerializer(serializers.Serializer):

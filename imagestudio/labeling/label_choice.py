@@ -375,7 +375,8 @@ def label_class_votes(votes, truth, dev_mask, seed=0, folds=DEFAULT_FOLDS, model
     return ClassLabels(
         labels=labels, chosen=choice.chosen, reason=choice.reason, candidates=choice.scores,
         calibration_map=calibration_map,
-        lfs=lf_diagnostics(choice.model, design.votes[dev_mask], truth[dev_mask], choice.learned_by),
+        lfs=lf_diagnostics(choice.model, design.votes[dev_mask], truth[dev_mask], choice.learned_by,
+                           cast=design.column_totals.reshape(2, -1) > 0),
         calibration=None if unscorable else calibration_table(dev_probability, truth),
         dependent_groups=[[int(j) for j in group] for group in choice.model.groups], prior=choice.prior,
         dev_probability=dev_probability, candidate_probability=choice.candidate_probability,

@@ -437,6 +437,23 @@ def test_majority_vote_gives_the_prior_where_no_lf_voted():
     assert np.isnan(majority.probability[1])
 
 
+def test_dev_labels_of_one_class_check_no_lf_and_a_side_never_voted_implies_nothing():
+    """Found from outside: with only PRESENT dev labels every good LF was flagged (a dev precision is then 1 or 0
+    whatever the LF is worth), and a keyword LF that never votes ABSENT implied an ABSENT precision of 0.5."""
+    votes, truth = generate(MIXED, 0.25, 20_000, seed=3)
+    dev = dev_mask_of(len(truth), 400, seed=3)
+    one_class = np.where(dev & (truth == 1), truth, 0).astype(np.int8)
+    assert (one_class[dev] == 1).sum() >= 50
+    assert all(row["check"] == [] and row["message"] is None for row in label_class_votes(votes, one_class, dev).lfs)
+    keyword = np.where(votes[:, 3] == 1, 1, 0).astype(np.int8)  # PRESENT or silent
+    silent = np.zeros(len(truth), dtype=np.int8)
+    result = label_class_votes(np.column_stack([votes[:, :3], keyword, silent]), truth, dev)
+    assert result.lfs[3]["implied_precision"]["absent"] is None
+    assert result.lfs[3]["implied_precision"]["present"] is not None
+    assert result.lfs[4]["implied_precision"] == {"present": None, "absent": None}
+    assert all(value is not None for row in result.lfs[:3] for value in row["implied_precision"].values())
+
+
 def test_lf_the_dev_labels_contradict_is_flagged():
     votes, truth = generate(MIXED, 0.25, 30_000, seed=6)
     dev = dev_mask_of(len(truth), 400, seed=6)
