@@ -14,6 +14,7 @@ from imagestudio.embeddings.matrix import Matrix
 from imagestudio.labeling import metrics
 from imagestudio.labeling.calibration import calibration_table
 from imagestudio.labeling.label_choice import ClassLabels, score_probabilities
+from imagestudio.labeling.label_model import labels_from_probability
 
 from .soft_logistic import ProbabilisticLogisticRegression
 
@@ -158,15 +159,28 @@ def label_model_report(result: ClassLabels, votes: np.ndarray, truth: np.ndarray
     valid (refit on all dev labels), calibration on both, and per LF (a column of `votes`, named by an (id, name)
     pair) what the model learned next to its ground-truth precision. JSON-serializable."""
     labeled_valid = valid & (truth != 0)
-    # A label-less valid row as the candidate's labels would have it, as on dev (the chosen one's already do).
-    candidates = {name: {"dev": figures, "valid": score_probabilities(
-        result.candidate_probability[name][labeled_valid], truth[labeled_valid], result.label_less.get(name, result.prior))}
-        for name, figures in result.candidates.items()}
+
+    def scored(name):
+        """A candidate's valid rows and the estimate its label-less rows take. Where dev labels scored the candidates
+        (`label_less`), a label-less row takes that estimate's side, as its label does. Where they could not, such a
+        row's label abstains: it is left out, so that the figures describe the labels the set gives (a keyword-only
+        class was scored PRESENT on 49 rows it labelled ABSTAIN)."""
+        if result.label_less:
+            return labeled_valid, result.label_less[name]
+        labelled = labels_from_probability(result.candidate_probability[name]).label != 0
+        return labeled_valid & labelled, result.prior
+
+    candidates = {}
+    for name, figures in result.candidates.items():
+        rows, label_less = scored(name)
+        candidates[name] = {"dev": figures, "valid": score_probabilities(
+            result.candidate_probability[name][rows], truth[rows], label_less)}
+    chosen_rows = labeled_valid & (result.labels.label != 0) if not result.label_less else labeled_valid
     lf_ids = [lf_id for lf_id, _ in lfs]
     return {
         "chosen": result.chosen, "reason": result.reason, "candidates": candidates,
         "calibration": {"dev": result.calibration,
-                        "valid": calibration_table(result.labels.probability[labeled_valid], truth[labeled_valid]),
+                        "valid": calibration_table(result.labels.probability[chosen_rows], truth[chosen_rows]),
                         "map": result.calibration_map.report()},
         "dependent_groups": [[lf_ids[j] for j in group] for group in result.dependent_groups],
         "lfs": [{**{key: value for key, value in diagnostics.items() if key not in ("lf", "dependence_group")},

@@ -136,3 +136,30 @@ def test_a_set_of_train_alone_learns_from_the_dev_labels(dataset, owner):
     sample_update(sample=Sample.objects.get(pk=unlabeled_dev.pk), split="dev", user=owner)
     assert "samples were added to or moved into or out of dev (its label model reads them)" in \
         training_set_staleness(TrainingSet.objects.get(pk=training_set.pk))
+
+
+def test_valid_figures_describe_the_labels_the_set_gives_where_no_dev_label_scores(dataset, owner):
+    """Found from outside: one keyword LF (PRESENT or silent), no dev label: the set's labels abstain where it is
+    silent, yet the report scored those rows PRESENT (the unsupervised EM's balance, 0.518) on valid: tp 18 fp 42
+    where the labels gave tp 10 fp 1. Now the figures are those of the labels given, abstentions left out."""
+    from imagestudio.training.selectors import training_labels_page
+
+    specs = [{"split": split, "metadata": {"caption": "a cat" if index % 3 == 0 else "an animal"},
+              **({"gt": {"cat": "PRESENT" if index % 2 == 0 else "ABSENT"}} if split == "valid" else {})}
+             for split in ("train", "valid") for index in range(30)]
+    samples = make_samples(dataset, specs)
+    lf_create(dataset=dataset, user=owner, label_class=dataset.classes.get(name="cat"), name="says cat",
+              type="pattern", config={"field": "caption", "builder": "keyword", "words": ["cat"]}, high=1)
+    training_set, _ = training_set_start(dataset=dataset, user=owner)
+    training_set.refresh_from_db()
+    report = training_set.report["cat"]
+    _, rows = training_labels_page(training_set=training_set, split="valid", limit=100)
+    truth = {s.id: s_spec["gt"]["cat"] for s, s_spec in zip(samples, specs, strict=True) if "gt" in s_spec}
+    given = [(row["classes"]["cat"]["label"], truth[row["sample_id"]]) for row in rows
+             if row["classes"]["cat"]["label"] != "ABSTAIN"]
+    figures = report["candidates"][report["chosen"]]["valid"]
+    assert given and figures["scored"] == len(given) < len(rows)
+    assert (figures["tp"], figures["fp"]) == (sum(g == ("PRESENT", "PRESENT") for g in given),
+                                              sum(g == ("PRESENT", "ABSENT") for g in given))
+    assert figures["fn"] + figures["tn"] == sum(label == "ABSENT" for label, _ in given)
+    assert report["calibration"]["valid"]["count"] == len(given)
