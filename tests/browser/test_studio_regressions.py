@@ -389,10 +389,15 @@ def test_the_label_history_shows_the_last_read_when_answers_cross(chrome, live_s
         // save) is held until the test lets it go; later reads pass.
         const fetchNow = window.fetch;
         window.held = [];
+        window.armed = true;
         window.fetch = (url, init) => {
-          if (!String(url).includes('/annotations/history/') || window.held.length) return fetchNow(url, init);
+          if (!String(url).includes('/annotations/history/') || !window.armed) return fetchNow(url, init);
+          window.armed = false;
           const answer = fetchNow(url, init);
-          return new Promise((resolve) => window.held.push(() => resolve(answer)));
+          return new Promise((resolve) => window.held.push(() => {
+            resolve(answer);
+            answer.then(() => setTimeout(() => { window.released = true; }, 0));
+          }));
         };""")
     shown = [radio.get_attribute("value") for radio in all_css(chrome, 'input[name="gt-square"]') if radio.is_selected()]
     first, second = [value for value in ("PRESENT", "ABSENT", "ABSTAIN") if value not in shown][:2]
@@ -403,10 +408,8 @@ def test_the_label_history_shows_the_last_read_when_answers_cross(chrome, live_s
     wait_for(chrome, text_of("#status", f"square: {second} saved"), "the second label saved")
     wait_for(chrome, text_of(".history", rf"square {first} → {second}"), "the second change in the history")
     chrome.execute_script("window.held.splice(0).forEach((release) => release())")
-    wait_for(chrome, lambda d: d.execute_script("return performance.getEntriesByType('resource').filter("
-                                                "(e) => e.name.includes('/annotations/history/')).length >= 3"),
-             "the held read answered")
-    chrome.execute_script("return new Promise((resolve) => setTimeout(resolve, 300))")
+    wait_for(chrome, lambda d: d.execute_script("return window.released === true"), "the held read answered")
+    chrome.execute_script("return new Promise((resolve) => setTimeout(resolve, 300))")  # its body read and rendered
     assert f"square {first} → {second}" in css(chrome, ".history").text
 
 
