@@ -33,10 +33,10 @@ def run_job(api, capture, url, body):
 
 @pytest.fixture
 def one_access_instant(monkeypatch):
-    """Job payloads' events URLs signed at one instant: their expiry steps with the clock, and pages read across
+    """Signed URLs (job events, export downloads) signed at one instant: their expiry steps with the clock, and pages read across
     a step would otherwise differ in that URL alone."""
     instant = time.time()
-    monkeypatch.setattr("imagestudio.jobs.access.time", SimpleNamespace(time=lambda: instant))
+    monkeypatch.setattr("imagestudio.common.access.time", SimpleNamespace(time=lambda: instant))
 
 
 @pytest.fixture
