@@ -36,13 +36,16 @@ def _imprecise_lf_tips(name, split, rows, votes, truth):
         precision = row["precision"]
         if precision["trials"] < MIN_PRECISION_TRIALS or precision["value"] >= IMPRECISE:
             continue
+        # Wrong more often than right: a threshold cannot fix that, the rule points the other way.
+        advice = ("it is wrong more often than right: it may be written the wrong way round (invert it)"
+                  if precision["value"] < 0.5 else "tighten its threshold")
         for voted, actual in ((PRESENT, ABSENT), (ABSENT, PRESENT)):
             wrong = int(((votes[:, k] == voted) & (truth == actual)).sum())
             if wrong:
                 tips.append({"kind": "imprecise_lf", "message": (
                     f"LF {row['name']!r} is right only {precision['value']:.0%} of the time on labeled samples of "
                     f"{split} ({precision['successes']}/{precision['trials']}); {wrong} of its {vote_word(voted)} "
-                    "votes there are wrong: tighten its threshold."),
+                    f"votes there are wrong: {advice}."),
                     "samples": {"split": split, "lf_vote": f"{row['lf']}:{vote_word(voted)}",
                                 "gt": f"{name}:{vote_word(actual)}"}})
     return tips

@@ -612,6 +612,8 @@ def test_imprecise_lf_links_list_exactly_the_wrong_votes_their_messages_count(ap
     tips = [tip for tip in analysis["classes"][0]["guidance"] if tip["kind"] == "imprecise_lf"]
     assert {re.search(r"of its (\w+) votes", tip["message"]).group(1) for tip in tips} == {"PRESENT", "ABSENT"}
     for tip in tips:
+        right = int(re.search(r"right only (\d+)%", tip["message"]).group(1))  # wrong mostly: no threshold fixes it
+        assert right < 50 and ("invert it" in tip["message"]) == (right < 50) and ("tighten" in tip["message"]) == (right >= 50)
         counted = int(re.search(r"; (\d+) of its", tip["message"]).group(1))
         listed = api.get(tip["samples"]).json()
         assert listed["count"] == counted and {row["split"] for row in listed["results"]} == {"dev"}
