@@ -4,7 +4,16 @@ from rest_framework import pagination
 from rest_framework.exceptions import ValidationError
 from rest_framework.utils.urls import remove_query_param, replace_query_param
 
+from api.validation import refuse_unknown_query_keys
+
 _ASCII_INTEGER = re.compile(r"-?[0-9]{1,18}")
+
+
+def _refuse_unchecked_query(request):
+    """A list whose view read no query serializer (api.validation.validated_query) takes paging alone: `datasets/
+    ?name=` answered every dataset."""
+    if not getattr(request, "query_keys_checked", False):
+        refuse_unknown_query_keys((), request.query_params)
 
 
 class LimitOffsetPagination(pagination.LimitOffsetPagination):
@@ -28,6 +37,10 @@ class LimitOffsetPagination(pagination.LimitOffsetPagination):
             raise ValidationError({name: [f"Ensure this value is at least {minimum}."]})
         return value
 
+    def paginate_queryset(self, queryset, request, view=None):
+        _refuse_unchecked_query(request)
+        return super().paginate_queryset(queryset, request, view)
+
     def get_limit(self, request):
         value = self._integer(request, self.limit_query_param, 1)
         return self.default_limit if value is None else min(value, self.max_limit)
@@ -46,6 +59,7 @@ class LimitOffsetPagination(pagination.LimitOffsetPagination):
     def paginate_counted(self, request, fetch):
         """The page of a selector that counts and slices its rows itself: `fetch(offset, limit)` returns
         (count, rows). Answer with get_paginated_response like any other page."""
+        _refuse_unchecked_query(request)
         self.request = request
         self.limit = self.get_limit(request)
         self.offset = self.get_offset(request)

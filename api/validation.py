@@ -35,14 +35,23 @@ def refuse_body(request):
 QUERY_KEYS_ANYWHERE = frozenset({"limit", "offset", "format", ACCESS_PARAM, "_"})
 
 
-def refuse_unknown_query_keys(serializer, query):
-    """A 400 naming each query parameter a read does not take: a misspelt filter (`?state=running`, `?clas=cat`)
-    answered every row, which a page then showed as filtered."""
-    unknown = sorted(set(query) - set(serializer.fields) - QUERY_KEYS_ANYWHERE)
+def refuse_unknown_query_keys(known, query):
+    """A 400 naming each query parameter a read does not take (`known`, beside QUERY_KEYS_ANYWHERE): a misspelt
+    filter (`?state=running`, `?clas=cat`, `datasets/?name=`) answered every row, which a page then showed as
+    filtered."""
+    unknown = sorted(set(query) - set(known) - QUERY_KEYS_ANYWHERE)
     if unknown:
-        known = ", ".join(sorted(set(serializer.fields) | QUERY_KEYS_ANYWHERE - {"_", "format"}))
-        raise serializers.ValidationError({key: [f"Unknown query parameter; this read takes {known}."]
+        takes = ", ".join(sorted(set(known) | QUERY_KEYS_ANYWHERE - {"_", "format"}))
+        raise serializers.ValidationError({key: [f"Unknown query parameter; this read takes {takes}."]
                                            for key in unknown})
+
+
+def validated_query(serializer_class, request):
+    """`validated` of the request's query parameters; the request is marked as checked, so that its paginator
+    (api.pagination) takes the read's own filters."""
+    values = validated(serializer_class, request.query_params)
+    request.query_keys_checked = True
+    return values
 
 
 def validated(serializer_class, data, known_keys_only=False):
@@ -52,7 +61,7 @@ def validated(serializer_class, data, known_keys_only=False):
     name included)."""
     serializer = serializer_class(data=data)
     if isinstance(data, QueryDict):
-        refuse_unknown_query_keys(serializer, data)
+        refuse_unknown_query_keys(serializer.fields, data)
     elif known_keys_only and not hasattr(serializer, "variants"):  # a union checks the variant it picks
         refuse_unknown_keys(serializer, data)
     serializer.is_valid(raise_exception=True)

@@ -16,7 +16,7 @@ from api.serializers.annotations import (
     HistoryQuerySerializer,
     UndoResultSerializer,
 )
-from api.validation import refuse_body, validated
+from api.validation import refuse_body, validated, validated_query
 from imagestudio.annotations import services
 from imagestudio.annotations.models import Annotation, AnnotationEvent
 from imagestudio.annotations.selectors import annotation_history, annotation_list
@@ -52,7 +52,7 @@ class AnnotationView(DatasetScopedMixin, GenericAPIView):
 
     @extend_schema(parameters=[AnnotationQuerySerializer], responses={200: AnnotationSerializer(many=True)})
     def get(self, request, dataset_id=None):
-        query = validated(AnnotationQuerySerializer, request.query_params)
+        query = validated_query(AnnotationQuerySerializer, request)
         label_class = self.optional_class(query)
         queryset = annotation_list(dataset=self.dataset, sample_id=query.get("sample"), label_class=label_class,
                                    value=query.get("value"))
@@ -123,7 +123,7 @@ class AnnotationHistoryView(DatasetScopedMixin, GenericAPIView):
 
     @extend_schema(parameters=[HistoryQuerySerializer], responses={200: AnnotationEventSerializer(many=True)})
     def get(self, request, dataset_id=None):
-        query = validated(HistoryQuerySerializer, request.query_params)
+        query = validated_query(HistoryQuerySerializer, request)
         queryset = annotation_history(dataset=self.dataset, sample_id=query.get("sample"),
                                       label_class=self.optional_class(query), username=query.get("user"),
                                       source=query.get("source"), batch=query.get("batch"))

@@ -9,7 +9,7 @@ from api.serializers.catalogues import (
     LFTypeCatalogueSerializer,
     MetadataFieldSerializer,
 )
-from api.validation import validated
+from api.validation import validated_query
 from imagestudio.datasets.selectors import field_catalogue
 from imagestudio.labeling.services import lf_type_catalogue
 
@@ -22,7 +22,7 @@ class FieldCatalogueView(DatasetScopedMixin, GenericAPIView):
 
     @extend_schema(parameters=[FieldQuerySerializer], responses={200: MetadataFieldSerializer(many=True)})
     def get(self, request, dataset_id=None):
-        query = validated(FieldQuerySerializer, request.query_params)
+        query = validated_query(FieldQuerySerializer, request)
         page = self.paginate_queryset(field_catalogue(dataset=self.dataset, split=query.get("split")))
         return self.get_paginated_response(MetadataFieldSerializer(page, many=True).data)
 

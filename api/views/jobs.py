@@ -13,7 +13,7 @@ from api.limits import MAX_INT
 from api.scoping import schema_placeholder
 from api.serializers.jobs import JobByKindSerializer, JobSerializer
 from api.signed_access import JobAccessAuthentication
-from api.validation import refuse_body, validated
+from api.validation import refuse_body, validated_query
 from imagestudio.datasets.imports import report_open
 from imagestudio.datasets.models import Role, role_at_least
 from imagestudio.datasets.selectors import dataset_role
@@ -69,7 +69,7 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
 
     @extend_schema(parameters=[JobQuerySerializer], responses={200: JobByKindSerializer(many=True)})
     def list(self, request, *args, **kwargs):
-        query = validated(JobQuerySerializer, request.query_params)
+        query = validated_query(JobQuerySerializer, request)
         queryset = job_list(user=request.user, **query)
         page = self.paginate_queryset(queryset)
         return self.get_paginated_response(JobSerializer(page, many=True, context={"request": request}).data)
@@ -79,7 +79,7 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         """The job. With `?wait=` a long poll: the answer comes as soon as the job differs from `since` (or from
         how the request found it), is finished, or after `wait` seconds (at most 30), whichever is first."""
         job = self.get_object()
-        query = validated(JobWaitQuerySerializer, request.query_params)
+        query = validated_query(JobWaitQuerySerializer, request)
         if query.get("wait"):
             wait_for_change(job.pk, since=query.get("since", job.updated_at), seconds=query["wait"])
             job = self.get_object()

@@ -18,7 +18,7 @@ from api.serializers.labeling import (
     SummaryQuerySerializer,
     SummarySerializer,
 )
-from api.validation import validated
+from api.validation import validated, validated_query
 from imagestudio.datasets.models import Role
 from imagestudio.labeling import selectors, services
 from imagestudio.labeling.models import LabelingFunction
@@ -40,7 +40,7 @@ class LabelingFunctionViewSet(LocatedCreatesMixin, DatasetScopedMixin, viewsets.
 
     @extend_schema(parameters=[LFQuerySerializer], responses={200: LFByTypeSerializer(many=True)})
     def list(self, request, dataset_id=None):
-        query = validated(LFQuerySerializer, request.query_params)
+        query = validated_query(LFQuerySerializer, request)
         queryset = selectors.lf_list(dataset=self.dataset, label_class=self.optional_class(query),
                                      active=query.get("active"))
         page = self.paginate_queryset(queryset)
@@ -109,6 +109,6 @@ class LabelingFunctionViewSet(LocatedCreatesMixin, DatasetScopedMixin, viewsets.
     def summary(self, request, dataset_id=None):
         """Per LF: polarity, coverage, overlaps, conflicts and precision against ground truth, on a split, and what
         the latest training set's label model learned of it."""
-        query = validated(SummaryQuerySerializer, request.query_params)
+        query = validated_query(SummaryQuerySerializer, request)
         return Response(lf_summary_with_learned(dataset=self.dataset, split=query.get("split"),
                                                 label_class=self.optional_class(query), active_only=query["active"]))

@@ -29,7 +29,7 @@ from api.serializers.samples import (
     SampleSerializer,
     SampleUpdateSerializer,
 )
-from api.validation import refuse_unknown_keys, refuse_unknown_query_keys, validated
+from api.validation import refuse_unknown_keys, refuse_unknown_query_keys, validated_query
 from imagestudio.annotations.resamples import resample_clear, resample_create, resample_with_counts_now
 from imagestudio.annotations.selectors import ground_truth_prefetch
 from imagestudio.common.ids import parse_id
@@ -144,7 +144,7 @@ class SampleViewSet(DatasetScopedMixin, viewsets.GenericViewSet):
                    operation_id="datasets_samples_list")
     def list(self, request, dataset_id=None):
         query = SampleListQuerySerializer(data=request.query_params)
-        refuse_unknown_query_keys(query, request.query_params)
+        refuse_unknown_query_keys(query.fields, request.query_params)
         query.is_valid(raise_exception=True)
         values = query.validated_data
         fields = values.get("fields")
@@ -202,7 +202,7 @@ class SampleViewSet(DatasetScopedMixin, viewsets.GenericViewSet):
         return etagged(data, edit_etag(_sample_edit_state(sample), data))
 
     def _represent(self, request, sample_id):
-        query = validated(SampleDetailQuerySerializer, request.query_params)
+        query = validated_query(SampleDetailQuerySerializer, request)
         sample = self.sample(sample_id, prefetch=["tags", "comments__author", ground_truth_prefetch(with_history=True)])
         model = None
         if "model" in query:

@@ -22,7 +22,7 @@ from api.serializers.training import (
     TrainingSetCreateSerializer,
     TrainingSetSerializer,
 )
-from api.validation import refuse_body, validated
+from api.validation import refuse_body, validated, validated_query
 from imagestudio.datasets.models import Role
 from imagestudio.jobs.models import JobKind
 from imagestudio.training import charts, selectors, services
@@ -64,7 +64,7 @@ class TrainingSetViewSet(DatasetScopedMixin, mixins.ListModelMixin, mixins.Retri
     @action(detail=True, methods=["get"])
     def labels(self, request, dataset_id=None, training_set_id=None):
         """Per sample and class: probability, label (ABSTAIN where no LF voted) and provenance."""
-        query = validated(TrainingLabelQuerySerializer, request.query_params)
+        query = validated_query(TrainingLabelQuerySerializer, request)
         training_set = self.get_object()
         rows = self.paginator.paginate_counted(request, lambda offset, limit: selectors.training_labels_page(
             training_set=training_set, split=query.get("split"), offset=offset, limit=limit))
@@ -107,7 +107,7 @@ class FastModelViewSet(DatasetScopedMixin, mixins.ListModelMixin, mixins.Retriev
     def predictions(self, request, dataset_id=None, model_id=None):
         """Score, probability and label per sample and class (sample ascending, then class)."""
         model = self.get_object()
-        query = validated(PredictionQuerySerializer, request.query_params)
+        query = validated_query(PredictionQuerySerializer, request)
         rows = selectors.model_predictions(model=model, label_class=self.optional_class(query),
                                            sample_id=query.get("sample"))
         page = self.paginate_queryset(rows)
@@ -119,7 +119,7 @@ class FastModelViewSet(DatasetScopedMixin, mixins.ListModelMixin, mixins.Retriev
         """One chart screen per request: per class on a split (default valid), PR and ROC points, the score
         histogram by ground truth, calibration bins and the confusion at the model's threshold, against the
         current ground truth. 409 while the model is not ready."""
-        query = validated(ModelChartsQuerySerializer, request.query_params)
+        query = validated_query(ModelChartsQuerySerializer, request)
         return Response(charts.model_charts(model=self.get_object(), label_class=self.optional_class(query),
                                             split=query["split"], points=query["points"], bins=query["bins"],
                                             calibration_bins=query["calibration_bins"]))
@@ -133,7 +133,7 @@ class AnalysisView(DatasetScopedMixin, GenericAPIView):
 
     @extend_schema(parameters=[AnalysisQuerySerializer], responses={200: AnalysisSerializer})
     def get(self, request, dataset_id=None):
-        query = validated(AnalysisQuerySerializer, request.query_params)
+        query = validated_query(AnalysisQuerySerializer, request)
         return Response(dataset_analysis_with_links(request=request, dataset=self.dataset,
                                                     label_class=self.optional_class(query), split=query["split"],
                                                     model=query.get("model"), training_set=query.get("training_set")))

@@ -266,6 +266,9 @@ def test_a_read_refuses_a_query_parameter_it_does_not_take(api, dataset):
     reads = [("/api/jobs/", "state"), (f"{base}/samples/", "colour"), (f"{base}/samples/{sample.id}/", "modle"),
              (f"{base}/annotations/", "clas"), (f"{base}/annotations/history/", "usr"), (f"{base}/lfs/", "clas"),
              (f"{base}/lfs/summary/", "splt"), (f"{base}/fields/", "serch")]
+    reads += [("/api/datasets/", "name"), (f"{base}/classes/", "nam"), (f"{base}/tags/", "q"),
+              (f"{base}/exports/", "kind"), (f"{base}/members/", "role"), (f"{base}/training-sets/", "splits"),
+              (f"{base}/models/", "status"), ("/api/auth/tokens/", "name")]  # lists without filters: paging alone
     for url, typo in reads:
         assert api.get(f"{url}?_=1700000000&limit=5&format=json").status_code == 200, url
         response = api.get(f"{url}?{typo}=x&_=1")
