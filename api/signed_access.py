@@ -5,18 +5,30 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.exceptions import AuthenticationFailed
 
-from imagestudio.exports.access import export_access_user
-from imagestudio.jobs.access import job_access_user
+from imagestudio.accounts.models import ApiToken
+from imagestudio.accounts.selectors import token_get
+from imagestudio.exports.access import export_access_grant, export_access_user
+from imagestudio.jobs.access import job_access_grant, job_access_user
 
 ACCESS_PARAM = "access"
 
 
+def request_grant(request):
+    """The API token a request was made with (its id), which a signed URL issued to it dies with; None for a
+    session (the browsable API)."""
+    return request.auth.pk if isinstance(request.auth, ApiToken) else None
+
+
 class SignedAccessAuthentication(BaseAuthentication):
-    """`?access=<token>`: the user it was issued to, for the object the view's URL names only."""
+    """`?access=<token>`: the user it was issued to, for the object the view's URL names only, while the API token
+    it was issued under is live (a sign-out or a rotation ends the links handed out under it)."""
 
     refusal = ""
 
     def user_for(self, token, object_id):
+        raise NotImplementedError
+
+    def grant_for(self, token, object_id):
         raise NotImplementedError
 
     def authenticate(self, request):
@@ -24,9 +36,14 @@ class SignedAccessAuthentication(BaseAuthentication):
         if token is None:
             return None
         view = request.parser_context["view"]
-        user = self.user_for(token, view.kwargs.get(view.lookup_url_kwarg or view.lookup_field, ""))
+        object_id = view.kwargs.get(view.lookup_url_kwarg or view.lookup_field, "")
+        user = self.user_for(token, object_id)
         if user is None:
             raise AuthenticationFailed(self.refusal)
+        grant = self.grant_for(token, object_id)
+        if grant is not None and token_get(user=user, token_id=str(grant)) is None:
+            raise AuthenticationFailed("The sign-in this URL was issued under has ended (signed out, rotated or "
+                                       "expired): sign in and take a fresh URL.")
         return user, None
 
     def authenticate_header(self, request):
@@ -41,6 +58,9 @@ class JobAccessAuthentication(SignedAccessAuthentication):
     def user_for(self, token, object_id):
         return job_access_user(token=token, job_id=object_id)
 
+    def grant_for(self, token, object_id):
+        return job_access_grant(token=token, job_id=object_id)
+
 
 class ExportAccessAuthentication(SignedAccessAuthentication):
     """The `access` of an Export payload's `download_url`: that user, for that export's CSV only."""
@@ -50,6 +70,9 @@ class ExportAccessAuthentication(SignedAccessAuthentication):
 
     def user_for(self, token, object_id):
         return export_access_user(token=token, export_id=object_id)
+
+    def grant_for(self, token, object_id):
+        return export_access_grant(token=token, export_id=object_id)
 
 
 class JobAccessScheme(OpenApiAuthenticationExtension):

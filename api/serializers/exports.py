@@ -8,7 +8,7 @@ from api.limits import MAX_INT
 from api.links import absolute_url
 from api.serializers.polymorphic import stored
 from api.serializers.reports import ExportParamsSerializer
-from api.signed_access import ACCESS_PARAM
+from api.signed_access import ACCESS_PARAM, request_grant
 from imagestudio.datasets.models import Split
 from imagestudio.exports.access import export_access_token
 from imagestudio.exports.models import Export
@@ -29,7 +29,7 @@ class ExportSerializer(serializers.ModelSerializer):
         """With a signed `access` for the user reading it: a link opens the CSV without a token."""
         request = self.context["request"]
         path = reverse("export-download", kwargs={"dataset_id": export.dataset_id, "export_id": export.id})
-        token = export_access_token(export=export, user=request.user)
+        token = export_access_token(export=export, user=request.user, grant=request_grant(request))
         return absolute_url(request, f"{path}?{urlencode({ACCESS_PARAM: token})}")
 
 

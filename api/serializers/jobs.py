@@ -6,7 +6,7 @@ from rest_framework import serializers
 from api.links import absolute_url
 from api.serializers import reports
 from api.serializers.polymorphic import pascal, pinned, variant_of
-from api.signed_access import ACCESS_PARAM
+from api.signed_access import ACCESS_PARAM, request_grant
 from imagestudio.jobs.access import job_access_token
 from imagestudio.jobs.models import Job, JobKind, JobStatus
 
@@ -47,7 +47,7 @@ class JobSerializer(serializers.ModelSerializer):
 
     def get_events_url(self, job) -> str:
         request = self.context["request"]
-        token = job_access_token(job=job, user=request.user)
+        token = job_access_token(job=job, user=request.user, grant=request_grant(request))
         return absolute_url(request, f"{reverse('job-events', args=[job.pk])}?{urlencode({ACCESS_PARAM: token})}")
 
     def get_params(self, job) -> dict:

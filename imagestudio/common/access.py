@@ -30,13 +30,18 @@ def _expiry(now: float, lifetime: int) -> int:
     return int(math.ceil((now + lifetime) / step) * step)
 
 
-def access_token(*, kind: str, object_id: str, user: User, lifetime: int, now: float | None = None) -> str:
+def access_token(*, kind: str, object_id: str, user: User, lifetime: int, grant: int | None = None,
+                 now: float | None = None) -> str:
+    """grant: the id of the API token the request that asked for the URL was made with: the URL dies with it (a
+    sign-out, a rotation), not only at its expiry (`access_grant`)."""
     claims = {kind: object_id, "user": user.pk, "exp": _expiry(time.time() if now is None else now, lifetime)}
+    if grant is not None:
+        claims["grant"] = grant
     return _signer(kind).sign_object(claims)
 
 
-def access_user(*, token: str, kind: str, object_id: str, now: float | None = None) -> User | None:
-    """The active user the token was issued to, when it is genuine, unexpired and names this object; else None."""
+def _claims(token: str, kind: str, object_id: str, now: float | None) -> dict | None:
+    """The token's claims when it is genuine, unexpired and names this object; else None."""
     try:
         claims = _signer(kind).unsign_object(token)
     except signing.BadSignature:
@@ -44,6 +49,17 @@ def access_user(*, token: str, kind: str, object_id: str, now: float | None = No
     if not isinstance(claims, dict) or claims.get(kind) != object_id:
         return None
     expires = claims.get("exp")
-    if not isinstance(expires, int) or expires < (time.time() if now is None else now):
-        return None
-    return get_user_model().objects.filter(pk=claims.get("user"), is_active=True).first()
+    return claims if isinstance(expires, int) and expires >= (time.time() if now is None else now) else None
+
+
+def access_user(*, token: str, kind: str, object_id: str, now: float | None = None) -> User | None:
+    """The active user the token was issued to, when it is genuine, unexpired and names this object; else None."""
+    claims = _claims(token, kind, object_id, now)
+    return None if claims is None else get_user_model().objects.filter(pk=claims.get("user"), is_active=True).first()
+
+
+def access_grant(*, token: str, kind: str, object_id: str) -> int | None:
+    """The id of the API token a genuine access token was issued under (None: a session's, or none recorded)."""
+    claims = _claims(token, kind, object_id, None)
+    grant = None if claims is None else claims.get("grant")
+    return grant if isinstance(grant, int) else None

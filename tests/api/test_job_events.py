@@ -242,3 +242,15 @@ def test_an_import_started_through_the_api_streams_its_result(api, dataset):
     url = urlsplit(job["events_url"])
     (done,) = [parse(chunk) for chunk in client_for(None).get(f"{url.path}?{url.query}").streaming_content][1:]
     assert done["event"] == "done" and done["data"]["result"]["created"] == 3
+
+
+@pytest.mark.django_db
+def test_an_events_url_dies_with_the_token_it_was_issued_under(owner, dataset, job):
+    """A link handed out stayed valid after its user signed out or rotated the token, until it expired (~19 min)."""
+    anonymous = client_for(None)
+    signed_in = client_for(owner)
+    url = events_url(signed_in, job)
+    assert anonymous.get(url).status_code == 200
+    assert signed_in.post("/api/auth/logout/").status_code == 204
+    assert anonymous.get(url).status_code == 401
+    assert anonymous.get(events_url(client_for(owner), job)).status_code == 200  # a new sign-in's link works

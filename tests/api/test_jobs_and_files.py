@@ -167,5 +167,11 @@ def test_an_export_download_url_opens_that_csv_without_a_token_for_its_user_only
     job = api.get("/api/jobs/?limit=1").json()["results"][0]
     job_token = parse_qs(urlsplit(job["events_url"]).query)["access"][0]
     assert anonymous.get(f"{url.path}?access={job_token}").status_code == 401  # a job's token opens no export
-    membership_remove(membership=dataset.memberships.exclude(user=owner).get())
+    assert viewer.post("/api/auth/logout/").status_code == 204  # the links issued under the viewer's token die with it
+    signed_out = anonymous.get(f"{url.path}?{url.query}")
+    assert signed_out.status_code == 401 and "sign-in this URL was issued under has ended" in signed_out.json()["detail"]
+    again = member_client(Role.ANNOTATOR)  # a member with a live token
+    url = urlsplit(again.get(f"/api/datasets/{dataset.id}/exports/{exports[0]}/").json()["download_url"])
+    assert anonymous.get(f"{url.path}?{url.query}").status_code == 200
+    membership_remove(membership=dataset.memberships.get(role=Role.ANNOTATOR))
     assert anonymous.get(f"{url.path}?{url.query}").status_code == 404  # its user no longer sees the dataset
