@@ -30,7 +30,7 @@ def refuse_body(request):
         raise serializers.ValidationError({"non_field_errors": ["This request takes no body."]})
 
 
-# Query parameters every read takes beside its own: paging, DRF's renderer choice, a signed job link's token, and
+# Query parameters every read takes beside its own: paging, DRF's renderer choice, a signed link's token, and
 # `_`, the cache-buster browsers' libraries add.
 QUERY_KEYS_ANYWHERE = frozenset({"limit", "offset", "format", ACCESS_PARAM, "_"})
 
