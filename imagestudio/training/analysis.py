@@ -25,8 +25,8 @@ MIN_VALID_LABELS = 50
 HIGH_CONFLICT = 0.1
 WEAK_RATE = 0.8
 NEXT_SAMPLES = 20
-GUIDANCE_KINDS = ("no_lfs", "low_coverage", "imprecise_lf", "conflicts", "one_sided_labels", "little_ground_truth",
-                  "false_negatives", "false_positives")
+GUIDANCE_KINDS = ("no_lfs", "low_coverage", "imprecise_lf", "conflicts", "one_sided_labels", "dev_without_votes",
+                  "little_ground_truth", "false_negatives", "false_positives")
 
 
 def _imprecise_lf_tips(name, split, rows, votes, truth):
@@ -91,6 +91,20 @@ def _one_sided_labels_tip(name, label_report):
         "samples": {"split": Split.DEV, "gt": f"{name}:ABSTAIN"}}
 
 
+def _dev_without_votes_tip(name, label_report):
+    """The set's dev labels exist but no LF of the class votes on any of them: its label model was chosen and
+    calibrated on the class balance alone (every candidate's dev F1 tied, at 0 or the prior's)."""
+    dev = ((label_report or {}).get("candidates") or {}).get("majority_vote", {}).get("dev") or {}
+    lfs = (label_report or {}).get("lfs") or []
+    if not dev.get("scored") or not lfs or any(lf["dev"][side]["precision"]["trials"] for lf in lfs
+                                               for side in ("present", "absent")):
+        return None
+    return {"kind": "dev_without_votes", "message": (
+        f"No active LF of {name!r} votes on any of the {dev['scored']} labeled dev samples: the label model was chosen "
+        "and calibrated on the class balance alone. Write LFs that cover them, or annotate dev samples the LFs vote "
+        "on."), "samples": {"split": Split.DEV, "lf_vote": [f"{lf['lf']}:ABSTAIN" for lf in lfs]}}
+
+
 def _guidance(label_class, split, lfs, rows, votes, truth, coverage, conflicts, model, model_metrics,
               valid_labels, valid_samples, evidence, label_report=None):
     name, tips = label_class.name, []
@@ -109,8 +123,8 @@ def _guidance(label_class, split, lfs, rows, votes, truth, coverage, conflicts, 
     if conflicts > HIGH_CONFLICT:
         tip("conflicts", f"The LFs of {name!r} disagree on {conflicts:.0%} of {split}: review those samples.",
             split=split, lf_conflict=name)
-    if one_sided := _one_sided_labels_tip(name, label_report):
-        tips.append(one_sided)
+    tips += [found for found in (_one_sided_labels_tip(name, label_report), _dev_without_votes_tip(name, label_report))
+             if found]
     if valid_labels < MIN_VALID_LABELS:
         tips.append(_little_ground_truth_tip(name, valid_labels, valid_samples))
     if model is not None and model_metrics and model_metrics.get("labeled"):

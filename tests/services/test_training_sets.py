@@ -163,3 +163,29 @@ def test_valid_figures_describe_the_labels_the_set_gives_where_no_dev_label_scor
                                               sum(g == ("PRESENT", "ABSENT") for g in given))
     assert figures["fn"] + figures["tn"] == sum(label == "ABSENT" for label, _ in given)
     assert report["calibration"]["valid"]["count"] == len(given)
+
+
+def test_the_analysis_says_when_no_lf_votes_on_a_labeled_dev_sample(dataset, owner):
+    """Found from outside: the LFs never voted on dev; every candidate tied at dev F1 0 and the set was chosen and
+    calibrated on the class balance alone, with no word of it. The tip's samples are the dev samples the LFs miss."""
+    from imagestudio.datasets.filters import samples_select
+    from imagestudio.training.analysis import dataset_analysis
+
+    specs = [{"split": "train", "metadata": {"caption": "a cat" if index % 2 else "a dog"}} for index in range(20)]
+    specs += [{"split": "dev", "metadata": {"caption": "an animal"}, "gt": {"cat": "PRESENT" if index % 3 else "ABSENT"}}
+              for index in range(12)]
+    make_samples(dataset, specs)
+    lf = lf_create(dataset=dataset, user=owner, label_class=dataset.classes.get(name="cat"), name="says cat",
+                   type="pattern", config={"field": "caption", "builder": "keyword", "words": ["cat"]}, high=1)
+    training_set_start(dataset=dataset, user=owner)
+    [cat] = [c for c in dataset_analysis(dataset=dataset)["classes"] if c["label_class"] == "cat"]
+    [tip] = [tip for tip in cat["guidance"] if tip["kind"] == "dev_without_votes"]
+    assert "any of the 12 labeled dev samples" in tip["message"]
+    assert tip["samples"] == {"split": "dev", "lf_vote": [f"{lf.id}:ABSTAIN"]}
+    assert samples_select(dataset=dataset, filter_values=tip["samples"]).count() == 12
+
+    lf_create(dataset=dataset, user=owner, label_class=dataset.classes.get(name="cat"), name="says animal",
+              type="pattern", config={"field": "caption", "builder": "keyword", "words": ["animal"]}, high=1)
+    training_set_start(dataset=dataset, user=owner)
+    [cat] = [c for c in dataset_analysis(dataset=dataset)["classes"] if c["label_class"] == "cat"]
+    assert "dev_without_votes" not in {tip["kind"] for tip in cat["guidance"]}
