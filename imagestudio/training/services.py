@@ -232,7 +232,7 @@ def _fit_class(model, matrix, rows, targets, truth):
     dev_positive = truth[dev] == 1
     if np.isin(dev, rows).any():
         if min(int(positive.sum()), int((~positive).sum())) >= 2:
-            return fitting.select_c_by_cv(features, positive, seed)
+            return fitting.select_c_by_cv(features, positive, seed, folds=fitting.cross_fit_folds(len(rows)))
     elif dev_positive.any() and not dev_positive.all():
         return fitting.select_targets_and_c(features, targets, matrix.features(dev), dev_positive, seed)
     return fitting.fit_default(features, positive, seed)

@@ -779,6 +779,23 @@ def test_model_charts_match_an_independent_computation_and_follow_the_ground_tru
     assert api.get(f"/api/datasets/{dataset.id}/models/999999/charts/").status_code == 404
 
 
+def test_a_model_trained_on_dev_rows_cross_fits_them_over_ten_folds(api, world, monkeypatch):
+    """Its out-of-fold dev scores stand in for the model's own on dev (an LF over it, the label model's
+    calibration): fold models of 3 folds learned 2 / 3 of a few hundred dev labels and read weaker on dev than the
+    model is elsewhere (fitting.CROSS_FIT_FOLDS)."""
+    from imagestudio.training import fitting
+
+    calls = []
+    select_c_by_cv = fitting.select_c_by_cv
+    monkeypatch.setattr(fitting, "select_c_by_cv", lambda *args, **kwargs: calls.append(kwargs.get("folds"))
+                        or select_c_by_cv(*args, **kwargs))
+    response = api.post(f"/api/datasets/{world.id}/models/", {"classes": ["cat"], "label_source": "ground_truth",
+                                                              "ground_truth_splits": ["dev"]}, format="json")
+    assert response.status_code == 202, response.content
+    assert api.get(response["Location"]).json()["status"] == "succeeded"
+    assert calls == [fitting.CROSS_FIT_FOLDS]
+
+
 @pytest.mark.parametrize(("splits", "chosen_by"), [(["train"], "dev_f1_by_C"), (["train", "dev"], "cv_f1_by_C"),
                                                    (["dev"], "cv_f1_by_C")])
 def test_c_is_never_chosen_on_the_rows_the_model_trains_on(api, world, splits, chosen_by):

@@ -215,6 +215,11 @@ def test_ceiling_c_by_cross_validation_is_the_best_cv_f1_then_one_fit_on_all():
     assert np.allclose(fit.coef, cold.coef_[0], atol=1e-3)
 
 
+def test_cross_fitting_uses_ten_folds_up_to_the_large_row_count_and_three_above():
+    assert fitting.cross_fit_folds(200) == fitting.cross_fit_folds(fitting.CROSS_FIT_LARGE_ROWS) == 10
+    assert fitting.cross_fit_folds(fitting.CROSS_FIT_LARGE_ROWS + 1) == 3
+
+
 def test_cross_validated_fit_scores_each_row_by_the_fold_model_that_did_not_see_it():
     from sklearn.model_selection import StratifiedKFold
 
