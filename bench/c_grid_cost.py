@@ -2,7 +2,9 @@
 """What the fast model's C grid costs: `fitting.select_c` along the old grid (0.1, 1, 10) as the baseline and
 along `fitting.C_GRID`; and the fit without dev labels, `fitting.fit_logistic` at the old default C = 1 and at
 `fitting.DEFAULT_C`; and a training-set model's fit, `fitting.select_targets_and_c` on a training set's
-probabilities and labels against `select_c` on its labels alone (before the targets were chosen). The same
+probabilities and labels against `select_c` on its labels alone (before the targets were chosen); and a model
+trained on dev rows, `fitting.select_c_by_cv` over 3 folds (the old cross-fitting) against
+`fitting.cross_fit_folds(--rows)` folds (10 up to CROSS_FIT_LARGE_ROWS rows). The same
 synthetic rows for all (--rows x 512 unit vectors, 20 % PRESENT along one direction, 10 % of the training labels
 flipped, a probability per training row around its label; 2,000 dev rows), each case timed alone in a process of
 its own, one after the other, with the load average. The rows are built before the timer in every case.
@@ -49,9 +51,11 @@ def child(n, case):
 
     features, positive, probability, dev_features, dev_positive = rows(n)
     targets = {"probabilities": probability, "labels": positive} if case == "targets" else {"labels": positive}
-    grid = None if case in ("targets", "labels") else tuple(float(c) for c in case.split(","))
+    grid = None if case in ("targets", "labels") or case.startswith("folds") else tuple(float(c) for c in case.split(","))
     started = time.perf_counter()
-    if grid is None:
+    if case.startswith("folds"):
+        chosen = fitting.select_c_by_cv(features, positive, seed=0, folds=int(case[len("folds"):])).c_value
+    elif grid is None:
         chosen = fitting.select_targets_and_c(features, targets, dev_features, dev_positive, seed=0).c_value
     elif len(grid) == 1:
         fitting.fit_logistic(features, positive, grid[0], seed=0)
@@ -83,7 +87,7 @@ def main():
         child(args.rows, args.child)
         return
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from imagestudio.training.fitting import C_GRID, DEFAULT_C
+    from imagestudio.training.fitting import C_GRID, DEFAULT_C, cross_fit_folds
 
     print(f"select_c on {args.rows:,} x 512 rows (with dev labels), each grid in its own process")
     compare(args.rows, [("baseline grid (0.1, 1, 10)", BASELINE_GRID), (f"C_GRID {C_GRID}", C_GRID)])
@@ -91,6 +95,9 @@ def main():
     compare(args.rows, [("baseline C = 1", (1.0,)), (f"DEFAULT_C = {DEFAULT_C:g}", (DEFAULT_C,))])
     print("a training-set model (with dev labels) along C_GRID, each in its own process")
     compare(args.rows, [("labels only (select_c)", "labels"), ("probabilities and labels", "targets")])
+    folds = cross_fit_folds(args.rows)
+    print("a model trained on dev rows (C by cross-validation, out-of-fold scores), each in its own process")
+    compare(args.rows, [("3 folds", "folds3"), (f"cross_fit_folds = {folds}", f"folds{folds}")])
 
 if __name__ == "__main__":
     main()
