@@ -1,6 +1,6 @@
 from rest_framework import serializers
 
-from api.fields import AsciiIntegerField
+from api.fields import AsciiIntegerField, StrictCharField, StrictModelSerializer
 from api.limits import MAX_INT
 from api.serializers.samples import SampleSelectionSerializer
 from imagestudio.annotations.models import Annotation, AnnotationEvent, AnnotationSource, GroundTruthValue
@@ -15,15 +15,15 @@ class ClassRefField(serializers.CharField):
         super().__init__(max_length=120, **kwargs)
 
 
-class AnnotationSerializer(serializers.ModelSerializer):
+class AnnotationSerializer(StrictModelSerializer):
     # null for a label never set (PUT ABSTAIN on it answers version 0 and no row)
     id = AsciiIntegerField(read_only=True, allow_null=True)
     updated_at = serializers.DateTimeField(read_only=True, allow_null=True)
     sample = AsciiIntegerField(source="sample_id", read_only=True)
     class_id = AsciiIntegerField(source="label_class_id", read_only=True)
-    class_name = serializers.CharField(source="label_class.name", read_only=True)
+    class_name = StrictCharField(source="label_class.name", read_only=True)
     value = serializers.ChoiceField(choices=GroundTruthValue.choices, read_only=True)
-    updated_by = serializers.CharField(source="updated_by.username", read_only=True, allow_null=True)
+    updated_by = StrictCharField(source="updated_by.username", read_only=True, allow_null=True)
 
     class Meta:
         model = Annotation
@@ -73,11 +73,11 @@ class UndoResultSerializer(serializers.Serializer):
     skipped = AsciiIntegerField(help_text="Labels changed again since, left as they are.")
 
 
-class AnnotationEventSerializer(serializers.ModelSerializer):
+class AnnotationEventSerializer(StrictModelSerializer):
     sample = AsciiIntegerField(source="sample_id", read_only=True)
     class_id = AsciiIntegerField(source="label_class_id", read_only=True)
-    class_name = serializers.CharField(source="label_class.name", read_only=True)
-    user = serializers.CharField(source="user.username", read_only=True, allow_null=True)
+    class_name = StrictCharField(source="label_class.name", read_only=True)
+    user = StrictCharField(source="user.username", read_only=True, allow_null=True)
     old_value = serializers.ChoiceField(choices=GroundTruthValue.choices, read_only=True)
     new_value = serializers.ChoiceField(choices=GroundTruthValue.choices, read_only=True)
     source = serializers.ChoiceField(choices=AnnotationSource.choices, read_only=True)
@@ -93,6 +93,6 @@ class AnnotationEventSerializer(serializers.ModelSerializer):
 class HistoryQuerySerializer(serializers.Serializer):
     sample = AsciiIntegerField(required=False, min_value=1, max_value=MAX_INT)
     label_class = ClassRefField(required=False)
-    user = serializers.CharField(required=False, max_length=150, help_text="Username.")
+    user = StrictCharField(required=False, max_length=150, help_text="Username.")
     source = serializers.ChoiceField(choices=AnnotationSource.choices, required=False)
     batch = serializers.UUIDField(required=False)

@@ -1,6 +1,6 @@
 from rest_framework import serializers
 
-from api.fields import AsciiIntegerField
+from api.fields import AsciiIntegerField, StrictCharField, StrictModelSerializer
 from imagestudio.accounts.models import ApiToken
 from imagestudio.accounts.services import NAME_MAX_LENGTH
 
@@ -8,24 +8,24 @@ MAX_LIFETIME_DAYS = 3650
 
 
 class CredentialsSerializer(serializers.Serializer):
-    username = serializers.CharField(max_length=150)
-    password = serializers.CharField(max_length=128, style={"input_type": "password"}, trim_whitespace=False)
+    username = StrictCharField(max_length=150)
+    password = StrictCharField(max_length=128, style={"input_type": "password"}, trim_whitespace=False)
 
 
 class IssuedTokenSerializer(serializers.Serializer):
     """A token as issued (login, create, rotate): the only answer that carries the secret key."""
 
-    token = serializers.CharField(source="key", help_text="The secret key, shown this once (only a digest is "
+    token = StrictCharField(source="key", help_text="The secret key, shown this once (only a digest is "
                                                           "stored): send it as `Authorization: Token <key>`.")
     id = AsciiIntegerField(source="token.id")
-    name = serializers.CharField(source="token.name")
-    prefix = serializers.CharField(source="token.prefix", help_text="The key's first characters, as listed.")
+    name = StrictCharField(source="token.name")
+    prefix = StrictCharField(source="token.prefix", help_text="The key's first characters, as listed.")
     created_at = serializers.DateTimeField(source="token.created_at")
     expires_at = serializers.DateTimeField(source="token.expires_at", allow_null=True,
                                            help_text="When the key stops working; null: never.")
 
 
-class ApiTokenSerializer(serializers.ModelSerializer):
+class ApiTokenSerializer(StrictModelSerializer):
     """A token as listed: never its key nor its digest."""
 
     current = serializers.SerializerMethodField(help_text="True for the token this request was made with.")
@@ -40,7 +40,7 @@ class ApiTokenSerializer(serializers.ModelSerializer):
 
 
 class ApiTokenCreateSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=NAME_MAX_LENGTH, help_text="What the token is for, e.g. `nightly-export`.")
+    name = StrictCharField(max_length=NAME_MAX_LENGTH, help_text="What the token is for, e.g. `nightly-export`.")
     expires_in_days = AsciiIntegerField(
         min_value=1, max_value=MAX_LIFETIME_DAYS, required=False, allow_null=True,
         help_text="Lifetime in days. Omitted: the server's default (TOKEN_TTL_DAYS); null: never expires.")

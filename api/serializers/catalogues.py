@@ -1,6 +1,6 @@
 from rest_framework import serializers
 
-from api.fields import AsciiIntegerField
+from api.fields import AsciiIntegerField, StrictCharField
 from imagestudio.datasets.field_stats import BUILTIN_FIELDS, EXAMPLE_CHARS, EXAMPLES, FIELD_TYPES
 from imagestudio.datasets.models import Split
 from imagestudio.labeling.config_schemas import BUILDERS
@@ -24,7 +24,7 @@ class FieldKindsSerializer(serializers.Serializer):
 
 
 class MetadataFieldSerializer(serializers.Serializer):
-    name = serializers.CharField()
+    name = StrictCharField()
     type = serializers.ChoiceField(choices=FIELD_TYPES, help_text="The one JSON kind of its non-null values; mixed "
                                                                    "for several, null when every value is null.")
     samples = AsciiIntegerField(help_text="Samples counted (the dataset's, or the split's).")
@@ -41,16 +41,16 @@ class MetadataFieldSerializer(serializers.Serializer):
 
 class LFTypeSerializer(serializers.Serializer):
     type = serializers.ChoiceField(choices=LFType.choices)
-    title = serializers.CharField()
-    description = serializers.CharField(help_text="What it votes on and what its score is (thresholds apply to it).")
+    title = StrictCharField()
+    description = StrictCharField(help_text="What it votes on and what its score is (thresholds apply to it).")
     config_schema = serializers.DictField(help_text="JSON Schema of its `config`, the one validation enforces "
                                                     "(pattern: oneOf the builders' schemas, by `builder`).")
 
 
 class PatternBuilderSerializer(serializers.Serializer):
     builder = serializers.ChoiceField(choices=BUILDERS)
-    title = serializers.CharField()
-    description = serializers.CharField()
+    title = StrictCharField()
+    description = StrictCharField()
     config_schema = serializers.DictField(help_text="JSON Schema of a pattern LF's `config` with this builder.")
 
 

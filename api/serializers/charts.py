@@ -1,6 +1,6 @@
 from rest_framework import serializers
 
-from api.fields import AsciiIntegerField
+from api.fields import AsciiIntegerField, StrictCharField
 from api.serializers.labeling import HistogramSerializer
 from imagestudio.datasets.models import Split
 from imagestudio.labeling.services import MAX_BINS
@@ -10,7 +10,7 @@ MAX_CALIBRATION_BINS = 100
 
 
 class ModelChartsQuerySerializer(serializers.Serializer):
-    label_class = serializers.CharField(max_length=120, required=False,
+    label_class = StrictCharField(max_length=120, required=False,
                                         help_text="Class name or id (default: every class the model was trained for).")
     split = serializers.ChoiceField(choices=Split.choices, required=False, default=Split.VALID)
     points = AsciiIntegerField(required=False, default=101, min_value=3, max_value=MAX_CURVE_POINTS,
@@ -60,12 +60,12 @@ class CalibrationSerializer(serializers.Serializer):
 
 
 class ClassChartsSerializer(serializers.Serializer):
-    label_class = serializers.CharField()
+    label_class = StrictCharField()
     class_id = AsciiIntegerField()
     labeled = AsciiIntegerField(help_text="Scored samples of the split with ground truth for the class.")
     positives = AsciiIntegerField(help_text="Of those, PRESENT.")
     negatives = AsciiIntegerField(help_text="Of those, ABSENT.")
-    reason = serializers.CharField(required=False, help_text="Why the curves are empty (no ground truth).")
+    reason = StrictCharField(required=False, help_text="Why the curves are empty (no ground truth).")
     learned = AsciiIntegerField(help_text="Scored samples of the split left out: the model learned the class from "
                                           "them in another split, and they moved here since (their scores are "
                                           "in-sample).")

@@ -1,7 +1,7 @@
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from api.fields import AsciiIntegerField
+from api.fields import AsciiIntegerField, StrictCharField, StrictModelSerializer
 from imagestudio.datasets.models import Dataset, DatasetMembership, LabelClass, Role, Split
 
 NAME_MAX = 100
@@ -16,7 +16,7 @@ class GroundTruthCountsSerializer(serializers.Serializer):
     unlabeled = AsciiIntegerField()
 
 
-class LabelClassSerializer(serializers.ModelSerializer):
+class LabelClassSerializer(StrictModelSerializer):
     counts = serializers.SerializerMethodField(help_text="Ground truth per split: present, absent, unlabeled.")
 
     class Meta:
@@ -44,7 +44,7 @@ class SplitCountsSerializer(serializers.Serializer):
     test = AsciiIntegerField()
 
 
-class DatasetSerializer(serializers.ModelSerializer):
+class DatasetSerializer(StrictModelSerializer):
     classes = LabelClassSerializer(many=True, read_only=True)
     split_counts = SplitCountsSerializer(read_only=True)
     sample_count = serializers.SerializerMethodField()
@@ -67,10 +67,10 @@ class DatasetSerializer(serializers.ModelSerializer):
 
 
 class DatasetCreateSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=200)
-    description = serializers.CharField(required=False, allow_blank=True, default="", max_length=DESCRIPTION_MAX)
+    name = StrictCharField(max_length=200)
+    description = StrictCharField(required=False, allow_blank=True, default="", max_length=DESCRIPTION_MAX)
     classes = serializers.ListField(
-        child=serializers.CharField(max_length=NAME_MAX), required=False, default=list, max_length=1000,
+        child=StrictCharField(max_length=NAME_MAX), required=False, default=list, max_length=1000,
         help_text="Names of the dataset's first label classes.",
     )
     auto_embed = serializers.BooleanField(required=False, default=False,
@@ -80,14 +80,14 @@ class DatasetCreateSerializer(serializers.Serializer):
 
 
 class DatasetUpdateSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=200, required=False)
-    description = serializers.CharField(required=False, allow_blank=True, max_length=DESCRIPTION_MAX)
+    name = StrictCharField(max_length=200, required=False)
+    description = StrictCharField(required=False, allow_blank=True, max_length=DESCRIPTION_MAX)
     auto_embed = serializers.BooleanField(required=False)
     auto_train = serializers.BooleanField(required=False)
 
 
-class MembershipSerializer(serializers.ModelSerializer):
-    username = serializers.CharField(source="user.username",
+class MembershipSerializer(StrictModelSerializer):
+    username = StrictCharField(source="user.username",
                                      help_text="Required. 150 characters or fewer. Letters, digits and @/./+/-/_ only.")
     role = serializers.ChoiceField(choices=Role.choices)
 

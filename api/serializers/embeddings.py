@@ -1,6 +1,6 @@
 from rest_framework import serializers
 
-from api.fields import AsciiIntegerField
+from api.fields import AsciiIntegerField, StrictCharField, StrictModelSerializer
 from api.limits import MAX_INT
 from imagestudio.datasets.models import Split
 from imagestudio.embeddings.encoders import ENCODER_KEYS, SPACES
@@ -9,9 +9,9 @@ from imagestudio.embeddings.models import EmbeddingSet, ResourceAllocation
 MAX_SEARCH_LIMIT = 1000
 
 
-class EmbeddingCoverageSerializer(serializers.ModelSerializer):
+class EmbeddingCoverageSerializer(StrictModelSerializer):
     encoder = serializers.ChoiceField(source="encoder.key", choices=ENCODER_KEYS)
-    identity = serializers.CharField(source="encoder.identity")
+    identity = StrictCharField(source="encoder.identity")
     dim = AsciiIntegerField(source="encoder.dim")
     space = serializers.ChoiceField(source="encoder.space", choices=SPACES,
                                     help_text="joint: texts and images; visual: the image network's own features.")
@@ -47,7 +47,7 @@ class BoxField(serializers.ListField):
 class SimilaritySearchSerializer(serializers.Serializer):
     """Exactly one query: a text, or a dataset image (`sample_id`), optionally cropped by `box`."""
 
-    text = serializers.CharField(required=False, max_length=100_000, trim_whitespace=False)
+    text = StrictCharField(required=False, max_length=100_000, trim_whitespace=False)
     sample_id = AsciiIntegerField(required=False, min_value=1, max_value=MAX_INT)
     box = BoxField(required=False, help_text="[x0, y0, x1, y1] in pixels of the (EXIF-oriented) image.")
     encoder = serializers.ChoiceField(choices=ENCODER_KEYS, required=False)
@@ -71,16 +71,16 @@ class SearchHitSerializer(serializers.Serializer):
 
 
 class SimilaritySearchResultSerializer(serializers.Serializer):
-    encoder = serializers.CharField(help_text="The vectors' identity.")
+    encoder = StrictCharField(help_text="The vectors' identity.")
     space = serializers.ChoiceField(choices=SPACES)
     truncated = serializers.BooleanField(required=False)
-    message = serializers.CharField(required=False)
+    message = StrictCharField(required=False)
     searched = AsciiIntegerField()
     results = SearchHitSerializer(many=True)
 
 
-class ResourceSerializer(serializers.ModelSerializer):
-    encoder = serializers.CharField(source="encoder.identity")
+class ResourceSerializer(StrictModelSerializer):
+    encoder = StrictCharField(source="encoder.identity")
 
     class Meta:
         model = ResourceAllocation

@@ -3,7 +3,7 @@ from urllib.parse import urlencode
 from django.urls import reverse
 from rest_framework import serializers
 
-from api.fields import AsciiIntegerField
+from api.fields import AsciiIntegerField, StrictCharField, StrictModelSerializer
 from api.limits import MAX_INT
 from api.links import absolute_url
 from api.serializers.polymorphic import stored
@@ -15,7 +15,7 @@ from imagestudio.exports.models import Export
 from imagestudio.exports.services import SAMPLE_COLUMNS
 
 
-class ExportSerializer(serializers.ModelSerializer):
+class ExportSerializer(StrictModelSerializer):
     job = serializers.UUIDField(source="job_id", read_only=True, allow_null=True)
     download_url = serializers.SerializerMethodField()
     params = stored(ExportParamsSerializer, read_only=True)
@@ -38,7 +38,7 @@ class ExportCreateSerializer(serializers.Serializer):
     columns = serializers.ListField(child=serializers.ChoiceField(choices=SAMPLE_COLUMNS), required=False,
                                     min_length=1, help_text="Sample columns (default id, external_id, file_name, "
                                                             "split).")
-    fields = serializers.ListField(child=serializers.CharField(max_length=100), required=False, default=list,
+    fields = serializers.ListField(child=StrictCharField(max_length=100), required=False, default=list,
                                    help_text="Metadata fields, one column each.")
     splits = serializers.ListField(child=serializers.ChoiceField(choices=Split.choices), required=False, min_length=1)
     ground_truth = serializers.BooleanField(required=False, default=True, help_text="gt:<class> columns.")

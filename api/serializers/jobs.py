@@ -3,6 +3,7 @@ from urllib.parse import urlencode
 from django.urls import reverse
 from rest_framework import serializers
 
+from api.fields import StrictModelSerializer
 from api.links import absolute_url
 from api.serializers import reports
 from api.serializers.polymorphic import pascal, pinned, variant_of
@@ -14,7 +15,7 @@ from imagestudio.jobs.models import Job, JobKind, JobStatus
 _INTERNAL_PARAMS = ("staging",)
 
 
-class JobSerializer(serializers.ModelSerializer):
+class JobSerializer(StrictModelSerializer):
     """A unit of async work. Its URLs are absolute; its `events_url` is signed for the user who asked."""
 
     kind = serializers.ChoiceField(choices=JobKind.choices, read_only=True)

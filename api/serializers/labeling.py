@@ -1,7 +1,7 @@
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from api.fields import AsciiIntegerField
+from api.fields import AsciiIntegerField, StrictCharField, StrictModelSerializer
 from api.limits import MAX_INT
 from api.serializers.polymorphic import PolymorphicSerializer, pascal, pinned, stored, variant_of
 from imagestudio.annotations.models import GroundTruthValue
@@ -37,11 +37,11 @@ class VoteTotalsSerializer(serializers.Serializer):
     absent = AsciiIntegerField()
 
 
-class LFSerializer(serializers.ModelSerializer):
-    label_class = serializers.CharField(source="label_class.name", read_only=True)
+class LFSerializer(StrictModelSerializer):
+    label_class = StrictCharField(source="label_class.name", read_only=True)
     class_id = AsciiIntegerField(source="label_class_id", read_only=True)
     type = serializers.ChoiceField(choices=LFType.choices, read_only=True)
-    author = serializers.CharField(source="author.username", read_only=True, allow_null=True)
+    author = StrictCharField(source="author.username", read_only=True, allow_null=True)
     votes = serializers.SerializerMethodField()
 
     class Meta:
@@ -69,7 +69,7 @@ class LFByTypeSerializer(LFSerializer):
 
 
 class RuleSerializer(serializers.Serializer):
-    label_class = serializers.CharField(max_length=120, help_text="Class name or id.")
+    label_class = StrictCharField(max_length=120, help_text="Class name or id.")
     type = serializers.ChoiceField(choices=LFType.choices)
     config = serializers.DictField()
     low = serializers.FloatField(required=False, allow_null=True, default=None,
@@ -80,7 +80,7 @@ class RuleSerializer(serializers.Serializer):
 
 
 class LFCreateSerializer(RuleSerializer):
-    name = serializers.CharField(max_length=200)
+    name = StrictCharField(max_length=200)
     active = serializers.BooleanField(required=False, default=True)
 
 
@@ -92,8 +92,8 @@ class LFCreateByTypeSerializer(PolymorphicSerializer):
 
 
 class LFUpdateSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=200, required=False)
-    label_class = serializers.CharField(max_length=120, required=False)
+    name = StrictCharField(max_length=200, required=False)
+    label_class = StrictCharField(max_length=120, required=False)
     type = serializers.ChoiceField(choices=LFType.choices, required=False)
     config = config_field(required=False, help_text="The config of the LF's type (of `type` when it changes too).")
     low = serializers.FloatField(required=False, allow_null=True)
@@ -147,7 +147,7 @@ class PreviewMetricsSerializer(serializers.Serializer):
     labeled = AsciiIntegerField()
     present = PrecisionRecallSerializer()
     absent = PrecisionRecallSerializer()
-    reason = serializers.CharField(required=False, help_text="Why rates are null (no ground truth).")
+    reason = StrictCharField(required=False, help_text="Why rates are null (no ground truth).")
 
 
 class HistogramCountsSerializer(serializers.Serializer):
@@ -220,10 +220,10 @@ class TopSampleSerializer(serializers.Serializer):
 
 
 class PreviewResultSerializer(serializers.Serializer):
-    encoder = serializers.CharField(required=False, help_text="Similarity LFs: the vectors' identity.")
+    encoder = StrictCharField(required=False, help_text="Similarity LFs: the vectors' identity.")
     space = serializers.ChoiceField(choices=SPACES, required=False, help_text="Similarity LFs: the space compared.")
     truncated = serializers.BooleanField(required=False)
-    message = serializers.CharField(required=False)
+    message = StrictCharField(required=False)
     not_numbers = AsciiIntegerField(required=False, help_text="Numeric patterns: values of the field that are not "
                                     "numbers (text, booleans), each a miss; as many as the population says the field "
                                     "holds text, not numbers.")
@@ -241,7 +241,7 @@ class PreviewResultSerializer(serializers.Serializer):
 
 class SummaryQuerySerializer(serializers.Serializer):
     split = serializers.ChoiceField(choices=Split.choices, required=False)
-    label_class = serializers.CharField(max_length=120, required=False)
+    label_class = StrictCharField(max_length=120, required=False)
     active = serializers.BooleanField(required=False, default=False, help_text="Only active LFs.")
 
 
@@ -277,13 +277,13 @@ class SummaryLearnedSerializer(serializers.Serializer):
     weight = serializers.FloatField()
     check = serializers.ListField(child=serializers.ChoiceField(choices=["present", "absent"]),
                                   help_text="Sides whose implied precision is outside the LF's dev interval.")
-    message = serializers.CharField(allow_null=True)
+    message = StrictCharField(allow_null=True)
 
 
 class SummaryRowSerializer(serializers.Serializer):
     lf = AsciiIntegerField()
-    name = serializers.CharField()
-    label_class = serializers.CharField()
+    name = StrictCharField()
+    label_class = StrictCharField()
     type = serializers.ChoiceField(choices=LFType.choices)
     active = serializers.BooleanField()
     polarity = serializers.ListField(child=serializers.ChoiceField(choices=PREDICTION_LABELS),
@@ -306,5 +306,5 @@ class SummarySerializer(serializers.Serializer):
 
 
 class LFQuerySerializer(serializers.Serializer):
-    label_class = serializers.CharField(max_length=120, required=False)
+    label_class = StrictCharField(max_length=120, required=False)
     active = serializers.BooleanField(required=False, allow_null=True, default=None)

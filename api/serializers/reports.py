@@ -4,7 +4,7 @@ as stored); tests/conformance.py holds every answer of the test suite to them, s
 
 from rest_framework import serializers
 
-from api.fields import AsciiIntegerField
+from api.fields import AsciiIntegerField, StrictCharField
 from api.serializers.charts import CalibrationSerializer, ConfusionSerializer
 from api.serializers.labeling import (
     LearnedConditionalsSerializer,
@@ -45,8 +45,8 @@ class FreeFormObjectField(serializers.DictField):
 
 
 class StagedFileSerializer(serializers.Serializer):
-    key = serializers.CharField(help_text="Where the upload waits in storage until the job reads it.")
-    name = serializers.CharField(help_text="The uploaded file's name.")
+    key = StrictCharField(help_text="Where the upload waits in storage until the job reads it.")
+    name = StrictCharField(help_text="The uploaded file's name.")
 
 
 class ImportParamsSerializer(JobRecordSerializer):
@@ -58,25 +58,25 @@ class ImportParamsSerializer(JobRecordSerializer):
                                      help_text="source upload: file name -> its metadata.")
     archive = StagedFileSerializer(required=False, help_text="source archive.")
     manifest = StagedFileSerializer(required=False)
-    path = serializers.CharField(required=False, help_text="source server: below the server's import root.")
+    path = StrictCharField(required=False, help_text="source server: below the server's import root.")
 
 
 class ImportedFileSerializer(serializers.Serializer):
-    file = serializers.CharField()
+    file = StrictCharField()
     sample_id = AsciiIntegerField(help_text="The sample created, or the stored twin of a duplicate.")
-    reason = serializers.CharField()
+    reason = StrictCharField()
 
 
 class DuplicateFileSerializer(ImportedFileSerializer):
-    conflict = serializers.CharField(required=False, help_text="How it differs from its twin.")
-    merged = serializers.ListField(child=serializers.CharField(), required=False,
+    conflict = StrictCharField(required=False, help_text="How it differs from its twin.")
+    merged = serializers.ListField(child=StrictCharField(), required=False,
                                    help_text="What it added to its twin (duplicates=merge).")
 
 
 class RefusedFileSerializer(serializers.Serializer):
-    file = serializers.CharField()
-    reason = serializers.CharField()
-    conflict = serializers.CharField(required=False)
+    file = StrictCharField()
+    reason = StrictCharField()
+    conflict = StrictCharField(required=False)
 
 
 class ImportResultSerializer(JobRecordSerializer):
@@ -97,7 +97,7 @@ class ImportResultSerializer(JobRecordSerializer):
     stripped_files = ImportedFileSerializer(many=True)
     skipped_files = RefusedFileSerializer(many=True, required=False)
     truncated = serializers.BooleanField(help_text="The lists hold the first 1,000 entries: see `report_file`.")
-    report_file = serializers.CharField(help_text="The complete per-file report (GET jobs/{job_id}/report/).")
+    report_file = StrictCharField(help_text="The complete per-file report (GET jobs/{job_id}/report/).")
     duplicate_policy = serializers.ChoiceField(choices=[policy.value for policy in DuplicatePolicy])
     seconds = serializers.FloatField()
     auto_embed_job = serializers.UUIDField(help_text="The embeddings job it started (auto_embed datasets).")
@@ -110,11 +110,11 @@ class ImportResultSerializer(JobRecordSerializer):
 class EmbeddingsParamsSerializer(JobRecordSerializer):
     encoder = serializers.ChoiceField(choices=ENCODER_KEYS)
     split = serializers.ChoiceField(choices=SPLITS, allow_null=True, help_text="Null: every split.")
-    source = serializers.CharField(help_text="`command line` when started by `manage.py embed_dataset`.")
+    source = StrictCharField(help_text="`command line` when started by `manage.py embed_dataset`.")
 
 
 class SpaceVectorsSerializer(serializers.Serializer):
-    identity = serializers.CharField()
+    identity = StrictCharField()
     dim = AsciiIntegerField()
     computed = AsciiIntegerField()
 
@@ -126,15 +126,15 @@ class SpacesVectorsSerializer(serializers.Serializer):
 
 class EmbeddingFailureSerializer(serializers.Serializer):
     sample_id = AsciiIntegerField()
-    reason = serializers.CharField()
+    reason = StrictCharField()
 
 
 class EmbeddingsResultSerializer(JobRecordSerializer):
     encoder = serializers.ChoiceField(choices=ENCODER_KEYS)
-    identity = serializers.CharField(help_text="The joint space's vectors.")
+    identity = StrictCharField(help_text="The joint space's vectors.")
     dim = AsciiIntegerField()
     spaces = SpacesVectorsSerializer(help_text="Per space the encoder stores.")
-    device = serializers.CharField()
+    device = StrictCharField()
     missing_before = AsciiIntegerField()
     computed = AsciiIntegerField()
     failed = AsciiIntegerField()
@@ -162,7 +162,7 @@ class LFVotesParamsSerializer(JobRecordSerializer):
 
 class LFVotesResultSerializer(JobRecordSerializer):
     refreshed = serializers.DictField(child=LFRefreshSerializer(), help_text="LF id -> its new votes.")
-    failed = serializers.DictField(child=serializers.CharField(), help_text="LF id -> why it could not vote.")
+    failed = serializers.DictField(child=StrictCharField(), help_text="LF id -> why it could not vote.")
     samples = AsciiIntegerField(allow_null=True, required=False,
                                 help_text="How many samples were re-scored; null: all of them.")
 
@@ -212,7 +212,7 @@ class SidesQualitySerializer(serializers.Serializer):
 
 class LFDiagnosticsSerializer(serializers.Serializer):
     lf = AsciiIntegerField()
-    name = serializers.CharField()
+    name = StrictCharField()
     learned_by = learned_by_field(required=False)
     learned = LearnedConditionalsSerializer(help_text="P(vote | class) the model learned.")
     implied_precision = SidesSerializer()
@@ -222,7 +222,7 @@ class LFDiagnosticsSerializer(serializers.Serializer):
     weight = serializers.FloatField()
     check = serializers.ListField(child=serializers.ChoiceField(choices=["present", "absent"]),
                                   help_text="Sides whose implied precision is outside the dev interval.")
-    message = serializers.CharField(allow_null=True)
+    message = StrictCharField(allow_null=True)
     ground_truth_precision = RateSerializer()
 
 
@@ -232,7 +232,7 @@ class ClassLabelReportSerializer(serializers.Serializer):
 
     class_id = AsciiIntegerField()
     chosen = serializers.ChoiceField(choices=CANDIDATES, allow_null=True)
-    reason = serializers.CharField()
+    reason = StrictCharField()
     candidates = CandidatesSerializer(required=False)
     calibration = DevValidCalibrationSerializer(required=False)
     dependent_groups = serializers.ListField(child=serializers.ListField(child=AsciiIntegerField()),
@@ -254,10 +254,10 @@ class TrainingSetReportField(serializers.DictField):
 SnapshotLFSerializer = type("SnapshotLFSerializer", (serializers.Serializer,), {
     "__module__": __name__, "__doc__": "An LF as the training set read it.",
     "id": AsciiIntegerField(), "class_id": AsciiIntegerField(),
-    "class": serializers.CharField(help_text="The class's name."),
+    "class": StrictCharField(help_text="The class's name."),
     "type": serializers.ChoiceField(choices=LFType.choices), "config": config_field(),
     "low": serializers.FloatField(allow_null=True), "high": serializers.FloatField(allow_null=True),
-    "invert": serializers.BooleanField(), "encoder": serializers.CharField(), "votes_sha256": serializers.CharField(),
+    "invert": serializers.BooleanField(), "encoder": StrictCharField(), "votes_sha256": StrictCharField(),
 })
 
 
@@ -277,16 +277,16 @@ class SnapshotSerializer(serializers.Serializer):
     splits = serializers.ListField(child=serializers.ChoiceField(choices=SPLITS))
     seed = AsciiIntegerField()
     samples = AsciiIntegerField()
-    samples_sha256 = serializers.CharField()
-    dev_labels_sha256 = serializers.CharField(
+    samples_sha256 = StrictCharField()
+    dev_labels_sha256 = StrictCharField(
         allow_null=True, help_text="A digest of the dev labels its label model learns from, whichever splits it "
                                    "labels; null in a set built without dev before sets of such splits learned from "
                                    "them (it reads stale).")
-    dev_samples_sha256 = serializers.CharField(
+    dev_samples_sha256 = StrictCharField(
         required=False, help_text="Where dev is not among its splits: a digest of the dev samples its label model reads "
                                   "besides them (labeled and not).")
     measured_labels_sha256 = serializers.DictField(
-        child=serializers.CharField(), required=False,
+        child=StrictCharField(), required=False,
         help_text="Per split of the set other than dev: a digest of its ground truth, which the report measures on.")
     labels_classes = serializers.ListField(
         child=AsciiIntegerField(), required=False,
@@ -313,7 +313,7 @@ class EvaluationSerializer(serializers.Serializer):
     """On the labeled valid samples; only `labeled` and `reason` when there are none."""
 
     labeled = AsciiIntegerField()
-    reason = serializers.CharField(required=False)
+    reason = StrictCharField(required=False)
     precision = serializers.FloatField(required=False, allow_null=True,
                                        help_text="tp / (tp + fp); null when the model says PRESENT on none (0/0).")
     recall = serializers.FloatField(required=False, allow_null=True,
@@ -335,7 +335,7 @@ class CeilingSerializer(serializers.Serializer):
     """The same features trained on the ground truth of train and dev: what the training labels cost. Only
     `reason` when there is too little ground truth."""
 
-    reason = serializers.CharField(required=False)
+    reason = StrictCharField(required=False)
     C = serializers.FloatField(required=False)
     cv_f1_by_C = serializers.DictField(child=serializers.FloatField(), required=False,
                                        help_text="C -> cross-validated F1.")
@@ -373,9 +373,9 @@ class ModelMetricsField(serializers.DictField):
 
 
 class ModelInputsSerializer(serializers.Serializer):
-    vectors = serializers.CharField(help_text="The vector set's identity.")
+    vectors = StrictCharField(help_text="The vector set's identity.")
     vectors_version = AsciiIntegerField()
-    labels_sha256 = serializers.DictField(child=serializers.CharField(),
+    labels_sha256 = serializers.DictField(child=StrictCharField(),
                                           help_text="Split -> the digest of its labels of `labels_classes`.")
     labels_classes = serializers.ListField(child=AsciiIntegerField(), required=False,
                                            help_text="The model's class ids; absent: the digests cover every class.")
@@ -409,7 +409,7 @@ class AutoTrainParamsSerializer(JobRecordSerializer):
 
 
 class AutoTrainResultSerializer(FastModelResultSerializer):
-    skipped = serializers.CharField(help_text="Why nothing was trained (then the only field).")
+    skipped = StrictCharField(help_text="Why nothing was trained (then the only field).")
     training_set = AsciiIntegerField()
 
 
@@ -418,14 +418,14 @@ class AutoTrainResultSerializer(FastModelResultSerializer):
 
 class ExportParamsSerializer(serializers.Serializer):
     columns = serializers.ListField(child=serializers.ChoiceField(choices=SAMPLE_COLUMNS))
-    fields = serializers.ListField(child=serializers.CharField(), help_text="Metadata fields.")
+    fields = serializers.ListField(child=StrictCharField(), help_text="Metadata fields.")
     splits = serializers.ListField(child=serializers.ChoiceField(choices=SPLITS))
     ground_truth = serializers.BooleanField()
     raw = serializers.BooleanField(required=False)
     model = AsciiIntegerField(required=False)
     training_set = AsciiIntegerField(required=False)
     stale_sources = serializers.ListField(
-        child=serializers.CharField(), required=False,
+        child=StrictCharField(), required=False,
         help_text="Why the model or training set it exports was out of date when it was asked for (empty: current).")
 
 
@@ -439,5 +439,5 @@ class ExportResultSerializer(JobRecordSerializer):
     bytes = AsciiIntegerField()
     seconds = serializers.FloatField()
     rows_per_second = serializers.FloatField(allow_null=True)
-    stale_sources = serializers.ListField(child=serializers.CharField(), required=False,
+    stale_sources = serializers.ListField(child=StrictCharField(), required=False,
                                           help_text="As in the export's params.")

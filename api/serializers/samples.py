@@ -5,7 +5,7 @@ from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from api.fields import AsciiIntegerField
+from api.fields import AsciiIntegerField, StrictCharField, StrictModelSerializer
 from api.limits import MAX_INT
 from api.links import absolute_url
 from api.serializers.training import PredictionSerializer
@@ -41,30 +41,30 @@ class SampleQuerySerializer(serializers.Serializer):
 
     split = serializers.ChoiceField(choices=Split.choices, required=False)
     tag = serializers.ListField(
-        child=serializers.CharField(max_length=100), required=False, default=list,
+        child=StrictCharField(max_length=100), required=False, default=list,
         help_text="Tag name or id; repeat (or separate with commas) to require several.",
     )
-    search = serializers.CharField(required=False, max_length=MAX_SEARCH,
+    search = StrictCharField(required=False, max_length=MAX_SEARCH,
                                    help_text="Case-insensitive substring of the external id, the file name or any "
                                              "metadata value.")
     gt = serializers.ListField(
-        child=serializers.CharField(max_length=120), required=False, default=list,
+        child=StrictCharField(max_length=120), required=False, default=list,
         help_text=f"Ground-truth condition `<class name or id>:<{'|'.join(GT_WORDS)}>`; ABSTAIN means "
         "no label, LABELED any label. Repeat to require several.",
     )
     in_sample = serializers.BooleanField(required=False, default=False,
                                          help_text="Only samples of the active resample.")
     lf_vote = serializers.ListField(
-        child=serializers.CharField(max_length=40), required=False, default=list,
+        child=StrictCharField(max_length=40), required=False, default=list,
         help_text="LF vote condition `<lf id>:<PRESENT|ABSENT|ABSTAIN>`; repeat to require several.",
     )
     prediction = serializers.ListField(
-        child=serializers.CharField(max_length=160), required=False, default=list,
+        child=StrictCharField(max_length=160), required=False, default=list,
         help_text=f"Model prediction `<model id>:<class>:<{'|'.join(PREDICTION_WORDS)}>`; TP..TN compare with "
                   "ground truth (the model's metrics use split=valid).",
     )
     lf_conflict = serializers.ListField(
-        child=serializers.CharField(max_length=120), required=False, default=list,
+        child=StrictCharField(max_length=120), required=False, default=list,
         help_text="Class name or id: samples on which the class's active LFs disagree.",
     )
     ids = serializers.ListField(child=AsciiIntegerField(min_value=1, max_value=MAX_INT), required=False, allow_null=True,
@@ -136,7 +136,7 @@ class SampleListQuerySerializer(SampleQuerySerializer):
         required=False, min_value=0, max_value=MAX_INT,
         help_text="Keyset paging backwards: the `limit` samples before this sample (the first of the next page).",
     )
-    fields = serializers.CharField(
+    fields = StrictCharField(
         required=False, allow_blank=True, max_length=2000,
         help_text="Comma-separated metadata fields to return; empty returns none; absent returns all.",
     )
@@ -155,7 +155,7 @@ class SampleListQuerySerializer(SampleQuerySerializer):
         return attrs
 
 
-class SampleSerializer(serializers.ModelSerializer):
+class SampleSerializer(StrictModelSerializer):
     """A sample in the grid and data views."""
 
     ground_truth = serializers.SerializerMethodField(help_text="Class name -> PRESENT or ABSENT (absent = ABSTAIN).")
@@ -205,32 +205,32 @@ class SamplePageSerializer(serializers.Serializer):
     count_exact = serializers.BooleanField(help_text=f"False when a filtered list matches more samples than are "
                                                      f"counted exactly ({COUNT_CAP:,}; {SEARCH_COUNT_CAP:,} with "
                                                      f"`search`).")
-    next = serializers.CharField(allow_null=True)
-    previous = serializers.CharField(allow_null=True)
+    next = StrictCharField(allow_null=True)
+    previous = StrictCharField(allow_null=True)
     results = SampleSerializer(many=True)
 
 
 class CommentSerializer(serializers.Serializer):
     id = AsciiIntegerField(read_only=True)
-    author = serializers.CharField(source="author.username", read_only=True, allow_null=True)
-    body = serializers.CharField(max_length=10_000)
+    author = StrictCharField(source="author.username", read_only=True, allow_null=True)
+    body = StrictCharField(max_length=10_000)
     created_at = serializers.DateTimeField(read_only=True)
     updated_at = serializers.DateTimeField(read_only=True)
 
 
 class GroundTruthEntrySerializer(serializers.Serializer):
     class_id = AsciiIntegerField(source="label_class_id")
-    class_name = serializers.CharField(source="label_class.name")
+    class_name = StrictCharField(source="label_class.name")
     value = serializers.ChoiceField(choices=GroundTruthValue.choices)
     version = AsciiIntegerField()
-    updated_by = serializers.CharField(source="updated_by.username", allow_null=True)
+    updated_by = StrictCharField(source="updated_by.username", allow_null=True)
     updated_at = serializers.DateTimeField()
 
 
 class SampleVoteSerializer(serializers.Serializer):
     lf = AsciiIntegerField(source="lf_id")
-    name = serializers.CharField(source="lf.name")
-    label_class = serializers.CharField(source="lf.label_class.name")
+    name = StrictCharField(source="lf.name")
+    label_class = StrictCharField(source="lf.label_class.name")
     vote = serializers.SerializerMethodField()
 
     @extend_schema_field(serializers.ChoiceField(choices=PREDICTION_LABELS))
@@ -308,7 +308,7 @@ class ImportSerializer(serializers.Serializer):
     files = serializers.ListField(child=serializers.FileField(allow_empty_file=True), required=False,
                                   help_text="Image files (also accepted as `files[]`).")
     archive = serializers.FileField(required=False, allow_empty_file=True, help_text="A zip or tar archive.")
-    path = serializers.CharField(
+    path = StrictCharField(
         required=False, max_length=1000,
         help_text="A directory or .csv / .jsonl manifest on the server, relative to IMPORT_ROOT, inside an import "
                   "source granted to this dataset or to you (`manage.py grant_import_source`). A path outside every "
@@ -318,7 +318,7 @@ class ImportSerializer(serializers.Serializer):
                                      "gt:<class> columns, any metadata columns.")
     split = serializers.ChoiceField(choices=Split.choices, default=Split.TRAIN,
                                     help_text="Split of files the manifest does not place.")
-    metadata = serializers.CharField(required=False, max_length=10_000_000,
+    metadata = StrictCharField(required=False, max_length=10_000_000,
                                      help_text=f"JSON object: file name -> metadata object (at most "
                                                f"{MAX_METADATA_FIELDS} fields and {MAX_METADATA_CHARS:,} characters as "
                                                f"JSON; a value holds at most {MAX_TEXT_VALUE:,} characters; a file whose "

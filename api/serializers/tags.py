@@ -1,11 +1,11 @@
 from rest_framework import serializers
 
-from api.fields import AsciiIntegerField
+from api.fields import AsciiIntegerField, StrictCharField, StrictModelSerializer
 from api.serializers.samples import SampleSelectionSerializer
 from imagestudio.datasets.models import Tag
 
 
-class TagSerializer(serializers.ModelSerializer):
+class TagSerializer(StrictModelSerializer):
     sample_count = AsciiIntegerField(read_only=True)
 
     class Meta:
@@ -25,4 +25,4 @@ class TagApplyResultSerializer(serializers.Serializer):
 
 
 class CommentWriteSerializer(serializers.Serializer):
-    body = serializers.CharField(max_length=10_000)
+    body = StrictCharField(max_length=10_000)

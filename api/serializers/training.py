@@ -2,7 +2,7 @@ from typing import Literal
 
 from rest_framework import serializers
 
-from api.fields import AsciiIntegerField
+from api.fields import AsciiIntegerField, StrictCharField, StrictModelSerializer
 from api.limits import MAX_INT
 from api.serializers.labeling import SummaryRowSerializer
 from api.serializers.polymorphic import stored
@@ -60,11 +60,11 @@ class StalenessMixin(serializers.Serializer):
         return self._reasons(record)
 
 
-class TrainingSetSerializer(ProductStatusMixin, StalenessMixin, serializers.ModelSerializer):
+class TrainingSetSerializer(ProductStatusMixin, StalenessMixin, StrictModelSerializer):
     job = serializers.UUIDField(source="job_id", read_only=True, allow_null=True)
     snapshot = stored(SnapshotSerializer, read_only=True)
     report = stored(TrainingSetReportField(), read_only=True)
-    content_hash = serializers.CharField(read_only=True, help_text=(
+    content_hash = StrictCharField(read_only=True, help_text=(
         "The sha256 of its inputs; `pending-...` for a set asked for while the LF votes were being refreshed, "
         "until its job reads them (then its job may answer an existing set of the same inputs: see the job's "
         "`result.reused`)."))
@@ -110,7 +110,7 @@ class TrainingLabelSerializer(serializers.Serializer):
     classes = serializers.DictField(child=ClassLabelSerializer(), help_text="Class name -> its training label.")
 
 
-class FastModelSerializer(ProductStatusMixin, StalenessMixin, serializers.ModelSerializer):
+class FastModelSerializer(ProductStatusMixin, StalenessMixin, StrictModelSerializer):
     job = serializers.UUIDField(source="job_id", read_only=True, allow_null=True)
     training_set = AsciiIntegerField(source="training_set_id", read_only=True, allow_null=True)
     params = stored(ModelParamsSerializer, read_only=True)
@@ -133,7 +133,7 @@ class FastModelCreateSerializer(serializers.Serializer):
                                                 default=lambda: [Split.TRAIN], min_length=1,
                                                 help_text="ground_truth models: the splits whose labels it learns from "
                                                           "(not valid, where it is measured).")
-    classes = serializers.ListField(child=serializers.CharField(max_length=120), required=False, min_length=1,
+    classes = serializers.ListField(child=StrictCharField(max_length=120), required=False, min_length=1,
                                     help_text="Class names or ids (default all).")
     negative_ratio = serializers.FloatField(required=False, allow_null=True, default=None,
                                             help_text="At most this many negatives per positive (sampled).")
@@ -147,19 +147,19 @@ class FastModelCreateSerializer(serializers.Serializer):
 class PredictionSerializer(serializers.Serializer):
     model = AsciiIntegerField(help_text="The fast model that made the prediction.")
     sample_id = AsciiIntegerField()
-    label_class = serializers.CharField()
+    label_class = StrictCharField()
     score = serializers.FloatField(help_text="Decision function.")
     probability = serializers.FloatField()
     label = serializers.ChoiceField(choices=PREDICTION_LABELS, help_text="PRESENT when the score is 0 or more.")
 
 
 class PredictionQuerySerializer(serializers.Serializer):
-    label_class = serializers.CharField(max_length=120, required=False)
+    label_class = StrictCharField(max_length=120, required=False)
     sample = AsciiIntegerField(required=False, min_value=1, max_value=MAX_INT)
 
 
 class AnalysisQuerySerializer(serializers.Serializer):
-    label_class = serializers.CharField(max_length=120, required=False)
+    label_class = StrictCharField(max_length=120, required=False)
     split = serializers.ChoiceField(choices=Split.choices, required=False, default=Split.TRAIN,
                                     help_text="Where LF coverage, conflicts and the next samples are computed.")
     model = AsciiIntegerField(required=False, min_value=1, max_value=MAX_INT,
@@ -172,14 +172,14 @@ class AnalysisQuerySerializer(serializers.Serializer):
 
 class GuidanceSerializer(serializers.Serializer):
     kind = serializers.ChoiceField(choices=GUIDANCE_KINDS)
-    message = serializers.CharField()
-    samples = serializers.CharField(help_text="The samples-list URL that shows the cases.")
+    message = StrictCharField()
+    samples = StrictCharField(help_text="The samples-list URL that shows the cases.")
 
 
 class NextSampleSerializer(serializers.Serializer):
     sample_id = AsciiIntegerField()
     priority = serializers.FloatField()
-    reasons = serializers.ListField(child=serializers.CharField())
+    reasons = serializers.ListField(child=StrictCharField())
 
 
 class ClassLFStatsSerializer(serializers.Serializer):
@@ -199,7 +199,7 @@ class ClassModelSerializer(serializers.Serializer):
 
 
 class ClassAnalysisSerializer(serializers.Serializer):
-    label_class = serializers.CharField()
+    label_class = StrictCharField()
     lfs = ClassLFStatsSerializer()
     label_model = ClassLabelReportSerializer(allow_null=True, help_text="The latest training set's report of the "
                                              "class: the chosen candidate and why, every candidate's accuracy, F1, "
@@ -215,7 +215,7 @@ class AnalysisSerializer(serializers.Serializer):
     split = serializers.ChoiceField(choices=Split.choices)
     training_set = AsciiIntegerField(allow_null=True)
     training_set_stale_reasons = serializers.ListField(
-        child=serializers.CharField(),
+        child=StrictCharField(),
         help_text="Why that training set no longer matches its inputs (empty: it is current). Each class's "
                   "`label_model` is its report as built; `model.valid` is measured now.")
     model = AsciiIntegerField(allow_null=True)

@@ -4,11 +4,12 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from api.fields import StrictCharField
 from imagestudio.jobs.health import service_health
 
 HealthSerializer = inline_serializer("Health", {
-    "database": serializers.CharField(help_text="ok, or why not."),
-    "broker": serializers.CharField(help_text="ok, or unavailable (in-process tasks count as ok)."),
+    "database": StrictCharField(help_text="ok, or why not."),
+    "broker": StrictCharField(help_text="ok, or unavailable (in-process tasks count as ok)."),
     "workers": serializers.IntegerField(required=False, allow_null=True,
                                         help_text="Workers answering a ping (with ?workers=1); null: tasks run "
                                                   "in-process."),

@@ -6,10 +6,11 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from api.fields import StrictCharField
 from api.links import absolute_url
 
 ApiRootSerializer = inline_serializer("ApiRoot", {
-    "version": serializers.CharField(help_text="The API's version (the OpenAPI schema's info.version)."),
+    "version": StrictCharField(help_text="The API's version (the OpenAPI schema's info.version)."),
     "resources": serializers.DictField(child=serializers.URLField(),
                                        help_text="Each top-level resource (its path) -> its URL."),
 })

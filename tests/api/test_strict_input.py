@@ -189,6 +189,49 @@ def test_integer_fields_take_json_numbers_and_ascii_strings_but_not_booleans(api
                     format="json").status_code == 400
 
 
+@given(value=st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+                          lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
+                          max_leaves=5))
+def test_a_string_field_takes_a_string_and_nothing_else(value):
+    from rest_framework.exceptions import ValidationError
+
+    from api.fields import StrictCharField
+
+    field = StrictCharField(allow_blank=True, allow_null=True, trim_whitespace=False)
+    try:
+        taken = field.run_validation(value)
+    except ValidationError:
+        assert value is not None and not isinstance(value, str)
+    else:
+        assert taken == value and (value is None or isinstance(value, str))
+
+
+@pytest.mark.parametrize("number", [5, 5.5, True, ["cat"], {"name": "cat"}])
+def test_a_number_where_a_string_belongs_is_a_400_and_writes_nothing(api, dataset, number):
+    """DRF's CharField stored str(5): {"name": 5} named a dataset "5"."""
+    from imagestudio.datasets.models import Dataset, LabelClass, Tag
+    from imagestudio.labeling.models import LabelingFunction
+
+    sample = make_samples(dataset, [{"split": "train", "metadata": {"caption": "a cat"}}])[0]
+    base = f"/api/datasets/{dataset.id}"
+    writes = [("post", "/api/datasets/", {"name": number}, "name"),
+              ("patch", f"{base}/", {"description": number}, "description"),
+              ("post", f"{base}/classes/", {"name": number}, "name"),
+              ("post", f"{base}/tags/", {"name": number}, "name"),
+              ("post", f"{base}/lfs/", {"name": number, "label_class": "cat", "type": "pattern", "high": 1,
+                                        "config": {"field": "caption", "builder": "keyword", "words": ["cat"]}}, "name"),
+              ("post", f"{base}/samples/{sample.id}/comments/", {"text": number}, "text"),
+              ("post", "/api/auth/tokens/", {"name": number}, "name")]
+    before = (Dataset.objects.count(), LabelClass.objects.count(), Tag.objects.count(),
+              LabelingFunction.objects.count(), sample.comments.count())
+    for method, url, body, field in writes:
+        response = getattr(api, method)(url, body, format="json")
+        assert response.status_code == 400 and field in response.json(), (url, response.content)
+    assert (Dataset.objects.count(), LabelClass.objects.count(), Tag.objects.count(),
+            LabelingFunction.objects.count(), sample.comments.count()) == before
+    assert Dataset.objects.get(pk=dataset.pk).description == dataset.description
+
+
 def test_a_write_naming_a_key_it_does_not_know_is_a_400_and_changes_nothing(api, dataset):
     """A misspelt key was dropped: a PATCH answered 200 and changed nothing, a create took its default."""
     from imagestudio.datasets.models import LabelClass, Sample, Tag
