@@ -350,7 +350,10 @@ def add_error_responses(result, generator, request, public):
                 operation["responses"].setdefault(
                     "406", _error("Not Acceptable: the Accept header names no type this operation answers in."))
         if path.endswith("/health/") or path == "/api/":
-            continue  # answer with their own report or links, as declared on the views, and need no database
+            # Answer with their own report or links, as declared on the views, and need no database; a query
+            # parameter they do not take is a 400 like anywhere (api.middleware).
+            operations["get"]["responses"].setdefault("400", _error(STANDARD_ERRORS["400"][1], "ValidationError"))
+            continue
         for operation in operations.values():
             _add_standard_errors(operation, public=path.endswith("/auth/token/"))  # the one needing no credentials
     return result

@@ -35,22 +35,32 @@ def refuse_body(request):
 QUERY_KEYS_ANYWHERE = frozenset({"limit", "offset", "format", ACCESS_PARAM, "_"})
 
 
-def refuse_unknown_query_keys(known, query):
-    """A 400 naming each query parameter a read does not take (`known`, beside QUERY_KEYS_ANYWHERE): a misspelt
-    filter (`?state=running`, `?clas=cat`, `datasets/?name=`) answered every row, which a page then showed as
-    filtered."""
+def unknown_query_errors(known, query):
+    """{parameter: [message]} for each query parameter a read does not take (`known`, beside QUERY_KEYS_ANYWHERE)."""
     unknown = sorted(set(query) - set(known) - QUERY_KEYS_ANYWHERE)
-    if unknown:
-        takes = ", ".join(sorted(set(known) | QUERY_KEYS_ANYWHERE - {"_", "format"}))
-        raise serializers.ValidationError({key: [f"Unknown query parameter; this read takes {takes}."]
-                                           for key in unknown})
+    takes = ", ".join(sorted(set(known) | QUERY_KEYS_ANYWHERE - {"_", "format"}))
+    return {key: [f"Unknown query parameter; this read takes {takes}."] for key in unknown}
+
+
+def refuse_unknown_query_keys(known, query):
+    """A 400 naming each query parameter a read does not take (`unknown_query_errors`): a misspelt filter
+    (`?state=running`, `?clas=cat`, `datasets/?name=`) answered every row, which a page then showed as filtered."""
+    errors = unknown_query_errors(known, query)
+    if errors:
+        raise serializers.ValidationError(errors)
+
+
+def mark_query_checked(request):
+    """Record that the read checked its query parameters itself, so that neither its paginator (api.pagination)
+    nor api.middleware.UnknownQueryParametersMiddleware refuses its own filters."""
+    request.query_keys_checked = True
+    request._request.query_keys_checked = True
 
 
 def validated_query(serializer_class, request):
-    """`validated` of the request's query parameters; the request is marked as checked, so that its paginator
-    (api.pagination) takes the read's own filters."""
+    """`validated` of the request's query parameters; the request is marked as checked (`mark_query_checked`)."""
     values = validated(serializer_class, request.query_params)
-    request.query_keys_checked = True
+    mark_query_checked(request)
     return values
 
 

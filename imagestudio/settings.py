@@ -112,6 +112,8 @@ MIDDLEWARE = [
     "imagestudio.urls.CommonMiddleware",  # Django's, with JSON 404s, not redirects, for /api/ paths without a slash
     # Every GET and HEAD answer gets an ETag (the view's, else a hash of the body); If-None-Match matching it: 304.
     "imagestudio.urls.ConditionalGetMiddleware",  # Django's, for HEAD too
+    # Inside it: a read's 400 for a query parameter its view does not take replaces the answer before an ETag is set.
+    "api.middleware.UnknownQueryParametersMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",

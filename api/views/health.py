@@ -21,6 +21,7 @@ class HealthView(APIView):
 
     authentication_classes = []
     permission_classes = [AllowAny]
+    query_parameters = ("workers",)  # api.middleware
 
     @extend_schema(auth=[], parameters=[OpenApiParameter("workers", bool, required=False,
                                                          description="Also require a worker to answer a ping.")],

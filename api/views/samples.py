@@ -29,7 +29,7 @@ from api.serializers.samples import (
     SampleSerializer,
     SampleUpdateSerializer,
 )
-from api.validation import refuse_unknown_keys, refuse_unknown_query_keys, validated_query
+from api.validation import mark_query_checked, refuse_unknown_keys, refuse_unknown_query_keys, validated_query
 from imagestudio.annotations.resamples import resample_clear, resample_create, resample_with_counts_now
 from imagestudio.annotations.selectors import ground_truth_prefetch
 from imagestudio.common.ids import parse_id
@@ -138,6 +138,7 @@ class SampleViewSet(DatasetScopedMixin, viewsets.GenericViewSet):
     lookup_url_kwarg = "sample_id"
     pagination_class = None
     pages_itself = True  # the list builds its page (counters, keyset links), see sample_page
+    query_parameters = (EXPIRY_PARAM, SIGNATURE_PARAM)  # of a signed file URL (api.middleware)
     required_roles = {"partial_update": Role.EDITOR, "resample": Role.VIEWER}
 
     @extend_schema(parameters=[SampleListQuerySerializer], responses={200: SamplePageSerializer},
@@ -145,6 +146,7 @@ class SampleViewSet(DatasetScopedMixin, viewsets.GenericViewSet):
     def list(self, request, dataset_id=None):
         query = SampleListQuerySerializer(data=request.query_params)
         refuse_unknown_query_keys(query.fields, request.query_params)
+        mark_query_checked(request)
         query.is_valid(raise_exception=True)
         values = query.validated_data
         fields = values.get("fields")
@@ -278,6 +280,8 @@ class ResampleView(DatasetScopedMixin, APIView):
         return Response(ResampleSerializer(resample_with_counts_now(resample)).data)
 
     def _split(self, request):
+        refuse_unknown_query_keys(("split",), request.query_params)  # before a DELETE acts, not after it
+        mark_query_checked(request)
         split = request.query_params.get("split")
         if split not in Split.values:
             raise ValidationError({"split": [f"Give ?split= one of {', '.join(Split.values)}."]})

@@ -192,6 +192,10 @@ def test_resample_is_deterministic_and_restricts_views(api, dataset):
     api.post(url, body, format="json")
     assert ids(api.get(f"/api/datasets/{dataset.id}/samples/?in_sample=true&limit=100")) == chosen
     assert api.get(url + "?split=train").json()["seed"] == 5
+    # A misspelt parameter is refused before a DELETE acts, not after: the resample is still there.
+    refused = api.delete(url + "?split=train&dry_run=1")
+    assert refused.status_code == 400 and "dry_run" in refused.json()
+    assert api.get(url + "?split=train&sead=5").status_code == 400
     assert api.get(url + "?split=train").json()["current"] == realized  # nothing moved since the draw
     members = list(Sample.objects.filter(dataset=dataset, external_id__in=chosen).values_list("id", flat=True))
     unlabeled = next(i for i in members if not Annotation.objects.filter(sample_id=i).exists())
