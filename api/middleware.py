@@ -2,13 +2,13 @@
 
 from django.http import JsonResponse
 
-from api.validation import QUERY_KEYS_ANYWHERE, unknown_query_errors
+from api.validation import QUERY_KEYS_UNPAGED, unknown_query_errors
 
 
 class UnknownQueryParametersMiddleware:
     """A GET or HEAD under /api/ whose view did not check its query parameters (api.validation.mark_query_checked:
-    filters, paging) takes none but QUERY_KEYS_ANYWHERE and those its view class names in `query_parameters`:
-    others are a 400 naming them, as on every list, so that `jobs/<id>/?fields=id` or `lfs/<id>/?versoin=2` cannot
+    filters, paging) takes none but QUERY_KEYS_UNPAGED (no page: no `limit`, `offset`) and those its view class
+    names in `query_parameters`: others are a 400 naming them, as on every list, so that `jobs/<id>/?fields=id` or `lfs/<id>/?versoin=2` cannot
     pass for a read that honoured them. Checked after the view (a read changes nothing), only where it succeeded:
     an error says what went wrong first. Views of other packages (drf-spectacular's schema and docs, Django's
     login page) name none of theirs and are left alone."""
@@ -19,13 +19,13 @@ class UnknownQueryParametersMiddleware:
     def __call__(self, request):
         response = self.get_response(request)
         if (request.method not in ("GET", "HEAD") or response.status_code >= 400 or not request.path.startswith("/api/")
-                or getattr(request, "query_keys_checked", False) or not set(request.GET) - QUERY_KEYS_ANYWHERE):
+                or getattr(request, "query_keys_checked", False) or not set(request.GET) - QUERY_KEYS_UNPAGED):
             return response
         view = getattr(getattr(request, "resolver_match", None), "func", None)
         view_class = getattr(view, "cls", None)
         if view_class is None or not view_class.__module__.startswith("api."):
             return response
-        errors = unknown_query_errors(getattr(view_class, "query_parameters", ()), request.GET)
+        errors = unknown_query_errors(getattr(view_class, "query_parameters", ()), request.GET, QUERY_KEYS_UNPAGED)
         if not errors:
             return response
         # Not response.close(): it sends request_finished, which closes the database connection mid-request; the

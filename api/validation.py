@@ -33,12 +33,13 @@ def refuse_body(request):
 # Query parameters every read takes beside its own: paging, DRF's renderer choice, a signed link's token, and
 # `_`, the cache-buster browsers' libraries add.
 QUERY_KEYS_ANYWHERE = frozenset({"limit", "offset", "format", ACCESS_PARAM, "_"})
+QUERY_KEYS_UNPAGED = QUERY_KEYS_ANYWHERE - {"limit", "offset"}  # of a read that answers no page
 
 
-def unknown_query_errors(known, query):
-    """{parameter: [message]} for each query parameter a read does not take (`known`, beside QUERY_KEYS_ANYWHERE)."""
-    unknown = sorted(set(query) - set(known) - QUERY_KEYS_ANYWHERE)
-    takes = ", ".join(sorted(set(known) | QUERY_KEYS_ANYWHERE - {"_", "format"}))
+def unknown_query_errors(known, query, anywhere=QUERY_KEYS_ANYWHERE):
+    """{parameter: [message]} for each query parameter a read does not take (`known`, beside `anywhere`)."""
+    unknown = sorted(set(query) - set(known) - anywhere)
+    takes = ", ".join(sorted(set(known) | anywhere - {"_", "format"})) or "none"
     return {key: [f"Unknown query parameter; this read takes {takes}."] for key in unknown}
 
 

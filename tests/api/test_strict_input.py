@@ -319,6 +319,19 @@ def test_a_read_refuses_a_query_parameter_it_does_not_take(api, dataset):
         assert list(response.json()) == [typo] and "Unknown query parameter" in response.json()[typo][0], url
 
 
+def test_paging_parameters_are_refused_by_a_read_that_answers_no_page(api, dataset):
+    from imagestudio.datasets.models import Tag
+
+    tag = Tag.objects.create(dataset=dataset, name="blurry")
+    base = f"/api/datasets/{dataset.id}"
+    for path in (f"{base}/", f"{base}/tags/{tag.id}/", "/api/health/"):
+        for parameter in ("limit", "offset"):
+            response = api.get(path, {parameter: "1"})
+            assert response.status_code == 400 and parameter in response.json(), (path, response.content)
+    for path in (f"{base}/tags/", "/api/datasets/", f"{base}/samples/"):
+        assert api.get(path, {"limit": "1", "offset": "0"}).status_code == 200, path
+
+
 def test_a_chunked_body_is_a_411_not_an_empty_body(api, dataset):
     """Django reads a body by its Content-Length: a chunked upload read as empty and was refused for naming no file
     (`Send exactly one of 'files', 'archive' or 'path'`)."""
