@@ -30,6 +30,18 @@ class StrictCharField(serializers.CharField):
         return super().to_internal_value(data)
 
 
+class NameOrIdField(StrictCharField):
+    """A resource named by its name or its id: a string, or the integer id the API hands out (as its string, which
+    the view resolves)."""
+
+    default_error_messages = {"invalid": "A name (string) or an id (integer) is required."}
+
+    def to_internal_value(self, data):
+        if isinstance(data, int) and not isinstance(data, bool):
+            data = str(data)
+        return super().to_internal_value(data)
+
+
 # A ModelSerializer whose fields built from the model's string columns are StrictCharFields (a comment, not a
 # docstring: drf-spectacular would print a docstring as the description of every serializer built on it).
 class StrictModelSerializer(serializers.ModelSerializer):

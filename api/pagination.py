@@ -4,7 +4,7 @@ from rest_framework import pagination
 from rest_framework.exceptions import ValidationError
 from rest_framework.utils.urls import remove_query_param, replace_query_param
 
-from api.validation import mark_query_checked, refuse_unknown_query_keys
+from api.validation import mark_query_paged, refuse_unknown_query_keys
 
 _ASCII_INTEGER = re.compile(r"-?[0-9]{1,18}")
 
@@ -14,7 +14,7 @@ def _refuse_unchecked_query(request):
     ?name=` answered every dataset."""
     if not getattr(request, "query_keys_checked", False):
         refuse_unknown_query_keys((), request.query_params)
-        mark_query_checked(request)  # a page takes limit / offset (api.middleware refuses them elsewhere)
+    mark_query_paged(request)
 
 
 class LimitOffsetPagination(pagination.LimitOffsetPagination):

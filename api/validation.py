@@ -39,7 +39,7 @@ QUERY_KEYS_UNPAGED = QUERY_KEYS_ANYWHERE - {"limit", "offset"}  # of a read that
 def unknown_query_errors(known, query, anywhere=QUERY_KEYS_ANYWHERE):
     """{parameter: [message]} for each query parameter a read does not take (`known`, beside `anywhere`)."""
     unknown = sorted(set(query) - set(known) - anywhere)
-    takes = ", ".join(sorted(set(known) | anywhere - {"_", "format"})) or "none"
+    takes = ", ".join(sorted(set(known) | anywhere - {"_", "format", ACCESS_PARAM})) or "none"
     return {key: [f"Unknown query parameter; this read takes {takes}."] for key in unknown}
 
 
@@ -56,6 +56,12 @@ def mark_query_checked(request):
     nor api.middleware.UnknownQueryParametersMiddleware refuses its own filters."""
     request.query_keys_checked = True
     request._request.query_keys_checked = True
+
+
+def mark_query_paged(request):
+    """Record that the read answered a page, which takes `limit` and `offset` (api.middleware refuses them
+    elsewhere)."""
+    request._request.query_paged = True
 
 
 def validated_query(serializer_class, request):

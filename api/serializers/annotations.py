@@ -1,6 +1,6 @@
 from rest_framework import serializers
 
-from api.fields import AsciiIntegerField, StrictCharField, StrictModelSerializer
+from api.fields import AsciiIntegerField, NameOrIdField, StrictCharField, StrictModelSerializer
 from api.limits import MAX_INT
 from api.serializers.samples import SampleSelectionSerializer
 from imagestudio.annotations.models import Annotation, AnnotationEvent, AnnotationSource, GroundTruthValue
@@ -8,7 +8,7 @@ from imagestudio.annotations.models import Annotation, AnnotationEvent, Annotati
 MAX_BULK_CLASSES = 100
 
 
-class ClassRefField(serializers.CharField):
+class ClassRefField(NameOrIdField):
     """A class of the dataset, by name or id (resolved by the view, so unknown classes are a 400)."""
 
     def __init__(self, **kwargs):

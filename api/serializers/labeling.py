@@ -1,7 +1,7 @@
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from api.fields import AsciiIntegerField, StrictCharField, StrictModelSerializer
+from api.fields import AsciiIntegerField, NameOrIdField, StrictCharField, StrictModelSerializer
 from api.limits import MAX_INT
 from api.serializers.polymorphic import PolymorphicSerializer, pascal, pinned, stored, variant_of
 from imagestudio.annotations.models import GroundTruthValue
@@ -69,7 +69,7 @@ class LFByTypeSerializer(LFSerializer):
 
 
 class RuleSerializer(serializers.Serializer):
-    label_class = StrictCharField(max_length=120, help_text="Class name or id.")
+    label_class = NameOrIdField(max_length=120, help_text="Class name or id.")
     type = serializers.ChoiceField(choices=LFType.choices)
     config = serializers.DictField()
     low = serializers.FloatField(required=False, allow_null=True, default=None,
@@ -93,7 +93,7 @@ class LFCreateByTypeSerializer(PolymorphicSerializer):
 
 class LFUpdateSerializer(serializers.Serializer):
     name = StrictCharField(max_length=200, required=False)
-    label_class = StrictCharField(max_length=120, required=False)
+    label_class = NameOrIdField(max_length=120, required=False)
     type = serializers.ChoiceField(choices=LFType.choices, required=False)
     config = config_field(required=False, help_text="The config of the LF's type (of `type` when it changes too).")
     low = serializers.FloatField(required=False, allow_null=True)
@@ -241,7 +241,7 @@ class PreviewResultSerializer(serializers.Serializer):
 
 class SummaryQuerySerializer(serializers.Serializer):
     split = serializers.ChoiceField(choices=Split.choices, required=False)
-    label_class = StrictCharField(max_length=120, required=False)
+    label_class = NameOrIdField(max_length=120, required=False)
     active = serializers.BooleanField(required=False, default=False, help_text="Only active LFs.")
 
 
@@ -306,5 +306,5 @@ class SummarySerializer(serializers.Serializer):
 
 
 class LFQuerySerializer(serializers.Serializer):
-    label_class = StrictCharField(max_length=120, required=False)
+    label_class = NameOrIdField(max_length=120, required=False)
     active = serializers.BooleanField(required=False, allow_null=True, default=None)

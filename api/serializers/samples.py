@@ -5,7 +5,7 @@ from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from api.fields import AsciiIntegerField, StrictCharField, StrictModelSerializer
+from api.fields import AsciiIntegerField, NameOrIdField, StrictCharField, StrictModelSerializer
 from api.limits import MAX_INT
 from api.links import absolute_url
 from api.serializers.training import PredictionSerializer
@@ -41,7 +41,7 @@ class SampleQuerySerializer(serializers.Serializer):
 
     split = serializers.ChoiceField(choices=Split.choices, required=False)
     tag = serializers.ListField(
-        child=StrictCharField(max_length=100), required=False, default=list,
+        child=NameOrIdField(max_length=100), required=False, default=list,
         help_text="Tag name or id; repeat (or separate with commas) to require several.",
     )
     search = StrictCharField(required=False, max_length=MAX_SEARCH,
@@ -64,7 +64,7 @@ class SampleQuerySerializer(serializers.Serializer):
                   "ground truth (the model's metrics use split=valid).",
     )
     lf_conflict = serializers.ListField(
-        child=StrictCharField(max_length=120), required=False, default=list,
+        child=NameOrIdField(max_length=120), required=False, default=list,
         help_text="Class name or id: samples on which the class's active LFs disagree.",
     )
     ids = serializers.ListField(child=AsciiIntegerField(min_value=1, max_value=MAX_INT), required=False, allow_null=True,

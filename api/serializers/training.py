@@ -2,7 +2,7 @@ from typing import Literal
 
 from rest_framework import serializers
 
-from api.fields import AsciiIntegerField, StrictCharField, StrictModelSerializer
+from api.fields import AsciiIntegerField, NameOrIdField, StrictCharField, StrictModelSerializer
 from api.limits import MAX_INT
 from api.serializers.labeling import SummaryRowSerializer
 from api.serializers.polymorphic import stored
@@ -133,7 +133,7 @@ class FastModelCreateSerializer(serializers.Serializer):
                                                 default=lambda: [Split.TRAIN], min_length=1,
                                                 help_text="ground_truth models: the splits whose labels it learns from "
                                                           "(not valid, where it is measured).")
-    classes = serializers.ListField(child=StrictCharField(max_length=120), required=False, min_length=1,
+    classes = serializers.ListField(child=NameOrIdField(max_length=120), required=False, min_length=1,
                                     help_text="Class names or ids (default all).")
     negative_ratio = serializers.FloatField(required=False, allow_null=True, default=None,
                                             help_text="At most this many negatives per positive (sampled).")

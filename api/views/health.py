@@ -1,10 +1,11 @@
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from api.fields import StrictCharField
+from api.validation import validated_query
 from imagestudio.jobs.health import service_health
 
 HealthSerializer = inline_serializer("Health", {
@@ -16,16 +17,20 @@ HealthSerializer = inline_serializer("Health", {
 })
 
 
+class HealthQuerySerializer(serializers.Serializer):
+    workers = serializers.BooleanField(required=False, default=False,
+                                       help_text="Also require a worker to answer a ping.")
+
+
 class HealthView(APIView):
     """For load balancers and healthchecks: 200 when the service can work, 503 with the report otherwise."""
 
     authentication_classes = []
     permission_classes = [AllowAny]
-    query_parameters = ("workers",)  # api.middleware
 
-    @extend_schema(auth=[], parameters=[OpenApiParameter("workers", bool, required=False,
-                                                         description="Also require a worker to answer a ping.")],
+    @extend_schema(auth=[], parameters=[HealthQuerySerializer],
                    responses={200: HealthSerializer, 503: HealthSerializer})
     def get(self, request):
-        healthy, report = service_health(with_workers=request.query_params.get("workers") in ("1", "true"))
+        query = validated_query(HealthQuerySerializer, request)
+        healthy, report = service_health(with_workers=query["workers"])
         return Response(report, status=200 if healthy else 503)

@@ -29,7 +29,13 @@ from api.serializers.samples import (
     SampleSerializer,
     SampleUpdateSerializer,
 )
-from api.validation import mark_query_checked, refuse_unknown_keys, refuse_unknown_query_keys, validated_query
+from api.validation import (
+    mark_query_checked,
+    mark_query_paged,
+    refuse_unknown_keys,
+    refuse_unknown_query_keys,
+    validated_query,
+)
 from imagestudio.annotations.resamples import resample_clear, resample_create, resample_with_counts_now
 from imagestudio.annotations.selectors import ground_truth_prefetch
 from imagestudio.common.ids import parse_id
@@ -147,6 +153,7 @@ class SampleViewSet(DatasetScopedMixin, viewsets.GenericViewSet):
         query = SampleListQuerySerializer(data=request.query_params)
         refuse_unknown_query_keys(query.fields, request.query_params)
         mark_query_checked(request)
+        mark_query_paged(request)  # the list builds its page itself
         query.is_valid(raise_exception=True)
         values = query.validated_data
         fields = values.get("fields")

@@ -323,13 +323,37 @@ def test_paging_parameters_are_refused_by_a_read_that_answers_no_page(api, datas
     from imagestudio.datasets.models import Tag
 
     tag = Tag.objects.create(dataset=dataset, name="blurry")
+    sample = make_samples(dataset, [{"split": "train", "metadata": {"caption": "a cat"}}])[0]
     base = f"/api/datasets/{dataset.id}"
-    for path in (f"{base}/", f"{base}/tags/{tag.id}/", "/api/health/"):
+    # reads without a query of their own, and reads that check theirs (a sample's ?model=, the LF summary's)
+    for path in (f"{base}/", f"{base}/tags/{tag.id}/", "/api/health/", f"{base}/samples/{sample.id}/",
+                 f"{base}/lfs/summary/"):
         for parameter in ("limit", "offset"):
             response = api.get(path, {parameter: "1"})
             assert response.status_code == 400 and parameter in response.json(), (path, response.content)
-    for path in (f"{base}/tags/", "/api/datasets/", f"{base}/samples/"):
+    for path in (f"{base}/tags/", "/api/datasets/", f"{base}/samples/", f"{base}/lfs/", "/api/jobs/"):
         assert api.get(path, {"limit": "1", "offset": "0"}).status_code == 200, path
+    assert api.get("/api/health/", {"workers": "maybe"}).status_code == 400
+
+
+def test_a_name_or_id_field_takes_the_integer_id_the_api_hands_out(api, dataset):
+    from imagestudio.datasets.models import LabelClass, Tag
+
+    cat = LabelClass.objects.get(dataset=dataset, name="cat")
+    tag = Tag.objects.create(dataset=dataset, name="blurry")
+    make_samples(dataset, [{"split": "train", "metadata": {"caption": "a cat"}}])
+    base = f"/api/datasets/{dataset.id}"
+    rule = {"label_class": cat.id, "type": "pattern", "config": {"field": "caption", "builder": "keyword",
+                                                                 "words": ["cat"]}, "high": 1}
+    created = api.post(f"{base}/lfs/", {**rule, "name": "says cat"}, format="json")
+    assert created.status_code == 201 and created.json()["class_id"] == cat.id, created.content
+    assert api.post(f"{base}/lfs/preview/", rule, format="json").status_code == 200
+    tagged = api.post(f"{base}/annotations/bulk/", {"filter": {"tag": [tag.id], "lf_conflict": [cat.id]},
+                                                    "classes": [cat.id], "value": "PRESENT"}, format="json")
+    assert tagged.status_code == 200, tagged.content
+    for bad in (True, 1.5, [cat.id]):
+        refused = api.post(f"{base}/lfs/preview/", {**rule, "label_class": bad}, format="json")
+        assert refused.status_code == 400 and "label_class" in refused.json(), (bad, refused.content)
 
 
 def test_a_chunked_body_is_a_411_not_an_empty_body(api, dataset):
