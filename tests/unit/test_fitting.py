@@ -233,6 +233,10 @@ def test_cross_validated_fit_scores_each_row_by_the_fold_model_that_did_not_see_
                                    rtol=1e-2, atol=1e-2)
     # not the final model's in-sample scores
     assert not np.allclose(fit.held_out_scores, features @ fit.coef + fit.intercept, atol=1e-2)
+    # C's figure is the F1 of the pooled out-of-fold predictions, not a mean of per-fold F1s
+    predicted = fit.held_out_scores >= 0
+    tp = int((predicted & positive).sum())
+    assert fit.cv_f1_by_c[str(fit.c_value)] == pytest.approx(2 * tp / (2 * tp + int((predicted != positive).sum())))
 
 
 @given(truth=st.lists(st.sampled_from([-1, 0, 1]), min_size=1, max_size=12),
