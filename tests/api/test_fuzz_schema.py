@@ -9,7 +9,7 @@ import pytest
 import schemathesis
 from django.core.signals import request_finished, request_started
 from django.db import close_old_connections
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 from schemathesis.generation.stateful import run_state_machine_as_test
 
 from imagestudio.wsgi import application
@@ -17,7 +17,9 @@ from tests.fuzz_world import fuzz_world
 
 schema = schemathesis.openapi.from_wsgi("/api/schema/", application)
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "8"))
-STATEFUL_EXAMPLES = int(os.environ.get("FUZZ_STATEFUL_EXAMPLES", "30"))
+# 30 examples reached no linked 2xx in 1 run of 5 (the non-vacuity assertion below, before this change too); 60 in
+# none of 6.
+STATEFUL_EXAMPLES = int(os.environ.get("FUZZ_STATEFUL_EXAMPLES", "60"))
 STATEFUL_STEPS = int(os.environ.get("FUZZ_STATEFUL_STEPS", "10"))
 # Every check but the two about which inputs are accepted: the API parses leniently where DRF does ("1" as a
 # boolean) and refuses what Postgres cannot store (NUL characters) although the schema does not say so.
@@ -70,8 +72,10 @@ def test_linked_operations_conform_and_never_fail(token):
             case.validate_response(response, additional_checks=additional_checks, excluded_checks=EXCLUDED_CHECKS,
                                    headers=headers, transport_kwargs=kwargs, recorder=self.recorder)
 
+    # No shrinking: a step's values come from the database's earlier answers (ids), which a replay does not
+    # reproduce, so shrinking a failure ended in FlakyStrategyDefinition and hid it; the failure as found is reported.
     run_state_machine_as_test(LinkedCalls, settings=settings(
         max_examples=STATEFUL_EXAMPLES, stateful_step_count=STATEFUL_STEPS, deadline=None,
-        suppress_health_check=list(HealthCheck)))
+        suppress_health_check=list(HealthCheck), phases=[Phase.explicit, Phase.reuse, Phase.generate]))
     # Not vacuous: chains were followed, and some reached a resource an earlier step had created or listed.
     assert any(200 <= status < 300 for _, status in followed), followed
